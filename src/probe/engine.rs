@@ -1,0 +1,357 @@
+//! The probe engine: era detection, the total deadline, session cleanup and the verdict.
+//!
+//! [`Prober`] is built once (root store, resolver, address policy) and probes any number of
+//! [`ProbeTarget`]s concurrently; each probe gets its own HTTP client and fresh connections.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::CertificateDer;
+use url::Url;
+
+use super::era::Era;
+use super::exchange::{Progress, Run, Stop};
+use super::net::{Dns, Http, NetParts, redact_url, round_ms};
+use super::policy::AddressPolicy;
+use super::report::{Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo, Verdict};
+use super::tls::{TlsBase, TlsSetupError};
+use super::tools::list_tools;
+use super::{http_sse, stateless, streamable};
+use crate::schema;
+
+/// Default total deadline of one probe.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on one response body (decoded bytes; a whole SSE stream counts).
+pub const DEFAULT_BODY_CAP: usize = 4 * 1024 * 1024;
+/// Default cap on `tools/list` pages.
+pub const DEFAULT_MAX_PAGES: u32 = 100;
+/// Extra time after the deadline to close an open session, so a timeout leaks nothing.
+const SESSION_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Which eras to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EraChoice {
+    /// 2026-07-28, then Streamable HTTP, then HTTP+SSE, per the spec's fallback rules.
+    #[default]
+    Detect,
+    /// Only this era; a server that does not speak it is down.
+    Force(Era),
+    /// This era first (a server's last known era), then the others.
+    Prefer(Era),
+}
+
+/// One MCP endpoint to probe and how.
+#[derive(Clone)]
+pub struct ProbeTarget {
+    pub url: Url,
+    /// Extra request headers (probe credentials such as `Authorization`); values are secret.
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub era: EraChoice,
+    /// Above this total duration a correct probe is `degraded`.
+    pub degraded_after: Option<Duration>,
+    pub body_cap: usize,
+    pub max_pages: u32,
+    /// Follow 307/308 redirects on POST (each hop still checked by the address policy).
+    pub follow_post_redirects: bool,
+}
+
+impl std::fmt::Debug for ProbeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ProbeTarget")
+            .field("url", &redact_url(&self.url))
+            .field("headers", &header_names)
+            .field("timeout", &self.timeout)
+            .field("era", &self.era)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProbeTarget {
+    pub fn new(url: Url) -> Self {
+        ProbeTarget {
+            url,
+            headers: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            era: EraChoice::Detect,
+            degraded_after: None,
+            body_cap: DEFAULT_BODY_CAP,
+            max_pages: DEFAULT_MAX_PAGES,
+            follow_post_redirects: false,
+        }
+    }
+}
+
+/// Settings shared by every probe of a [`Prober`].
+#[derive(Debug, Clone, Default)]
+pub struct ProberConfig {
+    pub policy: AddressPolicy,
+    /// Extra trusted roots (a private CA), on top of Mozilla's.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Static host overrides, like curl's `--resolve`.
+    pub hosts: HashMap<String, Vec<IpAddr>>,
+}
+
+/// Builds and runs probes. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    parts: NetParts,
+}
+
+/// What the engine found when everything worked.
+struct Found {
+    era: Era,
+    protocol_version: String,
+    server_info: Option<ServerInfo>,
+    tools: Vec<serde_json::Value>,
+    pages: u32,
+}
+
+impl Prober {
+    pub fn new(config: ProberConfig) -> Result<Self, TlsSetupError> {
+        Ok(Prober {
+            parts: NetParts {
+                dns: Dns::system(config.hosts),
+                policy: Arc::new(config.policy),
+                tls: TlsBase::new(&config.extra_roots)?,
+            },
+        })
+    }
+
+    /// Probe one target. Never panics and never returns an error: every problem is a verdict.
+    pub async fn probe(&self, target: &ProbeTarget) -> ProbeReport {
+        let started = Instant::now();
+        let started_at = now_rfc3339();
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let http = match Http::new(&self.parts, &target.headers, target.body_cap, target.follow_post_redirects) {
+            Ok(h) => Arc::new(h),
+            Err(f) => return down_report(target, f, started, started_at),
+        };
+        let mut run = Run::new(http.clone(), progress.clone(), target.max_pages);
+        let deadline = tokio::time::Instant::now() + target.timeout;
+        let outcome = tokio::time::timeout_at(deadline, run_eras(&mut run, &target.url, target.era)).await;
+        let open_session = run.with(|p| p.open_session.take());
+        if let Some((session, version, url)) = open_session {
+            let grace = deadline.saturating_duration_since(tokio::time::Instant::now()).max(SESSION_CLOSE_GRACE);
+            let _ = tokio::time::timeout(grace, streamable::close_session(&run, &session, &version, &url)).await;
+        }
+        let total_ms = round_ms(started.elapsed().as_secs_f64() * 1000.0);
+        let mut p = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
+        let conn = http.recorder.conn_timings();
+        let timings = Timings {
+            dns: conn.dns,
+            connect: conn.connect,
+            tls: conn.tls,
+            handshake: span_ms(p.handshake).map(|h| round_ms((h - conn.total.unwrap_or(0.0)).max(0.0))),
+            tools_list: span_ms(p.tools_list),
+            total: total_ms,
+        };
+        let tls = http.recorder.cert_not_after().map(|unix| TlsCertInfo {
+            not_after: rfc3339(unix),
+            not_after_unix: unix,
+        });
+        let mut report = ProbeReport {
+            url: redact_url(&target.url),
+            verdict: Verdict::Down,
+            failure: None,
+            era: p.era,
+            protocol_version: p.protocol_version.take(),
+            server_info: p.server_info.take(),
+            session: p.session_seen,
+            pages: p.pages,
+            tools_count: 0,
+            tool_names: Vec::new(),
+            schema_hash: None,
+            interface_hash: None,
+            timings_ms: timings,
+            http: std::mem::take(&mut p.steps),
+            auth: None,
+            tls,
+            warnings: std::mem::take(&mut p.warnings),
+            notes: std::mem::take(&mut p.notes),
+            started_at,
+            tools: Vec::new(),
+        };
+        match outcome {
+            Err(_elapsed) => {
+                let phase = http.recorder.in_flight_phase().or(p.phase).unwrap_or(Phase::Connect);
+                report.failure = Some(Failure::new(
+                    FailureKind::Timeout,
+                    phase,
+                    format!("no answer within {:?} ({} did not finish)", target.timeout, phase.describe()),
+                ));
+            }
+            Ok(Err(Stop::Auth(challenge))) => {
+                report.verdict = Verdict::AuthRequired;
+                report.auth = Some(challenge);
+            }
+            Ok(Err(Stop::Failed(f) | Stop::NotThisEra(f))) => report.failure = Some(f),
+            Ok(Ok(found)) => finish_up(&mut report, found, target),
+        }
+        report
+    }
+}
+
+/// Hash the tools and settle up / degraded.
+fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
+    report.era = Some(found.era);
+    report.protocol_version = Some(found.protocol_version);
+    report.server_info = found.server_info;
+    report.pages = found.pages;
+    let hashes = schema::schema_hash(&found.tools).and_then(|h| Ok((h, schema::interface_hash(&found.tools)?)));
+    match hashes {
+        Ok((schema_hash, interface_hash)) => {
+            report.schema_hash = Some(schema_hash);
+            report.interface_hash = Some(interface_hash);
+        }
+        Err(e) => {
+            report.failure = Some(Failure::new(FailureKind::Protocol, Phase::ToolsList, e.to_string()));
+            return;
+        }
+    }
+    let mut names: Vec<String> = found
+        .tools
+        .iter()
+        .filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(String::from))
+        .collect();
+    names.sort();
+    report.tools_count = found.tools.len();
+    report.tool_names = names;
+    report.tools = found.tools;
+    let slow = target
+        .degraded_after
+        .is_some_and(|limit| report.timings_ms.total > limit.as_secs_f64() * 1000.0);
+    if slow {
+        report.warnings.push(format!(
+            "probe took {:.0} ms, over the latency threshold of {} ms",
+            report.timings_ms.total,
+            target.degraded_after.map(|d| d.as_millis()).unwrap_or(0)
+        ));
+    }
+    report.verdict = if report.warnings.is_empty() { Verdict::Up } else { Verdict::Degraded };
+}
+
+async fn run_eras(run: &mut Run, url: &Url, choice: EraChoice) -> Result<Found, Stop> {
+    let order: Vec<Era> = match choice {
+        EraChoice::Detect => Era::DETECTION_ORDER.to_vec(),
+        EraChoice::Force(e) => vec![e],
+        EraChoice::Prefer(e) => std::iter::once(e)
+            .chain(Era::DETECTION_ORDER.into_iter().filter(|x| *x != e))
+            .collect(),
+    };
+    let mut evidence: Vec<Failure> = Vec::new();
+    for (i, era) in order.iter().copied().enumerate() {
+        let last = i + 1 == order.len();
+        run.with(|p| p.era = Some(era));
+        match run_era(run, url, era, !last).await {
+            Ok(found) => return Ok(found),
+            Err(Stop::NotThisEra(f)) if !last => evidence.push(f),
+            Err(Stop::NotThisEra(f)) => {
+                evidence.push(f);
+                run.with(|p| p.era = None);
+                return Err(Stop::Failed(no_era_failure(evidence, &order)));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(Stop::Failed(no_era_failure(evidence, &order)))
+}
+
+/// Every era said "not me": report the first era's evidence, and list them all.
+fn no_era_failure(mut evidence: Vec<Failure>, order: &[Era]) -> Failure {
+    let summary: Vec<String> = evidence
+        .iter()
+        .zip(order)
+        .map(|(f, era)| format!("{era}: {}", f.message))
+        .collect();
+    let prefix = if order.len() == 1 { "server does not speak the forced era" } else { "no MCP era answered" };
+    let mut first = if evidence.is_empty() {
+        Failure::new(FailureKind::NotMcp, Phase::Handshake, "")
+    } else {
+        evidence.remove(0)
+    };
+    first.message = format!("{prefix}; {}", summary.join("; "));
+    first
+}
+
+async fn run_era(run: &mut Run, url: &Url, era: Era, may_fall_back: bool) -> Result<Found, Stop> {
+    match era {
+        Era::Stateless => {
+            let (mut t, d) = stateless::handshake(run, url).await?;
+            run.with(|p| {
+                p.protocol_version = Some(d.protocol_version.clone());
+                p.server_info = d.server_info.clone();
+            });
+            let list = list_tools(&mut t, run).await?;
+            Ok(Found { era, protocol_version: d.protocol_version, server_info: d.server_info, tools: list.tools, pages: list.pages })
+        }
+        Era::StreamableHttp => {
+            let (mut t, init) = streamable::handshake(run, url, may_fall_back).await?;
+            let list = list_tools(&mut t, run).await?;
+            Ok(Found {
+                era,
+                protocol_version: init.protocol_version,
+                server_info: Some(init.server_info),
+                tools: list.tools,
+                pages: list.pages,
+            })
+        }
+        Era::HttpSse => {
+            let (mut t, init) = http_sse::handshake(run, url).await?;
+            let list = list_tools(&mut t, run).await?;
+            Ok(Found {
+                era,
+                protocol_version: init.protocol_version,
+                server_info: Some(init.server_info),
+                tools: list.tools,
+                pages: list.pages,
+            })
+        }
+    }
+}
+
+fn span_ms(span: Option<(Instant, Option<Instant>)>) -> Option<f64> {
+    let (start, end) = span?;
+    let end = end.unwrap_or_else(Instant::now);
+    Some(round_ms(end.saturating_duration_since(start).as_secs_f64() * 1000.0))
+}
+
+fn down_report(target: &ProbeTarget, f: Failure, started: Instant, started_at: String) -> ProbeReport {
+    ProbeReport {
+        url: redact_url(&target.url),
+        verdict: Verdict::Down,
+        failure: Some(f),
+        era: None,
+        protocol_version: None,
+        server_info: None,
+        session: false,
+        pages: 0,
+        tools_count: 0,
+        tool_names: Vec::new(),
+        schema_hash: None,
+        interface_hash: None,
+        timings_ms: Timings { total: round_ms(started.elapsed().as_secs_f64() * 1000.0), ..Timings::default() },
+        http: Vec::new(),
+        auth: None,
+        tls: None,
+        warnings: Vec::new(),
+        notes: Vec::new(),
+        started_at,
+        tools: Vec::new(),
+    }
+}
+
+/// The current time, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

@@ -1,0 +1,214 @@
+//! The 2026-07-28 era: stateless requests, each carrying `_meta` and the `MCP-Protocol-Version`
+//! and `Mcp-Method` headers; `server/discover` first.
+//!
+//! Fallback to the initialize era follows the spec's backward-compatibility rules: a 4xx (or a
+//! 200) without a recognized modern error, or a result without `supportedVersions`, means a
+//! legacy server. A recognized modern error (-32020 … -32022) means a modern server: we retry
+//! with a version it lists, or fail, but never fall back.
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use url::Url;
+
+use super::era::{MODERN_VERSION, speaks_initialize_version};
+use super::exchange::{Run, Stop, rpc_failure, status_failure};
+use super::jsonrpc::{self, Reply, RpcError};
+use super::report::{Failure, FailureKind, Phase, ServerInfo};
+use super::tools::{Transport, check_result_type};
+use super::{client_capabilities, client_info};
+
+/// Modern error codes: HeaderMismatch, MissingRequiredClientCapability, UnsupportedProtocolVersion.
+const MODERN_ERRORS: [i64; 3] = [-32020, -32021, -32022];
+const UNSUPPORTED_VERSION: i64 = -32022;
+
+pub(crate) struct Stateless {
+    url: Url,
+    version: String,
+}
+
+/// What `server/discover` told us.
+pub(crate) struct Discovered {
+    pub protocol_version: String,
+    pub server_info: Option<ServerInfo>,
+}
+
+impl Transport for Stateless {
+    async fn call(&mut self, run: &mut Run, method: &str, params: Value, phase: Phase) -> Result<Value, Stop> {
+        let id = run.next_id();
+        let message = jsonrpc::request(id, method, with_meta(params, &self.version));
+        let (resp, url) = run.post(&self.url, &message, headers(&self.version, method), phase).await?;
+        run.result_of(resp, &url, id, method, phase).await
+    }
+}
+
+fn with_meta(mut params: Value, version: &str) -> Value {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": client_capabilities(),
+        "io.modelcontextprotocol/clientInfo": client_info(),
+    });
+    if let Some(obj) = params.as_object_mut() {
+        obj.insert("_meta".to_string(), meta);
+    }
+    params
+}
+
+fn headers(version: &str, method: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(version) {
+        h.insert("mcp-protocol-version", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(method) {
+        h.insert("mcp-method", v);
+    }
+    h
+}
+
+/// `server/discover`, retried once on -32022 with a version the server lists.
+pub(crate) async fn handshake(run: &mut Run, url: &Url) -> Result<(Stateless, Discovered), Stop> {
+    let phase = Phase::Handshake;
+    run.enter(phase);
+    let mut version = MODERN_VERSION.to_string();
+    for attempt in 0..2 {
+        match discover_once(run, url, &version).await? {
+            DiscoverAnswer::Result(result, answered) => {
+                let found = validate(run, &result, &version)?;
+                run.leave(phase);
+                return Ok((Stateless { url: answered, version }, found));
+            }
+            DiscoverAnswer::Supported(list) => {
+                let ours = list.iter().find(|v| v.as_str() == MODERN_VERSION);
+                match ours {
+                    Some(v) if attempt == 0 && *v != version => version = v.clone(),
+                    _ if list.iter().any(|v| speaks_initialize_version(v)) => {
+                        return Err(Stop::NotThisEra(Failure::new(
+                            FailureKind::Protocol,
+                            phase,
+                            format!("server/discover: server supports only {}", list.join(", ")),
+                        )));
+                    }
+                    _ => {
+                        return Err(Stop::Failed(
+                            Failure::new(
+                                FailureKind::Protocol,
+                                phase,
+                                format!(
+                                    "server supports protocol versions {} and mcpwatch speaks none of them",
+                                    list.join(", ")
+                                ),
+                            )
+                            .with_code(UNSUPPORTED_VERSION),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Err(Stop::Failed(Failure::new(
+        FailureKind::Protocol,
+        phase,
+        "server/discover kept rejecting the protocol version it listed as supported",
+    )))
+}
+
+enum DiscoverAnswer {
+    Result(Value, Url),
+    /// -32022 with `data.supported`.
+    Supported(Vec<String>),
+}
+
+async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<DiscoverAnswer, Stop> {
+    let phase = Phase::Handshake;
+    let method = "server/discover";
+    let id = run.next_id();
+    let message = jsonrpc::request(id, method, with_meta(json!({}), version));
+    let (mut resp, answered) = run.post(url, &message, headers(version, method), phase).await?;
+    if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
+        return Err(Stop::Auth(challenge));
+    }
+    let status = resp.status();
+    let reply = jsonrpc::read_reply(&run.http, &mut resp, Some(id), phase).await?;
+    let legacy = |f: Failure| Stop::NotThisEra(f);
+    match reply {
+        Reply::Message(msg) => {
+            if let Some(err) = RpcError::from_value(&msg) {
+                if err.code == UNSUPPORTED_VERSION {
+                    let supported: Vec<String> = err
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("supported"))
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .unwrap_or_default();
+                    if !supported.is_empty() {
+                        return Ok(DiscoverAnswer::Supported(supported));
+                    }
+                }
+                let failure = rpc_failure(&err, method, phase, status);
+                return Err(if MODERN_ERRORS.contains(&err.code) { Stop::Failed(failure) } else { legacy(failure) });
+            }
+            let result = msg.get("result").cloned().unwrap_or(Value::Null);
+            if result.get("supportedVersions").is_some() {
+                Ok(DiscoverAnswer::Result(result, answered))
+            } else {
+                Err(legacy(Failure::new(
+                    FailureKind::Protocol,
+                    phase,
+                    "server/discover result has no supportedVersions: not a 2026-07-28 server",
+                )))
+            }
+        }
+        Reply::NotJsonRpc { content_type, snippet } if status.is_success() => Err(Stop::Failed(
+            Failure::new(
+                FailureKind::NotMcp,
+                phase,
+                format!("{method}: HTTP {} with {content_type} instead of JSON-RPC: {snippet}", status.as_u16()),
+            )
+            .with_status(status.as_u16()),
+        )),
+        Reply::NoMatch { ids } => Err(Stop::Failed(Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("{method}: response id {} does not match request id {id}", ids.join(", ")),
+        ))),
+        other if status.is_client_error() || status.is_success() => {
+            Err(legacy(status_failure(status, &other, method, phase)))
+        }
+        other => Err(Stop::Failed(status_failure(status, &other, method, phase))),
+    }
+}
+
+fn validate(run: &Run, result: &Value, version: &str) -> Result<Discovered, Failure> {
+    let phase = Phase::Handshake;
+    check_result_type(result, "server/discover", phase)?;
+    let invalid = |why: &str| Failure::new(FailureKind::Protocol, phase, format!("server/discover result {why}"));
+    let supported = result
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("has a supportedVersions that is not an array"))?;
+    if !supported.iter().any(|v| v.as_str() == Some(version)) {
+        run.warn(format!("server/discover does not list {version} in supportedVersions but answered it"));
+    }
+    let caps = result
+        .get("capabilities")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("has no capabilities object"))?;
+    if !caps.contains_key("tools") {
+        run.warn("server does not declare the tools capability");
+    }
+    let info = result
+        .get("_meta")
+        .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
+        .or_else(|| result.get("serverInfo"));
+    let server_info = match info {
+        Some(i) => Some(super::streamable::parse_server_info(i, "server/discover")?),
+        None => {
+            run.note("server/discover has no serverInfo (optional in 2026-07-28)");
+            None
+        }
+    };
+    Ok(Discovered {
+        protocol_version: version.to_string(),
+        server_info,
+    })
+}

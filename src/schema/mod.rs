@@ -1,0 +1,18 @@
+//! Schema identity: the canonical tool list (RFC 8785), its SHA-256 identities, and the
+//! structural diff between two lists.
+//!
+//! - `canonical.rs`: sorting, JCS bytes, `schema_hash` and `interface_hash`.
+//! - `diff.rs`: added / removed / changed tools, classed breaking or compatible.
+//! - `snapshot.rs`: the snapshot file `mcpwatch snapshot` writes and `--check` reads.
+//!
+//! No I/O beyond the snapshot file helpers; unit-testable alone.
+
+mod canonical;
+mod diff;
+mod snapshot;
+
+pub use canonical::{
+    CanonicalError, canonical_bytes, canonical_value, interface_hash, schema_hash, sorted_tools,
+};
+pub use diff::{SchemaDiff, ToolChange, diff};
+pub use snapshot::{Snapshot, SnapshotError};
