@@ -15,7 +15,9 @@ use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
 use super::net::{Dns, Http, NetParts, redact_url, round_ms};
 use super::policy::AddressPolicy;
-use super::report::{Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo, Verdict};
+use super::report::{
+    Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo, Verdict,
+};
 use super::tls::{TlsBase, TlsSetupError};
 use super::tools::list_tools;
 use super::{http_sse, stateless, streamable};
@@ -126,17 +128,29 @@ impl Prober {
         let started = Instant::now();
         let started_at = now_rfc3339();
         let progress = Arc::new(Mutex::new(Progress::default()));
-        let http = match Http::new(&self.parts, &target.headers, target.body_cap, target.follow_post_redirects) {
+        let http = match Http::new(
+            &self.parts,
+            &target.headers,
+            target.body_cap,
+            target.follow_post_redirects,
+        ) {
             Ok(h) => Arc::new(h),
             Err(f) => return down_report(target, f, started, started_at),
         };
         let mut run = Run::new(http.clone(), progress.clone(), target.max_pages);
         let deadline = tokio::time::Instant::now() + target.timeout;
-        let outcome = tokio::time::timeout_at(deadline, run_eras(&mut run, &target.url, target.era)).await;
+        let outcome =
+            tokio::time::timeout_at(deadline, run_eras(&mut run, &target.url, target.era)).await;
         let open_session = run.with(|p| p.open_session.take());
         if let Some((session, version, url)) = open_session {
-            let grace = deadline.saturating_duration_since(tokio::time::Instant::now()).max(SESSION_CLOSE_GRACE);
-            let _ = tokio::time::timeout(grace, streamable::close_session(&run, &session, &version, &url)).await;
+            let grace = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(SESSION_CLOSE_GRACE);
+            let _ = tokio::time::timeout(
+                grace,
+                streamable::close_session(&run, &session, &version, &url),
+            )
+            .await;
         }
         let total_ms = round_ms(started.elapsed().as_secs_f64() * 1000.0);
         let mut p = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
@@ -145,7 +159,8 @@ impl Prober {
             dns: conn.dns,
             connect: conn.connect,
             tls: conn.tls,
-            handshake: span_ms(p.handshake).map(|h| round_ms((h - conn.total.unwrap_or(0.0)).max(0.0))),
+            handshake: span_ms(p.handshake)
+                .map(|h| round_ms((h - conn.total.unwrap_or(0.0)).max(0.0))),
             tools_list: span_ms(p.tools_list),
             total: total_ms,
         };
@@ -177,11 +192,19 @@ impl Prober {
         };
         match outcome {
             Err(_elapsed) => {
-                let phase = http.recorder.in_flight_phase().or(p.phase).unwrap_or(Phase::Connect);
+                let phase = http
+                    .recorder
+                    .in_flight_phase()
+                    .or(p.phase)
+                    .unwrap_or(Phase::Connect);
                 report.failure = Some(Failure::new(
                     FailureKind::Timeout,
                     phase,
-                    format!("no answer within {:?} ({} did not finish)", target.timeout, phase.describe()),
+                    format!(
+                        "no answer within {:?} ({} did not finish)",
+                        target.timeout,
+                        phase.describe()
+                    ),
                 ));
             }
             Ok(Err(Stop::Auth(challenge))) => {
@@ -201,14 +224,19 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
     report.protocol_version = Some(found.protocol_version);
     report.server_info = found.server_info;
     report.pages = found.pages;
-    let hashes = schema::schema_hash(&found.tools).and_then(|h| Ok((h, schema::interface_hash(&found.tools)?)));
+    let hashes = schema::schema_hash(&found.tools)
+        .and_then(|h| Ok((h, schema::interface_hash(&found.tools)?)));
     match hashes {
         Ok((schema_hash, interface_hash)) => {
             report.schema_hash = Some(schema_hash);
             report.interface_hash = Some(interface_hash);
         }
         Err(e) => {
-            report.failure = Some(Failure::new(FailureKind::Protocol, Phase::ToolsList, e.to_string()));
+            report.failure = Some(Failure::new(
+                FailureKind::Protocol,
+                Phase::ToolsList,
+                e.to_string(),
+            ));
             return;
         }
     }
@@ -231,7 +259,11 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
             target.degraded_after.map(|d| d.as_millis()).unwrap_or(0)
         ));
     }
-    report.verdict = if report.warnings.is_empty() { Verdict::Up } else { Verdict::Degraded };
+    report.verdict = if report.warnings.is_empty() {
+        Verdict::Up
+    } else {
+        Verdict::Degraded
+    };
 }
 
 async fn run_eras(run: &mut Run, url: &Url, choice: EraChoice) -> Result<Found, Stop> {
@@ -267,7 +299,11 @@ fn no_era_failure(mut evidence: Vec<Failure>, order: &[Era]) -> Failure {
         .zip(order)
         .map(|(f, era)| format!("{era}: {}", f.message))
         .collect();
-    let prefix = if order.len() == 1 { "server does not speak the forced era" } else { "no MCP era answered" };
+    let prefix = if order.len() == 1 {
+        "server does not speak the forced era"
+    } else {
+        "no MCP era answered"
+    };
     let mut first = if evidence.is_empty() {
         Failure::new(FailureKind::NotMcp, Phase::Handshake, "")
     } else {
@@ -286,7 +322,13 @@ async fn run_era(run: &mut Run, url: &Url, era: Era, may_fall_back: bool) -> Res
                 p.server_info = d.server_info.clone();
             });
             let list = list_tools(&mut t, run).await?;
-            Ok(Found { era, protocol_version: d.protocol_version, server_info: d.server_info, tools: list.tools, pages: list.pages })
+            Ok(Found {
+                era,
+                protocol_version: d.protocol_version,
+                server_info: d.server_info,
+                tools: list.tools,
+                pages: list.pages,
+            })
         }
         Era::StreamableHttp => {
             let (mut t, init) = streamable::handshake(run, url, may_fall_back).await?;
@@ -316,10 +358,17 @@ async fn run_era(run: &mut Run, url: &Url, era: Era, may_fall_back: bool) -> Res
 fn span_ms(span: Option<(Instant, Option<Instant>)>) -> Option<f64> {
     let (start, end) = span?;
     let end = end.unwrap_or_else(Instant::now);
-    Some(round_ms(end.saturating_duration_since(start).as_secs_f64() * 1000.0))
+    Some(round_ms(
+        end.saturating_duration_since(start).as_secs_f64() * 1000.0,
+    ))
 }
 
-fn down_report(target: &ProbeTarget, f: Failure, started: Instant, started_at: String) -> ProbeReport {
+fn down_report(
+    target: &ProbeTarget,
+    f: Failure,
+    started: Instant,
+    started_at: String,
+) -> ProbeReport {
     ProbeReport {
         url: redact_url(&target.url),
         verdict: Verdict::Down,
@@ -333,7 +382,10 @@ fn down_report(target: &ProbeTarget, f: Failure, started: Instant, started_at: S
         tool_names: Vec::new(),
         schema_hash: None,
         interface_hash: None,
-        timings_ms: Timings { total: round_ms(started.elapsed().as_secs_f64() * 1000.0), ..Timings::default() },
+        timings_ms: Timings {
+            total: round_ms(started.elapsed().as_secs_f64() * 1000.0),
+            ..Timings::default()
+        },
         http: Vec::new(),
         auth: None,
         tls: None,
@@ -352,6 +404,9 @@ pub fn now_rfc3339() -> String {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }

@@ -66,9 +66,7 @@ impl fmt::Display for Era {
 
 /// An `--era` value that names no era.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "unknown era '{0}': expected stateless (2026), streamable_http (2025) or http_sse (2024)"
-)]
+#[error("unknown era '{0}': expected stateless (2026), streamable_http (2025) or http_sse (2024)")]
 pub struct UnknownEra(String);
 
 impl FromStr for Era {
@@ -97,7 +95,10 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", era.as_str()));
         }
         assert_eq!("2024-11-05".parse::<Era>().unwrap(), Era::HttpSse);
-        assert_eq!("Streamable-HTTP".parse::<Era>().unwrap(), Era::StreamableHttp);
+        assert_eq!(
+            "Streamable-HTTP".parse::<Era>().unwrap(),
+            Era::StreamableHttp
+        );
         let err = "2023".parse::<Era>().unwrap_err().to_string();
         assert!(err.contains("unknown era '2023'"), "{err}");
     }

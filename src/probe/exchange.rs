@@ -134,10 +134,16 @@ impl Run {
         phase: Phase,
     ) -> Result<(Response, Url), Stop> {
         let mut headers = extra;
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let body = serde_json::to_vec(message).unwrap_or_default();
-        let (resp, answered) = self.http.send(Method::POST, url, headers, Some(body), phase).await?;
+        let (resp, answered) = self
+            .http
+            .send(Method::POST, url, headers, Some(body), phase)
+            .await?;
         let rpc = message.get("method").and_then(Value::as_str).unwrap_or("?");
         self.step(&Method::POST, rpc, resp.status());
         Ok((resp, answered))
@@ -177,26 +183,46 @@ impl Run {
                 Ok(result)
             }
             (false, reply) => Err(Stop::Failed(status_failure(status, &reply, method, phase))),
-            (true, Reply::NotJsonRpc { content_type, snippet }) => Err(Stop::Failed(
+            (
+                true,
+                Reply::NotJsonRpc {
+                    content_type,
+                    snippet,
+                },
+            ) => Err(Stop::Failed(
                 Failure::new(
                     FailureKind::NotMcp,
                     phase,
                     format!(
                         "{method}: HTTP {} with {} instead of JSON-RPC: {snippet}",
                         status.as_u16(),
-                        if content_type.is_empty() { "no content type" } else { &content_type },
+                        if content_type.is_empty() {
+                            "no content type"
+                        } else {
+                            &content_type
+                        },
                     ),
                 )
                 .with_status(status.as_u16()),
             )),
             (true, Reply::Empty) => Err(Stop::Failed(
-                Failure::new(FailureKind::Protocol, phase, format!("{method}: HTTP {} with no JSON-RPC response", status.as_u16()))
-                    .with_status(status.as_u16()),
+                Failure::new(
+                    FailureKind::Protocol,
+                    phase,
+                    format!(
+                        "{method}: HTTP {} with no JSON-RPC response",
+                        status.as_u16()
+                    ),
+                )
+                .with_status(status.as_u16()),
             )),
             (true, Reply::NoMatch { ids }) => Err(Stop::Failed(Failure::new(
                 FailureKind::Protocol,
                 phase,
-                format!("{method}: response id {} does not match request id {id}", ids.join(", ")),
+                format!(
+                    "{method}: response id {} does not match request id {id}",
+                    ids.join(", ")
+                ),
             ))),
         }
     }
@@ -208,7 +234,11 @@ impl Run {
             return None;
         }
         let credentials_sent = self.http.sends_credentials();
-        if let Some(header) = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) {
+        if let Some(header) = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+        {
             let mut c = parse_www_authenticate(header);
             c.http_status = status.as_u16();
             c.credentials_sent = credentials_sent;
@@ -218,7 +248,13 @@ impl Run {
         for candidate in prm_candidates(url) {
             let Ok((mut meta, _)) = self
                 .http
-                .send(Method::GET, &candidate, HeaderMap::new(), None, Phase::Handshake)
+                .send(
+                    Method::GET,
+                    &candidate,
+                    HeaderMap::new(),
+                    None,
+                    Phase::Handshake,
+                )
                 .await
             else {
                 continue;
@@ -237,7 +273,12 @@ impl Run {
                     scope: doc
                         .get("scopes_supported")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        }),
                     credentials_sent,
                     ..AuthChallenge::default()
                 });
@@ -248,11 +289,19 @@ impl Run {
 }
 
 /// A JSON-RPC error as a failure (protocol, with its code).
-pub(crate) fn rpc_failure(err: &RpcError, method: &str, phase: Phase, status: StatusCode) -> Failure {
+pub(crate) fn rpc_failure(
+    err: &RpcError,
+    method: &str,
+    phase: Phase,
+    status: StatusCode,
+) -> Failure {
     let mut f = Failure::new(
         FailureKind::Protocol,
         phase,
-        format!("{method} returned JSON-RPC error {}: {}", err.code, err.message),
+        format!(
+            "{method} returned JSON-RPC error {}: {}",
+            err.code, err.message
+        ),
     )
     .with_code(err.code);
     if !status.is_success() {
@@ -262,7 +311,12 @@ pub(crate) fn rpc_failure(err: &RpcError, method: &str, phase: Phase, status: St
 }
 
 /// A non-2xx answer without a JSON-RPC response.
-pub(crate) fn status_failure(status: StatusCode, reply: &Reply, method: &str, phase: Phase) -> Failure {
+pub(crate) fn status_failure(
+    status: StatusCode,
+    reply: &Reply,
+    method: &str,
+    phase: Phase,
+) -> Failure {
     let detail = match reply {
         Reply::NotJsonRpc { snippet, .. } if !snippet.is_empty() => format!(": {snippet}"),
         _ => String::new(),
@@ -299,14 +353,20 @@ fn prm_candidates(url: &Url) -> Vec<Url> {
 pub(crate) fn parse_www_authenticate(header: &str) -> AuthChallenge {
     let mut c = AuthChallenge::default();
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     if !scheme.is_empty() {
         c.scheme = Some(scheme.to_string());
     }
     let mut rest = rest.trim_start();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = rest[eq + 1..].trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
@@ -353,11 +413,17 @@ mod tests {
         );
         assert_eq!(c.scheme.as_deref(), Some("Bearer"));
         assert_eq!(c.error.as_deref(), Some("invalid_token"));
-        assert_eq!(c.resource_metadata.as_deref(), Some("http://h/.well-known/oauth-protected-resource/mcp"));
+        assert_eq!(
+            c.resource_metadata.as_deref(),
+            Some("http://h/.well-known/oauth-protected-resource/mcp")
+        );
         assert_eq!(c.scope.as_deref(), Some("read write"));
         let bare = parse_www_authenticate("Bearer realm=example, error=insufficient_scope");
         assert_eq!(bare.error.as_deref(), Some("insufficient_scope"));
-        assert_eq!(parse_www_authenticate("Basic").scheme.as_deref(), Some("Basic"));
+        assert_eq!(
+            parse_www_authenticate("Basic").scheme.as_deref(),
+            Some("Basic")
+        );
     }
 
     #[test]

@@ -57,14 +57,22 @@ impl HttpSse {
                             Failure::new(
                                 FailureKind::Protocol,
                                 phase,
-                                format!("{method} returned JSON-RPC error {}: {}", err.code, err.message),
+                                format!(
+                                    "{method} returned JSON-RPC error {}: {}",
+                                    err.code, err.message
+                                ),
                             )
                             .with_code(err.code),
                         ));
                     }
                     let result = msg.get("result").cloned().unwrap_or(Value::Null);
                     if !result.is_object() {
-                        return Err(Failure::new(FailureKind::Protocol, phase, format!("{method} result is not an object")).into());
+                        return Err(Failure::new(
+                            FailureKind::Protocol,
+                            phase,
+                            format!("{method} result is not an object"),
+                        )
+                        .into());
                     }
                     return Ok(result);
                 }
@@ -75,7 +83,12 @@ impl HttpSse {
                     return Err(Stop::Failed(f));
                 }
                 None => {
-                    return Err(Failure::new(FailureKind::Protocol, phase, format!("{method}: event stream ended")).into());
+                    return Err(Failure::new(
+                        FailureKind::Protocol,
+                        phase,
+                        format!("{method}: event stream ended"),
+                    )
+                    .into());
                 }
             }
         }
@@ -97,7 +110,10 @@ impl HttpSse {
         let status = resp.status();
         let body = run.http.read_body(&mut resp, phase).await?;
         if !status.is_success() {
-            let reply = Reply::NotJsonRpc { content_type: String::new(), snippet: snippet(&body) };
+            let reply = Reply::NotJsonRpc {
+                content_type: String::new(),
+                snippet: snippet(&body),
+            };
             return Err(Stop::Failed(status_failure(status, &reply, rpc, phase)));
         }
         Ok(())
@@ -105,20 +121,33 @@ impl HttpSse {
 }
 
 impl Transport for HttpSse {
-    async fn call(&mut self, run: &mut Run, method: &str, params: Value, phase: Phase) -> Result<Value, Stop> {
+    async fn call(
+        &mut self,
+        run: &mut Run,
+        method: &str,
+        params: Value,
+        phase: Phase,
+    ) -> Result<Value, Stop> {
         let id = run.next_id();
-        self.send(run, &jsonrpc::request(id, method, params), phase).await?;
+        self.send(run, &jsonrpc::request(id, method, params), phase)
+            .await?;
         self.wait_for(id, method, phase).await
     }
 }
 
 /// Open the stream, take the endpoint, then `initialize` + `notifications/initialized`.
-pub(crate) async fn handshake(run: &mut Run, url: &Url) -> Result<(HttpSse, super::streamable::Initialized), Stop> {
+pub(crate) async fn handshake(
+    run: &mut Run,
+    url: &Url,
+) -> Result<(HttpSse, super::streamable::Initialized), Stop> {
     let phase = Phase::Handshake;
     run.enter(phase);
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-    let (resp, answered) = run.http.send(Method::GET, url, headers, None, phase).await?;
+    let (resp, answered) = run
+        .http
+        .send(Method::GET, url, headers, None, phase)
+        .await?;
     run.step(&Method::GET, "sse", resp.status());
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
         return Err(Stop::Auth(challenge));
@@ -131,15 +160,30 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url) -> Result<(HttpSse, supe
         .unwrap_or("")
         .to_ascii_lowercase();
     if !status.is_success() {
-        let reply = Reply::NotJsonRpc { content_type: String::new(), snippet: String::new() };
-        return Err(Stop::NotThisEra(status_failure(status, &reply, "GET (SSE)", phase)));
+        let reply = Reply::NotJsonRpc {
+            content_type: String::new(),
+            snippet: String::new(),
+        };
+        return Err(Stop::NotThisEra(status_failure(
+            status,
+            &reply,
+            "GET (SSE)",
+            phase,
+        )));
     }
     if !content_type.starts_with("text/event-stream") {
         return Err(Stop::NotThisEra(
             Failure::new(
                 FailureKind::NotMcp,
                 phase,
-                format!("GET answered {} instead of an event stream", if content_type.is_empty() { "no content type" } else { &content_type }),
+                format!(
+                    "GET answered {} instead of an event stream",
+                    if content_type.is_empty() {
+                        "no content type"
+                    } else {
+                        &content_type
+                    }
+                ),
             )
             .with_status(status.as_u16()),
         ));
@@ -150,41 +194,75 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url) -> Result<(HttpSse, supe
         Some(StreamItem::Endpoint(data)) => data,
         Some(StreamItem::Message(_)) => {
             reader.abort();
-            return Err(Failure::new(FailureKind::Protocol, phase, "the first SSE event is a message, expected 'endpoint'").into());
+            return Err(Failure::new(
+                FailureKind::Protocol,
+                phase,
+                "the first SSE event is a message, expected 'endpoint'",
+            )
+            .into());
         }
         Some(StreamItem::Closed(f)) => {
             reader.abort();
             return Err(Stop::NotThisEra(f));
         }
         None => {
-            return Err(Failure::new(FailureKind::Protocol, phase, "event stream closed before the endpoint event").into());
+            return Err(Failure::new(
+                FailureKind::Protocol,
+                phase,
+                "event stream closed before the endpoint event",
+            )
+            .into());
         }
     };
     let endpoint = answered.join(endpoint_data.trim()).map_err(|e| {
-        Failure::new(FailureKind::Protocol, phase, format!("endpoint event is not a valid URL ({e})"))
+        Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("endpoint event is not a valid URL ({e})"),
+        )
     })?;
     if endpoint.origin() != answered.origin() {
-        run.note(format!("message endpoint is on another origin: {}", redact_url(&endpoint)));
+        run.note(format!(
+            "message endpoint is on another origin: {}",
+            redact_url(&endpoint)
+        ));
     }
-    let mut transport = HttpSse { endpoint, events: rx, reader };
+    let mut transport = HttpSse {
+        endpoint,
+        events: rx,
+        reader,
+    };
     let init_params = json!({
         "protocolVersion": HTTP_SSE_VERSION,
         "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     });
-    let result = transport.call(run, "initialize", init_params, phase).await?;
-    let invalid = |why: &str| Failure::new(FailureKind::Protocol, phase, format!("initialize result {why}"));
+    let result = transport
+        .call(run, "initialize", init_params, phase)
+        .await?;
+    let invalid = |why: &str| {
+        Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("initialize result {why}"),
+        )
+    };
     let version = result
         .get("protocolVersion")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("has no string protocolVersion"))?;
     if !speaks_initialize_version(version) {
-        return Err(invalid(&format!("counter-offers protocol version {version}, which mcpwatch does not speak")).into());
+        return Err(invalid(&format!(
+            "counter-offers protocol version {version}, which mcpwatch does not speak"
+        ))
+        .into());
     }
     if !result.get("capabilities").is_some_and(Value::is_object) {
         return Err(invalid("has no capabilities object").into());
     }
-    let info = result.get("serverInfo").ok_or_else(|| invalid("has no serverInfo"))?;
+    let info = result
+        .get("serverInfo")
+        .ok_or_else(|| invalid("has no serverInfo"))?;
     let init = super::streamable::Initialized {
         protocol_version: version.to_string(),
         server_info: parse_server_info(info, "initialize")?,
@@ -194,7 +272,11 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url) -> Result<(HttpSse, supe
         p.server_info = Some(init.server_info.clone());
     });
     transport
-        .send(run, &jsonrpc::notification("notifications/initialized", None), phase)
+        .send(
+            run,
+            &jsonrpc::notification("notifications/initialized", None),
+            phase,
+        )
         .await?;
     run.leave(phase);
     Ok((transport, init))
@@ -208,7 +290,11 @@ async fn read_stream(http: Arc<Http>, mut resp: Response, tx: mpsc::UnboundedSen
         let chunk = match http.next_chunk(&mut resp, Phase::Handshake).await {
             Ok(Some(c)) => c,
             Ok(None) => {
-                let _ = tx.send(StreamItem::Closed(Failure::new(FailureKind::Protocol, Phase::Handshake, "event stream closed by the server")));
+                let _ = tx.send(StreamItem::Closed(Failure::new(
+                    FailureKind::Protocol,
+                    Phase::Handshake,
+                    "event stream closed by the server",
+                )));
                 return;
             }
             Err(f) => {
@@ -232,7 +318,10 @@ async fn read_stream(http: Arc<Http>, mut resp: Response, tx: mpsc::UnboundedSen
                     Err(e) => StreamItem::Closed(Failure::new(
                         FailureKind::Protocol,
                         Phase::Handshake,
-                        format!("SSE event carries invalid JSON ({e}): {}", snippet(event.data.as_bytes())),
+                        format!(
+                            "SSE event carries invalid JSON ({e}): {}",
+                            snippet(event.data.as_bytes())
+                        ),
                     )),
                 }
             };

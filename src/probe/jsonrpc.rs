@@ -59,7 +59,10 @@ pub(crate) enum Reply {
     /// No body (202, 204, or an empty stream).
     Empty,
     /// A body that is not JSON-RPC: the content type and the first bytes, sanitized.
-    NotJsonRpc { content_type: String, snippet: String },
+    NotJsonRpc {
+        content_type: String,
+        snippet: String,
+    },
     /// JSON-RPC, but no response carries our id (the ids seen are listed).
     NoMatch { ids: Vec<String> },
 }
@@ -104,7 +107,11 @@ fn pick(value: Value, id: Option<u64>) -> Reply {
         }
         ids.push(item_id.to_string());
     }
-    if ids.is_empty() { Reply::Empty } else { Reply::NoMatch { ids } }
+    if ids.is_empty() {
+        Reply::Empty
+    } else {
+        Reply::NoMatch { ids }
+    }
 }
 
 /// Read the reply to request `id` from a response, under the body cap.
@@ -129,9 +136,18 @@ pub(crate) async fn read_reply(
     }
     match serde_json::from_slice::<Value>(&body) {
         Ok(v) => Ok(match pick(v, id) {
-            Reply::NotJsonRpc { snippet, .. } => Reply::NotJsonRpc { content_type, snippet },
+            Reply::NotJsonRpc { snippet, .. } => Reply::NotJsonRpc {
+                content_type,
+                snippet,
+            },
             other => other,
         }),
+        // A body labelled JSON that does not parse claims JSON-RPC and breaks it: protocol.
+        Err(e) if content_type.contains("json") => Err(Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("response is not valid JSON ({e}): {}", snippet(&body)),
+        )),
         Err(_) => Ok(Reply::NotJsonRpc {
             content_type,
             snippet: snippet(&body),
@@ -159,7 +175,10 @@ async fn read_sse_reply(
                 Failure::new(
                     FailureKind::Protocol,
                     phase,
-                    format!("SSE event carries invalid JSON ({e}): {}", snippet(event.data.as_bytes())),
+                    format!(
+                        "SSE event carries invalid JSON ({e}): {}",
+                        snippet(event.data.as_bytes())
+                    ),
                 )
             })?;
             match pick(value, id) {
@@ -208,14 +227,21 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A string id "3" is not our numeric id 3.
-        assert!(matches!(pick(json!({"jsonrpc": "2.0", "id": "3", "result": {}}), Some(3)), Reply::NoMatch { .. }));
+        assert!(matches!(
+            pick(json!({"jsonrpc": "2.0", "id": "3", "result": {}}), Some(3)),
+            Reply::NoMatch { .. }
+        ));
     }
 
     #[test]
     fn null_id_error_answers_and_plain_json_is_not_jsonrpc() {
-        let err = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "bad"}});
+        let err =
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "bad"}});
         assert!(matches!(pick(err, Some(1)), Reply::Message(_)));
-        assert!(matches!(pick(json!({"status": "ok"}), Some(1)), Reply::NotJsonRpc { .. }));
+        assert!(matches!(
+            pick(json!({"status": "ok"}), Some(1)),
+            Reply::NotJsonRpc { .. }
+        ));
     }
 
     #[test]

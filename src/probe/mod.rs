@@ -30,15 +30,15 @@ mod tls;
 mod tools;
 
 pub use engine::{
-    DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober, ProberConfig,
-    now_rfc3339,
+    DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober,
+    ProberConfig, now_rfc3339,
 };
 pub use era::{Era, INITIALIZE_VERSIONS, MODERN_VERSION, UnknownEra};
 pub use net::redact_url;
 pub use policy::{AddressPolicy, BlockedAddress, InvalidCidr};
 pub use report::{
-    AuthChallenge, Failure, FailureKind, HttpStep, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo,
-    Verdict,
+    AuthChallenge, Failure, FailureKind, HttpStep, Phase, ProbeReport, ServerInfo, Timings,
+    TlsCertInfo, Verdict,
 };
 pub use sse::{SseEvent, SseParser};
 pub use tls::{TlsBase, TlsSetupError, cert_not_after};

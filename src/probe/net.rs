@@ -40,7 +40,9 @@ struct ConnProgress {
 
 impl ConnProgress {
     fn ms(a: Option<Instant>, b: Option<Instant>) -> Option<f64> {
-        Some(round_ms(b?.saturating_duration_since(a?).as_secs_f64() * 1000.0))
+        Some(round_ms(
+            b?.saturating_duration_since(a?).as_secs_f64() * 1000.0,
+        ))
     }
 }
 
@@ -209,10 +211,15 @@ impl Dns {
             return Ok(ips.clone());
         }
         if name == "localhost" || name.ends_with(".localhost") {
-            return Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
+            return Ok(vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]);
         }
         if name == "invalid" || name.ends_with(".invalid") {
-            return Err(format!("{name} does not exist (NXDOMAIN: .invalid never resolves)"));
+            return Err(format!(
+                "{name} does not exist (NXDOMAIN: .invalid never resolves)"
+            ));
         }
         let ips: Vec<IpAddr> = match &self.resolver {
             Some(r) => r
@@ -373,15 +380,27 @@ impl Http {
             .user_agent(concat!("mcpwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                Failure::new(FailureKind::Connect, Phase::Connect, format!("HTTP client setup failed: {e}"))
+                Failure::new(
+                    FailureKind::Connect,
+                    Phase::Connect,
+                    format!("HTTP client setup failed: {e}"),
+                )
             })?;
         let mut headers = HeaderMap::new();
         for (name, value) in credentials {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Failure::new(FailureKind::Protocol, Phase::Handshake, format!("invalid header name '{name}'"))
+                Failure::new(
+                    FailureKind::Protocol,
+                    Phase::Handshake,
+                    format!("invalid header name '{name}'"),
+                )
             })?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
-                Failure::new(FailureKind::Protocol, Phase::Handshake, format!("invalid value for header '{name}' (not shown)"))
+                Failure::new(
+                    FailureKind::Protocol,
+                    Phase::Handshake,
+                    format!("invalid value for header '{name}' (not shown)"),
+                )
             })?;
             value.set_sensitive(true);
             headers.append(name, value);
@@ -422,14 +441,20 @@ impl Http {
             if let Some(b) = &body {
                 req = req.body(b.clone());
             }
-            let resp = req.send().await.map_err(|e| self.classify_send_error(e, phase))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| self.classify_send_error(e, phase))?;
             let status = resp.status();
             if !status.is_redirection() {
                 return Ok((resp, url));
             }
             let follow = method != Method::POST
                 || (self.follow_post_redirects
-                    && matches!(status, StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT));
+                    && matches!(
+                        status,
+                        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                    ));
             let next = resp
                 .headers()
                 .get(LOCATION)
@@ -440,7 +465,11 @@ impl Http {
                 _ => return Ok((resp, url)),
             }
         }
-        Err(Failure::new(FailureKind::HttpStatus, phase, format!("more than {MAX_REDIRECTS} redirects")))
+        Err(Failure::new(
+            FailureKind::HttpStatus,
+            phase,
+            format!("more than {MAX_REDIRECTS} redirects"),
+        ))
     }
 
     /// Scheme check, and the policy for IP literals (the resolver hook never sees them).
@@ -449,7 +478,10 @@ impl Http {
             return Err(Failure::new(
                 FailureKind::Blocked,
                 phase,
-                format!("refusing to follow to a {}: URL (only http and https)", url.scheme()),
+                format!(
+                    "refusing to follow to a {}: URL (only http and https)",
+                    url.scheme()
+                ),
             ));
         }
         let ip = match url.host() {
@@ -484,14 +516,26 @@ impl Http {
             source = e.source();
         }
         let (tls_error, tls_started, conn_open) = self.recorder.with(|s| {
-            (s.tls_error.clone(), s.current.tls_start.is_some(), s.current.end.is_none())
+            (
+                s.tls_error.clone(),
+                s.current.tls_start.is_some(),
+                s.current.end.is_none(),
+            )
         });
         if let Some(reason) = tls_error.or(rustls_err) {
-            return Failure::new(FailureKind::Tls, Phase::Tls, format!("TLS handshake failed: {reason}"));
+            return Failure::new(
+                FailureKind::Tls,
+                Phase::Tls,
+                format!("TLS handshake failed: {reason}"),
+            );
         }
         if err.is_connect() || conn_open {
             if tls_started {
-                return Failure::new(FailureKind::Tls, Phase::Tls, format!("TLS handshake failed: {}", error_chain(&err)));
+                return Failure::new(
+                    FailureKind::Tls,
+                    Phase::Tls,
+                    format!("TLS handshake failed: {}", error_chain(&err)),
+                );
             }
             let what = match io_kind {
                 Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_string(),
@@ -503,12 +547,19 @@ impl Http {
         Failure::new(
             FailureKind::Connect,
             phase,
-            format!("connection failed during the request: {}", error_chain(&err)),
+            format!(
+                "connection failed during the request: {}",
+                error_chain(&err)
+            ),
         )
     }
 
     /// Read the whole body under the cap; decoded bytes count, so a gzip bomb stops at the cap.
-    pub(crate) async fn read_body(&self, resp: &mut Response, phase: Phase) -> Result<Vec<u8>, Failure> {
+    pub(crate) async fn read_body(
+        &self,
+        resp: &mut Response,
+        phase: Phase,
+    ) -> Result<Vec<u8>, Failure> {
         let mut body = Vec::new();
         while let Some(chunk) = self.next_chunk(resp, phase).await? {
             self.check_cap(body.len() + chunk.len(), phase)?;
@@ -526,9 +577,17 @@ impl Http {
             let decode = e.is_decode();
             let text = error_chain(&e.without_url());
             if decode {
-                Failure::new(FailureKind::Protocol, phase, format!("response body could not be decoded: {text}"))
+                Failure::new(
+                    FailureKind::Protocol,
+                    phase,
+                    format!("response body could not be decoded: {text}"),
+                )
             } else {
-                Failure::new(FailureKind::Connect, phase, format!("connection broke while reading the response: {text}"))
+                Failure::new(
+                    FailureKind::Connect,
+                    phase,
+                    format!("connection broke while reading the response: {text}"),
+                )
             }
         })
     }
@@ -538,7 +597,10 @@ impl Http {
             return Err(Failure::new(
                 FailureKind::TooLarge,
                 phase,
-                format!("response exceeded the body cap of {} bytes (decoded)", self.body_cap),
+                format!(
+                    "response exceeded the body cap of {} bytes (decoded)",
+                    self.body_cap
+                ),
             ));
         }
         Ok(())
@@ -599,9 +661,20 @@ mod tests {
 
     #[tokio::test]
     async fn special_names_resolve_without_the_network() {
-        let dns = Dns::system(HashMap::from([("api.test".to_string(), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))])]));
-        assert_eq!(dns.lookup("API.test.").await.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
-        assert!(dns.lookup("localhost").await.unwrap().contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let dns = Dns::system(HashMap::from([(
+            "api.test".to_string(),
+            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
+        )]));
+        assert_eq!(
+            dns.lookup("API.test.").await.unwrap(),
+            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]
+        );
+        assert!(
+            dns.lookup("localhost")
+                .await
+                .unwrap()
+                .contains(&IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
         let err = dns.lookup("nope.invalid").await.unwrap_err();
         assert!(err.contains("NXDOMAIN"), "{err}");
     }

@@ -21,7 +21,9 @@ pub struct AddressPolicy {
 
 /// A CIDR in an allow-list that does not parse.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid CIDR '{input}' in the address allow-list: {reason} (expected e.g. 10.0.0.0/8 or fd00::/8)")]
+#[error(
+    "invalid CIDR '{input}' in the address allow-list: {reason} (expected e.g. 10.0.0.0/8 or fd00::/8)"
+)]
 pub struct InvalidCidr {
     input: String,
     reason: String,
@@ -53,7 +55,11 @@ impl AddressPolicy {
     /// A bare address is taken as a single-host range.
     pub fn parse_allow_list(list: &str) -> Result<Self, InvalidCidr> {
         let mut allow = Vec::new();
-        for item in list.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in list
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let net = IpNet::from_str(item)
                 .or_else(|_| IpAddr::from_str(item).map(IpNet::from))
                 .map_err(|e| InvalidCidr {

@@ -149,7 +149,14 @@ mod tests {
     #[test]
     fn unterminated_final_event_is_dropped_and_bom_is_skipped() {
         let events = parse_all(b"\xEF\xBB\xBFdata: 1\n\ndata: 2\n");
-        assert_eq!(events, vec![SseEvent { event: "message".into(), data: "1".into(), id: None }]);
+        assert_eq!(
+            events,
+            vec![SseEvent {
+                event: "message".into(),
+                data: "1".into(),
+                id: None
+            }]
+        );
     }
 
     proptest! {

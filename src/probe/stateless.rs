@@ -33,10 +33,18 @@ pub(crate) struct Discovered {
 }
 
 impl Transport for Stateless {
-    async fn call(&mut self, run: &mut Run, method: &str, params: Value, phase: Phase) -> Result<Value, Stop> {
+    async fn call(
+        &mut self,
+        run: &mut Run,
+        method: &str,
+        params: Value,
+        phase: Phase,
+    ) -> Result<Value, Stop> {
         let id = run.next_id();
         let message = jsonrpc::request(id, method, with_meta(params, &self.version));
-        let (resp, url) = run.post(&self.url, &message, headers(&self.version, method), phase).await?;
+        let (resp, url) = run
+            .post(&self.url, &message, headers(&self.version, method), phase)
+            .await?;
         run.result_of(resp, &url, id, method, phase).await
     }
 }
@@ -74,7 +82,13 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url) -> Result<(Stateless, Di
             DiscoverAnswer::Result(result, answered) => {
                 let found = validate(run, &result, &version)?;
                 run.leave(phase);
-                return Ok((Stateless { url: answered, version }, found));
+                return Ok((
+                    Stateless {
+                        url: answered,
+                        version,
+                    },
+                    found,
+                ));
             }
             DiscoverAnswer::Supported(list) => {
                 let ours = list.iter().find(|v| v.as_str() == MODERN_VERSION);
@@ -122,7 +136,9 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
     let method = "server/discover";
     let id = run.next_id();
     let message = jsonrpc::request(id, method, with_meta(json!({}), version));
-    let (mut resp, answered) = run.post(url, &message, headers(version, method), phase).await?;
+    let (mut resp, answered) = run
+        .post(url, &message, headers(version, method), phase)
+        .await?;
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
         return Err(Stop::Auth(challenge));
     }
@@ -138,14 +154,22 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
                         .as_ref()
                         .and_then(|d| d.get("supported"))
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     if !supported.is_empty() {
                         return Ok(DiscoverAnswer::Supported(supported));
                     }
                 }
                 let failure = rpc_failure(&err, method, phase, status);
-                return Err(if MODERN_ERRORS.contains(&err.code) { Stop::Failed(failure) } else { legacy(failure) });
+                return Err(if MODERN_ERRORS.contains(&err.code) {
+                    Stop::Failed(failure)
+                } else {
+                    legacy(failure)
+                });
             }
             let result = msg.get("result").cloned().unwrap_or(Value::Null);
             if result.get("supportedVersions").is_some() {
@@ -158,18 +182,27 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
                 )))
             }
         }
-        Reply::NotJsonRpc { content_type, snippet } if status.is_success() => Err(Stop::Failed(
+        Reply::NotJsonRpc {
+            content_type,
+            snippet,
+        } if status.is_success() => Err(Stop::Failed(
             Failure::new(
                 FailureKind::NotMcp,
                 phase,
-                format!("{method}: HTTP {} with {content_type} instead of JSON-RPC: {snippet}", status.as_u16()),
+                format!(
+                    "{method}: HTTP {} with {content_type} instead of JSON-RPC: {snippet}",
+                    status.as_u16()
+                ),
             )
             .with_status(status.as_u16()),
         )),
         Reply::NoMatch { ids } => Err(Stop::Failed(Failure::new(
             FailureKind::Protocol,
             phase,
-            format!("{method}: response id {} does not match request id {id}", ids.join(", ")),
+            format!(
+                "{method}: response id {} does not match request id {id}",
+                ids.join(", ")
+            ),
         ))),
         other if status.is_client_error() || status.is_success() => {
             Err(legacy(status_failure(status, &other, method, phase)))
@@ -181,13 +214,21 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
 fn validate(run: &Run, result: &Value, version: &str) -> Result<Discovered, Failure> {
     let phase = Phase::Handshake;
     check_result_type(result, "server/discover", phase)?;
-    let invalid = |why: &str| Failure::new(FailureKind::Protocol, phase, format!("server/discover result {why}"));
+    let invalid = |why: &str| {
+        Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("server/discover result {why}"),
+        )
+    };
     let supported = result
         .get("supportedVersions")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("has a supportedVersions that is not an array"))?;
     if !supported.iter().any(|v| v.as_str() == Some(version)) {
-        run.warn(format!("server/discover does not list {version} in supportedVersions but answered it"));
+        run.warn(format!(
+            "server/discover does not list {version} in supportedVersions but answered it"
+        ));
     }
     let caps = result
         .get("capabilities")

@@ -49,7 +49,13 @@ fn session_headers(session: Option<&str>, version: &str) -> HeaderMap {
 }
 
 impl Transport for Streamable {
-    async fn call(&mut self, run: &mut Run, method: &str, params: Value, phase: Phase) -> Result<Value, Stop> {
+    async fn call(
+        &mut self,
+        run: &mut Run,
+        method: &str,
+        params: Value,
+        phase: Phase,
+    ) -> Result<Value, Stop> {
         let id = run.next_id();
         let message = jsonrpc::request(id, method, params);
         let (resp, url) = run.post(&self.url, &message, self.headers(), phase).await?;
@@ -69,7 +75,11 @@ impl Transport for Streamable {
 
 /// `initialize` + `notifications/initialized`. `may_fall_back`: a 400/404/405 without a
 /// JSON-RPC error means "try HTTP+SSE" rather than "down".
-pub(crate) async fn handshake(run: &mut Run, url: &Url, may_fall_back: bool) -> Result<(Streamable, Initialized), Stop> {
+pub(crate) async fn handshake(
+    run: &mut Run,
+    url: &Url,
+    may_fall_back: bool,
+) -> Result<(Streamable, Initialized), Stop> {
     let phase = Phase::Handshake;
     run.enter(phase);
     let method = "initialize";
@@ -98,12 +108,18 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url, may_fall_back: bool) -> 
             }
             msg.get("result").cloned().unwrap_or(Value::Null)
         }
-        Reply::NotJsonRpc { content_type, snippet } if status.is_success() => {
+        Reply::NotJsonRpc {
+            content_type,
+            snippet,
+        } if status.is_success() => {
             return Err(Stop::Failed(
                 Failure::new(
                     FailureKind::NotMcp,
                     phase,
-                    format!("initialize: HTTP {} with {content_type} instead of JSON-RPC: {snippet}", status.as_u16()),
+                    format!(
+                        "initialize: HTTP {} with {content_type} instead of JSON-RPC: {snippet}",
+                        status.as_u16()
+                    ),
                 )
                 .with_status(status.as_u16()),
             ));
@@ -111,7 +127,11 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url, may_fall_back: bool) -> 
         other => {
             let failure = status_failure(status, &other, method, phase);
             let legacy_status = matches!(status.as_u16(), 400 | 404 | 405);
-            return Err(if may_fall_back && legacy_status { Stop::NotThisEra(failure) } else { Stop::Failed(failure) });
+            return Err(if may_fall_back && legacy_status {
+                Stop::NotThisEra(failure)
+            } else {
+                Stop::Failed(failure)
+            });
         }
     };
     let init = validate(&result)?;
@@ -139,13 +159,21 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url, may_fall_back: bool) -> 
     };
     // notifications/initialized: 202 expected; anything else is a warning, not a failure.
     let note = jsonrpc::notification("notifications/initialized", None);
-    let (mut resp, _) = run.post(&transport.url, &note, transport.headers(), phase).await?;
+    let (mut resp, _) = run
+        .post(&transport.url, &note, transport.headers(), phase)
+        .await?;
     let st = resp.status();
     let _ = run.http.read_body(&mut resp, phase).await;
     if !st.is_success() {
-        run.warn(format!("notifications/initialized answered HTTP {}", st.as_u16()));
+        run.warn(format!(
+            "notifications/initialized answered HTTP {}",
+            st.as_u16()
+        ));
     } else if st != StatusCode::ACCEPTED {
-        run.note(format!("notifications/initialized answered HTTP {} (spec: 202)", st.as_u16()));
+        run.note(format!(
+            "notifications/initialized answered HTTP {} (spec: 202)",
+            st.as_u16()
+        ));
     }
     run.leave(phase);
     Ok((transport, init))
@@ -153,7 +181,13 @@ pub(crate) async fn handshake(run: &mut Run, url: &Url, may_fall_back: bool) -> 
 
 fn validate(result: &Value) -> Result<Initialized, Failure> {
     let phase = Phase::Handshake;
-    let invalid = |why: String| Failure::new(FailureKind::Protocol, phase, format!("initialize result {why}"));
+    let invalid = |why: String| {
+        Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("initialize result {why}"),
+        )
+    };
     if !result.is_object() {
         return Err(invalid("is not an object".into()));
     }
@@ -195,12 +229,19 @@ pub(crate) fn parse_server_info(info: &Value, method: &str) -> Result<ServerInfo
 /// DELETE the session; 2xx and 405 (the server does not support explicit close) are fine.
 pub(crate) async fn close_session(run: &Run, session: &str, version: &str, url: &Url) {
     let headers = session_headers(Some(session), version);
-    match run.http.send(Method::DELETE, url, headers, None, Phase::ToolsList).await {
+    match run
+        .http
+        .send(Method::DELETE, url, headers, None, Phase::ToolsList)
+        .await
+    {
         Ok((resp, _)) => {
             let st = resp.status();
             run.step(&Method::DELETE, "session", st);
             if !(st.is_success() || st == StatusCode::METHOD_NOT_ALLOWED) {
-                run.warn(format!("session DELETE answered HTTP {}: the session may leak", st.as_u16()));
+                run.warn(format!(
+                    "session DELETE answered HTTP {}: the session may leak",
+                    st.as_u16()
+                ));
             }
         }
         Err(f) => run.warn(format!("session DELETE failed: {}", f.message)),

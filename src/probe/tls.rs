@@ -52,9 +52,10 @@ impl TlsBase {
                 .map_err(|e| TlsSetupError::Config(format!("extra root rejected: {e}")))?;
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsSetupError::Config(e.to_string()))?;
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsSetupError::Config(e.to_string()))?
@@ -111,13 +112,23 @@ impl ClientSessionStore for HandshakeClock {
         self.recorder.tls_started();
         None
     }
-    fn set_tls12_session(&self, _: ServerName<'static>, _: rustls::client::Tls12ClientSessionValue) {}
+    fn set_tls12_session(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
     fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
         self.recorder.tls_started();
         None
     }
     fn remove_tls12_session(&self, _: &ServerName<'static>) {}
-    fn insert_tls13_ticket(&self, _: ServerName<'static>, _: rustls::client::Tls13ClientSessionValue) {}
+    fn insert_tls13_ticket(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+    }
     fn take_tls13_ticket(
         &self,
         _: &ServerName<'static>,
@@ -146,9 +157,13 @@ impl ServerCertVerifier for RecordingVerifier {
         if let Some(not_after) = cert_not_after(end_entity.as_ref()) {
             self.recorder.cert_seen(not_after);
         }
-        let result =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let result = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
         if let Err(e) = &result {
             self.recorder.tls_error(describe_tls_error(e));
         }
@@ -184,8 +199,12 @@ pub(crate) fn describe_tls_error(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
             C::Expired | C::ExpiredContext { .. } => "certificate has expired".to_string(),
-            C::NotValidYet | C::NotValidYetContext { .. } => "certificate is not valid yet".to_string(),
-            C::UnknownIssuer => "certificate is not signed by a trusted CA (unknown issuer)".to_string(),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "certificate is not valid yet".to_string()
+            }
+            C::UnknownIssuer => {
+                "certificate is not signed by a trusted CA (unknown issuer)".to_string()
+            }
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 "certificate is not valid for this host name".to_string()
             }
@@ -263,7 +282,11 @@ fn parse_asn1_time(tag: u8, bytes: &[u8]) -> Option<i64> {
     let month = time::Month::try_from(num(0)?).ok()?;
     let date = time::Date::from_calendar_date(year, month, num(2)?).ok()?;
     let clock = time::Time::from_hms(num(4)?, num(6)?, num(8)?).ok()?;
-    Some(time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp())
+    Some(
+        time::PrimitiveDateTime::new(date, clock)
+            .assume_utc()
+            .unix_timestamp(),
+    )
 }
 
 #[cfg(test)]
@@ -284,7 +307,11 @@ mod tests {
     }
 
     fn fake_cert(not_after: (u8, &str)) -> Vec<u8> {
-        let validity = [el(0x17, b"250101000000Z"), el(not_after.0, not_after.1.as_bytes())].concat();
+        let validity = [
+            el(0x17, b"250101000000Z"),
+            el(not_after.0, not_after.1.as_bytes()),
+        ]
+        .concat();
         let padding = vec![0x41u8; 200]; // force a long-form length in the outer elements
         let tbs = [
             el(0xA0, &el(0x02, &[2])),
@@ -294,15 +321,24 @@ mod tests {
             el(0x30, &validity),
         ]
         .concat();
-        el(0x30, &[el(0x30, &tbs), el(0x30, &[]), el(0x03, &[0])].concat())
+        el(
+            0x30,
+            &[el(0x30, &tbs), el(0x30, &[]), el(0x03, &[0])].concat(),
+        )
     }
 
     #[test]
     fn reads_not_after_in_both_time_forms() {
         // 2030-06-15T12:30:45Z
         let expected = 1_907_757_045;
-        assert_eq!(cert_not_after(&fake_cert((0x17, "300615123045Z"))), Some(expected));
-        assert_eq!(cert_not_after(&fake_cert((0x18, "20300615123045Z"))), Some(expected));
+        assert_eq!(
+            cert_not_after(&fake_cert((0x17, "300615123045Z"))),
+            Some(expected)
+        );
+        assert_eq!(
+            cert_not_after(&fake_cert((0x18, "20300615123045Z"))),
+            Some(expected)
+        );
         // UTCTime years 50-99 are 19xx.
         assert_eq!(cert_not_after(&fake_cert((0x17, "700101000000Z"))), Some(0));
     }

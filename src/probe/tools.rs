@@ -10,7 +10,13 @@ use super::report::{Failure, FailureKind, Phase};
 
 /// Sends one JSON-RPC request in an era's way and returns its `result`.
 pub(crate) trait Transport {
-    async fn call(&mut self, run: &mut Run, method: &str, params: Value, phase: Phase) -> Result<Value, Stop>;
+    async fn call(
+        &mut self,
+        run: &mut Run,
+        method: &str,
+        params: Value,
+        phase: Phase,
+    ) -> Result<Value, Stop>;
 }
 
 /// Every page of the tool list.
@@ -20,7 +26,10 @@ pub(crate) struct ToolList {
     pub pages: u32,
 }
 
-pub(crate) async fn list_tools<T: Transport>(transport: &mut T, run: &mut Run) -> Result<ToolList, Stop> {
+pub(crate) async fn list_tools<T: Transport>(
+    transport: &mut T,
+    run: &mut Run,
+) -> Result<ToolList, Stop> {
     let phase = Phase::ToolsList;
     run.enter(phase);
     let mut out = ToolList::default();
@@ -32,7 +41,10 @@ pub(crate) async fn list_tools<T: Transport>(transport: &mut T, run: &mut Run) -
             return Err(Failure::new(
                 FailureKind::TooLarge,
                 phase,
-                format!("tools/list did not end within the page cap of {} pages", run.max_pages),
+                format!(
+                    "tools/list did not end within the page cap of {} pages",
+                    run.max_pages
+                ),
             )
             .into());
         }
@@ -44,9 +56,47 @@ pub(crate) async fn list_tools<T: Transport>(transport: &mut T, run: &mut Run) -
         out.pages += 1;
         run.with(|p| p.pages = out.pages);
         check_result_type(&result, "tools/list", phase)?;
-        let tools = result.get("tools").and_then(Value::as_array).ok_or_else(|| {
-            Failure::new(FailureKind::Protocol, phase, "tools/list result has no 'tools' array")
-        })?;
+        // The cursor first: a cycle re-serves pages, and "cycle" is the diagnosis, not the
+        // duplicate names it causes.
+        let next = match result.get("nextCursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) if c.is_empty() => {
+                run.note("tools/list returned an empty nextCursor; treated as the last page");
+                None
+            }
+            Some(Value::String(c)) => {
+                if !seen_cursors.insert(c.clone()) {
+                    return Err(Failure::new(
+                        FailureKind::Protocol,
+                        phase,
+                        format!(
+                            "tools/list cursor cycle: cursor seen twice after {} pages",
+                            out.pages
+                        ),
+                    )
+                    .into());
+                }
+                Some(c.clone())
+            }
+            Some(other) => {
+                return Err(Failure::new(
+                    FailureKind::Protocol,
+                    phase,
+                    format!("tools/list nextCursor is not a string: {other}"),
+                )
+                .into());
+            }
+        };
+        let tools = result
+            .get("tools")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                Failure::new(
+                    FailureKind::Protocol,
+                    phase,
+                    "tools/list result has no 'tools' array",
+                )
+            })?;
         for (i, tool) in tools.iter().enumerate() {
             let name = validate_tool(tool, out.tools.len() + i, phase)?;
             if !seen_names.insert(name.to_string()) {
@@ -59,36 +109,19 @@ pub(crate) async fn list_tools<T: Transport>(transport: &mut T, run: &mut Run) -
             }
         }
         out.tools.extend(tools.iter().cloned());
-        match result.get("nextCursor") {
-            None | Some(Value::Null) => break,
-            Some(Value::String(c)) if c.is_empty() => {
-                run.note("tools/list returned an empty nextCursor; treated as the last page");
-                break;
-            }
-            Some(Value::String(c)) => {
-                if !seen_cursors.insert(c.clone()) {
-                    return Err(Failure::new(
-                        FailureKind::Protocol,
-                        phase,
-                        format!("tools/list cursor cycle: cursor seen twice after {} pages", out.pages),
-                    )
-                    .into());
-                }
-                cursor = Some(c.clone());
-            }
-            Some(other) => {
-                return Err(Failure::new(
-                    FailureKind::Protocol,
-                    phase,
-                    format!("tools/list nextCursor is not a string: {other}"),
-                )
-                .into());
-            }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
         }
     }
     run.leave(phase);
     if out.tools.is_empty() {
-        return Err(Failure::new(FailureKind::EmptyTools, phase, "tools/list returned no tools").into());
+        return Err(Failure::new(
+            FailureKind::EmptyTools,
+            phase,
+            "tools/list returned no tools",
+        )
+        .into());
     }
     Ok(out)
 }
@@ -108,8 +141,16 @@ pub(crate) fn check_result_type(result: &Value, method: &str, phase: Phase) -> R
 
 /// A tool must be an object with a string `name` and an object `inputSchema`.
 fn validate_tool(tool: &Value, index: usize, phase: Phase) -> Result<&str, Failure> {
-    let invalid = |why: String| Failure::new(FailureKind::Protocol, phase, format!("invalid tool #{index}: {why}"));
-    let obj: &Map<String, Value> = tool.as_object().ok_or_else(|| invalid("not an object".into()))?;
+    let invalid = |why: String| {
+        Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("invalid tool #{index}: {why}"),
+        )
+    };
+    let obj: &Map<String, Value> = tool
+        .as_object()
+        .ok_or_else(|| invalid("not an object".into()))?;
     let name = obj
         .get("name")
         .and_then(Value::as_str)
@@ -119,7 +160,9 @@ fn validate_tool(tool: &Value, index: usize, phase: Phase) -> Result<&str, Failu
     }
     match obj.get("inputSchema") {
         Some(Value::Object(_)) => Ok(name),
-        Some(_) => Err(invalid(format!("'{name}' has an inputSchema that is not an object"))),
+        Some(_) => Err(invalid(format!(
+            "'{name}' has an inputSchema that is not an object"
+        ))),
         None => Err(invalid(format!("'{name}' has no inputSchema"))),
     }
 }
@@ -131,7 +174,10 @@ mod tests {
     #[test]
     fn tool_validation_names_the_problem() {
         let p = Phase::ToolsList;
-        assert_eq!(validate_tool(&json!({"name": "a", "inputSchema": {}}), 0, p).unwrap(), "a");
+        assert_eq!(
+            validate_tool(&json!({"name": "a", "inputSchema": {}}), 0, p).unwrap(),
+            "a"
+        );
         let e = validate_tool(&json!({"name": "a"}), 3, p).unwrap_err();
         assert_eq!(e.message, "invalid tool #3: 'a' has no inputSchema");
         let e = validate_tool(&json!({"name": 5, "inputSchema": {}}), 0, p).unwrap_err();
@@ -143,8 +189,15 @@ mod tests {
     #[test]
     fn result_type_must_be_complete_when_present() {
         assert!(check_result_type(&json!({}), "m", Phase::Handshake).is_ok());
-        assert!(check_result_type(&json!({"resultType": "complete"}), "m", Phase::Handshake).is_ok());
-        let e = check_result_type(&json!({"resultType": "input_required"}), "m", Phase::Handshake).unwrap_err();
+        assert!(
+            check_result_type(&json!({"resultType": "complete"}), "m", Phase::Handshake).is_ok()
+        );
+        let e = check_result_type(
+            &json!({"resultType": "input_required"}),
+            "m",
+            Phase::Handshake,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, FailureKind::Protocol);
     }
 }

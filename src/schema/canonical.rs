@@ -102,9 +102,15 @@ mod tests {
 
     #[test]
     fn key_order_tool_order_and_number_spelling_do_not_move_the_hash() {
-        assert_eq!(schema_hash(&tools_a()).unwrap(), schema_hash(&tools_b()).unwrap());
+        assert_eq!(
+            schema_hash(&tools_a()).unwrap(),
+            schema_hash(&tools_b()).unwrap()
+        );
         let canonical = String::from_utf8(canonical_bytes(&tools_a()).unwrap()).unwrap();
-        assert!(canonical.starts_with(r#"[{"inputSchema":{"properties":{"a":{"minimum":0,"#), "{canonical}");
+        assert!(
+            canonical.starts_with(r#"[{"inputSchema":{"properties":{"a":{"minimum":0,"#),
+            "{canonical}"
+        );
         assert!(canonical.contains(r#""maxLength":100"#), "{canonical}");
     }
 
@@ -121,11 +127,20 @@ mod tests {
     fn description_edit_moves_schema_hash_but_not_interface_hash() {
         let mut edited = tools_a();
         edited[0]["description"] = json!("Echo, louder");
-        assert_ne!(schema_hash(&edited).unwrap(), schema_hash(&tools_a()).unwrap());
-        assert_eq!(interface_hash(&edited).unwrap(), interface_hash(&tools_a()).unwrap());
+        assert_ne!(
+            schema_hash(&edited).unwrap(),
+            schema_hash(&tools_a()).unwrap()
+        );
+        assert_eq!(
+            interface_hash(&edited).unwrap(),
+            interface_hash(&tools_a()).unwrap()
+        );
         let mut retyped = tools_a();
         retyped[1]["inputSchema"]["properties"]["a"]["type"] = json!("integer");
-        assert_ne!(interface_hash(&retyped).unwrap(), interface_hash(&tools_a()).unwrap());
+        assert_ne!(
+            interface_hash(&retyped).unwrap(),
+            interface_hash(&tools_a()).unwrap()
+        );
     }
 
     #[test]
@@ -154,9 +169,12 @@ mod tests {
     /// Reverse the key order of every object, recursively.
     fn reorder(v: &Value) -> Value {
         match v {
-            Value::Object(m) => {
-                Value::Object(m.iter().rev().map(|(k, v)| (k.clone(), reorder(v))).collect())
-            }
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .rev()
+                    .map(|(k, v)| (k.clone(), reorder(v)))
+                    .collect(),
+            ),
             Value::Array(a) => Value::Array(a.iter().map(reorder).collect()),
             other => other.clone(),
         }

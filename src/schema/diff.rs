@@ -38,7 +38,11 @@ impl SchemaDiff {
 
     /// `breaking` or `compatible`.
     pub fn class(&self) -> &'static str {
-        if self.breaking { "breaking" } else { "compatible" }
+        if self.breaking {
+            "breaking"
+        } else {
+            "compatible"
+        }
     }
 
     /// One line: "breaking: 1 removed (search), 1 changed (echo: inputSchema)".
@@ -48,10 +52,18 @@ impl SchemaDiff {
         }
         let mut parts = Vec::new();
         if !self.added.is_empty() {
-            parts.push(format!("{} added ({})", self.added.len(), self.added.join(", ")));
+            parts.push(format!(
+                "{} added ({})",
+                self.added.len(),
+                self.added.join(", ")
+            ));
         }
         if !self.removed.is_empty() {
-            parts.push(format!("{} removed ({})", self.removed.len(), self.removed.join(", ")));
+            parts.push(format!(
+                "{} removed ({})",
+                self.removed.len(),
+                self.removed.join(", ")
+            ));
         }
         if !self.changed.is_empty() {
             let list: Vec<String> = self
@@ -59,7 +71,11 @@ impl SchemaDiff {
                 .iter()
                 .map(|c| format!("{}: {}", c.name, c.fields.join("+")))
                 .collect();
-            parts.push(format!("{} changed ({})", self.changed.len(), list.join(", ")));
+            parts.push(format!(
+                "{} changed ({})",
+                self.changed.len(),
+                list.join(", ")
+            ));
         }
         format!("{}: {}", self.class(), parts.join(", "))
     }
@@ -74,7 +90,11 @@ impl SchemaDiff {
             out.push_str(&format!("  - {name}  (breaking: tool removed)\n"));
         }
         for change in &self.changed {
-            out.push_str(&format!("  ~ {}  [{}]\n", change.name, change.fields.join(", ")));
+            out.push_str(&format!(
+                "  ~ {}  [{}]\n",
+                change.name,
+                change.fields.join(", ")
+            ));
             for reason in &change.reasons {
                 out.push_str(&format!("      breaking: {reason}\n"));
             }
@@ -148,7 +168,11 @@ fn input_schema_breaks(old: Option<&Value>, new: Option<&Value>) -> Vec<String> 
     let required = |s: Option<&Value>| -> BTreeSet<String> {
         s.and_then(|s| s.get("required"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (old_props, new_props) = (props(old), props(new));
@@ -198,7 +222,11 @@ mod tests {
 
     fn base() -> Vec<Value> {
         vec![
-            tool("search", json!({"q": {"type": "string"}, "n": {"type": "integer"}}), json!(["q"])),
+            tool(
+                "search",
+                json!({"q": {"type": "string"}, "n": {"type": "integer"}}),
+                json!(["q"]),
+            ),
             tool("echo", json!({"msg": {"type": "string"}}), json!(["msg"])),
         ]
     }
@@ -234,8 +262,14 @@ mod tests {
         let d = diff(&base(), &new);
         assert!(d.breaking);
         let reasons = &d.changed[0].reasons;
-        assert!(reasons.contains(&"required parameter 'lang' added".to_string()), "{reasons:?}");
-        assert!(reasons.contains(&"parameter 'n' removed".to_string()), "{reasons:?}");
+        assert!(
+            reasons.contains(&"required parameter 'lang' added".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"parameter 'n' removed".to_string()),
+            "{reasons:?}"
+        );
         assert!(reasons.contains(&"parameter 'q' retyped from string to integer".to_string()));
         assert_eq!(d.changed[0].fields, vec!["inputSchema"]);
     }
@@ -248,8 +282,14 @@ mod tests {
         new[1]["annotations"] = json!({"readOnlyHint": true});
         let d = diff(&base(), &new);
         assert!(!d.breaking, "{d:?}");
-        assert_eq!(d.changed[0].fields, vec!["annotations", "description", "inputSchema"]);
-        assert!(d.summary().starts_with("compatible: 1 changed (echo: annotations+description+inputSchema)"));
+        assert_eq!(
+            d.changed[0].fields,
+            vec!["annotations", "description", "inputSchema"]
+        );
+        assert!(
+            d.summary()
+                .starts_with("compatible: 1 changed (echo: annotations+description+inputSchema)")
+        );
         assert!(d.render().contains("~ echo"));
     }
 }

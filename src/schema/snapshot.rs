@@ -45,7 +45,9 @@ pub enum SnapshotError {
     #[error("{path} is not an mcpwatch snapshot: {reason}")]
     Invalid { path: String, reason: String },
     /// The file's tools do not hash to its `schema_hash`.
-    #[error("{path}: schema_hash {stated} does not match its tools ({actual}); re-create it with `mcpwatch snapshot`")]
+    #[error(
+        "{path}: schema_hash {stated} does not match its tools ({actual}); re-create it with `mcpwatch snapshot`"
+    )]
     HashMismatch {
         path: String,
         stated: String,
@@ -100,15 +102,17 @@ impl Snapshot {
             path: shown.clone(),
             source,
         })?;
-        let snap: Snapshot =
-            serde_json::from_str(&text).map_err(|e| SnapshotError::Invalid {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
+        let snap: Snapshot = serde_json::from_str(&text).map_err(|e| SnapshotError::Invalid {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
         if snap.format != SNAPSHOT_FORMAT {
             return Err(SnapshotError::Invalid {
                 path: shown,
-                reason: format!("format {} is not supported (expected {SNAPSHOT_FORMAT})", snap.format),
+                reason: format!(
+                    "format {} is not supported (expected {SNAPSHOT_FORMAT})",
+                    snap.format
+                ),
             });
         }
         let actual = schema_hash(&snap.tools)?;
@@ -132,13 +136,19 @@ mod tests {
     fn round_trips_and_detects_tampering() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap.json");
-        let tools = vec![json!({"name": "b", "inputSchema": {}}), json!({"name": "a", "inputSchema": {}})];
-        let snap = Snapshot::from_tools(&tools, "http://x/mcp", "2026-01-01T00:00:00Z", None, None).unwrap();
+        let tools = vec![
+            json!({"name": "b", "inputSchema": {}}),
+            json!({"name": "a", "inputSchema": {}}),
+        ];
+        let snap = Snapshot::from_tools(&tools, "http://x/mcp", "2026-01-01T00:00:00Z", None, None)
+            .unwrap();
         assert_eq!(snap.tools[0]["name"], "a");
         snap.write(&path).unwrap();
         assert_eq!(Snapshot::read(&path).unwrap(), snap);
 
-        let tampered = std::fs::read_to_string(&path).unwrap().replace("\"b\"", "\"c\"");
+        let tampered = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"b\"", "\"c\"");
         std::fs::write(&path, tampered).unwrap();
         let err = Snapshot::read(&path).unwrap_err().to_string();
         assert!(err.contains("does not match its tools"), "{err}");
@@ -146,7 +156,9 @@ mod tests {
         std::fs::write(&path, "not json").unwrap();
         let err = Snapshot::read(&path).unwrap_err().to_string();
         assert!(err.contains("is not an mcpwatch snapshot"), "{err}");
-        let err = Snapshot::read(&dir.path().join("missing.json")).unwrap_err().to_string();
+        let err = Snapshot::read(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot read snapshot file"), "{err}");
     }
 }

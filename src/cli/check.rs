@@ -1,0 +1,167 @@
+//! `mcpwatch check`: probe once (or until healthy with `--wait`), print the report, and
+//! optionally compare the schema with a committed baseline.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+
+use super::options::{ProbeArgs, parse_duration};
+use super::render::render_report;
+use super::{CliError, ExitCode};
+use crate::probe::{ProbeReport, ProbeTarget, Prober};
+use crate::schema::{Snapshot, diff};
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Print one JSON object instead of the readable report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Retry until healthy or until this much time has passed (the post-deploy gate), e.g. 2m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub wait: Option<Duration>,
+
+    /// Compare the live schema with a snapshot file; exit 3 on drift.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Count auth_required (401/403 with a challenge) as healthy.
+    #[arg(long)]
+    pub allow_auth_required: bool,
+}
+
+/// Longest pause between `--wait` attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Run `check`; returns the exit code. Output goes to `out`, progress and errors to `err`.
+pub async fn run_check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    match check(args, out, err).await {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "mcpwatch: error: {e}");
+            ExitCode::Usage
+        }
+    }
+}
+
+async fn check(
+    args: &CheckArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let (prober, target) = args.probe.build()?;
+    let baseline = match &args.baseline {
+        Some(path) => Some(Snapshot::read(path).map_err(|e| CliError::File(e.to_string()))?),
+        None => None,
+    };
+    let report =
+        probe_until_healthy(&prober, &target, args.wait, args.allow_auth_required, err).await;
+    let healthy = report.is_healthy(args.allow_auth_required);
+
+    let mut drift = None;
+    if let (Some(snap), true) = (&baseline, healthy && report.schema_hash.is_some()) {
+        if report.schema_hash.as_deref() != Some(snap.schema_hash.as_str()) {
+            drift = Some(diff(&snap.tools, &report.tools));
+        }
+    }
+
+    if args.json {
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(snap), Some(obj)) = (&baseline, value.as_object_mut()) {
+            obj.insert(
+                "baseline".into(),
+                json!({
+                    "file": args.baseline.as_ref().map(|p| p.display().to_string()),
+                    "schema_hash": snap.schema_hash,
+                    "matches": healthy.then_some(drift.is_none()),
+                    "diff": drift,
+                }),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        let _ = write!(out, "{}", render_report(&report));
+        if let Some(snap) = &baseline {
+            match &drift {
+                None if healthy => {
+                    let _ = writeln!(
+                        out,
+                        "  baseline    matches {}",
+                        args.baseline
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    );
+                }
+                None => {}
+                Some(d) => {
+                    let _ = writeln!(
+                        out,
+                        "  baseline    DRIFT from {} ({})",
+                        snap.schema_hash,
+                        d.class()
+                    );
+                    for line in d.render().lines() {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(match (healthy, drift) {
+        (false, _) => ExitCode::Unhealthy,
+        (true, Some(_)) => ExitCode::Drift,
+        (true, None) => ExitCode::Healthy,
+    })
+}
+
+/// Probe; with `wait`, retry with backoff (1 s, 2 s, 4 s, 5 s …) until healthy or out of time.
+pub(crate) async fn probe_until_healthy(
+    prober: &Prober,
+    target: &ProbeTarget,
+    wait: Option<Duration>,
+    allow_auth_required: bool,
+    err: &mut dyn Write,
+) -> ProbeReport {
+    let started = Instant::now();
+    let mut backoff = Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        let report = prober.probe(target).await;
+        let Some(wait) = wait else { return report };
+        if report.is_healthy(allow_auth_required) {
+            return report;
+        }
+        let elapsed = started.elapsed();
+        if elapsed + backoff >= wait {
+            let _ = writeln!(
+                err,
+                "mcpwatch: still {} after {attempt} attempts in {:.0?}; giving up",
+                report.verdict, elapsed
+            );
+            return report;
+        }
+        let reason = report
+            .failure
+            .as_ref()
+            .map(|f| format!("{} in {}", f.kind, f.phase))
+            .unwrap_or_else(|| report.verdict.to_string());
+        let _ = writeln!(
+            err,
+            "mcpwatch: attempt {attempt}: {reason}; retrying in {backoff:?}"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        attempt += 1;
+    }
+}

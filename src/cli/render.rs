@@ -1,0 +1,125 @@
+//! The human-readable report of one probe, for a terminal or a CI log.
+
+use std::fmt::Write;
+
+use crate::probe::{ProbeReport, Verdict};
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 100.0 => format!("{v:.0} ms"),
+        Some(v) => format!("{v:.1} ms"),
+        None => "-".to_string(),
+    }
+}
+
+/// Several aligned lines: verdict, era, server, tools and hash, timings, failure with a hint.
+pub fn render_report(r: &ProbeReport) -> String {
+    let mut out = String::new();
+    let label = match r.verdict {
+        Verdict::Up => "UP",
+        Verdict::Degraded => "DEGRADED",
+        Verdict::AuthRequired => "AUTH REQUIRED",
+        Verdict::Down => "DOWN",
+    };
+    let _ = writeln!(out, "{label}  {}", r.url);
+    if let Some(era) = r.era {
+        let version = r.protocol_version.as_deref().unwrap_or("?");
+        let _ = writeln!(out, "  era         {era} (protocol {version})");
+    }
+    if let Some(info) = &r.server_info {
+        let _ = writeln!(out, "  server      {} {}", info.name, info.version);
+    }
+    if r.era.is_some() && r.verdict != Verdict::AuthRequired {
+        let _ = writeln!(
+            out,
+            "  session     {}",
+            if r.session {
+                "yes (closed with DELETE)"
+            } else {
+                "none"
+            }
+        );
+    }
+    if let Some(hash) = &r.schema_hash {
+        let pages = if r.pages == 1 {
+            "1 page".to_string()
+        } else {
+            format!("{} pages", r.pages)
+        };
+        let _ = writeln!(
+            out,
+            "  tools       {} on {pages}: {}",
+            r.tools_count,
+            abbreviate(&r.tool_names.join(", "), 100)
+        );
+        let _ = writeln!(out, "  schema      {hash}");
+    }
+    let t = &r.timings_ms;
+    let _ = writeln!(
+        out,
+        "  timings     dns {} · connect {} · tls {} · handshake {} · tools/list {} · total {}",
+        ms(t.dns),
+        ms(t.connect),
+        ms(t.tls),
+        ms(t.handshake),
+        ms(t.tools_list),
+        ms(Some(t.total))
+    );
+    if let Some(cert) = &r.tls {
+        let _ = writeln!(out, "  certificate expires {}", cert.not_after);
+    }
+    if let Some(a) = &r.auth {
+        let mut line = format!("HTTP {}", a.http_status);
+        if let Some(s) = &a.scheme {
+            let _ = write!(line, ", scheme {s}");
+        }
+        if let Some(e) = &a.error {
+            let _ = write!(line, ", error {e}");
+        }
+        let _ = writeln!(out, "  auth        {line}");
+        if let Some(m) = &a.resource_metadata {
+            let _ = writeln!(out, "  metadata    {m}");
+        }
+        if let Some(s) = &a.scope {
+            let _ = writeln!(out, "  scope       {s}");
+        }
+        let hint = if a.credentials_sent {
+            "the credentials sent were refused: renew the probe credential"
+        } else {
+            "the server is alive but protected: pass a credential with --header, or --allow-auth-required"
+        };
+        let _ = writeln!(out, "  hint        {hint}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "  warning     {w}");
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "  note        {n}");
+    }
+    if let Some(f) = &r.failure {
+        let mut codes = String::new();
+        if let Some(s) = f.http_status {
+            let _ = write!(codes, " [HTTP {s}]");
+        }
+        if let Some(c) = f.jsonrpc_code {
+            let _ = write!(codes, " [JSON-RPC {c}]");
+        }
+        let _ = writeln!(
+            out,
+            "  failure     {} in {}{codes}: {}",
+            f.kind, f.phase, f.message
+        );
+        let _ = writeln!(out, "  hint        {}", f.kind.hint());
+    }
+    out
+}
+
+fn abbreviate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut cut: String = s.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}

@@ -1,0 +1,116 @@
+//! `mcpwatch snapshot`: write the canonical tool list and its hash (a baseline to commit), or
+//! `--check` a committed one and exit 3 with the structural diff when the live schema differs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::render::render_report;
+use super::{CliError, ExitCode, ProbeArgs};
+use crate::probe::now_rfc3339;
+use crate::schema::{Snapshot, diff};
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Write the snapshot to FILE (default: print it).
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub out: Option<PathBuf>,
+
+    /// Compare the live schema with snapshot FILE; exit 3 and print the diff when it differs.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+}
+
+pub async fn run_snapshot(
+    args: &SnapshotArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> ExitCode {
+    match snapshot(args, out, err).await {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "mcpwatch: error: {e}");
+            ExitCode::Usage
+        }
+    }
+}
+
+async fn snapshot(
+    args: &SnapshotArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let (prober, target) = args.probe.build()?;
+    let baseline = match &args.check {
+        Some(path) => Some(Snapshot::read(path).map_err(|e| CliError::File(e.to_string()))?),
+        None => None,
+    };
+    let report = prober.probe(&target).await;
+    if report.schema_hash.is_none() {
+        let _ = write!(err, "{}", render_report(&report));
+        let _ = writeln!(
+            err,
+            "mcpwatch: no tool list to snapshot ({})",
+            report.verdict
+        );
+        return Ok(ExitCode::Unhealthy);
+    }
+    let live = Snapshot::from_tools(
+        &report.tools,
+        &report.url,
+        &now_rfc3339(),
+        report.protocol_version.clone(),
+        report.server_info.as_ref().map(|s| s.version.clone()),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+
+    if let (Some(base), Some(path)) = (baseline, &args.check) {
+        if base.schema_hash == live.schema_hash {
+            let _ = writeln!(
+                out,
+                "schema matches {}: {} ({} tools)",
+                path.display(),
+                live.schema_hash,
+                live.tools.len()
+            );
+            return Ok(ExitCode::Healthy);
+        }
+        let d = diff(&base.tools, &live.tools);
+        let _ = writeln!(
+            out,
+            "schema drift against {}: {} -> {}",
+            path.display(),
+            base.schema_hash,
+            live.schema_hash
+        );
+        let interface = if base.interface_hash == live.interface_hash {
+            "interface unchanged (names and input schemas are the same)"
+        } else {
+            "interface changed (names or input schemas differ)"
+        };
+        let _ = writeln!(out, "{interface}");
+        let _ = write!(out, "{}", d.render());
+        return Ok(ExitCode::Drift);
+    }
+    match &args.out {
+        Some(path) => {
+            live.write(path)
+                .map_err(|e| CliError::File(e.to_string()))?;
+            let _ = writeln!(
+                out,
+                "wrote {}: {} ({} tools)",
+                path.display(),
+                live.schema_hash,
+                live.tools.len()
+            );
+        }
+        None => {
+            let _ = write!(out, "{}", live.to_pretty_json());
+        }
+    }
+    Ok(ExitCode::Healthy)
+}

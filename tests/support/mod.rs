@@ -1,0 +1,28 @@
+//! Test support: fake MCP servers and helpers shared by the integration tests.
+#![allow(dead_code)]
+
+pub mod fake_mcp;
+
+use mcpwatch::probe::{AddressPolicy, ProbeReport, ProbeTarget, Prober, ProberConfig};
+
+/// A prober that may reach loopback (where every test server lives) and nothing private else.
+pub fn loopback_prober() -> Prober {
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8,::1/128").unwrap();
+    Prober::new(ProberConfig {
+        policy,
+        ..ProberConfig::default()
+    })
+    .unwrap()
+}
+
+/// Probe `url` with the loopback prober after `tweak` adjusts the target.
+pub async fn probe_with(url: &str, tweak: impl FnOnce(&mut ProbeTarget)) -> ProbeReport {
+    let mut target = ProbeTarget::new(url.parse().unwrap());
+    target.timeout = std::time::Duration::from_secs(5);
+    tweak(&mut target);
+    loopback_prober().probe(&target).await
+}
+
+pub async fn probe(url: &str) -> ProbeReport {
+    probe_with(url, |_| {}).await
+}
