@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::fake_mcp::{Fault, FakeConfig, FakeEra, FakeServer};
+use support::fake_mcp::{FakeConfig, FakeEra, FakeServer, Fault};
 
 /// Run the binary off the async runtime (the fake server lives on it).
 async fn mcpwatch(args: &[&str]) -> Output {
@@ -33,17 +33,38 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test]
 async fn check_json_has_the_documented_fields_and_exit_0() {
-    let fake = FakeServer::start(FakeConfig { era: FakeEra::Streamable, sessions: true, ..FakeConfig::default() }).await;
+    let fake = FakeServer::start(FakeConfig {
+        era: FakeEra::Streamable,
+        sessions: true,
+        ..FakeConfig::default()
+    })
+    .await;
     let out = mcpwatch(&["check", &fake.url(), "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
-    for key in ["url", "verdict", "failure", "era", "protocol_version", "server_info", "session", "pages", "tools_count", "tool_names", "schema_hash", "timings_ms"] {
+    for key in [
+        "url",
+        "verdict",
+        "failure",
+        "era",
+        "protocol_version",
+        "server_info",
+        "session",
+        "pages",
+        "tools_count",
+        "tool_names",
+        "schema_hash",
+        "timings_ms",
+    ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["verdict"], "up");
     assert_eq!(v["failure"], Value::Null);
     assert_eq!(v["era"], "streamable_http");
-    assert_eq!(v["server_info"], json!({"name": "fake-mcp", "version": "1.2.3"}));
+    assert_eq!(
+        v["server_info"],
+        json!({"name": "fake-mcp", "version": "1.2.3"})
+    );
     assert_eq!(v["session"], true);
     assert_eq!(v["tools_count"], 3);
     for key in ["dns", "connect", "tls", "handshake", "tools_list", "total"] {
@@ -53,7 +74,12 @@ async fn check_json_has_the_documented_fields_and_exit_0() {
 
 #[tokio::test]
 async fn check_down_exits_1_with_failure_object_and_readable_hint() {
-    let fake = FakeServer::start(FakeConfig { fault: Fault::Html200, fault_on: "*", ..FakeConfig::default() }).await;
+    let fake = FakeServer::start(FakeConfig {
+        fault: Fault::Html200,
+        fault_on: "*",
+        ..FakeConfig::default()
+    })
+    .await;
     let out = mcpwatch(&["check", &fake.url(), "--json"]).await;
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -67,25 +93,55 @@ async fn check_down_exits_1_with_failure_object_and_readable_hint() {
     assert_eq!(human.status.code(), Some(1));
     let text = stdout(&human);
     assert!(text.starts_with("DOWN  http://127.0.0.1:"), "{text}");
-    assert!(text.contains("failure     not_mcp in handshake [HTTP 200]"), "{text}");
-    assert!(text.contains("hint        the URL serves HTTP but not MCP"), "{text}");
+    assert!(
+        text.contains("failure     not_mcp in handshake [HTTP 200]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint        the URL serves HTTP but not MCP"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn auth_required_is_unhealthy_unless_allowed_and_credentials_never_print() {
-    let fake = FakeServer::start(FakeConfig { bearer: Some("tok-123".into()), ..FakeConfig::default() }).await;
+    let fake = FakeServer::start(FakeConfig {
+        bearer: Some("tok-123".into()),
+        ..FakeConfig::default()
+    })
+    .await;
     let out = mcpwatch(&["check", &fake.url()]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).starts_with("AUTH REQUIRED"));
     let allowed = mcpwatch(&["check", &fake.url(), "--allow-auth-required"]).await;
     assert_eq!(allowed.status.code(), Some(0));
-    let with_token = mcpwatch(&["check", &fake.url(), "-H", "Authorization: Bearer tok-123", "--json"]).await;
+    let with_token = mcpwatch(&[
+        "check",
+        &fake.url(),
+        "-H",
+        "Authorization: Bearer tok-123",
+        "--json",
+    ])
+    .await;
     assert_eq!(with_token.status.code(), Some(0), "{}", stdout(&with_token));
-    let wrong = mcpwatch(&["check", &fake.url(), "-H", "Authorization: Bearer tok-WRONG"]).await;
+    let wrong = mcpwatch(&[
+        "check",
+        &fake.url(),
+        "-H",
+        "Authorization: Bearer tok-WRONG",
+    ])
+    .await;
     for o in [&with_token, &wrong] {
-        assert!(!stdout(o).contains("tok-") && !stderr(o).contains("tok-"), "credential leaked");
+        assert!(
+            !stdout(o).contains("tok-") && !stderr(o).contains("tok-"),
+            "credential leaked"
+        );
     }
-    assert!(stdout(&wrong).contains("renew the probe credential"), "{}", stdout(&wrong));
+    assert!(
+        stdout(&wrong).contains("renew the probe credential"),
+        "{}",
+        stdout(&wrong)
+    );
 }
 
 #[tokio::test]
@@ -96,14 +152,25 @@ async fn usage_errors_exit_2_with_one_line() {
         &["check", "http://127.0.0.1:1/mcp", "--timeout", "soon"],
         &["check", "http://127.0.0.1:1/mcp", "--era", "1999"],
         &["check", "http://127.0.0.1:1/mcp", "-H", "NoColonHere"],
-        &["check", "http://127.0.0.1:1/mcp", "--baseline", "/nonexistent/snap.json"],
+        &[
+            "check",
+            "http://127.0.0.1:1/mcp",
+            "--baseline",
+            "/nonexistent/snap.json",
+        ],
     ];
     for args in cases {
         let out = mcpwatch(args).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
-        assert!(err.trim().lines().next().unwrap().contains("error"), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
+        assert!(
+            err.trim().lines().next().unwrap().contains("error"),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -134,7 +201,10 @@ async fn snapshot_then_check_baseline_detects_breaking_drift_with_exit_3() {
     let drift = mcpwatch(&["snapshot", &fake.url(), "--check", snap_s]).await;
     assert_eq!(drift.status.code(), Some(3), "{}", stdout(&drift));
     let text = stdout(&drift);
-    assert!(text.contains("breaking: 1 removed (search), 1 changed (echo: inputSchema)"), "{text}");
+    assert!(
+        text.contains("breaking: 1 removed (search), 1 changed (echo: inputSchema)"),
+        "{text}"
+    );
     assert!(text.contains("required parameter 'loud' added"), "{text}");
 
     let check = mcpwatch(&["check", &fake.url(), "--baseline", snap_s, "--json"]).await;
@@ -151,31 +221,62 @@ async fn description_only_change_is_compatible_drift() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("s.json");
     let snap_s = snap.to_str().unwrap();
-    assert_eq!(mcpwatch(&["snapshot", &fake.url(), "--out", snap_s]).await.status.code(), Some(0));
+    assert_eq!(
+        mcpwatch(&["snapshot", &fake.url(), "--out", snap_s])
+            .await
+            .status
+            .code(),
+        Some(0)
+    );
     fake.update(|c| c.tools[1]["description"] = json!("Echo a message, politely"));
     let out = mcpwatch(&["snapshot", &fake.url(), "--check", snap_s]).await;
     assert_eq!(out.status.code(), Some(3));
     let text = stdout(&out);
     assert!(text.contains("interface unchanged"), "{text}");
-    assert!(text.contains("compatible: 1 changed (echo: description)"), "{text}");
+    assert!(
+        text.contains("compatible: 1 changed (echo: description)"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn wait_retries_until_the_server_comes_up() {
-    let fake = FakeServer::start(FakeConfig { fault: Fault::Status(503), fault_on: "*", ..FakeConfig::default() }).await;
+    let fake = FakeServer::start(FakeConfig {
+        fault: Fault::Status(503),
+        fault_on: "*",
+        ..FakeConfig::default()
+    })
+    .await;
     let url = fake.url();
-    let run = tokio::spawn(async move { mcpwatch(&["check", &url, "--wait", "20s", "--timeout", "2s"]).await });
+    let run = tokio::spawn(async move {
+        mcpwatch(&["check", &url, "--wait", "20s", "--timeout", "2s"]).await
+    });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     fake.update(|c| c.fault = Fault::None);
     let out = run.await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stderr(&out).contains("attempt 1: http_status in handshake; retrying"), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("attempt 1: http_status in handshake; retrying"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).starts_with("UP"));
 }
 
 #[tokio::test]
 async fn wait_gives_up_at_its_deadline() {
-    let fake = FakeServer::start(FakeConfig { fault: Fault::Status(503), fault_on: "*", ..FakeConfig::default() }).await;
+    let fake = FakeServer::start(FakeConfig {
+        fault: Fault::Status(503),
+        fault_on: "*",
+        ..FakeConfig::default()
+    })
+    .await;
     let started = std::time::Instant::now();
     let out = mcpwatch(&["check", &fake.url(), "--wait", "2s"]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -190,9 +291,23 @@ async fn deny_private_blocks_loopback_and_allow_cidr_reopens_it() {
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["failure"]["kind"], "blocked");
-    let ok = mcpwatch(&["check", &fake.url(), "--deny-private", "--allow-cidr", "127.0.0.0/8"]).await;
+    let ok = mcpwatch(&[
+        "check",
+        &fake.url(),
+        "--deny-private",
+        "--allow-cidr",
+        "127.0.0.0/8",
+    ])
+    .await;
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
-    let bad = mcpwatch(&["check", &fake.url(), "--deny-private", "--allow-cidr", "127.0.0.0/99"]).await;
+    let bad = mcpwatch(&[
+        "check",
+        &fake.url(),
+        "--deny-private",
+        "--allow-cidr",
+        "127.0.0.0/99",
+    ])
+    .await;
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("127.0.0.0/99"));
 }
@@ -201,8 +316,18 @@ async fn deny_private_blocks_loopback_and_allow_cidr_reopens_it() {
 async fn resolve_flag_maps_a_name_without_dns() {
     let fake = FakeServer::start(FakeConfig::default()).await;
     let url = format!("http://mcp.example.test:{}/mcp", fake.addr.port());
-    let out = mcpwatch(&["check", &url, "--resolve", "mcp.example.test:127.0.0.1", "--json"]).await;
+    let out = mcpwatch(&[
+        "check",
+        &url,
+        "--resolve",
+        "mcp.example.test:127.0.0.1",
+        "--json",
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(v["timings_ms"]["dns"].is_number(), "a name is resolved (and timed) by us");
+    assert!(
+        v["timings_ms"]["dns"].is_number(),
+        "a name is resolved (and timed) by us"
+    );
 }

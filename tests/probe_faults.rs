@@ -308,6 +308,12 @@ async fn refused_connection_is_connect() {
     let r = probe(&format!("http://127.0.0.1:{port}/mcp")).await;
     assert_down(&r, FailureKind::Connect, Phase::Connect);
     assert!(r.failure.unwrap().message.contains("refused"));
+    assert_eq!(r.era, None, "no handshake, no era");
+    assert_eq!(r.timings_ms.handshake, None);
+    assert!(
+        r.timings_ms.connect.is_some(),
+        "the failed connect is still timed"
+    );
 }
 
 #[tokio::test]

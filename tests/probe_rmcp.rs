@@ -60,11 +60,16 @@ async fn start(json_response: bool, legacy_session_mode: bool) -> (String, Cance
         .with_cancellation_token(ct.child_token());
     config.json_response = json_response;
     config.legacy_session_mode = legacy_session_mode;
-    let service: StreamableHttpService<Calculator, LocalSessionManager> = StreamableHttpService::new(
-        || Ok(Calculator { tool_router: Calculator::tool_router() }),
-        Default::default(),
-        config,
-    );
+    let service: StreamableHttpService<Calculator, LocalSessionManager> =
+        StreamableHttpService::new(
+            || {
+                Ok(Calculator {
+                    tool_router: Calculator::tool_router(),
+                })
+            },
+            Default::default(),
+            config,
+        );
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -82,18 +87,32 @@ async fn rmcp_server_is_up_in_both_eras_with_one_hash() {
     for (json_response, sessions) in [(false, true), (true, false)] {
         let (url, stop) = start(json_response, sessions).await;
         let modern = probe_with(&url, |_| {}).await;
-        assert_eq!(modern.verdict, Verdict::Up, "json={json_response}: {modern:#?}");
+        assert_eq!(
+            modern.verdict,
+            Verdict::Up,
+            "json={json_response}: {modern:#?}"
+        );
         assert_eq!(modern.era, Some(Era::Stateless));
         assert_eq!(modern.protocol_version.as_deref(), Some("2026-07-28"));
         assert_eq!(modern.tool_names, vec!["echo", "sum"]);
 
         let legacy = probe_with(&url, |t| t.era = EraChoice::Force(Era::StreamableHttp)).await;
-        assert_eq!(legacy.verdict, Verdict::Up, "json={json_response}: {legacy:#?}");
+        assert_eq!(
+            legacy.verdict,
+            Verdict::Up,
+            "json={json_response}: {legacy:#?}"
+        );
         assert_eq!(legacy.era, Some(Era::StreamableHttp));
         assert_eq!(legacy.protocol_version.as_deref(), Some("2025-11-25"));
-        assert_eq!(legacy.session, sessions, "the SDK assigns a session only in legacy session mode");
+        assert_eq!(
+            legacy.session, sessions,
+            "the SDK assigns a session only in legacy session mode"
+        );
         assert!(legacy.warnings.is_empty(), "{:?}", legacy.warnings);
-        assert_eq!(modern.schema_hash, legacy.schema_hash, "one server, one hash, whatever the era");
+        assert_eq!(
+            modern.schema_hash, legacy.schema_hash,
+            "one server, one hash, whatever the era"
+        );
         assert!(legacy.server_info.is_some());
         stop.cancel();
     }

@@ -65,10 +65,14 @@ async fn check(
     let healthy = report.is_healthy(args.allow_auth_required);
 
     let mut drift = None;
-    if let (Some(snap), true) = (&baseline, healthy && report.schema_hash.is_some()) {
-        if report.schema_hash.as_deref() != Some(snap.schema_hash.as_str()) {
-            drift = Some(diff(&snap.tools, &report.tools));
-        }
+    if let Some(snap) = &baseline
+        && healthy
+        && report
+            .schema_hash
+            .as_deref()
+            .is_some_and(|h| h != snap.schema_hash)
+    {
+        drift = Some(diff(&snap.tools, &report.tools));
     }
 
     if args.json {

@@ -159,7 +159,9 @@ impl Prober {
             dns: conn.dns,
             connect: conn.connect,
             tls: conn.tls,
+            // Only when HTTP was exchanged: a refused connection has no handshake to time.
             handshake: span_ms(p.handshake)
+                .filter(|_| !p.steps.is_empty())
                 .map(|h| round_ms((h - conn.total.unwrap_or(0.0)).max(0.0))),
             tools_list: span_ms(p.tools_list),
             total: total_ms,
@@ -172,7 +174,8 @@ impl Prober {
             url: redact_url(&target.url),
             verdict: Verdict::Down,
             failure: None,
-            era: p.era,
+            // The era is reported once the server confirmed it (a completed handshake).
+            era: p.era.filter(|_| p.protocol_version.is_some()),
             protocol_version: p.protocol_version.take(),
             server_info: p.server_info.take(),
             session: p.session_seen,

@@ -338,10 +338,10 @@ pub(crate) fn status_failure(
 fn prm_candidates(url: &Url) -> Vec<Url> {
     let mut out = Vec::new();
     let path = url.path().trim_end_matches('/');
-    if !path.is_empty() {
-        if let Ok(u) = url.join(&format!("/.well-known/oauth-protected-resource{path}")) {
-            out.push(u);
-        }
+    if !path.is_empty()
+        && let Ok(u) = url.join(&format!("/.well-known/oauth-protected-resource{path}"))
+    {
+        out.push(u);
     }
     if let Ok(u) = url.join("/.well-known/oauth-protected-resource") {
         out.push(u);

@@ -152,6 +152,7 @@ pub struct FakeServer {
     pub addr: std::net::SocketAddr,
     shared: AppState,
     task: tokio::task::JoinHandle<()>,
+    https: bool,
 }
 
 impl Drop for FakeServer {
@@ -162,6 +163,22 @@ impl Drop for FakeServer {
 
 impl FakeServer {
     pub async fn start(config: FakeConfig) -> Self {
+        Self::start_inner(config, None).await
+    }
+
+    /// The same fake behind TLS with the given server configuration (`https://` URLs).
+    pub async fn start_tls(
+        config: FakeConfig,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> Self {
+        Self::start_inner(config, Some(tls)).await
+    }
+
+    async fn start_inner(
+        config: FakeConfig,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Self {
+        let https = tls.is_some();
         let shared = Arc::new(Shared {
             config: Mutex::new(config),
             seen: Mutex::new(Seen::default()),
@@ -182,10 +199,18 @@ impl FakeServer {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeServer { addr, shared, task }
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some(tls) => tokio::spawn(serve_tls(listener, app, tls)),
+        };
+        FakeServer {
+            addr,
+            shared,
+            task,
+            https,
+        }
     }
 
     /// `/mcp` (or `/sse` for the HTTP+SSE era).
@@ -195,7 +220,8 @@ impl FakeServer {
         } else {
             "mcp"
         };
-        format!("http://{}/{path}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/{path}", self.addr)
     }
 
     pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
@@ -206,6 +232,11 @@ impl FakeServer {
     pub fn update(&self, f: impl FnOnce(&mut FakeConfig)) {
         f(&mut self.shared.config.lock().unwrap());
     }
+}
+
+/// An error answer, boxed (it travels in a Result's error side).
+fn reject(status: StatusCode, body: &Value) -> Box<Response> {
+    Box::new(json_response(status, body))
 }
 
 fn rpc_error(id: Value, code: i64, message: &str, data: Option<Value>) -> Value {
@@ -395,7 +426,7 @@ async fn mcp(
                 return resp;
             }
             Ok(None) => return StatusCode::ACCEPTED.into_response(),
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     } else {
         return json_response(
@@ -515,7 +546,7 @@ fn legacy(
     headers: &HeaderMap,
     msg: &Value,
     method: &str,
-) -> Result<Option<(Value, Option<String>)>, Response> {
+) -> Result<Option<(Value, Option<String>)>, Box<Response>> {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     if method == "initialize" {
         let requested = msg
@@ -548,7 +579,7 @@ fn legacy(
         let sid = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
         match sid {
             None => {
-                return Err(json_response(
+                return Err(reject(
                     StatusCode::BAD_REQUEST,
                     &rpc_error(
                         Value::Null,
@@ -559,7 +590,7 @@ fn legacy(
                 ));
             }
             Some(sid) if !s.live_sessions.lock().unwrap().contains(sid) => {
-                return Err(json_response(
+                return Err(reject(
                     StatusCode::NOT_FOUND,
                     &rpc_error(Value::Null, -32001, "Session not found", None),
                 ));
@@ -571,7 +602,7 @@ fn legacy(
         return Ok(None);
     }
     if headers.get("mcp-protocol-version").is_none() {
-        return Err(json_response(
+        return Err(reject(
             StatusCode::BAD_REQUEST,
             &rpc_error(id, -32600, "missing MCP-Protocol-Version", None),
         ));
@@ -720,4 +751,28 @@ async fn sse_message(
         let _ = tx.send(r.to_string());
     }
     (StatusCode::ACCEPTED, "Accepted").into_response()
+}
+
+/// Accept TLS connections and serve the router on each (HTTP/1.1).
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    while let Ok((tcp, _)) = listener.accept().await {
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            // A failed handshake (the client refused our certificate) just ends this connection.
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
 }
