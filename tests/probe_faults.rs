@@ -442,3 +442,17 @@ async fn http_sse_auth_is_detected_on_the_get() {
     .await;
     assert_eq!(r.verdict, Verdict::AuthRequired, "{r:#?}");
 }
+
+#[tokio::test]
+async fn a_server_reflecting_the_credential_never_gets_it_into_the_report() {
+    let fake = faulty(FakeEra::Stateless, Fault::EchoAuthorization).await;
+    let r = probe_with(&fake.url(), |t| {
+        t.headers = vec![("Authorization".into(), "Bearer reflected-secret-42".into())]
+    })
+    .await;
+    assert_eq!(r.verdict, Verdict::Down);
+    let message = &r.failure.as_ref().unwrap().message;
+    assert!(message.contains("you sent Authorization: ***"), "{message}");
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(!json.contains("reflected-secret-42"), "{json}");
+}

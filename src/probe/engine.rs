@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use url::Url;
 
+use super::dns::Dns;
 use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
-use super::net::{Dns, Http, NetParts, redact_url, round_ms};
+use super::net::{Http, NetParts, redact_url, round_ms};
 use super::policy::AddressPolicy;
 use super::report::{
     Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo, Verdict,
@@ -170,29 +171,18 @@ impl Prober {
             not_after: rfc3339(unix),
             not_after_unix: unix,
         });
-        let mut report = ProbeReport {
-            url: redact_url(&target.url),
-            verdict: Verdict::Down,
-            failure: None,
-            // The era is reported once the server confirmed it (a completed handshake).
-            era: p.era.filter(|_| p.protocol_version.is_some()),
-            protocol_version: p.protocol_version.take(),
-            server_info: p.server_info.take(),
-            session: p.session_seen,
-            pages: p.pages,
-            tools_count: 0,
-            tool_names: Vec::new(),
-            schema_hash: None,
-            interface_hash: None,
-            timings_ms: timings,
-            http: std::mem::take(&mut p.steps),
-            auth: None,
-            tls,
-            warnings: std::mem::take(&mut p.warnings),
-            notes: std::mem::take(&mut p.notes),
-            started_at,
-            tools: Vec::new(),
-        };
+        let mut report = ProbeReport::new(redact_url(&target.url), started_at);
+        // The era is reported once the server confirmed it (a completed handshake).
+        report.era = p.era.filter(|_| p.protocol_version.is_some());
+        report.protocol_version = p.protocol_version.take();
+        report.server_info = p.server_info.take();
+        report.session = p.session_seen;
+        report.pages = p.pages;
+        report.timings_ms = timings;
+        report.http = std::mem::take(&mut p.steps);
+        report.tls = tls;
+        report.warnings = std::mem::take(&mut p.warnings);
+        report.notes = std::mem::take(&mut p.notes);
         match outcome {
             Err(_elapsed) => {
                 let phase = http
@@ -217,7 +207,58 @@ impl Prober {
             Ok(Err(Stop::Failed(f) | Stop::NotThisEra(f))) => report.failure = Some(f),
             Ok(Ok(found)) => finish_up(&mut report, found, target),
         }
+        scrub_credentials(&mut report, &target.headers);
+        tracing::debug!(
+            url = %report.url,
+            verdict = %report.verdict,
+            era = report.era.map(Era::as_str),
+            failure = report.failure.as_ref().map(|f| f.kind.as_str()),
+            phase = report.failure.as_ref().map(|f| f.phase.as_str()),
+            duration_ms = report.timings_ms.total,
+            "probe finished"
+        );
         report
+    }
+}
+
+/// A server may reflect request headers in an error body, which then reaches a message through
+/// the body snippet. Credential values never leave the probe: every server-influenced text in
+/// the report is scrubbed of them.
+fn scrub_credentials(report: &mut ProbeReport, headers: &[(String, String)]) {
+    let mut secrets: Vec<&str> = Vec::new();
+    for (_, value) in headers {
+        secrets.push(value.as_str());
+        // `Bearer abc` may come back as just `abc`.
+        if let Some((_, token)) = value.split_once(' ') {
+            secrets.push(token.trim());
+        }
+    }
+    secrets.retain(|s| s.len() >= 4);
+    if secrets.is_empty() {
+        return;
+    }
+    let scrub = |text: &mut String| {
+        for secret in &secrets {
+            if text.contains(secret) {
+                *text = text.replace(secret, "***");
+            }
+        }
+    };
+    if let Some(f) = &mut report.failure {
+        scrub(&mut f.message);
+    }
+    report.warnings.iter_mut().for_each(&scrub);
+    report.notes.iter_mut().for_each(&scrub);
+    if let Some(a) = &mut report.auth {
+        [
+            &mut a.scheme,
+            &mut a.resource_metadata,
+            &mut a.scope,
+            &mut a.error,
+        ]
+        .into_iter()
+        .flatten()
+        .for_each(scrub);
     }
 }
 
@@ -372,31 +413,10 @@ fn down_report(
     started: Instant,
     started_at: String,
 ) -> ProbeReport {
-    ProbeReport {
-        url: redact_url(&target.url),
-        verdict: Verdict::Down,
-        failure: Some(f),
-        era: None,
-        protocol_version: None,
-        server_info: None,
-        session: false,
-        pages: 0,
-        tools_count: 0,
-        tool_names: Vec::new(),
-        schema_hash: None,
-        interface_hash: None,
-        timings_ms: Timings {
-            total: round_ms(started.elapsed().as_secs_f64() * 1000.0),
-            ..Timings::default()
-        },
-        http: Vec::new(),
-        auth: None,
-        tls: None,
-        warnings: Vec::new(),
-        notes: Vec::new(),
-        started_at,
-        tools: Vec::new(),
-    }
+    let mut report = ProbeReport::new(redact_url(&target.url), started_at);
+    report.failure = Some(f);
+    report.timings_ms.total = round_ms(started.elapsed().as_secs_f64() * 1000.0);
+    report
 }
 
 /// The current time, RFC 3339 UTC.

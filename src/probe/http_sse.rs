@@ -13,13 +13,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use super::era::{HTTP_SSE_VERSION, speaks_initialize_version};
+use super::era::HTTP_SSE_VERSION;
 use super::exchange::{Run, Stop, status_failure};
 use super::jsonrpc::{self, Reply, RpcError, snippet};
 use super::net::{Http, redact_url};
 use super::report::{Failure, FailureKind, Phase};
 use super::sse::SseParser;
-use super::streamable::parse_server_info;
 use super::tools::Transport;
 use super::{client_capabilities, client_info};
 
@@ -240,33 +239,7 @@ pub(crate) async fn handshake(
     let result = transport
         .call(run, "initialize", init_params, phase)
         .await?;
-    let invalid = |why: &str| {
-        Failure::new(
-            FailureKind::Protocol,
-            phase,
-            format!("initialize result {why}"),
-        )
-    };
-    let version = result
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("has no string protocolVersion"))?;
-    if !speaks_initialize_version(version) {
-        return Err(invalid(&format!(
-            "counter-offers protocol version {version}, which mcpwatch does not speak"
-        ))
-        .into());
-    }
-    if !result.get("capabilities").is_some_and(Value::is_object) {
-        return Err(invalid("has no capabilities object").into());
-    }
-    let info = result
-        .get("serverInfo")
-        .ok_or_else(|| invalid("has no serverInfo"))?;
-    let init = super::streamable::Initialized {
-        protocol_version: version.to_string(),
-        server_info: parse_server_info(info, "initialize")?,
-    };
+    let init = super::streamable::validate_initialize(&result)?;
     run.with(|p| {
         p.protocol_version = Some(init.protocol_version.clone());
         p.server_info = Some(init.server_info.clone());

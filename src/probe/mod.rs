@@ -8,13 +8,15 @@
 //! - `tools.rs`: `tools/list` pagination and validation, shared by the eras.
 //! - `exchange.rs`: run state, POST, reply → result or failure, auth challenges.
 //! - `jsonrpc.rs`, `sse.rs`: message shapes and SSE framing.
-//! - `net.rs`, `tls.rs`, `policy.rs`: the HTTP client per probe, timing hooks, TLS details and
-//!   the address policy (SSRF guard).
+//! - `net.rs`: the HTTP client per probe; `recorder.rs`: its timings and connection evidence;
+//!   `dns.rs`: resolution plus the address policy hook; `tls.rs`: certificate and TLS-start
+//!   hooks; `policy.rs`: the address policy (SSRF guard).
 //!
 //! Client capabilities are fixed to `{}` and clientInfo to `mcpwatch` + crate version: servers
 //! vary their tool list by declared capabilities, and the schema hash must not move because of
 //! us.
 
+mod dns;
 mod engine;
 mod era;
 mod exchange;
@@ -22,6 +24,7 @@ mod http_sse;
 mod jsonrpc;
 mod net;
 mod policy;
+mod recorder;
 mod report;
 mod sse;
 mod stateless;

@@ -1,337 +1,28 @@
 //! The HTTP layer of one probe: a reqwest client built per probe from shared parts, with
 //! hooks that measure and police every connection.
 //!
-//! - [`Recorder`]: per-probe timestamps (DNS, connect, TLS), the certificate, and why a
-//!   connection failed (blocked address, DNS error, TLS error).
-//! - [`PolicyResolver`]: our own DNS step behind `reqwest::dns::Resolve`; it drops addresses the
-//!   [`AddressPolicy`] refuses before anything connects.
-//! - [`ConnTimingLayer`]: a tower layer around reqwest's connector that times the connection.
+//! The client reports into a `Recorder` (`recorder.rs`: timings, certificate, connection
+//! errors) through three hooks: the resolver (`dns.rs`, which also applies the address policy
+//! to resolved addresses), a connector timing layer, and the TLS hooks (`tls.rs`).
+//!
 //! - [`Http`]: sends requests with manual redirects (each hop re-checked), credential headers
 //!   marked sensitive, and bodies read under a byte cap (decoded bytes, so gzip bombs stop).
 //!
 //! A client per probe means a fresh connection per probe (no pool can hide a dead listener)
 //! while the expensive parts (root store, DNS resolver, policy) are built once.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::net::IpAddr;
+use std::sync::Arc;
 
-use hickory_resolver::TokioResolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
+use super::dns::{Dns, HookError, PolicyResolver};
 use super::policy::{AddressPolicy, BlockedAddress};
+use super::recorder::ConnTimingLayer;
+pub(crate) use super::recorder::{Recorder, round_ms};
 use super::report::{Failure, FailureKind, Phase};
-
-/// Timestamps of one connection.
-#[derive(Debug, Default, Clone, Copy)]
-struct ConnProgress {
-    start: Option<Instant>,
-    dns_start: Option<Instant>,
-    dns_end: Option<Instant>,
-    tls_start: Option<Instant>,
-    end: Option<Instant>,
-}
-
-impl ConnProgress {
-    fn ms(a: Option<Instant>, b: Option<Instant>) -> Option<f64> {
-        Some(round_ms(
-            b?.saturating_duration_since(a?).as_secs_f64() * 1000.0,
-        ))
-    }
-}
-
-/// Milliseconds with microsecond precision, for stable JSON.
-pub(crate) fn round_ms(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
-}
-
-#[derive(Debug, Default)]
-struct RecState {
-    current: ConnProgress,
-    first: Option<ConnProgress>,
-    cert_not_after: Option<i64>,
-    tls_error: Option<String>,
-    blocked: Option<BlockedAddress>,
-    dns_error: Option<String>,
-}
-
-/// What the network hooks saw during one probe.
-#[derive(Debug, Default)]
-pub(crate) struct Recorder {
-    state: Mutex<RecState>,
-}
-
-/// Connection-level timings of the probe's first connection.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub(crate) struct ConnTimings {
-    pub dns: Option<f64>,
-    pub connect: Option<f64>,
-    pub tls: Option<f64>,
-    /// dns + connect + tls, to subtract from the step that opened the connection.
-    pub total: Option<f64>,
-}
-
-impl Recorder {
-    fn with<T>(&self, f: impl FnOnce(&mut RecState) -> T) -> T {
-        // A poisoned lock only means another hook panicked; the data is still usable.
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    }
-
-    fn conn_started(&self) {
-        self.with(|s| {
-            s.current = ConnProgress {
-                start: Some(Instant::now()),
-                ..ConnProgress::default()
-            }
-        });
-    }
-
-    fn conn_finished(&self) {
-        self.with(|s| {
-            s.current.end = Some(Instant::now());
-            if s.first.is_none() {
-                s.first = Some(s.current);
-            }
-        });
-    }
-
-    fn dns_started(&self) {
-        self.with(|s| s.current.dns_start = Some(Instant::now()));
-    }
-
-    fn dns_finished(&self) {
-        self.with(|s| s.current.dns_end = Some(Instant::now()));
-    }
-
-    pub(crate) fn tls_started(&self) {
-        self.with(|s| {
-            if s.current.tls_start.is_none() && s.current.end.is_none() {
-                s.current.tls_start = Some(Instant::now());
-            }
-        });
-    }
-
-    pub(crate) fn cert_seen(&self, not_after: i64) {
-        self.with(|s| {
-            s.cert_not_after.get_or_insert(not_after);
-        });
-    }
-
-    pub(crate) fn tls_error(&self, message: String) {
-        self.with(|s| s.tls_error = Some(message));
-    }
-
-    pub(crate) fn cert_not_after(&self) -> Option<i64> {
-        self.with(|s| s.cert_not_after)
-    }
-
-    /// The network phase a connection in progress is in, if one is.
-    pub(crate) fn in_flight_phase(&self) -> Option<Phase> {
-        self.with(|s| {
-            let c = s.current;
-            if c.start.is_none() || c.end.is_some() {
-                None
-            } else if c.tls_start.is_some() {
-                Some(Phase::Tls)
-            } else if c.dns_start.is_some() && c.dns_end.is_none() {
-                Some(Phase::Dns)
-            } else {
-                Some(Phase::Connect)
-            }
-        })
-    }
-
-    /// Timings of the first completed connection.
-    pub(crate) fn conn_timings(&self) -> ConnTimings {
-        self.with(|s| {
-            let Some(c) = s.first else {
-                return ConnTimings::default();
-            };
-            let dns = ConnProgress::ms(c.dns_start, c.dns_end);
-            let connect_from = c.dns_end.or(c.start);
-            let connect = ConnProgress::ms(connect_from, c.tls_start.or(c.end));
-            let tls = ConnProgress::ms(c.tls_start, c.end);
-            ConnTimings {
-                dns,
-                connect,
-                tls,
-                total: ConnProgress::ms(c.start, c.end),
-            }
-        })
-    }
-}
-
-/// Errors our hooks put into reqwest's error chain, recovered by [`classify_send_error`].
-#[derive(Debug, thiserror::Error)]
-enum HookError {
-    #[error("{0}")]
-    Dns(String),
-    #[error("{0}")]
-    Blocked(BlockedAddress),
-}
-
-/// DNS for the probe: static overrides, RFC 6761 special names, then the system's resolvers.
-#[derive(Clone)]
-pub struct Dns {
-    resolver: Option<Arc<TokioResolver>>,
-    hosts: Arc<HashMap<String, Vec<IpAddr>>>,
-}
-
-impl std::fmt::Debug for Dns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dns").field("hosts", &self.hosts).finish()
-    }
-}
-
-impl Dns {
-    /// The system resolver configuration (`/etc/resolv.conf`, `/etc/hosts`), with `hosts`
-    /// taking precedence (like curl's `--resolve`). Without a usable system configuration the
-    /// platform resolver (getaddrinfo) is used instead.
-    pub fn system(hosts: HashMap<String, Vec<IpAddr>>) -> Self {
-        let resolver = TokioResolver::builder_tokio()
-            .and_then(|b| b.build())
-            .ok()
-            .map(Arc::new);
-        Dns {
-            resolver,
-            hosts: Arc::new(hosts),
-        }
-    }
-
-    async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        let name = host.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(ips) = self.hosts.get(&name) {
-            return Ok(ips.clone());
-        }
-        if name == "localhost" || name.ends_with(".localhost") {
-            return Ok(vec![
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ]);
-        }
-        if name == "invalid" || name.ends_with(".invalid") {
-            return Err(format!(
-                "{name} does not exist (NXDOMAIN: .invalid never resolves)"
-            ));
-        }
-        let ips: Vec<IpAddr> = match &self.resolver {
-            Some(r) => r
-                .lookup_ip(name.as_str())
-                .await
-                .map_err(|e| format!("cannot resolve {name}: {e}"))?
-                .iter()
-                .collect(),
-            None => tokio::net::lookup_host((name.as_str(), 0))
-                .await
-                .map_err(|e| format!("cannot resolve {name}: {e}"))?
-                .map(|sa| sa.ip())
-                .collect(),
-        };
-        if ips.is_empty() {
-            return Err(format!("{name} has no A or AAAA records"));
-        }
-        Ok(ips)
-    }
-}
-
-/// reqwest's resolver hook: timed lookup, then the address policy.
-#[derive(Clone)]
-struct PolicyResolver {
-    dns: Dns,
-    policy: Arc<AddressPolicy>,
-    recorder: Arc<Recorder>,
-}
-
-impl reqwest::dns::Resolve for PolicyResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let this = self.clone();
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            this.recorder.dns_started();
-            let found = this.dns.lookup(&host).await;
-            this.recorder.dns_finished();
-            let ips = found.map_err(|e| {
-                this.recorder.with(|s| s.dns_error = Some(e.clone()));
-                Box::new(HookError::Dns(e)) as Box<dyn std::error::Error + Send + Sync>
-            })?;
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = ips
-                .into_iter()
-                .filter(|ip| match this.policy.check(*ip) {
-                    Ok(()) => true,
-                    Err(b) => {
-                        refused.get_or_insert(b);
-                        false
-                    }
-                })
-                .map(|ip| SocketAddr::new(ip, 0))
-                .collect();
-            if allowed.is_empty() {
-                let blocked = refused.unwrap_or(BlockedAddress {
-                    ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                    range: "unknown",
-                });
-                this.recorder.with(|s| s.blocked = Some(blocked));
-                return Err(Box::new(HookError::Blocked(blocked)) as _);
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// Times reqwest's connector (DNS + TCP + TLS) without naming its sealed types.
-#[derive(Clone)]
-struct ConnTimingLayer(Arc<Recorder>);
-
-impl<S> tower_layer::Layer<S> for ConnTimingLayer {
-    type Service = ConnTiming<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ConnTiming {
-            inner,
-            recorder: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ConnTiming<S> {
-    inner: S,
-    recorder: Arc<Recorder>,
-}
-
-impl<S, Req> tower_service::Service<Req> for ConnTiming<S>
-where
-    S: tower_service::Service<Req>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        self.recorder.conn_started();
-        let fut = self.inner.call(req);
-        let recorder = self.recorder.clone();
-        Box::pin(async move {
-            let result = fut.await;
-            recorder.conn_finished();
-            result
-        })
-    }
-}
 
 /// Shared, built-once parts every probe's client is assembled from.
 #[derive(Debug, Clone)]
@@ -515,13 +206,7 @@ impl Http {
             }
             source = e.source();
         }
-        let (tls_error, tls_started, conn_open) = self.recorder.with(|s| {
-            (
-                s.tls_error.clone(),
-                s.current.tls_start.is_some(),
-                s.current.end.is_none(),
-            )
-        });
+        let (tls_error, tls_started, conn_open) = self.recorder.failure_context();
         if let Some(reason) = tls_error.or(rustls_err) {
             return Failure::new(
                 FailureKind::Tls,
@@ -657,25 +342,5 @@ mod tests {
         assert_eq!(redact_url(&u), "https://example.com/mcp?…");
         let plain = Url::parse("http://127.0.0.1:8080/mcp").unwrap();
         assert_eq!(redact_url(&plain), "http://127.0.0.1:8080/mcp");
-    }
-
-    #[tokio::test]
-    async fn special_names_resolve_without_the_network() {
-        let dns = Dns::system(HashMap::from([(
-            "api.test".to_string(),
-            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
-        )]));
-        assert_eq!(
-            dns.lookup("API.test.").await.unwrap(),
-            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]
-        );
-        assert!(
-            dns.lookup("localhost")
-                .await
-                .unwrap()
-                .contains(&IpAddr::V4(Ipv4Addr::LOCALHOST))
-        );
-        let err = dns.lookup("nope.invalid").await.unwrap_err();
-        assert!(err.contains("NXDOMAIN"), "{err}");
     }
 }

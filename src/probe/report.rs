@@ -289,6 +289,32 @@ pub struct ProbeReport {
 }
 
 impl ProbeReport {
+    /// A `down` report with nothing measured yet; the engine fills it in.
+    pub fn new(url: String, started_at: String) -> Self {
+        ProbeReport {
+            url,
+            verdict: Verdict::Down,
+            failure: None,
+            era: None,
+            protocol_version: None,
+            server_info: None,
+            session: false,
+            pages: 0,
+            tools_count: 0,
+            tool_names: Vec::new(),
+            schema_hash: None,
+            interface_hash: None,
+            timings_ms: Timings::default(),
+            http: Vec::new(),
+            auth: None,
+            tls: None,
+            warnings: Vec::new(),
+            notes: Vec::new(),
+            started_at,
+            tools: Vec::new(),
+        }
+    }
+
     /// Healthy for a deploy gate: `up` or `degraded`, and `auth_required` when allowed.
     pub fn is_healthy(&self, allow_auth_required: bool) -> bool {
         match self.verdict {

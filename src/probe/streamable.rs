@@ -134,7 +134,7 @@ pub(crate) async fn handshake(
             });
         }
     };
-    let init = validate(&result)?;
+    let init = validate_initialize(&result)?;
     if let Some(sid) = &session {
         if sid.is_empty() || !sid.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             return Err(Stop::Failed(Failure::new(
@@ -179,7 +179,8 @@ pub(crate) async fn handshake(
     Ok((transport, init))
 }
 
-fn validate(result: &Value) -> Result<Initialized, Failure> {
+/// Check an `initialize` result (any initialize-era transport) and read what it negotiated.
+pub(crate) fn validate_initialize(result: &Value) -> Result<Initialized, Failure> {
     let phase = Phase::Handshake;
     let invalid = |why: String| {
         Failure::new(

@@ -70,6 +70,8 @@ pub enum Fault {
     CounterOffer(String),
     /// DELETE of the session answers 500.
     DeleteFails,
+    /// 400 whose body reflects the request's Authorization header (a debug endpoint).
+    EchoAuthorization,
 }
 
 #[derive(Debug, Clone)]
@@ -341,6 +343,17 @@ async fn mcp(
         if let Some(h) = headers.get("mcp-method").and_then(|v| v.to_str().ok()) {
             seen.mcp_method_headers.push(h.to_string());
         }
+    }
+    if cfg.fault == Fault::EchoAuthorization {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("debug: you sent Authorization: {auth}"),
+        )
+            .into_response();
     }
     if let Some(resp) = early_fault(&cfg, &rpc_method).await {
         return resp;
