@@ -11,6 +11,7 @@
 //! `main.rs` only parses arguments and calls into here.
 
 pub mod cli;
+pub mod monitor;
 pub mod probe;
 pub mod schema;
 pub mod telemetry;

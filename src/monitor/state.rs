@@ -1,0 +1,151 @@
+//! The states a server and each of its regions can be in, and the events a change produces.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A server's overall state, decided across its regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerStatus {
+    /// No result yet.
+    Unknown,
+    Up,
+    /// Serving, but slow, with warnings, or down in fewer regions than the quorum.
+    Degraded,
+    /// Down in at least `quorum` regions.
+    Down,
+    /// 401/403 although a probe credential is configured: the credential stopped working.
+    AuthFailed,
+    /// Probing paused by an operator.
+    Paused,
+}
+
+/// One region's view of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    Unknown,
+    Up,
+    Down,
+    AuthFailed,
+}
+
+macro_rules! string_enum {
+    ($t:ty { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$v),)+
+                    other => Err(format!("unknown {} '{other}'", stringify!($t))),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(ServerStatus {
+    Unknown => "unknown", Up => "up", Degraded => "degraded", Down => "down",
+    AuthFailed => "auth_failed", Paused => "paused",
+});
+string_enum!(RegionStatus { Unknown => "unknown", Up => "up", Down => "down", AuthFailed => "auth_failed" });
+string_enum!(EventKind {
+    ServerDown => "server.down", ServerUp => "server.up", ServerDegraded => "server.degraded",
+    ServerAuthFailed => "server.auth_failed", SchemaChanged => "schema.changed",
+    SchemaInconsistent => "schema.inconsistent", VersionChanged => "server.version_changed",
+    RegionDown => "region.down",
+});
+
+/// The kinds of event the state machine emits (the input of alerting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "server.down")]
+    ServerDown,
+    #[serde(rename = "server.up")]
+    ServerUp,
+    #[serde(rename = "server.degraded")]
+    ServerDegraded,
+    #[serde(rename = "server.auth_failed")]
+    ServerAuthFailed,
+    #[serde(rename = "schema.changed")]
+    SchemaChanged,
+    #[serde(rename = "schema.inconsistent")]
+    SchemaInconsistent,
+    #[serde(rename = "server.version_changed")]
+    VersionChanged,
+    #[serde(rename = "region.down")]
+    RegionDown,
+}
+
+/// Per (server, region) state, persisted between results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionState {
+    pub region: String,
+    pub status: RegionStatus,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    pub last_result_at: Option<i64>,
+    pub last_verdict: Option<String>,
+    pub last_schema_hash: Option<String>,
+}
+
+impl RegionState {
+    pub fn new(region: &str) -> Self {
+        RegionState {
+            region: region.to_string(),
+            status: RegionStatus::Unknown,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            last_result_at: None,
+            last_verdict: None,
+            last_schema_hash: None,
+        }
+    }
+}
+
+/// Per server state, persisted between results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerState {
+    pub status: ServerStatus,
+    /// Unix ms of the last status change.
+    pub since: i64,
+    pub schema_hash: Option<String>,
+    pub server_version: Option<String>,
+    pub protocol_version: Option<String>,
+    pub last_result_at: Option<i64>,
+    pub open_incident_id: Option<String>,
+}
+
+impl ServerState {
+    pub fn new(now: i64) -> Self {
+        ServerState {
+            status: ServerStatus::Unknown,
+            since: now,
+            schema_hash: None,
+            server_version: None,
+            protocol_version: None,
+            last_result_at: None,
+            open_incident_id: None,
+        }
+    }
+}
+
+/// An event with everything an alert needs (the ingest adds the server's name, slug and URL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub at: i64,
+    pub data: serde_json::Value,
+}
