@@ -11,7 +11,9 @@
 //! `main.rs` only parses arguments and calls into here.
 
 pub mod cli;
+pub mod config;
 pub mod monitor;
 pub mod probe;
 pub mod schema;
+pub mod store;
 pub mod telemetry;

@@ -26,3 +26,4 @@ pub async fn probe_with(url: &str, tweak: impl FnOnce(&mut ProbeTarget)) -> Prob
 pub async fn probe(url: &str) -> ProbeReport {
     probe_with(url, |_| {}).await
 }
+pub mod db;

@@ -1,0 +1,458 @@
+//! Settings of `mcpwatch serve`, validated before anything listens.
+//!
+//! Sources, later ones winning: defaults, the TOML file (`--config` or `MCPWATCH_CONFIG`), the
+//! environment (`MCPWATCH_*`, `DATABASE_URL`), then flags. Every key is documented with its
+//! default in `config/mcpwatch.example.toml`. A bad value stops start-up with one line naming
+//! the variable and what is expected.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::probe::AddressPolicy;
+
+/// Shortest probe interval the daemon accepts.
+pub const MIN_INTERVAL_SECONDS: u32 = 10;
+
+/// A setting with a bad value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// One setting is invalid; `name` is the environment variable (or TOML key).
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+    /// The TOML file or the environment could not be read at all.
+    #[error("configuration: {0}")]
+    Source(String),
+}
+
+fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.into(),
+    }
+}
+
+/// Raw values as they come from the file and the environment (TOML keys are the variable
+/// names without `MCPWATCH_`, lower-case).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<String>,
+    region: Option<String>,
+    admin_token: Option<String>,
+    secret_key: Option<String>,
+    allow_private_cidrs: Option<String>,
+    max_concurrent_probes: Option<u32>,
+    drain_timeout: Option<u64>,
+    default_interval: Option<u32>,
+    log_format: Option<String>,
+    rate_limit_per_minute: Option<u32>,
+    ingest_buffer: Option<usize>,
+    db_max_connections: Option<u32>,
+    public_url: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+    /// JSON unless stderr is a terminal.
+    Auto,
+}
+
+/// Which database, parsed from `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+/// Validated settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub admin_token: Option<String>,
+    /// 32 bytes, from `MCPWATCH_SECRET_KEY` (base64); `None`: generated into the data dir.
+    pub secret_key: Option<[u8; 32]>,
+    pub policy: AddressPolicy,
+    pub max_concurrent_probes: usize,
+    pub drain_timeout: Duration,
+    pub default_interval: u32,
+    pub log_format: LogFormat,
+    pub rate_limit_per_minute: u32,
+    pub ingest_buffer: usize,
+    pub db_max_connections: u32,
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("region", &self.region)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Flags that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<String>,
+}
+
+impl Settings {
+    /// Load from the real environment and an optional file.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let env_file = std::env::var("MCPWATCH_CONFIG").ok().map(PathBuf::from);
+        let file = overrides.config_file.clone().or(env_file);
+        let mut figment = Figment::new();
+        if let Some(path) = &file {
+            if !path.exists() {
+                return Err(invalid(
+                    "MCPWATCH_CONFIG",
+                    format!("config file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("MCPWATCH_").ignore(&["config"]))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            );
+        let mut raw: Raw = figment
+            .extract()
+            .map_err(|e| ConfigError::Source(e.to_string()))?;
+        if overrides.listen.is_some() {
+            raw.listen = overrides.listen.clone();
+        }
+        if overrides.database_url.is_some() {
+            raw.database_url = overrides.database_url.clone();
+        }
+        if overrides.data_dir.is_some() {
+            raw.data_dir = overrides.data_dir.clone();
+        }
+        Self::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Self, ConfigError> {
+        let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "MCPWATCH_LISTEN",
+                format!("'{listen}' is not an address:port like 127.0.0.1:8080"),
+            )
+        })?;
+        let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
+        let database = match raw
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => DatabaseUrl::Sqlite(data_dir.join("mcpwatch.db")),
+            Some(url) => parse_database_url(url)?,
+        };
+        let region = raw.region.unwrap_or_else(|| "local".to_string());
+        if region.is_empty()
+            || region.len() > 64
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "MCPWATCH_REGION",
+                format!("'{region}' must be 1-64 characters of letters, digits, - or _"),
+            ));
+        }
+        let admin_token = raw.admin_token.filter(|t| !t.is_empty());
+        if let Some(t) = &admin_token {
+            if t.len() < 24 {
+                return Err(invalid(
+                    "MCPWATCH_ADMIN_TOKEN",
+                    "must be at least 24 characters (the value is not shown)",
+                ));
+            }
+        }
+        let secret_key = match raw.secret_key.filter(|k| !k.is_empty()) {
+            None => None,
+            Some(k) => Some(parse_secret_key(&k).map_err(|m| invalid("MCPWATCH_SECRET_KEY", m))?),
+        };
+        let policy =
+            AddressPolicy::parse_allow_list(raw.allow_private_cidrs.as_deref().unwrap_or(""))
+                .map_err(|e| invalid("MCPWATCH_ALLOW_PRIVATE_CIDRS", e.to_string()))?;
+        let max_concurrent_probes = raw.max_concurrent_probes.unwrap_or(256);
+        if max_concurrent_probes == 0 {
+            return Err(invalid(
+                "MCPWATCH_MAX_CONCURRENT_PROBES",
+                "must be at least 1",
+            ));
+        }
+        let drain = raw.drain_timeout.unwrap_or(15);
+        if drain > 3600 {
+            return Err(invalid(
+                "MCPWATCH_DRAIN_TIMEOUT",
+                "must be at most 3600 seconds",
+            ));
+        }
+        let default_interval = raw.default_interval.unwrap_or(60);
+        if default_interval < MIN_INTERVAL_SECONDS {
+            return Err(invalid(
+                "MCPWATCH_DEFAULT_INTERVAL",
+                format!(
+                    "{default_interval} is below the minimum interval of {MIN_INTERVAL_SECONDS} seconds"
+                ),
+            ));
+        }
+        let log_format = match raw.log_format.as_deref().unwrap_or("auto") {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            "auto" => LogFormat::Auto,
+            other => {
+                return Err(invalid(
+                    "MCPWATCH_LOG_FORMAT",
+                    format!("'{other}': expected json, text or auto"),
+                ));
+            }
+        };
+        let public_url = match raw.public_url.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) => {
+                let parsed = url::Url::parse(&u).map_err(|e| {
+                    invalid("MCPWATCH_PUBLIC_URL", format!("'{u}' is not a URL: {e}"))
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid(
+                        "MCPWATCH_PUBLIC_URL",
+                        "must be an http or https URL",
+                    ));
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+        };
+        let db_max_connections = raw.db_max_connections.unwrap_or(10);
+        if db_max_connections == 0 {
+            return Err(invalid("MCPWATCH_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let ingest_buffer = raw.ingest_buffer.unwrap_or(100_000);
+        if ingest_buffer < 100 {
+            return Err(invalid(
+                "MCPWATCH_INGEST_BUFFER",
+                "must be at least 100 results",
+            ));
+        }
+        Ok(Settings {
+            listen,
+            database,
+            data_dir,
+            region,
+            admin_token,
+            secret_key,
+            policy,
+            max_concurrent_probes: max_concurrent_probes as usize,
+            drain_timeout: Duration::from_secs(drain),
+            default_interval,
+            log_format,
+            rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(600).max(1),
+            ingest_buffer,
+            db_max_connections,
+            public_url,
+        })
+    }
+
+    /// Settings for tests: SQLite in `data_dir`, port 0, loopback allowed.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let mut raw = Raw {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(data_dir.display().to_string()),
+            allow_private_cidrs: Some("127.0.0.0/8".into()),
+            ..Raw::default()
+        };
+        raw.log_format = Some("text".into());
+        Self::validate(raw).expect("test settings are valid")
+    }
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(url.to_string()));
+    }
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(invalid(
+                "DATABASE_URL",
+                "sqlite: URL has no file path (e.g. sqlite:./data/mcpwatch.db)",
+            ));
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    let scheme = url.split(':').next().unwrap_or("");
+    Err(invalid(
+        "DATABASE_URL",
+        format!(
+            "scheme '{scheme}' is not supported: use postgres://… or sqlite:…, or leave it unset for SQLite in the data dir"
+        ),
+    ))
+}
+
+/// 32 bytes as base64 (standard or URL-safe) or 64 hex characters.
+pub fn parse_secret_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let text = text.trim();
+    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).unwrap_or(0))
+            .collect()
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
+            .map_err(|_| {
+                "must be 32 bytes as base64 or 64 hex characters (the value is not shown)"
+                    .to_string()
+            })?
+    };
+    bytes
+        .try_into()
+        .map_err(|_| "must decode to exactly 32 bytes (the value is not shown)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> Raw {
+        Raw::default()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_sqlite_setup() {
+        let s = Settings::validate(raw()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database,
+            DatabaseUrl::Sqlite(PathBuf::from("./data/mcpwatch.db"))
+        );
+        assert_eq!(s.region, "local");
+        assert_eq!(s.default_interval, 60);
+        assert_eq!(s.drain_timeout, Duration::from_secs(15));
+        assert!(
+            !s.policy.permits("127.0.0.1".parse().unwrap()),
+            "the daemon refuses private targets by default"
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: Vec<(Raw, &str)> = vec![
+            (
+                Raw {
+                    database_url: Some("mysql://x".into()),
+                    ..raw()
+                },
+                "DATABASE_URL: scheme 'mysql'",
+            ),
+            (
+                Raw {
+                    listen: Some("8080".into()),
+                    ..raw()
+                },
+                "MCPWATCH_LISTEN",
+            ),
+            (
+                Raw {
+                    default_interval: Some(5),
+                    ..raw()
+                },
+                "MCPWATCH_DEFAULT_INTERVAL: 5 is below the minimum",
+            ),
+            (
+                Raw {
+                    allow_private_cidrs: Some("10.0.0.0/40".into()),
+                    ..raw()
+                },
+                "MCPWATCH_ALLOW_PRIVATE_CIDRS",
+            ),
+            (
+                Raw {
+                    region: Some("eu west".into()),
+                    ..raw()
+                },
+                "MCPWATCH_REGION",
+            ),
+            (
+                Raw {
+                    secret_key: Some("short".into()),
+                    ..raw()
+                },
+                "MCPWATCH_SECRET_KEY",
+            ),
+            (
+                Raw {
+                    admin_token: Some("tiny".into()),
+                    ..raw()
+                },
+                "MCPWATCH_ADMIN_TOKEN",
+            ),
+            (
+                Raw {
+                    log_format: Some("xml".into()),
+                    ..raw()
+                },
+                "MCPWATCH_LOG_FORMAT",
+            ),
+        ];
+        for (r, expected) in cases {
+            let err = Settings::validate(r).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}");
+            assert!(
+                !err.contains("short") && !err.contains("tiny"),
+                "secrets never echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend() {
+        assert_eq!(
+            parse_database_url("postgres://u@h/db").unwrap(),
+            DatabaseUrl::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            parse_database_url("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(
+            parse_database_url("sqlite:data/x.db?mode=rwc").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("data/x.db"))
+        );
+    }
+
+    #[test]
+    fn secret_keys_parse_from_hex_or_base64() {
+        assert_eq!(parse_secret_key(&"ab".repeat(32)).unwrap(), [0xab; 32]);
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(parse_secret_key(&b64).unwrap(), [7; 32]);
+        assert!(parse_secret_key("aGVsbG8=").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Storage: the [`Store`] trait, with a Postgres and a SQLite implementation.
+//!
+//! - `model.rs`: the rows as the daemon uses them.
+//! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
+//!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
+//!
+//! Migrations live in `migrations/postgres/` and `migrations/sqlite/` and are embedded at build
+//! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
+
+mod model;
+mod sql;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use model::{
+    ApiKeyRecord, BatchWrites, EventRecord, IncidentRecord, Page, ResultQuery, ResultRecord,
+    ServerRecord, ServerWithState, SnapshotRecord,
+};
+pub use sql::{PostgresStore, SqliteStore};
+
+use crate::config::DatabaseUrl;
+use crate::monitor::{RegionState, ServerState};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique value is taken (e.g. a server slug).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The database is unreachable or refused the query.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A stored value could not be read back (corrupt JSON, unknown enum name).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.constraint().unwrap_or("value").to_string());
+            }
+        }
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the daemon stores. One implementation per backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Reachable, and every embedded migration applied.
+    async fn ready(&self) -> StoreResult<()>;
+    async fn close(&self);
+
+    async fn insert_server(&self, s: &ServerRecord) -> StoreResult<()>;
+    async fn update_server(&self, s: &ServerRecord) -> StoreResult<()>;
+    async fn delete_server(&self, id: &str) -> StoreResult<bool>;
+    /// By id or slug.
+    async fn get_server(&self, id_or_slug: &str) -> StoreResult<Option<ServerRecord>>;
+    /// Ordered by (created_at, id); `page.after` continues after a row.
+    async fn list_servers(&self, page: &Page) -> StoreResult<Vec<ServerRecord>>;
+    async fn all_servers(&self) -> StoreResult<Vec<ServerRecord>>;
+
+    async fn load_state(
+        &self,
+        server_id: &str,
+    ) -> StoreResult<(Option<ServerState>, Vec<RegionState>)>;
+    async fn all_states(&self) -> StoreResult<Vec<ServerWithState>>;
+    async fn set_server_state(&self, server_id: &str, state: &ServerState) -> StoreResult<()>;
+    /// Write a whole batch of results and what they changed, atomically.
+    async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()>;
+
+    async fn list_results(&self, q: &ResultQuery) -> StoreResult<Vec<ResultRecord>>;
+    async fn last_result(&self, server_id: &str) -> StoreResult<Option<ResultRecord>>;
+    async fn get_snapshot(
+        &self,
+        server_id: &str,
+        hash: &str,
+    ) -> StoreResult<Option<SnapshotRecord>>;
+    /// Newest first.
+    async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>>;
+    /// Newest first; `server_id` filters.
+    async fn list_incidents(
+        &self,
+        server_id: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<IncidentRecord>>;
+    /// Newest first; filters by server and type.
+    async fn list_events(
+        &self,
+        server_id: Option<&str>,
+        kind: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<EventRecord>>;
+
+    async fn insert_key(&self, k: &ApiKeyRecord) -> StoreResult<()>;
+    async fn find_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn delete_key(&self, id: &str) -> StoreResult<bool>;
+    async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()>;
+}
+
+/// Open the configured database (creating the SQLite file and its folder when needed).
+pub async fn open(url: &DatabaseUrl, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    match url {
+        DatabaseUrl::Postgres(u) => Ok(Arc::new(PostgresStore::connect(u, max_connections).await?)),
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+    }
+}
+
+/// Create the parent folder of a SQLite file.
+pub(crate) fn ensure_parent(path: &Path) -> StoreResult<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Rows as the rest of the daemon sees them. Times are Unix milliseconds.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::monitor::{RegionState, ServerState};
+use crate::probe::ProbeReport;
+
+/// A registered MCP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub url: String,
+    /// Names of the probe headers; the values live sealed in `headers_enc`.
+    pub header_names: Vec<String>,
+    /// AES-256-GCM sealed JSON `[[name, value], …]`; never leaves the daemon.
+    #[serde(skip)]
+    pub headers_enc: Option<String>,
+    pub interval_seconds: u32,
+    pub timeout_seconds: u32,
+    pub tags: Vec<String>,
+    pub public: bool,
+    pub paused: bool,
+    pub failures_to_down: u32,
+    pub successes_to_up: u32,
+    pub degraded_latency_ms: Option<u64>,
+    pub expect_auth: bool,
+    /// The last era found, tried first next time.
+    pub era_hint: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One probe result from one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub id: String,
+    pub server_id: String,
+    pub region: String,
+    pub started_at: i64,
+    pub duration_ms: f64,
+    pub dns_ms: Option<f64>,
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+    pub handshake_ms: Option<f64>,
+    pub tools_list_ms: Option<f64>,
+    pub verdict: String,
+    pub failure_kind: Option<String>,
+    pub failure_phase: Option<String>,
+    pub failure_message: Option<String>,
+    pub http_status: Option<i64>,
+    pub jsonrpc_code: Option<i64>,
+    pub era: Option<String>,
+    pub protocol_version: Option<String>,
+    pub server_name: Option<String>,
+    pub server_version: Option<String>,
+    pub tool_count: i64,
+    pub schema_hash: Option<String>,
+    pub tls_not_after: Option<i64>,
+}
+
+impl ResultRecord {
+    /// Flatten a probe report for storage.
+    pub fn from_report(
+        id: String,
+        server_id: &str,
+        region: &str,
+        started_at: i64,
+        r: &ProbeReport,
+    ) -> Self {
+        let f = r.failure.as_ref();
+        ResultRecord {
+            id,
+            server_id: server_id.to_string(),
+            region: region.to_string(),
+            started_at,
+            duration_ms: r.timings_ms.total,
+            dns_ms: r.timings_ms.dns,
+            connect_ms: r.timings_ms.connect,
+            tls_ms: r.timings_ms.tls,
+            handshake_ms: r.timings_ms.handshake,
+            tools_list_ms: r.timings_ms.tools_list,
+            verdict: r.verdict.as_str().to_string(),
+            failure_kind: f.map(|f| f.kind.as_str().to_string()),
+            failure_phase: f.map(|f| f.phase.as_str().to_string()),
+            failure_message: f.map(|f| f.message.clone()),
+            http_status: f.and_then(|f| f.http_status).map(i64::from),
+            jsonrpc_code: f.and_then(|f| f.jsonrpc_code),
+            era: r.era.map(|e| e.as_str().to_string()),
+            protocol_version: r.protocol_version.clone(),
+            server_name: r.server_info.as_ref().map(|s| s.name.clone()),
+            server_version: r.server_info.as_ref().map(|s| s.version.clone()),
+            tool_count: r.tools_count as i64,
+            schema_hash: r.schema_hash.clone(),
+            tls_not_after: r.tls.as_ref().map(|t| t.not_after_unix),
+        }
+    }
+}
+
+/// A stored tool list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub server_id: String,
+    pub hash: String,
+    pub interface_hash: String,
+    /// The canonical tool list.
+    pub tools: Value,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// An outage (down or auth_failed) from open to close.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentRecord {
+    pub id: String,
+    pub server_id: String,
+    pub kind: String,
+    pub cause: String,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+/// A stored event (the input of alerting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: String,
+    pub server_id: Option<String>,
+    pub kind: String,
+    pub at: i64,
+    pub payload: Value,
+}
+
+/// An API key; only its SHA-256 hash is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the token, to recognise it in a list.
+    pub prefix: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// Everything a batch of results changes, written in one transaction.
+#[derive(Debug, Default, Clone)]
+pub struct BatchWrites {
+    pub results: Vec<ResultRecord>,
+    pub region_states: Vec<(String, RegionState)>,
+    pub server_states: Vec<(String, ServerState)>,
+    pub events: Vec<EventRecord>,
+    pub incidents_opened: Vec<IncidentRecord>,
+    /// (incident id, closed_at)
+    pub incidents_closed: Vec<(String, i64)>,
+    /// Inserted, or `last_seen` bumped when already known.
+    pub snapshots: Vec<SnapshotRecord>,
+    /// (server id, era) learned from results, tried first next time.
+    pub era_hints: Vec<(String, String)>,
+}
+
+impl BatchWrites {
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.events.is_empty() && self.server_states.is_empty()
+    }
+}
+
+/// Filters and pagination for list endpoints. `after` is a keyset cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub limit: u32,
+    /// (time, id) of the last row of the previous page.
+    pub after: Option<(i64, String)>,
+}
+
+/// Filters for the result history.
+#[derive(Debug, Clone, Default)]
+pub struct ResultQuery {
+    pub server_id: String,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub region: Option<String>,
+    pub page: Page,
+}
+
+/// A server with its current state, for the summary and the list.
+#[derive(Debug, Clone)]
+pub struct ServerWithState {
+    pub server: ServerRecord,
+    pub state: Option<ServerState>,
+    pub regions: Vec<RegionState>,
+}

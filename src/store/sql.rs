@@ -1,0 +1,600 @@
+//! The SQL behind [`Store`], written once with `?` placeholders and expanded by `sql_store!`
+//! into `SqliteStore` and `PostgresStore` (Postgres gets `$1, $2, …`). Columns use portable
+//! types so one decoder serves both: TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+
+use super::model::*;
+use super::{Store, StoreError, StoreResult, ensure_parent};
+use crate::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Our dynamic SQL is assembled from constant fragments only; every value is a bound
+/// parameter, never spliced in. That is what this marks for sqlx.
+fn audited(sql: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql.to_string())
+}
+
+fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+    Cow::Borrowed(sql)
+}
+
+/// `?` → `$1`, `$2`, … (our SQL never has `?` in a literal).
+fn postgres_sql(sql: &str) -> Cow<'_, str> {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    Cow::Owned(out)
+}
+
+const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at";
+const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after";
+
+fn json_list(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
+}
+
+fn to_json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn parse<T: FromStr<Err = String>>(s: &str) -> StoreResult<T> {
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+/// The keyset clause for newest-first pages over (`time_col`, id).
+fn before_clause(page: &Page, time_col: &str) -> String {
+    match page.after {
+        Some(_) => format!(" AND ({time_col} < ? OR ({time_col} = ? AND id < ?))"),
+        None => String::new(),
+    }
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr) => {
+        /// A [`Store`] on this backend.
+        pub struct $store {
+            pool: sqlx::Pool<$db>,
+        }
+
+        impl $store {
+            fn server(r: &$row) -> StoreResult<ServerRecord> {
+                Ok(ServerRecord {
+                    id: r.try_get("id")?,
+                    slug: r.try_get("slug")?,
+                    name: r.try_get("name")?,
+                    url: r.try_get("url")?,
+                    headers_enc: r.try_get("headers_enc")?,
+                    header_names: json_list(&r.try_get::<String, _>("header_names")?)?,
+                    interval_seconds: r.try_get::<i64, _>("interval_seconds")? as u32,
+                    timeout_seconds: r.try_get::<i64, _>("timeout_seconds")? as u32,
+                    tags: json_list(&r.try_get::<String, _>("tags")?)?,
+                    public: r.try_get("public")?,
+                    paused: r.try_get("paused")?,
+                    failures_to_down: r.try_get::<i64, _>("failures_to_down")? as u32,
+                    successes_to_up: r.try_get::<i64, _>("successes_to_up")? as u32,
+                    degraded_latency_ms: r.try_get::<Option<i64>, _>("degraded_latency_ms")?.map(|v| v as u64),
+                    expect_auth: r.try_get("expect_auth")?,
+                    era_hint: r.try_get("era_hint")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            fn result(r: &$row) -> StoreResult<ResultRecord> {
+                Ok(ResultRecord {
+                    id: r.try_get("id")?,
+                    server_id: r.try_get("server_id")?,
+                    region: r.try_get("region")?,
+                    started_at: r.try_get("started_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    dns_ms: r.try_get("dns_ms")?,
+                    connect_ms: r.try_get("connect_ms")?,
+                    tls_ms: r.try_get("tls_ms")?,
+                    handshake_ms: r.try_get("handshake_ms")?,
+                    tools_list_ms: r.try_get("tools_list_ms")?,
+                    verdict: r.try_get("verdict")?,
+                    failure_kind: r.try_get("failure_kind")?,
+                    failure_phase: r.try_get("failure_phase")?,
+                    failure_message: r.try_get("failure_message")?,
+                    http_status: r.try_get("http_status")?,
+                    jsonrpc_code: r.try_get("jsonrpc_code")?,
+                    era: r.try_get("era")?,
+                    protocol_version: r.try_get("protocol_version")?,
+                    server_name: r.try_get("server_name")?,
+                    server_version: r.try_get("server_version")?,
+                    tool_count: r.try_get("tool_count")?,
+                    schema_hash: r.try_get("schema_hash")?,
+                    tls_not_after: r.try_get("tls_not_after")?,
+                })
+            }
+
+            fn server_state(r: &$row) -> StoreResult<ServerState> {
+                Ok(ServerState {
+                    status: parse::<ServerStatus>(&r.try_get::<String, _>("state")?)?,
+                    since: r.try_get("since")?,
+                    schema_hash: r.try_get("schema_hash")?,
+                    server_version: r.try_get("server_version")?,
+                    protocol_version: r.try_get("protocol_version")?,
+                    last_result_at: r.try_get("last_result_at")?,
+                    open_incident_id: r.try_get("open_incident_id")?,
+                })
+            }
+
+            fn region_state(r: &$row) -> StoreResult<RegionState> {
+                Ok(RegionState {
+                    region: r.try_get("region")?,
+                    status: parse::<RegionStatus>(&r.try_get::<String, _>("state")?)?,
+                    consecutive_failures: r.try_get::<i64, _>("consecutive_failures")? as u32,
+                    consecutive_successes: r.try_get::<i64, _>("consecutive_successes")? as u32,
+                    last_result_at: r.try_get("last_result_at")?,
+                    last_verdict: r.try_get("last_verdict")?,
+                    last_schema_hash: r.try_get("last_schema_hash")?,
+                })
+            }
+
+            fn snapshot(r: &$row) -> StoreResult<SnapshotRecord> {
+                let tools: String = r.try_get("tools")?;
+                Ok(SnapshotRecord {
+                    server_id: r.try_get("server_id")?,
+                    hash: r.try_get("hash")?,
+                    interface_hash: r.try_get("interface_hash")?,
+                    tools: serde_json::from_str(&tools).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    first_seen: r.try_get("first_seen")?,
+                    last_seen: r.try_get("last_seen")?,
+                })
+            }
+
+            fn incident(r: &$row) -> StoreResult<IncidentRecord> {
+                Ok(IncidentRecord {
+                    id: r.try_get("id")?,
+                    server_id: r.try_get("server_id")?,
+                    kind: r.try_get("kind")?,
+                    cause: r.try_get("cause")?,
+                    opened_at: r.try_get("opened_at")?,
+                    closed_at: r.try_get("closed_at")?,
+                })
+            }
+
+            fn event(r: &$row) -> StoreResult<EventRecord> {
+                let payload: String = r.try_get("payload")?;
+                Ok(EventRecord {
+                    id: r.try_get("id")?,
+                    server_id: r.try_get("server_id")?,
+                    kind: r.try_get("type")?,
+                    at: r.try_get("at")?,
+                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            }
+
+            fn key(r: &$row) -> StoreResult<ApiKeyRecord> {
+                Ok(ApiKeyRecord {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    prefix: r.try_get("prefix")?,
+                    hash: r.try_get("hash")?,
+                    scopes: json_list(&r.try_get::<String, _>("scopes")?)?,
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            }
+
+            async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
+                let sql = if insert {
+                    $conv(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).into_owned()
+                } else {
+                    $conv("UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
+                };
+                let mut q = sqlx::query(audited(&sql))
+                    .bind(&s.id)
+                    .bind(&s.slug)
+                    .bind(&s.name)
+                    .bind(&s.url)
+                    .bind(&s.headers_enc)
+                    .bind(to_json(&s.header_names))
+                    .bind(i64::from(s.interval_seconds))
+                    .bind(i64::from(s.timeout_seconds))
+                    .bind(to_json(&s.tags))
+                    .bind(s.public)
+                    .bind(s.paused)
+                    .bind(i64::from(s.failures_to_down))
+                    .bind(i64::from(s.successes_to_up))
+                    .bind(s.degraded_latency_ms.map(|v| v as i64))
+                    .bind(s.expect_auth)
+                    .bind(&s.era_hint)
+                    .bind(s.created_at)
+                    .bind(s.updated_at);
+                if !insert {
+                    q = q.bind(&s.id);
+                }
+                q.execute(&self.pool).await.map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("slug '{}'", s.slug)),
+                    other => other,
+                })?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                $migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))
+            }
+
+            async fn ready(&self) -> StoreResult<()> {
+                let sql = $conv("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = ?");
+                let row = sqlx::query(audited(&sql)).bind(true).fetch_one(&self.pool).await?;
+                let applied: i64 = row.try_get("n")?;
+                let expected = $migrator.iter().count() as i64;
+                if applied < expected {
+                    return Err(StoreError::Migration(format!("{applied} of {expected} migrations applied")));
+                }
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn insert_server(&self, s: &ServerRecord) -> StoreResult<()> {
+                self.write_server(s, true).await
+            }
+
+            async fn update_server(&self, s: &ServerRecord) -> StoreResult<()> {
+                self.write_server(s, false).await
+            }
+
+            async fn delete_server(&self, id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Children first: SQLite enforces foreign keys per connection, Postgres always.
+                for table in ["probe_results", "schema_snapshots", "region_state", "server_state", "incidents"] {
+                    let sql = $conv(&format!("DELETE FROM {table} WHERE server_id = ?")).into_owned();
+                    sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
+                }
+                let sql = $conv("UPDATE events SET server_id = NULL WHERE server_id = ?");
+                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
+                let sql = $conv("DELETE FROM servers WHERE id = ?");
+                let n = sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
+            async fn get_server(&self, id_or_slug: &str) -> StoreResult<Option<ServerRecord>> {
+                let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = ? OR slug = ?")).into_owned();
+                let row = sqlx::query(audited(&sql)).bind(id_or_slug).bind(id_or_slug).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::server).transpose()
+            }
+
+            async fn list_servers(&self, page: &Page) -> StoreResult<Vec<ServerRecord>> {
+                let cursor = if page.after.is_some() { " WHERE created_at > ? OR (created_at = ? AND id > ?)" } else { "" };
+                let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers{cursor} ORDER BY created_at, id LIMIT ?")).into_owned();
+                let mut q = sqlx::query(audited(&sql));
+                if let Some((t, id)) = &page.after {
+                    q = q.bind(*t).bind(*t).bind(id);
+                }
+                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::server).collect()
+            }
+
+            async fn all_servers(&self) -> StoreResult<Vec<ServerRecord>> {
+                let sql = format!("SELECT {SERVER_COLS} FROM servers ORDER BY created_at, id");
+                let rows = sqlx::query(audited(&sql)).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::server).collect()
+            }
+
+            async fn load_state(&self, server_id: &str) -> StoreResult<(Option<ServerState>, Vec<RegionState>)> {
+                let sql = $conv("SELECT * FROM server_state WHERE server_id = ?");
+                let server = sqlx::query(audited(&sql)).bind(server_id).fetch_optional(&self.pool).await?;
+                let sql = $conv("SELECT * FROM region_state WHERE server_id = ? ORDER BY region");
+                let regions = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
+                Ok((
+                    server.as_ref().map(Self::server_state).transpose()?,
+                    regions.iter().map(Self::region_state).collect::<StoreResult<_>>()?,
+                ))
+            }
+
+            async fn all_states(&self) -> StoreResult<Vec<ServerWithState>> {
+                let servers = self.all_servers().await?;
+                let states = sqlx::query("SELECT * FROM server_state").fetch_all(&self.pool).await?;
+                let regions = sqlx::query("SELECT * FROM region_state ORDER BY region").fetch_all(&self.pool).await?;
+                let mut by_id: std::collections::HashMap<String, ServerWithState> = servers
+                    .into_iter()
+                    .map(|s| (s.id.clone(), ServerWithState { server: s, state: None, regions: Vec::new() }))
+                    .collect();
+                for row in &states {
+                    let id: String = row.try_get("server_id")?;
+                    if let Some(entry) = by_id.get_mut(&id) {
+                        entry.state = Some(Self::server_state(row)?);
+                    }
+                }
+                for row in &regions {
+                    let id: String = row.try_get("server_id")?;
+                    if let Some(entry) = by_id.get_mut(&id) {
+                        entry.regions.push(Self::region_state(row)?);
+                    }
+                }
+                let mut all: Vec<ServerWithState> = by_id.into_values().collect();
+                all.sort_by(|a, b| (a.server.created_at, &a.server.id).cmp(&(b.server.created_at, &b.server.id)));
+                Ok(all)
+            }
+
+            async fn set_server_state(&self, server_id: &str, s: &ServerState) -> StoreResult<()> {
+                let mut w = BatchWrites::default();
+                w.server_states.push((server_id.to_string(), s.clone()));
+                self.commit_batch(&w).await
+            }
+
+            async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let exists = "WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)";
+                let sql = $conv(&format!("INSERT INTO probe_results ({RESULT_COLS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists}")).into_owned();
+                for r in &w.results {
+                    sqlx::query(audited(&sql))
+                        .bind(&r.id).bind(&r.server_id).bind(&r.region).bind(r.started_at).bind(r.duration_ms)
+                        .bind(r.dns_ms).bind(r.connect_ms).bind(r.tls_ms).bind(r.handshake_ms).bind(r.tools_list_ms)
+                        .bind(&r.verdict).bind(&r.failure_kind).bind(&r.failure_phase).bind(&r.failure_message)
+                        .bind(r.http_status).bind(r.jsonrpc_code).bind(&r.era).bind(&r.protocol_version)
+                        .bind(&r.server_name).bind(&r.server_version).bind(r.tool_count).bind(&r.schema_hash)
+                        .bind(r.tls_not_after).bind(&r.server_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv(&format!("INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash) SELECT ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, region) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures, consecutive_successes = excluded.consecutive_successes, last_result_at = excluded.last_result_at, last_verdict = excluded.last_verdict, last_schema_hash = excluded.last_schema_hash")).into_owned();
+                for (id, r) in &w.region_states {
+                    sqlx::query(audited(&sql))
+                        .bind(id).bind(&r.region).bind(r.status.as_str()).bind(i64::from(r.consecutive_failures))
+                        .bind(i64::from(r.consecutive_successes)).bind(r.last_result_at).bind(&r.last_verdict)
+                        .bind(&r.last_schema_hash).bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv(&format!("INSERT INTO server_state (server_id, state, since, schema_hash, server_version, protocol_version, last_result_at, open_incident_id) SELECT ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id) DO UPDATE SET state = excluded.state, since = excluded.since, schema_hash = excluded.schema_hash, server_version = excluded.server_version, protocol_version = excluded.protocol_version, last_result_at = excluded.last_result_at, open_incident_id = excluded.open_incident_id")).into_owned();
+                for (id, s) in &w.server_states {
+                    sqlx::query(audited(&sql))
+                        .bind(id).bind(s.status.as_str()).bind(s.since).bind(&s.schema_hash).bind(&s.server_version)
+                        .bind(&s.protocol_version).bind(s.last_result_at).bind(&s.open_incident_id).bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv(&format!("INSERT INTO incidents (id, server_id, kind, cause, opened_at, closed_at) SELECT ?, ?, ?, ?, ?, ? {exists}")).into_owned();
+                for i in &w.incidents_opened {
+                    sqlx::query(audited(&sql))
+                        .bind(&i.id).bind(&i.server_id).bind(&i.kind).bind(&i.cause).bind(i.opened_at).bind(i.closed_at).bind(&i.server_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv("UPDATE incidents SET closed_at = ? WHERE id = ? AND closed_at IS NULL");
+                for (id, at) in &w.incidents_closed {
+                    sqlx::query(audited(&sql)).bind(*at).bind(id).execute(&mut *tx).await?;
+                }
+                let sql = $conv(&format!("INSERT INTO schema_snapshots (server_id, hash, interface_hash, tools, first_seen, last_seen) SELECT ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, hash) DO UPDATE SET last_seen = excluded.last_seen")).into_owned();
+                for s in &w.snapshots {
+                    sqlx::query(audited(&sql))
+                        .bind(&s.server_id).bind(&s.hash).bind(&s.interface_hash).bind(to_json(&s.tools))
+                        .bind(s.first_seen).bind(s.last_seen).bind(&s.server_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv("INSERT INTO events (id, server_id, type, at, payload) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)");
+                for e in &w.events {
+                    sqlx::query(audited(&sql))
+                        .bind(&e.id).bind(&e.server_id).bind(&e.kind).bind(e.at).bind(to_json(&e.payload)).bind(&e.server_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv("UPDATE servers SET era_hint = ? WHERE id = ?");
+                for (id, era) in &w.era_hints {
+                    sqlx::query(audited(&sql)).bind(era).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_results(&self, q: &ResultQuery) -> StoreResult<Vec<ResultRecord>> {
+                let mut sql = format!("SELECT {RESULT_COLS} FROM probe_results WHERE server_id = ?");
+                if q.since.is_some() { sql.push_str(" AND started_at >= ?"); }
+                if q.until.is_some() { sql.push_str(" AND started_at < ?"); }
+                if q.region.is_some() { sql.push_str(" AND region = ?"); }
+                sql.push_str(&before_clause(&q.page, "started_at"));
+                sql.push_str(" ORDER BY started_at DESC, id DESC LIMIT ?");
+                let sql = $conv(&sql).into_owned();
+                let mut query = sqlx::query(audited(&sql)).bind(&q.server_id);
+                if let Some(v) = q.since { query = query.bind(v); }
+                if let Some(v) = q.until { query = query.bind(v); }
+                if let Some(v) = &q.region { query = query.bind(v); }
+                if let Some((t, id)) = &q.page.after { query = query.bind(*t).bind(*t).bind(id); }
+                let rows = query.bind(i64::from(q.page.limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::result).collect()
+            }
+
+            async fn last_result(&self, server_id: &str) -> StoreResult<Option<ResultRecord>> {
+                let sql = $conv(&format!("SELECT {RESULT_COLS} FROM probe_results WHERE server_id = ? ORDER BY started_at DESC, id DESC LIMIT 1")).into_owned();
+                let row = sqlx::query(audited(&sql)).bind(server_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::result).transpose()
+            }
+
+            async fn get_snapshot(&self, server_id: &str, hash: &str) -> StoreResult<Option<SnapshotRecord>> {
+                let sql = $conv("SELECT * FROM schema_snapshots WHERE server_id = ? AND hash = ?");
+                let row = sqlx::query(audited(&sql)).bind(server_id).bind(hash).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::snapshot).transpose()
+            }
+
+            async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>> {
+                let sql = $conv("SELECT * FROM schema_snapshots WHERE server_id = ? ORDER BY first_seen DESC, hash DESC");
+                let rows = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::snapshot).collect()
+            }
+
+            async fn list_incidents(&self, server_id: Option<&str>, page: &Page) -> StoreResult<Vec<IncidentRecord>> {
+                let mut sql = String::from("SELECT * FROM incidents WHERE 1 = 1");
+                if server_id.is_some() { sql.push_str(" AND server_id = ?"); }
+                sql.push_str(&before_clause(page, "opened_at"));
+                sql.push_str(" ORDER BY opened_at DESC, id DESC LIMIT ?");
+                let sql = $conv(&sql).into_owned();
+                let mut q = sqlx::query(audited(&sql));
+                if let Some(id) = server_id { q = q.bind(id); }
+                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
+                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::incident).collect()
+            }
+
+            async fn list_events(&self, server_id: Option<&str>, kind: Option<&str>, page: &Page) -> StoreResult<Vec<EventRecord>> {
+                let mut sql = String::from("SELECT * FROM events WHERE 1 = 1");
+                if server_id.is_some() { sql.push_str(" AND server_id = ?"); }
+                if kind.is_some() { sql.push_str(" AND type = ?"); }
+                sql.push_str(&before_clause(page, "at"));
+                sql.push_str(" ORDER BY at DESC, id DESC LIMIT ?");
+                let sql = $conv(&sql).into_owned();
+                let mut q = sqlx::query(audited(&sql));
+                if let Some(id) = server_id { q = q.bind(id); }
+                if let Some(k) = kind { q = q.bind(k); }
+                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
+                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::event).collect()
+            }
+
+            async fn insert_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
+                let sql = $conv("INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+                sqlx::query(audited(&sql))
+                    .bind(&k.id).bind(&k.name).bind(&k.prefix).bind(&k.hash).bind(to_json(&k.scopes)).bind(k.created_at).bind(k.last_used_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn find_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+                let sql = $conv("SELECT * FROM api_keys WHERE hash = ?");
+                let row = sqlx::query(audited(&sql)).bind(hash).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::key).transpose()
+            }
+
+            async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+                let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
+                rows.iter().map(Self::key).collect()
+            }
+
+            async fn delete_key(&self, id: &str) -> StoreResult<bool> {
+                let sql = $conv("DELETE FROM api_keys WHERE id = ?");
+                Ok(sqlx::query(audited(&sql)).bind(id).execute(&self.pool).await?.rows_affected() > 0)
+            }
+
+            async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
+                let sql = $conv("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
+                sqlx::query(audited(&sql)).bind(at).bind(id).execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "sqlite",
+    sqlite_sql,
+    SQLITE_MIGRATIONS
+);
+sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "postgres",
+    postgres_sql,
+    POSTGRES_MIGRATIONS
+);
+
+impl SqliteStore {
+    /// Open (creating) a SQLite file: WAL journal, foreign keys on, a busy timeout.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        ensure_parent(path)?;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Database(format!(
+                    "cannot open SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl PostgresStore {
+    /// Connect a pool. Connections are held per query, never per probe.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| {
+                StoreError::Database(format!(
+                    "cannot connect to Postgres: {}",
+                    redact_db_error(&e.to_string())
+                ))
+            })?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+/// Database errors may quote the URL; never let a password through.
+fn redact_db_error(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &text[..s], &text[at..]),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            postgres_sql("SELECT ? , ?, x = ?"),
+            "SELECT $1 , $2, x = $3"
+        );
+        assert_eq!(sqlite_sql("SELECT ?"), "SELECT ?");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_connection_errors() {
+        assert_eq!(
+            redact_db_error("postgres://u:pw@h/db refused"),
+            "postgres://***@h/db refused"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! The Store contract, run against SQLite and Postgres alike (a fresh database per test).
+
+mod support;
+
+use mcpwatch::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
+use mcpwatch::store::{
+    ApiKeyRecord, BatchWrites, EventRecord, IncidentRecord, Page, ResultQuery, ResultRecord,
+    ServerRecord, SnapshotRecord, StoreError,
+};
+use serde_json::json;
+use support::db::{BACKENDS, TestDb};
+
+fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
+    ServerRecord {
+        id: id.into(),
+        slug: slug.into(),
+        name: format!("Server {slug}"),
+        url: "https://mcp.example.com/mcp".into(),
+        header_names: vec!["Authorization".into()],
+        headers_enc: Some("sealed".into()),
+        interval_seconds: 60,
+        timeout_seconds: 10,
+        tags: vec!["prod".into()],
+        public: true,
+        paused: false,
+        failures_to_down: 2,
+        successes_to_up: 1,
+        degraded_latency_ms: Some(2000),
+        expect_auth: false,
+        era_hint: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord {
+    ResultRecord {
+        id: id.into(),
+        server_id: server_id.into(),
+        region: region.into(),
+        started_at: at,
+        duration_ms: 12.5,
+        dns_ms: None,
+        connect_ms: Some(1.0),
+        tls_ms: None,
+        handshake_ms: Some(3.0),
+        tools_list_ms: Some(2.0),
+        verdict: "up".into(),
+        failure_kind: None,
+        failure_phase: None,
+        failure_message: None,
+        http_status: None,
+        jsonrpc_code: None,
+        era: Some("stateless".into()),
+        protocol_version: Some("2026-07-28".into()),
+        server_name: Some("fake".into()),
+        server_version: Some("1.0".into()),
+        tool_count: 3,
+        schema_hash: Some("sha256:aa".into()),
+        tls_not_after: Some(1_900_000_000),
+    }
+}
+
+#[tokio::test]
+async fn servers_crud_slug_conflict_and_pagination() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        s.ready().await.unwrap();
+        s.insert_server(&server("id-1", "alpha", 1)).await.unwrap();
+        s.insert_server(&server("id-2", "beta", 2)).await.unwrap();
+        s.insert_server(&server("id-3", "gamma", 2)).await.unwrap();
+        let dup = s
+            .insert_server(&server("id-4", "alpha", 3))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(dup, StoreError::Conflict(ref m) if m.contains("alpha")),
+            "{backend:?}: {dup}"
+        );
+
+        let by_slug = s.get_server("beta").await.unwrap().unwrap();
+        assert_eq!(
+            by_slug,
+            server("id-2", "beta", 2),
+            "{backend:?}: round trip"
+        );
+        assert_eq!(s.get_server("id-2").await.unwrap().unwrap().slug, "beta");
+        assert!(s.get_server("nope").await.unwrap().is_none());
+
+        let first = s
+            .list_servers(&Page {
+                limit: 2,
+                after: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            first.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(),
+            vec!["alpha", "beta"]
+        );
+        let last = &first[1];
+        let next = s
+            .list_servers(&Page {
+                limit: 2,
+                after: Some((last.created_at, last.id.clone())),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            next.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(),
+            vec!["gamma"]
+        );
+
+        let mut changed = by_slug.clone();
+        changed.paused = true;
+        changed.tags = vec!["a".into(), "b".into()];
+        s.update_server(&changed).await.unwrap();
+        assert_eq!(s.get_server("id-2").await.unwrap().unwrap(), changed);
+        assert!(s.delete_server("id-2").await.unwrap());
+        assert!(!s.delete_server("id-2").await.unwrap());
+        assert_eq!(s.all_servers().await.unwrap().len(), 2);
+        s.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_writes_everything_and_reads_back() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        s.insert_server(&server("srv", "srv", 1)).await.unwrap();
+        let mut region = RegionState::new("local");
+        region.status = RegionStatus::Down;
+        region.consecutive_failures = 2;
+        let state = ServerState {
+            status: ServerStatus::Down,
+            since: 100,
+            schema_hash: Some("sha256:aa".into()),
+            server_version: Some("1.0".into()),
+            protocol_version: None,
+            last_result_at: Some(100),
+            open_incident_id: Some("inc-1".into()),
+        };
+        let w = BatchWrites {
+            results: vec![
+                result("r1", "srv", 90, "local"),
+                result("r2", "srv", 100, "local"),
+                result("r3", "srv", 100, "eu"),
+            ],
+            region_states: vec![("srv".into(), region.clone())],
+            server_states: vec![("srv".into(), state.clone())],
+            events: vec![EventRecord {
+                id: "e1".into(),
+                server_id: Some("srv".into()),
+                kind: "server.down".into(),
+                at: 100,
+                payload: json!({"to": "down"}),
+            }],
+            incidents_opened: vec![IncidentRecord {
+                id: "inc-1".into(),
+                server_id: "srv".into(),
+                kind: "down".into(),
+                cause: "timeout".into(),
+                opened_at: 100,
+                closed_at: None,
+            }],
+            incidents_closed: vec![],
+            snapshots: vec![SnapshotRecord {
+                server_id: "srv".into(),
+                hash: "sha256:aa".into(),
+                interface_hash: "sha256:bb".into(),
+                tools: json!([{"name": "a"}]),
+                first_seen: 90,
+                last_seen: 90,
+            }],
+            era_hints: vec![("srv".into(), "stateless".into())],
+        };
+        s.commit_batch(&w).await.unwrap();
+        let (loaded, regions) = s.load_state("srv").await.unwrap();
+        assert_eq!(loaded.unwrap(), state, "{backend:?}");
+        assert_eq!(regions, vec![region]);
+        assert_eq!(
+            s.get_server("srv")
+                .await
+                .unwrap()
+                .unwrap()
+                .era_hint
+                .as_deref(),
+            Some("stateless")
+        );
+
+        // Results: newest first, filters, keyset pages.
+        let q = |region: Option<&str>, after: Option<(i64, String)>| ResultQuery {
+            server_id: "srv".into(),
+            since: Some(50),
+            until: None,
+            region: region.map(String::from),
+            page: Page { limit: 2, after },
+        };
+        let page = s.list_results(&q(None, None)).await.unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["r3", "r2"]
+        );
+        assert_eq!(
+            page[0],
+            result("r3", "srv", 100, "eu"),
+            "{backend:?}: round trip"
+        );
+        let rest = s
+            .list_results(&q(None, Some((100, "r2".into()))))
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["r1"]
+        );
+        let eu = s.list_results(&q(Some("eu"), None)).await.unwrap();
+        assert_eq!(eu.len(), 1);
+        assert_eq!(s.last_result("srv").await.unwrap().unwrap().id, "r3");
+
+        // Snapshots upsert last_seen; incidents close; events list.
+        let mut again = w.snapshots[0].clone();
+        again.last_seen = 500;
+        let close = BatchWrites {
+            snapshots: vec![again],
+            incidents_closed: vec![("inc-1".into(), 600)],
+            ..BatchWrites::default()
+        };
+        s.commit_batch(&close).await.unwrap();
+        let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
+        assert_eq!((snap.first_seen, snap.last_seen), (90, 500));
+        assert_eq!(snap.tools, json!([{"name": "a"}]));
+        assert_eq!(s.list_snapshots("srv").await.unwrap().len(), 1);
+        let incidents = s
+            .list_incidents(
+                Some("srv"),
+                &Page {
+                    limit: 10,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(incidents[0].closed_at, Some(600));
+        let events = s
+            .list_events(
+                None,
+                Some("server.down"),
+                &Page {
+                    limit: 10,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(events[0].payload, json!({"to": "down"}));
+        assert!(
+            s.list_events(
+                None,
+                Some("server.up"),
+                &Page {
+                    limit: 10,
+                    after: None
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+        );
+
+        let all = s.all_states().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].state.as_ref().unwrap().status, ServerStatus::Down);
+        assert_eq!(all[0].regions.len(), 1);
+        s.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn results_for_a_deleted_server_do_not_wedge_a_batch() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        s.insert_server(&server("kept", "kept", 1)).await.unwrap();
+        let w = BatchWrites {
+            results: vec![
+                result("a", "gone", 1, "local"),
+                result("b", "kept", 1, "local"),
+            ],
+            server_states: vec![("gone".into(), ServerState::new(1))],
+            ..BatchWrites::default()
+        };
+        s.commit_batch(&w).await.unwrap();
+        let kept = s
+            .list_results(&ResultQuery {
+                server_id: "kept".into(),
+                page: Page {
+                    limit: 10,
+                    after: None,
+                },
+                ..ResultQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1, "{backend:?}");
+        s.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_hash_and_deleted() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        let key = ApiKeyRecord {
+            id: "k1".into(),
+            name: "ci".into(),
+            prefix: "mcpw_abc".into(),
+            hash: "h1".into(),
+            scopes: vec!["read".into()],
+            created_at: 1,
+            last_used_at: None,
+        };
+        s.insert_key(&key).await.unwrap();
+        assert_eq!(s.find_key("h1").await.unwrap().unwrap(), key, "{backend:?}");
+        s.touch_key("k1", 9).await.unwrap();
+        assert_eq!(s.list_keys().await.unwrap()[0].last_used_at, Some(9));
+        assert!(s.delete_key("k1").await.unwrap());
+        assert!(s.find_key("h1").await.unwrap().is_none());
+        s.close().await;
+        db.cleanup().await;
+    }
+}
