@@ -183,13 +183,11 @@ impl Settings {
             ));
         }
         let admin_token = raw.admin_token.filter(|t| !t.is_empty());
-        if let Some(t) = &admin_token {
-            if t.len() < 24 {
-                return Err(invalid(
-                    "MCPWATCH_ADMIN_TOKEN",
-                    "must be at least 24 characters (the value is not shown)",
-                ));
-            }
+        if admin_token.as_ref().is_some_and(|t| t.len() < 24) {
+            return Err(invalid(
+                "MCPWATCH_ADMIN_TOKEN",
+                "must be at least 24 characters (the value is not shown)",
+            ));
         }
         let secret_key = match raw.secret_key.filter(|k| !k.is_empty()) {
             None => None,

@@ -151,9 +151,7 @@ pub fn evaluate(
         ServerStatus::Down
     } else if auth >= quorum {
         ServerStatus::AuthFailed
-    } else if down + auth > 0 && any_up {
-        ServerStatus::Degraded
-    } else if slow_or_warned {
+    } else if (down + auth > 0 && any_up) || slow_or_warned {
         ServerStatus::Degraded
     } else if any_up {
         ServerStatus::Up

@@ -217,7 +217,7 @@ mod tests {
         let e2 = evaluate(
             &policy(),
             &e1.server,
-            &[e1.region.clone()],
+            std::slice::from_ref(&e1.region),
             &second,
             Some(&first.tools),
             "i",
@@ -243,7 +243,7 @@ mod tests {
         let e2 = evaluate(
             &policy(),
             &e1.server,
-            &[e1.region.clone()],
+            std::slice::from_ref(&e1.region),
             &b,
             Some(&a.tools),
             "i",
