@@ -12,8 +12,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod monitor;
 pub mod probe;
+pub mod scheduler;
 pub mod schema;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

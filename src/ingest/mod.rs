@@ -1,0 +1,415 @@
+//! The one way in for results (the built-in region now, remote agents later).
+//!
+//! A single task owns the evaluation: it takes results from a bounded channel, evaluates each
+//! with the pure state machine against an in-memory cache of server state (no database read
+//! per probe), and writes the batch (results, states, events, incidents, snapshots) in one
+//! transaction. If the database is down, the batch is retried with backoff and kept; new
+//! results wait in the bounded channel (back-pressure on the scheduler, nothing dropped), and
+//! readiness reports the outage. API changes reach the cache through the same channel, so they
+//! are ordered with the results.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::monitor::{
+    self, IncidentChange, Observation, Policy, RegionState, ServerState, ServerStatus,
+};
+use crate::probe::{ProbeReport, Verdict};
+use crate::schema;
+use crate::store::{
+    BatchWrites, EventRecord, IncidentRecord, ResultRecord, ServerRecord, SnapshotRecord, Store,
+};
+
+/// Most results written in one transaction.
+const MAX_BATCH: usize = 500;
+
+/// One probe result from one region.
+#[derive(Debug)]
+pub struct IngestItem {
+    pub result_id: String,
+    pub server_id: String,
+    pub region: String,
+    pub started_at: i64,
+    pub report: ProbeReport,
+}
+
+enum Msg {
+    Result(Box<IngestItem>),
+    /// The server's settings changed or it was deleted: reload on next use.
+    Invalidate(String),
+    /// Paused or resumed by an operator.
+    Paused {
+        server_id: String,
+        paused: bool,
+        at: i64,
+    },
+    /// Reply when everything sent before is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Health of the write path, for `/readyz` and metrics.
+#[derive(Debug, Default)]
+pub struct IngestHealth {
+    pub database_ok: AtomicBool,
+    pub committed_results: AtomicU64,
+    pub failed_commits: AtomicU64,
+}
+
+/// Sends results and changes to the ingest task.
+#[derive(Clone)]
+pub struct IngestHandle {
+    tx: mpsc::Sender<Msg>,
+    pub health: Arc<IngestHealth>,
+}
+
+impl IngestHandle {
+    /// Queue a result; waits when the buffer is full (back-pressure, never a drop).
+    pub async fn submit(&self, item: IngestItem) -> Result<(), IngestClosed> {
+        self.tx
+            .send(Msg::Result(Box::new(item)))
+            .await
+            .map_err(|_| IngestClosed)
+    }
+
+    pub async fn invalidate(&self, server_id: &str) {
+        let _ = self.tx.send(Msg::Invalidate(server_id.to_string())).await;
+    }
+
+    pub async fn set_paused(&self, server_id: &str, paused: bool, at: i64) {
+        let _ = self
+            .tx
+            .send(Msg::Paused {
+                server_id: server_id.to_string(),
+                paused,
+                at,
+            })
+            .await;
+    }
+
+    /// Wait until everything queued before this call is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The ingest task has stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the ingest path is shut down")]
+pub struct IngestClosed;
+
+/// Cached evaluation context of one server.
+struct Cached {
+    server: ServerRecord,
+    state: ServerState,
+    regions: Vec<RegionState>,
+}
+
+/// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    buffer: usize,
+    stop: CancellationToken,
+) -> (IngestHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(buffer);
+    let health = Arc::new(IngestHealth {
+        database_ok: AtomicBool::new(true),
+        ..IngestHealth::default()
+    });
+    let task = tokio::spawn(run(store, rx, health.clone(), stop));
+    (IngestHandle { tx, health }, task)
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Msg>,
+    health: Arc<IngestHealth>,
+    stop: CancellationToken,
+) {
+    let mut cache: HashMap<String, Cached> = HashMap::new();
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            _ = stop.cancelled() => {
+                // Shutting down: take what is already queued, then end.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut writes = BatchWrites::default();
+        let mut flushes = Vec::new();
+        for msg in batch {
+            match msg {
+                Msg::Result(item) => {
+                    if let Err(e) = evaluate_item(&store, &mut cache, &item, &mut writes).await {
+                        tracing::error!(server_id = %item.server_id, error = %e, "could not load state; result kept for retry");
+                        // Loading failed (database down): commit what we have, retry this one.
+                        commit(&store, &writes, &health, &stop).await;
+                        writes = BatchWrites::default();
+                        retry_item(&store, &mut cache, &item, &mut writes, &health, &stop).await;
+                    }
+                }
+                Msg::Invalidate(id) => {
+                    cache.remove(&id);
+                }
+                Msg::Paused {
+                    server_id,
+                    paused,
+                    at,
+                } => {
+                    if let Ok(Some(c)) = context(&store, &mut cache, &server_id)
+                        .await
+                        .map(|c| c.map(|c| &mut *c))
+                    {
+                        c.state.status = if paused {
+                            ServerStatus::Paused
+                        } else {
+                            ServerStatus::Unknown
+                        };
+                        c.state.since = at;
+                        c.server.paused = paused;
+                        writes.server_states.push((server_id, c.state.clone()));
+                    }
+                }
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        if !writes.is_empty() {
+            commit(&store, &writes, &health, &stop).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Keep trying to load this result's context; the database may be down for a while.
+async fn retry_item(
+    store: &Arc<dyn Store>,
+    cache: &mut HashMap<String, Cached>,
+    item: &IngestItem,
+    writes: &mut BatchWrites,
+    health: &IngestHealth,
+    stop: &CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(backoff).await;
+        match evaluate_item(store, cache, item, writes).await {
+            Ok(()) => return,
+            Err(e) => {
+                health.database_ok.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "database unavailable; holding results");
+                if stop.is_cancelled() && backoff >= Duration::from_secs(5) {
+                    tracing::error!(server_id = %item.server_id, "shutting down with the database unreachable: result not stored");
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Commit with retries until it works (or shutdown gives up after a while).
+async fn commit(
+    store: &Arc<dyn Store>,
+    writes: &BatchWrites,
+    health: &IngestHealth,
+    stop: &CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempts = 0u32;
+    loop {
+        match store.commit_batch(writes).await {
+            Ok(()) => {
+                health.database_ok.store(true, Ordering::Relaxed);
+                health
+                    .committed_results
+                    .fetch_add(writes.results.len() as u64, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                attempts += 1;
+                health.database_ok.store(false, Ordering::Relaxed);
+                health.failed_commits.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, results = writes.results.len(), attempts, "batch not committed; retrying");
+                if stop.is_cancelled() && attempts >= 10 {
+                    tracing::error!(
+                        results = writes.results.len(),
+                        "shutting down with the database unreachable: batch not stored"
+                    );
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn context<'a>(
+    store: &Arc<dyn Store>,
+    cache: &'a mut HashMap<String, Cached>,
+    server_id: &str,
+) -> Result<Option<&'a mut Cached>, crate::store::StoreError> {
+    if !cache.contains_key(server_id) {
+        let Some(server) = store.get_server(server_id).await? else {
+            return Ok(None);
+        };
+        let (state, regions) = store.load_state(server_id).await?;
+        let state = state.unwrap_or_else(|| ServerState::new(server.created_at));
+        cache.insert(
+            server_id.to_string(),
+            Cached {
+                server,
+                state,
+                regions,
+            },
+        );
+    }
+    Ok(cache.get_mut(server_id))
+}
+
+/// Evaluate one result and add everything it changes to `writes`.
+async fn evaluate_item(
+    store: &Arc<dyn Store>,
+    cache: &mut HashMap<String, Cached>,
+    item: &IngestItem,
+    writes: &mut BatchWrites,
+) -> Result<(), crate::store::StoreError> {
+    let Some(ctx) = context(store, cache, &item.server_id).await? else {
+        return Ok(()); // deleted while the probe ran
+    };
+    let report = &item.report;
+    writes.results.push(ResultRecord::from_report(
+        item.result_id.clone(),
+        &item.server_id,
+        &item.region,
+        item.started_at,
+        report,
+    ));
+    if ctx.server.paused {
+        return Ok(()); // stored, but a paused server's state does not move
+    }
+    if let Some(era) = report.era.filter(|_| report.verdict != Verdict::Down) {
+        if ctx.server.era_hint.as_deref() != Some(era.as_str()) {
+            ctx.server.era_hint = Some(era.as_str().to_string());
+            writes
+                .era_hints
+                .push((item.server_id.clone(), era.as_str().to_string()));
+        }
+    }
+    let canonical_tools = if report.schema_hash.is_some() {
+        schema::canonical_value(&report.tools).ok()
+    } else {
+        None
+    };
+    let previous_tools = match (&ctx.state.schema_hash, &report.schema_hash) {
+        (Some(old), Some(new)) if old != new => store
+            .get_snapshot(&item.server_id, old)
+            .await?
+            .map(|s| s.tools),
+        _ => None,
+    };
+    let policy = Policy {
+        failures_to_down: ctx.server.failures_to_down,
+        successes_to_up: ctx.server.successes_to_up,
+        has_credentials: !ctx.server.header_names.is_empty(),
+        expect_auth: ctx.server.expect_auth,
+        quorum: None,
+    };
+    let obs = Observation {
+        region: item.region.clone(),
+        at: item.started_at,
+        verdict: report.verdict,
+        failure: report
+            .failure
+            .as_ref()
+            .map(|f| json!({"kind": f.kind, "phase": f.phase, "message": f.message})),
+        schema_hash: report.schema_hash.clone(),
+        server_version: report.server_info.as_ref().map(|s| s.version.clone()),
+        protocol_version: report.protocol_version.clone(),
+        tools: canonical_tools
+            .as_ref()
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let prev = previous_tools
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(Vec::as_slice);
+    let incident_id = uuid::Uuid::new_v4().to_string();
+    let eval = monitor::evaluate(&policy, &ctx.state, &ctx.regions, &obs, prev, &incident_id);
+
+    if let (Some(hash), Some(tools)) = (&report.schema_hash, canonical_tools) {
+        // Every sighting bumps last_seen; a new hash is inserted.
+        writes.snapshots.push(SnapshotRecord {
+            server_id: item.server_id.clone(),
+            hash: hash.clone(),
+            interface_hash: report.interface_hash.clone().unwrap_or_default(),
+            tools,
+            first_seen: item.started_at,
+            last_seen: item.started_at,
+        });
+    }
+    match &eval.incident {
+        Some(IncidentChange::Open { id, kind, cause }) => {
+            writes.incidents_opened.push(IncidentRecord {
+                id: id.clone(),
+                server_id: item.server_id.clone(),
+                kind: kind.as_str().to_string(),
+                cause: cause.clone(),
+                opened_at: item.started_at,
+                closed_at: None,
+            })
+        }
+        Some(IncidentChange::Close { id }) => {
+            writes.incidents_closed.push((id.clone(), item.started_at))
+        }
+        None => {}
+    }
+    let server_json = json!({
+        "id": ctx.server.id, "slug": ctx.server.slug, "name": ctx.server.name,
+        "url": url::Url::parse(&ctx.server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default(),
+    });
+    for event in &eval.events {
+        let mut payload = event.data.clone();
+        payload["server"] = server_json.clone();
+        payload["result_id"] = json!(item.result_id);
+        tracing::info!(server_id = %item.server_id, region = %item.region, event = event.kind.as_str(), "event");
+        writes.events.push(EventRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            server_id: Some(item.server_id.clone()),
+            kind: event.kind.as_str().to_string(),
+            at: event.at,
+            payload,
+        });
+    }
+    writes
+        .region_states
+        .push((item.server_id.clone(), eval.region.clone()));
+    writes
+        .server_states
+        .push((item.server_id.clone(), eval.server.clone()));
+    ctx.regions.retain(|r| r.region != eval.region.region);
+    ctx.regions.push(eval.region);
+    ctx.state = eval.server;
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! When each server is probed, in one region.
+//!
+//! One task keeps a min-heap of due times (not a sleeping task per server). Each server's
+//! ticks are aligned to the wall clock at an offset derived from its id, so servers spread
+//! over the interval and every region probes a given server at about the same moment. A server
+//! never has two probes in flight: a probe that overruns skips ticks instead of queueing a
+//! burst. Probes run on spawned tasks under a concurrency bound; scheduling lag (due → start)
+//! is measured. Changes arrive as [`Command`]s and take effect at once.
+//!
+//! The probe and the destination of its report are traits ([`Runner`], [`Sink`]): `serve` uses
+//! the real prober and the local ingest, the agent (later) an HTTP push, tests a stub.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::probe::{ProbeReport, ProbeTarget, Prober};
+
+/// One server to probe, as the scheduler needs it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub server_id: String,
+    pub target: ProbeTarget,
+    pub interval: Duration,
+}
+
+/// Runs one probe.
+#[async_trait]
+pub trait Runner: Send + Sync + 'static {
+    async fn run(&self, job: &Job) -> ProbeReport;
+}
+
+#[async_trait]
+impl Runner for Prober {
+    async fn run(&self, job: &Job) -> ProbeReport {
+        self.probe(&job.target).await
+    }
+}
+
+/// Receives each report (the local ingest, or an agent's upload queue).
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    async fn submit(&self, job: &Job, started_at_ms: i64, report: ProbeReport);
+}
+
+/// Changes to the set of jobs.
+#[derive(Debug)]
+pub enum Command {
+    /// Add or replace a job; `probe_now` runs it at once (a newly registered server).
+    Upsert {
+        job: Job,
+        probe_now: bool,
+    },
+    Remove(String),
+    /// Internal: a probe finished.
+    Done {
+        server_id: String,
+        generation: u64,
+    },
+}
+
+/// Scheduler counters (the metrics issue exports them).
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    pub started: AtomicU64,
+    pub skipped_ticks: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Sum and maximum of scheduling lag in microseconds.
+    pub lag_sum_us: AtomicU64,
+    pub lag_max_us: AtomicU64,
+}
+
+/// Sends commands to the scheduler.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    pub stats: Arc<SchedulerStats>,
+}
+
+impl SchedulerHandle {
+    pub fn upsert(&self, job: Job, probe_now: bool) {
+        let _ = self.tx.send(Command::Upsert { job, probe_now });
+    }
+
+    pub fn remove(&self, server_id: &str) {
+        let _ = self.tx.send(Command::Remove(server_id.to_string()));
+    }
+}
+
+/// The deterministic offset of a server within its interval (same in every region).
+pub fn offset_of(server_id: &str, interval: Duration) -> Duration {
+    let digest = Sha256::digest(server_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let ms = (interval.as_millis() as u64).max(1);
+    Duration::from_millis(u64::from_be_bytes(first) % ms)
+}
+
+struct Entry {
+    job: Arc<Job>,
+    generation: u64,
+    in_flight: bool,
+}
+
+/// Maps tokio time to wall-clock alignment (fixed at start, so paused-time tests work).
+struct Clock {
+    anchor: Instant,
+    anchor_unix_ms: u64,
+}
+
+impl Clock {
+    fn unix_ms(&self, at: Instant) -> u64 {
+        self.anchor_unix_ms + at.saturating_duration_since(self.anchor).as_millis() as u64
+    }
+
+    /// The first aligned tick of `job` strictly after `now`.
+    fn next_tick(&self, job: &Job, now: Instant) -> Instant {
+        let interval = (job.interval.as_millis() as u64).max(1);
+        let offset = offset_of(&job.server_id, job.interval).as_millis() as u64;
+        let now_ms = self.unix_ms(now);
+        let since_phase = (now_ms + interval - offset % interval) % interval;
+        let wait = interval - since_phase;
+        now + Duration::from_millis(wait)
+    }
+}
+
+/// Start the scheduler for `region`. It stops starting probes when `stop` is cancelled; probes
+/// in flight are tracked by `tracker` so the caller can drain them.
+pub fn spawn(
+    region: String,
+    runner: Arc<dyn Runner>,
+    sink: Arc<dyn Sink>,
+    max_concurrency: usize,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) -> SchedulerHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stats = Arc::new(SchedulerStats::default());
+    let handle = SchedulerHandle {
+        tx: tx.clone(),
+        stats: stats.clone(),
+    };
+    let loop_tracker = tracker.clone();
+    loop_tracker.spawn(run(
+        region,
+        runner,
+        sink,
+        max_concurrency,
+        stop,
+        tracker,
+        tx,
+        rx,
+        stats,
+    ));
+    handle
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    region: String,
+    runner: Arc<dyn Runner>,
+    sink: Arc<dyn Sink>,
+    max_concurrency: usize,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    tx: mpsc::UnboundedSender<Command>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    stats: Arc<SchedulerStats>,
+) {
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let clock = Clock {
+        anchor: Instant::now(),
+        anchor_unix_ms: unix_now,
+    };
+    let permits = Arc::new(Semaphore::new(max_concurrency.max(1)));
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(Instant, u64, String)>> = BinaryHeap::new();
+    let mut generation = 0u64;
+    loop {
+        let next_due = heap.peek().map(|Reverse((at, _, _))| *at);
+        let sleep = async {
+            match next_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { return };
+                match cmd {
+                    Command::Upsert { job, probe_now } => {
+                        generation += 1;
+                        let now = Instant::now();
+                        let in_flight = entries.get(&job.server_id).is_some_and(|e| e.in_flight);
+                        let due = if probe_now { now } else { clock.next_tick(&job, now) };
+                        heap.push(Reverse((due, generation, job.server_id.clone())));
+                        entries.insert(job.server_id.clone(), Entry { job: Arc::new(job), generation, in_flight });
+                    }
+                    Command::Remove(id) => {
+                        entries.remove(&id);
+                    }
+                    Command::Done { server_id, .. } => {
+                        // The probe finished, whichever version of the job started it.
+                        if let Some(e) = entries.get_mut(&server_id) {
+                            e.in_flight = false;
+                        }
+                    }
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                while let Some(Reverse((due, g, id))) = heap.peek().cloned() {
+                    if due > now {
+                        break;
+                    }
+                    heap.pop();
+                    let Some(entry) = entries.get_mut(&id) else { continue };
+                    if entry.generation != g {
+                        continue; // replaced or rescheduled
+                    }
+                    let next = clock.next_tick(&entry.job, due.max(now));
+                    heap.push(Reverse((next, g, id.clone())));
+                    if entry.in_flight {
+                        stats.skipped_ticks.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(server_id = %id, region = %region, "previous probe still running; tick skipped");
+                        continue;
+                    }
+                    entry.in_flight = true;
+                    let job = entry.job.clone();
+                    let (runner, sink, permits, stats, tx) = (runner.clone(), sink.clone(), permits.clone(), stats.clone(), tx.clone());
+                    tracker.spawn(async move {
+                        let Ok(_permit) = permits.acquire_owned().await else { return };
+                        let lag = Instant::now().saturating_duration_since(due).as_micros() as u64;
+                        stats.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
+                        stats.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+                        stats.started.fetch_add(1, Ordering::Relaxed);
+                        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+                        let started_at = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as i64)
+                            .unwrap_or(0);
+                        let report = runner.run(&job).await;
+                        sink.submit(&job, started_at, report).await;
+                        stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        let _ = tx.send(Command::Done { server_id: job.server_id.clone(), generation: g });
+                    });
+                }
+            }
+        }
+    }
+}

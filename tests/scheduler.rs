@@ -1,0 +1,207 @@
+//! The scheduler under paused time: cadence, immediate first probe, interval changes,
+//! removal, no overlap (a hanging target skips its own ticks and stalls nobody else), and the
+//! concurrency bound. No test sleeps for real.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mcpwatch::probe::{ProbeReport, ProbeTarget, Verdict};
+use mcpwatch::scheduler::{self, Job, Runner, SchedulerHandle, Sink, offset_of};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Answers at once, or after `delays[server]`; counts concurrency.
+#[derive(Default)]
+struct StubRunner {
+    delays: HashMap<String, Duration>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+#[async_trait]
+impl Runner for StubRunner {
+    async fn run(&self, job: &Job) -> ProbeReport {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        if let Some(d) = self.delays.get(&job.server_id) {
+            tokio::time::sleep(*d).await;
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let mut r = ProbeReport::new(job.target.url.to_string(), String::new());
+        r.verdict = Verdict::Up;
+        r
+    }
+}
+
+/// Records when each server's report arrived (tokio time, from the test's start).
+struct Recorder {
+    start: Instant,
+    seen: Mutex<Vec<(String, Duration)>>,
+}
+
+#[async_trait]
+impl Sink for Recorder {
+    async fn submit(&self, job: &Job, _started_at_ms: i64, _report: ProbeReport) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((job.server_id.clone(), self.start.elapsed()));
+    }
+}
+
+impl Recorder {
+    fn times(&self, id: &str) -> Vec<Duration> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| s == id)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+}
+
+fn job(id: &str, interval_s: u64) -> Job {
+    Job {
+        server_id: id.into(),
+        target: ProbeTarget::new(format!("http://127.0.0.1:1/{id}").parse().unwrap()),
+        interval: Duration::from_secs(interval_s),
+    }
+}
+
+fn start(
+    runner: StubRunner,
+    max: usize,
+) -> (
+    SchedulerHandle,
+    Arc<Recorder>,
+    Arc<StubRunner>,
+    CancellationToken,
+) {
+    let runner = Arc::new(runner);
+    let rec = Arc::new(Recorder {
+        start: Instant::now(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let stop = CancellationToken::new();
+    let h = scheduler::spawn(
+        "local".into(),
+        runner.clone(),
+        rec.clone(),
+        max,
+        stop.clone(),
+        TaskTracker::new(),
+    );
+    (h, rec, runner, stop)
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_every_interval_at_a_stable_offset() {
+    let (h, rec, _, stop) = start(StubRunner::default(), 10);
+    h.upsert(job("a", 10), false);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let times = rec.times("a");
+    assert!((6..=7).contains(&times.len()), "{times:?}");
+    assert!(
+        times[0] <= Duration::from_secs(10),
+        "first probe within one interval: {times:?}"
+    );
+    for pair in times.windows(2) {
+        assert_eq!(pair[1] - pair[0], Duration::from_secs(10), "{times:?}");
+    }
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_server_is_probed_at_once_and_interval_changes_apply() {
+    let (h, rec, _, stop) = start(StubRunner::default(), 10);
+    h.upsert(job("a", 60), true);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(rec.times("a").len(), 1, "probe_now runs immediately");
+    h.upsert(job("a", 10), false);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let n = rec.times("a").len();
+    assert!(
+        (4..=5).contains(&n),
+        "the 10 s interval took effect: {:?}",
+        rec.times("a")
+    );
+    h.remove("a");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(rec.times("a").len(), n, "no probes after removal");
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_target_skips_its_ticks_and_stalls_nobody() {
+    let runner = StubRunner {
+        delays: HashMap::from([("slow".to_string(), Duration::from_secs(35))]),
+        ..StubRunner::default()
+    };
+    let (h, rec, _, stop) = start(runner, 10);
+    h.upsert(job("slow", 10), true);
+    h.upsert(job("fast", 10), true);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        rec.times("fast").len() >= 6,
+        "fast kept its cadence: {:?}",
+        rec.times("fast")
+    );
+    let slow = rec.times("slow");
+    assert!(slow.len() <= 2, "no burst after the overrun: {slow:?}");
+    assert!(h.stats.skipped_ticks.load(Ordering::Relaxed) >= 3);
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_bounded() {
+    let delays: HashMap<String, Duration> = (0..8)
+        .map(|i| (format!("s{i}"), Duration::from_secs(3)))
+        .collect();
+    let (h, rec, runner, stop) = start(
+        StubRunner {
+            delays,
+            ..StubRunner::default()
+        },
+        2,
+    );
+    for i in 0..8 {
+        h.upsert(job(&format!("s{i}"), 60), true);
+    }
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(runner.max_running.load(Ordering::SeqCst), 2);
+    let servers: std::collections::HashSet<String> = rec
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, _)| s.clone())
+        .collect();
+    assert_eq!(servers.len(), 8, "every server ran eventually");
+    assert!(
+        h.stats.lag_max_us.load(Ordering::Relaxed) >= 9_000_000,
+        "lag measured for queued probes"
+    );
+    stop.cancel();
+}
+
+#[test]
+fn offsets_are_deterministic_and_spread() {
+    let interval = Duration::from_secs(60);
+    assert_eq!(
+        offset_of("server-1", interval),
+        offset_of("server-1", interval)
+    );
+    let distinct: std::collections::HashSet<Duration> = (0..1000)
+        .map(|i| offset_of(&format!("s{i}"), interval))
+        .collect();
+    assert!(
+        distinct.len() > 900,
+        "10,000 servers must not fire in the same second"
+    );
+    assert!((0..1000).all(|i| offset_of(&format!("s{i}"), interval) < interval));
+}
