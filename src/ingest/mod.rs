@@ -173,10 +173,7 @@ async fn run(
                     paused,
                     at,
                 } => {
-                    if let Ok(Some(c)) = context(&store, &mut cache, &server_id)
-                        .await
-                        .map(|c| c.map(|c| &mut *c))
-                    {
+                    if let Ok(Some(c)) = context(&store, &mut cache, &server_id).await {
                         c.state.status = if paused {
                             ServerStatus::Paused
                         } else {
@@ -307,13 +304,13 @@ async fn evaluate_item(
     if ctx.server.paused {
         return Ok(()); // stored, but a paused server's state does not move
     }
-    if let Some(era) = report.era.filter(|_| report.verdict != Verdict::Down) {
-        if ctx.server.era_hint.as_deref() != Some(era.as_str()) {
-            ctx.server.era_hint = Some(era.as_str().to_string());
-            writes
-                .era_hints
-                .push((item.server_id.clone(), era.as_str().to_string()));
-        }
+    if let Some(era) = report.era.filter(|_| report.verdict != Verdict::Down)
+        && ctx.server.era_hint.as_deref() != Some(era.as_str())
+    {
+        ctx.server.era_hint = Some(era.as_str().to_string());
+        writes
+            .era_hints
+            .push((item.server_id.clone(), era.as_str().to_string()));
     }
     let canonical_tools = if report.schema_hash.is_some() {
         schema::canonical_value(&report.tools).ok()
