@@ -10,6 +10,8 @@
 //!
 //! `main.rs` only parses arguments and calls into here.
 
+pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod ingest;

@@ -1,7 +1,11 @@
 //! The `mcpwatch` binary: parse arguments, call the library, exit with its code.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use mcpwatch::app::App;
 use mcpwatch::cli::{self, CheckArgs, SnapshotArgs};
+use mcpwatch::config::{LogFormat, Overrides, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -14,8 +18,43 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args, Debug, Clone)]
+struct DaemonArgs {
+    /// TOML settings file (also MCPWATCH_CONFIG); environment variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP server (MCPWATCH_LISTEN, default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// postgres://… or sqlite:… (DATABASE_URL; unset: SQLite in the data dir).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Folder for the SQLite database, the secret key and the admin token (MCPWATCH_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+}
+
+impl DaemonArgs {
+    fn settings(&self) -> Result<Settings, std::process::ExitCode> {
+        let overrides = Overrides {
+            config_file: self.config.clone(),
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+        };
+        Settings::load(&overrides).map_err(|e| {
+            eprintln!("mcpwatch: configuration error: {e}");
+            std::process::ExitCode::from(2)
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the monitoring daemon: API, scheduler, state, history.
+    Serve(DaemonArgs),
+    /// Apply database migrations and exit.
+    Migrate(DaemonArgs),
     /// Probe an MCP endpoint once and report; exit 0 healthy, 1 unhealthy, 2 usage, 3 drift.
     Check(CheckArgs),
     /// Write the canonical tool list and its hash, or --check it against a committed file.
@@ -25,11 +64,77 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Cli::parse();
-    mcpwatch::telemetry::init("warn");
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let code = match &args.command {
-        Command::Check(a) => cli::run_check(a, &mut out, &mut err).await,
-        Command::Snapshot(a) => cli::run_snapshot(a, &mut out, &mut err).await,
-    };
-    code.into()
+    match &args.command {
+        Command::Check(a) => {
+            mcpwatch::telemetry::init("warn", LogFormat::Auto);
+            cli::run_check(a, &mut out, &mut err).await.into()
+        }
+        Command::Snapshot(a) => {
+            mcpwatch::telemetry::init("warn", LogFormat::Auto);
+            cli::run_snapshot(a, &mut out, &mut err).await.into()
+        }
+        Command::Migrate(a) => {
+            let settings = match a.settings() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            mcpwatch::telemetry::init("info", settings.log_format);
+            match mcpwatch::store::open(&settings.database, 1).await {
+                Ok(store) => match store.migrate().await {
+                    Ok(()) => {
+                        println!("migrations applied ({})", store.backend());
+                        std::process::ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e),
+                },
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Serve(a) => {
+            let settings = match a.settings() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            mcpwatch::telemetry::init("info", settings.log_format);
+            let app = match App::build(settings).await {
+                Ok(app) => app,
+                Err(e) => return fail(&e),
+            };
+            eprintln!("mcpwatch: serving on http://{}", app.local_addr());
+            match app.run(shutdown_signal()).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> std::process::ExitCode {
+    eprintln!("mcpwatch: error: {e}");
+    std::process::ExitCode::from(1)
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

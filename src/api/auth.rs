@@ -1,0 +1,218 @@
+//! Authentication and rate limits at the HTTP boundary, before any handler runs.
+//!
+//! Bearer API keys: looked up by their SHA-256 (the token itself is never stored), compared in
+//! constant time, scoped `read` < `write` < `admin`. GET needs `read`, other methods `write`,
+//! `/keys` needs `admin`. Rate limits are token buckets per client IP (before auth, so key
+//! guessing is throttled too) and per key; past them, 429 with `Retry-After`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::{ApiError, rate_limited};
+use crate::secrets::{hashes_equal, token_hash};
+use crate::store::ApiKeyRecord;
+
+/// What a key may do. Each scope includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// The authenticated key, for handlers that need it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+}
+
+/// A token bucket per key string.
+pub struct RateLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Ok` or the seconds to wait.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            // Forget idle buckets so the map cannot grow without bound.
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(120));
+        }
+        let rate = self.per_minute / 60.0;
+        let (tokens, at) = buckets
+            .entry(key.to_string())
+            .or_insert((self.per_minute, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Short-lived cache of keys by hash, so a busy client does not cost a query per request.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
+}
+
+const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+
+impl KeyCache {
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn required_scope(method: &Method, path: &str) -> Scope {
+    if path.starts_with("/api/v1/keys") {
+        Scope::Admin
+    } else if method == Method::GET || method == Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+/// Middleware for `/api/v1/*`.
+pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = client_ip(&req);
+    if let Err(wait) = app.ip_limiter.check(&ip.to_string()) {
+        return rate_limited(wait);
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let hash = token_hash(token);
+    let key = match lookup(&app, &hash).await {
+        Ok(Some(k)) if hashes_equal(&k.hash, &hash) => k,
+        Ok(_) => return ApiError::Unauthorized.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    if let Err(wait) = app.key_limiter.check(&key.id) {
+        return rate_limited(wait);
+    }
+    let scope = key
+        .scopes
+        .iter()
+        .filter_map(|s| Scope::parse(s))
+        .max()
+        .unwrap_or(Scope::Read);
+    let needed = required_scope(req.method(), req.uri().path());
+    if scope < needed {
+        return ApiError::Forbidden(needed.as_str()).into_response();
+    }
+    req.extensions_mut().insert(Caller {
+        key_id: key.id.clone(),
+    });
+    next.run(req).await
+}
+
+async fn lookup(app: &AppState, hash: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
+    {
+        let cache = app.keys.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, at)) = cache.get(hash)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(k.clone()));
+        }
+    }
+    let found = app.store.find_key(hash).await?;
+    if let Some(k) = &found {
+        let now = crate::api::now_ms();
+        if k.last_used_at.is_none_or(|t| now - t > 60_000) {
+            let _ = app.store.touch_key(&k.id, now).await;
+        }
+        app.keys
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash.to_string(), (k.clone(), Instant::now()));
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_the_rate_then_says_when_to_retry() {
+        let l = RateLimiter::new(3);
+        assert!(l.check("k").is_ok() && l.check("k").is_ok() && l.check("k").is_ok());
+        let wait = l.check("k").unwrap_err();
+        assert!((1..=20).contains(&wait), "{wait}");
+        assert!(l.check("other").is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn scopes_are_ordered_and_routes_need_the_right_one() {
+        assert!(Scope::Admin > Scope::Write && Scope::Write > Scope::Read);
+        assert_eq!(required_scope(&Method::GET, "/api/v1/servers"), Scope::Read);
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v1/servers"),
+            Scope::Write
+        );
+        assert_eq!(required_scope(&Method::GET, "/api/v1/keys"), Scope::Admin);
+    }
+}

@@ -1,0 +1,192 @@
+//! Errors as `application/problem+json` (RFC 9457), never a 500 with a stack.
+//! [`ApiJson`] replaces axum's `Json` extractor so malformed bodies, unknown fields and wrong
+//! types become a 400/422 problem naming the field.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// One invalid input field.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An API error, rendered as problem+json.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the body could not be read as JSON.
+    BadRequest(String),
+    /// 422: well-formed, but fields are invalid.
+    Invalid(Vec<FieldError>),
+    /// 401: no valid API key.
+    Unauthorized,
+    /// 403: the key lacks a scope.
+    Forbidden(&'static str),
+    /// 404: no such resource.
+    NotFound(String),
+    /// 409: a unique value is taken.
+    Conflict(String),
+    /// 429: slow down.
+    RateLimited { retry_after_secs: u64 },
+    /// 503: the database or the daemon is not available.
+    Unavailable(String),
+    /// 500: a bug; the detail is logged, not returned.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Invalid(vec![FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Database(m) | StoreError::Migration(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, title, detail, errors) = match self {
+            ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d, None),
+            ApiError::Invalid(errs) => {
+                let detail = errs
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid input",
+                    detail,
+                    Some(errs),
+                )
+            }
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "send a valid API key as 'Authorization: Bearer <token>'".to_string(),
+                None,
+            ),
+            ApiError::Forbidden(scope) => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("this API key lacks the '{scope}' scope"),
+                None,
+            ),
+            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "Not found", d, None),
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, "Conflict", d, None),
+            ApiError::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                format!("rate limit exceeded; retry in {retry_after_secs} s"),
+                None,
+            ),
+            ApiError::Unavailable(d) => {
+                tracing::warn!(detail = %d, "service unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable",
+                    "the database is not available; retry shortly".to_string(),
+                    None,
+                )
+            }
+            ApiError::Internal(d) => {
+                tracing::error!(detail = %d, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error",
+                    "an internal error occurred; it has been logged".to_string(),
+                    None,
+                )
+            }
+        };
+        let mut body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail});
+        if let Some(errs) = errors {
+            body["errors"] = json!(errs);
+        }
+        let mut resp = (status, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mcpwatch\""),
+            );
+        }
+        resp
+    }
+}
+
+/// 429 with `Retry-After`.
+pub fn rate_limited(retry_after_secs: u64) -> Response {
+    let mut resp = ApiError::RateLimited { retry_after_secs }.into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// `Json<T>` whose rejections are problems naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                // "unknown field `x`, expected one of …" or "invalid type … at line …": keep
+                // serde's message, which names the field.
+                let text = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| e.body_text());
+                let field = text
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| {
+                        text.starts_with("unknown field") || text.starts_with("missing field")
+                    })
+                    .unwrap_or("body")
+                    .to_string();
+                Err(ApiError::Invalid(vec![FieldError {
+                    field,
+                    message: text,
+                }]))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
+                "send the body as JSON with 'Content-Type: application/json'".into(),
+            )),
+            Err(other) => Err(ApiError::BadRequest(other.body_text())),
+        }
+    }
+}
+
+/// 404 as problem+json for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}

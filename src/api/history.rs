@@ -1,0 +1,266 @@
+//! What the daemon recorded: results, schema (current, history, diffs), incidents, events,
+//! and the status summary.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::servers::{find, view};
+use super::{AppState, next_cursor, page, parse_time, rfc3339};
+use crate::monitor::ServerStatus;
+use crate::schema;
+use crate::store::{EventRecord, IncidentRecord, ResultQuery, ResultRecord, SnapshotRecord};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    region: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn result_json(r: &ResultRecord) -> Value {
+    let failure = r.failure_kind.as_ref().map(|kind| {
+        json!({"kind": kind, "phase": r.failure_phase, "message": r.failure_message, "http_status": r.http_status, "jsonrpc_code": r.jsonrpc_code})
+    });
+    json!({
+        "id": r.id, "region": r.region, "started_at": rfc3339(r.started_at), "verdict": r.verdict,
+        "failure": failure, "era": r.era, "protocol_version": r.protocol_version,
+        "server_info": r.server_name.as_ref().map(|n| json!({"name": n, "version": r.server_version})),
+        "tools_count": r.tool_count, "schema_hash": r.schema_hash,
+        "timings_ms": {"dns": r.dns_ms, "connect": r.connect_ms, "tls": r.tls_ms, "handshake": r.handshake_ms, "tools_list": r.tools_list_ms, "total": r.duration_ms},
+        "tls_not_after": r.tls_not_after.map(|s| rfc3339(s * 1000)),
+    })
+}
+
+pub async fn results(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    let pg = page(q.limit, q.cursor.as_deref())?;
+    let query = ResultQuery {
+        server_id: s.id,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+        region: q.region,
+        page: pg.clone(),
+    };
+    let rows = app.store.list_results(&query).await?;
+    let next = next_cursor(&rows, pg.limit, |r| (r.started_at, r.id.clone()));
+    Ok(Json(
+        json!({"items": rows.iter().map(result_json).collect::<Vec<_>>(), "next_cursor": next}),
+    ))
+}
+
+fn snapshot_json(s: &SnapshotRecord, with_tools: bool) -> Value {
+    let mut v = json!({
+        "hash": s.hash, "interface_hash": s.interface_hash,
+        "tools_count": s.tools.as_array().map(Vec::len).unwrap_or(0),
+        "first_seen": rfc3339(s.first_seen), "last_seen": rfc3339(s.last_seen),
+    });
+    if with_tools {
+        v["tools"] = s.tools.clone();
+    }
+    v
+}
+
+pub async fn schema(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    let (state, _) = app.store.load_state(&s.id).await?;
+    let hash = state.and_then(|st| st.schema_hash).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no schema recorded yet for '{}': wait for a successful probe",
+            s.slug
+        ))
+    })?;
+    let snap = app
+        .store
+        .get_snapshot(&s.id, &hash)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("snapshot {hash} is missing")))?;
+    Ok(Json(snapshot_json(&snap, true)))
+}
+
+/// Every hash the server has served, newest first, each with the diff from the one before.
+pub async fn schema_history(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    let snaps = app.store.list_snapshots(&s.id).await?;
+    let mut items = Vec::with_capacity(snaps.len());
+    for (i, snap) in snaps.iter().enumerate() {
+        let mut v = snapshot_json(snap, false);
+        if let Some(older) = snaps.get(i + 1) {
+            let d = schema::diff(
+                older.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
+                snap.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
+            );
+            v["previous_hash"] = json!(older.hash);
+            v["change"] = json!({"breaking": d.breaking, "class": d.class(), "summary": d.summary(), "diff": d});
+        }
+        items.push(v);
+    }
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+pub async fn schema_diff(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    let load = |field: &'static str, hash: String| {
+        let app = app.clone();
+        let sid = s.id.clone();
+        async move {
+            app.store.get_snapshot(&sid, &hash).await?.ok_or_else(|| {
+                ApiError::field(
+                    field,
+                    format!("no snapshot with hash '{hash}' for this server"),
+                )
+            })
+        }
+    };
+    let from = load("from", q.from).await?;
+    let to = load("to", q.to).await?;
+    let d = schema::diff(
+        from.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
+        to.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
+    );
+    Ok(Json(
+        json!({"from": from.hash, "to": to.hash, "class": d.class(), "summary": d.summary(), "breaking": d.breaking, "added": d.added, "removed": d.removed, "changed": d.changed}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn incident_json(i: &IncidentRecord) -> Value {
+    json!({
+        "id": i.id, "server_id": i.server_id, "kind": i.kind, "cause": i.cause,
+        "opened_at": rfc3339(i.opened_at), "closed_at": i.closed_at.map(rfc3339),
+        "duration_seconds": i.closed_at.map(|c| (c - i.opened_at) / 1000),
+    })
+}
+
+async fn incident_page(
+    app: &AppState,
+    server_id: Option<&str>,
+    q: PageQuery,
+) -> Result<Json<Value>, ApiError> {
+    let pg = page(q.limit, q.cursor.as_deref())?;
+    let rows = app.store.list_incidents(server_id, &pg).await?;
+    let next = next_cursor(&rows, pg.limit, |r| (r.opened_at, r.id.clone()));
+    Ok(Json(
+        json!({"items": rows.iter().map(incident_json).collect::<Vec<_>>(), "next_cursor": next}),
+    ))
+}
+
+pub async fn incidents(
+    State(app): State<AppState>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    incident_page(&app, None, q).await
+}
+
+pub async fn server_incidents(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    incident_page(&app, Some(&s.id), q).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    server: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn event_json(e: &EventRecord) -> Value {
+    json!({"id": e.id, "type": e.kind, "server_id": e.server_id, "at": rfc3339(e.at), "data": e.payload})
+}
+
+pub async fn events(
+    State(app): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let pg = page(q.limit, q.cursor.as_deref())?;
+    let server_id = match &q.server {
+        Some(s) => Some(find(&app, s).await?.id),
+        None => None,
+    };
+    let rows = app
+        .store
+        .list_events(server_id.as_deref(), q.kind.as_deref(), &pg)
+        .await?;
+    let next = next_cursor(&rows, pg.limit, |r| (r.at, r.id.clone()));
+    Ok(Json(
+        json!({"items": rows.iter().map(event_json).collect::<Vec<_>>(), "next_cursor": next}),
+    ))
+}
+
+/// Counts by state, and every server with its state and last result.
+pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let all = app.store.all_states().await?;
+    let mut counts: BTreeMap<&'static str, usize> =
+        ["unknown", "up", "degraded", "down", "auth_failed", "paused"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+    let mut servers = Vec::with_capacity(all.len());
+    for row in &all {
+        let status = if row.server.paused {
+            ServerStatus::Paused
+        } else {
+            row.state
+                .as_ref()
+                .map(|s| s.status)
+                .unwrap_or(ServerStatus::Unknown)
+        };
+        *counts.entry(status.as_str()).or_default() += 1;
+        let last = app.store.last_result(&row.server.id).await?;
+        let mut v = view(&row.server, row.state.as_ref());
+        v["last_result"] = last.as_ref().map(result_json).unwrap_or(Value::Null);
+        servers.push(v);
+    }
+    Ok(Json(
+        json!({"counts": counts, "servers": servers, "region": app.settings.region}),
+    ))
+}

@@ -1,0 +1,94 @@
+//! `/api/v1/keys` (admin scope): create (the token is shown once), list, delete.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Caller, Scope};
+use super::error::{ApiError, ApiJson};
+use super::{AppState, now_ms, rfc3339};
+use crate::secrets::{new_token, token_hash};
+use crate::store::ApiKeyRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInput {
+    name: String,
+    scopes: Vec<String>,
+}
+
+fn key_json(k: &ApiKeyRecord) -> Value {
+    json!({"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created_at": rfc3339(k.created_at), "last_used_at": k.last_used_at.map(rfc3339)})
+}
+
+/// Make and store a key; returns the record and the token (to show once).
+pub async fn issue(
+    app_store: &dyn crate::store::Store,
+    name: &str,
+    scopes: Vec<String>,
+) -> Result<(ApiKeyRecord, String), ApiError> {
+    let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let record = ApiKeyRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        prefix: token.chars().take(12).collect(),
+        hash: token_hash(&token),
+        scopes,
+        created_at: now_ms(),
+        last_used_at: None,
+    };
+    app_store.insert_key(&record).await?;
+    Ok((record, token))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<KeyInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::field("name", "must be 1-100 characters"));
+    }
+    if input.scopes.is_empty() {
+        return Err(ApiError::field(
+            "scopes",
+            "needs at least one of read, write, admin",
+        ));
+    }
+    if let Some(bad) = input.scopes.iter().find(|s| Scope::parse(s).is_none()) {
+        return Err(ApiError::field(
+            "scopes",
+            format!("'{bad}' is not one of read, write, admin"),
+        ));
+    }
+    let mut scopes = input.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    let (record, token) = issue(app.store.as_ref(), name, scopes).await?;
+    let mut body = key_json(&record);
+    body["token"] = json!(token);
+    body["note"] = json!("the token is shown only now; store it safely");
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let keys = app.store.list_keys().await?;
+    Ok(Json(
+        json!({"items": keys.iter().map(key_json).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !app.store.delete_key(&id).await? {
+        return Err(ApiError::NotFound(format!("no API key with id '{id}'")));
+    }
+    app.keys.clear();
+    tracing::info!(key_id = %id, deleted_by = %caller.key_id, "API key deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,185 @@
+//! The REST API under `/api/v1`, plus `/healthz` and `/readyz`.
+//!
+//! - `auth.rs`: API keys, scopes and rate limits (a middleware, before any handler).
+//! - `error.rs`: problem+json errors and the JSON extractor that names bad fields.
+//! - `servers.rs`: register, list, change, pause, delete, check now.
+//! - `history.rs`: results, schema and its history and diffs, incidents, events, status.
+//! - `keys.rs`: API key management.
+//! - `health.rs`: liveness and readiness.
+//!
+//! Conventions: snake_case JSON; `_seconds` integers for durations; RFC 3339 UTC times; UUID
+//! ids, and a server's slug wherever its id is accepted; lists take `limit` and an opaque
+//! `cursor` and return `next_cursor`.
+
+mod auth;
+mod error;
+mod health;
+mod history;
+mod keys;
+mod servers;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub use auth::{KeyCache, RateLimiter, Scope};
+pub use error::{ApiError, FieldError};
+pub use keys::issue as issue_key;
+pub use servers::job_for;
+
+use crate::config::Settings;
+use crate::ingest::IngestHandle;
+use crate::probe::Prober;
+use crate::scheduler::SchedulerHandle;
+use crate::secrets::Sealer;
+use crate::store::{Page, Store};
+
+/// Everything handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub ingest: IngestHandle,
+    pub scheduler: SchedulerHandle,
+    pub prober: Prober,
+    pub sealer: Sealer,
+    pub settings: Arc<Settings>,
+    /// False once shutdown has begun.
+    pub accepting: Arc<AtomicBool>,
+    pub ip_limiter: Arc<RateLimiter>,
+    pub key_limiter: Arc<RateLimiter>,
+    pub keys: Arc<KeyCache>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/servers", get(servers::list).post(servers::create))
+        .route(
+            "/servers/{id}",
+            get(servers::get)
+                .patch(servers::update)
+                .delete(servers::delete),
+        )
+        .route("/servers/{id}/pause", post(servers::pause))
+        .route("/servers/{id}/resume", post(servers::resume))
+        .route("/servers/{id}/check", post(servers::check_now))
+        .route("/servers/{id}/results", get(history::results))
+        .route("/servers/{id}/schema", get(history::schema))
+        .route("/servers/{id}/schema/history", get(history::schema_history))
+        .route("/servers/{id}/schema/diff", get(history::schema_diff))
+        .route("/servers/{id}/incidents", get(history::server_incidents))
+        .route("/incidents", get(history::incidents))
+        .route("/events", get(history::events))
+        .route("/status", get(history::status))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}", axum::routing::delete(keys::delete))
+        .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .nest("/api/v1", v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// Now as Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix ms → RFC 3339 UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// RFC 3339 → Unix ms, or a field error.
+pub fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            ApiError::field(
+                field,
+                format!("'{text}' is not an RFC 3339 time like 2026-01-31T12:00:00Z"),
+            )
+        })
+}
+
+/// `limit` (1..=500, default 50) and `cursor` → a keyset page.
+pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<Page, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 500"));
+    }
+    let after = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    Ok(Page { limit, after })
+}
+
+/// The opaque cursor for a row at (time, id).
+pub fn encode_cursor(at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, String)> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    let (at, id) = raw.split_once(':')?;
+    Some((at.parse().ok()?, id.to_string()))
+}
+
+/// `next_cursor` when the page was full.
+pub fn next_cursor<T>(rows: &[T], limit: u32, key: impl Fn(&T) -> (i64, String)) -> Option<String> {
+    if rows.len() as u32 == limit {
+        rows.last().map(|r| {
+            let (at, id) = key(r);
+            encode_cursor(at, &id)
+        })
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_field_errors() {
+        let c = encode_cursor(1_700_000_000_000, "abc-1");
+        assert_eq!(decode_cursor(&c), Some((1_700_000_000_000, "abc-1".into())));
+        assert!(page(Some(10), Some("garbage!")).is_err());
+        assert!(page(Some(0), None).is_err());
+        assert_eq!(page(None, None).unwrap().limit, 50);
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let ms = 1_767_225_600_123;
+        assert_eq!(rfc3339(ms), "2026-01-01T00:00:00.123Z");
+        assert_eq!(parse_time("since", "2026-01-01T00:00:00.123Z").unwrap(), ms);
+        assert!(parse_time("since", "yesterday").is_err());
+    }
+}

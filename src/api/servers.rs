@@ -1,0 +1,640 @@
+//! `/api/v1/servers`: register, list, read, change, pause/resume, delete, check now.
+//!
+//! Input is parsed into a [`ServerRecord`] by [`apply`], which reports every invalid field at
+//! once. Probe headers are write-only: sealed with AES-256-GCM before storage and shown as
+//! `"***"` in every response.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiJson, FieldError};
+use super::{AppState, next_cursor, now_ms, page, rfc3339};
+use crate::config::MIN_INTERVAL_SECONDS;
+use crate::ingest::IngestItem;
+use crate::monitor::{ServerState, ServerStatus};
+use crate::probe::{AddressPolicy, Era, EraChoice, ProbeTarget};
+use crate::scheduler::Job;
+use crate::secrets::Sealer;
+use crate::store::{Page, ServerRecord, ServerWithState};
+
+/// A server as clients send it (POST: `name` and `url` required; PATCH: any subset).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerInput {
+    name: Option<String>,
+    url: Option<String>,
+    slug: Option<String>,
+    /// Probe credentials, e.g. `{"Authorization": "Bearer …"}`; `null` clears them.
+    #[serde(default, deserialize_with = "present")]
+    headers: Option<Value>,
+    interval_seconds: Option<u32>,
+    timeout_seconds: Option<u32>,
+    tags: Option<Vec<String>>,
+    public: Option<bool>,
+    paused: Option<bool>,
+    failures_to_down: Option<u32>,
+    successes_to_up: Option<u32>,
+    /// Above this probe duration the server is degraded; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    degraded_latency_ms: Option<Value>,
+    expect_auth: Option<bool>,
+}
+
+/// Distinguish "absent" (None) from "null" (Some(Null)).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Ok(Some(Value::deserialize(d)?))
+}
+
+const MAX_TIMEOUT_SECONDS: u32 = 60;
+
+/// Validate `input` over `base` (a new record's defaults, or the stored record for PATCH).
+async fn apply(
+    input: ServerInput,
+    mut s: ServerRecord,
+    creating: bool,
+    policy: &AddressPolicy,
+    sealer: &Sealer,
+) -> Result<ServerRecord, ApiError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.into(),
+            message,
+        })
+    };
+    match input.name.map(|n| n.trim().to_string()) {
+        Some(n) if n.is_empty() || n.chars().count() > 200 => {
+            err("name", "must be 1-200 characters".into())
+        }
+        Some(n) => s.name = n,
+        None if creating => err("name", "is required".into()),
+        None => {}
+    }
+    match input.url.map(|u| u.trim().to_string()) {
+        Some(u) => match validate_url(&u, policy).await {
+            Ok(()) => s.url = u,
+            Err(m) => err("url", m),
+        },
+        None if creating => err("url", "is required".into()),
+        None => {}
+    }
+    if let Some(slug) = input.slug {
+        if valid_slug(&slug) {
+            s.slug = slug;
+        } else {
+            err(
+                "slug",
+                "must be 1-64 characters of a-z, 0-9 and -, not starting with -".into(),
+            );
+        }
+    }
+    match input.headers {
+        None => {}
+        Some(Value::Null) => {
+            s.header_names.clear();
+            s.headers_enc = None;
+        }
+        Some(Value::Object(map)) => {
+            let mut pairs: BTreeMap<String, String> = BTreeMap::new();
+            for (k, v) in map {
+                let ok_name = !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                match (ok_name, v) {
+                    (false, _) => err("headers", format!("'{k}' is not a valid header name")),
+                    (true, Value::String(v))
+                        if !v.bytes().any(|b| b.is_ascii_control() && b != b'\t') =>
+                    {
+                        pairs.insert(k, v);
+                    }
+                    (true, _) => err(
+                        "headers",
+                        format!(
+                            "the value of '{k}' must be a string without control characters (not shown)"
+                        ),
+                    ),
+                }
+            }
+            s.header_names = pairs.keys().cloned().collect();
+            let plain =
+                serde_json::to_vec(&pairs.into_iter().collect::<Vec<_>>()).unwrap_or_default();
+            s.headers_enc = if s.header_names.is_empty() {
+                None
+            } else {
+                Some(
+                    sealer
+                        .seal(&plain)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                )
+            };
+        }
+        Some(_) => err(
+            "headers",
+            "must be an object of header name to value".into(),
+        ),
+    }
+    if let Some(i) = input.interval_seconds {
+        if !(MIN_INTERVAL_SECONDS..=86_400).contains(&i) {
+            err(
+                "interval_seconds",
+                format!("must be between {MIN_INTERVAL_SECONDS} and 86400"),
+            );
+        } else {
+            s.interval_seconds = i;
+        }
+    }
+    if let Some(t) = input.timeout_seconds {
+        if t == 0 || t > MAX_TIMEOUT_SECONDS {
+            err(
+                "timeout_seconds",
+                format!("must be between 1 and {MAX_TIMEOUT_SECONDS}"),
+            );
+        } else {
+            s.timeout_seconds = t;
+        }
+    }
+    if s.timeout_seconds >= s.interval_seconds {
+        err(
+            "timeout_seconds",
+            "must be shorter than interval_seconds".into(),
+        );
+    }
+    if let Some(tags) = input.tags {
+        let bad: Vec<&String> = tags
+            .iter()
+            .filter(|t| t.is_empty() || t.len() > 64 || t.chars().any(char::is_control))
+            .collect();
+        if bad.is_empty() && tags.len() <= 32 {
+            let mut tags = tags;
+            tags.sort();
+            tags.dedup();
+            s.tags = tags;
+        } else {
+            err(
+                "tags",
+                "at most 32 tags of 1-64 printable characters".into(),
+            );
+        }
+    }
+    if let Some(p) = input.public {
+        s.public = p;
+    }
+    if let Some(p) = input.paused {
+        s.paused = p;
+    }
+    for (field, value, slot) in [
+        (
+            "failures_to_down",
+            input.failures_to_down,
+            &mut s.failures_to_down,
+        ),
+        (
+            "successes_to_up",
+            input.successes_to_up,
+            &mut s.successes_to_up,
+        ),
+    ] {
+        match value {
+            Some(v) if (1..=100).contains(&v) => *slot = v,
+            Some(_) => err(field, "must be between 1 and 100".into()),
+            None => {}
+        }
+    }
+    match input.degraded_latency_ms {
+        None => {}
+        Some(Value::Null) => s.degraded_latency_ms = None,
+        Some(v) => match v.as_u64() {
+            Some(ms) if (1..=600_000).contains(&ms) => s.degraded_latency_ms = Some(ms),
+            _ => err(
+                "degraded_latency_ms",
+                "must be an integer between 1 and 600000, or null".into(),
+            ),
+        },
+    }
+    if let Some(e) = input.expect_auth {
+        s.expect_auth = e;
+    }
+    if errors.is_empty() {
+        Ok(s)
+    } else {
+        Err(ApiError::Invalid(errors))
+    }
+}
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && uuid::Uuid::parse_str(s).is_err()
+}
+
+/// A slug from a name: "My MCP Server!" → "my-mcp-server".
+fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_matches('-').chars().take(56).collect();
+    if out.is_empty() {
+        "server".to_string()
+    } else {
+        out.trim_end_matches('-').to_string()
+    }
+}
+
+/// http(s), a host, and an address the policy allows (checked now, and again at every probe).
+async fn validate_url(text: &str, policy: &AddressPolicy) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme '{}' is not supported: use http or https",
+            url.scheme()
+        ));
+    }
+    let host = url
+        .host_str()
+        .ok_or("has no host")?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+            // Not resolvable yet: accepted; the probe reports `dns` until it is.
+            _ => Vec::new(),
+        },
+    };
+    for ip in addrs {
+        if let Err(blocked) = policy.check(ip) {
+            return Err(format!(
+                "resolves to {blocked}; to monitor private targets, add the range to MCPWATCH_ALLOW_PRIVATE_CIDRS"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The scheduler's job for a server (headers unsealed here, in memory only).
+pub fn job_for(s: &ServerRecord, sealer: &Sealer) -> Result<Job, ApiError> {
+    let url = url::Url::parse(&s.url)
+        .map_err(|e| ApiError::Internal(format!("stored URL invalid: {e}")))?;
+    let mut target = ProbeTarget::new(url);
+    if let Some(sealed) = &s.headers_enc {
+        let plain = sealer
+            .open(sealed)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        target.headers =
+            serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    target.timeout = Duration::from_secs(u64::from(s.timeout_seconds));
+    target.degraded_after = s.degraded_latency_ms.map(Duration::from_millis);
+    target.era = match s.era_hint.as_deref().and_then(|e| e.parse::<Era>().ok()) {
+        Some(e) => EraChoice::Prefer(e),
+        None => EraChoice::Detect,
+    };
+    Ok(Job {
+        server_id: s.id.clone(),
+        target,
+        interval: Duration::from_secs(u64::from(s.interval_seconds)),
+    })
+}
+
+/// The public shape of a server. Header values never appear.
+pub fn view(s: &ServerRecord, state: Option<&ServerState>) -> Value {
+    let headers: serde_json::Map<String, Value> = s
+        .header_names
+        .iter()
+        .map(|n| (n.clone(), json!("***")))
+        .collect();
+    let status = if s.paused {
+        ServerStatus::Paused
+    } else {
+        state.map(|st| st.status).unwrap_or(ServerStatus::Unknown)
+    };
+    json!({
+        "id": s.id, "slug": s.slug, "name": s.name, "url": s.url, "headers": headers,
+        "interval_seconds": s.interval_seconds, "timeout_seconds": s.timeout_seconds,
+        "tags": s.tags, "public": s.public, "paused": s.paused,
+        "failures_to_down": s.failures_to_down, "successes_to_up": s.successes_to_up,
+        "degraded_latency_ms": s.degraded_latency_ms, "expect_auth": s.expect_auth,
+        "era": s.era_hint,
+        "state": status.as_str(),
+        "state_since": state.map(|st| rfc3339(st.since)),
+        "last_result_at": state.and_then(|st| st.last_result_at).map(rfc3339),
+        "schema_hash": state.and_then(|st| st.schema_hash.clone()),
+        "open_incident_id": state.and_then(|st| st.open_incident_id.clone()),
+        "created_at": rfc3339(s.created_at), "updated_at": rfc3339(s.updated_at),
+    })
+}
+
+/// Load by id or slug, or 404.
+pub async fn find(app: &AppState, id: &str) -> Result<ServerRecord, ApiError> {
+    app.store
+        .get_server(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no server with id or slug '{id}'")))
+}
+
+fn defaults(app: &AppState) -> ServerRecord {
+    let now = now_ms();
+    ServerRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        slug: String::new(),
+        name: String::new(),
+        url: String::new(),
+        header_names: Vec::new(),
+        headers_enc: None,
+        interval_seconds: app.settings.default_interval,
+        timeout_seconds: 10,
+        tags: Vec::new(),
+        public: false,
+        paused: false,
+        failures_to_down: 2,
+        successes_to_up: 1,
+        degraded_latency_ms: None,
+        expect_auth: false,
+        era_hint: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Tell the scheduler and the ingest about a changed server.
+async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<(), ApiError> {
+    app.ingest.invalidate(&s.id).await;
+    if s.paused {
+        app.scheduler.remove(&s.id);
+    } else {
+        app.scheduler.upsert(job_for(s, &app.sealer)?, probe_now);
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<ServerInput>,
+) -> Result<Response, ApiError> {
+    let explicit_slug = input.slug.is_some();
+    let mut s = apply(
+        input,
+        defaults(&app),
+        true,
+        &app.settings.policy,
+        &app.sealer,
+    )
+    .await?;
+    if !explicit_slug {
+        s.slug = slugify(&s.name);
+    }
+    let base = s.slug.clone();
+    let mut attempt = 1;
+    loop {
+        match app.store.insert_server(&s).await {
+            Ok(()) => break,
+            Err(crate::store::StoreError::Conflict(_)) if !explicit_slug && attempt < 20 => {
+                attempt += 1;
+                s.slug = format!("{base}-{attempt}");
+            }
+            Err(crate::store::StoreError::Conflict(_)) => {
+                return Err(ApiError::Conflict(format!(
+                    "a server with slug '{}' already exists",
+                    s.slug
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut state = ServerState::new(s.created_at);
+    if s.paused {
+        state.status = ServerStatus::Paused;
+    }
+    app.store.set_server_state(&s.id, &state).await?;
+    propagate(&app, &s, true).await?;
+    tracing::info!(server_id = %s.id, slug = %s.slug, "server registered");
+    let location = format!("/api/v1/servers/{}", s.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view(&s, Some(&state))),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    tag: Option<String>,
+    state: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let pg = page(q.limit, q.cursor.as_deref())?;
+    if let Some(s) = &q.state {
+        s.parse::<ServerStatus>().map_err(|_| {
+            ApiError::field(
+                "state",
+                "must be one of unknown, up, degraded, down, auth_failed, paused",
+            )
+        })?;
+    }
+    let rows: Vec<ServerWithState> = if q.tag.is_none() && q.state.is_none() {
+        let servers = app.store.list_servers(&pg).await?;
+        let mut out = Vec::with_capacity(servers.len());
+        for s in servers {
+            let (state, regions) = app.store.load_state(&s.id).await?;
+            out.push(ServerWithState {
+                server: s,
+                state,
+                regions,
+            });
+        }
+        out
+    } else {
+        filtered(&app, &q, &pg).await?
+    };
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| view(&r.server, r.state.as_ref()))
+        .collect();
+    let next = next_cursor(&rows, pg.limit, |r| {
+        (r.server.created_at, r.server.id.clone())
+    });
+    Ok(Json(json!({"items": items, "next_cursor": next})))
+}
+
+async fn filtered(
+    app: &AppState,
+    q: &ListQuery,
+    pg: &Page,
+) -> Result<Vec<ServerWithState>, ApiError> {
+    let all = app.store.all_states().await?;
+    Ok(all
+        .into_iter()
+        .filter(|r| q.tag.as_ref().is_none_or(|t| r.server.tags.contains(t)))
+        .filter(|r| {
+            let status = if r.server.paused {
+                ServerStatus::Paused
+            } else {
+                r.state
+                    .as_ref()
+                    .map(|s| s.status)
+                    .unwrap_or(ServerStatus::Unknown)
+            };
+            q.state.as_deref().is_none_or(|s| s == status.as_str())
+        })
+        .filter(|r| {
+            pg.after
+                .as_ref()
+                .is_none_or(|(t, id)| (r.server.created_at, &r.server.id) > (*t, id))
+        })
+        .take(pg.limit as usize)
+        .collect())
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    let (state, regions) = app.store.load_state(&s.id).await?;
+    let mut v = view(&s, state.as_ref());
+    v["regions"] = json!(regions
+        .iter()
+        .map(|r| json!({"region": r.region, "state": r.status.as_str(), "last_result_at": r.last_result_at.map(rfc3339), "consecutive_failures": r.consecutive_failures}))
+        .collect::<Vec<_>>());
+    Ok(Json(v))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ServerInput>,
+) -> Result<Json<Value>, ApiError> {
+    let existing = find(&app, &id).await?;
+    let was_paused = existing.paused;
+    let mut s = apply(input, existing, false, &app.settings.policy, &app.sealer).await?;
+    s.updated_at = now_ms();
+    app.store.update_server(&s).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("a server with slug '{}' already exists", s.slug))
+        }
+        other => other.into(),
+    })?;
+    if was_paused != s.paused {
+        app.ingest.set_paused(&s.id, s.paused, s.updated_at).await;
+    }
+    propagate(&app, &s, false).await?;
+    app.ingest.flush().await;
+    let (state, _) = app.store.load_state(&s.id).await?;
+    Ok(Json(view(&s, state.as_ref())))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let s = find(&app, &id).await?;
+    app.scheduler.remove(&s.id);
+    app.store.delete_server(&s.id).await?;
+    app.ingest.invalidate(&s.id).await;
+    tracing::info!(server_id = %s.id, "server deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+    let mut s = find(app, id).await?;
+    if s.paused != paused {
+        s.paused = paused;
+        s.updated_at = now_ms();
+        app.store.update_server(&s).await?;
+        app.ingest.set_paused(&s.id, paused, s.updated_at).await;
+        propagate(app, &s, !paused).await?;
+        app.ingest.flush().await;
+    }
+    let (state, _) = app.store.load_state(&s.id).await?;
+    Ok(Json(view(&s, state.as_ref())))
+}
+
+pub async fn pause(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&app, &id, true).await
+}
+
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&app, &id, false).await
+}
+
+/// Probe now, record the result like any other, and return the report.
+pub async fn check_now(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = find(&app, &id).await?;
+    let job = job_for(&s, &app.sealer)?;
+    let started_at = now_ms();
+    let report = app.prober.probe(&job.target).await;
+    let result_id = uuid::Uuid::new_v4().to_string();
+    let mut body = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    app.ingest
+        .submit(IngestItem {
+            result_id: result_id.clone(),
+            server_id: s.id.clone(),
+            region: app.settings.region.clone(),
+            started_at,
+            report,
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    app.ingest.flush().await;
+    body["result_id"] = json!(result_id);
+    body["region"] = json!(app.settings.region);
+    Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_from_names() {
+        assert_eq!(slugify("My MCP Server!"), "my-mcp-server");
+        assert_eq!(slugify("  --  "), "server");
+        assert!(valid_slug("weather-api-2"));
+        assert!(!valid_slug("Weather"));
+        assert!(!valid_slug("-x"));
+        assert!(
+            !valid_slug("6f1c3f8e-8e7b-4f39-9a4e-1c2d3e4f5a6b"),
+            "a UUID-shaped slug would shadow ids"
+        );
+    }
+}

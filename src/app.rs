@@ -1,0 +1,282 @@
+//! Wiring, start and shutdown of `mcpwatch serve`.
+//!
+//! [`App::build`] validates nothing itself (settings arrive validated), opens and migrates the
+//! store, loads the secret key, makes sure an admin key exists, starts the ingest and the
+//! built-in region's scheduler, and binds its own listener (port 0 in tests). [`App::run`]
+//! serves until the shutdown future resolves, then: not ready → stop scheduling → drain
+//! in-flight probes (up to the drain timeout, HTTP still answering `/readyz` with 503) →
+//! commit buffered results → stop HTTP → close the pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState, KeyCache};
+use crate::config::Settings;
+use crate::ingest::{self, IngestHandle, IngestItem};
+use crate::probe::{ProbeReport, Prober, ProberConfig};
+use crate::scheduler::{self, Job, Sink};
+use crate::secrets::{Sealer, token_hash, write_private};
+use crate::store::{self, ApiKeyRecord};
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The secret key could not be loaded or created.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    /// The probe's TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] crate::probe::TlsSetupError),
+    /// A stored server could not be scheduled.
+    #[error("cannot schedule a stored server: {0}")]
+    Schedule(String),
+    /// The HTTP server stopped with an error.
+    #[error("HTTP server error: {0}")]
+    Serve(String),
+}
+
+/// Reports from the built-in region go into the local ingest, the same path agents use.
+struct LocalSink {
+    ingest: IngestHandle,
+    region: String,
+}
+
+#[async_trait]
+impl Sink for LocalSink {
+    async fn submit(&self, job: &Job, started_at_ms: i64, report: ProbeReport) {
+        let result_id = uuid::Uuid::new_v4().to_string();
+        tracing::info!(
+            server_id = %job.server_id, region = %self.region, probe_id = %result_id,
+            duration_ms = report.timings_ms.total, verdict = %report.verdict,
+            failure = report.failure.as_ref().map(|f| f.kind.as_str()), "probe"
+        );
+        let item = IngestItem {
+            result_id,
+            server_id: job.server_id.clone(),
+            region: self.region.clone(),
+            started_at: started_at_ms,
+            report,
+        };
+        if self.ingest.submit(item).await.is_err() {
+            tracing::error!(server_id = %job.server_id, "ingest closed; result not stored");
+        }
+    }
+}
+
+/// A built daemon, ready to run.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    stop_scheduling: CancellationToken,
+    stop_ingest: CancellationToken,
+    tracker: TaskTracker,
+    ingest_task: tokio::task::JoinHandle<()>,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<App, AppError> {
+        let store = store::open(&settings.database, settings.db_max_connections).await?;
+        store.migrate().await?;
+        let sealer = Sealer::load_or_create(settings.secret_key, &settings.data_dir)?;
+        ensure_admin_key(store.as_ref(), &settings).await?;
+        let prober = Prober::new(ProberConfig {
+            policy: settings.policy.clone(),
+            ..ProberConfig::default()
+        })?;
+
+        let stop_ingest = CancellationToken::new();
+        let (ingest, ingest_task) =
+            ingest::spawn(store.clone(), settings.ingest_buffer, stop_ingest.clone());
+        let stop_scheduling = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let sink = Arc::new(LocalSink {
+            ingest: ingest.clone(),
+            region: settings.region.clone(),
+        });
+        let scheduler = scheduler::spawn(
+            settings.region.clone(),
+            Arc::new(prober.clone()),
+            sink,
+            settings.max_concurrent_probes,
+            stop_scheduling.clone(),
+            tracker.clone(),
+        );
+        let mut scheduled = 0;
+        for server in store.all_servers().await? {
+            if !server.paused {
+                let job = api::job_for(&server, &sealer)
+                    .map_err(|e| AppError::Schedule(format!("{}: {e:?}", server.slug)))?;
+                scheduler.upsert(job, false);
+                scheduled += 1;
+            }
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| AppError::Bind {
+                addr: settings.listen,
+                reason: e.to_string(),
+            })?;
+        let (ip_limiter, key_limiter) = (
+            Arc::new(api::RateLimiter::new(settings.rate_limit_per_minute)),
+            Arc::new(api::RateLimiter::new(settings.rate_limit_per_minute)),
+        );
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            backend = store.backend(), region = %settings.region, servers = scheduled, "mcpwatch serving"
+        );
+        let state = AppState {
+            store,
+            ingest,
+            scheduler,
+            prober,
+            sealer,
+            settings: Arc::new(settings),
+            accepting: Arc::new(AtomicBool::new(true)),
+            ip_limiter,
+            key_limiter,
+            keys: Arc::new(KeyCache::default()),
+        };
+        Ok(App {
+            listener,
+            state,
+            stop_scheduling,
+            stop_ingest,
+            tracker,
+            ingest_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.settings.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then drain and stop.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let App {
+            listener,
+            state,
+            stop_scheduling,
+            stop_ingest,
+            tracker,
+            ingest_task,
+        } = self;
+        let router = api::router(state.clone());
+        let stop_http = CancellationToken::new();
+        let http = tokio::spawn(
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_http.clone().cancelled_owned())
+            .into_future(),
+        );
+        shutdown.await;
+        let drain = state.settings.drain_timeout;
+        tracing::info!(
+            drain_timeout_seconds = drain.as_secs(),
+            "shutdown: not ready, draining in-flight probes"
+        );
+        state.accepting.store(false, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + drain;
+        stop_scheduling.cancel();
+        tracker.close();
+        if tokio::time::timeout_at(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = tracker.len(),
+                "drain timeout: abandoning probes still running"
+            );
+        }
+        // Commit what the ingest holds, then let it end.
+        let _ = tokio::time::timeout_at(deadline, state.ingest.flush()).await;
+        stop_ingest.cancel();
+        let _ = tokio::time::timeout_at(deadline + std::time::Duration::from_secs(5), ingest_task)
+            .await;
+        stop_http.cancel();
+        let served = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
+        state.store.close().await;
+        tracing::info!("shutdown complete");
+        match served {
+            Ok(Ok(Err(e))) => Err(AppError::Serve(e.to_string())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The first admin key: from `MCPWATCH_ADMIN_TOKEN`, or generated into `<data dir>/admin-token`
+/// (mode 0600) on first start, its path printed once.
+async fn ensure_admin_key(store: &dyn store::Store, settings: &Settings) -> Result<(), AppError> {
+    if let Some(token) = &settings.admin_token {
+        let hash = token_hash(token);
+        if store.find_key(&hash).await?.is_none() {
+            let record = ApiKeyRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: "admin (MCPWATCH_ADMIN_TOKEN)".into(),
+                prefix: token.chars().take(12).collect(),
+                hash,
+                scopes: vec!["admin".into()],
+                created_at: api::now_ms(),
+                last_used_at: None,
+            };
+            store.insert_key(&record).await?;
+        }
+        return Ok(());
+    }
+    let has_admin = store
+        .list_keys()
+        .await?
+        .iter()
+        .any(|k| k.scopes.iter().any(|s| s == "admin"));
+    if has_admin {
+        return Ok(());
+    }
+    let (_, token) = api::issue_key(
+        store,
+        "admin (generated on first start)",
+        vec!["admin".into()],
+    )
+    .await
+    .map_err(|e| AppError::Schedule(format!("{e:?}")))?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        crate::secrets::SecretError::KeyFile {
+            path: settings.data_dir.display().to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    let path = settings.data_dir.join("admin-token");
+    let _ = std::fs::remove_file(&path);
+    write_private(&path, &token).map_err(|e| crate::secrets::SecretError::KeyFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    eprintln!(
+        "mcpwatch: first start: an admin API token was written to {} (mode 0600)",
+        path.display()
+    );
+    Ok(())
+}
