@@ -58,7 +58,7 @@ struct LocalSink {
 #[async_trait]
 impl Sink for LocalSink {
     async fn submit(&self, job: &Job, started_at_ms: i64, report: ProbeReport) {
-        let result_id = uuid::Uuid::new_v4().to_string();
+        let result_id = uuid::Uuid::now_v7().to_string();
         tracing::info!(
             server_id = %job.server_id, region = %self.region, probe_id = %result_id,
             duration_ms = report.timings_ms.total, verdict = %report.verdict,
@@ -235,7 +235,7 @@ async fn ensure_admin_key(store: &dyn store::Store, settings: &Settings) -> Resu
         let hash = token_hash(token);
         if store.find_key(&hash).await?.is_none() {
             let record = ApiKeyRecord {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: uuid::Uuid::now_v7().to_string(),
                 name: "admin (MCPWATCH_ADMIN_TOKEN)".into(),
                 prefix: token.chars().take(12).collect(),
                 hash,

@@ -114,8 +114,10 @@ fn client_ip(req: &Request) -> IpAddr {
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+/// `path` as seen inside the `/api/v1` router (prefix stripped) or from outside it.
 fn required_scope(method: &Method, path: &str) -> Scope {
-    if path.starts_with("/api/v1/keys") {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    if path == "/keys" || path.starts_with("/keys/") {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
@@ -214,5 +216,9 @@ mod tests {
             Scope::Write
         );
         assert_eq!(required_scope(&Method::GET, "/api/v1/keys"), Scope::Admin);
+        // Inside the nested router the prefix is already gone.
+        assert_eq!(required_scope(&Method::GET, "/keys"), Scope::Admin);
+        assert_eq!(required_scope(&Method::DELETE, "/keys/abc"), Scope::Admin);
+        assert_eq!(required_scope(&Method::GET, "/keysmith"), Scope::Read);
     }
 }

@@ -165,14 +165,7 @@ where
                 let text = std::error::Error::source(&e)
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| e.body_text());
-                let field = text
-                    .split('`')
-                    .nth(1)
-                    .filter(|_| {
-                        text.starts_with("unknown field") || text.starts_with("missing field")
-                    })
-                    .unwrap_or("body")
-                    .to_string();
+                let field = field_of(&text);
                 Err(ApiError::Invalid(vec![FieldError {
                     field,
                     message: text,
@@ -189,4 +182,43 @@ where
 /// 404 as problem+json for unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
+}
+
+/// The field a serde error is about: the name in "unknown/missing field `x`", else the path
+/// serde_path_to_error puts before ": " ("tags[0]: invalid type …"), else "body".
+fn field_of(text: &str) -> String {
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some(name) = text
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+        {
+            return name.to_string();
+        }
+    }
+    match text.split_once(": ") {
+        Some((path, _)) if !path.is_empty() && !path.contains(' ') && path != "." => {
+            path.to_string()
+        }
+        _ => "body".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn serde_messages_name_their_field() {
+        assert_eq!(
+            field_of("colour: unknown field `colour`, expected one of `name`"),
+            "colour"
+        );
+        assert_eq!(field_of("missing field `name` at line 1 column 2"), "name");
+        assert_eq!(
+            field_of("interval_seconds: invalid type: string \"x\", expected u32"),
+            "interval_seconds"
+        );
+        assert_eq!(field_of("expected value at line 1 column 1"), "body");
+    }
 }

@@ -31,7 +31,7 @@ pub async fn issue(
 ) -> Result<(ApiKeyRecord, String), ApiError> {
     let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
     let record = ApiKeyRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         name: name.to_string(),
         prefix: token.chars().take(12).collect(),
         hash: token_hash(&token),

@@ -358,7 +358,7 @@ pub async fn find(app: &AppState, id: &str) -> Result<ServerRecord, ApiError> {
 fn defaults(app: &AppState) -> ServerRecord {
     let now = now_ms();
     ServerRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         slug: String::new(),
         name: String::new(),
         url: String::new(),
@@ -603,7 +603,7 @@ pub async fn check_now(
     let job = job_for(&s, &app.sealer)?;
     let started_at = now_ms();
     let report = app.prober.probe(&job.target).await;
-    let result_id = uuid::Uuid::new_v4().to_string();
+    let result_id = uuid::Uuid::now_v7().to_string();
     let mut body = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     app.ingest
         .submit(IngestItem {

@@ -352,7 +352,7 @@ async fn evaluate_item(
         .as_ref()
         .and_then(Value::as_array)
         .map(Vec::as_slice);
-    let incident_id = uuid::Uuid::new_v4().to_string();
+    let incident_id = uuid::Uuid::now_v7().to_string();
     let eval = monitor::evaluate(&policy, &ctx.state, &ctx.regions, &obs, prev, &incident_id);
 
     if let (Some(hash), Some(tools)) = (&report.schema_hash, canonical_tools) {
@@ -392,7 +392,7 @@ async fn evaluate_item(
         payload["result_id"] = json!(item.result_id);
         tracing::info!(server_id = %item.server_id, region = %item.region, event = event.kind.as_str(), "event");
         writes.events.push(EventRecord {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             server_id: Some(item.server_id.clone()),
             kind: event.kind.as_str().to_string(),
             at: event.at,

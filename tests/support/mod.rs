@@ -26,4 +26,5 @@ pub async fn probe_with(url: &str, tweak: impl FnOnce(&mut ProbeTarget)) -> Prob
 pub async fn probe(url: &str) -> ProbeReport {
     probe_with(url, |_| {}).await
 }
+pub mod app;
 pub mod db;

@@ -1,0 +1,459 @@
+//! The REST API through `spawn_app()` on both backends: auth and scopes, validation errors,
+//! secrets never echoed, the monitoring loop (up → down → up, incidents, drift), pause,
+//! rate limits and health.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::app::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with};
+use support::db::BACKENDS;
+use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+
+async fn register(app: &TestApp, body: Value) -> Value {
+    let (status, v) = app.post("/api/v1/servers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v
+}
+
+/// Poll a server until `pred` holds (the first probe runs at once on registration).
+async fn wait_for(app: &TestApp, slug: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let (_, v) = app.get(&format!("/api/v1/servers/{slug}")).await;
+        if pred(&v) {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("condition never held for {slug}");
+}
+
+#[tokio::test]
+async fn auth_is_required_and_scopes_are_enforced() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let (s, v) = app.call(Method::GET, "/api/v1/servers", None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{backend:?}");
+        assert_eq!(v["title"], "Unauthorized");
+        let (s, _) = app
+            .call(
+                Method::GET,
+                "/api/v1/servers",
+                Some("mcpw_not-a-real-token"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+        let (s, key) = app
+            .post(
+                "/api/v1/keys",
+                json!({"name": "dashboard", "scopes": ["read"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}");
+        let read = key["token"].as_str().unwrap().to_string();
+        assert!(read.starts_with("mcpw_"));
+        let (s, _) = app
+            .call(Method::GET, "/api/v1/servers", Some(&read), None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/api/v1/servers",
+                Some(&read),
+                Some(json!({"name": "x", "url": "https://example.com/mcp"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert!(v["detail"].as_str().unwrap().contains("'write'"));
+        let (_, write_key) = app
+            .post("/api/v1/keys", json!({"name": "ci", "scopes": ["write"]}))
+            .await;
+        let (s, _) = app
+            .call(
+                Method::GET,
+                "/api/v1/keys",
+                Some(write_key["token"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "keys need admin");
+
+        let (_, list) = app.get("/api/v1/keys").await;
+        let listed = list.to_string();
+        assert!(
+            !listed.contains(&read) && !listed.contains("\"token\""),
+            "tokens are shown once only"
+        );
+        let id = key["id"].as_str().unwrap();
+        let (s, _) = app
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/keys/{id}"),
+                Some(ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = app
+            .call(Method::GET, "/api/v1/servers", Some(&read), None)
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "a deleted key stops working at once"
+        );
+        let (s, v) = app
+            .post("/api/v1/keys", json!({"name": "x", "scopes": ["root"]}))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["errors"][0]["field"], "scopes");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_input_gets_field_level_problems() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let cases = [
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "colour": "red"}),
+                "colour",
+            ),
+            (json!({"name": "a", "url": "ftp://example.com/mcp"}), "url"),
+            (
+                json!({"name": "a", "url": "http://169.254.169.254/latest"}),
+                "url",
+            ),
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "interval_seconds": 5}),
+                "interval_seconds",
+            ),
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "timeout_seconds": 0}),
+                "timeout_seconds",
+            ),
+            (json!({"url": "https://example.com/mcp"}), "name"),
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "slug": "Bad Slug"}),
+                "slug",
+            ),
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "failures_to_down": 0}),
+                "failures_to_down",
+            ),
+        ];
+        for (body, field) in cases {
+            let (s, v) = app.post("/api/v1/servers", body.clone()).await;
+            assert_eq!(
+                s,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{backend:?} {body}: {v}"
+            );
+            let fields: Vec<&str> = v["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["field"].as_str().unwrap())
+                .collect();
+            assert!(fields.contains(&field), "{body}: {v}");
+        }
+        let (_, v) = app
+            .post(
+                "/api/v1/servers",
+                json!({"name": "a", "url": "http://10.1.2.3/mcp"}),
+            )
+            .await;
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("MCPWATCH_ALLOW_PRIVATE_CIDRS"),
+            "{v}"
+        );
+
+        let resp = app
+            .raw()
+            .post(format!("{}/api/v1/servers", app.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+
+        register(
+            &app,
+            json!({"name": "One", "url": "https://example.com/mcp", "slug": "one"}),
+        )
+        .await;
+        let (s, v) = app
+            .post(
+                "/api/v1/servers",
+                json!({"name": "Two", "url": "https://example.com/mcp", "slug": "one"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        let auto = register(
+            &app,
+            json!({"name": "One", "url": "https://example.com/mcp"}),
+        )
+        .await;
+        assert_eq!(auto["slug"], "one-2", "an automatic slug steps aside");
+        let (s, _) = app.get("/api/v1/servers/does-not-exist").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, v) = app.get("/api/v1/nope").await;
+        assert_eq!(
+            (s, v["title"].as_str()),
+            (StatusCode::NOT_FOUND, Some("Not found"))
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn probe_credentials_are_write_only_and_used() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let fake = FakeServer::start(FakeConfig {
+            bearer: Some("probe-secret-987".into()),
+            ..FakeConfig::default()
+        })
+        .await;
+        let created = register(&app, json!({"name": "Guarded", "url": fake.url(), "headers": {"Authorization": "Bearer probe-secret-987"}})).await;
+        assert_eq!(created["headers"], json!({"Authorization": "***"}));
+        let up = wait_for(&app, "guarded", |v| v["state"] == "up").await;
+        assert!(!up.to_string().contains("probe-secret"));
+        let (_, list) = app.get("/api/v1/servers").await;
+        let (_, status) = app.get("/api/v1/status").await;
+        let (_, results) = app.get("/api/v1/servers/guarded/results").await;
+        for body in [&list, &status, &results] {
+            assert!(!body.to_string().contains("probe-secret"), "{body}");
+        }
+        fake.seen(|s| {
+            assert!(
+                s.authorization
+                    .iter()
+                    .all(|a| a == "Bearer probe-secret-987")
+            )
+        });
+        // Clearing the credential: the server now answers 401 → alive but protected, not down.
+        let (s, v) = app
+            .call(
+                Method::PATCH,
+                "/api/v1/servers/guarded",
+                Some(ADMIN_TOKEN),
+                Some(json!({"headers": null})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["headers"], json!({}));
+        let (_, check) = app.post("/api/v1/servers/guarded/check", json!({})).await;
+        assert_eq!(check["verdict"], "auth_required");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_monitoring_loop_up_down_up_with_incident_and_drift() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        register(
+            &app,
+            json!({"name": "Weather", "url": fake.url(), "tags": ["prod"], "failures_to_down": 2}),
+        )
+        .await;
+        let up = wait_for(&app, "weather", |v| v["state"] == "up").await;
+        let first_hash = up["schema_hash"].as_str().unwrap().to_string();
+        let (_, schema) = app.get("/api/v1/servers/weather/schema").await;
+        assert_eq!(schema["hash"], first_hash.as_str());
+        assert_eq!(schema["tools"][0]["name"], "add");
+
+        fake.update(|c| {
+            c.fault = Fault::Html200;
+            c.fault_on = "*";
+        });
+        let (_, one) = app.post("/api/v1/servers/weather/check", json!({})).await;
+        assert_eq!(one["failure"]["kind"], "not_mcp");
+        let (_, v) = app.get("/api/v1/servers/weather").await;
+        assert_eq!(v["state"], "up", "one failure is below failures_to_down");
+        app.post("/api/v1/servers/weather/check", json!({})).await;
+        let (_, v) = app.get("/api/v1/servers/weather").await;
+        assert_eq!(v["state"], "down", "{backend:?}: {v}");
+        let incident_id = v["open_incident_id"].as_str().unwrap().to_string();
+        let (_, incidents) = app.get("/api/v1/servers/weather/incidents").await;
+        assert_eq!(incidents["items"][0]["id"], incident_id.as_str());
+        assert!(
+            incidents["items"][0]["cause"]
+                .as_str()
+                .unwrap()
+                .starts_with("not_mcp in handshake from local")
+        );
+
+        // Back, with a breaking tool change.
+        fake.update(|c| {
+            c.fault = Fault::None;
+            c.tools.retain(|t| t["name"] != "search");
+        });
+        app.post("/api/v1/servers/weather/check", json!({})).await;
+        let (_, v) = app.get("/api/v1/servers/weather").await;
+        assert_eq!(v["state"], "up");
+        assert_eq!(v["open_incident_id"], Value::Null);
+        let (_, incidents) = app.get("/api/v1/incidents").await;
+        assert!(incidents["items"][0]["closed_at"].is_string());
+
+        let (_, events) = app.get("/api/v1/events").await;
+        let kinds: Vec<&str> = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["schema.changed", "server.up", "server.down"],
+            "newest first"
+        );
+        let changed = &events["items"][0]["data"];
+        assert_eq!(changed["breaking"], true);
+        assert_eq!(changed["diff"]["removed"], json!(["search"]));
+        assert_eq!(changed["server"]["slug"], "weather");
+        let (_, only_down) = app.get("/api/v1/events?type=server.down").await;
+        assert_eq!(only_down["items"].as_array().unwrap().len(), 1);
+
+        let (_, history) = app.get("/api/v1/servers/weather/schema/history").await;
+        let items = history["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["change"]["class"], "breaking");
+        let new_hash = items[0]["hash"].as_str().unwrap();
+        let (s, diff) = app
+            .get(&format!(
+                "/api/v1/servers/weather/schema/diff?from={first_hash}&to={new_hash}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(diff["removed"], json!(["search"]));
+        let (s, bad) = app
+            .get(&format!(
+                "/api/v1/servers/weather/schema/diff?from=sha256:nope&to={new_hash}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad["errors"][0]["field"], "from");
+
+        // Results: paginated, newest first, filtered by region and time.
+        let (_, page1) = app.get("/api/v1/servers/weather/results?limit=2").await;
+        assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+        let cursor = page1["next_cursor"].as_str().unwrap();
+        let (_, page2) = app
+            .get(&format!(
+                "/api/v1/servers/weather/results?limit=2&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(page2["items"].as_array().unwrap().len(), 2);
+        let (_, none) = app
+            .get("/api/v1/servers/weather/results?region=eu-west")
+            .await;
+        assert!(none["items"].as_array().unwrap().is_empty());
+        let (s, _) = app
+            .get("/api/v1/servers/weather/results?since=yesterday")
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+        let (_, status) = app.get("/api/v1/status").await;
+        assert_eq!(status["counts"]["up"], 1);
+        assert_eq!(status["servers"][0]["last_result"]["verdict"], "up");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn pause_resume_filters_and_delete() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        register(
+            &app,
+            json!({"name": "A", "url": fake.url(), "tags": ["prod"]}),
+        )
+        .await;
+        register(
+            &app,
+            json!({"name": "B", "url": fake.url(), "tags": ["dev"], "paused": true}),
+        )
+        .await;
+        wait_for(&app, "a", |v| v["state"] == "up").await;
+        let (_, v) = app.get("/api/v1/servers/b").await;
+        assert_eq!(v["state"], "paused");
+        let (_, prod) = app.get("/api/v1/servers?tag=prod").await;
+        assert_eq!(prod["items"].as_array().unwrap().len(), 1);
+        let (_, paused) = app.get("/api/v1/servers?state=paused").await;
+        assert_eq!(paused["items"][0]["slug"], "b");
+        let (s, _) = app.get("/api/v1/servers?state=sleepy").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+        let (_, v) = app.post("/api/v1/servers/a/pause", json!({})).await;
+        assert_eq!(v["state"], "paused");
+        let (_, v) = app.post("/api/v1/servers/b/resume", json!({})).await;
+        assert_eq!(v["paused"], false);
+        wait_for(&app, "b", |v| v["state"] == "up").await;
+
+        let (_, page) = app.get("/api/v1/servers?limit=1").await;
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let (_, rest) = app
+            .get(&format!("/api/v1/servers?limit=1&cursor={cursor}"))
+            .await;
+        assert_eq!(rest["items"][0]["slug"], "b");
+
+        let (s, _) = app
+            .call(Method::DELETE, "/api/v1/servers/a", Some(ADMIN_TOKEN), None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = app.get("/api/v1/servers/a").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after_and_health_endpoints_work() {
+    for backend in BACKENDS {
+        let app = spawn_app_with(backend, |s| s.rate_limit_per_minute = 5).await;
+        let mut statuses = Vec::new();
+        for _ in 0..7 {
+            let resp = app
+                .raw()
+                .get(format!("{}/api/v1/servers", app.base))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+                let retry: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(retry >= 1);
+            }
+            statuses.push(resp.status());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+            5,
+            "{statuses:?}"
+        );
+        assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS);
+        let (s, _) = app.call(Method::GET, "/healthz", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, v) = app.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        app.stop().await;
+    }
+}

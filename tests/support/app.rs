@@ -1,0 +1,110 @@
+//! `spawn_app()`: the real daemon in process on 127.0.0.1:0, over a fresh database of either
+//! backend, with a known admin token; stopped (drained) by `stop()` or when dropped.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use mcpwatch::app::App;
+use mcpwatch::config::Settings;
+use mcpwatch::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::db::{Backend, TestDb};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub db: Option<TestDb>,
+    _data: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), mcpwatch::app::AppError>>>,
+    client: reqwest::Client,
+}
+
+/// Start the app; `tweak` adjusts settings first.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = Settings::for_tests(data.path());
+    settings.database = db.url.clone();
+    settings.admin_token = Some(ADMIN_TOKEN.to_string());
+    tweak(&mut settings);
+    let app = App::build(settings).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let store = app.state().store.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        store,
+        db: Some(db),
+        _data: data,
+        stop: Some(tx),
+        task: Some(task),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+impl TestApp {
+    /// A request with `token` (None: no Authorization header). Returns status and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(ADMIN_TOKEN), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(ADMIN_TOKEN), Some(body))
+            .await
+    }
+
+    pub fn raw(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Stop (drain) and drop the database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(db) = self.db.take() {
+            db.cleanup().await;
+        }
+    }
+}
