@@ -95,6 +95,21 @@ impl TestApp {
         &self.client
     }
 
+    /// Send the shutdown signal without waiting (the app drains meanwhile).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Wait for the app to finish its shutdown; returns what `run` returned.
+    pub async fn finish(&mut self) -> Result<(), mcpwatch::app::AppError> {
+        match self.task.take() {
+            Some(task) => task.await.expect("app task"),
+            None => Ok(()),
+        }
+    }
+
     /// Stop (drain) and drop the database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

@@ -1,0 +1,189 @@
+//! The daemon applying the checklist to itself: graceful shutdown drains an in-flight probe
+//! (readiness 503 meanwhile), and a database outage loses no result and shows in `/readyz`.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mcpwatch::ingest::{self, IngestItem};
+use mcpwatch::probe::{ProbeReport, Verdict};
+use mcpwatch::store::{self, Page, ResultQuery, ServerRecord, Store};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::Connection;
+use support::app::spawn_app;
+use support::db::{BACKENDS, Backend, TestDb};
+use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+use tokio_util::sync::CancellationToken;
+
+async fn result_count(store: &Arc<dyn Store>, server_id: &str) -> usize {
+    let q = ResultQuery {
+        server_id: server_id.into(),
+        page: Page {
+            limit: 500,
+            after: None,
+        },
+        ..ResultQuery::default()
+    };
+    store.list_results(&q).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_in_flight_probe_and_reports_not_ready() {
+    for backend in BACKENDS {
+        let mut app = spawn_app(backend).await;
+        let fake = FakeServer::start(FakeConfig {
+            fault: Fault::Slow(Duration::from_millis(1500)),
+            ..FakeConfig::default()
+        })
+        .await;
+        let (s, created) = app
+            .post(
+                "/api/v1/servers",
+                json!({"name": "Slow", "url": fake.url()}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let id = created["id"].as_str().unwrap().to_string();
+        tokio::time::sleep(Duration::from_millis(300)).await; // the first probe is now in flight
+        let started = Instant::now();
+        app.begin_shutdown();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (ready, body) = app.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(
+            ready,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{backend:?}: {body}"
+        );
+        assert!(body.to_string().contains("shutting down"));
+        app.finish().await.expect("clean exit");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "waited for the probe"
+        );
+        let db = app.db.take().unwrap();
+        let check = store::open(&db.url, 1).await.unwrap();
+        assert_eq!(
+            result_count(&check, &id).await,
+            1,
+            "{backend:?}: the drained probe's result was stored"
+        );
+        check.close().await;
+        db.cleanup().await;
+    }
+}
+
+fn up_report() -> ProbeReport {
+    let mut r = ProbeReport::new("http://127.0.0.1/mcp".into(), String::new());
+    r.verdict = Verdict::Up;
+    r
+}
+
+async fn set_connections(db_name: &str, allow: bool) {
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {db_name} ALLOW_CONNECTIONS {allow}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    if !allow {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}' AND pid <> pg_backend_pid()"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_loses_no_result_and_readiness_says_so() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let name = match &db.url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => u.rsplit('/').next().unwrap().to_string(),
+        _ => unreachable!(),
+    };
+    let store = db.store().await;
+    let server = ServerRecord {
+        id: "srv".into(),
+        slug: "srv".into(),
+        name: "srv".into(),
+        url: "http://127.0.0.1/mcp".into(),
+        header_names: vec![],
+        headers_enc: None,
+        interval_seconds: 60,
+        timeout_seconds: 10,
+        tags: vec![],
+        public: false,
+        paused: false,
+        failures_to_down: 2,
+        successes_to_up: 1,
+        degraded_latency_ms: None,
+        expect_auth: false,
+        era_hint: None,
+        created_at: 1,
+        updated_at: 1,
+    };
+    store.insert_server(&server).await.unwrap();
+    let stop = CancellationToken::new();
+    let (handle, task) = ingest::spawn(store.clone(), 1000, stop.clone());
+    handle
+        .submit(IngestItem {
+            result_id: "r0".into(),
+            server_id: "srv".into(),
+            region: "local".into(),
+            started_at: 1,
+            report: up_report(),
+        })
+        .await
+        .unwrap();
+    handle.flush().await;
+
+    set_connections(&name, false).await;
+    for i in 1..=30 {
+        let item = IngestItem {
+            result_id: format!("r{i}"),
+            server_id: "srv".into(),
+            region: "local".into(),
+            started_at: 1 + i,
+            report: up_report(),
+        };
+        handle.submit(item).await.unwrap();
+    }
+    let mut saw_outage = false;
+    for _ in 0..100 {
+        if !handle.health.database_ok.load(Ordering::Relaxed) {
+            saw_outage = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_outage,
+        "the failing writes are reported (readyz reads this flag)"
+    );
+    assert!(
+        store.ready().await.is_err(),
+        "readiness fails while the database is away"
+    );
+
+    set_connections(&name, true).await;
+    tokio::time::timeout(Duration::from_secs(30), handle.flush())
+        .await
+        .expect("writes resume");
+    assert!(handle.health.database_ok.load(Ordering::Relaxed));
+    assert_eq!(
+        result_count(&store, "srv").await,
+        31,
+        "every result held during the outage was written"
+    );
+    stop.cancel();
+    let _ = task.await;
+    store.close().await;
+    db.cleanup().await;
+}
