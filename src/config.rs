@@ -446,6 +446,42 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_and_documents_every_key() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/mcpwatch.example.toml"
+        ))
+        .unwrap();
+        let raw: Raw = Figment::new()
+            .merge(Toml::string(&text))
+            .extract()
+            .expect("example parses with deny_unknown_fields");
+        Settings::validate(raw).expect("example values are valid");
+        for key in [
+            "listen",
+            "database_url",
+            "data_dir",
+            "region",
+            "admin_token",
+            "secret_key",
+            "allow_private_cidrs",
+            "max_concurrent_probes",
+            "drain_timeout",
+            "default_interval",
+            "log_format",
+            "rate_limit_per_minute",
+            "ingest_buffer",
+            "db_max_connections",
+            "public_url",
+        ] {
+            assert!(
+                text.contains(&format!("{key} =")),
+                "config/mcpwatch.example.toml does not document '{key}'"
+            );
+        }
+    }
+
+    #[test]
     fn secret_keys_parse_from_hex_or_base64() {
         assert_eq!(parse_secret_key(&"ab".repeat(32)).unwrap(), [0xab; 32]);
         use base64::Engine;

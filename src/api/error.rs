@@ -166,6 +166,11 @@ where
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| e.body_text());
                 let field = field_of(&text);
+                // serde_path_to_error prefixes the path; the field is already named.
+                let text = text
+                    .strip_prefix(&format!("{field}: "))
+                    .unwrap_or(&text)
+                    .to_string();
                 Err(ApiError::Invalid(vec![FieldError {
                     field,
                     message: text,
