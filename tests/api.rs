@@ -457,3 +457,65 @@ async fn rate_limit_answers_429_with_retry_after_and_health_endpoints_work() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let app = spawn_app(support::db::Backend::Sqlite).await;
+    let (s, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let routes = [
+        ("get", "/api/v1/servers"),
+        ("post", "/api/v1/servers"),
+        ("get", "/api/v1/servers/{id}"),
+        ("patch", "/api/v1/servers/{id}"),
+        ("delete", "/api/v1/servers/{id}"),
+        ("post", "/api/v1/servers/{id}/pause"),
+        ("post", "/api/v1/servers/{id}/resume"),
+        ("post", "/api/v1/servers/{id}/check"),
+        ("get", "/api/v1/servers/{id}/results"),
+        ("get", "/api/v1/servers/{id}/schema"),
+        ("get", "/api/v1/servers/{id}/schema/history"),
+        ("get", "/api/v1/servers/{id}/schema/diff"),
+        ("get", "/api/v1/servers/{id}/incidents"),
+        ("get", "/api/v1/incidents"),
+        ("get", "/api/v1/events"),
+        ("get", "/api/v1/status"),
+        ("get", "/api/v1/keys"),
+        ("post", "/api/v1/keys"),
+        ("delete", "/api/v1/keys/{id}"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "no undocumented extras: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (method, path) in routes {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        if path.starts_with("/api/v1") {
+            assert_eq!(
+                op["security"][0]["bearer"],
+                json!([]),
+                "{method} {path} must declare bearer auth"
+            );
+        }
+    }
+    assert!(
+        doc["components"]["schemas"]["ServerInput"]["properties"]["interval_seconds"].is_object()
+    );
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    app.stop().await;
+}

@@ -8,12 +8,24 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::store::StoreError;
 
+/// The problem+json body every error has (documentation type for the OpenAPI document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Present on 422: one entry per invalid field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
 /// One invalid input field.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -118,11 +130,15 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail});
-        if let Some(errs) = errors {
-            body["errors"] = json!(errs);
-        }
-        let mut resp = (status, body.to_string()).into_response();
+        let body = Problem {
+            kind: "about:blank".into(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

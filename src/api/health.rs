@@ -10,10 +10,12 @@ use serde_json::{Value, json};
 
 use super::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive", body = Value)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "ready", body = Value), (status = 503, description = "not ready, with the reasons", body = Value)))]
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut problems = Vec::new();
     if !app.accepting.load(Ordering::Relaxed) {

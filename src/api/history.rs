@@ -15,7 +15,8 @@ use crate::monitor::ServerStatus;
 use crate::schema;
 use crate::store::{EventRecord, IncidentRecord, ResultQuery, ResultRecord, SnapshotRecord};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     since: Option<String>,
@@ -39,6 +40,7 @@ fn result_json(r: &ResultRecord) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/servers/{id}/results", tag = "history", params(("id" = String, Path, description = "server id or slug"), ResultsQuery), responses((status = 200, description = "results, newest first: {items, next_cursor}", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn results(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -80,6 +82,7 @@ fn snapshot_json(s: &SnapshotRecord, with_tools: bool) -> Value {
     v
 }
 
+#[utoipa::path(get, path = "/servers/{id}/schema", tag = "schema", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "current canonical tool list and hashes", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn schema(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -101,6 +104,7 @@ pub async fn schema(
 }
 
 /// Every hash the server has served, newest first, each with the diff from the one before.
+#[utoipa::path(get, path = "/servers/{id}/schema/history", tag = "schema", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "every hash served, newest first, with diffs", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn schema_history(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -123,13 +127,15 @@ pub async fn schema_history(
     Ok(Json(json!({"items": items})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {
     from: String,
     to: String,
 }
 
+#[utoipa::path(get, path = "/servers/{id}/schema/diff", tag = "schema", params(("id" = String, Path, description = "server id or slug"), DiffQuery), responses((status = 200, description = "structural diff between two hashes", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn schema_diff(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -159,7 +165,8 @@ pub async fn schema_diff(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     limit: Option<u32>,
@@ -187,6 +194,7 @@ async fn incident_page(
     ))
 }
 
+#[utoipa::path(get, path = "/incidents", tag = "history", params(PageQuery), responses((status = 200, description = "incidents, newest first", body = Value), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn incidents(
     State(app): State<AppState>,
     Query(q): Query<PageQuery>,
@@ -194,6 +202,7 @@ pub async fn incidents(
     incident_page(&app, None, q).await
 }
 
+#[utoipa::path(get, path = "/servers/{id}/incidents", tag = "history", params(("id" = String, Path, description = "server id or slug"), PageQuery), responses((status = 200, description = "incidents of one server, newest first", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn server_incidents(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -203,7 +212,8 @@ pub async fn server_incidents(
     incident_page(&app, Some(&s.id), q).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     server: Option<String>,
@@ -217,6 +227,7 @@ fn event_json(e: &EventRecord) -> Value {
     json!({"id": e.id, "type": e.kind, "server_id": e.server_id, "at": rfc3339(e.at), "data": e.payload})
 }
 
+#[utoipa::path(get, path = "/events", tag = "history", params(EventsQuery), responses((status = 200, description = "events, newest first", body = Value), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn events(
     State(app): State<AppState>,
     Query(q): Query<EventsQuery>,
@@ -237,6 +248,7 @@ pub async fn events(
 }
 
 /// Counts by state, and every server with its state and last result.
+#[utoipa::path(get, path = "/status", tag = "history", responses((status = 200, description = "counts by state and every server with its last result", body = Value), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let all = app.store.all_states().await?;
     let mut counts: BTreeMap<&'static str, usize> =

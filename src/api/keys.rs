@@ -12,7 +12,7 @@ use super::{AppState, now_ms, rfc3339};
 use crate::secrets::{new_token, token_hash};
 use crate::store::ApiKeyRecord;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     name: String,
@@ -43,6 +43,7 @@ pub async fn issue(
     Ok((record, token))
 }
 
+#[utoipa::path(post, path = "/keys", tag = "keys", request_body = KeyInput, responses((status = 201, description = "the key, with its token shown once", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<KeyInput>,
@@ -73,6 +74,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(get, path = "/keys", tag = "keys", responses((status = 200, description = "API keys (never their tokens)", body = Value), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let keys = app.store.list_keys().await?;
     Ok(Json(
@@ -80,6 +82,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
     ))
 }
 
+#[utoipa::path(delete, path = "/keys/{id}", tag = "keys", params(("id" = String, Path, description = "key id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such key", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

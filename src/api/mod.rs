@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -55,38 +55,75 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
 }
 
-/// The whole HTTP surface.
+/// The OpenAPI document's fixed parts; the paths come from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "mcpwatch", description = "Protocol-aware uptime monitor for MCP servers"),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "servers", description = "registered MCP servers"),
+        (name = "history", description = "results, incidents, events, status"),
+        (name = "schema", description = "tool lists, their history and diffs"),
+        (name = "keys", description = "API keys (admin)"),
+        (name = "health", description = "liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP surface, and the OpenAPI document generated from the same route list.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/servers", get(servers::list).post(servers::create))
-        .route(
-            "/servers/{id}",
-            get(servers::get)
-                .patch(servers::update)
-                .delete(servers::delete),
-        )
-        .route("/servers/{id}/pause", post(servers::pause))
-        .route("/servers/{id}/resume", post(servers::resume))
-        .route("/servers/{id}/check", post(servers::check_now))
-        .route("/servers/{id}/results", get(history::results))
-        .route("/servers/{id}/schema", get(history::schema))
-        .route("/servers/{id}/schema/history", get(history::schema_history))
-        .route("/servers/{id}/schema/diff", get(history::schema_diff))
-        .route("/servers/{id}/incidents", get(history::server_incidents))
-        .route("/incidents", get(history::incidents))
-        .route("/events", get(history::events))
-        .route("/status", get(history::status))
-        .route("/keys", get(keys::list).post(keys::create))
-        .route("/keys/{id}", axum::routing::delete(keys::delete))
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let v1: OpenApiRouter<AppState> = OpenApiRouter::new()
+        .routes(routes!(servers::list, servers::create))
+        .routes(routes!(servers::get, servers::update, servers::delete))
+        .routes(routes!(servers::pause))
+        .routes(routes!(servers::resume))
+        .routes(routes!(servers::check_now))
+        .routes(routes!(history::results))
+        .routes(routes!(history::schema))
+        .routes(routes!(history::schema_history))
+        .routes(routes!(history::schema_diff))
+        .routes(routes!(history::server_incidents))
+        .routes(routes!(history::incidents))
+        .routes(routes!(history::events))
+        .routes(routes!(history::status))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::delete))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ));
-    Router::new()
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
         .fallback(error::not_found)
         .with_state(state)
 }

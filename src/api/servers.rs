@@ -26,7 +26,7 @@ use crate::secrets::Sealer;
 use crate::store::{Page, ServerRecord, ServerWithState};
 
 /// A server as clients send it (POST: `name` and `url` required; PATCH: any subset).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerInput {
     name: Option<String>,
@@ -390,6 +390,7 @@ async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<
     Ok(())
 }
 
+#[utoipa::path(post, path = "/servers", tag = "servers", request_body = ServerInput, responses((status = 201, description = "registered; probed at once", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 409, description = "slug taken", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<ServerInput>,
@@ -440,7 +441,8 @@ pub async fn create(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     tag: Option<String>,
@@ -449,6 +451,7 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/servers", tag = "servers", params(ListQuery), responses((status = 200, description = "a page of servers: {items, next_cursor}", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -516,6 +519,7 @@ async fn filtered(
         .collect())
 }
 
+#[utoipa::path(get, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the server with per-region state", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -530,6 +534,7 @@ pub async fn get(
     Ok(Json(v))
 }
 
+#[utoipa::path(patch, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), request_body = ServerInput, responses((status = 200, description = "the changed server", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -554,6 +559,7 @@ pub async fn update(
     Ok(Json(view(&s, state.as_ref())))
 }
 
+#[utoipa::path(delete, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 204, description = "deleted"), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -580,6 +586,7 @@ async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<Value
     Ok(Json(view(&s, state.as_ref())))
 }
 
+#[utoipa::path(post, path = "/servers/{id}/pause", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "paused", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn pause(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -587,6 +594,7 @@ pub async fn pause(
     set_paused(&app, &id, true).await
 }
 
+#[utoipa::path(post, path = "/servers/{id}/resume", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "probing again", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -595,6 +603,7 @@ pub async fn resume(
 }
 
 /// Probe now, record the result like any other, and return the report.
+#[utoipa::path(post, path = "/servers/{id}/check", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the probe report, recorded like any result", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
 pub async fn check_now(
     State(app): State<AppState>,
     Path(id): Path<String>,
