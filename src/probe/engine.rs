@@ -419,6 +419,16 @@ fn down_report(
     report
 }
 
+/// The current time, RFC 3339 UTC with milliseconds (log lines).
+pub fn now_rfc3339_millis() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// The current time, RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())

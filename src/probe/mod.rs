@@ -34,7 +34,7 @@ mod tools;
 
 pub use engine::{
     DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober,
-    ProberConfig, now_rfc3339,
+    ProberConfig, now_rfc3339, now_rfc3339_millis,
 };
 pub use era::{Era, INITIALIZE_VERSIONS, MODERN_VERSION, UnknownEra};
 pub use net::redact_url;
