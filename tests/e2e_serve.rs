@@ -178,3 +178,105 @@ async fn real_binary_registers_detects_outage_and_drift_then_stops_cleanly() {
         "the admin token never reaches the logs"
     );
 }
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_with_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "DATABASE_URL",
+            "mysql://db/x",
+            "DATABASE_URL: scheme 'mysql'",
+        ),
+        (
+            "MCPWATCH_DEFAULT_INTERVAL",
+            "5",
+            "MCPWATCH_DEFAULT_INTERVAL: 5 is below the minimum",
+        ),
+        (
+            "MCPWATCH_ALLOW_PRIVATE_CIDRS",
+            "10.0.0.0/99",
+            "MCPWATCH_ALLOW_PRIVATE_CIDRS",
+        ),
+        ("MCPWATCH_LISTEN", "not-an-address", "MCPWATCH_LISTEN"),
+    ];
+    for (var, value, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(expected), "{err}");
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing created before settings are valid"
+    );
+}
+
+#[tokio::test]
+async fn first_start_generates_a_private_admin_token_and_migrate_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("migrations applied (sqlite)"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("MCPWATCH_LISTEN", "127.0.0.1:0")
+        .env_remove("MCPWATCH_ADMIN_TOKEN")
+        .env_remove("DATABASE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let daemon = Daemon(child);
+    let mut printed = Vec::new();
+    let base = loop {
+        let line = lines.next().expect("output").unwrap();
+        if let Some(addr) = line.strip_prefix("mcpwatch: serving on ") {
+            break addr.to_string();
+        }
+        printed.push(line);
+    };
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("admin API token was written to ./data/admin-token")),
+        "{printed:?}"
+    );
+    let path = dir.path().join("data/admin-token");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
+    assert!(
+        printed.iter().all(|l| !l.contains(&token)),
+        "the token itself is never printed"
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let resp = client
+        .get(format!("{base}/api/v1/servers"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    drop(daemon);
+}
