@@ -255,6 +255,12 @@ async fn probe_credentials_are_write_only_and_used() {
         assert_eq!(v["headers"], json!({}));
         let (_, check) = app.post("/api/v1/servers/guarded/check", json!({})).await;
         assert_eq!(check["verdict"], "auth_required");
+        let (_, v) = app.get("/api/v1/servers/guarded").await;
+        assert_eq!(
+            (v["state"].as_str(), v["protected"].as_bool()),
+            (Some("up"), Some(true)),
+            "alive, flagged protected: {v}"
+        );
         app.stop().await;
     }
 }

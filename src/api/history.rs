@@ -268,7 +268,7 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError
         };
         *counts.entry(status.as_str()).or_default() += 1;
         let last = app.store.last_result(&row.server.id).await?;
-        let mut v = view(&row.server, row.state.as_ref());
+        let mut v = view(&row.server, row.state.as_ref(), &row.regions);
         v["last_result"] = last.as_ref().map(result_json).unwrap_or(Value::Null);
         servers.push(v);
     }

@@ -19,7 +19,7 @@ use super::error::{ApiError, ApiJson, FieldError};
 use super::{AppState, next_cursor, now_ms, page, rfc3339};
 use crate::config::MIN_INTERVAL_SECONDS;
 use crate::ingest::IngestItem;
-use crate::monitor::{ServerState, ServerStatus};
+use crate::monitor::{RegionState, ServerState, ServerStatus};
 use crate::probe::{AddressPolicy, Era, EraChoice, ProbeTarget};
 use crate::scheduler::Job;
 use crate::secrets::Sealer;
@@ -319,8 +319,13 @@ pub fn job_for(s: &ServerRecord, sealer: &Sealer) -> Result<Job, ApiError> {
     })
 }
 
-/// The public shape of a server. Header values never appear.
-pub fn view(s: &ServerRecord, state: Option<&ServerState>) -> Value {
+/// The public shape of a server. Header values never appear. `protected`: it answered 401/403
+/// to a probe that carried no credential (alive, but its tools were not listed).
+pub fn view(s: &ServerRecord, state: Option<&ServerState>, regions: &[RegionState]) -> Value {
+    let protected = s.header_names.is_empty()
+        && regions
+            .iter()
+            .any(|r| r.last_verdict.as_deref() == Some("auth_required"));
     let headers: serde_json::Map<String, Value> = s
         .header_names
         .iter()
@@ -339,6 +344,7 @@ pub fn view(s: &ServerRecord, state: Option<&ServerState>) -> Value {
         "degraded_latency_ms": s.degraded_latency_ms, "expect_auth": s.expect_auth,
         "era": s.era_hint,
         "state": status.as_str(),
+        "protected": protected,
         "state_since": state.map(|st| rfc3339(st.since)),
         "last_result_at": state.and_then(|st| st.last_result_at).map(rfc3339),
         "schema_hash": state.and_then(|st| st.schema_hash.clone()),
@@ -436,7 +442,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(view(&s, Some(&state))),
+        Json(view(&s, Some(&state), &[])),
     )
         .into_response())
 }
@@ -482,7 +488,7 @@ pub async fn list(
     };
     let items: Vec<Value> = rows
         .iter()
-        .map(|r| view(&r.server, r.state.as_ref()))
+        .map(|r| view(&r.server, r.state.as_ref(), &r.regions))
         .collect();
     let next = next_cursor(&rows, pg.limit, |r| {
         (r.server.created_at, r.server.id.clone())
@@ -526,7 +532,7 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let s = find(&app, &id).await?;
     let (state, regions) = app.store.load_state(&s.id).await?;
-    let mut v = view(&s, state.as_ref());
+    let mut v = view(&s, state.as_ref(), &regions);
     v["regions"] = json!(regions
         .iter()
         .map(|r| json!({"region": r.region, "state": r.status.as_str(), "last_result_at": r.last_result_at.map(rfc3339), "consecutive_failures": r.consecutive_failures}))
@@ -555,8 +561,8 @@ pub async fn update(
     }
     propagate(&app, &s, false).await?;
     app.ingest.flush().await;
-    let (state, _) = app.store.load_state(&s.id).await?;
-    Ok(Json(view(&s, state.as_ref())))
+    let (state, regions) = app.store.load_state(&s.id).await?;
+    Ok(Json(view(&s, state.as_ref(), &regions)))
 }
 
 #[utoipa::path(delete, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 204, description = "deleted"), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
@@ -582,8 +588,8 @@ async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<Value
         propagate(app, &s, !paused).await?;
         app.ingest.flush().await;
     }
-    let (state, _) = app.store.load_state(&s.id).await?;
-    Ok(Json(view(&s, state.as_ref())))
+    let (state, regions) = app.store.load_state(&s.id).await?;
+    Ok(Json(view(&s, state.as_ref(), &regions)))
 }
 
 #[utoipa::path(post, path = "/servers/{id}/pause", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "paused", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]

@@ -146,7 +146,13 @@ pub fn evaluate(
         .filter(|r| r.status == RegionStatus::AuthFailed)
         .count() as u32;
     let any_up = all.iter().any(|r| r.status == RegionStatus::Up);
-    let slow_or_warned = region.status == RegionStatus::Up && obs.verdict == Verdict::Degraded;
+    // A server meant to answer 401 that serves its tools to our unauthenticated probe has
+    // lost its protection: that is worth a warning, not a green light.
+    let auth_lost = policy.expect_auth
+        && !policy.has_credentials
+        && matches!(obs.verdict, Verdict::Up | Verdict::Degraded);
+    let slow_or_warned =
+        region.status == RegionStatus::Up && (obs.verdict == Verdict::Degraded || auth_lost);
     let status = if down >= quorum {
         ServerStatus::Down
     } else if auth >= quorum {
@@ -169,6 +175,7 @@ pub fn evaluate(
         "failure": obs.failure,
         "protected": obs.verdict == Verdict::AuthRequired && !policy.has_credentials,
         "expect_auth": policy.expect_auth,
+        "auth_expected_but_not_required": auth_lost,
     });
     let with = |mut extra: Value| {
         if let (Some(e), Some(b)) = (extra.as_object_mut(), base.as_object()) {

@@ -189,6 +189,29 @@ mod tests {
     }
 
     #[test]
+    fn expect_auth_server_answering_without_auth_is_degraded() {
+        let p = Policy {
+            expect_auth: true,
+            ..policy()
+        };
+        let (s, _, _, _) = run(&p, &[obs("local", 1, Verdict::AuthRequired, None)]);
+        assert_eq!(s.status, ServerStatus::Up, "401 is what it should answer");
+        let (s, _, ev, _) = run(
+            &p,
+            &[
+                obs("local", 1, Verdict::AuthRequired, None),
+                obs("local", 2, Verdict::Up, None),
+            ],
+        );
+        assert_eq!(
+            s.status,
+            ServerStatus::Degraded,
+            "tools served without auth"
+        );
+        assert_eq!(ev[0].data["auth_expected_but_not_required"], true);
+    }
+
+    #[test]
     fn slow_probe_makes_the_server_degraded() {
         let seq = [
             obs("local", 1, Verdict::Up, None),
