@@ -5,7 +5,8 @@
 //! built-in region's scheduler, and binds its own listener (port 0 in tests). [`App::run`]
 //! serves until the shutdown future resolves, then: not ready → stop scheduling → drain
 //! in-flight probes (up to the drain timeout, HTTP still answering `/readyz` with 503) →
-//! commit buffered results → stop HTTP → close the pool.
+//! commit buffered results → let the alert dispatcher finish its batch → stop HTTP → close
+//! the pool.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alert::dispatcher::{Dispatcher, system_clock};
 use crate::api::{self, AppState, KeyCache};
 use crate::config::Settings;
 use crate::ingest::{self, IngestHandle, IngestItem};
@@ -85,6 +87,8 @@ pub struct App {
     stop_ingest: CancellationToken,
     tracker: TaskTracker,
     ingest_task: tokio::task::JoinHandle<()>,
+    stop_dispatch: CancellationToken,
+    dispatch_task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -98,9 +102,24 @@ impl App {
             ..ProberConfig::default()
         })?;
 
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            sealer.clone(),
+            settings.policy.clone(),
+            settings.public_url.clone(),
+            system_clock(),
+            settings.delivery_lease,
+        )
+        .map_err(|e| AppError::Schedule(format!("alert dispatcher: {e}")))?;
         let stop_ingest = CancellationToken::new();
-        let (ingest, ingest_task) =
-            ingest::spawn(store.clone(), settings.ingest_buffer, stop_ingest.clone());
+        let (ingest, ingest_task) = ingest::spawn(
+            store.clone(),
+            settings.ingest_buffer,
+            stop_ingest.clone(),
+            dispatcher.wake.clone(),
+        );
+        let stop_dispatch = CancellationToken::new();
+        let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
         let sink = Arc::new(LocalSink {
@@ -149,6 +168,7 @@ impl App {
             ip_limiter,
             key_limiter,
             keys: Arc::new(KeyCache::default()),
+            dispatcher,
         };
         Ok(App {
             listener,
@@ -157,6 +177,8 @@ impl App {
             stop_ingest,
             tracker,
             ingest_task,
+            stop_dispatch,
+            dispatch_task,
         })
     }
 
@@ -182,6 +204,8 @@ impl App {
             stop_ingest,
             tracker,
             ingest_task,
+            stop_dispatch,
+            dispatch_task,
         } = self;
         let router = api::router(state.clone());
         let stop_http = CancellationToken::new();
@@ -217,6 +241,12 @@ impl App {
         stop_ingest.cancel();
         let _ = tokio::time::timeout_at(deadline + std::time::Duration::from_secs(5), ingest_task)
             .await;
+        // The dispatcher finishes the batch in hand; unsent rows stay in the outbox for the
+        // next start (or another replica), with their ids.
+        stop_dispatch.cancel();
+        let _ =
+            tokio::time::timeout_at(deadline + std::time::Duration::from_secs(5), dispatch_task)
+                .await;
         stop_http.cancel();
         let served = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
         state.store.close().await;

@@ -57,6 +57,7 @@ struct Raw {
     ingest_buffer: Option<usize>,
     db_max_connections: Option<u32>,
     public_url: Option<String>,
+    delivery_lease: Option<u64>,
 }
 
 /// How logs are written.
@@ -94,6 +95,8 @@ pub struct Settings {
     pub ingest_buffer: usize,
     pub db_max_connections: u32,
     pub public_url: Option<String>,
+    /// How long a dispatcher holds a claimed delivery before another may take it over.
+    pub delivery_lease: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -249,6 +252,13 @@ impl Settings {
         if db_max_connections == 0 {
             return Err(invalid("MCPWATCH_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        let lease = raw.delivery_lease.unwrap_or(30);
+        if !(11..=3600).contains(&lease) {
+            return Err(invalid(
+                "MCPWATCH_DELIVERY_LEASE",
+                "must be between 11 and 3600 seconds (longer than the 10 s webhook timeout)",
+            ));
+        }
         let ingest_buffer = raw.ingest_buffer.unwrap_or(100_000);
         if ingest_buffer < 100 {
             return Err(invalid(
@@ -272,6 +282,7 @@ impl Settings {
             ingest_buffer,
             db_max_connections,
             public_url,
+            delivery_lease: Duration::from_secs(lease),
         })
     }
 

@@ -131,7 +131,12 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
     };
     store.insert_server(&server).await.unwrap();
     let stop = CancellationToken::new();
-    let (handle, task) = ingest::spawn(store.clone(), 1000, stop.clone());
+    let (handle, task) = ingest::spawn(
+        store.clone(),
+        1000,
+        stop.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
     handle
         .submit(IngestItem {
             result_id: "r0".into(),

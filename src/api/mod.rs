@@ -53,6 +53,8 @@ pub struct AppState {
     pub ip_limiter: Arc<RateLimiter>,
     pub key_limiter: Arc<RateLimiter>,
     pub keys: Arc<KeyCache>,
+    /// For `POST /channels/{id}/test`, which sends at once.
+    pub dispatcher: crate::alert::dispatcher::Dispatcher,
 }
 
 /// The OpenAPI document's fixed parts; the paths come from the handlers' annotations.

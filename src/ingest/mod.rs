@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::monitor::{
@@ -23,7 +23,8 @@ use crate::monitor::{
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
-    BatchWrites, EventRecord, IncidentRecord, ResultRecord, ServerRecord, SnapshotRecord, Store,
+    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, IncidentRecord, ResultRecord,
+    ServerRecord, SnapshotRecord, Store,
 };
 
 /// Most results written in one transaction.
@@ -49,6 +50,8 @@ enum Msg {
         paused: bool,
         at: i64,
     },
+    /// Channels were added, changed or removed: reload before routing the next event.
+    ChannelsChanged,
     /// Reply when everything sent before is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -92,6 +95,10 @@ impl IngestHandle {
             .await;
     }
 
+    pub async fn channels_changed(&self) {
+        let _ = self.tx.send(Msg::ChannelsChanged).await;
+    }
+
     /// Wait until everything queued before this call is committed.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
@@ -114,17 +121,19 @@ struct Cached {
 }
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
+/// `wake` is notified after a batch that wrote outbox rows (the dispatcher's doorbell).
 pub fn spawn(
     store: Arc<dyn Store>,
     buffer: usize,
     stop: CancellationToken,
+    wake: Arc<Notify>,
 ) -> (IngestHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(buffer);
     let health = Arc::new(IngestHealth {
         database_ok: AtomicBool::new(true),
         ..IngestHealth::default()
     });
-    let task = tokio::spawn(run(store, rx, health.clone(), stop));
+    let task = tokio::spawn(run(store, rx, health.clone(), stop, wake));
     (IngestHandle { tx, health }, task)
 }
 
@@ -133,8 +142,11 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     health: Arc<IngestHealth>,
     stop: CancellationToken,
+    wake: Arc<Notify>,
 ) {
     let mut cache: HashMap<String, Cached> = HashMap::new();
+    // Alert channels, loaded when first needed and after every change.
+    let mut channels: Option<Vec<ChannelRecord>> = None;
     loop {
         let first = tokio::select! {
             m = rx.recv() => m,
@@ -157,17 +169,29 @@ async fn run(
         for msg in batch {
             match msg {
                 Msg::Result(item) => {
-                    if let Err(e) = evaluate_item(&store, &mut cache, &item, &mut writes).await {
+                    if let Err(e) =
+                        evaluate_item(&store, &mut cache, &mut channels, &item, &mut writes).await
+                    {
                         tracing::error!(server_id = %item.server_id, error = %e, "could not load state; result kept for retry");
                         // Loading failed (database down): commit what we have, retry this one.
                         commit(&store, &writes, &health, &stop).await;
                         writes = BatchWrites::default();
-                        retry_item(&store, &mut cache, &item, &mut writes, &health, &stop).await;
+                        retry_item(
+                            &store,
+                            &mut cache,
+                            &mut channels,
+                            &item,
+                            &mut writes,
+                            &health,
+                            &stop,
+                        )
+                        .await;
                     }
                 }
                 Msg::Invalidate(id) => {
                     cache.remove(&id);
                 }
+                Msg::ChannelsChanged => channels = None,
                 Msg::Paused {
                     server_id,
                     paused,
@@ -189,6 +213,9 @@ async fn run(
         }
         if !writes.is_empty() {
             commit(&store, &writes, &health, &stop).await;
+            if !writes.outbox.is_empty() {
+                wake.notify_one();
+            }
         }
         for done in flushes {
             let _ = done.send(());
@@ -197,9 +224,11 @@ async fn run(
 }
 
 /// Keep trying to load this result's context; the database may be down for a while.
+#[allow(clippy::too_many_arguments)]
 async fn retry_item(
     store: &Arc<dyn Store>,
     cache: &mut HashMap<String, Cached>,
+    channels: &mut Option<Vec<ChannelRecord>>,
     item: &IngestItem,
     writes: &mut BatchWrites,
     health: &IngestHealth,
@@ -208,7 +237,7 @@ async fn retry_item(
     let mut backoff = Duration::from_millis(100);
     loop {
         tokio::time::sleep(backoff).await;
-        match evaluate_item(store, cache, item, writes).await {
+        match evaluate_item(store, cache, channels, item, writes).await {
             Ok(()) => return,
             Err(e) => {
                 health.database_ok.store(false, Ordering::Relaxed);
@@ -287,6 +316,7 @@ async fn context<'a>(
 async fn evaluate_item(
     store: &Arc<dyn Store>,
     cache: &mut HashMap<String, Cached>,
+    channels: &mut Option<Vec<ChannelRecord>>,
     item: &IngestItem,
     writes: &mut BatchWrites,
 ) -> Result<(), crate::store::StoreError> {
@@ -398,6 +428,29 @@ async fn evaluate_item(
             at: event.at,
             payload,
         });
+    }
+    if !eval.events.is_empty() && channels.is_none() {
+        *channels = Some(store.list_channels().await?);
+    }
+    let first_new_event = writes.events.len() - eval.events.len();
+    for event in &writes.events[first_new_event..] {
+        for channel in channels.iter().flatten() {
+            if crate::alert::routes_to(channel, &event.kind, &ctx.server) {
+                writes.outbox.push(DeliveryRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    event_id: event.id.clone(),
+                    channel_id: channel.id.clone(),
+                    status: "pending".into(),
+                    attempts: 0,
+                    next_attempt_at: event.at,
+                    lease_until: None,
+                    last_status: None,
+                    last_error: None,
+                    created_at: event.at,
+                    delivered_at: None,
+                });
+            }
+        }
     }
     writes
         .region_states

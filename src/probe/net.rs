@@ -303,6 +303,11 @@ fn blocked_failure(b: BlockedAddress, phase: Phase, what: &str) -> Failure {
     )
 }
 
+/// An error and its sources in one line (callers strip URLs first with `without_url`).
+pub fn redact_error(err: &(dyn std::error::Error + 'static)) -> String {
+    error_chain(err)
+}
+
 /// An error and its sources, joined, without repeats.
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -330,6 +335,30 @@ pub fn redact_url(url: &Url) -> String {
         s.push_str("?…");
     }
     s
+}
+
+/// A client for other outbound calls (webhooks) under the same rules as probes: the address
+/// policy on every resolved address, no redirects, no proxy, our TLS roots. IP literals must
+/// still be checked by the caller with [`AddressPolicy::check`].
+pub fn guarded_client(
+    policy: AddressPolicy,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, String> {
+    let recorder = Arc::new(Recorder::default());
+    let tls = super::tls::TlsBase::new(&[]).map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(PolicyResolver {
+            dns: Dns::system(std::collections::HashMap::new()),
+            policy: Arc::new(policy),
+            recorder: recorder.clone(),
+        }))
+        .tls_backend_preconfigured(tls.for_probe(recorder))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .user_agent(concat!("mcpwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

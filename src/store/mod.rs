@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use model::{
-    ApiKeyRecord, BatchWrites, EventRecord, IncidentRecord, Page, ResultQuery, ResultRecord,
-    ServerRecord, ServerWithState, SnapshotRecord,
+    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
+    IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState, SnapshotRecord,
 };
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -111,6 +111,38 @@ pub trait Store: Send + Sync + 'static {
     async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
     async fn delete_key(&self, id: &str) -> StoreResult<bool>;
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()>;
+
+    async fn insert_channel(&self, c: &ChannelRecord) -> StoreResult<()>;
+    async fn update_channel(&self, c: &ChannelRecord) -> StoreResult<()>;
+    async fn delete_channel(&self, id: &str) -> StoreResult<bool>;
+    async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>>;
+    async fn list_channels(&self) -> StoreResult<Vec<ChannelRecord>>;
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>>;
+    /// Lease up to `limit` due deliveries (pending and due, or sending with an expired lease)
+    /// until `lease_until`. On Postgres rows are claimed with `FOR UPDATE SKIP LOCKED`, so
+    /// several dispatchers never take the same row.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Record an attempt and the row's new state, atomically.
+    async fn finish_delivery(&self, d: &DeliveryRecord, attempt: &AttemptRecord)
+    -> StoreResult<()>;
+    async fn get_delivery(&self, id: &str) -> StoreResult<Option<DeliveryRecord>>;
+    /// Newest first; filters by channel and status.
+    async fn list_deliveries(
+        &self,
+        channel_id: Option<&str>,
+        status: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>>;
+    /// A dead delivery back to pending, due now. False if it is not dead.
+    async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Count of deliveries not yet delivered or dead.
+    async fn pending_deliveries(&self) -> StoreResult<i64>;
 }
 
 /// Open the configured database (creating the SQLite file and its folder when needed).

@@ -160,6 +160,8 @@ pub struct BatchWrites {
     pub snapshots: Vec<SnapshotRecord>,
     /// (server id, era) learned from results, tried first next time.
     pub era_hints: Vec<(String, String)>,
+    /// One outbox row per (event, matching channel), in the same transaction as the event.
+    pub outbox: Vec<DeliveryRecord>,
 }
 
 impl BatchWrites {
@@ -192,4 +194,60 @@ pub struct ServerWithState {
     pub server: ServerRecord,
     pub state: Option<ServerState>,
     pub regions: Vec<RegionState>,
+}
+
+/// An alert channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    pub id: String,
+    pub name: String,
+    /// `webhook` or `email`.
+    pub kind: String,
+    pub url: Option<String>,
+    /// `standard`, `slack` or `discord` (webhooks).
+    pub format: Option<String>,
+    #[serde(skip)]
+    pub headers_enc: Option<String>,
+    pub header_names: Vec<String>,
+    /// Sealed `whsec_` secret; never leaves the daemon after creation.
+    #[serde(skip)]
+    pub secret_enc: Option<String>,
+    pub recipients: Vec<String>,
+    /// Servers (ids) and tags this channel follows; both empty: every server.
+    pub server_ids: Vec<String>,
+    pub tags: Vec<String>,
+    /// Event types delivered.
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One (event, channel) delivery: the outbox row. Its id is the idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub event_id: String,
+    pub channel_id: String,
+    /// `pending`, `sending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// One attempt to deliver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub id: String,
+    pub delivery_id: String,
+    pub at: i64,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: f64,
 }

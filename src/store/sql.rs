@@ -68,7 +68,7 @@ fn before_clause(page: &Page, time_col: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr) => {
+    ($store:ident, $db:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $claim_lock:literal) => {
         /// A [`Store`] on this backend.
         pub struct $store {
             pool: sqlx::Pool<$db>,
@@ -194,6 +194,70 @@ macro_rules! sql_store {
                     created_at: r.try_get("created_at")?,
                     last_used_at: r.try_get("last_used_at")?,
                 })
+            }
+
+            fn channel(r: &$row) -> StoreResult<ChannelRecord> {
+                Ok(ChannelRecord {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    kind: r.try_get("kind")?,
+                    url: r.try_get("url")?,
+                    format: r.try_get("format")?,
+                    headers_enc: r.try_get("headers_enc")?,
+                    header_names: json_list(&r.try_get::<String, _>("header_names")?)?,
+                    secret_enc: r.try_get("secret_enc")?,
+                    recipients: json_list(&r.try_get::<String, _>("recipients")?)?,
+                    server_ids: json_list(&r.try_get::<String, _>("server_ids")?)?,
+                    tags: json_list(&r.try_get::<String, _>("tags")?)?,
+                    events: json_list(&r.try_get::<String, _>("events")?)?,
+                    enabled: r.try_get("enabled")?,
+                    disabled_reason: r.try_get("disabled_reason")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            fn delivery(r: &$row) -> StoreResult<DeliveryRecord> {
+                Ok(DeliveryRecord {
+                    id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    channel_id: r.try_get("channel_id")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    lease_until: r.try_get("lease_until")?,
+                    last_status: r.try_get("last_status")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                })
+            }
+
+            fn attempt(r: &$row) -> StoreResult<AttemptRecord> {
+                Ok(AttemptRecord {
+                    id: r.try_get("id")?,
+                    delivery_id: r.try_get("delivery_id")?,
+                    at: r.try_get("at")?,
+                    http_status: r.try_get("http_status")?,
+                    error: r.try_get("error")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                })
+            }
+
+            async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
+                let sql = if insert {
+                    $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
+                } else {
+                    $conv("UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, events = ?, enabled = ?, disabled_reason = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
+                };
+                sqlx::query(audited(&sql))
+                    .bind(&c.name).bind(&c.kind).bind(&c.url).bind(&c.format).bind(&c.headers_enc)
+                    .bind(to_json(&c.header_names)).bind(&c.secret_enc).bind(to_json(&c.recipients))
+                    .bind(to_json(&c.server_ids)).bind(to_json(&c.tags)).bind(to_json(&c.events))
+                    .bind(c.enabled).bind(&c.disabled_reason).bind(c.created_at).bind(c.updated_at).bind(&c.id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
@@ -403,6 +467,15 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                let sql = $conv("INSERT INTO outbox (id, event_id, channel_id, status, attempts, next_attempt_at, lease_until, last_status, last_error, created_at, delivered_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?) ON CONFLICT (event_id, channel_id) DO NOTHING");
+                for d in &w.outbox {
+                    sqlx::query(audited(&sql))
+                        .bind(&d.id).bind(&d.event_id).bind(&d.channel_id).bind(&d.status).bind(d.attempts)
+                        .bind(d.next_attempt_at).bind(d.lease_until).bind(d.last_status).bind(&d.last_error)
+                        .bind(d.created_at).bind(d.delivered_at).bind(&d.channel_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let sql = $conv("UPDATE servers SET era_hint = ? WHERE id = ?");
                 for (id, era) in &w.era_hints {
                     sqlx::query(audited(&sql)).bind(era).bind(id).execute(&mut *tx).await?;
@@ -504,17 +577,124 @@ macro_rules! sql_store {
                 sqlx::query(audited(&sql)).bind(at).bind(id).execute(&self.pool).await?;
                 Ok(())
             }
+
+            async fn insert_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
+                self.write_channel(c, true).await
+            }
+
+            async fn update_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
+                self.write_channel(c, false).await
+            }
+
+            async fn delete_channel(&self, id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let sql = $conv("DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM outbox WHERE channel_id = ?)");
+                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
+                let sql = $conv("DELETE FROM outbox WHERE channel_id = ?");
+                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
+                let sql = $conv("DELETE FROM channels WHERE id = ?");
+                let n = sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
+            async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>> {
+                let sql = $conv("SELECT * FROM channels WHERE id = ?");
+                let row = sqlx::query(audited(&sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::channel).transpose()
+            }
+
+            async fn list_channels(&self) -> StoreResult<Vec<ChannelRecord>> {
+                let rows = sqlx::query("SELECT * FROM channels ORDER BY created_at, id").fetch_all(&self.pool).await?;
+                rows.iter().map(Self::channel).collect()
+            }
+
+            async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+                let sql = $conv("SELECT * FROM events WHERE id = ?");
+                let row = sqlx::query(audited(&sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::event).transpose()
+            }
+
+            async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
+                let sql = $conv(&format!(
+                    "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ? {}) RETURNING *",
+                    $claim_lock
+                ))
+                .into_owned();
+                let rows = sqlx::query(audited(&sql))
+                    .bind(lease_until).bind(now).bind(now).bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::delivery).collect()
+            }
+
+            async fn finish_delivery(&self, d: &DeliveryRecord, a: &AttemptRecord) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let sql = $conv("INSERT INTO delivery_attempts (id, delivery_id, at, http_status, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)");
+                sqlx::query(audited(&sql))
+                    .bind(&a.id).bind(&a.delivery_id).bind(a.at).bind(a.http_status).bind(&a.error).bind(a.duration_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                let sql = $conv("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?");
+                sqlx::query(audited(&sql))
+                    .bind(&d.status).bind(d.attempts).bind(d.next_attempt_at).bind(d.last_status).bind(&d.last_error)
+                    .bind(d.delivered_at).bind(&d.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_delivery(&self, id: &str) -> StoreResult<Option<DeliveryRecord>> {
+                let sql = $conv("SELECT * FROM outbox WHERE id = ?");
+                let row = sqlx::query(audited(&sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::delivery).transpose()
+            }
+
+            async fn list_deliveries(&self, channel_id: Option<&str>, status: Option<&str>, page: &Page) -> StoreResult<Vec<DeliveryRecord>> {
+                let mut sql = String::from("SELECT * FROM outbox WHERE 1 = 1");
+                if channel_id.is_some() { sql.push_str(" AND channel_id = ?"); }
+                if status.is_some() { sql.push_str(" AND status = ?"); }
+                sql.push_str(&before_clause(page, "created_at"));
+                sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+                let sql = $conv(&sql).into_owned();
+                let mut q = sqlx::query(audited(&sql));
+                if let Some(c) = channel_id { q = q.bind(c); }
+                if let Some(st) = status { q = q.bind(st); }
+                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
+                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::delivery).collect()
+            }
+
+            async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+                let sql = $conv("SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY at, id");
+                let rows = sqlx::query(audited(&sql)).bind(delivery_id).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::attempt).collect()
+            }
+
+            async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
+                let sql = $conv("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'dead'");
+                Ok(sqlx::query(audited(&sql)).bind(now).bind(id).execute(&self.pool).await?.rows_affected() > 0)
+            }
+
+            async fn pending_deliveries(&self) -> StoreResult<i64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sending')").fetch_one(&self.pool).await?;
+                Ok(row.try_get("n")?)
+            }
         }
     };
 }
 
+// SQLite serializes writers, so a plain UPDATE … WHERE id IN (SELECT …) claims atomically;
+// Postgres needs row locks, skipping those another dispatcher holds.
 sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "sqlite",
     sqlite_sql,
-    SQLITE_MIGRATIONS
+    SQLITE_MIGRATIONS,
+    ""
 );
 sql_store!(
     PostgresStore,
@@ -522,7 +702,8 @@ sql_store!(
     sqlx::postgres::PgRow,
     "postgres",
     postgres_sql,
-    POSTGRES_MIGRATIONS
+    POSTGRES_MIGRATIONS,
+    "FOR UPDATE SKIP LOCKED"
 );
 
 impl SqliteStore {

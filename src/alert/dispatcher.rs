@@ -1,0 +1,297 @@
+//! The dispatcher: claims due outbox rows, sends them, records every attempt.
+//!
+//! A claim is a lease (`lease`), so a dispatcher that dies mid-send leaves rows that another
+//! (or the restarted) dispatcher takes over when the lease ends — with the same id, so the
+//! receiver can dedupe. On Postgres, claims use `FOR UPDATE SKIP LOCKED`: several replicas
+//! never send the same row at the same time. The clock is injected for tests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::webhook;
+use super::{GIVE_UP_AFTER, backoff};
+use crate::probe::AddressPolicy;
+use crate::secrets::Sealer;
+use crate::store::{AttemptRecord, ChannelRecord, DeliveryRecord, EventRecord, Store};
+
+/// Timeout of one webhook call.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response body read from a receiver.
+const RESPONSE_CAP: usize = 4096;
+/// Rows claimed at once.
+const BATCH: u32 = 32;
+
+/// A clock returning Unix milliseconds (real, or manual in tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The real clock.
+pub fn system_clock() -> Clock {
+    Arc::new(crate::api::now_ms)
+}
+
+/// What one send attempt produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendOutcome {
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
+impl SendOutcome {
+    pub fn delivered(&self) -> bool {
+        self.http_status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Sends events to channels.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    client: reqwest::Client,
+    policy: AddressPolicy,
+    public_url: Option<String>,
+    clock: Clock,
+    lease: Duration,
+    /// Notified when new rows are written, so delivery does not wait for the next poll.
+    pub wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Sealer,
+        policy: AddressPolicy,
+        public_url: Option<String>,
+        clock: Clock,
+        lease: Duration,
+    ) -> Result<Self, String> {
+        let client = crate::probe::guarded_client(policy.clone(), SEND_TIMEOUT)?;
+        Ok(Dispatcher {
+            store,
+            sealer,
+            client,
+            policy,
+            public_url,
+            clock,
+            lease,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Deliver until `stop`; the batch in hand is finished first.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let worked = match self.tick().await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatcher cannot claim deliveries; retrying");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+
+    /// Claim and deliver one batch; returns how many rows it handled.
+    pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
+        let now = (self.clock)();
+        let lease_until = now + self.lease.as_millis() as i64;
+        let rows = self.store.claim_deliveries(now, lease_until, BATCH).await?;
+        let n = rows.len();
+        let mut sends = tokio::task::JoinSet::new();
+        for d in rows {
+            let this = self.clone();
+            sends.spawn(async move { this.deliver(d).await });
+        }
+        while sends.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    async fn deliver(&self, mut d: DeliveryRecord) {
+        let event = self.store.get_event(&d.event_id).await.ok().flatten();
+        let channel = self.store.get_channel(&d.channel_id).await.ok().flatten();
+        let outcome = match (&event, &channel) {
+            (Some(e), Some(c)) if c.enabled => self.send(c, e, &d.id).await,
+            (_, Some(c)) if !c.enabled => SendOutcome {
+                http_status: None,
+                error: Some(format!(
+                    "channel disabled: {}",
+                    c.disabled_reason.clone().unwrap_or_default()
+                )),
+                duration_ms: 0.0,
+            },
+            _ => SendOutcome {
+                http_status: None,
+                error: Some("event or channel no longer exists".into()),
+                duration_ms: 0.0,
+            },
+        };
+        let now = (self.clock)();
+        d.attempts += 1;
+        d.last_status = outcome.http_status.map(i64::from);
+        d.last_error = outcome.error.clone();
+        let gone = outcome.http_status == Some(410);
+        let unusable = event.is_none() || channel.as_ref().is_none_or(|c| !c.enabled);
+        if outcome.delivered() {
+            d.status = "delivered".into();
+            d.delivered_at = Some(now);
+        } else if gone || unusable || now - d.created_at >= GIVE_UP_AFTER.as_millis() as i64 {
+            d.status = "dead".into();
+        } else {
+            d.status = "pending".into();
+            d.next_attempt_at = now + backoff(d.attempts, jitter_unit()).as_millis() as i64;
+        }
+        if gone && let Some(mut c) = channel.clone() {
+            c.enabled = false;
+            c.disabled_reason = Some("the receiver answered 410 Gone".into());
+            c.updated_at = now;
+            let _ = self.store.update_channel(&c).await;
+        }
+        let attempt = AttemptRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            delivery_id: d.id.clone(),
+            at: now,
+            http_status: d.last_status,
+            error: outcome.error.clone(),
+            duration_ms: outcome.duration_ms,
+        };
+        tracing::info!(
+            delivery_id = %d.id, channel_id = %d.channel_id, status = %d.status, attempts = d.attempts,
+            http_status = outcome.http_status, "delivery attempt"
+        );
+        if let Err(e) = self.store.finish_delivery(&d, &attempt).await {
+            // Not recorded: the lease runs out and the row is sent again, same id.
+            tracing::error!(delivery_id = %d.id, error = %e, "delivery result not recorded");
+        }
+    }
+
+    /// Send one event to one channel now (also used by `POST /channels/{id}/test`).
+    pub async fn send(
+        &self,
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        delivery_id: &str,
+    ) -> SendOutcome {
+        let started = Instant::now();
+        let done = |http_status: Option<u16>, error: Option<String>| SendOutcome {
+            http_status,
+            error,
+            duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        };
+        let Some(url) = channel.url.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
+            return done(None, Some("channel has no valid URL".into()));
+        };
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(Err(b)) = literal.map(|ip| self.policy.check(ip)) {
+            return done(None, Some(format!("refused: {b}")));
+        }
+        let format = channel.format.as_deref().unwrap_or("standard");
+        let (body, mut headers) = match format {
+            "slack" | "discord" => (
+                webhook::chat_body(format, event, self.public_url.as_deref()),
+                HeaderMap::new(),
+            ),
+            _ => {
+                let body = webhook::payload(event, self.public_url.as_deref());
+                let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                let mut h = HeaderMap::new();
+                let ts = (self.clock)() / 1000;
+                if let Some(secret) = channel
+                    .secret_enc
+                    .as_deref()
+                    .and_then(|s| self.sealer.open(s).ok())
+                {
+                    let secret = String::from_utf8_lossy(&secret).into_owned();
+                    match webhook::sign(&secret, delivery_id, ts, &bytes) {
+                        Ok(sig) => {
+                            if let Ok(v) = HeaderValue::from_str(&sig) {
+                                h.insert("webhook-signature", v);
+                            }
+                        }
+                        Err(e) => return done(None, Some(e.to_string())),
+                    }
+                }
+                if let Ok(v) = HeaderValue::from_str(delivery_id) {
+                    h.insert("webhook-id", v);
+                }
+                h.insert("webhook-timestamp", HeaderValue::from(ts));
+                (body, h)
+            }
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(Ok(plain)) = channel.headers_enc.as_deref().map(|s| self.sealer.open(s)) {
+            let extra: Vec<(String, String)> = serde_json::from_slice(&plain).unwrap_or_default();
+            for (k, v) in extra {
+                if let (Ok(name), Ok(mut value)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+            }
+        }
+        let bytes = match &body {
+            Value::Null => Vec::new(),
+            other => serde_json::to_vec(other).unwrap_or_default(),
+        };
+        match self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(bytes)
+            .send()
+            .await
+        {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                // Read a little of the body (for the log), never all of it.
+                let mut read = 0usize;
+                let mut snippet = Vec::new();
+                while let Ok(Some(chunk)) = resp.chunk().await {
+                    if read < RESPONSE_CAP {
+                        snippet.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - read)]);
+                    }
+                    read += chunk.len();
+                    if read >= RESPONSE_CAP {
+                        break;
+                    }
+                }
+                let error = (!(200..300).contains(&status)).then(|| {
+                    let text = String::from_utf8_lossy(&snippet);
+                    format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(200).collect::<String>()
+                    )
+                });
+                done(Some(status), error)
+            }
+            Err(e) => done(None, Some(crate::probe::redact_error(&e.without_url()))),
+        }
+    }
+}
+
+fn jitter_unit() -> f64 {
+    crate::secrets::random_bytes::<2>()
+        .map(|b| f64::from(u16::from_be_bytes(b)) / 65536.0)
+        .unwrap_or(0.5)
+}

@@ -1,0 +1,159 @@
+//! Events → channels, reliably.
+//!
+//! - Routing ([`routes_to`]): which channels an event goes to (servers, tags, event types).
+//!   The ingest writes one outbox row per (event, matching channel) in the same transaction as
+//!   the event, so a state change never exists without its deliveries.
+//! - `dispatcher.rs`: claims due outbox rows (a lease; `FOR UPDATE SKIP LOCKED` on Postgres),
+//!   sends, records every attempt, retries with backoff and jitter, gives up after 24 h.
+//! - `webhook.rs`: Standard Webhooks signing and payload, Slack and Discord bodies.
+//!
+//! Delivery is at least once; the outbox row id is the idempotency key (`webhook-id`), the
+//! same on every retry and after a crash.
+
+pub mod dispatcher;
+pub mod webhook;
+
+use std::time::Duration;
+
+use crate::store::{ChannelRecord, ServerRecord};
+
+/// Event types a channel gets when it names none.
+pub const DEFAULT_EVENTS: [&str; 4] = [
+    "server.down",
+    "server.up",
+    "server.auth_failed",
+    "schema.changed",
+];
+
+/// Every event type a channel may subscribe to.
+pub const EVENT_TYPES: [&str; 8] = [
+    "server.down",
+    "server.up",
+    "server.degraded",
+    "server.auth_failed",
+    "schema.changed",
+    "schema.inconsistent",
+    "server.version_changed",
+    "region.down",
+];
+
+/// Whether `channel` wants event `kind` about `server`.
+pub fn routes_to(channel: &ChannelRecord, kind: &str, server: &ServerRecord) -> bool {
+    if !channel.enabled || !channel.events.iter().any(|e| e == kind) {
+        return false;
+    }
+    if channel.server_ids.is_empty() && channel.tags.is_empty() {
+        return true;
+    }
+    channel.server_ids.contains(&server.id) || channel.tags.iter().any(|t| server.tags.contains(t))
+}
+
+/// Retry schedule: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min, 30 min, then hourly; ±20 %
+/// jitter so a recovering receiver is not hit by every retry at once. After 24 h: dead.
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(120),
+    Duration::from_secs(300),
+    Duration::from_secs(600),
+    Duration::from_secs(1800),
+];
+
+/// How long a delivery is retried before it is `dead`.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Delay before attempt number `attempts + 1`, with jitter from `unit` in [0, 1).
+pub fn backoff(attempts: i64, unit: f64) -> Duration {
+    let base = usize::try_from(attempts.max(1) - 1)
+        .ok()
+        .and_then(|i| RETRY_SCHEDULE.get(i).copied())
+        .unwrap_or(Duration::from_secs(3600));
+    base.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(server_ids: &[&str], tags: &[&str]) -> ChannelRecord {
+        ChannelRecord {
+            id: "c".into(),
+            name: "c".into(),
+            kind: "webhook".into(),
+            url: Some("https://hooks.example/x".into()),
+            format: Some("standard".into()),
+            headers_enc: None,
+            header_names: vec![],
+            secret_enc: None,
+            recipients: vec![],
+            server_ids: server_ids.iter().map(|s| s.to_string()).collect(),
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            events: DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
+            enabled: true,
+            disabled_reason: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn server(id: &str, tags: &[&str]) -> ServerRecord {
+        ServerRecord {
+            id: id.into(),
+            slug: id.into(),
+            name: id.into(),
+            url: "https://x".into(),
+            header_names: vec![],
+            headers_enc: None,
+            interval_seconds: 60,
+            timeout_seconds: 10,
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            public: false,
+            paused: false,
+            failures_to_down: 2,
+            successes_to_up: 1,
+            degraded_latency_ms: None,
+            expect_auth: false,
+            era_hint: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn routing_by_server_tag_and_event_type() {
+        let everything = channel(&[], &[]);
+        assert!(routes_to(&everything, "server.down", &server("a", &[])));
+        assert!(
+            !routes_to(&everything, "server.degraded", &server("a", &[])),
+            "not subscribed by default"
+        );
+        assert!(routes_to(
+            &channel(&["a"], &[]),
+            "server.up",
+            &server("a", &[])
+        ));
+        assert!(!routes_to(
+            &channel(&["a"], &[]),
+            "server.up",
+            &server("b", &[])
+        ));
+        assert!(routes_to(
+            &channel(&[], &["prod"]),
+            "server.up",
+            &server("b", &["prod", "eu"])
+        ));
+        let mut off = everything.clone();
+        off.enabled = false;
+        assert!(!routes_to(&off, "server.down", &server("a", &[])));
+    }
+
+    #[test]
+    fn backoff_follows_the_schedule_with_bounded_jitter() {
+        assert_eq!(backoff(1, 0.5), Duration::from_secs(10));
+        assert_eq!(backoff(2, 0.5), Duration::from_secs(30));
+        assert_eq!(backoff(20, 0.5), Duration::from_secs(3600));
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(8));
+        assert!(backoff(1, 0.999) < Duration::from_secs(12));
+    }
+}

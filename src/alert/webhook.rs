@@ -1,0 +1,192 @@
+//! Webhook bodies and signatures.
+//!
+//! - `standard`: the Standard Webhooks spec. Headers `webhook-id` (the outbox row id: stable
+//!   across retries, so receivers dedupe), `webhook-timestamp`, `webhook-signature`
+//!   (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, keyed by the base64 part of a
+//!   `whsec_` secret). Body: the versioned payload `{type, id, timestamp, data}`.
+//! - `slack` / `discord`: a readable message for an incoming-webhook URL.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::store::EventRecord;
+
+/// Version of the JSON payload schema (documented in the README).
+pub const PAYLOAD_VERSION: u32 = 1;
+
+/// A `whsec_` secret whose key part is not base64 (or is empty).
+#[derive(Debug, thiserror::Error)]
+#[error("webhook secret must be 'whsec_' followed by base64 (the value is not shown)")]
+pub struct BadSecret;
+
+/// A new random signing secret.
+pub fn new_secret() -> Result<String, crate::secrets::SecretError> {
+    Ok(format!(
+        "whsec_{}",
+        STANDARD.encode(crate::secrets::random_bytes::<24>()?)
+    ))
+}
+
+/// Check a secret's shape without using it.
+pub fn validate_secret(secret: &str) -> Result<(), BadSecret> {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .map_err(|_| BadSecret)?;
+    if key.is_empty() {
+        Err(BadSecret)
+    } else {
+        Ok(())
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, BadSecret> {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .map_err(|_| BadSecret)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| BadSecret)?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// The versioned payload: `{type, id, timestamp, version, data}`; `data` is the event's own
+/// payload (server, states, region results, failure, diff…) plus a link to the server.
+pub fn payload(event: &EventRecord, public_url: Option<&str>) -> Value {
+    let mut data = event.payload.clone();
+    if let (Some(base), Some(slug)) = (
+        public_url,
+        data["server"]["slug"].as_str().map(String::from),
+    ) {
+        data["link"] = json!(format!("{base}/s/{slug}"));
+    }
+    json!({
+        "type": event.kind,
+        "id": event.id,
+        "timestamp": crate::api::rfc3339(event.at),
+        "version": PAYLOAD_VERSION,
+        "data": data,
+    })
+}
+
+/// One line saying what happened, for chat and email subjects:
+/// "DOWN: Weather — timeout in tools_list from eu-west".
+pub fn headline(event: &EventRecord) -> String {
+    let d = &event.payload;
+    let name = d["server"]["name"].as_str().unwrap_or("a server");
+    let region = d["region"].as_str().unwrap_or("?");
+    let failure = |d: &Value| {
+        let f = &d["failure"];
+        match (f["kind"].as_str(), f["phase"].as_str()) {
+            (Some(kind), Some(phase)) => format!("{kind} in {phase} from {region}"),
+            _ => format!("from {region}"),
+        }
+    };
+    match event.kind.as_str() {
+        "server.down" => format!("DOWN: {name} — {}", failure(d)),
+        "server.up" => format!("UP: {name} is serving its tools again"),
+        "server.degraded" => format!("DEGRADED: {name} — {}", failure(d)),
+        "server.auth_failed" => {
+            format!("AUTH FAILED: {name} — the probe credential was refused from {region}")
+        }
+        "schema.changed" => format!(
+            "SCHEMA {}: {name} — {}",
+            if d["breaking"] == true {
+                "CHANGED (breaking)"
+            } else {
+                "CHANGED"
+            },
+            d["summary"].as_str().unwrap_or("")
+        ),
+        "schema.inconsistent" => {
+            format!("SCHEMA INCONSISTENT: {name} — regions see different tool lists")
+        }
+        "server.version_changed" => format!(
+            "VERSION: {name} — {} {} → {}",
+            d["field"].as_str().unwrap_or("version"),
+            d["from"].as_str().unwrap_or("?"),
+            d["to"].as_str().unwrap_or("?")
+        ),
+        "region.down" => format!("REGION DOWN: {name} fails from {region} (below quorum)"),
+        "test" => "TEST: mcpwatch can reach this channel".to_string(),
+        other => format!("{other}: {name}"),
+    }
+}
+
+/// The body for a chat incoming webhook.
+pub fn chat_body(format: &str, event: &EventRecord, public_url: Option<&str>) -> Value {
+    let mut text = headline(event);
+    if let Some(message) = event.payload["failure"]["message"].as_str() {
+        text.push_str(&format!("\n> {message}"));
+    }
+    if let (Some(base), Some(slug)) = (public_url, event.payload["server"]["slug"].as_str()) {
+        text.push_str(&format!("\n{base}/s/{slug}"));
+    }
+    match format {
+        "discord" => json!({"content": text}),
+        _ => json!({"text": text}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_webhooks_test_vector_reproduces() {
+        let sig = sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn secrets_are_checked_and_generated() {
+        assert!(validate_secret("whsec_!!!").is_err());
+        assert!(validate_secret("whsec_").is_err());
+        let s = new_secret().unwrap();
+        assert!(s.starts_with("whsec_"));
+        assert!(validate_secret(&s).is_ok());
+    }
+
+    #[test]
+    fn headlines_say_what_happened_where() {
+        let e = EventRecord {
+            id: "e".into(),
+            server_id: Some("s".into()),
+            kind: "server.down".into(),
+            at: 0,
+            payload: json!({"server": {"name": "Weather", "slug": "weather"}, "region": "eu-west",
+                "failure": {"kind": "timeout", "phase": "tools_list", "message": "no answer"}}),
+        };
+        assert_eq!(
+            headline(&e),
+            "DOWN: Weather — timeout in tools_list from eu-west"
+        );
+        let body = chat_body("slack", &e, Some("https://status.example"));
+        assert_eq!(
+            body["text"],
+            "DOWN: Weather — timeout in tools_list from eu-west\n> no answer\nhttps://status.example/s/weather"
+        );
+        assert!(chat_body("discord", &e, None)["content"].is_string());
+        let p = payload(&e, Some("https://status.example"));
+        assert_eq!(
+            (p["type"].as_str(), p["version"].as_u64()),
+            (Some("server.down"), Some(1))
+        );
+        assert_eq!(p["data"]["link"], "https://status.example/s/weather");
+    }
+}
