@@ -5,6 +5,7 @@
 //! - `servers.rs`: register, list, change, pause, delete, check now.
 //! - `history.rs`: results, schema and its history and diffs, incidents, events, status.
 //! - `keys.rs`: API key management.
+//! - `channels.rs`: alert channels, deliveries and retries.
 //! - `health.rs`: liveness and readiness.
 //!
 //! Conventions: snake_case JSON; `_seconds` integers for durations; RFC 3339 UTC times; UUID
@@ -12,6 +13,7 @@
 //! `cursor` and return `next_cursor`.
 
 mod auth;
+mod channels;
 mod error;
 mod health;
 mod history;
@@ -67,6 +69,7 @@ pub struct AppState {
         (name = "history", description = "results, incidents, events, status"),
         (name = "schema", description = "tool lists, their history and diffs"),
         (name = "keys", description = "API keys (admin)"),
+        (name = "alerts", description = "alert channels and deliveries"),
         (name = "health", description = "liveness and readiness")
     )
 )]
@@ -106,6 +109,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(history::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::delete))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::get, channels::update, channels::delete))
+        .routes(routes!(channels::test))
+        .routes(routes!(channels::channel_deliveries))
+        .routes(routes!(channels::deliveries))
+        .routes(routes!(channels::retry))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -257,7 +257,7 @@ fn slugify(name: &str) -> String {
 }
 
 /// http(s), a host, and an address the policy allows (checked now, and again at every probe).
-async fn validate_url(text: &str, policy: &AddressPolicy) -> Result<(), String> {
+pub(crate) async fn validate_url(text: &str, policy: &AddressPolicy) -> Result<(), String> {
     let url = url::Url::parse(text).map_err(|e| format!("is not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(

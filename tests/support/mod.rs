@@ -28,3 +28,4 @@ pub async fn probe(url: &str) -> ProbeReport {
 }
 pub mod app;
 pub mod db;
+pub mod webhook_rx;

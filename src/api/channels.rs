@@ -1,0 +1,385 @@
+//! `/api/v1/channels` and `/api/v1/deliveries`: where alerts go, and what happened to each.
+//!
+//! A webhook channel has a URL (checked against the address policy, like probe targets), a
+//! format (`standard` | `slack` | `discord`), optional extra headers and, for `standard`, a
+//! `whsec_` signing secret: generated when not given, shown once on creation, sealed at rest,
+//! never returned again.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiJson, FieldError};
+use super::{AppState, next_cursor, now_ms, page, rfc3339};
+use crate::alert::{DEFAULT_EVENTS, EVENT_TYPES, webhook};
+use crate::store::{ChannelRecord, DeliveryRecord, EventRecord};
+
+/// A channel as clients send it (POST: `name` and `url` required; PATCH: any subset).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelInput {
+    name: Option<String>,
+    /// Only `webhook` for now.
+    kind: Option<String>,
+    url: Option<String>,
+    /// `standard` (default), `slack` or `discord`.
+    format: Option<String>,
+    /// Extra request headers (write-only).
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// A `whsec_…` secret for the standard format; generated when absent.
+    secret: Option<String>,
+    /// Server ids or slugs to follow; with `tags` empty too: every server.
+    servers: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    /// Event types; default: server.down, server.up, server.auth_failed, schema.changed.
+    events: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+fn channel_json(c: &ChannelRecord) -> Value {
+    let headers: serde_json::Map<String, Value> = c
+        .header_names
+        .iter()
+        .map(|n| (n.clone(), json!("***")))
+        .collect();
+    json!({
+        "id": c.id, "name": c.name, "kind": c.kind, "url": c.url, "format": c.format, "headers": headers,
+        "secret": c.secret_enc.as_ref().map(|_| "***"), "servers": c.server_ids, "tags": c.tags, "events": c.events,
+        "enabled": c.enabled, "disabled_reason": c.disabled_reason,
+        "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// Validate `input` over `c`; returns a newly generated secret to show once.
+async fn apply(
+    app: &AppState,
+    input: ChannelInput,
+    c: &mut ChannelRecord,
+    creating: bool,
+) -> Result<Option<String>, ApiError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.into(),
+            message,
+        })
+    };
+    match input.name.map(|n| n.trim().to_string()) {
+        Some(n) if n.is_empty() || n.len() > 200 => err("name", "must be 1-200 characters".into()),
+        Some(n) => c.name = n,
+        None if creating => err("name", "is required".into()),
+        None => {}
+    }
+    match input.kind.as_deref() {
+        None | Some("webhook") => {}
+        Some("email") => err(
+            "kind",
+            "email channels are not available in this version; use a webhook".into(),
+        ),
+        Some(other) => err("kind", format!("'{other}' is not a channel kind (webhook)")),
+    }
+    match input.format.as_deref() {
+        None => {}
+        Some(f @ ("standard" | "slack" | "discord")) => c.format = Some(f.to_string()),
+        Some(other) => err(
+            "format",
+            format!("'{other}' is not one of standard, slack, discord"),
+        ),
+    }
+    match input.url {
+        Some(u) => match super::servers::validate_url(u.trim(), &app.settings.policy).await {
+            Ok(()) => c.url = Some(u.trim().to_string()),
+            Err(m) => err("url", m),
+        },
+        None if creating => err("url", "is required".into()),
+        None => {}
+    }
+    if let Some(h) = input.headers {
+        let bad = h.iter().find(|(k, v)| {
+            k.is_empty()
+                || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                || v.bytes().any(|b| b.is_ascii_control())
+        });
+        if let Some((k, _)) = bad {
+            err(
+                "headers",
+                format!(
+                    "'{k}' is not a valid header (name of letters, digits and -; value without control characters)"
+                ),
+            );
+        } else {
+            c.header_names = h.keys().cloned().collect();
+            let plain = serde_json::to_vec(&h.into_iter().collect::<Vec<_>>()).unwrap_or_default();
+            c.headers_enc = if c.header_names.is_empty() {
+                None
+            } else {
+                Some(
+                    app.sealer
+                        .seal(&plain)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                )
+            };
+        }
+    }
+    let mut shown_secret = None;
+    match input.secret {
+        Some(s) => match webhook::validate_secret(&s) {
+            Ok(()) => {
+                c.secret_enc = Some(
+                    app.sealer
+                        .seal(s.as_bytes())
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                )
+            }
+            Err(e) => err("secret", e.to_string()),
+        },
+        None if creating && c.format.as_deref() == Some("standard") => {
+            let s = webhook::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
+            c.secret_enc = Some(
+                app.sealer
+                    .seal(s.as_bytes())
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            );
+            shown_secret = Some(s);
+        }
+        None => {}
+    }
+    if let Some(servers) = input.servers {
+        let mut ids = Vec::new();
+        for s in servers {
+            match app.store.get_server(&s).await? {
+                Some(found) => ids.push(found.id),
+                None => err("servers", format!("no server with id or slug '{s}'")),
+            }
+        }
+        c.server_ids = ids;
+    }
+    if let Some(tags) = input.tags {
+        c.tags = tags;
+    }
+    if let Some(events) = input.events {
+        match events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
+            Some(bad) => err(
+                "events",
+                format!("'{bad}' is not an event type ({})", EVENT_TYPES.join(", ")),
+            ),
+            None if events.is_empty() => {
+                err("events", "subscribe to at least one event type".into())
+            }
+            None => c.events = events,
+        }
+    }
+    if let Some(e) = input.enabled {
+        c.enabled = e;
+        if e {
+            c.disabled_reason = None;
+        }
+    }
+    if errors.is_empty() {
+        Ok(shown_secret)
+    } else {
+        Err(ApiError::Invalid(errors))
+    }
+}
+
+async fn find_channel(app: &AppState, id: &str) -> Result<ChannelRecord, ApiError> {
+    app.store
+        .get_channel(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no channel with id '{id}'")))
+}
+
+#[utoipa::path(post, path = "/channels", tag = "alerts", request_body = ChannelInput, responses((status = 201, description = "the channel; a generated secret is shown once", body = Value), (status = 422, description = "invalid input", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<ChannelInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let now = now_ms();
+    let mut c = ChannelRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: String::new(),
+        kind: "webhook".into(),
+        url: None,
+        format: Some("standard".into()),
+        headers_enc: None,
+        header_names: Vec::new(),
+        secret_enc: None,
+        recipients: Vec::new(),
+        server_ids: Vec::new(),
+        tags: Vec::new(),
+        events: DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect(),
+        enabled: true,
+        disabled_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = apply(&app, input, &mut c, true).await?;
+    app.store.insert_channel(&c).await?;
+    app.ingest.channels_changed().await;
+    let mut body = channel_json(&c);
+    if let Some(s) = secret {
+        body["secret"] = json!(s);
+        body["note"] = json!("the signing secret is shown only now; store it with the receiver");
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[utoipa::path(get, path = "/channels", tag = "alerts", responses((status = 200, description = "every channel", body = Value)), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let all = app.store.list_channels().await?;
+    Ok(Json(
+        json!({"items": all.iter().map(channel_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[utoipa::path(get, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 200, description = "one channel", body = Value), (status = 404, description = "no such channel", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(channel_json(&find_channel(&app, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), request_body = ChannelInput, responses((status = 200, description = "the changed channel", body = Value), (status = 422, description = "invalid input", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn update(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ChannelInput>,
+) -> Result<Json<Value>, ApiError> {
+    let mut c = find_channel(&app, &id).await?;
+    apply(&app, input, &mut c, false).await?;
+    c.updated_at = now_ms();
+    app.store.update_channel(&c).await?;
+    app.ingest.channels_changed().await;
+    Ok(Json(channel_json(&c)))
+}
+
+#[utoipa::path(delete, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 204, description = "deleted with its deliveries"), (status = 404, description = "no such channel", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !app.store.delete_channel(&id).await? {
+        return Err(ApiError::NotFound(format!("no channel with id '{id}'")));
+    }
+    app.ingest.channels_changed().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send a `test` event now and return the result (not stored as a delivery).
+#[utoipa::path(post, path = "/channels/{id}/test", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 200, description = "{delivered, http_status, error, duration_ms}", body = Value)), security(("bearer" = [])))]
+pub async fn test(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = find_channel(&app, &id).await?;
+    let event = EventRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        server_id: None,
+        kind: "test".into(),
+        at: now_ms(),
+        payload: json!({"message": "a test from mcpwatch", "channel": {"id": c.id, "name": c.name}}),
+    };
+    let delivery_id = format!("test-{}", event.id);
+    let outcome = app.dispatcher.send(&c, &event, &delivery_id).await;
+    Ok(Json(json!({
+        "delivered": outcome.delivered(), "http_status": outcome.http_status, "error": outcome.error,
+        "duration_ms": outcome.duration_ms, "webhook_id": delivery_id,
+    })))
+}
+
+fn delivery_json(d: &DeliveryRecord, attempts: Option<Value>) -> Value {
+    let mut v = json!({
+        "id": d.id, "event_id": d.event_id, "channel_id": d.channel_id, "status": d.status, "attempts": d.attempts,
+        "next_attempt_at": (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+        "last_http_status": d.last_status, "last_error": d.last_error,
+        "created_at": rfc3339(d.created_at), "delivered_at": d.delivered_at.map(rfc3339),
+    });
+    if let Some(a) = attempts {
+        v["attempt_log"] = a;
+    }
+    v
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// pending, sending, delivered or dead.
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn delivery_page(
+    app: &AppState,
+    channel: Option<&str>,
+    q: DeliveriesQuery,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(s) = &q.status
+        && !["pending", "sending", "delivered", "dead"].contains(&s.as_str())
+    {
+        return Err(ApiError::field(
+            "status",
+            "must be one of pending, sending, delivered, dead",
+        ));
+    }
+    let pg = page(q.limit, q.cursor.as_deref())?;
+    let rows = app
+        .store
+        .list_deliveries(channel, q.status.as_deref(), &pg)
+        .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for d in &rows {
+        let attempts = app.store.list_attempts(&d.id).await?;
+        let log: Vec<Value> = attempts
+            .iter()
+            .map(|a| json!({"at": rfc3339(a.at), "http_status": a.http_status, "error": a.error, "duration_ms": a.duration_ms}))
+            .collect();
+        items.push(delivery_json(d, Some(json!(log))));
+    }
+    let next = next_cursor(&rows, pg.limit, |d| (d.created_at, d.id.clone()));
+    Ok(Json(json!({"items": items, "next_cursor": next})))
+}
+
+#[utoipa::path(get, path = "/channels/{id}/deliveries", tag = "alerts", params(("id" = String, Path, description = "channel id"), DeliveriesQuery), responses((status = 200, description = "deliveries with every attempt", body = Value)), security(("bearer" = [])))]
+pub async fn channel_deliveries(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DeliveriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let c = find_channel(&app, &id).await?;
+    delivery_page(&app, Some(&c.id), q).await
+}
+
+#[utoipa::path(get, path = "/deliveries", tag = "alerts", params(DeliveriesQuery), responses((status = 200, description = "deliveries with every attempt", body = Value)), security(("bearer" = [])))]
+pub async fn deliveries(
+    State(app): State<AppState>,
+    Query(q): Query<DeliveriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    delivery_page(&app, None, q).await
+}
+
+/// Re-queue a dead delivery (same id, so receivers still dedupe).
+#[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "alerts", params(("id" = String, Path, description = "delivery id")), responses((status = 200, description = "queued again", body = Value), (status = 409, description = "not dead", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn retry(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = app
+        .store
+        .get_delivery(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no delivery with id '{id}'")))?;
+    if !app.store.requeue_delivery(&d.id, now_ms()).await? {
+        return Err(ApiError::Conflict(format!(
+            "delivery '{id}' is {}, only dead deliveries can be retried",
+            d.status
+        )));
+    }
+    app.dispatcher.wake.notify_one();
+    let d = app.store.get_delivery(&id).await?.unwrap_or(d);
+    Ok(Json(delivery_json(&d, None)))
+}

@@ -1,0 +1,464 @@
+//! Alerts: channels over the API, signed webhooks for real state changes, retries with the same
+//! id under a manual clock, and two dispatchers on one Postgres delivering each row once.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use mcpwatch::alert::dispatcher::{Clock, Dispatcher};
+use mcpwatch::probe::AddressPolicy;
+use mcpwatch::secrets::Sealer;
+use mcpwatch::store::{
+    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, ServerRecord, Store,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::app::{ADMIN_TOKEN, spawn_app};
+use support::db::{BACKENDS, Backend, TestDb};
+use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+use support::webhook_rx::{Receiver, verify};
+
+#[tokio::test]
+async fn channels_validate_input_and_never_show_secrets_again() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let rx = Receiver::start().await;
+        let (s, created) = app
+            .post(
+                "/api/v1/channels",
+                json!({"name": "ops", "url": rx.url, "headers": {"X-Token": "hdr-secret"}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let secret = created["secret"].as_str().unwrap();
+        assert!(secret.starts_with("whsec_"), "generated and shown once");
+        assert_eq!(
+            created["events"],
+            json!([
+                "server.down",
+                "server.up",
+                "server.auth_failed",
+                "schema.changed"
+            ])
+        );
+        let id = created["id"].as_str().unwrap();
+        let (_, again) = app.get(&format!("/api/v1/channels/{id}")).await;
+        assert_eq!(again["secret"], "***");
+        assert_eq!(again["headers"], json!({"X-Token": "***"}));
+        let (_, list) = app.get("/api/v1/channels").await;
+        assert!(!list.to_string().contains(secret) && !list.to_string().contains("hdr-secret"));
+
+        for (body, field) in [
+            (json!({"name": "x", "url": "http://10.0.0.1/hook"}), "url"),
+            (
+                json!({"name": "x", "url": "https://hooks.example/x", "events": ["server.exploded"]}),
+                "events",
+            ),
+            (
+                json!({"name": "x", "url": "https://hooks.example/x", "kind": "email"}),
+                "kind",
+            ),
+            (
+                json!({"name": "x", "url": "https://hooks.example/x", "format": "teams"}),
+                "format",
+            ),
+            (
+                json!({"name": "x", "url": "https://hooks.example/x", "secret": "whsec_***"}),
+                "secret",
+            ),
+            (
+                json!({"name": "x", "url": "https://hooks.example/x", "servers": ["nope"]}),
+                "servers",
+            ),
+        ] {
+            let (s, v) = app.post("/api/v1/channels", body.clone()).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+            assert!(
+                v["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["field"] == field),
+                "{body}: {v}"
+            );
+        }
+        let (s, test) = app
+            .post(&format!("/api/v1/channels/{id}/test"), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(test["delivered"], true, "{test}");
+        let got = rx.received();
+        assert_eq!(got[0].json()["type"], "test");
+        assert!(verify(secret, &got[0]), "the test event is signed");
+        assert_eq!(got[0].header("x-token"), "hdr-secret");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_real_outage_reaches_the_webhook_signed_then_recovery() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let rx = Receiver::start().await;
+        let (_, ch) = app
+            .post(
+                "/api/v1/channels",
+                json!({"name": "ops", "url": rx.url, "tags": ["prod"]}),
+            )
+            .await;
+        let secret = ch["secret"].as_str().unwrap().to_string();
+        let (_, slack) = app.post("/api/v1/channels", json!({"name": "chat", "url": rx.url, "format": "slack", "events": ["server.down"]})).await;
+        assert!(slack["secret"].is_null(), "chat formats are not signed");
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        let (s, _) = app
+            .post(
+                "/api/v1/servers",
+                json!({"name": "Weather", "url": fake.url(), "tags": ["prod"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fake.update(|c| {
+            c.fault = Fault::Hang;
+            c.fault_on = "tools/list";
+        });
+        let patch = json!({"timeout_seconds": 1});
+        app.call(
+            Method::PATCH,
+            "/api/v1/servers/weather",
+            Some(ADMIN_TOKEN),
+            Some(patch),
+        )
+        .await;
+        app.post("/api/v1/servers/weather/check", json!({})).await;
+        app.post("/api/v1/servers/weather/check", json!({})).await;
+        fake.update(|c| c.fault = Fault::None);
+        app.post("/api/v1/servers/weather/check", json!({})).await;
+
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got = rx.received();
+            if got.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let standard: Vec<_> = got
+            .iter()
+            .filter(|r| !r.header("webhook-id").is_empty())
+            .collect();
+        let chat: Vec<_> = got
+            .iter()
+            .filter(|r| r.header("webhook-id").is_empty())
+            .collect();
+        assert_eq!(
+            standard.len(),
+            2,
+            "{backend:?}: down and up: {:?}",
+            got.iter().map(|r| r.json()).collect::<Vec<_>>()
+        );
+        let down = standard
+            .iter()
+            .find(|r| r.json()["type"] == "server.down")
+            .expect("server.down");
+        let up = standard
+            .iter()
+            .find(|r| r.json()["type"] == "server.up")
+            .expect("server.up");
+        for r in [down, up] {
+            assert!(
+                verify(&secret, r),
+                "an independent verifier accepts the signature"
+            );
+        }
+        let d = down.json();
+        assert_eq!(d["version"], 1);
+        assert_eq!(d["data"]["server"]["slug"], "weather");
+        assert_eq!(
+            (d["data"]["from"].as_str(), d["data"]["to"].as_str()),
+            (Some("up"), Some("down"))
+        );
+        assert_eq!(d["data"]["failure"]["kind"], "timeout");
+        assert_eq!(d["data"]["failure"]["phase"], "tools_list");
+        assert!(d["data"]["incident_id"].is_string());
+        assert_eq!(up.json()["data"]["incident_id"], d["data"]["incident_id"]);
+        assert_eq!(chat.len(), 1, "the slack channel wants server.down only");
+        assert_eq!(
+            chat[0].json()["text"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+            "DOWN: Weather — timeout in tools_list from local"
+        );
+
+        let (_, deliveries) = app.get("/api/v1/deliveries?status=delivered").await;
+        let ids: Vec<&str> = deliveries["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&down.header("webhook-id").as_str()),
+            "webhook-id is the delivery id"
+        );
+        assert_eq!(deliveries["items"][0]["attempt_log"][0]["http_status"], 200);
+        app.stop().await;
+    }
+}
+
+fn manual_clock(start: i64) -> (Arc<AtomicI64>, Clock) {
+    let now = Arc::new(AtomicI64::new(start));
+    let reader = now.clone();
+    (now, Arc::new(move || reader.load(Ordering::SeqCst)))
+}
+
+fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord {
+    ChannelRecord {
+        id: id.into(),
+        name: id.into(),
+        kind: "webhook".into(),
+        url: Some(url.into()),
+        format: Some("standard".into()),
+        headers_enc: None,
+        header_names: vec![],
+        secret_enc: Some(sealer.seal(secret.as_bytes()).unwrap()),
+        recipients: vec![],
+        server_ids: vec![],
+        tags: vec![],
+        events: vec!["server.down".into()],
+        enabled: true,
+        disabled_reason: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn server() -> ServerRecord {
+    ServerRecord {
+        id: "srv".into(),
+        slug: "srv".into(),
+        name: "Srv".into(),
+        url: "https://x.example/mcp".into(),
+        header_names: vec![],
+        headers_enc: None,
+        interval_seconds: 60,
+        timeout_seconds: 10,
+        tags: vec![],
+        public: false,
+        paused: false,
+        failures_to_down: 2,
+        successes_to_up: 1,
+        degraded_latency_ms: None,
+        expect_auth: false,
+        era_hint: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+/// `n` server.down events, each with an outbox row for `channel_id`, at time `at`.
+fn events_with_deliveries(n: usize, channel_id: &str, at: i64) -> BatchWrites {
+    let mut w = BatchWrites::default();
+    for i in 0..n {
+        let event_id = format!("evt-{i}");
+        w.events.push(EventRecord {
+            id: event_id.clone(),
+            server_id: Some("srv".into()),
+            kind: "server.down".into(),
+            at,
+            payload: json!({"server": {"slug": "srv", "name": "Srv"}, "i": i}),
+        });
+        w.outbox.push(DeliveryRecord {
+            id: format!("dlv-{i:03}"),
+            event_id,
+            channel_id: channel_id.into(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: at,
+            lease_until: None,
+            last_status: None,
+            last_error: None,
+            created_at: at,
+            delivered_at: None,
+        });
+    }
+    w
+}
+
+async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, Sealer) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.insert_server(&server()).await.unwrap();
+    (db, store, Sealer::new(&[9; 32]))
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_on_schedule_with_the_same_id() {
+    for backend in BACKENDS {
+        let (db, store, sealer) = setup(backend).await;
+        let rx = Receiver::start().await;
+        rx.reply_with(&[503, 500]);
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        store
+            .insert_channel(&channel("ch", &rx.url, &sealer, secret))
+            .await
+            .unwrap();
+        let t0 = 1_800_000_000_000;
+        store
+            .commit_batch(&events_with_deliveries(1, "ch", t0))
+            .await
+            .unwrap();
+        let (now, clock) = manual_clock(t0);
+        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+        let d = Dispatcher::new(
+            store.clone(),
+            sealer.clone(),
+            policy,
+            None,
+            clock,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+
+        assert_eq!(d.tick().await.unwrap(), 1, "{backend:?}");
+        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.last_status),
+            ("pending", 1, Some(503))
+        );
+        let wait = row.next_attempt_at - t0;
+        assert!(
+            (8_000..=12_000).contains(&wait),
+            "first retry after 10 s ±20 %: {wait}"
+        );
+        assert_eq!(d.tick().await.unwrap(), 0, "not due yet");
+        now.store(row.next_attempt_at, Ordering::SeqCst);
+        assert_eq!(d.tick().await.unwrap(), 1);
+        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+        assert!(
+            (24_000..=36_000).contains(&(row.next_attempt_at - now.load(Ordering::SeqCst))),
+            "then 30 s"
+        );
+        now.store(row.next_attempt_at, Ordering::SeqCst);
+        assert_eq!(d.tick().await.unwrap(), 1);
+        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.attempts), ("delivered", 3));
+
+        let got = rx.received();
+        assert_eq!(got.len(), 3);
+        assert!(
+            got.iter().all(|r| r.header("webhook-id") == "dlv-000"),
+            "same id on every retry"
+        );
+        assert!(
+            got.iter().all(|r| verify(secret, r)),
+            "each retry freshly signed"
+        );
+        let attempts = store.list_attempts("dlv-000").await.unwrap();
+        assert_eq!(
+            attempts.iter().map(|a| a.http_status).collect::<Vec<_>>(),
+            vec![Some(503), Some(500), Some(200)]
+        );
+
+        // Past 24 h a delivery is dead; a 410 disables the channel.
+        rx.reply_with(&[410]);
+        let mut w = events_with_deliveries(1, "ch", t0);
+        w.events = vec![EventRecord {
+            id: "evt-late".into(),
+            server_id: Some("srv".into()),
+            kind: "server.down".into(),
+            at: t0,
+            payload: json!({}),
+        }];
+        w.outbox = vec![DeliveryRecord {
+            id: "dlv-late".into(),
+            event_id: "evt-late".into(),
+            ..w.outbox[0].clone()
+        }];
+        store.commit_batch(&w).await.unwrap();
+        now.store(t0 + 25 * 3600 * 1000, Ordering::SeqCst);
+        d.tick().await.unwrap();
+        let late = store.get_delivery("dlv-late").await.unwrap().unwrap();
+        assert_eq!(late.status, "dead");
+        let ch = store.get_channel("ch").await.unwrap().unwrap();
+        assert!(!ch.enabled && ch.disabled_reason.as_deref().unwrap().contains("410"));
+        assert!(
+            store.requeue_delivery("dlv-late", t0).await.unwrap(),
+            "dead rows can be re-queued"
+        );
+        assert!(
+            !store.requeue_delivery("dlv-000", t0).await.unwrap(),
+            "delivered rows cannot"
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn two_dispatchers_on_one_postgres_deliver_each_row_exactly_once() {
+    let (db, store, sealer) = setup(Backend::Postgres).await;
+    let rx = Receiver::start().await;
+    store
+        .insert_channel(&channel(
+            "ch",
+            &rx.url,
+            &sealer,
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ))
+        .await
+        .unwrap();
+    let t0 = 1_800_000_000_000;
+    store
+        .commit_batch(&events_with_deliveries(60, "ch", t0))
+        .await
+        .unwrap();
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        // Each dispatcher has its own pool, like a separate replica.
+        let own = mcpwatch::store::open(&db.url, 4).await.unwrap();
+        let (_, clock) = manual_clock(t0);
+        let d = Dispatcher::new(
+            own,
+            sealer.clone(),
+            policy.clone(),
+            None,
+            clock,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        workers.push(tokio::spawn(async move {
+            let mut handled = 0;
+            loop {
+                match d.tick().await.unwrap() {
+                    0 => break handled,
+                    n => handled += n,
+                }
+            }
+        }));
+    }
+    let mut per_worker = Vec::new();
+    for w in workers {
+        per_worker.push(w.await.unwrap());
+    }
+    assert_eq!(per_worker.iter().sum::<usize>(), 60, "{per_worker:?}");
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in rx.received() {
+        *counts.entry(r.header("webhook-id")).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 60);
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "no row sent twice: {counts:?}"
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    store.close().await;
+    db.cleanup().await;
+}
