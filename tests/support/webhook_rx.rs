@@ -35,6 +35,8 @@ impl Received {
 struct Inner {
     received: Vec<Received>,
     replies: VecDeque<u16>,
+    /// While set, requests are recorded but not answered (a delivery caught in flight).
+    hold: bool,
 }
 
 pub struct Receiver {
@@ -54,9 +56,16 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let mut g = inner.lock().unwrap();
-    g.received.push(Received { headers, body });
-    StatusCode::from_u16(g.replies.pop_front().unwrap_or(200)).unwrap()
+    inner
+        .lock()
+        .unwrap()
+        .received
+        .push(Received { headers, body });
+    while inner.lock().unwrap().hold {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let reply = inner.lock().unwrap().replies.pop_front().unwrap_or(200);
+    StatusCode::from_u16(reply).unwrap()
 }
 
 impl Receiver {
@@ -80,6 +89,11 @@ impl Receiver {
             .unwrap()
             .replies
             .extend(statuses.iter().copied());
+    }
+
+    /// Hold (record but do not answer) requests until `hold(false)`.
+    pub fn hold(&self, on: bool) {
+        self.inner.lock().unwrap().hold = on;
     }
 
     pub fn received(&self) -> Vec<Received> {
