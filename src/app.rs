@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::dispatcher::{Dispatcher, system_clock};
+use crate::alert::email::Mailer;
 use crate::api::{self, AppState, KeyCache};
 use crate::config::Settings;
 use crate::ingest::{self, IngestHandle, IngestItem};
@@ -111,6 +112,25 @@ impl App {
             settings.delivery_lease,
         )
         .map_err(|e| AppError::Schedule(format!("alert dispatcher: {e}")))?;
+        let dispatcher = match (&settings.smtp_url, &settings.smtp_from) {
+            (Some(url), Some(from)) => {
+                dispatcher.with_mailer(Mailer::new(url, from).map_err(AppError::Schedule)?)
+            }
+            _ => {
+                let email = store
+                    .list_channels()
+                    .await?
+                    .iter()
+                    .filter(|c| c.kind == "email")
+                    .count();
+                if email > 0 {
+                    return Err(AppError::Schedule(format!(
+                        "MCPWATCH_SMTP_URL: {email} email channel(s) exist but SMTP is not configured (set MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM)"
+                    )));
+                }
+                dispatcher
+            }
+        };
         let stop_ingest = CancellationToken::new();
         let (ingest, ingest_task) = ingest::spawn(
             store.clone(),

@@ -58,6 +58,8 @@ struct Raw {
     db_max_connections: Option<u32>,
     public_url: Option<String>,
     delivery_lease: Option<u64>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
 }
 
 /// How logs are written.
@@ -97,6 +99,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// How long a dispatcher holds a claimed delivery before another may take it over.
     pub delivery_lease: Duration,
+    /// SMTP for email channels: `smtp://`, `smtps://` or `smtp://…?tls=required` (STARTTLS),
+    /// with optional user:password. Never logged.
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -252,6 +258,32 @@ impl Settings {
         if db_max_connections == 0 {
             return Err(invalid("MCPWATCH_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        let smtp_url = raw.smtp_url.filter(|u| !u.is_empty());
+        if let Some(u) = &smtp_url {
+            let ok = url::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host().is_some());
+            if !ok {
+                return Err(invalid(
+                    "MCPWATCH_SMTP_URL",
+                    "expected smtp://host:port, smtps://host:port or smtp://host:port?tls=required, with optional user:password (the value is not shown)",
+                ));
+            }
+        }
+        let smtp_from = raw.smtp_from.filter(|f| !f.is_empty());
+        if let Some(f) = &smtp_from
+            && f.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(invalid(
+                "MCPWATCH_SMTP_FROM",
+                format!("'{f}' is not an email address like mcpwatch@example.com"),
+            ));
+        }
+        if smtp_url.is_some() != smtp_from.is_some() {
+            return Err(invalid(
+                "MCPWATCH_SMTP_FROM",
+                "MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM go together",
+            ));
+        }
         let lease = raw.delivery_lease.unwrap_or(30);
         if !(11..=3600).contains(&lease) {
             return Err(invalid(
@@ -283,6 +315,8 @@ impl Settings {
             db_max_connections,
             public_url,
             delivery_lease: Duration::from_secs(lease),
+            smtp_url,
+            smtp_from,
         })
     }
 

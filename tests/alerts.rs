@@ -196,7 +196,16 @@ async fn a_real_outage_reaches_the_webhook_signed_then_recovery() {
             "DOWN: Weather — timeout in tools_list from local"
         );
 
-        let (_, deliveries) = app.get("/api/v1/deliveries?status=delivered").await;
+        // Three deliveries (down and up to the standard channel, down to chat), recorded a
+        // moment after the receiver answered.
+        let mut deliveries = serde_json::Value::Null;
+        for _ in 0..100 {
+            deliveries = app.get("/api/v1/deliveries?status=delivered").await.1;
+            if deliveries["items"].as_array().is_some_and(|a| a.len() == 3) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let ids: Vec<&str> = deliveries["items"]
             .as_array()
             .unwrap()
@@ -461,4 +470,87 @@ async fn two_dispatchers_on_one_postgres_deliver_each_row_exactly_once() {
     assert_eq!(store.pending_deliveries().await.unwrap(), 0);
     store.close().await;
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn email_channels_send_one_readable_message_per_event() {
+    for backend in BACKENDS {
+        let smtp = support::smtp::SmtpServer::start();
+        let url = smtp.url();
+        let app = support::app::spawn_app_with(backend, move |s| {
+            s.smtp_url = Some(url);
+            s.smtp_from = Some("mcpwatch <alerts@mcpwatch.test>".into());
+            s.public_url = Some("https://status.mcpwatch.test".into());
+        })
+        .await;
+        let (s, ch) = app.post("/api/v1/channels", json!({"name": "oncall", "kind": "email", "recipients": ["ops@example.test", "lead@example.test"]})).await;
+        assert_eq!(s, StatusCode::CREATED, "{ch}");
+        assert!(ch["secret"].is_null());
+        let (s, bad) = app
+            .post(
+                "/api/v1/channels",
+                json!({"name": "x", "kind": "email", "recipients": ["not an address"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        app.post(
+            "/api/v1/servers",
+            json!({"name": "Mailer Test", "url": fake.url()}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fake.update(|c| {
+            c.fault = Fault::Html200;
+            c.fault_on = "*";
+        });
+        app.post("/api/v1/servers/mailer-test/check", json!({}))
+            .await;
+        app.post("/api/v1/servers/mailer-test/check", json!({}))
+            .await;
+        let mut mails = Vec::new();
+        for _ in 0..100 {
+            mails = smtp.mails();
+            if !mails.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(mails.len(), 1, "{backend:?}: one message per event");
+        let m = &mails[0];
+        assert_eq!(m.from, "alerts@mcpwatch.test");
+        let mut to = m.to.clone();
+        to.sort();
+        assert_eq!(to, vec!["lead@example.test", "ops@example.test"]);
+        assert!(
+            m.data.contains("Subject: [mcpwatch] DOWN: Mailer Test =?")
+                || m.data.contains("Subject: [mcpwatch] DOWN: Mailer Test"),
+            "{}",
+            m.data
+        );
+        assert!(m.data.contains("multipart/alternative"));
+        assert!(m.data.contains("text/plain") && m.data.contains("text/html"));
+        assert!(m.data.contains("not_mcp in handshake"), "{}", m.data);
+        assert!(
+            m.data
+                .contains("https://status.mcpwatch.test/s/mailer-test")
+        );
+        // The SMTP server has the message a moment before the dispatcher records the result.
+        let mut deliveries = serde_json::Value::Null;
+        for _ in 0..100 {
+            deliveries = app.get("/api/v1/deliveries").await.1;
+            if deliveries["items"][0]["status"] == "delivered" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let id = deliveries["items"][0]["id"].as_str().unwrap();
+        assert!(
+            m.data.contains(&format!("Message-ID: <{id}@mcpwatch>")),
+            "the delivery id is the Message-ID"
+        );
+        assert_eq!(deliveries["items"][0]["status"], "delivered");
+        app.stop().await;
+    }
 }

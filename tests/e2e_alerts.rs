@@ -162,13 +162,21 @@ async fn sigkill_mid_delivery_loses_nothing_and_mints_no_new_ids() {
     );
     assert!(verify(&secret, &got[1]));
     assert_eq!(got[1].json()["type"], "server.down");
-    let deliveries = api(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/api/v1/deliveries"),
-        None,
-    )
-    .await;
+    // Recorded a moment after the receiver answered.
+    let mut deliveries = Value::Null;
+    for _ in 0..100 {
+        deliveries = api(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}/api/v1/deliveries"),
+            None,
+        )
+        .await;
+        if deliveries["items"][0]["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let items = deliveries["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "one delivery, not a new one per restart");
     assert_eq!(items[0]["status"], "delivered");

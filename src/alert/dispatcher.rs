@@ -40,11 +40,14 @@ pub struct SendOutcome {
     pub http_status: Option<u16>,
     pub error: Option<String>,
     pub duration_ms: f64,
+    /// A permanent refusal (a 5xx SMTP reply): retrying cannot help.
+    pub permanent: bool,
 }
 
 impl SendOutcome {
+    /// A 2xx from a webhook, or an email the SMTP server accepted.
     pub fn delivered(&self) -> bool {
-        self.http_status.is_some_and(|s| (200..300).contains(&s))
+        self.error.is_none() && self.http_status.is_none_or(|s| (200..300).contains(&s))
     }
 }
 
@@ -58,6 +61,7 @@ pub struct Dispatcher {
     public_url: Option<String>,
     clock: Clock,
     lease: Duration,
+    mailer: Option<super::email::Mailer>,
     /// Notified when new rows are written, so delivery does not wait for the next poll.
     pub wake: Arc<Notify>,
 }
@@ -80,8 +84,15 @@ impl Dispatcher {
             public_url,
             clock,
             lease,
+            mailer: None,
             wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Send email channels through this SMTP sender.
+    pub fn with_mailer(mut self, mailer: super::email::Mailer) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// Deliver until `stop`; the batch in hand is finished first.
@@ -134,11 +145,13 @@ impl Dispatcher {
                     c.disabled_reason.clone().unwrap_or_default()
                 )),
                 duration_ms: 0.0,
+                permanent: true,
             },
             _ => SendOutcome {
                 http_status: None,
                 error: Some("event or channel no longer exists".into()),
                 duration_ms: 0.0,
+                permanent: true,
             },
         };
         let now = (self.clock)();
@@ -146,11 +159,12 @@ impl Dispatcher {
         d.last_status = outcome.http_status.map(i64::from);
         d.last_error = outcome.error.clone();
         let gone = outcome.http_status == Some(410);
+        let permanent = gone || outcome.permanent;
         let unusable = event.is_none() || channel.as_ref().is_none_or(|c| !c.enabled);
         if outcome.delivered() {
             d.status = "delivered".into();
             d.delivered_at = Some(now);
-        } else if gone || unusable || now - d.created_at >= GIVE_UP_AFTER.as_millis() as i64 {
+        } else if permanent || unusable || now - d.created_at >= GIVE_UP_AFTER.as_millis() as i64 {
             d.status = "dead".into();
         } else {
             d.status = "pending".into();
@@ -192,7 +206,26 @@ impl Dispatcher {
             http_status,
             error,
             duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            permanent: false,
         };
+        if channel.kind == "email" {
+            let Some(mailer) = &self.mailer else {
+                return done(
+                    None,
+                    Some("email channel, but MCPWATCH_SMTP_URL is not configured".into()),
+                );
+            };
+            return match mailer
+                .send(channel, event, delivery_id, self.public_url.as_deref())
+                .await
+            {
+                Ok(()) => done(None, None),
+                Err(e) => SendOutcome {
+                    permanent: e.permanent,
+                    ..done(None, Some(e.message))
+                },
+            };
+        }
         let Some(url) = channel.url.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
             return done(None, Some("channel has no valid URL".into()));
         };

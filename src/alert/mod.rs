@@ -6,11 +6,13 @@
 //! - `dispatcher.rs`: claims due outbox rows (a lease; `FOR UPDATE SKIP LOCKED` on Postgres),
 //!   sends, records every attempt, retries with backoff and jitter, gives up after 24 h.
 //! - `webhook.rs`: Standard Webhooks signing and payload, Slack and Discord bodies.
+//! - `email.rs`: multipart text + HTML messages over SMTP.
 //!
 //! Delivery is at least once; the outbox row id is the idempotency key (`webhook-id`), the
 //! same on every retry and after a crash.
 
 pub mod dispatcher;
+pub mod email;
 pub mod webhook;
 
 use std::time::Duration;

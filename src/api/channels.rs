@@ -21,8 +21,10 @@ use crate::store::{ChannelRecord, DeliveryRecord, EventRecord};
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
     name: Option<String>,
-    /// Only `webhook` for now.
+    /// `webhook` (default) or `email`.
     kind: Option<String>,
+    /// Email addresses (email channels).
+    recipients: Option<Vec<String>>,
     url: Option<String>,
     /// `standard` (default), `slack` or `discord`.
     format: Option<String>,
@@ -46,6 +48,7 @@ fn channel_json(c: &ChannelRecord) -> Value {
         .collect();
     json!({
         "id": c.id, "name": c.name, "kind": c.kind, "url": c.url, "format": c.format, "headers": headers,
+        "recipients": c.recipients,
         "secret": c.secret_enc.as_ref().map(|_| "***"), "servers": c.server_ids, "tags": c.tags, "events": c.events,
         "enabled": c.enabled, "disabled_reason": c.disabled_reason,
         "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
@@ -73,12 +76,44 @@ async fn apply(
         None => {}
     }
     match input.kind.as_deref() {
-        None | Some("webhook") => {}
-        Some("email") => err(
+        None => {}
+        Some("webhook") if creating => c.kind = "webhook".into(),
+        Some("email") if creating => {
+            if app.settings.smtp_url.is_none() {
+                err(
+                    "kind",
+                    "email channels need MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM on the daemon"
+                        .into(),
+                );
+            }
+            c.kind = "email".into();
+            c.format = None;
+        }
+        Some(k @ ("webhook" | "email")) if k != c.kind => err(
             "kind",
-            "email channels are not available in this version; use a webhook".into(),
+            "a channel's kind cannot change; create a new channel".into(),
         ),
-        Some(other) => err("kind", format!("'{other}' is not a channel kind (webhook)")),
+        Some("webhook" | "email") => {}
+        Some(other) => err(
+            "kind",
+            format!("'{other}' is not a channel kind (webhook, email)"),
+        ),
+    }
+    if let Some(recipients) = input.recipients {
+        match recipients
+            .iter()
+            .find(|r| r.parse::<lettre::message::Mailbox>().is_err())
+        {
+            Some(bad) => err("recipients", format!("'{bad}' is not an email address")),
+            None if recipients.is_empty() => err("recipients", "needs at least one address".into()),
+            None => c.recipients = recipients,
+        }
+    }
+    if c.kind == "email" && c.recipients.is_empty() && creating {
+        err(
+            "recipients",
+            "an email channel needs at least one address".into(),
+        );
     }
     match input.format.as_deref() {
         None => {}
@@ -89,11 +124,14 @@ async fn apply(
         ),
     }
     match input.url {
+        Some(_) if c.kind == "email" => {
+            err("url", "email channels take recipients, not a URL".into())
+        }
         Some(u) => match super::servers::validate_url(u.trim(), &app.settings.policy).await {
             Ok(()) => c.url = Some(u.trim().to_string()),
             Err(m) => err("url", m),
         },
-        None if creating => err("url", "is required".into()),
+        None if creating && c.kind == "webhook" => err("url", "is required".into()),
         None => {}
     }
     if let Some(h) = input.headers {
@@ -135,7 +173,7 @@ async fn apply(
             }
             Err(e) => err("secret", e.to_string()),
         },
-        None if creating && c.format.as_deref() == Some("standard") => {
+        None if creating && c.kind == "webhook" && c.format.as_deref() == Some("standard") => {
             let s = webhook::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
             c.secret_enc = Some(
                 app.sealer

@@ -28,4 +28,5 @@ pub async fn probe(url: &str) -> ProbeReport {
 }
 pub mod app;
 pub mod db;
+pub mod smtp;
 pub mod webhook_rx;

@@ -1,0 +1,181 @@
+//! Email alerts over SMTP (lettre on rustls): one multipart (text + HTML) message per event,
+//! a subject that says what happened, and `Message-ID: <delivery id@mcpwatch>` so a retry of
+//! the same delivery is recognisably the same message.
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::webhook::headline;
+use crate::store::{ChannelRecord, EventRecord};
+
+/// An SMTP sender.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+/// What a send produced: `Ok(())`, or the error and whether retrying can help.
+pub struct MailError {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl Mailer {
+    /// From `MCPWATCH_SMTP_URL` and `MCPWATCH_SMTP_FROM` (validated at start).
+    pub fn new(url: &str, from: &str) -> Result<Self, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("MCPWATCH_SMTP_URL: {}", redact(&e.to_string())))?
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .build();
+        let from = from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("MCPWATCH_SMTP_FROM: {e}"))?;
+        Ok(Mailer { transport, from })
+    }
+
+    pub async fn send(
+        &self,
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        delivery_id: &str,
+        public_url: Option<&str>,
+    ) -> Result<(), MailError> {
+        let subject = format!("[mcpwatch] {}", headline(event));
+        let (text, html) = bodies(event, public_url);
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(format!("<{delivery_id}@mcpwatch>")));
+        for r in &channel.recipients {
+            let to = r.parse::<Mailbox>().map_err(|e| MailError {
+                message: format!("recipient '{r}': {e}"),
+                permanent: true,
+            })?;
+            builder = builder.to(to);
+        }
+        let message = builder
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| MailError {
+                message: e.to_string(),
+                permanent: true,
+            })?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError {
+                permanent: e.is_permanent(),
+                message: redact(&e.to_string()),
+            })
+    }
+}
+
+/// SMTP errors can quote the URL; never let a password through.
+fn redact(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &text[..s], &text[at..]),
+        _ => text.to_string(),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Plain text and HTML bodies: what happened, where, why, and a link.
+pub fn bodies(event: &EventRecord, public_url: Option<&str>) -> (String, String) {
+    let d = &event.payload;
+    let mut lines: Vec<(String, String)> = Vec::new();
+    if let Some(name) = d["server"]["name"].as_str() {
+        lines.push((
+            "Server".into(),
+            format!("{name} ({})", d["server"]["url"].as_str().unwrap_or("")),
+        ));
+    }
+    if let (Some(from), Some(to)) = (d["from"].as_str(), d["to"].as_str()) {
+        lines.push(("State".into(), format!("{from} → {to}")));
+    }
+    if let Some(region) = d["region"].as_str() {
+        lines.push(("Region".into(), region.to_string()));
+    }
+    if let Some(kind) = d["failure"]["kind"].as_str() {
+        lines.push((
+            "Failure".into(),
+            format!(
+                "{kind} in {}: {}",
+                d["failure"]["phase"].as_str().unwrap_or("?"),
+                d["failure"]["message"].as_str().unwrap_or("")
+            ),
+        ));
+    }
+    if let Some(summary) = d["summary"].as_str() {
+        lines.push(("Schema".into(), summary.to_string()));
+    }
+    if let Some(id) = d["incident_id"].as_str() {
+        lines.push(("Incident".into(), id.to_string()));
+    }
+    lines.push(("When".into(), crate::api::rfc3339(event.at)));
+    let link = match (public_url, d["server"]["slug"].as_str()) {
+        (Some(base), Some(slug)) => Some(format!("{base}/s/{slug}")),
+        _ => None,
+    };
+    let title = headline(event);
+    let mut text = format!("{title}\n\n");
+    for (k, v) in &lines {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    if let Some(l) = &link {
+        text.push_str(&format!("\nStatus page: {l}\n"));
+    }
+    let mut html = format!("<h2>{}</h2><table>", escape(&title));
+    for (k, v) in &lines {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            escape(k),
+            escape(v)
+        ));
+    }
+    html.push_str("</table>");
+    if let Some(l) = &link {
+        html.push_str(&format!("<p><a href=\"{0}\">{0}</a></p>", escape(l)));
+    }
+    (text, html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies_say_what_failed_where_and_escape_html() {
+        let e = EventRecord {
+            id: "e".into(),
+            server_id: None,
+            kind: "server.down".into(),
+            at: 0,
+            payload: json!({"server": {"name": "<b>Weather</b>", "slug": "weather", "url": "https://w.example/mcp"},
+                "from": "up", "to": "down", "region": "eu-west",
+                "failure": {"kind": "timeout", "phase": "tools_list", "message": "no answer"}}),
+        };
+        let (text, html) = bodies(&e, Some("https://status.example"));
+        assert!(
+            text.starts_with("DOWN: <b>Weather</b> — timeout in tools_list from eu-west\n"),
+            "{text}"
+        );
+        assert!(text.contains("Failure: timeout in tools_list: no answer"));
+        assert!(text.contains("Status page: https://status.example/s/weather"));
+        assert!(
+            html.contains("&lt;b&gt;Weather&lt;/b&gt;") && !html.contains("<b>Weather"),
+            "{html}"
+        );
+        assert_eq!(
+            redact("smtp://u:pw@host:25 refused"),
+            "smtp://***@host:25 refused"
+        );
+    }
+}
