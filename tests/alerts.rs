@@ -15,7 +15,7 @@ use mcpwatch::store::{
     BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, ServerRecord, Store,
 };
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::app::{ADMIN_TOKEN, spawn_app};
 use support::db::{BACKENDS, Backend, TestDb};
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
@@ -243,6 +243,7 @@ fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord 
         events: vec!["server.down".into()],
         enabled: true,
         disabled_reason: None,
+        failing_since: None,
         created_at: 0,
         updated_at: 0,
     }
@@ -552,5 +553,80 @@ async fn email_channels_send_one_readable_message_per_event() {
         );
         assert_eq!(deliveries["items"][0]["status"], "delivered");
         app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_channel_that_keeps_failing_is_reported_once_to_the_others_then_recovers() {
+    for backend in BACKENDS {
+        let (db, store, sealer) = setup(backend).await;
+        let (bad_rx, good_rx) = (Receiver::start().await, Receiver::start().await);
+        bad_rx.reply_with(&[500; 7]);
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        store
+            .insert_channel(&channel("bad", &bad_rx.url, &sealer, secret))
+            .await
+            .unwrap();
+        let mut good = channel("good", &good_rx.url, &sealer, secret);
+        good.events = vec!["server.up".into()]; // channel health reaches it whatever it follows
+        store.insert_channel(&good).await.unwrap();
+        let t0 = 1_800_000_000_000;
+        store
+            .commit_batch(&events_with_deliveries(6, "bad", t0))
+            .await
+            .unwrap();
+        let (now, clock) = manual_clock(t0);
+        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+        let d = Dispatcher::new(
+            store.clone(),
+            sealer,
+            policy,
+            None,
+            clock,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+
+        d.tick().await.unwrap(); // 6 failures; the 5th marks the channel failing
+        let bad = store.get_channel("bad").await.unwrap().unwrap();
+        assert_eq!(bad.failing_since, Some(t0), "{backend:?}");
+        d.tick().await.unwrap(); // delivers channel.failing to the good channel
+        let told: Vec<Value> = good_rx.received().iter().map(|r| r.json()).collect();
+        assert_eq!(told.len(), 1, "{backend:?}: once: {told:?}");
+        assert_eq!(told[0]["type"], "channel.failing");
+        assert_eq!(told[0]["data"]["channel"]["name"], "bad");
+        assert!(
+            told[0]["data"]["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("HTTP 500")
+        );
+
+        // The receiver is back (its queued 500s are used up after one more): recovered, once.
+        now.store(t0 + 60_000, Ordering::SeqCst);
+        for _ in 0..3 {
+            d.tick().await.unwrap();
+        }
+        let kinds: Vec<String> = good_rx
+            .received()
+            .iter()
+            .map(|r| r.json()["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["channel.failing", "channel.recovered"],
+            "{backend:?}"
+        );
+        assert_eq!(
+            store
+                .get_channel("bad")
+                .await
+                .unwrap()
+                .unwrap()
+                .failing_since,
+            None
+        );
+        store.close().await;
+        db.cleanup().await;
     }
 }

@@ -177,6 +177,7 @@ async fn a_batch_writes_everything_and_reads_back() {
             }],
             era_hints: vec![("srv".into(), "stateless".into())],
             outbox: vec![],
+            channel_health: vec![],
         };
         s.commit_batch(&w).await.unwrap();
         let (loaded, regions) = s.load_state("srv").await.unwrap();

@@ -16,6 +16,7 @@ CREATE TABLE channels (
     events TEXT NOT NULL,               -- subscribed event types
     enabled BOOLEAN NOT NULL DEFAULT TRUE,
     disabled_reason TEXT,
+    failing_since BIGINT,              -- set after 5 failed attempts in a row, cleared on success
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );

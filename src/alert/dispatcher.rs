@@ -25,6 +25,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_CAP: usize = 4096;
 /// Rows claimed at once.
 const BATCH: u32 = 32;
+/// Failed attempts in a row that make a channel `failing`.
+const FAILING_AFTER: u32 = 5;
 
 /// A clock returning Unix milliseconds (real, or manual in tests).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -62,6 +64,8 @@ pub struct Dispatcher {
     clock: Clock,
     lease: Duration,
     mailer: Option<super::email::Mailer>,
+    /// Serializes channel-health decisions, so concurrent sends raise one event.
+    health: Arc<tokio::sync::Mutex<()>>,
     /// Notified when new rows are written, so delivery does not wait for the next poll.
     pub wake: Arc<Notify>,
 }
@@ -85,6 +89,7 @@ impl Dispatcher {
             clock,
             lease,
             mailer: None,
+            health: Arc::new(tokio::sync::Mutex::new(())),
             wake: Arc::new(Notify::new()),
         })
     }
@@ -191,6 +196,91 @@ impl Dispatcher {
         if let Err(e) = self.store.finish_delivery(&d, &attempt).await {
             // Not recorded: the lease runs out and the row is sent again, same id.
             tracing::error!(delivery_id = %d.id, error = %e, "delivery result not recorded");
+            return;
+        }
+        // Health of real channels only: a test event or a vanished event says nothing.
+        if let (Some(c), Some(_)) = (&channel, &event)
+            && c.enabled
+        {
+            self.track_health(c, outcome.delivered(), outcome.error.as_deref(), now)
+                .await;
+        }
+    }
+
+    /// After an attempt: 5 failures in a row mark a channel failing and tell every other
+    /// enabled channel once (`channel.failing`); its next success tells them it recovered.
+    async fn track_health(
+        &self,
+        channel: &ChannelRecord,
+        delivered: bool,
+        last_error: Option<&str>,
+        now: i64,
+    ) {
+        let _one_at_a_time = self.health.lock().await;
+        // Re-read: another send may have changed the flag meanwhile.
+        let Ok(Some(channel)) = self.store.get_channel(&channel.id).await else {
+            return;
+        };
+        let channel = &channel;
+        let kind = match (delivered, channel.failing_since) {
+            (true, Some(_)) => "channel.recovered",
+            (false, None) => {
+                let recent = self
+                    .store
+                    .recent_channel_attempts(&channel.id, FAILING_AFTER)
+                    .await
+                    .unwrap_or_default();
+                let all_failed = recent.len() as u32 == FAILING_AFTER
+                    && recent.iter().all(|a| a.error.is_some());
+                if !all_failed {
+                    return;
+                }
+                "channel.failing"
+            }
+            _ => return,
+        };
+        let event = EventRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            server_id: None,
+            kind: kind.to_string(),
+            at: now,
+            payload: serde_json::json!({
+                "channel": {"id": channel.id, "name": channel.name, "kind": channel.kind},
+                "last_error": last_error,
+                "failing_since": channel.failing_since.map(crate::api::rfc3339),
+            }),
+        };
+        let mut writes = crate::store::BatchWrites::default();
+        writes.channel_health.push((
+            channel.id.clone(),
+            (kind == "channel.failing").then_some(now),
+        ));
+        for other in self.store.list_channels().await.unwrap_or_default() {
+            if other.id != channel.id && other.enabled {
+                writes.outbox.push(DeliveryRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    event_id: event.id.clone(),
+                    channel_id: other.id,
+                    status: "pending".into(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    lease_until: None,
+                    last_status: None,
+                    last_error: None,
+                    created_at: now,
+                    delivered_at: None,
+                });
+            }
+        }
+        writes.events.push(event);
+        match self.store.commit_batch(&writes).await {
+            Ok(()) => {
+                tracing::warn!(channel_id = %channel.id, event = kind, "channel health changed");
+                self.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(channel_id = %channel.id, error = %e, "channel health not recorded")
+            }
         }
     }
 

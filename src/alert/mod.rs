@@ -94,6 +94,7 @@ mod tests {
             events: DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
             enabled: true,
             disabled_reason: None,
+            failing_since: None,
             created_at: 0,
             updated_at: 0,
         }

@@ -118,6 +118,15 @@ pub fn headline(event: &EventRecord) -> String {
         ),
         "region.down" => format!("REGION DOWN: {name} fails from {region} (below quorum)"),
         "test" => "TEST: mcpwatch can reach this channel".to_string(),
+        "channel.failing" => format!(
+            "CHANNEL FAILING: alerts to '{}' keep failing — {}",
+            d["channel"]["name"].as_str().unwrap_or("?"),
+            d["last_error"].as_str().unwrap_or("")
+        ),
+        "channel.recovered" => format!(
+            "CHANNEL RECOVERED: alerts to '{}' are delivered again",
+            d["channel"]["name"].as_str().unwrap_or("?")
+        ),
         other => format!("{other}: {name}"),
     }
 }

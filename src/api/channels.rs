@@ -50,7 +50,7 @@ fn channel_json(c: &ChannelRecord) -> Value {
         "id": c.id, "name": c.name, "kind": c.kind, "url": c.url, "format": c.format, "headers": headers,
         "recipients": c.recipients,
         "secret": c.secret_enc.as_ref().map(|_| "***"), "servers": c.server_ids, "tags": c.tags, "events": c.events,
-        "enabled": c.enabled, "disabled_reason": c.disabled_reason,
+        "enabled": c.enabled, "disabled_reason": c.disabled_reason, "failing_since": c.failing_since.map(rfc3339),
         "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
     })
 }
@@ -250,6 +250,7 @@ pub async fn create(
         events: DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect(),
         enabled: true,
         disabled_reason: None,
+        failing_since: None,
         created_at: now,
         updated_at: now,
     };

@@ -139,6 +139,12 @@ pub trait Store: Send + Sync + 'static {
         page: &Page,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>>;
+    /// A channel's latest attempts, newest first.
+    async fn recent_channel_attempts(
+        &self,
+        channel_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AttemptRecord>>;
     /// A dead delivery back to pending, due now. False if it is not dead.
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool>;
     /// Count of deliveries not yet delivered or dead.

@@ -162,6 +162,8 @@ pub struct BatchWrites {
     pub era_hints: Vec<(String, String)>,
     /// One outbox row per (event, matching channel), in the same transaction as the event.
     pub outbox: Vec<DeliveryRecord>,
+    /// (channel id, failing_since) changes, with the channel.failing/recovered event.
+    pub channel_health: Vec<(String, Option<i64>)>,
 }
 
 impl BatchWrites {
@@ -220,6 +222,8 @@ pub struct ChannelRecord {
     pub events: Vec<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    /// When the channel started failing (5 failed attempts in a row); `None` when healthy.
+    pub failing_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

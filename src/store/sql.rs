@@ -212,6 +212,7 @@ macro_rules! sql_store {
                     events: json_list(&r.try_get::<String, _>("events")?)?,
                     enabled: r.try_get("enabled")?,
                     disabled_reason: r.try_get("disabled_reason")?,
+                    failing_since: r.try_get("failing_since")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
                 })
@@ -246,15 +247,15 @@ macro_rules! sql_store {
 
             async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
                 let sql = if insert {
-                    $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
+                    $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
                 } else {
-                    $conv("UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, events = ?, enabled = ?, disabled_reason = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
+                    $conv("UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
                 };
                 sqlx::query(audited(&sql))
                     .bind(&c.name).bind(&c.kind).bind(&c.url).bind(&c.format).bind(&c.headers_enc)
                     .bind(to_json(&c.header_names)).bind(&c.secret_enc).bind(to_json(&c.recipients))
                     .bind(to_json(&c.server_ids)).bind(to_json(&c.tags)).bind(to_json(&c.events))
-                    .bind(c.enabled).bind(&c.disabled_reason).bind(c.created_at).bind(c.updated_at).bind(&c.id)
+                    .bind(c.enabled).bind(&c.disabled_reason).bind(c.failing_since).bind(c.created_at).bind(c.updated_at).bind(&c.id)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -460,10 +461,10 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let sql = $conv("INSERT INTO events (id, server_id, type, at, payload) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)");
+                let sql = $conv("INSERT INTO events (id, server_id, type, at, payload) SELECT ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM servers WHERE id = ?)");
                 for e in &w.events {
                     sqlx::query(audited(&sql))
-                        .bind(&e.id).bind(&e.server_id).bind(&e.kind).bind(e.at).bind(to_json(&e.payload)).bind(&e.server_id)
+                        .bind(&e.id).bind(&e.server_id).bind(&e.kind).bind(e.at).bind(to_json(&e.payload)).bind(&e.server_id).bind(&e.server_id)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -475,6 +476,10 @@ macro_rules! sql_store {
                         .bind(d.created_at).bind(d.delivered_at).bind(&d.channel_id)
                         .execute(&mut *tx)
                         .await?;
+                }
+                let sql = $conv("UPDATE channels SET failing_since = ? WHERE id = ?");
+                for (id, since) in &w.channel_health {
+                    sqlx::query(audited(&sql)).bind(*since).bind(id).execute(&mut *tx).await?;
                 }
                 let sql = $conv("UPDATE servers SET era_hint = ? WHERE id = ?");
                 for (id, era) in &w.era_hints {
@@ -669,6 +674,12 @@ macro_rules! sql_store {
             async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>> {
                 let sql = $conv("SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY at, id");
                 let rows = sqlx::query(audited(&sql)).bind(delivery_id).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::attempt).collect()
+            }
+
+            async fn recent_channel_attempts(&self, channel_id: &str, limit: u32) -> StoreResult<Vec<AttemptRecord>> {
+                let sql = $conv("SELECT a.* FROM delivery_attempts a JOIN outbox o ON o.id = a.delivery_id WHERE o.channel_id = ? ORDER BY a.at DESC, a.id DESC LIMIT ?");
+                let rows = sqlx::query(audited(&sql)).bind(channel_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::attempt).collect()
             }
 
