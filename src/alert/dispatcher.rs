@@ -257,19 +257,9 @@ impl Dispatcher {
         ));
         for other in self.store.list_channels().await.unwrap_or_default() {
             if other.id != channel.id && other.enabled {
-                writes.outbox.push(DeliveryRecord {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    event_id: event.id.clone(),
-                    channel_id: other.id,
-                    status: "pending".into(),
-                    attempts: 0,
-                    next_attempt_at: now,
-                    lease_until: None,
-                    last_status: None,
-                    last_error: None,
-                    created_at: now,
-                    delivered_at: None,
-                });
+                writes
+                    .outbox
+                    .push(DeliveryRecord::pending(&event.id, &other.id, now));
             }
         }
         writes.events.push(event);

@@ -436,19 +436,9 @@ async fn evaluate_item(
     for event in &writes.events[first_new_event..] {
         for channel in channels.iter().flatten() {
             if crate::alert::routes_to(channel, &event.kind, &ctx.server) {
-                writes.outbox.push(DeliveryRecord {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    event_id: event.id.clone(),
-                    channel_id: channel.id.clone(),
-                    status: "pending".into(),
-                    attempts: 0,
-                    next_attempt_at: event.at,
-                    lease_until: None,
-                    last_status: None,
-                    last_error: None,
-                    created_at: event.at,
-                    delivered_at: None,
-                });
+                writes
+                    .outbox
+                    .push(DeliveryRecord::pending(&event.id, &channel.id, event.at));
             }
         }
     }

@@ -245,6 +245,25 @@ pub struct DeliveryRecord {
     pub delivered_at: Option<i64>,
 }
 
+impl DeliveryRecord {
+    /// A new outbox row for `event_id` → `channel_id`, due at `at`.
+    pub fn pending(event_id: &str, channel_id: &str, at: i64) -> Self {
+        DeliveryRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_id: event_id.to_string(),
+            channel_id: channel_id.to_string(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: at,
+            lease_until: None,
+            last_status: None,
+            last_error: None,
+            created_at: at,
+            delivered_at: None,
+        }
+    }
+}
+
 /// One attempt to deliver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
