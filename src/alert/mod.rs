@@ -13,6 +13,7 @@
 
 pub mod dispatcher;
 pub mod email;
+pub mod maintenance;
 pub mod webhook;
 
 use std::time::Duration;
