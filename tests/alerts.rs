@@ -630,3 +630,96 @@ async fn a_channel_that_keeps_failing_is_reported_once_to_the_others_then_recove
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let rx = Receiver::start().await;
+        app.post("/api/v1/channels", json!({"name": "ops", "url": rx.url}))
+            .await;
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        app.post(
+            "/api/v1/servers",
+            json!({"name": "Deploying", "url": fake.url()}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let (start, end) = (
+            mcpwatch::api::rfc3339(now - 1000),
+            mcpwatch::api::rfc3339(now + 2500),
+        );
+        let (s, window) = app.post("/api/v1/maintenance", json!({"name": "deploy", "servers": ["deploying"], "starts_at": start, "ends_at": end})).await;
+        assert_eq!(s, StatusCode::CREATED, "{window}");
+        assert_eq!(window["active_now"], true);
+        for (body, field) in [
+            (
+                json!({"name": "x", "cron": "0 2 * * *", "duration_seconds": 600, "timezone": "Mars/Base"}),
+                "timezone",
+            ),
+            (
+                json!({"name": "x", "cron": "0 0 2 * * *", "duration_seconds": 600}),
+                "cron",
+            ),
+            (
+                json!({"name": "x", "cron": "0 2 * * *"}),
+                "duration_seconds",
+            ),
+            (
+                json!({"name": "x", "starts_at": end, "ends_at": start}),
+                "ends_at",
+            ),
+        ] {
+            let (s, v) = app.post("/api/v1/maintenance", body.clone()).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+            assert_eq!(v["errors"][0]["field"], field, "{body}: {v}");
+        }
+
+        fake.update(|c| {
+            c.fault = Fault::Status(503);
+            c.fault_on = "*";
+        });
+        app.post("/api/v1/servers/deploying/check", json!({})).await;
+        app.post("/api/v1/servers/deploying/check", json!({})).await;
+        let (_, v) = app.get("/api/v1/servers/deploying").await;
+        assert_eq!(v["state"], "down", "states still change during maintenance");
+        let (_, events) = app.get("/api/v1/events?type=server.down").await;
+        assert_eq!(
+            events["items"][0]["data"]["held_by_maintenance"], "deploy",
+            "the event is recorded, marked held"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(rx.received().is_empty(), "no alert during the window");
+
+        // The window ends with the server still down: one summary.
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got = rx.received();
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(got.len(), 1, "{backend:?}");
+        let summary = got[0].json();
+        assert_eq!(summary["type"], "maintenance.ended");
+        assert_eq!(
+            (
+                summary["data"]["from"].as_str(),
+                summary["data"]["to"].as_str()
+            ),
+            (Some("up"), Some("down"))
+        );
+        assert_eq!(summary["data"]["window"], "deploy");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(rx.received().len(), 1, "exactly one summary");
+        let (_, list) = app.get("/api/v1/maintenance").await;
+        assert_eq!(list["items"][0]["active_now"], false);
+        app.stop().await;
+    }
+}

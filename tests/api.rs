@@ -503,6 +503,9 @@ async fn openapi_document_covers_every_route() {
         ("get", "/api/v1/channels/{id}/deliveries"),
         ("get", "/api/v1/deliveries"),
         ("post", "/api/v1/deliveries/{id}/retry"),
+        ("get", "/api/v1/maintenance"),
+        ("post", "/api/v1/maintenance"),
+        ("delete", "/api/v1/maintenance/{id}"),
         ("get", "/healthz"),
         ("get", "/readyz"),
     ];

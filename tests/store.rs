@@ -176,8 +176,8 @@ async fn a_batch_writes_everything_and_reads_back() {
                 last_seen: 90,
             }],
             era_hints: vec![("srv".into(), "stateless".into())],
-            outbox: vec![],
-            channel_health: vec![],
+
+            ..BatchWrites::default()
         };
         s.commit_batch(&w).await.unwrap();
         let (loaded, regions) = s.load_state("srv").await.unwrap();

@@ -123,9 +123,11 @@ impl Dispatcher {
         }
     }
 
-    /// Claim and deliver one batch; returns how many rows it handled.
+    /// Claim and deliver one batch; returns how many rows it handled. Also sends the summary
+    /// of every maintenance window that has ended.
     pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
         let now = (self.clock)();
+        self.summarize_maintenance(now).await?;
         let lease_until = now + self.lease.as_millis() as i64;
         let rows = self.store.claim_deliveries(now, lease_until, BATCH).await?;
         let n = rows.len();
@@ -205,6 +207,61 @@ impl Dispatcher {
             self.track_health(c, outcome.delivered(), outcome.error.as_deref(), now)
                 .await;
         }
+    }
+
+    /// For each server whose alerts a window held and whose occurrence has ended: one
+    /// `maintenance.ended` event to the channels following it, if its state changed.
+    async fn summarize_maintenance(&self, now: i64) -> Result<(), crate::store::StoreError> {
+        let due = self.store.due_held(now).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let channels = self.store.list_channels().await?;
+        let windows = self.store.list_windows().await?;
+        for h in due {
+            let mut writes = crate::store::BatchWrites::default();
+            writes.held_summarized.push((
+                h.window_id.clone(),
+                h.occurrence_start,
+                h.server_id.clone(),
+            ));
+            if let Some(server) = self.store.get_server(&h.server_id).await? {
+                let (state, _) = self.store.load_state(&server.id).await?;
+                let now_state = state
+                    .map(|s| s.status.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                if now_state != h.state_before {
+                    let window = windows
+                        .iter()
+                        .find(|w| w.id == h.window_id)
+                        .map(|w| w.name.clone())
+                        .unwrap_or_default();
+                    let event = EventRecord {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        server_id: Some(server.id.clone()),
+                        kind: "maintenance.ended".into(),
+                        at: now,
+                        payload: serde_json::json!({
+                            "server": {"id": server.id, "slug": server.slug, "name": server.name,
+                                "url": url::Url::parse(&server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default()},
+                            "window": window, "from": h.state_before, "to": now_state,
+                            "window_start": crate::api::rfc3339(h.occurrence_start),
+                            "window_end": crate::api::rfc3339(h.occurrence_end),
+                        }),
+                    };
+                    for c in channels.iter().filter(|c| {
+                        c.enabled && super::maintenance::covers(&c.server_ids, &c.tags, &server)
+                    }) {
+                        writes
+                            .outbox
+                            .push(DeliveryRecord::pending(&event.id, &c.id, now));
+                    }
+                    writes.events.push(event);
+                }
+            }
+            self.store.commit_batch(&writes).await?;
+        }
+        Ok(())
     }
 
     /// After an attempt: 5 failures in a row mark a channel failing and tell every other

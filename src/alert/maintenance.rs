@@ -96,6 +96,19 @@ impl Schedule {
     }
 }
 
+/// The schedule of a stored window.
+pub fn schedule_of(w: &crate::store::WindowRecord) -> Result<Schedule, ScheduleError> {
+    match (&w.cron, w.starts_at, w.ends_at) {
+        (Some(cron), _, _) => Schedule::recurring(
+            cron,
+            w.duration_seconds.unwrap_or(0),
+            w.timezone.as_deref().unwrap_or("UTC"),
+        ),
+        (None, Some(start), Some(end)) => Schedule::once(start, end),
+        _ => Err(ScheduleError::Order),
+    }
+}
+
 /// Whether a window naming `server_ids` and `tags` covers `server` (both empty: every server).
 pub fn covers(server_ids: &[String], tags: &[String], server: &ServerRecord) -> bool {
     (server_ids.is_empty() && tags.is_empty())

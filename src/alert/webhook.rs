@@ -118,6 +118,12 @@ pub fn headline(event: &EventRecord) -> String {
         ),
         "region.down" => format!("REGION DOWN: {name} fails from {region} (below quorum)"),
         "test" => "TEST: mcpwatch can reach this channel".to_string(),
+        "maintenance.ended" => format!(
+            "AFTER MAINTENANCE: {name} is {} (was {} before '{}')",
+            d["to"].as_str().unwrap_or("?"),
+            d["from"].as_str().unwrap_or("?"),
+            d["window"].as_str().unwrap_or("")
+        ),
         "channel.failing" => format!(
             "CHANNEL FAILING: alerts to '{}' keep failing — {}",
             d["channel"]["name"].as_str().unwrap_or("?"),

@@ -256,7 +256,7 @@ pub async fn create(
     };
     let secret = apply(&app, input, &mut c, true).await?;
     app.store.insert_channel(&c).await?;
-    app.ingest.channels_changed().await;
+    app.ingest.routing_changed().await;
     let mut body = channel_json(&c);
     if let Some(s) = secret {
         body["secret"] = json!(s);
@@ -291,7 +291,7 @@ pub async fn update(
     apply(&app, input, &mut c, false).await?;
     c.updated_at = now_ms();
     app.store.update_channel(&c).await?;
-    app.ingest.channels_changed().await;
+    app.ingest.routing_changed().await;
     Ok(Json(channel_json(&c)))
 }
 
@@ -303,7 +303,7 @@ pub async fn delete(
     if !app.store.delete_channel(&id).await? {
         return Err(ApiError::NotFound(format!("no channel with id '{id}'")));
     }
-    app.ingest.channels_changed().await;
+    app.ingest.routing_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,6 +6,7 @@
 //! - `history.rs`: results, schema and its history and diffs, incidents, events, status.
 //! - `keys.rs`: API key management.
 //! - `channels.rs`: alert channels, deliveries and retries.
+//! - `maintenance.rs`: maintenance windows that hold alerts.
 //! - `health.rs`: liveness and readiness.
 //!
 //! Conventions: snake_case JSON; `_seconds` integers for durations; RFC 3339 UTC times; UUID
@@ -18,6 +19,7 @@ mod error;
 mod health;
 mod history;
 mod keys;
+mod maintenance;
 mod servers;
 
 use std::sync::Arc;
@@ -115,6 +117,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(channels::channel_deliveries))
         .routes(routes!(channels::deliveries))
         .routes(routes!(channels::retry))
+        .routes(routes!(maintenance::list, maintenance::create))
+        .routes(routes!(maintenance::delete))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

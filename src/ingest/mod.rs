@@ -17,14 +17,15 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::maintenance::Schedule;
 use crate::monitor::{
     self, IncidentChange, Observation, Policy, RegionState, ServerState, ServerStatus,
 };
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
-    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, IncidentRecord, ResultRecord,
-    ServerRecord, SnapshotRecord, Store,
+    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
+    ResultRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
 };
 
 /// Most results written in one transaction.
@@ -50,8 +51,8 @@ enum Msg {
         paused: bool,
         at: i64,
     },
-    /// Channels were added, changed or removed: reload before routing the next event.
-    ChannelsChanged,
+    /// Channels or maintenance windows changed: reload before routing the next event.
+    RoutingChanged,
     /// Reply when everything sent before is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -95,8 +96,9 @@ impl IngestHandle {
             .await;
     }
 
-    pub async fn channels_changed(&self) {
-        let _ = self.tx.send(Msg::ChannelsChanged).await;
+    /// Channels or maintenance windows changed.
+    pub async fn routing_changed(&self) {
+        let _ = self.tx.send(Msg::RoutingChanged).await;
     }
 
     /// Wait until everything queued before this call is committed.
@@ -112,6 +114,38 @@ impl IngestHandle {
 #[derive(Debug, thiserror::Error)]
 #[error("the ingest path is shut down")]
 pub struct IngestClosed;
+
+/// Where events go: channels, and the maintenance windows that hold them.
+struct Routing {
+    channels: Vec<ChannelRecord>,
+    windows: Vec<(WindowRecord, Schedule)>,
+}
+
+impl Routing {
+    async fn load(store: &dyn Store) -> Result<Self, crate::store::StoreError> {
+        let channels = store.list_channels().await?;
+        let windows = store
+            .list_windows()
+            .await?
+            .into_iter()
+            .filter_map(|w| {
+                let schedule = crate::alert::maintenance::schedule_of(&w).ok()?;
+                Some((w, schedule))
+            })
+            .collect();
+        Ok(Routing { channels, windows })
+    }
+
+    /// The window (and its occurrence) holding `server`'s alerts at `at`, if any.
+    fn window_for(&self, server: &ServerRecord, at: i64) -> Option<(&WindowRecord, (i64, i64))> {
+        self.windows.iter().find_map(|(w, schedule)| {
+            if !crate::alert::maintenance::covers(&w.server_ids, &w.tags, server) {
+                return None;
+            }
+            schedule.active_at(at).map(|occ| (w, occ))
+        })
+    }
+}
 
 /// Cached evaluation context of one server.
 struct Cached {
@@ -145,8 +179,8 @@ async fn run(
     wake: Arc<Notify>,
 ) {
     let mut cache: HashMap<String, Cached> = HashMap::new();
-    // Alert channels, loaded when first needed and after every change.
-    let mut channels: Option<Vec<ChannelRecord>> = None;
+    // Alert channels and maintenance windows, loaded when first needed and after every change.
+    let mut channels: Option<Routing> = None;
     loop {
         let first = tokio::select! {
             m = rx.recv() => m,
@@ -191,7 +225,7 @@ async fn run(
                 Msg::Invalidate(id) => {
                     cache.remove(&id);
                 }
-                Msg::ChannelsChanged => channels = None,
+                Msg::RoutingChanged => channels = None,
                 Msg::Paused {
                     server_id,
                     paused,
@@ -228,7 +262,7 @@ async fn run(
 async fn retry_item(
     store: &Arc<dyn Store>,
     cache: &mut HashMap<String, Cached>,
-    channels: &mut Option<Vec<ChannelRecord>>,
+    routing: &mut Option<Routing>,
     item: &IngestItem,
     writes: &mut BatchWrites,
     health: &IngestHealth,
@@ -237,7 +271,7 @@ async fn retry_item(
     let mut backoff = Duration::from_millis(100);
     loop {
         tokio::time::sleep(backoff).await;
-        match evaluate_item(store, cache, channels, item, writes).await {
+        match evaluate_item(store, cache, routing, item, writes).await {
             Ok(()) => return,
             Err(e) => {
                 health.database_ok.store(false, Ordering::Relaxed);
@@ -316,7 +350,7 @@ async fn context<'a>(
 async fn evaluate_item(
     store: &Arc<dyn Store>,
     cache: &mut HashMap<String, Cached>,
-    channels: &mut Option<Vec<ChannelRecord>>,
+    routing: &mut Option<Routing>,
     item: &IngestItem,
     writes: &mut BatchWrites,
 ) -> Result<(), crate::store::StoreError> {
@@ -429,12 +463,28 @@ async fn evaluate_item(
             payload,
         });
     }
-    if !eval.events.is_empty() && channels.is_none() {
-        *channels = Some(store.list_channels().await?);
+    if !eval.events.is_empty() && routing.is_none() {
+        *routing = Some(Routing::load(store.as_ref()).await?);
     }
     let first_new_event = writes.events.len() - eval.events.len();
-    for event in &writes.events[first_new_event..] {
-        for channel in channels.iter().flatten() {
+    for event in &mut writes.events[first_new_event..] {
+        let Some(routing) = routing.as_ref() else {
+            break;
+        };
+        // Inside a maintenance window the event is kept but no alert goes out; the state
+        // before the window is remembered for the summary when it ends.
+        if let Some((window, (start, end))) = routing.window_for(&ctx.server, event.at) {
+            event.payload["held_by_maintenance"] = json!(window.name);
+            writes.held.push(HeldRecord {
+                window_id: window.id.clone(),
+                occurrence_start: start,
+                occurrence_end: end,
+                server_id: item.server_id.clone(),
+                state_before: ctx.state.status.as_str().to_string(),
+            });
+            continue;
+        }
+        for channel in &routing.channels {
             if crate::alert::routes_to(channel, &event.kind, &ctx.server) {
                 writes
                     .outbox

@@ -17,7 +17,8 @@ use async_trait::async_trait;
 
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
-    IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState, SnapshotRecord,
+    HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState,
+    SnapshotRecord, WindowRecord,
 };
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -147,6 +148,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AttemptRecord>>;
     /// A dead delivery back to pending, due now. False if it is not dead.
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool>;
+    async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()>;
+    async fn list_windows(&self) -> StoreResult<Vec<WindowRecord>>;
+    async fn delete_window(&self, id: &str) -> StoreResult<bool>;
+    /// Held alerts whose occurrence has ended by `now` and whose summary has not gone out.
+    async fn due_held(&self, now: i64) -> StoreResult<Vec<HeldRecord>>;
     /// Count of deliveries not yet delivered or dead.
     async fn pending_deliveries(&self) -> StoreResult<i64>;
 }

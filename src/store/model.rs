@@ -164,6 +164,11 @@ pub struct BatchWrites {
     pub outbox: Vec<DeliveryRecord>,
     /// (channel id, failing_since) changes, with the channel.failing/recovered event.
     pub channel_health: Vec<(String, Option<i64>)>,
+    /// Alerts held by a maintenance window (inserted once per occurrence and server; later
+    /// held events only count).
+    pub held: Vec<HeldRecord>,
+    /// (window id, occurrence start, server id) whose summary went out.
+    pub held_summarized: Vec<(String, i64, String)>,
 }
 
 impl BatchWrites {
@@ -273,4 +278,30 @@ pub struct AttemptRecord {
     pub http_status: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: f64,
+}
+
+/// A maintenance window (one-off or recurring).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub id: String,
+    pub name: String,
+    pub server_ids: Vec<String>,
+    pub tags: Vec<String>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub cron: Option<String>,
+    pub duration_seconds: Option<i64>,
+    pub timezone: Option<String>,
+    pub created_at: i64,
+}
+
+/// Alerts a window held for a server during one occurrence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldRecord {
+    pub window_id: String,
+    pub occurrence_start: i64,
+    pub occurrence_end: i64,
+    pub server_id: String,
+    /// The server's state before the first held event.
+    pub state_before: String,
 }

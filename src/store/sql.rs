@@ -218,6 +218,21 @@ macro_rules! sql_store {
                 })
             }
 
+            fn window(r: &$row) -> StoreResult<WindowRecord> {
+                Ok(WindowRecord {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    server_ids: json_list(&r.try_get::<String, _>("server_ids")?)?,
+                    tags: json_list(&r.try_get::<String, _>("tags")?)?,
+                    starts_at: r.try_get("starts_at")?,
+                    ends_at: r.try_get("ends_at")?,
+                    cron: r.try_get("cron")?,
+                    duration_seconds: r.try_get("duration_seconds")?,
+                    timezone: r.try_get("timezone")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
             fn delivery(r: &$row) -> StoreResult<DeliveryRecord> {
                 Ok(DeliveryRecord {
                     id: r.try_get("id")?,
@@ -477,6 +492,18 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                let sql = $conv("INSERT INTO maintenance_held (window_id, occurrence_start, occurrence_end, server_id, state_before) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM maintenance_windows WHERE id = ?) AND EXISTS (SELECT 1 FROM servers WHERE id = ?) ON CONFLICT (window_id, occurrence_start, server_id) DO UPDATE SET held_events = maintenance_held.held_events + 1");
+                for h in &w.held {
+                    sqlx::query(audited(&sql))
+                        .bind(&h.window_id).bind(h.occurrence_start).bind(h.occurrence_end).bind(&h.server_id).bind(&h.state_before)
+                        .bind(&h.window_id).bind(&h.server_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = $conv("UPDATE maintenance_held SET summarized = ? WHERE window_id = ? AND occurrence_start = ? AND server_id = ?");
+                for (window, start, server) in &w.held_summarized {
+                    sqlx::query(audited(&sql)).bind(true).bind(window).bind(*start).bind(server).execute(&mut *tx).await?;
+                }
                 let sql = $conv("UPDATE channels SET failing_since = ? WHERE id = ?");
                 for (id, since) in &w.channel_health {
                     sqlx::query(audited(&sql)).bind(*since).bind(id).execute(&mut *tx).await?;
@@ -686,6 +713,47 @@ macro_rules! sql_store {
             async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
                 let sql = $conv("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'dead'");
                 Ok(sqlx::query(audited(&sql)).bind(now).bind(id).execute(&self.pool).await?.rows_affected() > 0)
+            }
+
+            async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()> {
+                let sql = $conv("INSERT INTO maintenance_windows (id, name, server_ids, tags, starts_at, ends_at, cron, duration_seconds, timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                sqlx::query(audited(&sql))
+                    .bind(&w.id).bind(&w.name).bind(to_json(&w.server_ids)).bind(to_json(&w.tags)).bind(w.starts_at).bind(w.ends_at)
+                    .bind(&w.cron).bind(w.duration_seconds).bind(&w.timezone).bind(w.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_windows(&self) -> StoreResult<Vec<WindowRecord>> {
+                let rows = sqlx::query("SELECT * FROM maintenance_windows ORDER BY created_at, id").fetch_all(&self.pool).await?;
+                rows.iter().map(Self::window).collect()
+            }
+
+            async fn delete_window(&self, id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let sql = $conv("DELETE FROM maintenance_held WHERE window_id = ?");
+                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
+                let sql = $conv("DELETE FROM maintenance_windows WHERE id = ?");
+                let n = sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
+            async fn due_held(&self, now: i64) -> StoreResult<Vec<HeldRecord>> {
+                let sql = $conv("SELECT * FROM maintenance_held WHERE summarized = ? AND occurrence_end <= ? ORDER BY occurrence_end LIMIT 500");
+                let rows = sqlx::query(audited(&sql)).bind(false).bind(now).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(HeldRecord {
+                            window_id: r.try_get("window_id")?,
+                            occurrence_start: r.try_get("occurrence_start")?,
+                            occurrence_end: r.try_get("occurrence_end")?,
+                            server_id: r.try_get("server_id")?,
+                            state_before: r.try_get("state_before")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn pending_deliveries(&self) -> StoreResult<i64> {

@@ -1,0 +1,134 @@
+//! `/api/v1/maintenance`: windows during which probes run and are recorded but alerts are held.
+//! One-off (`starts_at`, `ends_at`) or recurring (`cron`, `duration_seconds`, `timezone`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiJson};
+use super::{AppState, now_ms, parse_time, rfc3339};
+use crate::alert::maintenance::{Schedule, schedule_of};
+use crate::store::WindowRecord;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowInput {
+    name: String,
+    /// Server ids or slugs; with `tags` empty too: every server.
+    servers: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    /// One-off: RFC 3339 start and end.
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    /// Recurring: a 5-field crontab expression (0 and 7 are Sunday), e.g. "0 2 * * 0".
+    cron: Option<String>,
+    duration_seconds: Option<i64>,
+    /// IANA time zone of the crontab expression (default UTC).
+    timezone: Option<String>,
+}
+
+fn window_json(w: &WindowRecord, now: i64) -> Value {
+    let active = schedule_of(w).ok().and_then(|s| s.active_at(now));
+    json!({
+        "id": w.id, "name": w.name, "servers": w.server_ids, "tags": w.tags,
+        "starts_at": w.starts_at.map(rfc3339), "ends_at": w.ends_at.map(rfc3339),
+        "cron": w.cron, "duration_seconds": w.duration_seconds, "timezone": w.timezone,
+        "active_now": active.is_some(),
+        "current_occurrence": active.map(|(s, e)| json!({"start": rfc3339(s), "end": rfc3339(e)})),
+        "created_at": rfc3339(w.created_at),
+    })
+}
+
+#[utoipa::path(post, path = "/maintenance", tag = "alerts", request_body = WindowInput, responses((status = 201, description = "the window", body = Value), (status = 422, description = "invalid input", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<WindowInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::field("name", "must be 1-200 characters"));
+    }
+    let mut server_ids = Vec::new();
+    for s in input.servers.unwrap_or_default() {
+        match app.store.get_server(&s).await? {
+            Some(found) => server_ids.push(found.id),
+            None => {
+                return Err(ApiError::field(
+                    "servers",
+                    format!("no server with id or slug '{s}'"),
+                ));
+            }
+        }
+    }
+    let mut w = WindowRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name,
+        server_ids,
+        tags: input.tags.unwrap_or_default(),
+        starts_at: None,
+        ends_at: None,
+        cron: None,
+        duration_seconds: None,
+        timezone: None,
+        created_at: now_ms(),
+    };
+    match (input.cron, input.starts_at, input.ends_at) {
+        (Some(cron), None, None) => {
+            let tz = input.timezone.unwrap_or_else(|| "UTC".into());
+            let duration = input
+                .duration_seconds
+                .ok_or_else(|| ApiError::field("duration_seconds", "is required with cron"))?;
+            Schedule::recurring(&cron, duration, &tz).map_err(|e| {
+                let field = match e {
+                    crate::alert::maintenance::ScheduleError::TimeZone(_) => "timezone",
+                    crate::alert::maintenance::ScheduleError::Duration => "duration_seconds",
+                    _ => "cron",
+                };
+                ApiError::field(field, e.to_string())
+            })?;
+            (w.cron, w.duration_seconds, w.timezone) = (Some(cron), Some(duration), Some(tz));
+        }
+        (None, Some(start), Some(end)) => {
+            let (s, e) = (
+                parse_time("starts_at", &start)?,
+                parse_time("ends_at", &end)?,
+            );
+            Schedule::once(s, e).map_err(|err| ApiError::field("ends_at", err.to_string()))?;
+            (w.starts_at, w.ends_at) = (Some(s), Some(e));
+        }
+        _ => {
+            return Err(ApiError::field(
+                "cron",
+                "give either cron + duration_seconds (+ timezone), or starts_at + ends_at",
+            ));
+        }
+    }
+    app.store.insert_window(&w).await?;
+    app.ingest.routing_changed().await;
+    Ok((StatusCode::CREATED, Json(window_json(&w, now_ms()))))
+}
+
+#[utoipa::path(get, path = "/maintenance", tag = "alerts", responses((status = 200, description = "every window, with whether it is active now", body = Value)), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let now = now_ms();
+    let all = app.store.list_windows().await?;
+    Ok(Json(
+        json!({"items": all.iter().map(|w| window_json(w, now)).collect::<Vec<_>>()}),
+    ))
+}
+
+#[utoipa::path(delete, path = "/maintenance/{id}", tag = "alerts", params(("id" = String, Path, description = "window id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such window", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !app.store.delete_window(&id).await? {
+        return Err(ApiError::NotFound(format!(
+            "no maintenance window with id '{id}'"
+        )));
+    }
+    app.ingest.routing_changed().await;
+    Ok(StatusCode::NO_CONTENT)
+}
