@@ -723,3 +723,79 @@ async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_flapping_server_alerts_once_then_holds() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let rx = Receiver::start().await;
+        app.post("/api/v1/channels", json!({"name": "ops", "url": rx.url}))
+            .await;
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        app.post(
+            "/api/v1/servers",
+            json!({"name": "Flappy", "url": fake.url(), "failures_to_down": 1}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..8 {
+            let broken = i % 2 == 0;
+            fake.update(|c| {
+                c.fault = if broken {
+                    Fault::Status(502)
+                } else {
+                    Fault::None
+                };
+                c.fault_on = "*";
+            });
+            app.post("/api/v1/servers/flappy/check", json!({})).await;
+        }
+        let (_, events) = app.get("/api/v1/events?limit=50").await;
+        let recorded: Vec<&str> = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            recorded
+                .iter()
+                .filter(|k| **k == "server.down" || **k == "server.up")
+                .count(),
+            8,
+            "every change recorded: {recorded:?}"
+        );
+        assert_eq!(
+            recorded.iter().filter(|k| **k == "server.flapping").count(),
+            1
+        );
+        for _ in 0..60 {
+            if rx.received().len() >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A little longer, to see that nothing more arrives.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut sent: Vec<String> = rx
+            .received()
+            .iter()
+            .map(|r| r.json()["type"].as_str().unwrap().to_string())
+            .collect();
+        sent.sort();
+        let mut expected = vec![
+            "server.down",
+            "server.up",
+            "server.down",
+            "server.up",
+            "server.down",
+            "server.flapping",
+        ];
+        expected.sort();
+        assert_eq!(
+            sent, expected,
+            "{backend:?}: five alerts, then one flapping, then quiet"
+        );
+        app.stop().await;
+    }
+}

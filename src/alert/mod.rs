@@ -42,7 +42,15 @@ pub const EVENT_TYPES: [&str; 8] = [
 
 /// Whether `channel` wants event `kind` about `server`.
 pub fn routes_to(channel: &ChannelRecord, kind: &str, server: &ServerRecord) -> bool {
-    if !channel.enabled || !channel.events.iter().any(|e| e == kind) {
+    // Flapping and settling speak for the state alerts they replace.
+    let wanted = match kind {
+        "server.flapping" | "server.settled" => channel
+            .events
+            .iter()
+            .any(|e| e == "server.down" || e == "server.up"),
+        _ => channel.events.iter().any(|e| e == kind),
+    };
+    if !channel.enabled || !wanted {
         return false;
     }
     if channel.server_ids.is_empty() && channel.tags.is_empty() {

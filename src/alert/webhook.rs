@@ -118,6 +118,14 @@ pub fn headline(event: &EventRecord) -> String {
         ),
         "region.down" => format!("REGION DOWN: {name} fails from {region} (below quorum)"),
         "test" => "TEST: mcpwatch can reach this channel".to_string(),
+        "server.flapping" => format!(
+            "FLAPPING: {name} changed state {} times in {} minutes; alerts held until it settles",
+            d["changes"], d["window_minutes"]
+        ),
+        "server.settled" => format!(
+            "SETTLED: {name} is {} and stable again",
+            d["state"].as_str().unwrap_or("?")
+        ),
         "maintenance.ended" => format!(
             "AFTER MAINTENANCE: {name} is {} (was {} before '{}')",
             d["to"].as_str().unwrap_or("?"),

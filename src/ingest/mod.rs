@@ -21,12 +21,21 @@ use crate::alert::maintenance::Schedule;
 use crate::monitor::{
     self, IncidentChange, Observation, Policy, RegionState, ServerState, ServerStatus,
 };
+use crate::monitor::{Flap, FlapDecision};
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
     BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
     ResultRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
 };
+
+/// Events that are state changes (what flapping counts).
+const STATE_CHANGES: [&str; 4] = [
+    "server.down",
+    "server.up",
+    "server.degraded",
+    "server.auth_failed",
+];
 
 /// Most results written in one transaction.
 const MAX_BATCH: usize = 500;
@@ -152,6 +161,8 @@ struct Cached {
     server: ServerRecord,
     state: ServerState,
     regions: Vec<RegionState>,
+    /// Recent state changes (in memory: a restart forgets flapping, and alerts resume).
+    flap: Flap,
 }
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
@@ -340,6 +351,7 @@ async fn context<'a>(
                 server,
                 state,
                 regions,
+                flap: Flap::default(),
             },
         );
     }
@@ -450,6 +462,7 @@ async fn evaluate_item(
         "id": ctx.server.id, "slug": ctx.server.slug, "name": ctx.server.name,
         "url": url::Url::parse(&ctx.server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default(),
     });
+    let first_new_event = writes.events.len();
     for event in &eval.events {
         let mut payload = event.data.clone();
         payload["server"] = server_json.clone();
@@ -463,11 +476,50 @@ async fn evaluate_item(
             payload,
         });
     }
-    if !eval.events.is_empty() && routing.is_none() {
+    // Flapping: too many state changes in a row are held, with one alert when it starts and
+    // one when it settles.
+    let server_event = |kind: &str, data: Value| EventRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        server_id: Some(item.server_id.clone()),
+        kind: kind.to_string(),
+        at: item.started_at,
+        payload: {
+            let mut d = data;
+            d["server"] = server_json.clone();
+            d
+        },
+    };
+    let mut extra = Vec::new();
+    if ctx.flap.settles(item.started_at) {
+        extra.push(server_event(
+            "server.settled",
+            json!({"state": eval.server.status.as_str(), "region": item.region}),
+        ));
+    }
+    for event in &mut writes.events[first_new_event..] {
+        if !STATE_CHANGES.contains(&event.kind.as_str()) {
+            continue;
+        }
+        match ctx.flap.on_change(event.at) {
+            FlapDecision::Alert => {}
+            FlapDecision::StartFlapping => {
+                event.payload["held_by_flapping"] = json!(true);
+                extra.push(server_event(
+                    "server.flapping",
+                    json!({"changes": ctx.flap.recent_changes(), "window_minutes": 30, "state": eval.server.status.as_str(), "region": item.region}),
+                ));
+            }
+            FlapDecision::Hold => event.payload["held_by_flapping"] = json!(true),
+        }
+    }
+    writes.events.extend(extra);
+    if writes.events.len() > first_new_event && routing.is_none() {
         *routing = Some(Routing::load(store.as_ref()).await?);
     }
-    let first_new_event = writes.events.len() - eval.events.len();
     for event in &mut writes.events[first_new_event..] {
+        if event.payload["held_by_flapping"] == json!(true) {
+            continue;
+        }
         let Some(routing) = routing.as_ref() else {
             break;
         };

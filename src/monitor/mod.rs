@@ -4,11 +4,14 @@
 //!
 //! - `state.rs`: statuses, persisted state, events.
 //! - `evaluate.rs`: the transition function (thresholds, quorum, auth, drift, versions).
+//! - `flapping.rs`: when state changes come too often to be worth an alert each.
 
 mod evaluate;
+mod flapping;
 mod state;
 
 pub use evaluate::{Evaluation, IncidentChange, Observation, Policy, evaluate};
+pub use flapping::{Flap, FlapDecision};
 pub use state::{Event, EventKind, RegionState, RegionStatus, ServerState, ServerStatus};
 
 #[cfg(test)]
