@@ -244,6 +244,7 @@ fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord 
         enabled: true,
         disabled_reason: None,
         failing_since: None,
+        reminder_interval_seconds: None,
         created_at: 0,
         updated_at: 0,
     }
@@ -797,5 +798,78 @@ async fn a_flapping_server_alerts_once_then_holds() {
             "{backend:?}: five alerts, then one flapping, then quiet"
         );
         app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn reminders_repeat_on_their_interval_while_down_and_stop_when_up() {
+    use mcpwatch::monitor::{ServerState, ServerStatus};
+    for backend in BACKENDS {
+        let (db, store, sealer) = setup(backend).await;
+        let rx = Receiver::start().await;
+        let mut ch = channel(
+            "ch",
+            &rx.url,
+            &sealer,
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        ch.reminder_interval_seconds = Some(600);
+        store.insert_channel(&ch).await.unwrap();
+        let quiet = channel(
+            "quiet",
+            &rx.url,
+            &sealer,
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        store.insert_channel(&quiet).await.unwrap(); // no interval: never reminded
+        let t0 = 1_800_000_000_000;
+        let mut down = ServerState::new(t0);
+        down.status = ServerStatus::Down;
+        down.open_incident_id = Some("inc-1".into());
+        store.set_server_state("srv", &down).await.unwrap();
+        let (now, clock) = manual_clock(t0 + 599_000);
+        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+        let d = Dispatcher::new(
+            store.clone(),
+            sealer,
+            policy,
+            None,
+            clock,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+
+        d.tick().await.unwrap();
+        d.tick().await.unwrap();
+        assert!(rx.received().is_empty(), "{backend:?}: not yet 10 minutes");
+        now.store(t0 + 600_000, Ordering::SeqCst);
+        d.tick().await.unwrap(); // writes the reminder
+        d.tick().await.unwrap(); // delivers it
+        let got = rx.received();
+        assert_eq!(got.len(), 1, "{backend:?}");
+        assert_eq!(got[0].json()["type"], "server.still_down");
+        assert_eq!(got[0].json()["data"]["down_for_seconds"], 600);
+        now.store(t0 + 900_000, Ordering::SeqCst);
+        d.tick().await.unwrap();
+        assert_eq!(
+            rx.received().len(),
+            1,
+            "the next one is due 10 minutes after the last"
+        );
+        now.store(t0 + 1_200_000, Ordering::SeqCst);
+        d.tick().await.unwrap();
+        d.tick().await.unwrap();
+        assert_eq!(rx.received().len(), 2);
+
+        let mut up = down.clone();
+        up.status = ServerStatus::Up;
+        up.open_incident_id = None;
+        store.set_server_state("srv", &up).await.unwrap();
+        now.store(t0 + 3_600_000, Ordering::SeqCst);
+        d.tick().await.unwrap();
+        d.tick().await.unwrap();
+        assert_eq!(rx.received().len(), 2, "no reminders once up");
+        store.close().await;
+        db.cleanup().await;
     }
 }

@@ -17,6 +17,7 @@ CREATE TABLE channels (
     enabled BOOLEAN NOT NULL DEFAULT 1,
     disabled_reason TEXT,
     failing_since BIGINT,              -- set after 5 failed attempts in a row, cleared on success
+    reminder_interval_seconds BIGINT,  -- server.still_down every so often while down; NULL: off
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
@@ -46,3 +47,11 @@ CREATE TABLE delivery_attempts (
     duration_ms DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, at);
+
+-- The last server.still_down reminder per channel and incident.
+CREATE TABLE reminders (
+    channel_id TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    incident_id TEXT NOT NULL,
+    last_sent_at BIGINT NOT NULL,
+    PRIMARY KEY (channel_id, incident_id)
+);

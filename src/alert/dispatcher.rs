@@ -128,6 +128,7 @@ impl Dispatcher {
     pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
         let now = (self.clock)();
         self.summarize_maintenance(now).await?;
+        self.send_reminders(now).await?;
         let lease_until = now + self.lease.as_millis() as i64;
         let rows = self.store.claim_deliveries(now, lease_until, BATCH).await?;
         let n = rows.len();
@@ -207,6 +208,72 @@ impl Dispatcher {
             self.track_health(c, outcome.delivered(), outcome.error.as_deref(), now)
                 .await;
         }
+    }
+
+    /// `server.still_down` to each channel with a reminder interval, for every followed server
+    /// still down (or auth_failed) that long since the last alert — unless in maintenance.
+    async fn send_reminders(&self, now: i64) -> Result<(), crate::store::StoreError> {
+        let channels: Vec<ChannelRecord> = self
+            .store
+            .list_channels()
+            .await?
+            .into_iter()
+            .filter(|c| c.enabled && c.reminder_interval_seconds.is_some())
+            .collect();
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let windows = self.store.list_windows().await?;
+        for row in self.store.all_states().await? {
+            let Some(state) = row.state else { continue };
+            let Some(incident) = state.open_incident_id.clone() else {
+                continue;
+            };
+            let in_maintenance = windows.iter().any(|w| {
+                super::maintenance::covers(&w.server_ids, &w.tags, &row.server)
+                    && super::maintenance::schedule_of(w)
+                        .ok()
+                        .and_then(|s| s.active_at(now))
+                        .is_some()
+            });
+            if in_maintenance {
+                continue;
+            }
+            for c in &channels {
+                if !super::routes_to(c, "server.down", &row.server) {
+                    continue;
+                }
+                let every = c.reminder_interval_seconds.unwrap_or(i64::MAX / 2_000) * 1000;
+                let last = self
+                    .store
+                    .last_reminder(&c.id, &incident)
+                    .await?
+                    .unwrap_or(state.since);
+                if now - last < every {
+                    continue;
+                }
+                let event = EventRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    server_id: Some(row.server.id.clone()),
+                    kind: "server.still_down".into(),
+                    at: now,
+                    payload: serde_json::json!({
+                        "server": {"id": row.server.id, "slug": row.server.slug, "name": row.server.name,
+                            "url": url::Url::parse(&row.server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default()},
+                        "state": state.status.as_str(), "since": crate::api::rfc3339(state.since),
+                        "down_for_seconds": (now - state.since) / 1000, "incident_id": incident,
+                    }),
+                };
+                let mut writes = crate::store::BatchWrites::default();
+                writes
+                    .outbox
+                    .push(DeliveryRecord::pending(&event.id, &c.id, now));
+                writes.reminders.push((c.id.clone(), incident.clone(), now));
+                writes.events.push(event);
+                self.store.commit_batch(&writes).await?;
+            }
+        }
+        Ok(())
     }
 
     /// For each server whose alerts a window held and whose occurrence has ended: one

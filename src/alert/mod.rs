@@ -104,6 +104,7 @@ mod tests {
             enabled: true,
             disabled_reason: None,
             failing_since: None,
+            reminder_interval_seconds: None,
             created_at: 0,
             updated_at: 0,
         }

@@ -122,6 +122,12 @@ pub fn headline(event: &EventRecord) -> String {
             "FLAPPING: {name} changed state {} times in {} minutes; alerts held until it settles",
             d["changes"], d["window_minutes"]
         ),
+        "server.still_down" => format!(
+            "STILL {}: {name} for {} min (since {})",
+            d["state"].as_str().unwrap_or("down").to_uppercase(),
+            d["down_for_seconds"].as_i64().unwrap_or(0) / 60,
+            d["since"].as_str().unwrap_or("?")
+        ),
         "server.settled" => format!(
             "SETTLED: {name} is {} and stable again",
             d["state"].as_str().unwrap_or("?")

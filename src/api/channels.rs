@@ -38,6 +38,9 @@ pub struct ChannelInput {
     /// Event types; default: server.down, server.up, server.auth_failed, schema.changed.
     events: Option<Vec<String>>,
     enabled: Option<bool>,
+    /// Remind (`server.still_down`) this often while a followed server is down; 0 turns it off
+    /// (the default).
+    reminder_interval_seconds: Option<i64>,
 }
 
 fn channel_json(c: &ChannelRecord) -> Value {
@@ -51,6 +54,7 @@ fn channel_json(c: &ChannelRecord) -> Value {
         "recipients": c.recipients,
         "secret": c.secret_enc.as_ref().map(|_| "***"), "servers": c.server_ids, "tags": c.tags, "events": c.events,
         "enabled": c.enabled, "disabled_reason": c.disabled_reason, "failing_since": c.failing_since.map(rfc3339),
+        "reminder_interval_seconds": c.reminder_interval_seconds,
         "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
     })
 }
@@ -209,6 +213,15 @@ async fn apply(
             None => c.events = events,
         }
     }
+    match input.reminder_interval_seconds {
+        None => {}
+        Some(0) => c.reminder_interval_seconds = None,
+        Some(s) if (300..=7 * 86_400).contains(&s) => c.reminder_interval_seconds = Some(s),
+        Some(_) => err(
+            "reminder_interval_seconds",
+            "must be 0 (off) or between 300 and 604800".into(),
+        ),
+    }
     if let Some(e) = input.enabled {
         c.enabled = e;
         if e {
@@ -251,6 +264,7 @@ pub async fn create(
         enabled: true,
         disabled_reason: None,
         failing_since: None,
+        reminder_interval_seconds: None,
         created_at: now,
         updated_at: now,
     };

@@ -148,6 +148,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AttemptRecord>>;
     /// A dead delivery back to pending, due now. False if it is not dead.
     async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// When the last `server.still_down` for this incident went to this channel.
+    async fn last_reminder(&self, channel_id: &str, incident_id: &str) -> StoreResult<Option<i64>>;
     async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()>;
     async fn list_windows(&self) -> StoreResult<Vec<WindowRecord>>;
     async fn delete_window(&self, id: &str) -> StoreResult<bool>;

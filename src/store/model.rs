@@ -169,6 +169,8 @@ pub struct BatchWrites {
     pub held: Vec<HeldRecord>,
     /// (window id, occurrence start, server id) whose summary went out.
     pub held_summarized: Vec<(String, i64, String)>,
+    /// (channel id, incident id, sent at) of `server.still_down` reminders.
+    pub reminders: Vec<(String, String, i64)>,
 }
 
 impl BatchWrites {
@@ -229,6 +231,8 @@ pub struct ChannelRecord {
     pub disabled_reason: Option<String>,
     /// When the channel started failing (5 failed attempts in a row); `None` when healthy.
     pub failing_since: Option<i64>,
+    /// Send `server.still_down` this often while a followed server is down; `None`: never.
+    pub reminder_interval_seconds: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -213,6 +213,7 @@ macro_rules! sql_store {
                     enabled: r.try_get("enabled")?,
                     disabled_reason: r.try_get("disabled_reason")?,
                     failing_since: r.try_get("failing_since")?,
+                    reminder_interval_seconds: r.try_get("reminder_interval_seconds")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
                 })
@@ -262,15 +263,15 @@ macro_rules! sql_store {
 
             async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
                 let sql = if insert {
-                    $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
+                    $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, reminder_interval_seconds, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
                 } else {
-                    $conv("UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
+                    $conv("UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, reminder_interval_seconds = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
                 };
                 sqlx::query(audited(&sql))
                     .bind(&c.name).bind(&c.kind).bind(&c.url).bind(&c.format).bind(&c.headers_enc)
                     .bind(to_json(&c.header_names)).bind(&c.secret_enc).bind(to_json(&c.recipients))
                     .bind(to_json(&c.server_ids)).bind(to_json(&c.tags)).bind(to_json(&c.events))
-                    .bind(c.enabled).bind(&c.disabled_reason).bind(c.failing_since).bind(c.created_at).bind(c.updated_at).bind(&c.id)
+                    .bind(c.enabled).bind(&c.disabled_reason).bind(c.failing_since).bind(c.reminder_interval_seconds).bind(c.created_at).bind(c.updated_at).bind(&c.id)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -504,6 +505,10 @@ macro_rules! sql_store {
                 for (window, start, server) in &w.held_summarized {
                     sqlx::query(audited(&sql)).bind(true).bind(window).bind(*start).bind(server).execute(&mut *tx).await?;
                 }
+                let sql = $conv("INSERT INTO reminders (channel_id, incident_id, last_sent_at) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?) ON CONFLICT (channel_id, incident_id) DO UPDATE SET last_sent_at = excluded.last_sent_at");
+                for (channel, incident, at) in &w.reminders {
+                    sqlx::query(audited(&sql)).bind(channel).bind(incident).bind(*at).bind(channel).execute(&mut *tx).await?;
+                }
                 let sql = $conv("UPDATE channels SET failing_since = ? WHERE id = ?");
                 for (id, since) in &w.channel_health {
                     sqlx::query(audited(&sql)).bind(*since).bind(id).execute(&mut *tx).await?;
@@ -713,6 +718,12 @@ macro_rules! sql_store {
             async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
                 let sql = $conv("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'dead'");
                 Ok(sqlx::query(audited(&sql)).bind(now).bind(id).execute(&self.pool).await?.rows_affected() > 0)
+            }
+
+            async fn last_reminder(&self, channel_id: &str, incident_id: &str) -> StoreResult<Option<i64>> {
+                let sql = $conv("SELECT last_sent_at FROM reminders WHERE channel_id = ? AND incident_id = ?");
+                let row = sqlx::query(audited(&sql)).bind(channel_id).bind(incident_id).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.try_get("last_sent_at")).transpose()?)
             }
 
             async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()> {
