@@ -873,3 +873,117 @@ async fn reminders_repeat_on_their_interval_while_down_and_stop_when_up() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn every_event_type_reaches_a_webhook_and_an_smtp_server() {
+    let kinds = [
+        "server.down",
+        "server.up",
+        "server.degraded",
+        "server.auth_failed",
+        "schema.changed",
+        "schema.inconsistent",
+        "server.version_changed",
+        "region.down",
+        "server.still_down",
+        "server.flapping",
+        "server.settled",
+        "maintenance.ended",
+        "channel.failing",
+        "channel.recovered",
+    ];
+    for backend in BACKENDS {
+        let (db, store, sealer) = setup(backend).await;
+        let rx = Receiver::start().await;
+        let smtp = support::smtp::SmtpServer::start();
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        store
+            .insert_channel(&channel("hook", &rx.url, &sealer, secret))
+            .await
+            .unwrap();
+        let mut mail = channel("mail", &rx.url, &sealer, secret);
+        (mail.kind, mail.url, mail.format, mail.secret_enc) = ("email".into(), None, None, None);
+        mail.recipients = vec!["ops@example.test".into()];
+        store.insert_channel(&mail).await.unwrap();
+        let t0 = 1_800_000_000_000;
+        let mut w = BatchWrites::default();
+        for (i, kind) in kinds.iter().enumerate() {
+            let id = format!("evt-{i:02}");
+            w.events.push(EventRecord {
+                id: id.clone(), server_id: Some("srv".into()), kind: kind.to_string(), at: t0,
+                payload: json!({"server": {"id": "srv", "slug": "srv", "name": "Srv", "url": "https://x.example/mcp"},
+                    "region": "eu-west", "from": "up", "to": "down", "failure": {"kind": "timeout", "phase": "tools_list", "message": "no answer"},
+                    "summary": "breaking: 1 removed (search)", "breaking": true, "field": "server_version", "state": "down",
+                    "changes": 6, "window_minutes": 30, "window": "deploy", "down_for_seconds": 600, "since": "2027-01-01T00:00:00Z",
+                    "channel": {"id": "x", "name": "pager"}, "last_error": "HTTP 500"}),
+            });
+            for ch in ["hook", "mail"] {
+                let mut d = DeliveryRecord::pending(&id, ch, t0);
+                d.id = format!("{ch}-{i:02}");
+                w.outbox.push(d);
+            }
+        }
+        store.commit_batch(&w).await.unwrap();
+        let (_, clock) = manual_clock(t0);
+        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+        let mailer =
+            mcpwatch::alert::email::Mailer::new(&smtp.url(), "alerts@mcpwatch.test").unwrap();
+        let d = Dispatcher::new(
+            store.clone(),
+            sealer,
+            policy,
+            None,
+            clock,
+            Duration::from_secs(30),
+        )
+        .unwrap()
+        .with_mailer(mailer);
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while d.tick().await.unwrap() > 0 {}
+        })
+        .await
+        .expect("deliveries finish");
+
+        let hooks = rx.received();
+        let mut hook_kinds: Vec<String> = hooks
+            .iter()
+            .map(|r| r.json()["type"].as_str().unwrap().to_string())
+            .collect();
+        hook_kinds.sort();
+        let mut expected: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        expected.sort();
+        assert_eq!(hook_kinds, expected, "{backend:?}");
+        assert!(
+            hooks.iter().all(|r| verify(secret, r)),
+            "every webhook verifies"
+        );
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), kinds.len(), "{backend:?}: one email per event");
+        for kind in kinds {
+            let prefix = match kind {
+                "server.down" => "DOWN: Srv",
+                "server.up" => "UP: Srv",
+                "server.degraded" => "DEGRADED: Srv",
+                "server.auth_failed" => "AUTH FAILED: Srv",
+                "schema.changed" => "SCHEMA CHANGED (breaking): Srv",
+                "schema.inconsistent" => "SCHEMA INCONSISTENT: Srv",
+                "server.version_changed" => "VERSION: Srv",
+                "region.down" => "REGION DOWN: Srv",
+                "server.still_down" => "STILL DOWN: Srv",
+                "server.flapping" => "FLAPPING: Srv",
+                "server.settled" => "SETTLED: Srv",
+                "maintenance.ended" => "AFTER MAINTENANCE: Srv",
+                "channel.failing" => "CHANNEL FAILING",
+                _ => "CHANNEL RECOVERED",
+            };
+            let subject = format!("Subject: [mcpwatch] {prefix}");
+            assert!(
+                mails.iter().any(|m| m.data.contains(&subject)),
+                "{backend:?}: no email for {kind} ({subject})"
+            );
+        }
+        assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+        store.close().await;
+        db.cleanup().await;
+    }
+}

@@ -21,6 +21,8 @@ use crate::store::{AttemptRecord, ChannelRecord, DeliveryRecord, EventRecord, St
 
 /// Timeout of one webhook call.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest any one send may take, whatever it waits on (and always less than the lease).
+const SEND_BOUND: Duration = Duration::from_secs(30);
 /// Largest response body read from a receiver.
 const RESPONSE_CAP: usize = 4096;
 /// Rows claimed at once.
@@ -100,6 +102,11 @@ impl Dispatcher {
         self
     }
 
+    /// A send ends inside its lease, so no other dispatcher can take the row while it runs.
+    fn send_bound(&self) -> Duration {
+        SEND_BOUND.min(self.lease.saturating_sub(Duration::from_secs(1)))
+    }
+
     /// Deliver until `stop`; the batch in hand is finished first.
     pub async fn run(self, stop: CancellationToken) {
         loop {
@@ -145,7 +152,19 @@ impl Dispatcher {
         let event = self.store.get_event(&d.event_id).await.ok().flatten();
         let channel = self.store.get_channel(&d.channel_id).await.ok().flatten();
         let outcome = match (&event, &channel) {
-            (Some(e), Some(c)) if c.enabled => self.send(c, e, &d.id).await,
+            // An outer bound: nothing inside a send (a pool, a stalled SMTP server) may hold
+            // the dispatcher's batch forever.
+            (Some(e), Some(c)) if c.enabled => {
+                match tokio::time::timeout(self.send_bound(), self.send(c, e, &d.id)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => SendOutcome {
+                        http_status: None,
+                        error: Some(format!("no answer within {} s", SEND_BOUND.as_secs())),
+                        duration_ms: SEND_BOUND.as_millis() as f64,
+                        permanent: false,
+                    },
+                }
+            }
             (_, Some(c)) if !c.enabled => SendOutcome {
                 http_status: None,
                 error: Some(format!(

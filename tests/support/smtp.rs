@@ -61,7 +61,11 @@ impl SmtpServer {
         };
         std::thread::spawn(move || {
             let mut server = Server::new(handler);
-            server.with_name("smtp.test").with_tcp_listener(listener);
+            // One thread per connection; the client pools and keeps connections open.
+            server
+                .with_name("smtp.test")
+                .with_num_threads(32)
+                .with_tcp_listener(listener);
             let _ = server.serve();
         });
         SmtpServer { port, done }
