@@ -987,3 +987,88 @@ async fn every_event_type_reaches_a_webhook_and_an_smtp_server() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn two_api_calls_then_one_webhook_and_one_email_each_way() {
+    for backend in BACKENDS {
+        let smtp = support::smtp::SmtpServer::start();
+        let smtp_url = smtp.url();
+        let app = support::app::spawn_app_with(backend, move |s| {
+            s.smtp_url = Some(smtp_url);
+            s.smtp_from = Some("alerts@mcpwatch.test".into());
+        })
+        .await;
+        let rx = Receiver::start().await;
+        let (_, hook) = app
+            .post("/api/v1/channels", json!({"name": "hook", "url": rx.url}))
+            .await;
+        let (_, _mail) = app
+            .post(
+                "/api/v1/channels",
+                json!({"name": "mail", "kind": "email", "recipients": ["ops@example.test"]}),
+            )
+            .await;
+        let secret = hook["secret"].as_str().unwrap().to_string();
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        app.post(
+            "/api/v1/servers",
+            json!({"name": "Story", "url": fake.url(), "failures_to_down": 1}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fake.update(|c| {
+            c.fault = Fault::Hang;
+            c.fault_on = "tools/list";
+        });
+        app.call(
+            Method::PATCH,
+            "/api/v1/servers/story",
+            Some(ADMIN_TOKEN),
+            Some(json!({"timeout_seconds": 1})),
+        )
+        .await;
+        app.post("/api/v1/servers/story/check", json!({})).await;
+        fake.update(|c| c.fault = Fault::None);
+        app.post("/api/v1/servers/story/check", json!({})).await;
+
+        let (mut hooks, mut mails) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            (hooks, mails) = (rx.received(), smtp.mails());
+            if hooks.len() >= 2 && mails.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let kinds: Vec<String> = hooks
+            .iter()
+            .map(|r| r.json()["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, vec!["server.down", "server.up"], "{backend:?}");
+        assert!(hooks.iter().all(|r| verify(&secret, r)));
+        assert_eq!(hooks[0].json()["data"]["failure"]["kind"], "timeout");
+        assert_eq!(mails.len(), 2, "{backend:?}");
+        assert!(
+            mails[0].data.contains("Subject: [mcpwatch] DOWN: Story =?")
+                || mails[0].data.contains("DOWN: Story"),
+            "{}",
+            mails[0].data
+        );
+        assert!(
+            mails[0].data.contains("timeout in tools_list"),
+            "what failed where: {}",
+            mails[0].data
+        );
+        assert!(mails[1].data.contains("UP: Story"), "{}", mails[1].data);
+
+        // A delivered row cannot be retried; the API says so.
+        let (_, deliveries) = app.get("/api/v1/deliveries?status=delivered").await;
+        let id = deliveries["items"][0]["id"].as_str().unwrap();
+        let (s, v) = app
+            .post(&format!("/api/v1/deliveries/{id}/retry"), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        let (s, _) = app.post("/api/v1/deliveries/nope/retry", json!({})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        app.stop().await;
+    }
+}
