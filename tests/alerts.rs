@@ -1072,3 +1072,30 @@ async fn two_api_calls_then_one_webhook_and_one_email_each_way() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn start_up_refuses_email_channels_without_smtp() {
+    let (db, store, sealer) = setup(Backend::Sqlite).await;
+    let mut mail = channel(
+        "mail",
+        "https://unused.example",
+        &sealer,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    (mail.kind, mail.url) = ("email".into(), None);
+    mail.recipients = vec!["ops@example.test".into()];
+    store.insert_channel(&mail).await.unwrap();
+    store.close().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = mcpwatch::config::Settings::for_tests(data.path());
+    settings.database = db.url.clone();
+    let err = match mcpwatch::app::App::build(settings).await {
+        Ok(_) => panic!("must not start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("MCPWATCH_SMTP_URL") && err.contains("1 email channel"),
+        "{err}"
+    );
+    db.cleanup().await;
+}
