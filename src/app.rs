@@ -23,6 +23,7 @@ use crate::alert::email::Mailer;
 use crate::api::{self, AppState, KeyCache};
 use crate::config::Settings;
 use crate::ingest::{self, IngestHandle, IngestItem};
+use crate::metrics::Metrics;
 use crate::probe::{ProbeReport, Prober, ProberConfig};
 use crate::scheduler::{self, Job, Sink};
 use crate::secrets::{Sealer, token_hash, write_private};
@@ -56,11 +57,20 @@ pub enum AppError {
 struct LocalSink {
     ingest: IngestHandle,
     region: String,
+    metrics: Arc<Metrics>,
 }
 
 #[async_trait]
 impl Sink for LocalSink {
-    async fn submit(&self, job: &Job, started_at_ms: i64, report: ProbeReport) {
+    async fn submit(
+        &self,
+        job: &Job,
+        started_at_ms: i64,
+        lag: std::time::Duration,
+        report: ProbeReport,
+    ) {
+        self.metrics
+            .observe_probe(&job.slug, &self.region, &report, lag);
         let result_id = uuid::Uuid::now_v7().to_string();
         tracing::info!(
             server_id = %job.server_id, region = %self.region, probe_id = %result_id,
@@ -103,6 +113,22 @@ impl App {
             ..ProberConfig::default()
         })?;
 
+        let metrics =
+            Arc::new(Metrics::new().map_err(|e| AppError::Schedule(format!("metrics: {e}")))?);
+        for row in store.all_states().await? {
+            let status = row
+                .state
+                .map(|s| s.status)
+                .unwrap_or(crate::monitor::ServerStatus::Unknown);
+            metrics.server_state(
+                &row.server.slug,
+                if row.server.paused {
+                    crate::monitor::ServerStatus::Paused
+                } else {
+                    status
+                },
+            );
+        }
         let dispatcher = Dispatcher::new(
             store.clone(),
             sealer.clone(),
@@ -130,13 +156,15 @@ impl App {
                 }
                 dispatcher
             }
-        };
+        }
+        .with_metrics(metrics.clone());
         let stop_ingest = CancellationToken::new();
         let (ingest, ingest_task) = ingest::spawn(
             store.clone(),
             settings.ingest_buffer,
             stop_ingest.clone(),
             dispatcher.wake.clone(),
+            metrics.clone(),
         );
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
@@ -145,6 +173,7 @@ impl App {
         let sink = Arc::new(LocalSink {
             ingest: ingest.clone(),
             region: settings.region.clone(),
+            metrics: metrics.clone(),
         });
         let scheduler = scheduler::spawn(
             settings.region.clone(),
@@ -189,6 +218,7 @@ impl App {
             key_limiter,
             keys: Arc::new(KeyCache::default()),
             dispatcher,
+            metrics,
         };
         Ok(App {
             listener,

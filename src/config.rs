@@ -60,6 +60,7 @@ struct Raw {
     delivery_lease: Option<u64>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
+    metrics_token: Option<String>,
 }
 
 /// How logs are written.
@@ -103,6 +104,8 @@ pub struct Settings {
     /// with optional user:password. Never logged.
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -317,6 +320,7 @@ impl Settings {
             delivery_lease: Duration::from_secs(lease),
             smtp_url,
             smtp_from,
+            metrics_token: raw.metrics_token.filter(|t| !t.is_empty()),
         })
     }
 

@@ -16,6 +16,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod metrics;
 pub mod monitor;
 pub mod probe;
 pub mod scheduler;

@@ -537,3 +537,124 @@ async fn openapi_document_covers_every_route() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     app.stop().await;
 }
+
+/// `name{labels} value` lines of the exposition, parsed back.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if n != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            if all { value.parse().ok() } else { None }
+        })
+}
+
+#[tokio::test]
+async fn metrics_expose_probes_states_and_schema_changes() {
+    let app = support::app::spawn_app_with(support::db::Backend::Sqlite, |s| {
+        s.metrics_token = Some("scrape-token-123".into())
+    })
+    .await;
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    register(&app, json!({"name": "Metered", "url": fake.url()})).await;
+    wait_for(&app, "metered", |v| v["state"] == "up").await;
+    fake.update(|c| c.tools.retain(|t| t["name"] != "add"));
+    app.post("/api/v1/servers/metered/check", json!({})).await;
+
+    let (s, _) = app.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the metrics token is required when set"
+    );
+    let text = app
+        .raw()
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth("scrape-token-123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = |name: &str, labels: &[(&str, &str)]| metric(&text, name, labels);
+    assert_eq!(
+        m("mcpwatch_server_up", &[("server", "metered")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m(
+            "mcpwatch_server_state",
+            &[("server", "metered"), ("state", "up")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m(
+            "mcpwatch_server_state",
+            &[("server", "metered"), ("state", "down")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m(
+            "mcpwatch_probe_success",
+            &[("server", "metered"), ("region", "local")]
+        ),
+        Some(1.0)
+    );
+    assert!(m("mcpwatch_probe_duration_seconds", &[("server", "metered")]).unwrap() > 0.0);
+    assert_eq!(
+        m("mcpwatch_schema_changes_total", &[("server", "metered")]),
+        Some(1.0)
+    );
+    assert!(
+        m(
+            "mcpwatch_probes_total",
+            &[("region", "local"), ("verdict", "up")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        m(
+            "mcpwatch_probe_phase_duration_seconds_count",
+            &[("region", "local"), ("phase", "tools_list")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        m(
+            "mcpwatch_scheduler_lag_seconds_count",
+            &[("region", "local")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        m("mcpwatch_probes_in_flight", &[("region", "local")]),
+        Some(0.0)
+    );
+    assert_eq!(m("mcpwatch_outbox_pending", &[]), Some(0.0));
+    assert_eq!(
+        m(
+            "mcpwatch_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        text.contains("process_resident_memory_bytes"),
+        "process metrics"
+    );
+    assert!(!text.contains(&fake.url()), "labels never carry URLs");
+    app.stop().await;
+}

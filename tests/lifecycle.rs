@@ -136,6 +136,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
         1000,
         stop.clone(),
         Arc::new(tokio::sync::Notify::new()),
+        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
     );
     handle
         .submit(IngestItem {

@@ -45,7 +45,7 @@ struct Recorder {
 
 #[async_trait]
 impl Sink for Recorder {
-    async fn submit(&self, job: &Job, _started_at_ms: i64, _report: ProbeReport) {
+    async fn submit(&self, job: &Job, _started_at_ms: i64, _lag: Duration, _report: ProbeReport) {
         self.seen
             .lock()
             .unwrap()
@@ -68,6 +68,7 @@ impl Recorder {
 fn job(id: &str, interval_s: u64) -> Job {
     Job {
         server_id: id.into(),
+        slug: id.into(),
         target: ProbeTarget::new(format!("http://127.0.0.1:1/{id}").parse().unwrap()),
         interval: Duration::from_secs(interval_s),
     }

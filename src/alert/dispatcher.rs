@@ -66,6 +66,7 @@ pub struct Dispatcher {
     clock: Clock,
     lease: Duration,
     mailer: Option<super::email::Mailer>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Serializes channel-health decisions, so concurrent sends raise one event.
     health: Arc<tokio::sync::Mutex<()>>,
     /// Notified when new rows are written, so delivery does not wait for the next poll.
@@ -91,9 +92,16 @@ impl Dispatcher {
             clock,
             lease,
             mailer: None,
+            metrics: None,
             health: Arc::new(tokio::sync::Mutex::new(())),
             wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Count deliveries in these metrics.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Send email channels through this SMTP sender.
@@ -202,6 +210,14 @@ impl Dispatcher {
             c.disabled_reason = Some("the receiver answered 410 Gone".into());
             c.updated_at = now;
             let _ = self.store.update_channel(&c).await;
+        }
+        if let (Some(m), Some(c)) = (&self.metrics, &channel) {
+            let outcome_label = match d.status.as_str() {
+                "delivered" => "delivered",
+                "dead" => "dead",
+                _ => "retry",
+            };
+            m.delivery(&c.kind, outcome_label);
         }
         let attempt = AttemptRecord {
             id: uuid::Uuid::now_v7().to_string(),

@@ -36,3 +36,41 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
         )
     }
 }
+
+/// Prometheus text format. Protected by `MCPWATCH_METRICS_TOKEN` when it is set.
+pub async fn metrics(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(expected) = &app.settings.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok = crate::secrets::hashes_equal(
+            &crate::secrets::token_hash(given),
+            &crate::secrets::token_hash(expected),
+        );
+        if !ok {
+            return super::error::ApiError::Unauthorized.into_response();
+        }
+    }
+    if let Ok(n) = app.store.pending_deliveries().await {
+        app.metrics.outbox_pending.set(n);
+    }
+    let in_flight = app.scheduler.stats.in_flight.load(Ordering::Relaxed) as i64;
+    app.metrics
+        .probes_in_flight
+        .with_label_values(&[app.settings.region.as_str()])
+        .set(in_flight);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}

@@ -59,6 +59,7 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// For `POST /channels/{id}/test`, which sends at once.
     pub dispatcher: crate::alert::dispatcher::Dispatcher,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The OpenAPI document's fixed parts; the paths come from the handlers' annotations.
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(doc);
     router
+        .route("/metrics", get(health::metrics))
         .route(
             "/openapi.json",
             get(move || {

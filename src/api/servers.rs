@@ -314,6 +314,7 @@ pub fn job_for(s: &ServerRecord, sealer: &Sealer) -> Result<Job, ApiError> {
     };
     Ok(Job {
         server_id: s.id.clone(),
+        slug: s.slug.clone(),
         target,
         interval: Duration::from_secs(u64::from(s.interval_seconds)),
     })
@@ -572,7 +573,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let s = find(&app, &id).await?;
     app.scheduler.remove(&s.id);
+    let (_, regions) = app.store.load_state(&s.id).await?;
     app.store.delete_server(&s.id).await?;
+    let regions: Vec<String> = regions.into_iter().map(|r| r.region).collect();
+    app.metrics.forget_server(&s.slug, &regions);
     app.ingest.invalidate(&s.id).await;
     tracing::info!(server_id = %s.id, "server deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::maintenance::Schedule;
+use crate::metrics::Metrics;
 use crate::monitor::{
     self, IncidentChange, Observation, Policy, RegionState, ServerState, ServerStatus,
 };
@@ -172,13 +173,14 @@ pub fn spawn(
     buffer: usize,
     stop: CancellationToken,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 ) -> (IngestHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(buffer);
     let health = Arc::new(IngestHealth {
         database_ok: AtomicBool::new(true),
         ..IngestHealth::default()
     });
-    let task = tokio::spawn(run(store, rx, health.clone(), stop, wake));
+    let task = tokio::spawn(run(store, rx, health.clone(), stop, wake, metrics));
     (IngestHandle { tx, health }, task)
 }
 
@@ -188,6 +190,7 @@ async fn run(
     health: Arc<IngestHealth>,
     stop: CancellationToken,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 ) {
     let mut cache: HashMap<String, Cached> = HashMap::new();
     // Alert channels and maintenance windows, loaded when first needed and after every change.
@@ -261,9 +264,24 @@ async fn run(
             if !writes.outbox.is_empty() {
                 wake.notify_one();
             }
+            record_metrics(&metrics, &cache, &writes);
         }
         for done in flushes {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Server states and schema changes of a committed batch, for `/metrics`.
+fn record_metrics(metrics: &Metrics, cache: &HashMap<String, Cached>, writes: &BatchWrites) {
+    for (id, state) in &writes.server_states {
+        if let Some(c) = cache.get(id) {
+            metrics.server_state(&c.server.slug, state.status);
+        }
+    }
+    for e in writes.events.iter().filter(|e| e.kind == "schema.changed") {
+        if let Some(c) = e.server_id.as_ref().and_then(|id| cache.get(id)) {
+            metrics.schema_changed(&c.server.slug);
         }
     }
 }

@@ -29,6 +29,8 @@ use crate::probe::{ProbeReport, ProbeTarget, Prober};
 #[derive(Debug, Clone)]
 pub struct Job {
     pub server_id: String,
+    /// For metrics labels and logs.
+    pub slug: String,
     pub target: ProbeTarget,
     pub interval: Duration,
 }
@@ -49,7 +51,8 @@ impl Runner for Prober {
 /// Receives each report (the local ingest, or an agent's upload queue).
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
-    async fn submit(&self, job: &Job, started_at_ms: i64, report: ProbeReport);
+    /// `lag`: how late the probe started after its due time.
+    async fn submit(&self, job: &Job, started_at_ms: i64, lag: Duration, report: ProbeReport);
 }
 
 /// Changes to the set of jobs.
@@ -253,7 +256,7 @@ async fn run(
                             .map(|d| d.as_millis() as i64)
                             .unwrap_or(0);
                         let report = runner.run(&job).await;
-                        sink.submit(&job, started_at, report).await;
+                        sink.submit(&job, started_at, std::time::Duration::from_micros(lag), report).await;
                         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                         let _ = tx.send(Command::Done { server_id: job.server_id.clone(), generation: g });
                     });

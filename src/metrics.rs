@@ -1,0 +1,260 @@
+//! Prometheus metrics on an explicit registry (no globals), served at `/metrics`.
+//!
+//! Labels are bounded: server slug, region, phase, verdict, failure kind, channel kind and
+//! outcome — never a URL or an error message. Base units (seconds), `_total` counters.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::monitor::ServerStatus;
+use crate::probe::{ProbeReport, Verdict};
+
+/// Every metric mcpwatch exports.
+pub struct Metrics {
+    registry: Registry,
+    probe_success: GaugeVec,
+    probe_duration: GaugeVec,
+    tools: GaugeVec,
+    tls_expiry: GaugeVec,
+    server_up: GaugeVec,
+    server_state: GaugeVec,
+    schema_changes: IntCounterVec,
+    phase_duration: HistogramVec,
+    probes_total: IntCounterVec,
+    scheduler_lag: HistogramVec,
+    pub probes_in_flight: IntGaugeVec,
+    deliveries: IntCounterVec,
+    pub outbox_pending: IntGauge,
+}
+
+const STATES: [ServerStatus; 6] = [
+    ServerStatus::Unknown,
+    ServerStatus::Up,
+    ServerStatus::Degraded,
+    ServerStatus::Down,
+    ServerStatus::AuthFailed,
+    ServerStatus::Paused,
+];
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+                let g = GaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let probe_success = gauge(
+            "mcpwatch_probe_success",
+            "1 if the last probe was up or degraded, else 0",
+            &["server", "region"],
+        )?;
+        let probe_duration = gauge(
+            "mcpwatch_probe_duration_seconds",
+            "Duration of the last probe",
+            &["server", "region"],
+        )?;
+        let tools = gauge(
+            "mcpwatch_tools",
+            "Tools listed by the last successful probe",
+            &["server", "region"],
+        )?;
+        let tls_expiry = gauge(
+            "mcpwatch_tls_cert_expiry_timestamp_seconds",
+            "notAfter of the server's TLS certificate",
+            &["server", "region"],
+        )?;
+        let server_up = gauge(
+            "mcpwatch_server_up",
+            "1 if the server is up or degraded, else 0",
+            &["server"],
+        )?;
+        let server_state = gauge(
+            "mcpwatch_server_state",
+            "1 for the server's current state, 0 for the others",
+            &["server", "state"],
+        )?;
+        let schema_changes = counter(
+            "mcpwatch_schema_changes_total",
+            "Schema changes seen",
+            &["server"],
+        )?;
+        let probes_total = counter(
+            "mcpwatch_probes_total",
+            "Probes by verdict and failure kind",
+            &["region", "verdict", "kind"],
+        )?;
+        let deliveries = counter(
+            "mcpwatch_alert_deliveries_total",
+            "Alert delivery attempts by channel kind and outcome",
+            &["channel_kind", "outcome"],
+        )?;
+        let phase_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mcpwatch_probe_phase_duration_seconds",
+                "Probe phase durations",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["region", "phase"],
+        )?;
+        registry.register(Box::new(phase_duration.clone()))?;
+        let scheduler_lag = HistogramVec::new(
+            HistogramOpts::new(
+                "mcpwatch_scheduler_lag_seconds",
+                "Delay between a probe's due time and its start",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0,
+            ]),
+            &["region"],
+        )?;
+        registry.register(Box::new(scheduler_lag.clone()))?;
+        let probes_in_flight = IntGaugeVec::new(
+            Opts::new("mcpwatch_probes_in_flight", "Probes running now"),
+            &["region"],
+        )?;
+        registry.register(Box::new(probes_in_flight.clone()))?;
+        let outbox_pending = IntGauge::new(
+            "mcpwatch_outbox_pending",
+            "Alert deliveries not yet delivered or dead",
+        )?;
+        registry.register(Box::new(outbox_pending.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("mcpwatch_build_info", "Build information"),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Metrics {
+            registry,
+            probe_success,
+            probe_duration,
+            tools,
+            tls_expiry,
+            server_up,
+            server_state,
+            schema_changes,
+            phase_duration,
+            probes_total,
+            scheduler_lag,
+            probes_in_flight,
+            deliveries,
+            outbox_pending,
+        })
+    }
+
+    /// One probe's report.
+    pub fn observe_probe(&self, server: &str, region: &str, report: &ProbeReport, lag: Duration) {
+        let ok = matches!(report.verdict, Verdict::Up | Verdict::Degraded);
+        self.probe_success
+            .with_label_values(&[server, region])
+            .set(if ok { 1.0 } else { 0.0 });
+        self.probe_duration
+            .with_label_values(&[server, region])
+            .set(report.timings_ms.total / 1000.0);
+        if report.schema_hash.is_some() {
+            self.tools
+                .with_label_values(&[server, region])
+                .set(report.tools_count as f64);
+        }
+        if let Some(tls) = &report.tls {
+            self.tls_expiry
+                .with_label_values(&[server, region])
+                .set(tls.not_after_unix as f64);
+        }
+        let kind = report
+            .failure
+            .as_ref()
+            .map(|f| f.kind.as_str())
+            .unwrap_or("");
+        self.probes_total
+            .with_label_values(&[region, report.verdict.as_str(), kind])
+            .inc();
+        let t = &report.timings_ms;
+        for (phase, ms) in [
+            ("dns", t.dns),
+            ("connect", t.connect),
+            ("tls", t.tls),
+            ("handshake", t.handshake),
+            ("tools_list", t.tools_list),
+            ("total", Some(t.total)),
+        ] {
+            if let Some(ms) = ms {
+                self.phase_duration
+                    .with_label_values(&[region, phase])
+                    .observe(ms / 1000.0);
+            }
+        }
+        self.scheduler_lag
+            .with_label_values(&[region])
+            .observe(lag.as_secs_f64());
+    }
+
+    /// A server's state changed (or was loaded).
+    pub fn server_state(&self, server: &str, status: ServerStatus) {
+        let up = matches!(status, ServerStatus::Up | ServerStatus::Degraded);
+        self.server_up
+            .with_label_values(&[server])
+            .set(if up { 1.0 } else { 0.0 });
+        for s in STATES {
+            self.server_state
+                .with_label_values(&[server, s.as_str()])
+                .set(if s == status { 1.0 } else { 0.0 });
+        }
+    }
+
+    pub fn schema_changed(&self, server: &str) {
+        self.schema_changes.with_label_values(&[server]).inc();
+    }
+
+    pub fn delivery(&self, channel_kind: &str, outcome: &str) {
+        self.deliveries
+            .with_label_values(&[channel_kind, outcome])
+            .inc();
+    }
+
+    /// Forget a deleted server's series (in the regions that probed it).
+    pub fn forget_server(&self, server: &str, regions: &[String]) {
+        for region in regions {
+            for vec in [
+                &self.probe_success,
+                &self.probe_duration,
+                &self.tools,
+                &self.tls_expiry,
+            ] {
+                let _ = vec.remove_label_values(&[server, region.as_str()]);
+            }
+        }
+        let _ = self.server_up.remove_label_values(&[server]);
+        for s in STATES {
+            let _ = self.server_state.remove_label_values(&[server, s.as_str()]);
+        }
+        let _ = self.schema_changes.remove_label_values(&[server]);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
