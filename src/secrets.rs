@@ -118,6 +118,15 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// Hide the userinfo of any `scheme://user:pass@host` inside a message (driver and SMTP errors
+/// may quote their connection URL).
+pub fn redact_url_password(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &text[..s], &text[at..]),
+        _ => text.to_string(),
+    }
+}
+
 /// Prefix of every API token, so a leaked one is recognisable by secret scanners.
 pub const TOKEN_PREFIX: &str = "mcpw_";
 
@@ -177,6 +186,19 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn passwords_in_messages_are_hidden() {
+        assert_eq!(
+            redact_url_password("postgres://u:pw@h/db refused"),
+            "postgres://***@h/db refused"
+        );
+        assert_eq!(
+            redact_url_password("smtp://u:pw@host:25 refused"),
+            "smtp://***@host:25 refused"
+        );
+        assert_eq!(redact_url_password("no url here"), "no url here");
     }
 
     #[test]

@@ -293,8 +293,7 @@ impl Dispatcher {
                     kind: "server.still_down".into(),
                     at: now,
                     payload: serde_json::json!({
-                        "server": {"id": row.server.id, "slug": row.server.slug, "name": row.server.name,
-                            "url": url::Url::parse(&row.server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default()},
+                        "server": row.server.event_json(),
                         "state": state.status.as_str(), "since": crate::api::rfc3339(state.since),
                         "down_for_seconds": (now - state.since) / 1000, "incident_id": incident,
                     }),
@@ -344,8 +343,7 @@ impl Dispatcher {
                         kind: "maintenance.ended".into(),
                         at: now,
                         payload: serde_json::json!({
-                            "server": {"id": server.id, "slug": server.slug, "name": server.name,
-                                "url": url::Url::parse(&server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default()},
+                            "server": server.event_json(),
                             "window": window, "from": h.state_before, "to": now_state,
                             "window_start": crate::api::rfc3339(h.occurrence_start),
                             "window_end": crate::api::rfc3339(h.occurrence_end),

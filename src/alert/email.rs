@@ -25,7 +25,12 @@ impl Mailer {
     /// From `MCPWATCH_SMTP_URL` and `MCPWATCH_SMTP_FROM` (validated at start).
     pub fn new(url: &str, from: &str) -> Result<Self, String> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("MCPWATCH_SMTP_URL: {}", redact(&e.to_string())))?
+            .map_err(|e| {
+                format!(
+                    "MCPWATCH_SMTP_URL: {}",
+                    crate::secrets::redact_url_password(&e.to_string())
+                )
+            })?
             .timeout(Some(std::time::Duration::from_secs(10)))
             .build();
         let from = from
@@ -66,16 +71,8 @@ impl Mailer {
             .map(|_| ())
             .map_err(|e| MailError {
                 permanent: e.is_permanent(),
-                message: redact(&e.to_string()),
+                message: crate::secrets::redact_url_password(&e.to_string()),
             })
-    }
-}
-
-/// SMTP errors can quote the URL; never let a password through.
-fn redact(text: &str) -> String {
-    match (text.find("://"), text.find('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***{}", &text[..s], &text[at..]),
-        _ => text.to_string(),
     }
 }
 
@@ -174,7 +171,7 @@ mod tests {
             "{html}"
         );
         assert_eq!(
-            redact("smtp://u:pw@host:25 refused"),
+            crate::secrets::redact_url_password("smtp://u:pw@host:25 refused"),
             "smtp://***@host:25 refused"
         );
     }

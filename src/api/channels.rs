@@ -140,15 +140,14 @@ async fn apply(
     }
     if let Some(h) = input.headers {
         let bad = h.iter().find(|(k, v)| {
-            k.is_empty()
-                || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                || v.bytes().any(|b| b.is_ascii_control())
+            !crate::probe::is_header_name(k)
+                || v.bytes().any(|b| b.is_ascii_control() && b != b'\t')
         });
         if let Some((k, _)) = bad {
             err(
                 "headers",
                 format!(
-                    "'{k}' is not a valid header (name of letters, digits and -; value without control characters)"
+                    "'{k}' is not a valid header (an HTTP field name; a value without control characters)"
                 ),
             );
         } else {

@@ -105,9 +105,7 @@ async fn apply(
         Some(Value::Object(map)) => {
             let mut pairs: BTreeMap<String, String> = BTreeMap::new();
             for (k, v) in map {
-                let ok_name = !k.is_empty()
-                    && k.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let ok_name = crate::probe::is_header_name(&k);
                 match (ok_name, v) {
                     (false, _) => err("headers", format!("'{k}' is not a valid header name")),
                     (true, Value::String(v))

@@ -155,11 +155,7 @@ pub fn parse_header(input: &str) -> Result<(String, String), CliError> {
         .split_once(':')
         .ok_or_else(|| CliError::Usage("--header needs the form 'Name: value'".into()))?;
     let name = name.trim();
-    let valid_name = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !valid_name {
+    if !crate::probe::is_header_name(name) {
         return Err(CliError::Usage(format!(
             "--header name '{name}' is not a valid HTTP header name"
         )));

@@ -476,10 +476,7 @@ async fn evaluate_item(
         }
         None => {}
     }
-    let server_json = json!({
-        "id": ctx.server.id, "slug": ctx.server.slug, "name": ctx.server.name,
-        "url": url::Url::parse(&ctx.server.url).map(|u| crate::probe::redact_url(&u)).unwrap_or_default(),
-    });
+    let server_json = ctx.server.event_json();
     let first_new_event = writes.events.len();
     for event in &eval.events {
         let mut payload = event.data.clone();

@@ -46,6 +46,15 @@ pub use report::{
 pub use sse::{SseEvent, SseParser};
 pub use tls::{TlsBase, TlsSetupError, cert_not_after};
 
+/// Whether `name` is a valid HTTP field name (an RFC 9110 token). Shared by every place that
+/// accepts user-supplied headers: the CLI, servers and alert channels.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// The client capabilities every probe declares: none. Documented in the README.
 pub fn client_capabilities() -> serde_json::Value {
     serde_json::json!({})
@@ -54,4 +63,17 @@ pub fn client_capabilities() -> serde_json::Value {
 /// The clientInfo every probe sends.
 pub fn client_info() -> serde_json::Value {
     serde_json::json!({"name": "mcpwatch", "version": env!("CARGO_PKG_VERSION")})
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_names_are_rfc_9110_tokens() {
+        for ok in ["Authorization", "X-Api-Key", "x_token", "A.B"] {
+            assert!(super::is_header_name(ok), "{ok}");
+        }
+        for bad in ["", "Bad Name", "x:y", "é", "a\nb"] {
+            assert!(!super::is_header_name(bad), "{bad:?}");
+        }
+    }
 }

@@ -33,6 +33,16 @@ pub struct ServerRecord {
     pub updated_at: i64,
 }
 
+impl ServerRecord {
+    /// The server as events and alerts show it: never credentials or the query string.
+    pub fn event_json(&self) -> Value {
+        let url = url::Url::parse(&self.url)
+            .map(|u| crate::probe::redact_url(&u))
+            .unwrap_or_default();
+        serde_json::json!({"id": self.id, "slug": self.slug, "name": self.name, "url": url})
+    }
+}
+
 /// One probe result from one region.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {

@@ -833,18 +833,10 @@ impl PostgresStore {
             .map_err(|e| {
                 StoreError::Database(format!(
                     "cannot connect to Postgres: {}",
-                    redact_db_error(&e.to_string())
+                    crate::secrets::redact_url_password(&e.to_string())
                 ))
             })?;
         Ok(PostgresStore { pool })
-    }
-}
-
-/// Database errors may quote the URL; never let a password through.
-fn redact_db_error(text: &str) -> String {
-    match (text.find("://"), text.find('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***{}", &text[..s], &text[at..]),
-        _ => text.to_string(),
     }
 }
 
@@ -864,7 +856,7 @@ mod tests {
     #[test]
     fn passwords_are_redacted_from_connection_errors() {
         assert_eq!(
-            redact_db_error("postgres://u:pw@h/db refused"),
+            crate::secrets::redact_url_password("postgres://u:pw@h/db refused"),
             "postgres://***@h/db refused"
         );
     }
