@@ -3,12 +3,16 @@
 //! - `model.rs`: the rows as the daemon uses them.
 //! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
 //!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
+//! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
+//! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
 //!
 //! Migrations live in `migrations/postgres/` and `migrations/sqlite/` and are embedded at build
 //! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
 
 mod model;
+pub mod rollup;
 mod sql;
+mod status_sql;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ pub use model::{
     SnapshotRecord, WindowRecord,
 };
 pub use sql::{PostgresStore, SqliteStore};
+pub use status_sql::{RegionView, Scope, StatusStore};
 
 use crate::config::DatabaseUrl;
 use crate::monitor::{RegionState, ServerState};
@@ -58,7 +63,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the daemon stores. One implementation per backend.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: StatusStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;

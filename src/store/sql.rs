@@ -12,6 +12,7 @@ use sqlx::Row;
 use sqlx::migrate::Migrator;
 
 use super::model::*;
+use super::rollup::RollupDeltas;
 use super::{Store, StoreError, StoreResult, ensure_parent};
 use crate::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
 
@@ -20,16 +21,16 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Our dynamic SQL is assembled from constant fragments only; every value is a bound
 /// parameter, never spliced in. That is what this marks for sqlx.
-fn audited(sql: &str) -> sqlx::AssertSqlSafe<String> {
+pub(super) fn audited(sql: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql.to_string())
 }
 
-fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+pub(super) fn sqlite_sql(sql: &str) -> Cow<'_, str> {
     Cow::Borrowed(sql)
 }
 
 /// `?` → `$1`, `$2`, … (our SQL never has `?` in a literal).
-fn postgres_sql(sql: &str) -> Cow<'_, str> {
+pub(super) fn postgres_sql(sql: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
     for ch in sql.chars() {
@@ -45,7 +46,7 @@ fn postgres_sql(sql: &str) -> Cow<'_, str> {
 }
 
 const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at";
-const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after";
+pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after";
 
 fn json_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
@@ -71,11 +72,11 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $claim_lock:literal) => {
         /// A [`Store`] on this backend.
         pub struct $store {
-            pool: sqlx::Pool<$db>,
+            pub(super) pool: sqlx::Pool<$db>,
         }
 
         impl $store {
-            fn server(r: &$row) -> StoreResult<ServerRecord> {
+            pub(super) fn server(r: &$row) -> StoreResult<ServerRecord> {
                 Ok(ServerRecord {
                     id: r.try_get("id")?,
                     slug: r.try_get("slug")?,
@@ -98,35 +99,45 @@ macro_rules! sql_store {
                 })
             }
 
-            fn result(r: &$row) -> StoreResult<ResultRecord> {
+            pub(super) fn result(r: &$row) -> StoreResult<ResultRecord> {
+                Self::result_with(r, "")
+            }
+
+            /// A result whose columns carry a prefix (`r_id`, … in a join).
+            pub(super) fn prefixed_result(r: &$row) -> StoreResult<ResultRecord> {
+                Self::result_with(r, "r_")
+            }
+
+            fn result_with(r: &$row, p: &str) -> StoreResult<ResultRecord> {
+                let c = |name: &str| format!("{p}{name}");
                 Ok(ResultRecord {
-                    id: r.try_get("id")?,
-                    server_id: r.try_get("server_id")?,
-                    region: r.try_get("region")?,
-                    started_at: r.try_get("started_at")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    dns_ms: r.try_get("dns_ms")?,
-                    connect_ms: r.try_get("connect_ms")?,
-                    tls_ms: r.try_get("tls_ms")?,
-                    handshake_ms: r.try_get("handshake_ms")?,
-                    tools_list_ms: r.try_get("tools_list_ms")?,
-                    verdict: r.try_get("verdict")?,
-                    failure_kind: r.try_get("failure_kind")?,
-                    failure_phase: r.try_get("failure_phase")?,
-                    failure_message: r.try_get("failure_message")?,
-                    http_status: r.try_get("http_status")?,
-                    jsonrpc_code: r.try_get("jsonrpc_code")?,
-                    era: r.try_get("era")?,
-                    protocol_version: r.try_get("protocol_version")?,
-                    server_name: r.try_get("server_name")?,
-                    server_version: r.try_get("server_version")?,
-                    tool_count: r.try_get("tool_count")?,
-                    schema_hash: r.try_get("schema_hash")?,
-                    tls_not_after: r.try_get("tls_not_after")?,
+                    id: r.try_get(c("id").as_str())?,
+                    server_id: r.try_get(c("server_id").as_str())?,
+                    region: r.try_get(c("region").as_str())?,
+                    started_at: r.try_get(c("started_at").as_str())?,
+                    duration_ms: r.try_get(c("duration_ms").as_str())?,
+                    dns_ms: r.try_get(c("dns_ms").as_str())?,
+                    connect_ms: r.try_get(c("connect_ms").as_str())?,
+                    tls_ms: r.try_get(c("tls_ms").as_str())?,
+                    handshake_ms: r.try_get(c("handshake_ms").as_str())?,
+                    tools_list_ms: r.try_get(c("tools_list_ms").as_str())?,
+                    verdict: r.try_get(c("verdict").as_str())?,
+                    failure_kind: r.try_get(c("failure_kind").as_str())?,
+                    failure_phase: r.try_get(c("failure_phase").as_str())?,
+                    failure_message: r.try_get(c("failure_message").as_str())?,
+                    http_status: r.try_get(c("http_status").as_str())?,
+                    jsonrpc_code: r.try_get(c("jsonrpc_code").as_str())?,
+                    era: r.try_get(c("era").as_str())?,
+                    protocol_version: r.try_get(c("protocol_version").as_str())?,
+                    server_name: r.try_get(c("server_name").as_str())?,
+                    server_version: r.try_get(c("server_version").as_str())?,
+                    tool_count: r.try_get(c("tool_count").as_str())?,
+                    schema_hash: r.try_get(c("schema_hash").as_str())?,
+                    tls_not_after: r.try_get(c("tls_not_after").as_str())?,
                 })
             }
 
-            fn server_state(r: &$row) -> StoreResult<ServerState> {
+            pub(super) fn server_state(r: &$row) -> StoreResult<ServerState> {
                 Ok(ServerState {
                     status: parse::<ServerStatus>(&r.try_get::<String, _>("state")?)?,
                     since: r.try_get("since")?,
@@ -138,7 +149,7 @@ macro_rules! sql_store {
                 })
             }
 
-            fn region_state(r: &$row) -> StoreResult<RegionState> {
+            pub(super) fn region_state(r: &$row) -> StoreResult<RegionState> {
                 Ok(RegionState {
                     region: r.try_get("region")?,
                     status: parse::<RegionStatus>(&r.try_get::<String, _>("state")?)?,
@@ -162,7 +173,7 @@ macro_rules! sql_store {
                 })
             }
 
-            fn incident(r: &$row) -> StoreResult<IncidentRecord> {
+            pub(super) fn incident(r: &$row) -> StoreResult<IncidentRecord> {
                 Ok(IncidentRecord {
                     id: r.try_get("id")?,
                     server_id: r.try_get("server_id")?,
@@ -429,9 +440,11 @@ macro_rules! sql_store {
             async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 let exists = "WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)";
-                let sql = $conv(&format!("INSERT INTO probe_results ({RESULT_COLS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists}")).into_owned();
+                let sql = $conv(&format!("INSERT INTO probe_results ({RESULT_COLS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (id) DO NOTHING")).into_owned();
+                // A result already stored (a re-sent batch) is skipped and not counted again.
+                let mut rollups = RollupDeltas::default();
                 for r in &w.results {
-                    sqlx::query(audited(&sql))
+                    let inserted = sqlx::query(audited(&sql))
                         .bind(&r.id).bind(&r.server_id).bind(&r.region).bind(r.started_at).bind(r.duration_ms)
                         .bind(r.dns_ms).bind(r.connect_ms).bind(r.tls_ms).bind(r.handshake_ms).bind(r.tools_list_ms)
                         .bind(&r.verdict).bind(&r.failure_kind).bind(&r.failure_phase).bind(&r.failure_message)
@@ -439,8 +452,13 @@ macro_rules! sql_store {
                         .bind(&r.server_name).bind(&r.server_version).bind(r.tool_count).bind(&r.schema_hash)
                         .bind(r.tls_not_after).bind(&r.server_id)
                         .execute(&mut *tx)
-                        .await?;
+                        .await?
+                        .rows_affected();
+                    if inserted == 1 {
+                        rollups.add(r);
+                    }
                 }
+                Self::write_rollups(&mut tx, &rollups).await?;
                 let sql = $conv(&format!("INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash) SELECT ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, region) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures, consecutive_successes = excluded.consecutive_successes, last_result_at = excluded.last_result_at, last_verdict = excluded.last_verdict, last_schema_hash = excluded.last_schema_hash")).into_owned();
                 for (id, r) in &w.region_states {
                     sqlx::query(audited(&sql))

@@ -1,0 +1,261 @@
+//! The read side of the status page and the history's upkeep: rollup writes (called inside
+//! `commit_batch`'s transaction), rollup and public-state reads, and batched retention.
+//! Expanded for both backends like `sql.rs`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::model::{IncidentRecord, ResultRecord, ServerWithState};
+use super::rollup::{DailyRollup, HourlyRollup, Rollup, RollupDeltas};
+use super::sql::{PostgresStore, RESULT_COLS, SqliteStore, audited, postgres_sql, sqlite_sql};
+use super::{StoreError, StoreResult};
+use crate::monitor::RegionState;
+
+/// Which servers a status read covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every public server (the status page, `/status.json`).
+    Public,
+    /// One server by id.
+    Server(&'a str),
+}
+
+/// A region's state with the last result it saw (for "tools/list timed out from eu-west").
+#[derive(Debug, Clone)]
+pub struct RegionView {
+    pub server_id: String,
+    pub state: RegionState,
+    pub last: Option<ResultRecord>,
+}
+
+/// Reads behind the status page, badges and `/status.json`, and retention.
+#[async_trait]
+pub trait StatusStore: Send + Sync {
+    /// Public servers with their state (no region detail), by name.
+    async fn public_states(&self) -> StoreResult<Vec<ServerWithState>>;
+    /// Region states with each region's last result.
+    async fn region_views(&self, scope: Scope<'_>) -> StoreResult<Vec<RegionView>>;
+    /// Daily rollups from `from_day` on, oldest first.
+    async fn daily_rollups(&self, scope: Scope<'_>, from_day: i64)
+    -> StoreResult<Vec<DailyRollup>>;
+    /// Hourly rollups (per region) from `from_hour` on, oldest first.
+    async fn hourly_rollups(
+        &self,
+        scope: Scope<'_>,
+        from_hour: i64,
+    ) -> StoreResult<Vec<HourlyRollup>>;
+    /// Incidents open at any time since `since` (opened after, or still open / closed after).
+    async fn incidents_since(
+        &self,
+        scope: Scope<'_>,
+        since: i64,
+    ) -> StoreResult<Vec<IncidentRecord>>;
+    /// Delete up to `batch` raw results older than `before`; returns how many went.
+    async fn prune_results(&self, before: i64, batch: u32) -> StoreResult<u64>;
+    /// Delete up to `batch` hourly and daily rollup rows older than `before`.
+    async fn prune_rollups(&self, before: i64, batch: u32) -> StoreResult<u64>;
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The server filter for a scope; binds: `public = true`, or the id.
+fn scope_clause(scope: Scope<'_>, col: &str) -> String {
+    match scope {
+        Scope::Public => format!("{col} IN (SELECT id FROM servers WHERE public = ?)"),
+        Scope::Server(_) => format!("{col} = ?"),
+    }
+}
+
+macro_rules! status_store {
+    ($store:ident, $db:ty, $row:ty, $conv:path, $row_lock:literal) => {
+        impl $store {
+            fn rollup_cols(r: &$row) -> StoreResult<Rollup> {
+                Rollup::from_columns(
+                    r.try_get("probes")?,
+                    r.try_get("successes")?,
+                    &r.try_get::<String, _>("failures")?,
+                    &r.try_get::<String, _>("latency_hist")?,
+                    r.try_get("latency_max_ms")?,
+                )
+                .map_err(StoreError::Corrupt)
+            }
+
+            /// Merge a batch's new results into the rollups, in the batch's transaction. The
+            /// existing row is locked (Postgres) while it is read and rewritten.
+            pub(super) async fn write_rollups(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                deltas: &RollupDeltas,
+            ) -> StoreResult<()> {
+                let now = now_ms();
+                let read = $conv(concat!("SELECT probes, successes, failures, latency_hist, latency_max_ms FROM rollup_hourly WHERE server_id = ? AND region = ? AND hour_start = ? ", $row_lock)).into_owned();
+                let write = $conv("INSERT INTO rollup_hourly (server_id, region, hour_start, probes, successes, failures, latency_hist, latency_p50_ms, latency_p95_ms, latency_max_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, region, hour_start) DO UPDATE SET probes = excluded.probes, successes = excluded.successes, failures = excluded.failures, latency_hist = excluded.latency_hist, latency_p50_ms = excluded.latency_p50_ms, latency_p95_ms = excluded.latency_p95_ms, latency_max_ms = excluded.latency_max_ms, updated_at = excluded.updated_at").into_owned();
+                for ((server, region, hour), delta) in &deltas.hourly {
+                    let mut total = match sqlx::query(audited(&read)).bind(server).bind(region).bind(*hour).fetch_optional(&mut **tx).await? {
+                        Some(row) => Self::rollup_cols(&row)?,
+                        None => Rollup::default(),
+                    };
+                    total.merge(delta);
+                    sqlx::query(audited(&write))
+                        .bind(server).bind(region).bind(*hour).bind(total.probes).bind(total.successes)
+                        .bind(total.failures_json()).bind(total.hist_json()).bind(total.percentile(0.5))
+                        .bind(total.percentile(0.95)).bind(total.max_ms).bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                let read = $conv(concat!("SELECT probes, successes, failures, latency_hist, latency_max_ms FROM rollup_daily WHERE server_id = ? AND day_start = ? ", $row_lock)).into_owned();
+                let write = $conv("INSERT INTO rollup_daily (server_id, day_start, probes, successes, failures, latency_hist, latency_p50_ms, latency_p95_ms, latency_max_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, day_start) DO UPDATE SET probes = excluded.probes, successes = excluded.successes, failures = excluded.failures, latency_hist = excluded.latency_hist, latency_p50_ms = excluded.latency_p50_ms, latency_p95_ms = excluded.latency_p95_ms, latency_max_ms = excluded.latency_max_ms, updated_at = excluded.updated_at").into_owned();
+                for ((server, day), delta) in &deltas.daily {
+                    let mut total = match sqlx::query(audited(&read)).bind(server).bind(*day).fetch_optional(&mut **tx).await? {
+                        Some(row) => Self::rollup_cols(&row)?,
+                        None => Rollup::default(),
+                    };
+                    total.merge(delta);
+                    sqlx::query(audited(&write))
+                        .bind(server).bind(*day).bind(total.probes).bind(total.successes)
+                        .bind(total.failures_json()).bind(total.hist_json()).bind(total.percentile(0.5))
+                        .bind(total.percentile(0.95)).bind(total.max_ms).bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl StatusStore for $store {
+            async fn public_states(&self) -> StoreResult<Vec<ServerWithState>> {
+                let sql = $conv("SELECT s.*, t.state, t.since, t.schema_hash, t.server_version, t.protocol_version, t.last_result_at, t.open_incident_id FROM servers s LEFT JOIN server_state t ON t.server_id = s.id WHERE s.public = ? ORDER BY s.name, s.id");
+                let rows = sqlx::query(audited(&sql)).bind(true).fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let state = match row.try_get::<Option<String>, _>("state")? {
+                        Some(_) => Some(Self::server_state(row)?),
+                        None => None,
+                    };
+                    out.push(ServerWithState { server: Self::server(row)?, state, regions: Vec::new() });
+                }
+                Ok(out)
+            }
+
+            async fn region_views(&self, scope: Scope<'_>) -> StoreResult<Vec<RegionView>> {
+                let cols: String = RESULT_COLS.split(", ").map(|c| format!("r.{c} AS r_{c}")).collect::<Vec<_>>().join(", ");
+                let sql = $conv(&format!(
+                    "SELECT g.*, {cols} FROM region_state g LEFT JOIN probe_results r ON r.server_id = g.server_id AND r.started_at = g.last_result_at AND r.region = g.region WHERE {} ORDER BY g.server_id, g.region",
+                    scope_clause(scope, "g.server_id")
+                )).into_owned();
+                let q = sqlx::query(audited(&sql));
+                let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
+                let rows = q.fetch_all(&self.pool).await?;
+                let mut out: Vec<RegionView> = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let server_id: String = row.try_get("server_id")?;
+                    let state = Self::region_state(row)?;
+                    // Two results at the same millisecond in one region: keep the first.
+                    if out.last().is_some_and(|v| v.server_id == server_id && v.state.region == state.region) {
+                        continue;
+                    }
+                    let last = match row.try_get::<Option<String>, _>("r_id")? {
+                        Some(_) => Some(Self::prefixed_result(row)?),
+                        None => None,
+                    };
+                    out.push(RegionView { server_id, state, last });
+                }
+                Ok(out)
+            }
+
+            async fn daily_rollups(&self, scope: Scope<'_>, from_day: i64) -> StoreResult<Vec<DailyRollup>> {
+                let sql = $conv(&format!(
+                    "SELECT server_id, day_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_daily WHERE day_start >= ? AND {} ORDER BY day_start",
+                    scope_clause(scope, "server_id")
+                )).into_owned();
+                let q = sqlx::query(audited(&sql)).bind(from_day);
+                let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DailyRollup {
+                            server_id: r.try_get("server_id")?,
+                            day_start: r.try_get("day_start")?,
+                            probes: r.try_get("probes")?,
+                            successes: r.try_get("successes")?,
+                            p50_ms: r.try_get("latency_p50_ms")?,
+                            p95_ms: r.try_get("latency_p95_ms")?,
+                            max_ms: r.try_get("latency_max_ms")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn hourly_rollups(&self, scope: Scope<'_>, from_hour: i64) -> StoreResult<Vec<HourlyRollup>> {
+                let sql = $conv(&format!(
+                    "SELECT server_id, region, hour_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_hourly WHERE hour_start >= ? AND {} ORDER BY hour_start, region",
+                    scope_clause(scope, "server_id")
+                )).into_owned();
+                let q = sqlx::query(audited(&sql)).bind(from_hour);
+                let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(HourlyRollup {
+                            server_id: r.try_get("server_id")?,
+                            region: r.try_get("region")?,
+                            hour_start: r.try_get("hour_start")?,
+                            probes: r.try_get("probes")?,
+                            successes: r.try_get("successes")?,
+                            p50_ms: r.try_get("latency_p50_ms")?,
+                            p95_ms: r.try_get("latency_p95_ms")?,
+                            max_ms: r.try_get("latency_max_ms")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn incidents_since(&self, scope: Scope<'_>, since: i64) -> StoreResult<Vec<IncidentRecord>> {
+                let sql = $conv(&format!(
+                    "SELECT * FROM incidents WHERE (closed_at IS NULL OR closed_at >= ?) AND {} ORDER BY opened_at DESC, id DESC",
+                    scope_clause(scope, "server_id")
+                )).into_owned();
+                let q = sqlx::query(audited(&sql)).bind(since);
+                let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter().map(Self::incident).collect()
+            }
+
+            async fn prune_results(&self, before: i64, batch: u32) -> StoreResult<u64> {
+                let sql = $conv("DELETE FROM probe_results WHERE id IN (SELECT id FROM probe_results WHERE started_at < ? LIMIT ?)");
+                let done = sqlx::query(audited(&sql)).bind(before).bind(i64::from(batch)).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn prune_rollups(&self, before: i64, batch: u32) -> StoreResult<u64> {
+                let hourly = $conv("DELETE FROM rollup_hourly WHERE (server_id, region, hour_start) IN (SELECT server_id, region, hour_start FROM rollup_hourly WHERE hour_start < ? LIMIT ?)");
+                let mut n = sqlx::query(audited(&hourly)).bind(before).bind(i64::from(batch)).execute(&self.pool).await?.rows_affected();
+                let daily = $conv("DELETE FROM rollup_daily WHERE (server_id, day_start) IN (SELECT server_id, day_start FROM rollup_daily WHERE day_start < ? LIMIT ?)");
+                n += sqlx::query(audited(&daily)).bind(before).bind(i64::from(batch)).execute(&self.pool).await?.rows_affected();
+                Ok(n)
+            }
+        }
+    };
+}
+
+status_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    sqlite_sql,
+    ""
+);
+status_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    postgres_sql,
+    "FOR UPDATE"
+);
