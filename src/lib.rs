@@ -24,3 +24,4 @@ pub mod schema;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -96,6 +96,27 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The next occurrence starting after `at`, for showing upcoming windows.
+    pub fn next_after(&self, at: i64) -> Option<(i64, i64)> {
+        match self {
+            Schedule::Once { start_ms, end_ms } => (*start_ms > at).then_some((*start_ms, *end_ms)),
+            Schedule::Recurring {
+                cron,
+                duration_ms,
+                tz,
+            } => {
+                let local: DateTime<Tz> = Utc.timestamp_millis_opt(at).single()?.with_timezone(tz);
+                let start = cron
+                    .find_next_occurrence(&local, false)
+                    .ok()?
+                    .timestamp_millis();
+                Some((start, start + duration_ms))
+            }
+        }
+    }
+}
+
 /// The schedule of a stored window.
 pub fn schedule_of(w: &crate::store::WindowRecord) -> Result<Schedule, ScheduleError> {
     match (&w.cron, w.starts_at, w.ends_at) {
@@ -158,6 +179,19 @@ mod tests {
             w.active_at(ms("2027-11-01T08:15:00Z")),
             Some((ms("2027-11-01T08:00:00Z"), ms("2027-11-01T09:00:00Z")))
         );
+    }
+
+    #[test]
+    fn next_occurrences_are_after_now_in_local_time() {
+        let w = Schedule::recurring("0 9 * * 1", 3600, "Europe/Berlin").unwrap();
+        // From inside the 2027-03-22 window, the next one is the Monday after DST began.
+        assert_eq!(
+            w.next_after(ms("2027-03-22T08:30:00Z")),
+            Some((ms("2027-03-29T07:00:00Z"), ms("2027-03-29T08:00:00Z")))
+        );
+        let once = Schedule::once(ms("2027-01-01T10:00:00Z"), ms("2027-01-01T11:00:00Z")).unwrap();
+        assert!(once.next_after(ms("2027-01-01T09:00:00Z")).is_some());
+        assert!(once.next_after(ms("2027-01-01T10:00:00Z")).is_none());
     }
 
     #[test]

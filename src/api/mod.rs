@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(doc);
     router
+        .merge(crate::web::router())
         .route("/metrics", get(health::metrics))
         .route(
             "/openapi.json",

@@ -29,5 +29,6 @@ pub async fn probe(url: &str) -> ProbeReport {
 pub mod app;
 pub mod db;
 pub mod fixtures;
+pub mod seed;
 pub mod smtp;
 pub mod webhook_rx;

@@ -1,0 +1,289 @@
+//! The public face: status page, per-server pages, badges and `/status.json`. No login; only
+//! public servers appear (a private one is a 404 everywhere, exactly like one that does not
+//! exist). Everything reads state, rollups and incidents, never raw results.
+//!
+//! - `model.rs`: the data of a page, read once and shared by HTML, badges and JSON.
+//! - `pages.rs`: the askama templates (`templates/` at the crate root), escaped by default.
+//! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
+//! - `words.rs`: states, failures, times and durations in plain words.
+
+mod model;
+mod pages;
+mod svg;
+mod words;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{AppState, now_ms, rfc3339};
+use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
+use crate::store::{Scope, StoreError};
+
+pub use model::{Overall, Summary, public_summaries};
+
+/// The public routes, merged into the daemon's router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/s/{slug}", get(server_page))
+        .route("/status.json", get(status_json))
+        .route("/badge/{file}", get(state_badge))
+        .route("/badge/{slug}/uptime.svg", get(uptime_badge))
+}
+
+/// A failure on a public page: a short page (or badge) that says what is wrong, never a trace.
+enum WebError {
+    NotFound,
+    Unavailable(String),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError::Unavailable(e.to_string())
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        WebError::Unavailable(format!("template: {e}"))
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, text) = match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, "No public MCP server by that name."),
+            WebError::Unavailable(detail) => {
+                tracing::warn!(detail = %detail, "status page unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The status page is briefly unavailable; it will be back in a moment.",
+                )
+            }
+        };
+        let body = format!(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code}</title><meta http-equiv=\"refresh\" content=\"60\"></head><body><p>{text}</p><p><a href=\"/\">All servers</a></p></body></html>",
+            code = status.as_u16()
+        );
+        (status, no_store(), Html(body)).into_response()
+    }
+}
+
+fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))]
+}
+
+async fn index(State(app): State<AppState>) -> Result<Response, WebError> {
+    let now = now_ms();
+    let summaries = public_summaries(app.store.as_ref(), now).await?;
+    let html = pages::index(&summaries, now)?;
+    Ok((no_store(), Html(html)).into_response())
+}
+
+async fn server_page(
+    State(app): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    let now = now_ms();
+    let store = app.store.as_ref();
+    let Some((s, incidents, windows)) = model::public_summary(store, &slug, now).await? else {
+        return Err(WebError::NotFound);
+    };
+    let scope = Scope::Server(&s.server.id);
+    let hourly = store
+        .hourly_rollups(scope, hour_start(now) - (24 * 7 - 1) * HOUR_MS)
+        .await?;
+    let daily = store
+        .daily_rollups(scope, day_start(now) - (model::DAYS - 1) * DAY_MS)
+        .await?;
+    let snapshots = store.list_snapshots(&s.server.id).await?;
+    let html = pages::server(
+        pages::ServerInputs {
+            s: &s,
+            incidents: &incidents,
+            windows: &windows,
+            snapshots: &snapshots,
+            hourly: &hourly,
+            daily: &daily,
+        },
+        now,
+    )?;
+    Ok((no_store(), Html(html)).into_response())
+}
+
+/// One server in `/status.json`.
+fn server_json(s: &Summary) -> Value {
+    json!({
+        "slug": s.server.slug,
+        "name": s.server.name,
+        "tags": s.server.tags,
+        "state": s.look.key,
+        "state_label": s.look.label,
+        "since": s.since.map(rfc3339),
+        "reason": s.reason,
+        "warning": s.warning,
+        "failing_regions": s.failing_regions,
+        "maintenance": s.maintenance.as_ref().map(|(name, end)| json!({"name": name, "until": rfc3339(*end)})),
+        "uptime": {
+            "24h": s.uptime_24h, "7d": s.uptime_7d, "30d": s.uptime_30d, "90d": s.uptime_90d,
+        },
+        "last_check": s.last.as_ref().map(|r| rfc3339(r.started_at)),
+        "tool_count": s.last.as_ref().map(|r| r.tool_count),
+        "schema_hash": s.last.as_ref().and_then(|r| r.schema_hash.clone()),
+        "regions": s.regions.iter().map(|r| json!({
+            "region": r.state.region,
+            "state": r.state.status.as_str(),
+            "last_check": r.state.last_result_at.map(rfc3339),
+        })).collect::<Vec<_>>(),
+        "url": format!("/s/{}", s.server.slug),
+    })
+}
+
+/// `/status.json`: what the page shows, as data. Uptimes are ratios (0–1) or null without data.
+async fn status_json(State(app): State<AppState>) -> Response {
+    let now = now_ms();
+    let cors = [
+        (
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=30"),
+        ),
+    ];
+    match public_summaries(app.store.as_ref(), now).await {
+        Ok(summaries) => {
+            let body = json!({
+                "overall": Overall::of(&summaries).key(),
+                "overall_label": Overall::of(&summaries).label(),
+                "generated_at": rfc3339(now),
+                "servers": summaries.iter().map(server_json).collect::<Vec<_>>(),
+            });
+            (cors, axum::Json(body)).into_response()
+        }
+        Err(e) => {
+            let mut r = crate::api::ApiError::from(e).into_response();
+            r.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            r
+        }
+    }
+}
+
+/// Badges are cached briefly by browsers and CDNs (GitHub's camo honours it).
+fn svg_response(status: StatusCode, svg: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml;charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60, s-maxage=60"),
+            ),
+        ],
+        svg,
+    )
+        .into_response()
+}
+
+fn badge_not_found() -> Response {
+    svg_response(
+        StatusCode::NOT_FOUND,
+        svg::badge("mcp", "not found", "#6b6b6b"),
+    )
+}
+
+/// The one public server with this slug.
+async fn public_badge_summary(app: &AppState, slug: &str) -> Result<Option<Summary>, StoreError> {
+    Ok(model::public_summary(app.store.as_ref(), slug, now_ms())
+        .await?
+        .map(|(s, _, _)| s))
+}
+
+/// `GET /badge/{slug}.svg`: the state.
+async fn state_badge(State(app): State<AppState>, Path(file): Path<String>) -> Response {
+    let Some(slug) = file.strip_suffix(".svg") else {
+        return badge_not_found();
+    };
+    match public_badge_summary(&app, slug).await {
+        Ok(Some(s)) => svg_response(
+            StatusCode::OK,
+            svg::badge(
+                "mcp",
+                &s.look.label.to_lowercase(),
+                svg::state_color(s.look.key),
+            ),
+        ),
+        Ok(None) => badge_not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, "badge unavailable");
+            svg_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                svg::badge("mcp", "unavailable", "#6b6b6b"),
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct UptimeQuery {
+    days: Option<String>,
+}
+
+/// `GET /badge/{slug}/uptime.svg?days=30`: uptime over 1, 7, 30 or 90 days (from rollups).
+async fn uptime_badge(
+    State(app): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<UptimeQuery>,
+) -> Response {
+    let days = q.days.as_deref().unwrap_or("30");
+    let Some(days) = days
+        .parse::<u32>()
+        .ok()
+        .filter(|d| matches!(d, 1 | 7 | 30 | 90))
+    else {
+        return svg_response(
+            StatusCode::BAD_REQUEST,
+            svg::badge("days", "use 1, 7, 30 or 90", "#c62828"),
+        );
+    };
+    match public_badge_summary(&app, &slug).await {
+        Ok(Some(s)) => {
+            let ratio = match days {
+                1 => s.uptime_24h,
+                7 => s.uptime_7d,
+                30 => s.uptime_30d,
+                _ => s.uptime_90d,
+            };
+            let value = ratio.map_or("no data".to_string(), words::percent);
+            let label = if days == 1 {
+                "uptime 24h".to_string()
+            } else {
+                format!("uptime {days}d")
+            };
+            svg_response(
+                StatusCode::OK,
+                svg::badge(&label, &value, svg::uptime_color(ratio)),
+            )
+        }
+        Ok(None) => badge_not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, "badge unavailable");
+            svg_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                svg::badge("uptime", "unavailable", "#6b6b6b"),
+            )
+        }
+    }
+}

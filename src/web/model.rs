@@ -1,0 +1,379 @@
+//! The status page's data: read from state, rollups and incidents (never raw results), shaped
+//! once for the HTML, the badges and `/status.json`.
+
+use std::collections::HashMap;
+
+use crate::alert::maintenance::{covers, schedule_of};
+use crate::store::rollup::{DAY_MS, DailyRollup, HOUR_MS, HourlyRollup, day_start, hour_start};
+use crate::store::{
+    IncidentRecord, RegionView, ResultRecord, Scope, ServerRecord, ServerWithState, Store,
+    StoreError, WindowRecord,
+};
+
+use super::svg::{self, Bar};
+use super::words::{self, StateLook};
+
+pub const DAYS: i64 = 90;
+
+/// One public server, with everything any view of it shows.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub server: ServerRecord,
+    /// The state name (`up`, `down`, …, `maintenance` while a window is active).
+    pub look: StateLook,
+    /// The stored state, even during maintenance.
+    pub state: String,
+    pub since: Option<i64>,
+    /// Plain words: "tools/list timed out from eu-west".
+    pub reason: Option<String>,
+    /// Regions failing while the server is still up by quorum.
+    pub warning: Option<String>,
+    pub failing_regions: Vec<String>,
+    /// The active maintenance window's name and end.
+    pub maintenance: Option<(String, i64)>,
+    pub regions: Vec<RegionView>,
+    /// The newest result of any region.
+    pub last: Option<ResultRecord>,
+    /// (day start, uptime, incidents), oldest first, `DAYS` of them ending today.
+    pub days: Vec<(i64, Option<f64>, usize)>,
+    pub uptime_24h: Option<f64>,
+    pub uptime_7d: Option<f64>,
+    pub uptime_30d: Option<f64>,
+    pub uptime_90d: Option<f64>,
+    /// p50 latency per hour over the last 24 h, oldest first.
+    pub spark: Vec<Option<f64>>,
+}
+
+impl Summary {
+    pub fn bars(&self) -> Vec<Bar> {
+        svg::bars(&self.days)
+    }
+
+    pub fn spark_points(&self) -> String {
+        let max = self.spark.iter().flatten().fold(0.0_f64, |a, b| a.max(*b));
+        svg::points(
+            &self.spark,
+            120.0,
+            28.0,
+            if max > 0.0 { max * 1.1 } else { 1.0 },
+        )
+    }
+
+    /// "p50 now 42 ms", for the sparkline's label.
+    pub fn spark_label(&self) -> String {
+        match self.spark.iter().rev().flatten().next() {
+            Some(v) => format!("p50 latency, last 24 h; latest hour {}", words::latency(*v)),
+            None => "no latency data in the last 24 h".into(),
+        }
+    }
+
+    pub fn uptime_90d_text(&self) -> String {
+        self.uptime_90d.map_or("—".into(), words::percent)
+    }
+
+    pub fn since_text(&self, now: &i64) -> String {
+        match self.since {
+            Some(at) => format!(
+                "since {} ({})",
+                words::date_time(at),
+                words::duration(now - at)
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// The overall banner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overall {
+    Operational,
+    Partial,
+    Major,
+    Maintenance,
+    /// No public server yet.
+    Empty,
+}
+
+impl Overall {
+    pub fn key(self) -> &'static str {
+        match self {
+            Overall::Operational => "operational",
+            Overall::Partial => "partial_outage",
+            Overall::Major => "major_outage",
+            Overall::Maintenance => "maintenance",
+            Overall::Empty => "no_servers",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Overall::Operational => "All systems operational",
+            Overall::Partial => "Partial outage",
+            Overall::Major => "Major outage",
+            Overall::Maintenance => "Scheduled maintenance in progress",
+            Overall::Empty => "No public servers yet",
+        }
+    }
+
+    pub fn glyph(self) -> &'static str {
+        match self {
+            Overall::Operational => "✓",
+            Overall::Partial => "▲",
+            Overall::Major => "✕",
+            Overall::Maintenance => "◆",
+            Overall::Empty => "?",
+        }
+    }
+
+    /// From the servers' states: major when more than half of those with data are down.
+    pub fn of(summaries: &[Summary]) -> Overall {
+        let known: Vec<&str> = summaries
+            .iter()
+            .map(|s| s.look.key)
+            .filter(|k| !matches!(*k, "unknown" | "paused"))
+            .collect();
+        if summaries.is_empty() {
+            return Overall::Empty;
+        }
+        let down = known.iter().filter(|k| **k == "down").count();
+        let bad = known
+            .iter()
+            .filter(|k| matches!(**k, "down" | "degraded" | "auth_failed"))
+            .count();
+        if down * 2 > known.len() {
+            Overall::Major
+        } else if bad > 0 {
+            Overall::Partial
+        } else if known.contains(&"maintenance") {
+            Overall::Maintenance
+        } else {
+            Overall::Operational
+        }
+    }
+}
+
+/// Everything the pages need from the store, for one server or all public ones.
+struct Inputs {
+    regions: HashMap<String, Vec<RegionView>>,
+    daily: HashMap<String, Vec<DailyRollup>>,
+    hourly: HashMap<String, Vec<HourlyRollup>>,
+    incidents: HashMap<String, Vec<IncidentRecord>>,
+    windows: Vec<WindowRecord>,
+}
+
+fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<String, Vec<T>> {
+    let mut out: HashMap<String, Vec<T>> = HashMap::new();
+    for r in rows {
+        out.entry(key(&r).to_string()).or_default().push(r);
+    }
+    out
+}
+
+async fn inputs(store: &dyn Store, scope: Scope<'_>, now: i64) -> Result<Inputs, StoreError> {
+    let first_day = day_start(now) - (DAYS - 1) * DAY_MS;
+    let first_hour = hour_start(now) - 23 * HOUR_MS;
+    Ok(Inputs {
+        regions: group(store.region_views(scope).await?, |r| &r.server_id),
+        daily: group(store.daily_rollups(scope, first_day).await?, |r| {
+            &r.server_id
+        }),
+        hourly: group(store.hourly_rollups(scope, first_hour).await?, |r| {
+            &r.server_id
+        }),
+        incidents: group(store.incidents_since(scope, first_day).await?, |r| {
+            &r.server_id
+        }),
+        windows: store.list_windows().await?,
+    })
+}
+
+fn ratio(probes: i64, successes: i64) -> Option<f64> {
+    (probes > 0).then(|| successes as f64 / probes as f64)
+}
+
+/// The active window covering `server` at `now`: (name, end).
+pub fn active_window(
+    windows: &[WindowRecord],
+    server: &ServerRecord,
+    now: i64,
+) -> Option<(String, i64)> {
+    windows.iter().find_map(|w| {
+        if !covers(&w.server_ids, &w.tags, server) {
+            return None;
+        }
+        let (_, end) = schedule_of(w).ok()?.active_at(now)?;
+        Some((w.name.clone(), end))
+    })
+}
+
+fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
+    let id = row.server.id.clone();
+    let regions = input.regions.remove(&id).unwrap_or_default();
+    let daily = input.daily.remove(&id).unwrap_or_default();
+    let hourly = input.hourly.remove(&id).unwrap_or_default();
+    let incidents = input.incidents.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+    let state = match (&row.state, row.server.paused) {
+        (_, true) => "paused".to_string(),
+        (Some(s), false) => s.status.as_str().to_string(),
+        (None, false) => "unknown".to_string(),
+    };
+    let maintenance = active_window(&input.windows, &row.server, now);
+    let look = words::state_look(if maintenance.is_some() && state != "paused" {
+        "maintenance"
+    } else {
+        &state
+    });
+
+    // Failing regions and what they saw, in plain words.
+    let failing: Vec<&RegionView> = regions
+        .iter()
+        .filter(|r| matches!(r.state.status.as_str(), "down" | "auth_failed"))
+        .collect();
+    let failing_regions: Vec<String> = failing.iter().map(|r| r.state.region.clone()).collect();
+    let words_of = |r: &RegionView| r.last.as_ref().map(words::failure_words);
+    let first_words = failing.iter().find_map(|r| words_of(r));
+    let same: Vec<String> = failing
+        .iter()
+        .filter(|r| words_of(r) == first_words)
+        .map(|r| r.state.region.clone())
+        .collect();
+    let explained = first_words.map(|w| words::reason(&w, &same));
+    let (reason, warning) = match state.as_str() {
+        "down" | "auth_failed" => (explained, None),
+        "degraded" => (
+            explained.or_else(|| {
+                regions
+                    .iter()
+                    .filter_map(|r| r.last.as_ref())
+                    .next()
+                    .map(words::failure_words)
+            }),
+            None,
+        ),
+        _ => (
+            None,
+            explained.map(|w| format!("{w} (fewer regions than the quorum)")),
+        ),
+    };
+    let last = regions
+        .iter()
+        .filter_map(|r| r.last.clone())
+        .max_by_key(|r| r.started_at);
+
+    // 90 daily bars from rollups; incidents counted on each day they were open.
+    let today = day_start(now);
+    let by_day: HashMap<i64, &DailyRollup> = daily.iter().map(|d| (d.day_start, d)).collect();
+    let days: Vec<(i64, Option<f64>, usize)> = (0..DAYS)
+        .map(|i| {
+            let day = today - (DAYS - 1 - i) * DAY_MS;
+            let uptime = by_day.get(&day).and_then(|d| ratio(d.probes, d.successes));
+            let open = incidents
+                .iter()
+                .filter(|inc| {
+                    inc.opened_at < day + DAY_MS && inc.closed_at.is_none_or(|c| c >= day)
+                })
+                .count();
+            (day, uptime, open)
+        })
+        .collect();
+    let window = |n: i64| {
+        let from = today - (n - 1) * DAY_MS;
+        let (p, s) = daily
+            .iter()
+            .filter(|d| d.day_start >= from)
+            .fold((0, 0), |(p, s), d| (p + d.probes, s + d.successes));
+        ratio(p, s)
+    };
+    let (p24, s24) = hourly
+        .iter()
+        .fold((0, 0), |(p, s), h| (p + h.probes, s + h.successes));
+
+    // The sparkline: per hour, the probe-weighted mean of the regions' p50.
+    let first_hour = hour_start(now) - 23 * HOUR_MS;
+    let mut spark = vec![(0.0, 0i64); 24];
+    for h in &hourly {
+        let slot = ((h.hour_start - first_hour) / HOUR_MS) as usize;
+        if let (Some(p50), Some(cell)) = (h.p50_ms, spark.get_mut(slot)) {
+            cell.0 += p50 * h.successes as f64;
+            cell.1 += h.successes;
+        }
+    }
+    let spark = spark
+        .into_iter()
+        .map(|(sum, n)| (n > 0).then(|| sum / n as f64))
+        .collect();
+
+    Summary {
+        look,
+        since: row.state.as_ref().map(|s| s.since),
+        reason,
+        warning,
+        failing_regions,
+        maintenance,
+        regions,
+        last,
+        uptime_24h: ratio(p24, s24),
+        uptime_7d: window(7),
+        uptime_30d: window(30),
+        uptime_90d: window(DAYS),
+        days,
+        spark,
+        state,
+        server: row.server,
+    }
+}
+
+/// Every public server, by name.
+pub async fn public_summaries(store: &dyn Store, now: i64) -> Result<Vec<Summary>, StoreError> {
+    let rows = store.public_states().await?;
+    let mut input = inputs(store, Scope::Public, now).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| summarize(r, &mut input, now))
+        .collect())
+}
+
+/// One public server by slug (`None` for private or unknown ones), with its incidents and the
+/// windows that cover it.
+pub async fn public_summary(
+    store: &dyn Store,
+    slug: &str,
+    now: i64,
+) -> Result<Option<(Summary, Vec<IncidentRecord>, Vec<WindowRecord>)>, StoreError> {
+    let Some(server) = store
+        .get_server(slug)
+        .await?
+        .filter(|s| s.public && s.slug == slug)
+    else {
+        return Ok(None);
+    };
+    let (state, _) = store.load_state(&server.id).await?;
+    let mut input = inputs(store, Scope::Server(&server.id), now).await?;
+    let incidents = input.incidents.get(&server.id).cloned().unwrap_or_default();
+    let windows: Vec<WindowRecord> = input
+        .windows
+        .iter()
+        .filter(|w| covers(&w.server_ids, &w.tags, &server))
+        .cloned()
+        .collect();
+    let row = ServerWithState {
+        server,
+        state,
+        regions: Vec::new(),
+    };
+    Ok(Some((summarize(row, &mut input, now), incidents, windows)))
+}
+
+/// Servers grouped by their first tag, groups by name; untagged servers first, unheaded.
+pub fn grouped(summaries: &[Summary]) -> Vec<(String, Vec<&Summary>)> {
+    let mut groups: Vec<(String, Vec<&Summary>)> = Vec::new();
+    for s in summaries {
+        let tag = s.server.tags.first().cloned().unwrap_or_default();
+        match groups.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, list)) => list.push(s),
+            None => groups.push((tag, vec![s])),
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups
+}

@@ -1,0 +1,358 @@
+//! `GET /` and `GET /s/{slug}`: compiled askama templates (escaped by default) over the
+//! summaries in `model.rs`.
+
+use askama::Template;
+
+use crate::alert::maintenance::schedule_of;
+use crate::schema::{self, ToolChange};
+use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
+use crate::store::{IncidentRecord, SnapshotRecord, WindowRecord};
+
+use super::model::{self, DAYS, Overall, Summary};
+use super::svg::{self, Bar, Chart};
+use super::words;
+
+pub struct CardView<'a> {
+    pub s: &'a Summary,
+    pub bars: Vec<Bar>,
+    pub spark: String,
+    pub spark_label: String,
+}
+
+impl CardView<'_> {
+    pub fn until(&self, end: &i64) -> String {
+        words::date_time(*end)
+    }
+}
+
+pub struct GroupView<'a> {
+    pub name: String,
+    pub cards: Vec<CardView<'a>>,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage<'a> {
+    pub overall: Overall,
+    pub groups: Vec<GroupView<'a>>,
+    pub count: usize,
+    pub now: i64,
+    pub generated: String,
+    pub bars_width: u32,
+}
+
+pub fn index(summaries: &[Summary], now: i64) -> Result<String, askama::Error> {
+    let groups = model::grouped(summaries)
+        .into_iter()
+        .map(|(name, list)| GroupView {
+            name,
+            cards: list
+                .into_iter()
+                .map(|s| CardView {
+                    bars: s.bars(),
+                    spark: s.spark_points(),
+                    spark_label: s.spark_label(),
+                    s,
+                })
+                .collect(),
+        })
+        .collect();
+    IndexPage {
+        overall: Overall::of(summaries),
+        groups,
+        count: summaries.len(),
+        now,
+        generated: words::date_time(now),
+        bars_width: svg::bars_width(DAYS as usize),
+    }
+    .render()
+}
+
+pub struct RegionRow {
+    pub name: String,
+    pub look: words::StateLook,
+    pub last_check: String,
+    pub latency: String,
+    pub detail: String,
+}
+
+pub struct LastProbe {
+    pub at: String,
+    pub region: String,
+    pub era: String,
+    pub protocol: String,
+    pub server: String,
+    pub tools: i64,
+    pub schema: String,
+    pub timings: String,
+}
+
+pub struct IncidentRow {
+    pub opened: String,
+    pub duration: String,
+    pub kind: String,
+    pub cause: String,
+}
+
+pub struct WindowRow {
+    pub name: String,
+    pub schedule: String,
+    pub when: String,
+}
+
+pub struct SchemaRow {
+    pub date: String,
+    pub hash: String,
+    pub tools: usize,
+    /// `breaking` / `compatible`; `None` for the first list seen.
+    pub class: Option<&'static str>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<ToolChange>,
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+pub struct ServerPage<'a> {
+    pub s: &'a Summary,
+    pub now: i64,
+    pub generated: String,
+    pub bars: Vec<Bar>,
+    pub bars_width: u32,
+    pub uptimes: Vec<(&'static str, String)>,
+    pub regions: Vec<RegionRow>,
+    pub last: Option<LastProbe>,
+    pub charts: Vec<Chart>,
+    pub incidents: Vec<IncidentRow>,
+    pub windows: Vec<WindowRow>,
+    pub schema: Vec<SchemaRow>,
+}
+
+impl ServerPage<'_> {
+    pub fn until(&self, end: &i64) -> String {
+        words::date_time(*end)
+    }
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "—".into())
+}
+
+fn timings(r: &crate::store::ResultRecord) -> String {
+    let mut parts = Vec::new();
+    for (name, v) in [
+        ("DNS", r.dns_ms),
+        ("connect", r.connect_ms),
+        ("TLS", r.tls_ms),
+        ("handshake", r.handshake_ms),
+        ("tools/list", r.tools_list_ms),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{name} {}", words::latency(v)));
+        }
+    }
+    parts.push(format!("total {}", words::latency(r.duration_ms)));
+    parts.join(" · ")
+}
+
+/// Latency charts from the rollups: 24 h and 7 d hourly, 90 d daily.
+fn charts(
+    hourly: &[crate::store::rollup::HourlyRollup],
+    daily: &[crate::store::rollup::DailyRollup],
+    now: i64,
+) -> Vec<Chart> {
+    let slots =
+        |n: i64,
+         first: i64,
+         step: i64,
+         rows: &mut dyn Iterator<Item = (i64, Option<f64>, Option<f64>, i64)>| {
+            let mut acc = vec![(0.0, 0.0, 0i64); n as usize];
+            for (at, p50, p95, weight) in rows {
+                let i = (at - first) / step;
+                if let (Some(p50), Some(cell)) = (p50, acc.get_mut(i as usize)) {
+                    cell.0 += p50 * weight as f64;
+                    cell.1 += p95.unwrap_or(p50) * weight as f64;
+                    cell.2 += weight;
+                }
+            }
+            acc.into_iter()
+                .map(|(a, b, w)| {
+                    if w > 0 {
+                        (Some(a / w as f64), Some(b / w as f64))
+                    } else {
+                        (None, None)
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+    let hour0 = hour_start(now);
+    let h = |n: i64| {
+        let first = hour0 - (n - 1) * HOUR_MS;
+        let mut rows = hourly
+            .iter()
+            .filter(|r| r.hour_start >= first)
+            .map(|r| (r.hour_start, r.p50_ms, r.p95_ms, r.successes));
+        (slots(n, first, HOUR_MS, &mut rows), words::date_time(first))
+    };
+    let (day_slots, day_from) = h(24);
+    let (week_slots, week_from) = h(24 * 7);
+    let first_day = day_start(now) - (DAYS - 1) * DAY_MS;
+    let mut rows = daily
+        .iter()
+        .map(|r| (r.day_start, r.p50_ms, r.p95_ms, r.successes));
+    let quarter = slots(DAYS, first_day, DAY_MS, &mut rows);
+    vec![
+        svg::chart("Last 24 hours (hourly)", &day_slots, day_from, "now".into()),
+        svg::chart("Last 7 days (hourly)", &week_slots, week_from, "now".into()),
+        svg::chart(
+            "Last 90 days (daily)",
+            &quarter,
+            words::date(first_day),
+            "today".into(),
+        ),
+    ]
+}
+
+fn schema_rows(snaps: &[SnapshotRecord]) -> Vec<SchemaRow> {
+    snaps
+        .iter()
+        .enumerate()
+        .map(|(i, snap)| {
+            let tools = snap.tools.as_array().map(Vec::as_slice).unwrap_or(&[]);
+            let d = snaps.get(i + 1).map(|older| {
+                schema::diff(
+                    older.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
+                    tools,
+                )
+            });
+            SchemaRow {
+                date: words::date_time(snap.first_seen),
+                hash: snap.hash.clone(),
+                tools: tools.len(),
+                class: d.as_ref().map(|d| d.class()),
+                added: d.as_ref().map(|d| d.added.clone()).unwrap_or_default(),
+                removed: d.as_ref().map(|d| d.removed.clone()).unwrap_or_default(),
+                changed: d.map(|d| d.changed).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Everything the server page shows, already read.
+pub struct ServerInputs<'a> {
+    pub s: &'a Summary,
+    pub incidents: &'a [IncidentRecord],
+    pub windows: &'a [WindowRecord],
+    pub snapshots: &'a [SnapshotRecord],
+    pub hourly: &'a [crate::store::rollup::HourlyRollup],
+    pub daily: &'a [crate::store::rollup::DailyRollup],
+}
+
+pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
+    let s = i.s;
+    let regions = s
+        .regions
+        .iter()
+        .map(|r| RegionRow {
+            name: r.state.region.clone(),
+            look: words::state_look(r.state.status.as_str()),
+            last_check: r
+                .state
+                .last_result_at
+                .map(|t| format!("{} ago", words::duration(now - t)))
+                .unwrap_or_else(|| "—".into()),
+            latency: r
+                .last
+                .as_ref()
+                .map(|l| words::latency(l.duration_ms))
+                .unwrap_or_else(|| "—".into()),
+            detail: r
+                .last
+                .as_ref()
+                .filter(|l| l.verdict != "up")
+                .map(words::failure_words)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let last = s.last.as_ref().map(|r| LastProbe {
+        at: words::date_time(r.started_at),
+        region: r.region.clone(),
+        era: opt(&r.era),
+        protocol: opt(&r.protocol_version),
+        server: match (&r.server_name, &r.server_version) {
+            (Some(n), Some(v)) => format!("{n} {v}"),
+            (n, v) => opt(&n.clone().or(v.clone())),
+        },
+        tools: r.tool_count,
+        schema: opt(&r.schema_hash),
+        timings: timings(r),
+    });
+    let incidents = i
+        .incidents
+        .iter()
+        .map(|inc| IncidentRow {
+            opened: words::date_time(inc.opened_at),
+            duration: match inc.closed_at {
+                Some(c) => words::duration(c - inc.opened_at),
+                None => format!("ongoing ({})", words::duration(now - inc.opened_at)),
+            },
+            kind: inc.kind.clone(),
+            cause: inc.cause.clone(),
+        })
+        .collect();
+    let windows = i
+        .windows
+        .iter()
+        .map(|w| {
+            let sched = schedule_of(w).ok();
+            let when = match sched.as_ref().and_then(|x| x.active_at(now)) {
+                Some((_, end)) => format!("active now, until {}", words::date_time(end)),
+                None => match sched.as_ref().and_then(|x| x.next_after(now)) {
+                    Some((start, end)) => format!(
+                        "next {} for {}",
+                        words::date_time(start),
+                        words::duration(end - start)
+                    ),
+                    None => "over".into(),
+                },
+            };
+            let schedule = match (&w.cron, w.starts_at, w.ends_at) {
+                (Some(cron), _, _) => format!(
+                    "{cron} ({}) for {}",
+                    w.timezone.as_deref().unwrap_or("UTC"),
+                    words::duration(w.duration_seconds.unwrap_or(0) * 1000)
+                ),
+                (None, Some(a), Some(b)) => {
+                    format!("{} – {}", words::date_time(a), words::date_time(b))
+                }
+                _ => "—".into(),
+            };
+            WindowRow {
+                name: w.name.clone(),
+                schedule,
+                when,
+            }
+        })
+        .collect();
+    let pct = |v: Option<f64>| v.map_or("—".into(), words::percent);
+    ServerPage {
+        s,
+        now,
+        generated: words::date_time(now),
+        bars: s.bars(),
+        bars_width: svg::bars_width(DAYS as usize),
+        uptimes: vec![
+            ("24 h", pct(s.uptime_24h)),
+            ("7 d", pct(s.uptime_7d)),
+            ("30 d", pct(s.uptime_30d)),
+            ("90 d", pct(s.uptime_90d)),
+        ],
+        regions,
+        last,
+        charts: charts(i.hourly, i.daily, now),
+        incidents,
+        windows,
+        schema: schema_rows(i.snapshots),
+    }
+    .render()
+}

@@ -1,0 +1,484 @@
+//! The public status page, per-server pages, `/status.json` and badges, rendered by the real
+//! daemon over seeded data on both backends: every state, an empty install, escaping, and
+//! private servers that never show.
+
+mod support;
+
+use mcpwatch::monitor::{RegionStatus, ServerStatus};
+use mcpwatch::store::WindowRecord;
+use serde_json::Value;
+use support::app::{TestApp, spawn_app};
+use support::db::BACKENDS;
+use support::seed::{Seed, now_ms, seed};
+
+async fn fetch(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = app
+        .raw()
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// The card of one server on `/` (from its `<article id=slug>` to the next `</article>`).
+fn card<'a>(html: &'a str, slug: &str) -> &'a str {
+    let start = html
+        .find(&format!("<article class=\"card server\" id=\"{slug}\">"))
+        .unwrap_or_else(|| panic!("no card for {slug}"));
+    let end = html[start..].find("</article>").unwrap() + start;
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn an_empty_install_says_so_everywhere() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let (status, headers, html) = fetch(&app, "/").await;
+        assert_eq!(status, 200, "{backend:?}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("No public servers yet"), "{html}");
+        assert!(html.contains(r#"<meta http-equiv="refresh" content="60">"#));
+        let (_, _, json) = fetch(&app, "/status.json").await;
+        let json: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json["overall"], "no_servers");
+        assert_eq!(json["servers"], Value::Array(vec![]));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn every_state_renders_with_words_shape_reason_and_history() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let store = app.store.as_ref();
+        let now = now_ms();
+        let up = [("eu-west", RegionStatus::Up, None)];
+        let timeout = Some(("timeout", "tools_list"));
+        for (slug, status, regions, tags) in [
+            ("ok", ServerStatus::Up, &up[..], &["search"][..]),
+            ("slow", ServerStatus::Degraded, &up[..], &["search"][..]),
+            (
+                "dead",
+                ServerStatus::Down,
+                &[
+                    ("eu-west", RegionStatus::Down, timeout),
+                    ("us-east", RegionStatus::Down, timeout),
+                ][..],
+                &["tools"][..],
+            ),
+            (
+                "locked",
+                ServerStatus::AuthFailed,
+                &[(
+                    "eu-west",
+                    RegionStatus::AuthFailed,
+                    Some(("http_status", "handshake")),
+                )][..],
+                &[][..],
+            ),
+            ("held", ServerStatus::Paused, &up[..], &[][..]),
+            ("fresh", ServerStatus::Unknown, &[][..], &[][..]),
+            (
+                "partial",
+                ServerStatus::Up,
+                &[
+                    ("eu-west", RegionStatus::Down, timeout),
+                    ("us-east", RegionStatus::Up, None),
+                    ("ap-south", RegionStatus::Up, None),
+                ][..],
+                &[][..],
+            ),
+            ("fixing", ServerStatus::Down, &up[..], &[][..]),
+        ] {
+            let name = format!("Server {slug}");
+            seed(
+                store,
+                &Seed {
+                    slug,
+                    name: &name,
+                    status,
+                    regions,
+                    tags,
+                    fail_every: Some(10),
+                    ..Seed::default()
+                },
+                now,
+            )
+            .await;
+        }
+        store
+            .insert_window(&WindowRecord {
+                id: "w1".into(),
+                name: "Database upgrade".into(),
+                server_ids: vec!["id-fixing".into()],
+                tags: vec![],
+                starts_at: Some(now - 60_000),
+                ends_at: Some(now + 3_600_000),
+                cron: None,
+                duration_seconds: None,
+                timezone: None,
+                created_at: now,
+            })
+            .await
+            .unwrap();
+
+        let (status, _, html) = fetch(&app, "/").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Partial outage"), "{backend:?}: banner");
+        for (slug, label, glyph) in [
+            ("ok", "Operational", "✓"),
+            ("slow", "Degraded", "▲"),
+            ("dead", "Down", "✕"),
+            ("locked", "Credential refused", "!"),
+            ("held", "Paused", "❚❚"),
+            ("fresh", "No data yet", "?"),
+            ("partial", "Operational", "✓"),
+            ("fixing", "Maintenance", "◆"),
+        ] {
+            let c = card(&html, slug);
+            assert!(
+                c.contains(&format!("{glyph}</span>{label}")),
+                "{backend:?} {slug}: {c}"
+            );
+            assert_eq!(count(c, "<rect "), 90, "{slug}: 90 daily bars");
+        }
+        let dead = card(&html, "dead");
+        assert!(
+            dead.contains("tools/list timed out from eu-west, us-east"),
+            "{dead}"
+        );
+        assert!(dead.contains("since "), "since when");
+        assert!(
+            card(&html, "partial")
+                .contains("tools/list timed out from eu-west (fewer regions than the quorum)")
+        );
+        assert!(card(&html, "fixing").contains("Maintenance “Database upgrade” until"));
+        // Bars: today's has data, the oldest has none; failing days are not "ok" and say why.
+        let ok = card(&html, "ok");
+        assert!(ok.contains(r#"class="nodata""#), "{ok}");
+        assert!(
+            ["minor", "partial", "major"]
+                .iter()
+                .any(|c| ok.contains(&format!("class=\"{c}\""))),
+            "days with failures are not ok: {ok}"
+        );
+        assert!(
+            ok.contains("no data · no incidents"),
+            "tooltips say when there is no data"
+        );
+        assert!(
+            ok.contains("1 incident"),
+            "the closed incident two days ago is in a tooltip"
+        );
+        assert!(ok.contains("<polyline points=\""), "sparkline");
+        // Groups by tag: untagged first, then search, then tools.
+        let (a, b, c) = (
+            html.find("id=\"locked\"").unwrap(),
+            html.find("<h2>search</h2>").unwrap(),
+            html.find("<h2>tools</h2>").unwrap(),
+        );
+        assert!(a < b && b < c);
+
+        // Everything major: all servers with data down.
+        let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
+        assert_eq!(json["overall"], "partial_outage");
+        let dead = json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slug"] == "dead")
+            .unwrap();
+        assert_eq!(dead["state"], "down");
+        assert_eq!(
+            dead["failing_regions"],
+            serde_json::json!(["eu-west", "us-east"])
+        );
+        assert_eq!(dead["tool_count"], 0);
+        let ok = json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slug"] == "ok")
+            .unwrap();
+        let u7 = ok["uptime"]["7d"].as_f64().unwrap();
+        assert!((u7 - 0.9).abs() < 0.02, "every 10th result failed: {u7}");
+        assert_eq!(ok["tool_count"], 3);
+        assert_eq!(ok["schema_hash"], "sha256:aa");
+        assert!(ok["last_check"].as_str().unwrap().ends_with('Z'));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn names_render_as_text_never_as_markup() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let evil = "<script>alert(1)</script>";
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "evil",
+                name: evil,
+                tags: &["<b>tag</b>"],
+                ..Seed::default()
+            },
+            now_ms(),
+        )
+        .await;
+        for path in ["/", "/s/evil"] {
+            let (status, _, html) = fetch(&app, path).await;
+            assert_eq!(status, 200, "{path}");
+            assert!(!html.contains(evil), "{backend:?} {path}: raw script tag");
+            assert!(!html.contains("<b>tag</b>"), "{path}: raw tag markup");
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                    || html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+                "{path}: escaped name shown: {html}"
+            );
+        }
+        let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
+        assert_eq!(
+            json["servers"][0]["name"], evil,
+            "JSON carries the name as data"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn private_servers_never_appear() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let now = now_ms();
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "visible",
+                name: "Visible MCP",
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "secret",
+                name: "Secret MCP",
+                public: false,
+                status: ServerStatus::Down,
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+        let (_, _, html) = fetch(&app, "/").await;
+        assert!(html.contains("Visible MCP"));
+        assert!(
+            !html.contains("Secret MCP") && !html.contains("secret"),
+            "{backend:?}"
+        );
+        assert!(
+            html.contains("All systems operational"),
+            "a private outage does not colour the banner"
+        );
+        let (_, _, json) = fetch(&app, "/status.json").await;
+        assert!(
+            !json.contains("secret") && !json.contains("Secret"),
+            "{json}"
+        );
+        for path in [
+            "/s/secret",
+            "/badge/secret.svg",
+            "/badge/secret/uptime.svg?days=30",
+            "/s/nope",
+            "/badge/nope.svg",
+        ] {
+            let (status, _, body) = fetch(&app, path).await;
+            assert_eq!(status, 404, "{backend:?} {path}");
+            assert!(!body.contains("Secret MCP"));
+        }
+        // The id works in the API, but not on public pages (slugs only).
+        let (status, _, _) = fetch(&app, "/s/id-visible").await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_server_page_shows_regions_probe_details_charts_incidents_windows_and_schema() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let now = now_ms();
+        let regions = [
+            (
+                "eu-west",
+                RegionStatus::Down,
+                Some(("timeout", "tools_list")),
+            ),
+            ("us-east", RegionStatus::Up, None),
+        ];
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "weather",
+                name: "Weather",
+                tags: &["prod"],
+                regions: &regions,
+                days: 10,
+                fail_every: Some(7),
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+        app.store
+            .insert_window(&WindowRecord {
+                id: "w1".into(),
+                name: "Weekly deploy".into(),
+                server_ids: vec![],
+                tags: vec!["prod".into()],
+                starts_at: None,
+                ends_at: None,
+                cron: Some("0 3 * * 0".into()),
+                duration_seconds: Some(1800),
+                timezone: Some("Europe/Berlin".into()),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        let (status, _, html) = fetch(&app, "/s/weather").await;
+        assert_eq!(status, 200, "{backend:?}");
+        assert_eq!(count(&html, "<tr class=\"region\">"), 2);
+        assert!(html.contains("tools/list timed out"), "region detail");
+        for needle in [
+            "stateless",
+            "2026-07-28",
+            "fake 1.0",
+            "sha256:aa",
+            "tools/list",
+            "total ",
+        ] {
+            assert!(
+                html.contains(needle),
+                "{backend:?}: last probe shows {needle}"
+            );
+        }
+        assert_eq!(
+            count(&html, "<svg class=\"chart\""),
+            3,
+            "24 h, 7 d and 90 d charts"
+        );
+        assert!(html.contains("polyline class=\"p95\"") && html.contains("polyline class=\"p50\""));
+        assert_eq!(count(&html, "<tr class=\"incident\">"), 1);
+        assert!(
+            html.contains("25 min") && html.contains("connection refused"),
+            "incident duration and cause"
+        );
+        let window = &html[html.find("<tr class=\"window\">").expect("a window row")..];
+        let window = &window[..window.find("</tr>").unwrap()];
+        assert!(
+            window.contains("Weekly deploy")
+                && window.contains("0 3 * * 0 (Europe/Berlin) for 30 min")
+                && window.contains("next "),
+            "{window}"
+        );
+        assert!(
+            html.contains("class=\"breaking\">breaking</span>"),
+            "schema change classed"
+        );
+        assert!(html.contains("Removed: <code>search</code>"), "{html}");
+        for label in ["uptime 24 h", "uptime 7 d", "uptime 30 d", "uptime 90 d"] {
+            assert!(html.contains(label));
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn badges_and_json_are_cacheable_and_cross_origin_readable() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let now = now_ms();
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "ok",
+                name: "OK",
+                days: 40,
+                step_ms: 6 * 3_600_000,
+                fail_every: Some(4),
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "dead",
+                name: "Dead",
+                status: ServerStatus::Down,
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+
+        let (status, h, svg) = fetch(&app, "/badge/ok.svg").await;
+        assert_eq!(status, 200, "{backend:?}");
+        assert_eq!(h["content-type"], "image/svg+xml;charset=utf-8");
+        assert!(h["cache-control"].to_str().unwrap().contains("max-age=60"));
+        assert!(svg.contains(">operational</text>"), "{svg}");
+        let (_, _, svg) = fetch(&app, "/badge/dead.svg").await;
+        assert!(svg.contains(">down</text>") && svg.contains("#c62828"));
+
+        let (status, _, svg) = fetch(&app, "/badge/ok/uptime.svg?days=30").await;
+        assert_eq!(status, 200);
+        assert!(svg.contains("uptime 30d"), "{svg}");
+        let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
+        let ok = json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slug"] == "ok")
+            .unwrap()
+            .clone();
+        let u30 = ok["uptime"]["30d"].as_f64().unwrap();
+        assert!((u30 - 0.75).abs() < 0.03, "every 4th failed: {u30}");
+        let shown = mcpwatch_percent(u30);
+        assert!(svg.contains(&shown), "badge says {shown}: {svg}");
+        let (status, _, svg) = fetch(&app, "/badge/ok/uptime.svg?days=5").await;
+        assert_eq!(status, 400);
+        assert!(svg.contains("use 1, 7, 30 or 90"));
+
+        let resp = app
+            .raw()
+            .get(format!("{}/status.json", app.base))
+            .header("origin", "https://example.org")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        assert_eq!(resp.status(), 200);
+        app.stop().await;
+    }
+}
+
+/// The page's percentage format (one decimal below 99 %).
+fn mcpwatch_percent(r: f64) -> String {
+    format!("{:.1} %", (r * 1000.0).floor() / 10.0)
+}
