@@ -100,6 +100,7 @@ pub struct App {
     ingest_task: tokio::task::JoinHandle<()>,
     stop_dispatch: CancellationToken,
     dispatch_task: tokio::task::JoinHandle<()>,
+    stop_retention: CancellationToken,
 }
 
 impl App {
@@ -168,6 +169,15 @@ impl App {
         );
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
+        let stop_retention = CancellationToken::new();
+        tokio::spawn(store::retention::run(
+            store.clone(),
+            store::retention::Retention {
+                raw: settings.retention_raw,
+                rollup: settings.retention_rollup,
+            },
+            stop_retention.clone(),
+        ));
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
         let sink = Arc::new(LocalSink {
@@ -229,6 +239,7 @@ impl App {
             ingest_task,
             stop_dispatch,
             dispatch_task,
+            stop_retention,
         })
     }
 
@@ -256,6 +267,7 @@ impl App {
             ingest_task,
             stop_dispatch,
             dispatch_task,
+            stop_retention,
         } = self;
         let router = api::router(state.clone());
         let stop_http = CancellationToken::new();
@@ -276,6 +288,7 @@ impl App {
         state.accepting.store(false, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + drain;
         stop_scheduling.cancel();
+        stop_retention.cancel();
         tracker.close();
         if tokio::time::timeout_at(deadline, tracker.wait())
             .await

@@ -61,6 +61,8 @@ struct Raw {
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     metrics_token: Option<String>,
+    retention_raw: Option<u32>,
+    retention_rollup: Option<u32>,
 }
 
 /// How logs are written.
@@ -106,6 +108,10 @@ pub struct Settings {
     pub smtp_from: Option<String>,
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// How long raw probe results are kept (the rollups keep the history).
+    pub retention_raw: Duration,
+    /// How long hourly and daily rollups are kept.
+    pub retention_rollup: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -301,6 +307,17 @@ impl Settings {
                 "must be at least 100 results",
             ));
         }
+        let retention_raw = raw.retention_raw.unwrap_or(30);
+        if retention_raw == 0 {
+            return Err(invalid("MCPWATCH_RETENTION_RAW", "must be at least 1 day"));
+        }
+        let retention_rollup = raw.retention_rollup.unwrap_or(400);
+        if retention_rollup < 90 {
+            return Err(invalid(
+                "MCPWATCH_RETENTION_ROLLUP",
+                format!("{retention_rollup} days is less than the 90 days the status page shows"),
+            ));
+        }
         Ok(Settings {
             listen,
             database,
@@ -321,6 +338,8 @@ impl Settings {
             smtp_url,
             smtp_from,
             metrics_token: raw.metrics_token.filter(|t| !t.is_empty()),
+            retention_raw: Duration::from_secs(u64::from(retention_raw) * 86_400),
+            retention_rollup: Duration::from_secs(u64::from(retention_rollup) * 86_400),
         })
     }
 
@@ -467,6 +486,20 @@ mod tests {
                 },
                 "MCPWATCH_LOG_FORMAT",
             ),
+            (
+                Raw {
+                    retention_raw: Some(0),
+                    ..raw()
+                },
+                "MCPWATCH_RETENTION_RAW",
+            ),
+            (
+                Raw {
+                    retention_rollup: Some(30),
+                    ..raw()
+                },
+                "MCPWATCH_RETENTION_ROLLUP: 30 days is less than the 90",
+            ),
         ];
         for (r, expected) in cases {
             let err = Settings::validate(r).unwrap_err().to_string();
@@ -522,6 +555,8 @@ mod tests {
             "ingest_buffer",
             "db_max_connections",
             "public_url",
+            "retention_raw",
+            "retention_rollup",
         ] {
             assert!(
                 text.contains(&format!("{key} =")),

@@ -213,3 +213,41 @@ async fn pruning_goes_in_batches_and_keeps_what_is_recent() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_retention_pass_keeps_what_each_setting_says() {
+    use mcpwatch::store::retention::{Retention, prune_once};
+    use std::time::Duration;
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        s.insert_server(&server("a", "alpha", 1)).await.unwrap();
+        let now = T0 + 500 * DAY_MS;
+        // One result a day for 450 days.
+        let rs: Vec<_> = (0..450)
+            .map(|d| result(&format!("r{d}"), "a", now - (d + 1) * DAY_MS + 1, "eu"))
+            .collect();
+        s.commit_batch(&batch(rs)).await.unwrap();
+        let keep = Retention {
+            raw: Duration::from_secs(30 * 86_400),
+            rollup: Duration::from_secs(400 * 86_400),
+        };
+        let pruned = prune_once(s.as_ref(), keep, now, 7).await.unwrap();
+        assert_eq!(
+            pruned.results, 420,
+            "{backend:?}: results older than 30 days"
+        );
+        assert_eq!(
+            pruned.rollups,
+            2 * 50,
+            "{backend:?}: hourly + daily rows older than 400 days"
+        );
+        assert_eq!(
+            s.daily_rollups(Scope::Server("a"), 0).await.unwrap().len(),
+            400
+        );
+        let again = prune_once(s.as_ref(), keep, now, 7).await.unwrap();
+        assert_eq!((again.results, again.rollups), (0, 0));
+        db.cleanup().await;
+    }
+}

@@ -161,6 +161,11 @@ async fn every_state_renders_with_words_shape_reason_and_history() {
             "{dead}"
         );
         assert!(dead.contains("since "), "since when");
+        assert!(card(&html, "slow").contains("answering slowly or with warnings"));
+        assert!(
+            card(&html, "ok").contains("since "),
+            "up servers say since when too"
+        );
         assert!(
             card(&html, "partial")
                 .contains("tools/list timed out from eu-west (fewer regions than the quorum)")
@@ -183,7 +188,10 @@ async fn every_state_renders_with_words_shape_reason_and_history() {
             ok.contains("1 incident"),
             "the closed incident two days ago is in a tooltip"
         );
-        assert!(ok.contains("<polyline points=\""), "sparkline");
+        assert!(
+            ok.contains("<svg class=\"spark\"") && ok.contains("points=\""),
+            "sparkline"
+        );
         // Groups by tag: untagged first, then search, then tools.
         let (a, b, c) = (
             html.find("id=\"locked\"").unwrap(),
@@ -382,7 +390,9 @@ async fn the_server_page_shows_regions_probe_details_charts_incidents_windows_an
             3,
             "24 h, 7 d and 90 d charts"
         );
-        assert!(html.contains("polyline class=\"p95\"") && html.contains("polyline class=\"p50\""));
+        assert!(
+            html.contains("class=\"p95\" points=\"") && html.contains("class=\"p50\" points=\"")
+        );
         assert_eq!(count(&html, "<tr class=\"incident\">"), 1);
         assert!(
             html.contains("25 min") && html.contains("connection refused"),

@@ -4,12 +4,14 @@
 //! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
 //!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
+//! - `retention.rs`: batched pruning of raw results and rollups past their age.
 //! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
 //!
 //! Migrations live in `migrations/postgres/` and `migrations/sqlite/` and are embedded at build
 //! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
 
 mod model;
+pub mod retention;
 pub mod rollup;
 mod sql;
 mod status_sql;

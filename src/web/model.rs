@@ -242,11 +242,15 @@ fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
         "down" | "auth_failed" => (explained, None),
         "degraded" => (
             explained.or_else(|| {
-                regions
+                let slow = regions
                     .iter()
                     .filter_map(|r| r.last.as_ref())
-                    .next()
-                    .map(words::failure_words)
+                    .find(|r| r.verdict == "degraded");
+                Some(
+                    slow.map_or("answering slowly or with warnings".into(), |r| {
+                        format!("slow: {} for a full check", words::latency(r.duration_ms))
+                    }),
+                )
             }),
             None,
         ),

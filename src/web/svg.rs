@@ -102,7 +102,8 @@ pub fn chart(
         .flat_map(|(a, b)| [*a, *b])
         .flatten()
         .fold(0.0_f64, f64::max);
-    let y_max = nice_ceiling(max);
+    // Headroom above the highest point, so a flat line does not sit on the frame.
+    let y_max = nice_ceiling(max * 1.15);
     let p50: Vec<_> = slots.iter().map(|s| s.0).collect();
     let p95: Vec<_> = slots.iter().map(|s| s.1).collect();
     Chart {

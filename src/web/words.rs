@@ -62,7 +62,6 @@ pub fn failure_words(r: &ResultRecord) -> String {
         "blocked" => "the address is blocked by policy".to_string(),
         "too_large" => format!("the response was too large during {phase}"),
         _ if r.verdict == "auth_required" => "credentials are required".to_string(),
-        _ if r.verdict == "degraded" => format!("slow: {:.0} ms", r.duration_ms),
         _ => format!("the probe failed during {phase}"),
     }
 }

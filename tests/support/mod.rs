@@ -27,6 +27,7 @@ pub async fn probe(url: &str) -> ProbeReport {
     probe_with(url, |_| {}).await
 }
 pub mod app;
+pub mod browser;
 pub mod db;
 pub mod fixtures;
 pub mod seed;

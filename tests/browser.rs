@@ -1,0 +1,233 @@
+//! The status page in a real browser (headless Chromium over the DevTools protocol) and in the
+//! W3C's Nu HTML checker. Screenshots go to `target/screenshots/` (kept as CI artifacts).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mcpwatch::monitor::{RegionStatus, ServerStatus};
+use support::app::{TestApp, spawn_app};
+use support::browser::Browser;
+use support::db::Backend;
+use support::seed::{Seed, now_ms, seed};
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+async fn seeded_app() -> TestApp {
+    let app = spawn_app(Backend::Sqlite).await;
+    let now = now_ms();
+    let store = app.store.as_ref();
+    let timeout = Some(("timeout", "tools_list"));
+    seed(
+        store,
+        &Seed {
+            slug: "weather",
+            name: "Weather MCP",
+            tags: &["public APIs"],
+            days: 30,
+            fail_every: Some(9),
+            ..Seed::default()
+        },
+        now,
+    )
+    .await;
+    seed(
+        store,
+        &Seed {
+            slug: "search",
+            name: "Search MCP",
+            tags: &["public APIs"],
+            status: ServerStatus::Down,
+            regions: &[
+                ("eu-west", RegionStatus::Down, timeout),
+                ("us-east", RegionStatus::Down, timeout),
+            ],
+            days: 60,
+            ..Seed::default()
+        },
+        now,
+    )
+    .await;
+    seed(
+        store,
+        &Seed {
+            slug: "files",
+            name: "Files MCP",
+            status: ServerStatus::Degraded,
+            days: 89,
+            fail_every: Some(40),
+            ..Seed::default()
+        },
+        now,
+    )
+    .await;
+    seed(
+        store,
+        &Seed {
+            slug: "new",
+            name: "Brand-new MCP",
+            status: ServerStatus::Unknown,
+            regions: &[],
+            days: 0,
+            ..Seed::default()
+        },
+        now,
+    )
+    .await;
+    app
+}
+
+#[tokio::test]
+async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
+    let app = seeded_app().await;
+    let mut b = Browser::launch().await;
+    let dir = screenshots();
+
+    b.goto(&format!("{}/", app.base)).await;
+    let names = b
+        .eval("[...document.querySelectorAll('article.server h3')].map(e => e.textContent.trim())")
+        .await;
+    assert_eq!(
+        names,
+        serde_json::json!(["Brand-new MCP", "Files MCP", "Search MCP", "Weather MCP"])
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('svg.bars rect').length")
+            .await,
+        4 * 90
+    );
+    let bar_height = b
+        .eval("document.querySelector('svg.bars').getBoundingClientRect().height")
+        .await;
+    assert!(
+        bar_height.as_f64().unwrap() >= 20.0,
+        "the bars are visible: {bar_height}"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('.banner').textContent.trim()")
+            .await,
+        "▲Partial outage"
+    );
+    assert_eq!(
+        b.eval("document.scripts.length").await,
+        0,
+        "no JavaScript needed"
+    );
+    b.screenshot(&dir.join("index.png")).await;
+
+    // Phone width: nothing overflows sideways.
+    b.viewport(375, 800, true).await;
+    b.goto(&format!("{}/", app.base)).await;
+    let overflow = b
+        .eval("document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "horizontal overflow of {overflow} px at 375 px"
+    );
+    b.screenshot(&dir.join("index-phone.png")).await;
+
+    // Dark mode by prefers-color-scheme.
+    b.viewport(1280, 900, false).await;
+    b.color_scheme("dark").await;
+    b.goto(&format!("{}/", app.base)).await;
+    let bg = b
+        .eval("getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_eq!(bg, "rgb(15, 18, 22)", "dark background");
+    b.screenshot(&dir.join("index-dark.png")).await;
+    b.color_scheme("light").await;
+
+    b.goto(&format!("{}/s/search", app.base)).await;
+    assert_eq!(
+        b.eval("document.querySelectorAll('tr.region').length")
+            .await,
+        2
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('svg.chart').length")
+            .await,
+        3
+    );
+    let reason = b
+        .eval("document.querySelector('.reason').textContent")
+        .await;
+    assert!(
+        reason
+            .as_str()
+            .unwrap()
+            .contains("tools/list timed out from eu-west, us-east"),
+        "{reason}"
+    );
+    b.screenshot(&dir.join("server.png")).await;
+
+    assert!(
+        b.seen.errors.is_empty(),
+        "console errors: {:#?}",
+        b.seen.errors
+    );
+    drop(b);
+    app.stop().await;
+}
+
+/// The Nu HTML checker's jar, fetched from npm (`vnu-jar`) into `target/tools` when missing.
+fn vnu_jar() -> PathBuf {
+    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/vnu");
+    let jar = prefix.join("node_modules/vnu-jar/build/dist/vnu.jar");
+    if !jar.exists() {
+        let ok = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&prefix)
+            .arg("vnu-jar@26.9.27")
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok && jar.exists(),
+            "could not install vnu-jar with npm (needs Node.js and the npm registry)"
+        );
+    }
+    jar
+}
+
+#[tokio::test]
+async fn the_pages_are_valid_html() {
+    let app = seeded_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, path) in [
+        ("index.html", "/"),
+        ("server.html", "/s/weather"),
+        ("down.html", "/s/search"),
+        ("new.html", "/s/new"),
+    ] {
+        let html = app
+            .raw()
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, html).unwrap();
+        files.push(file);
+    }
+    app.stop().await;
+    let out = Command::new("java")
+        .arg("-jar")
+        .arg(vnu_jar())
+        .args(["--errors-only", "--format", "text"])
+        .args(&files)
+        .output()
+        .expect("java runs (the Nu checker needs a JRE)");
+    let report =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Nu HTML checker found errors:\n{report}"
+    );
+}
