@@ -29,6 +29,7 @@ pub struct Metrics {
     pub probes_in_flight: IntGaugeVec,
     deliveries: IntCounterVec,
     pub outbox_pending: IntGauge,
+    build_info: IntGaugeVec,
 }
 
 const STATES: [ServerStatus; 6] = [
@@ -159,6 +160,7 @@ impl Metrics {
             probes_in_flight,
             deliveries,
             outbox_pending,
+            build_info,
         })
     }
 
@@ -252,6 +254,32 @@ impl Metrics {
     }
 
     /// The text exposition format.
+    /// The name of every metric family this exports (also the ones with no samples yet), so
+    /// the shipped dashboard and alert rules can be checked against it.
+    pub fn family_names(&self) -> Vec<String> {
+        use prometheus::core::Collector;
+        let collectors: [&dyn Collector; 14] = [
+            &self.probe_success,
+            &self.probe_duration,
+            &self.tools,
+            &self.tls_expiry,
+            &self.server_up,
+            &self.server_state,
+            &self.schema_changes,
+            &self.phase_duration,
+            &self.probes_total,
+            &self.scheduler_lag,
+            &self.probes_in_flight,
+            &self.deliveries,
+            &self.outbox_pending,
+            &self.build_info,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .collect()
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -658,3 +658,40 @@ async fn metrics_expose_probes_states_and_schema_changes() {
     assert!(!text.contains(&fake.url()), "labels never carry URLs");
     app.stop().await;
 }
+
+/// Every metric the shipped Grafana dashboard and Prometheus rules query is one we export.
+#[test]
+fn shipped_dashboard_and_rules_use_exported_metrics() {
+    let metrics = mcpwatch::metrics::Metrics::new().unwrap();
+    let exported = metrics.family_names();
+    assert!(exported.contains(&"mcpwatch_alert_deliveries_total".to_string()));
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dashboard =
+        std::fs::read_to_string(format!("{root}/deploy/grafana/mcpwatch-dashboard.json")).unwrap();
+    let parsed: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let panels = parsed["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10);
+    let rules =
+        std::fs::read_to_string(format!("{root}/deploy/prometheus/mcpwatch-rules.yml")).unwrap();
+    let mut seen = 0;
+    for text in [&dashboard, &rules] {
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !word.starts_with("mcpwatch_") || word == "mcpwatch_" {
+                continue;
+            }
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(word);
+            assert!(
+                exported.iter().any(|e| e == base),
+                "{word} is not an exported metric"
+            );
+            seen += 1;
+        }
+    }
+    assert!(
+        seen > 20,
+        "the dashboard and rules query our metrics ({seen} references)"
+    );
+}
