@@ -65,8 +65,8 @@ fn seed_sql(postgres: bool) -> Vec<String> {
              42, 85, 240, ?3 FROM servers s, g",
             counter("90")
         ),
-        "INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash) \
-         SELECT id, 'local', 'up', 0, 5, ?3 - 60000, 'up', 'sha256:aa' FROM servers"
+        "INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash, last_duration_ms, last_tool_count) \
+         SELECT id, 'local', 'up', 0, 5, ?3 - 60000, 'up', 'sha256:aa', 45, 3 FROM servers"
             .to_string(),
         "INSERT INTO server_state (server_id, state, since, schema_hash, server_version, protocol_version, last_result_at) \
          SELECT id, 'up', ?3 - 259200000, 'sha256:aa', '1.0', '2026-07-28', ?3 - 60000 FROM servers"
@@ -115,6 +115,8 @@ fn server(i: usize, now: i64) -> ServerRecord {
         era_hint: None,
         created_at: now,
         updated_at: now,
+        regions: vec![],
+        quorum: None,
     }
 }
 

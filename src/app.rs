@@ -83,6 +83,7 @@ impl Sink for LocalSink {
             region: self.region.clone(),
             started_at: started_at_ms,
             report,
+            vantage_unhealthy: false,
         };
         if self.ingest.submit(item).await.is_err() {
             tracing::error!(server_id = %job.server_id, "ingest closed; result not stored");
@@ -170,6 +171,12 @@ impl App {
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
         let stop_retention = CancellationToken::new();
+        tokio::spawn(crate::agent::silence::watch(
+            store.clone(),
+            settings.region_silent_after,
+            dispatcher.wake.clone(),
+            stop_retention.clone(),
+        ));
         tokio::spawn(store::retention::run(
             store.clone(),
             store::retention::Retention {
@@ -195,7 +202,7 @@ impl App {
         );
         let mut scheduled = 0;
         for server in store.all_servers().await? {
-            if !server.paused {
+            if !server.paused && settings.probe_locally && server.probed_from(&settings.region) {
                 let job = api::job_for(&server, &sealer)
                     .map_err(|e| AppError::Schedule(format!("{}: {e:?}", server.slug)))?;
                 scheduler.upsert(job, false);
@@ -229,6 +236,8 @@ impl App {
             keys: Arc::new(KeyCache::default()),
             dispatcher,
             metrics,
+            agent_config: Arc::new(tokio::sync::watch::channel(0).0),
+            status_history: Arc::default(),
         };
         Ok(App {
             listener,
@@ -335,6 +344,7 @@ async fn ensure_admin_key(store: &dyn store::Store, settings: &Settings) -> Resu
                 scopes: vec!["admin".into()],
                 created_at: api::now_ms(),
                 last_used_at: None,
+                region: None,
             };
             store.insert_key(&record).await?;
         }
@@ -352,6 +362,7 @@ async fn ensure_admin_key(store: &dyn store::Store, settings: &Settings) -> Resu
         store,
         "admin (generated on first start)",
         vec!["admin".into()],
+        None,
     )
     .await
     .map_err(|e| AppError::Schedule(format!("{e:?}")))?;

@@ -37,6 +37,15 @@ fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A region name: 1-64 letters, digits, `-` or `_` (it appears in metric labels and URLs).
+pub fn is_region_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Raw values as they come from the file and the environment (TOML keys are the variable
 /// names without `MCPWATCH_`, lower-case).
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +72,8 @@ struct Raw {
     metrics_token: Option<String>,
     retention_raw: Option<u32>,
     retention_rollup: Option<u32>,
+    probe_locally: Option<bool>,
+    region_silent_after: Option<u64>,
 }
 
 /// How logs are written.
@@ -112,6 +123,11 @@ pub struct Settings {
     pub retention_raw: Duration,
     /// How long hourly and daily rollups are kept.
     pub retention_rollup: Duration,
+    /// Whether this node probes from its own region (`MCPWATCH_REGION`) besides taking agents'
+    /// results. Off for a central that only coordinates agents.
+    pub probe_locally: bool,
+    /// A region (agent) not heard from for this long raises `region.silent`.
+    pub region_silent_after: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -189,12 +205,7 @@ impl Settings {
             Some(url) => parse_database_url(url)?,
         };
         let region = raw.region.unwrap_or_else(|| "local".to_string());
-        if region.is_empty()
-            || region.len() > 64
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !is_region_name(&region) {
             return Err(invalid(
                 "MCPWATCH_REGION",
                 format!("'{region}' must be 1-64 characters of letters, digits, - or _"),
@@ -318,6 +329,13 @@ impl Settings {
                 format!("{retention_rollup} days is less than the 90 days the status page shows"),
             ));
         }
+        let region_silent_after = raw.region_silent_after.unwrap_or(180);
+        if !(30..=86_400).contains(&region_silent_after) {
+            return Err(invalid(
+                "MCPWATCH_REGION_SILENT_AFTER",
+                "must be between 30 and 86400 seconds",
+            ));
+        }
         Ok(Settings {
             listen,
             database,
@@ -340,6 +358,8 @@ impl Settings {
             metrics_token: raw.metrics_token.filter(|t| !t.is_empty()),
             retention_raw: Duration::from_secs(u64::from(retention_raw) * 86_400),
             retention_rollup: Duration::from_secs(u64::from(retention_rollup) * 86_400),
+            probe_locally: raw.probe_locally.unwrap_or(true),
+            region_silent_after: Duration::from_secs(region_silent_after),
         })
     }
 
@@ -557,6 +577,8 @@ mod tests {
             "public_url",
             "retention_raw",
             "retention_rollup",
+            "probe_locally",
+            "region_silent_after",
         ] {
             assert!(
                 text.contains(&format!("{key} =")),

@@ -10,6 +10,7 @@
 //!
 //! `main.rs` only parses arguments and calls into here.
 
+pub mod agent;
 pub mod alert;
 pub mod api;
 pub mod app;

@@ -59,6 +59,8 @@ enum Command {
     Check(CheckArgs),
     /// Write the canonical tool list and its hash, or --check it against a committed file.
     Snapshot(SnapshotArgs),
+    /// Probe from another region for a central `serve`, with an agent key; no database.
+    Agent(mcpwatch::agent::AgentArgs),
 }
 
 #[tokio::main]
@@ -88,6 +90,20 @@ async fn main() -> std::process::ExitCode {
                     }
                     Err(e) => fail(&e),
                 },
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Agent(a) => {
+            let settings = match a.validate() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("mcpwatch: configuration error: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            mcpwatch::telemetry::init("info", LogFormat::Auto);
+            match mcpwatch::agent::run(settings, shutdown_signal()).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
         }

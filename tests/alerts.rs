@@ -41,7 +41,8 @@ async fn channels_validate_input_and_never_show_secrets_again() {
                 "server.down",
                 "server.up",
                 "server.auth_failed",
-                "schema.changed"
+                "schema.changed",
+                "region.silent"
             ])
         );
         let id = created["id"].as_str().unwrap();
@@ -270,6 +271,8 @@ fn server() -> ServerRecord {
         era_hint: None,
         created_at: 0,
         updated_at: 0,
+        regions: vec![],
+        quorum: None,
     }
 }
 

@@ -506,6 +506,8 @@ async fn openapi_document_covers_every_route() {
         ("get", "/api/v1/maintenance"),
         ("post", "/api/v1/maintenance"),
         ("delete", "/api/v1/maintenance/{id}"),
+        ("get", "/api/v1/agent/config"),
+        ("post", "/api/v1/agent/results"),
         ("get", "/healthz"),
         ("get", "/readyz"),
     ];

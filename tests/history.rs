@@ -103,6 +103,7 @@ async fn status_reads_cover_public_servers_only() {
             let mut rs = RegionState::new("eu-west");
             rs.status = RegionStatus::Down;
             rs.last_result_at = Some(T0);
+            rs.last_verdict = Some("down".into());
             w.region_states.push((id.into(), rs));
         }
         w.incidents_opened.push(IncidentRecord {
@@ -121,7 +122,7 @@ async fn status_reads_cover_public_servers_only() {
         let views = s.region_views(Scope::Public).await.unwrap();
         assert_eq!(views.len(), 1, "{backend:?}: {views:?}");
         let last = views[0].last.as_ref().expect("the region's last result");
-        assert_eq!(last.id, "f1");
+        assert_eq!((last.at, last.verdict.as_str()), (T0, "down"));
         assert_eq!(last.failure_phase.as_deref(), Some("tools_list"));
         assert!(
             s.daily_rollups(Scope::Public, 0)

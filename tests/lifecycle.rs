@@ -128,6 +128,8 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
         era_hint: None,
         created_at: 1,
         updated_at: 1,
+        regions: vec![],
+        quorum: None,
     };
     store.insert_server(&server).await.unwrap();
     let stop = CancellationToken::new();
@@ -145,6 +147,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
             region: "local".into(),
             started_at: 1,
             report: up_report(),
+            vantage_unhealthy: false,
         })
         .await
         .unwrap();
@@ -158,6 +161,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
             region: "local".into(),
             started_at: 1 + i,
             report: up_report(),
+            vantage_unhealthy: false,
         };
         handle.submit(item).await.unwrap();
     }

@@ -492,3 +492,83 @@ async fn badges_and_json_are_cacheable_and_cross_origin_readable() {
 fn mcpwatch_percent(r: f64) -> String {
     format!("{:.1} %", (r * 1000.0).floor() / 10.0)
 }
+
+#[tokio::test]
+async fn the_in_memory_history_picks_up_new_results_at_once() {
+    use mcpwatch::store::BatchWrites;
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let now = now_ms();
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "live",
+                name: "Live",
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+        let uptime = |json: &str| {
+            let v: Value = serde_json::from_str(json).unwrap();
+            v["servers"][0]["uptime"]["24h"].as_f64().unwrap()
+        };
+        let before = uptime(&fetch(&app, "/status.json").await.2);
+        assert_eq!(before, 1.0, "{backend:?}");
+        // Ten failures in the last minutes, committed after the page loaded its copy.
+        let results = (0..10)
+            .map(|i| {
+                let mut r = support::fixtures::result(
+                    &format!("late-{i}"),
+                    "id-live",
+                    now - 30_000 + i,
+                    "eu-west",
+                );
+                r.verdict = "down".into();
+                r.failure_kind = Some("connect".into());
+                r
+            })
+            .collect();
+        app.store
+            .commit_batch(&BatchWrites {
+                results,
+                ..BatchWrites::default()
+            })
+            .await
+            .unwrap();
+        let after = uptime(&fetch(&app, "/status.json").await.2);
+        assert!(
+            after < before,
+            "{backend:?}: the new failures count at once ({before} → {after})"
+        );
+        // And a server made public later shows with its history.
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug: "later",
+                name: "Later",
+                public: false,
+                days: 5,
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+        let mut s = app.store.get_server("later").await.unwrap().unwrap();
+        s.public = true;
+        app.store.update_server(&s).await.unwrap();
+        let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
+        let later = json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slug"] == "later")
+            .unwrap()
+            .clone();
+        assert!(
+            later["uptime"]["7d"].as_f64().is_some(),
+            "history of a newly public server: {later}"
+        );
+        app.stop().await;
+    }
+}

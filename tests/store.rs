@@ -277,6 +277,7 @@ async fn api_keys_are_found_by_hash_and_deleted() {
             scopes: vec!["read".into()],
             created_at: 1,
             last_used_at: None,
+            region: None,
         };
         s.insert_key(&key).await.unwrap();
         assert_eq!(s.find_key("h1").await.unwrap().unwrap(), key, "{backend:?}");

@@ -21,15 +21,16 @@ use std::time::Duration;
 use crate::store::{ChannelRecord, ServerRecord};
 
 /// Event types a channel gets when it names none.
-pub const DEFAULT_EVENTS: [&str; 4] = [
+pub const DEFAULT_EVENTS: [&str; 5] = [
     "server.down",
     "server.up",
     "server.auth_failed",
     "schema.changed",
+    "region.silent",
 ];
 
 /// Every event type a channel may subscribe to.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 9] = [
     "server.down",
     "server.up",
     "server.degraded",
@@ -38,6 +39,7 @@ pub const EVENT_TYPES: [&str; 8] = [
     "schema.inconsistent",
     "server.version_changed",
     "region.down",
+    "region.silent",
 ];
 
 /// Whether `channel` wants event `kind` about `server`.
@@ -130,6 +132,8 @@ mod tests {
             era_hint: None,
             created_at: 0,
             updated_at: 0,
+            regions: vec![],
+            quorum: None,
         }
     }
 

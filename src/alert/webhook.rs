@@ -117,6 +117,10 @@ pub fn headline(event: &EventRecord) -> String {
             d["to"].as_str().unwrap_or("?")
         ),
         "region.down" => format!("REGION DOWN: {name} fails from {region} (below quorum)"),
+        "region.silent" => format!(
+            "REGION SILENT: {region} has not reported since {}; its missing results are not counted",
+            d["last_seen"].as_str().unwrap_or("?")
+        ),
         "test" => "TEST: mcpwatch can reach this channel".to_string(),
         "server.flapping" => format!(
             "FLAPPING: {name} changed state {} times in {} minutes; alerts held until it settles",

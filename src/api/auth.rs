@@ -47,10 +47,15 @@ impl Scope {
     }
 }
 
+/// The scope of regional agents' keys: only `/agent/*`, and nothing else.
+pub const AGENT_SCOPE: &str = "agent";
+
 /// The authenticated key, for handlers that need it.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub key_id: String,
+    /// Set for agent keys: the region their results are for.
+    pub region: Option<String>,
 }
 
 /// A token bucket per key string.
@@ -154,18 +159,30 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     if let Err(wait) = app.key_limiter.check(&key.id) {
         return rate_limited(wait);
     }
-    let scope = key
-        .scopes
-        .iter()
-        .filter_map(|s| Scope::parse(s))
-        .max()
-        .unwrap_or(Scope::Read);
-    let needed = required_scope(req.method(), req.uri().path());
-    if scope < needed {
-        return ApiError::Forbidden(needed.as_str()).into_response();
+    // Agent keys reach the agent routes and nothing else; no other key reaches those.
+    let path = req.uri().path();
+    let agent_route = path.starts_with("/agent/") || path.starts_with("/api/v1/agent/");
+    let agent_key = key.scopes.iter().any(|s| s == AGENT_SCOPE);
+    if agent_route || agent_key {
+        if !(agent_route && agent_key && key.region.is_some()) {
+            return ApiError::Forbidden(if agent_route { AGENT_SCOPE } else { "read" })
+                .into_response();
+        }
+    } else {
+        let scope = key
+            .scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s))
+            .max()
+            .unwrap_or(Scope::Read);
+        let needed = required_scope(req.method(), path);
+        if scope < needed {
+            return ApiError::Forbidden(needed.as_str()).into_response();
+        }
     }
     req.extensions_mut().insert(Caller {
         key_id: key.id.clone(),
+        region: key.region.clone(),
     });
     next.run(req).await
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Caller, Scope};
+use super::auth::{AGENT_SCOPE, Caller, Scope};
 use super::error::{ApiError, ApiJson};
 use super::{AppState, now_ms, rfc3339};
 use crate::secrets::{new_token, token_hash};
@@ -16,11 +16,15 @@ use crate::store::ApiKeyRecord;
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     name: String,
+    /// read, write, admin; or `agent` alone, with `region`.
     scopes: Vec<String>,
+    /// The region an `agent` key reports for (agent keys only).
+    #[serde(default)]
+    region: Option<String>,
 }
 
 fn key_json(k: &ApiKeyRecord) -> Value {
-    json!({"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created_at": rfc3339(k.created_at), "last_used_at": k.last_used_at.map(rfc3339)})
+    json!({"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "region": k.region, "created_at": rfc3339(k.created_at), "last_used_at": k.last_used_at.map(rfc3339)})
 }
 
 /// Make and store a key; returns the record and the token (to show once).
@@ -28,6 +32,7 @@ pub async fn issue(
     app_store: &dyn crate::store::Store,
     name: &str,
     scopes: Vec<String>,
+    region: Option<String>,
 ) -> Result<(ApiKeyRecord, String), ApiError> {
     let token = new_token().map_err(|e| ApiError::Internal(e.to_string()))?;
     let record = ApiKeyRecord {
@@ -38,6 +43,7 @@ pub async fn issue(
         scopes,
         created_at: now_ms(),
         last_used_at: None,
+        region,
     };
     app_store.insert_key(&record).await?;
     Ok((record, token))
@@ -55,19 +61,49 @@ pub async fn create(
     if input.scopes.is_empty() {
         return Err(ApiError::field(
             "scopes",
-            "needs at least one of read, write, admin",
+            "needs at least one of read, write, admin (or agent)",
         ));
     }
-    if let Some(bad) = input.scopes.iter().find(|s| Scope::parse(s).is_none()) {
+    let agent = input.scopes.iter().any(|s| s == AGENT_SCOPE);
+    if agent && input.scopes.len() > 1 {
         return Err(ApiError::field(
             "scopes",
-            format!("'{bad}' is not one of read, write, admin"),
+            "'agent' stands alone: an agent key can only fetch its config and push results",
         ));
     }
+    if let Some(bad) = input
+        .scopes
+        .iter()
+        .find(|s| Scope::parse(s).is_none() && *s != AGENT_SCOPE)
+    {
+        return Err(ApiError::field(
+            "scopes",
+            format!("'{bad}' is not one of read, write, admin, agent"),
+        ));
+    }
+    let region = match (agent, input.region.as_deref()) {
+        (true, Some(r)) if crate::config::is_region_name(r) => Some(r.to_string()),
+        (true, Some(r)) => {
+            return Err(ApiError::field(
+                "region",
+                format!("'{r}' must be 1-64 characters of letters, digits, - or _"),
+            ));
+        }
+        (true, None) => {
+            return Err(ApiError::field(
+                "region",
+                "an agent key needs the region it probes from, e.g. \"eu-west\"",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::field("region", "only agent keys have a region"));
+        }
+        (false, None) => None,
+    };
     let mut scopes = input.scopes.clone();
     scopes.sort();
     scopes.dedup();
-    let (record, token) = issue(app.store.as_ref(), name, scopes).await?;
+    let (record, token) = issue(app.store.as_ref(), name, scopes, region).await?;
     let mut body = key_json(&record);
     body["token"] = json!(token);
     body["note"] = json!("the token is shown only now; store it safely");

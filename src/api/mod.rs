@@ -7,12 +7,14 @@
 //! - `keys.rs`: API key management.
 //! - `channels.rs`: alert channels, deliveries and retries.
 //! - `maintenance.rs`: maintenance windows that hold alerts.
+//! - `agent.rs`: regional agents' config (long poll, ETag) and result pushes.
 //! - `health.rs`: liveness and readiness.
 //!
 //! Conventions: snake_case JSON; `_seconds` integers for durations; RFC 3339 UTC times; UUID
 //! ids, and a server's slug wherever its id is accepted; lists take `limit` and an opaque
 //! `cursor` and return `next_cursor`.
 
+mod agent;
 mod auth;
 mod channels;
 mod error;
@@ -60,6 +62,23 @@ pub struct AppState {
     /// For `POST /channels/{id}/test`, which sends at once.
     pub dispatcher: crate::alert::dispatcher::Dispatcher,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Bumped on every change to what agents probe; long-polling agents wait on it.
+    pub agent_config: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The status page's copy of recent rollups.
+    pub status_history: Arc<crate::web::HistoryCache>,
+}
+
+impl AppState {
+    /// Servers changed: agents waiting on their config get it now.
+    pub fn agent_config_changed(&self) {
+        self.agent_config.send_modify(|v| *v += 1);
+    }
+
+    /// Whether this node's own scheduler probes `s` (its region is one of the server's, and
+    /// local probing is on).
+    pub fn probes_locally(&self, s: &crate::store::ServerRecord) -> bool {
+        self.settings.probe_locally && s.probed_from(&self.settings.region)
+    }
 }
 
 /// The OpenAPI document's fixed parts; the paths come from the handlers' annotations.
@@ -73,7 +92,8 @@ pub struct AppState {
         (name = "schema", description = "tool lists, their history and diffs"),
         (name = "keys", description = "API keys (admin)"),
         (name = "alerts", description = "alert channels and deliveries"),
-        (name = "health", description = "liveness and readiness")
+        (name = "health", description = "liveness and readiness"),
+        (name = "agents", description = "regional agents (agent keys only)")
     )
 )]
 struct ApiDoc;
@@ -120,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(channels::retry))
         .routes(routes!(maintenance::list, maintenance::create))
         .routes(routes!(maintenance::delete))
+        .routes(routes!(agent::config))
+        .routes(routes!(agent::results))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

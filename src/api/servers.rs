@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiJson, FieldError};
 use super::{AppState, next_cursor, now_ms, page, rfc3339};
+use crate::agent::protocol::AgentServer;
 use crate::config::MIN_INTERVAL_SECONDS;
 use crate::ingest::IngestItem;
 use crate::monitor::{RegionState, ServerState, ServerStatus};
-use crate::probe::{AddressPolicy, Era, EraChoice, ProbeTarget};
+use crate::probe::AddressPolicy;
 use crate::scheduler::Job;
 use crate::secrets::Sealer;
 use crate::store::{Page, ServerRecord, ServerWithState};
@@ -46,6 +47,11 @@ pub struct ServerInput {
     #[serde(default, deserialize_with = "present")]
     degraded_latency_ms: Option<Value>,
     expect_auth: Option<bool>,
+    /// Regions that probe it (agents' region names and the central's own); empty: all.
+    regions: Option<Vec<String>>,
+    /// Regions down needed for the server to be down; `null`: a majority of its regions.
+    #[serde(default, deserialize_with = "present")]
+    quorum: Option<Value>,
 }
 
 /// Distinguish "absent" (None) from "null" (Some(Null)).
@@ -182,6 +188,39 @@ async fn apply(
             );
         }
     }
+    if let Some(regions) = input.regions {
+        if regions.len() <= 32 && regions.iter().all(|r| crate::config::is_region_name(r)) {
+            let mut regions = regions;
+            regions.sort();
+            regions.dedup();
+            s.regions = regions;
+        } else {
+            err(
+                "regions",
+                "at most 32 region names of 1-64 letters, digits, - or _".into(),
+            );
+        }
+    }
+    match input.quorum {
+        None => {}
+        Some(Value::Null) => s.quorum = None,
+        Some(v) => match v.as_u64().filter(|q| (1..=32).contains(q)) {
+            Some(q) => s.quorum = Some(q as u32),
+            None => err("quorum", "must be an integer from 1 to 32, or null".into()),
+        },
+    }
+    if let Some(q) = s.quorum
+        && !s.regions.is_empty()
+        && q as usize > s.regions.len()
+    {
+        err(
+            "quorum",
+            format!(
+                "{q} is more than the {} regions that probe it",
+                s.regions.len()
+            ),
+        );
+    }
     if let Some(p) = input.public {
         s.public = p;
     }
@@ -294,27 +333,30 @@ pub(crate) async fn validate_url(text: &str, policy: &AddressPolicy) -> Result<(
 
 /// The scheduler's job for a server (headers unsealed here, in memory only).
 pub fn job_for(s: &ServerRecord, sealer: &Sealer) -> Result<Job, ApiError> {
-    let url = url::Url::parse(&s.url)
-        .map_err(|e| ApiError::Internal(format!("stored URL invalid: {e}")))?;
-    let mut target = ProbeTarget::new(url);
-    if let Some(sealed) = &s.headers_enc {
-        let plain = sealer
-            .open(sealed)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        target.headers =
-            serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    target.timeout = Duration::from_secs(u64::from(s.timeout_seconds));
-    target.degraded_after = s.degraded_latency_ms.map(Duration::from_millis);
-    target.era = match s.era_hint.as_deref().and_then(|e| e.parse::<Era>().ok()) {
-        Some(e) => EraChoice::Prefer(e),
-        None => EraChoice::Detect,
+    agent_server(s, sealer)?.job().map_err(ApiError::Internal)
+}
+
+/// The server as a prober needs it, credentials opened: the local scheduler's job and an
+/// agent's config entry are built from this one shape.
+pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, ApiError> {
+    let headers = match &s.headers_enc {
+        Some(sealed) => {
+            let plain = sealer
+                .open(sealed)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))?
+        }
+        None => Vec::new(),
     };
-    Ok(Job {
-        server_id: s.id.clone(),
+    Ok(AgentServer {
+        id: s.id.clone(),
         slug: s.slug.clone(),
-        target,
-        interval: Duration::from_secs(u64::from(s.interval_seconds)),
+        url: s.url.clone(),
+        headers,
+        interval_seconds: s.interval_seconds,
+        timeout_seconds: s.timeout_seconds,
+        degraded_latency_ms: s.degraded_latency_ms,
+        era_hint: s.era_hint.clone(),
     })
 }
 
@@ -342,7 +384,13 @@ pub fn view(s: &ServerRecord, state: Option<&ServerState>, regions: &[RegionStat
         "failures_to_down": s.failures_to_down, "successes_to_up": s.successes_to_up,
         "degraded_latency_ms": s.degraded_latency_ms, "expect_auth": s.expect_auth,
         "era": s.era_hint,
+        "regions": s.regions, "quorum": s.quorum,
         "state": status.as_str(),
+        "warnings": regions.iter()
+            .filter(|r| matches!(r.status, crate::monitor::RegionStatus::Down | crate::monitor::RegionStatus::AuthFailed))
+            .filter(|_| matches!(status, ServerStatus::Up | ServerStatus::Degraded))
+            .map(|r| format!("region.down: {} is {} (fewer regions than the quorum)", r.region, r.status.as_str()))
+            .collect::<Vec<_>>(),
         "protected": protected,
         "state_since": state.map(|st| rfc3339(st.since)),
         "last_result_at": state.and_then(|st| st.last_result_at).map(rfc3339),
@@ -381,13 +429,16 @@ fn defaults(app: &AppState) -> ServerRecord {
         era_hint: None,
         created_at: now,
         updated_at: now,
+        regions: vec![],
+        quorum: None,
     }
 }
 
 /// Tell the scheduler and the ingest about a changed server.
 async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<(), ApiError> {
     app.ingest.invalidate(&s.id).await;
-    if s.paused {
+    app.agent_config_changed();
+    if s.paused || !app.probes_locally(s) {
         app.scheduler.remove(&s.id);
     } else {
         app.scheduler.upsert(job_for(s, &app.sealer)?, probe_now);
@@ -576,6 +627,7 @@ pub async fn delete(
     let regions: Vec<String> = regions.into_iter().map(|r| r.region).collect();
     app.metrics.forget_server(&s.slug, &regions);
     app.ingest.invalidate(&s.id).await;
+    app.agent_config_changed();
     tracing::info!(server_id = %s.id, "server deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -629,6 +681,7 @@ pub async fn check_now(
             region: app.settings.region.clone(),
             started_at,
             report,
+            vantage_unhealthy: false,
         })
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;

@@ -38,6 +38,45 @@ const STATE_CHANGES: [&str; 4] = [
     "server.auth_failed",
 ];
 
+/// A region whose last result is older than this many intervals does not count in the quorum.
+const STALE_INTERVALS: i64 = 3;
+
+/// Result ids remembered to drop a re-sent result that is not committed yet (the store
+/// refuses ids already committed).
+const RECENT_IDS: usize = 200_000;
+
+/// The last `cap` result ids seen, oldest forgotten first.
+struct RecentIds {
+    cap: usize,
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl RecentIds {
+    fn new(cap: usize) -> Self {
+        RecentIds {
+            cap,
+            set: Default::default(),
+            order: Default::default(),
+        }
+    }
+
+    /// False if `id` was seen already.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
+    }
+}
+
 /// Most results written in one transaction.
 const MAX_BATCH: usize = 500;
 
@@ -49,6 +88,8 @@ pub struct IngestItem {
     pub region: String,
     pub started_at: i64,
     pub report: ProbeReport,
+    /// From an agent whose canaries were failing: stored, but it moves no state.
+    pub vantage_unhealthy: bool,
 }
 
 enum Msg {
@@ -193,6 +234,7 @@ async fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut cache: HashMap<String, Cached> = HashMap::new();
+    let mut recent = RecentIds::new(RECENT_IDS);
     // Alert channels and maintenance windows, loaded when first needed and after every change.
     let mut channels: Option<Routing> = None;
     loop {
@@ -217,6 +259,11 @@ async fn run(
         for msg in batch {
             match msg {
                 Msg::Result(item) => {
+                    if !recent.insert(&item.result_id) {
+                        // Re-sent while the first copy was still on its way (an agent's
+                        // retry after a timeout): counted once.
+                        continue;
+                    }
                     if let Err(e) =
                         evaluate_item(&store, &mut cache, &mut channels, &item, &mut writes).await
                     {
@@ -388,15 +435,18 @@ async fn evaluate_item(
         return Ok(()); // deleted while the probe ran
     };
     let report = &item.report;
-    writes.results.push(ResultRecord::from_report(
+    let mut record = ResultRecord::from_report(
         item.result_id.clone(),
         &item.server_id,
         &item.region,
         item.started_at,
         report,
-    ));
-    if ctx.server.paused {
-        return Ok(()); // stored, but a paused server's state does not move
+    );
+    record.vantage_unhealthy = item.vantage_unhealthy;
+    writes.results.push(record);
+    if ctx.server.paused || item.vantage_unhealthy {
+        // Stored, but neither a paused server's state nor a blind vantage point's view moves.
+        return Ok(());
     }
     if let Some(era) = report.era.filter(|_| report.verdict != Verdict::Down)
         && ctx.server.era_hint.as_deref() != Some(era.as_str())
@@ -423,7 +473,7 @@ async fn evaluate_item(
         successes_to_up: ctx.server.successes_to_up,
         has_credentials: !ctx.server.header_names.is_empty(),
         expect_auth: ctx.server.expect_auth,
-        quorum: None,
+        quorum: ctx.server.quorum,
     };
     let obs = Observation {
         region: item.region.clone(),
@@ -447,7 +497,18 @@ async fn evaluate_item(
         .and_then(Value::as_array)
         .map(Vec::as_slice);
     let incident_id = uuid::Uuid::now_v7().to_string();
-    let eval = monitor::evaluate(&policy, &ctx.state, &ctx.regions, &obs, prev, &incident_id);
+    // The quorum counts the regions that are reporting: one silent for longer than
+    // STALE_INTERVALS intervals (an agent down, a region cut off) neither makes the server
+    // down nor keeps it down.
+    let fresh_after =
+        item.started_at - STALE_INTERVALS * i64::from(ctx.server.interval_seconds) * 1000;
+    let reporting: Vec<RegionState> = ctx
+        .regions
+        .iter()
+        .filter(|r| r.region == item.region || r.last_result_at.is_some_and(|t| t >= fresh_after))
+        .cloned()
+        .collect();
+    let eval = monitor::evaluate(&policy, &ctx.state, &reporting, &obs, prev, &incident_id);
 
     if let (Some(hash), Some(tools)) = (&report.schema_hash, canonical_tools) {
         // Every sighting bumps last_seen; a new hash is inserted.

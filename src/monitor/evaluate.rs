@@ -1,8 +1,8 @@
 //! The transition function: one probe result in, new region and server state and events out.
 //!
 //! Per region, `failures_to_down` consecutive failures make it down and `successes_to_up`
-//! successes make it up again. Per server, at least `quorum` regions down is down; fewer is
-//! degraded with a `region.down` warning. `auth_required` without a configured credential is
+//! successes make it up again. Per server, at least `quorum` regions down is down; fewer
+//! leaves it up, with a `region.down` warning. `auth_required` without a configured credential is
 //! alive (up, flagged protected); with one it is `auth_failed`. Drift and version changes are
 //! judged on every successful result.
 
@@ -157,7 +157,9 @@ pub fn evaluate(
         ServerStatus::Down
     } else if auth >= quorum {
         ServerStatus::AuthFailed
-    } else if (down + auth > 0 && any_up) || slow_or_warned {
+    } else if slow_or_warned {
+        // Regions failing below the quorum do not degrade the server: they raise region.down
+        // and show as a warning, while the server stays up.
         ServerStatus::Degraded
     } else if any_up {
         ServerStatus::Up

@@ -131,21 +131,18 @@ mod tests {
     }
 
     #[test]
-    fn quorum_decides_between_down_and_degraded() {
+    fn quorum_decides_between_down_and_a_regional_warning() {
         let p = Policy {
             failures_to_down: 1,
             ..policy()
         };
         let up = |r: &str, t| obs(r, t, Verdict::Up, None);
         let down = |r: &str, t| obs(r, t, Verdict::Down, None);
-        // Three regions, one down: degraded with region.down; two down: down.
+        // Three regions, one down: still up, with region.down; two down: down.
         let seq = [up("a", 1), up("b", 1), up("c", 1), down("a", 2)];
         let (s, _, ev, _) = run(&p, &seq);
-        assert_eq!(s.status, ServerStatus::Degraded);
-        assert_eq!(
-            kinds(&ev),
-            vec![EventKind::ServerDegraded, EventKind::RegionDown]
-        );
+        assert_eq!(s.status, ServerStatus::Up);
+        assert_eq!(kinds(&ev), vec![EventKind::RegionDown]);
         let seq = [
             up("a", 1),
             up("b", 1),

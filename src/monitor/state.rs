@@ -12,7 +12,7 @@ pub enum ServerStatus {
     /// No result yet.
     Unknown,
     Up,
-    /// Serving, but slow, with warnings, or down in fewer regions than the quorum.
+    /// Serving, but slow or with warnings (regions down below the quorum leave it up).
     Degraded,
     /// Down in at least `quorum` regions.
     Down,

@@ -4,6 +4,7 @@
 //! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
 //!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
+//! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `retention.rs`: batched pruning of raw results and rollups past their age.
 //! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
 //!
@@ -11,6 +12,7 @@
 //! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
 
 mod model;
+mod region_sql;
 pub mod retention;
 pub mod rollup;
 mod sql;
@@ -26,8 +28,9 @@ pub use model::{
     HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState,
     SnapshotRecord, WindowRecord,
 };
+pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqliteStore};
-pub use status_sql::{RegionView, Scope, StatusStore};
+pub use status_sql::{LastSeen, RegionView, Scope, StatusStore};
 
 use crate::config::DatabaseUrl;
 use crate::monitor::{RegionState, ServerState};
@@ -65,7 +68,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the daemon stores. One implementation per backend.
 #[async_trait]
-pub trait Store: StatusStore + Send + Sync + 'static {
+pub trait Store: StatusStore + RegionStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;

@@ -31,9 +31,20 @@ pub struct ServerRecord {
     pub era_hint: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Regions that probe it; empty: every region.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Regions down needed for the server to be down; `None`: a majority of its regions.
+    #[serde(default)]
+    pub quorum: Option<u32>,
 }
 
 impl ServerRecord {
+    /// Whether `region` probes this server.
+    pub fn probed_from(&self, region: &str) -> bool {
+        self.regions.is_empty() || self.regions.iter().any(|r| r == region)
+    }
+
     /// The server as events and alerts show it: never credentials or the query string.
     pub fn event_json(&self) -> Value {
         let url = url::Url::parse(&self.url)
@@ -69,6 +80,9 @@ pub struct ResultRecord {
     pub tool_count: i64,
     pub schema_hash: Option<String>,
     pub tls_not_after: Option<i64>,
+    /// From an agent whose canaries were failing: stored, never counted.
+    #[serde(default)]
+    pub vantage_unhealthy: bool,
 }
 
 impl ResultRecord {
@@ -105,6 +119,7 @@ impl ResultRecord {
             tool_count: r.tools_count as i64,
             schema_hash: r.schema_hash.clone(),
             tls_not_after: r.tls.as_ref().map(|t| t.not_after_unix),
+            vantage_unhealthy: false,
         }
     }
 }
@@ -154,6 +169,8 @@ pub struct ApiKeyRecord {
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// The region an `agent` key reports for.
+    pub region: Option<String>,
 }
 
 /// Everything a batch of results changes, written in one transaction.
@@ -181,6 +198,10 @@ pub struct BatchWrites {
     pub held_summarized: Vec<(String, i64, String)>,
     /// (channel id, incident id, sent at) of `server.still_down` reminders.
     pub reminders: Vec<(String, String, i64)>,
+    /// (region, last seen before, silent since): mark the region silent, only if it is not
+    /// already and has not spoken since; otherwise the whole batch is refused with
+    /// `StoreError::Conflict`, so one replica, once, raises `region.silent`.
+    pub region_silent: Vec<(String, i64, i64)>,
 }
 
 impl BatchWrites {

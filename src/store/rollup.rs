@@ -211,6 +211,7 @@ mod tests {
             tool_count: 0,
             schema_hash: None,
             tls_not_after: None,
+            vantage_unhealthy: false,
         }
     }
 

@@ -45,8 +45,8 @@ pub(super) fn postgres_sql(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at";
-pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after";
+const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum";
+const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy";
 
 fn json_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
@@ -96,44 +96,37 @@ macro_rules! sql_store {
                     era_hint: r.try_get("era_hint")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
+                    regions: json_list(&r.try_get::<String, _>("regions")?)?,
+                    quorum: r.try_get::<Option<i64>, _>("quorum")?.map(|v| v as u32),
                 })
             }
 
             pub(super) fn result(r: &$row) -> StoreResult<ResultRecord> {
-                Self::result_with(r, "")
-            }
-
-            /// A result whose columns carry a prefix (`r_id`, … in a join).
-            pub(super) fn prefixed_result(r: &$row) -> StoreResult<ResultRecord> {
-                Self::result_with(r, "r_")
-            }
-
-            fn result_with(r: &$row, p: &str) -> StoreResult<ResultRecord> {
-                let c = |name: &str| format!("{p}{name}");
                 Ok(ResultRecord {
-                    id: r.try_get(c("id").as_str())?,
-                    server_id: r.try_get(c("server_id").as_str())?,
-                    region: r.try_get(c("region").as_str())?,
-                    started_at: r.try_get(c("started_at").as_str())?,
-                    duration_ms: r.try_get(c("duration_ms").as_str())?,
-                    dns_ms: r.try_get(c("dns_ms").as_str())?,
-                    connect_ms: r.try_get(c("connect_ms").as_str())?,
-                    tls_ms: r.try_get(c("tls_ms").as_str())?,
-                    handshake_ms: r.try_get(c("handshake_ms").as_str())?,
-                    tools_list_ms: r.try_get(c("tools_list_ms").as_str())?,
-                    verdict: r.try_get(c("verdict").as_str())?,
-                    failure_kind: r.try_get(c("failure_kind").as_str())?,
-                    failure_phase: r.try_get(c("failure_phase").as_str())?,
-                    failure_message: r.try_get(c("failure_message").as_str())?,
-                    http_status: r.try_get(c("http_status").as_str())?,
-                    jsonrpc_code: r.try_get(c("jsonrpc_code").as_str())?,
-                    era: r.try_get(c("era").as_str())?,
-                    protocol_version: r.try_get(c("protocol_version").as_str())?,
-                    server_name: r.try_get(c("server_name").as_str())?,
-                    server_version: r.try_get(c("server_version").as_str())?,
-                    tool_count: r.try_get(c("tool_count").as_str())?,
-                    schema_hash: r.try_get(c("schema_hash").as_str())?,
-                    tls_not_after: r.try_get(c("tls_not_after").as_str())?,
+                    id: r.try_get("id")?,
+                    server_id: r.try_get("server_id")?,
+                    region: r.try_get("region")?,
+                    started_at: r.try_get("started_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    dns_ms: r.try_get("dns_ms")?,
+                    connect_ms: r.try_get("connect_ms")?,
+                    tls_ms: r.try_get("tls_ms")?,
+                    handshake_ms: r.try_get("handshake_ms")?,
+                    tools_list_ms: r.try_get("tools_list_ms")?,
+                    verdict: r.try_get("verdict")?,
+                    failure_kind: r.try_get("failure_kind")?,
+                    failure_phase: r.try_get("failure_phase")?,
+                    failure_message: r.try_get("failure_message")?,
+                    http_status: r.try_get("http_status")?,
+                    jsonrpc_code: r.try_get("jsonrpc_code")?,
+                    era: r.try_get("era")?,
+                    protocol_version: r.try_get("protocol_version")?,
+                    server_name: r.try_get("server_name")?,
+                    server_version: r.try_get("server_version")?,
+                    tool_count: r.try_get("tool_count")?,
+                    schema_hash: r.try_get("schema_hash")?,
+                    tls_not_after: r.try_get("tls_not_after")?,
+                    vantage_unhealthy: r.try_get("vantage_unhealthy")?,
                 })
             }
 
@@ -204,6 +197,7 @@ macro_rules! sql_store {
                     scopes: json_list(&r.try_get::<String, _>("scopes")?)?,
                     created_at: r.try_get("created_at")?,
                     last_used_at: r.try_get("last_used_at")?,
+                    region: r.try_get("region")?,
                 })
             }
 
@@ -290,9 +284,9 @@ macro_rules! sql_store {
 
             async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
                 let sql = if insert {
-                    $conv(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).into_owned()
+                    $conv(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).into_owned()
                 } else {
-                    $conv("UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
+                    $conv("UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, quorum = ? WHERE id = ?").into_owned()
                 };
                 let mut q = sqlx::query(audited(&sql))
                     .bind(&s.id)
@@ -312,7 +306,9 @@ macro_rules! sql_store {
                     .bind(s.expect_auth)
                     .bind(&s.era_hint)
                     .bind(s.created_at)
-                    .bind(s.updated_at);
+                    .bind(s.updated_at)
+                    .bind(to_json(&s.regions))
+                    .bind(s.quorum.map(i64::from));
                 if !insert {
                     q = q.bind(&s.id);
                 }
@@ -440,7 +436,7 @@ macro_rules! sql_store {
             async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 let exists = "WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)";
-                let sql = $conv(&format!("INSERT INTO probe_results ({RESULT_COLS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (id) DO NOTHING")).into_owned();
+                let sql = $conv(&format!("INSERT INTO probe_results ({RESULT_COLS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (id) DO NOTHING")).into_owned();
                 // A result already stored (a re-sent batch) is skipped and not counted again.
                 let mut rollups = RollupDeltas::default();
                 for r in &w.results {
@@ -450,21 +446,33 @@ macro_rules! sql_store {
                         .bind(&r.verdict).bind(&r.failure_kind).bind(&r.failure_phase).bind(&r.failure_message)
                         .bind(r.http_status).bind(r.jsonrpc_code).bind(&r.era).bind(&r.protocol_version)
                         .bind(&r.server_name).bind(&r.server_version).bind(r.tool_count).bind(&r.schema_hash)
-                        .bind(r.tls_not_after).bind(&r.server_id)
+                        .bind(r.tls_not_after).bind(r.vantage_unhealthy).bind(&r.server_id)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    if inserted == 1 {
+                    // A result from a vantage point whose canaries failed says nothing about
+                    // the server: kept, but not counted.
+                    if inserted == 1 && !r.vantage_unhealthy {
                         rollups.add(r);
                     }
                 }
                 Self::write_rollups(&mut tx, &rollups).await?;
-                let sql = $conv(&format!("INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash) SELECT ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, region) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures, consecutive_successes = excluded.consecutive_successes, last_result_at = excluded.last_result_at, last_verdict = excluded.last_verdict, last_schema_hash = excluded.last_schema_hash")).into_owned();
+                // Each region's last result rides along (failure, latency, tools), so the status
+                // page needs no raw results.
+                let last_of: std::collections::HashMap<(&str, &str, i64), &ResultRecord> = w.results.iter()
+                    .map(|r| ((r.server_id.as_str(), r.region.as_str(), r.started_at), r))
+                    .collect();
+                let sql = $conv(&format!("INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash, last_failure_kind, last_failure_phase, last_http_status, last_jsonrpc_code, last_duration_ms, last_tool_count) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, region) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures, consecutive_successes = excluded.consecutive_successes, last_result_at = excluded.last_result_at, last_verdict = excluded.last_verdict, last_schema_hash = excluded.last_schema_hash, last_failure_kind = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_failure_kind ELSE excluded.last_failure_kind END, last_failure_phase = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_failure_phase ELSE excluded.last_failure_phase END, last_http_status = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_http_status ELSE excluded.last_http_status END, last_jsonrpc_code = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_jsonrpc_code ELSE excluded.last_jsonrpc_code END, last_duration_ms = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_duration_ms ELSE excluded.last_duration_ms END, last_tool_count = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_tool_count ELSE excluded.last_tool_count END")).into_owned();
                 for (id, r) in &w.region_states {
+                    let last = r.last_result_at.and_then(|at| last_of.get(&(id.as_str(), r.region.as_str(), at)).copied());
                     sqlx::query(audited(&sql))
                         .bind(id).bind(&r.region).bind(r.status.as_str()).bind(i64::from(r.consecutive_failures))
                         .bind(i64::from(r.consecutive_successes)).bind(r.last_result_at).bind(&r.last_verdict)
-                        .bind(&r.last_schema_hash).bind(id)
+                        .bind(&r.last_schema_hash)
+                        .bind(last.and_then(|l| l.failure_kind.clone())).bind(last.and_then(|l| l.failure_phase.clone()))
+                        .bind(last.and_then(|l| l.http_status)).bind(last.and_then(|l| l.jsonrpc_code))
+                        .bind(last.map(|l| l.duration_ms)).bind(last.map(|l| l.tool_count))
+                        .bind(id)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -526,6 +534,13 @@ macro_rules! sql_store {
                 let sql = $conv("INSERT INTO reminders (channel_id, incident_id, last_sent_at) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?) ON CONFLICT (channel_id, incident_id) DO UPDATE SET last_sent_at = excluded.last_sent_at");
                 for (channel, incident, at) in &w.reminders {
                     sqlx::query(audited(&sql)).bind(channel).bind(incident).bind(*at).bind(channel).execute(&mut *tx).await?;
+                }
+                let sql = $conv("UPDATE regions SET silent_since = ? WHERE name = ? AND silent_since IS NULL AND last_seen_at < ?");
+                for (region, seen_before, at) in &w.region_silent {
+                    let done = sqlx::query(audited(&sql)).bind(*at).bind(region).bind(*seen_before).execute(&mut *tx).await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!("region {region} already silent")));
+                    }
                 }
                 let sql = $conv("UPDATE channels SET failing_since = ? WHERE id = ?");
                 for (id, since) in &w.channel_health {
@@ -603,9 +618,9 @@ macro_rules! sql_store {
             }
 
             async fn insert_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
-                let sql = $conv("INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+                let sql = $conv("INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at, region) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
                 sqlx::query(audited(&sql))
-                    .bind(&k.id).bind(&k.name).bind(&k.prefix).bind(&k.hash).bind(to_json(&k.scopes)).bind(k.created_at).bind(k.last_used_at)
+                    .bind(&k.id).bind(&k.name).bind(&k.prefix).bind(&k.hash).bind(to_json(&k.scopes)).bind(k.created_at).bind(k.last_used_at).bind(&k.region)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -824,7 +839,10 @@ impl SqliteStore {
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // 32 MiB of page cache per connection (the default is 2 MiB): the status page's
+            // reads and the ingest's index lookups stay in memory on a large database.
+            .pragma("cache_size", "-32768");
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))

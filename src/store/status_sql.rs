@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::model::{IncidentRecord, ResultRecord, ServerWithState};
 use super::rollup::{DailyRollup, HourlyRollup, Rollup, RollupDeltas};
-use super::sql::{PostgresStore, RESULT_COLS, SqliteStore, audited, postgres_sql, sqlite_sql};
+use super::sql::{PostgresStore, SqliteStore, audited, postgres_sql, sqlite_sql};
 use super::{StoreError, StoreResult};
 use crate::monitor::RegionState;
 
@@ -22,12 +22,42 @@ pub enum Scope<'a> {
     Server(&'a str),
 }
 
-/// A region's state with the last result it saw (for "tools/list timed out from eu-west").
+/// A region's state with what its last result saw (for "tools/list timed out from eu-west").
 #[derive(Debug, Clone)]
 pub struct RegionView {
     pub server_id: String,
     pub state: RegionState,
-    pub last: Option<ResultRecord>,
+    pub last: Option<LastSeen>,
+}
+
+/// The part of a region's last result the status page shows, kept beside the region's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastSeen {
+    pub at: i64,
+    pub verdict: String,
+    pub failure_kind: Option<String>,
+    pub failure_phase: Option<String>,
+    pub http_status: Option<i64>,
+    pub jsonrpc_code: Option<i64>,
+    pub duration_ms: f64,
+    pub tool_count: i64,
+    pub schema_hash: Option<String>,
+}
+
+impl From<&ResultRecord> for LastSeen {
+    fn from(r: &ResultRecord) -> Self {
+        LastSeen {
+            at: r.started_at,
+            verdict: r.verdict.clone(),
+            failure_kind: r.failure_kind.clone(),
+            failure_phase: r.failure_phase.clone(),
+            http_status: r.http_status,
+            jsonrpc_code: r.jsonrpc_code,
+            duration_ms: r.duration_ms,
+            tool_count: r.tool_count,
+            schema_hash: r.schema_hash.clone(),
+        }
+    }
 }
 
 /// Reads behind the status page, badges and `/status.json`, and retention.
@@ -46,6 +76,14 @@ pub trait StatusStore: Send + Sync {
         scope: Scope<'_>,
         from_hour: i64,
     ) -> StoreResult<Vec<HourlyRollup>>;
+    /// Rollup rows of any server written at or after `since` (by the `updated_at` index alone),
+    /// within the windows the status page shows. Its in-memory copy reads just these.
+    async fn rollups_changed(
+        &self,
+        since: i64,
+        from_day: i64,
+        from_hour: i64,
+    ) -> StoreResult<(Vec<DailyRollup>, Vec<HourlyRollup>)>;
     /// Incidents open at any time since `since` (opened after, or still open / closed after).
     async fn incidents_since(
         &self,
@@ -145,27 +183,31 @@ macro_rules! status_store {
             }
 
             async fn region_views(&self, scope: Scope<'_>) -> StoreResult<Vec<RegionView>> {
-                let cols: String = RESULT_COLS.split(", ").map(|c| format!("r.{c} AS r_{c}")).collect::<Vec<_>>().join(", ");
                 let sql = $conv(&format!(
-                    "SELECT g.*, {cols} FROM region_state g LEFT JOIN probe_results r ON r.server_id = g.server_id AND r.started_at = g.last_result_at AND r.region = g.region WHERE {} ORDER BY g.server_id, g.region",
-                    scope_clause(scope, "g.server_id")
+                    "SELECT * FROM region_state WHERE {} ORDER BY server_id, region",
+                    scope_clause(scope, "server_id")
                 )).into_owned();
                 let q = sqlx::query(audited(&sql));
                 let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
                 let rows = q.fetch_all(&self.pool).await?;
                 let mut out: Vec<RegionView> = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let server_id: String = row.try_get("server_id")?;
                     let state = Self::region_state(row)?;
-                    // Two results at the same millisecond in one region: keep the first.
-                    if out.last().is_some_and(|v| v.server_id == server_id && v.state.region == state.region) {
-                        continue;
-                    }
-                    let last = match row.try_get::<Option<String>, _>("r_id")? {
-                        Some(_) => Some(Self::prefixed_result(row)?),
-                        None => None,
+                    let last = match (state.last_result_at, &state.last_verdict) {
+                        (Some(at), Some(verdict)) => Some(LastSeen {
+                            at,
+                            verdict: verdict.clone(),
+                            failure_kind: row.try_get("last_failure_kind")?,
+                            failure_phase: row.try_get("last_failure_phase")?,
+                            http_status: row.try_get("last_http_status")?,
+                            jsonrpc_code: row.try_get("last_jsonrpc_code")?,
+                            duration_ms: row.try_get::<Option<f64>, _>("last_duration_ms")?.unwrap_or(0.0),
+                            tool_count: row.try_get::<Option<i64>, _>("last_tool_count")?.unwrap_or(0),
+                            schema_hash: state.last_schema_hash.clone(),
+                        }),
+                        _ => None,
                     };
-                    out.push(RegionView { server_id, state, last });
+                    out.push(RegionView { server_id: row.try_get("server_id")?, state, last });
                 }
                 Ok(out)
             }
@@ -215,6 +257,35 @@ macro_rules! status_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn rollups_changed(&self, since: i64, from_day: i64, from_hour: i64) -> StoreResult<(Vec<DailyRollup>, Vec<HourlyRollup>)> {
+                // `+col` keeps the planner on the updated_at index (in SQLite it disables an index
+                // on that column; in Postgres it is a no-op).
+                let sql = $conv("SELECT server_id, day_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_daily WHERE updated_at >= ? AND +day_start >= ?");
+                let rows = sqlx::query(audited(&sql)).bind(since).bind(from_day).fetch_all(&self.pool).await?;
+                let daily = rows.iter().map(|r| Ok(DailyRollup {
+                    server_id: r.try_get("server_id")?,
+                    day_start: r.try_get("day_start")?,
+                    probes: r.try_get("probes")?,
+                    successes: r.try_get("successes")?,
+                    p50_ms: r.try_get("latency_p50_ms")?,
+                    p95_ms: r.try_get("latency_p95_ms")?,
+                    max_ms: r.try_get("latency_max_ms")?,
+                })).collect::<StoreResult<Vec<_>>>()?;
+                let sql = $conv("SELECT server_id, region, hour_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_hourly WHERE updated_at >= ? AND +hour_start >= ?");
+                let rows = sqlx::query(audited(&sql)).bind(since).bind(from_hour).fetch_all(&self.pool).await?;
+                let hourly = rows.iter().map(|r| Ok(HourlyRollup {
+                    server_id: r.try_get("server_id")?,
+                    region: r.try_get("region")?,
+                    hour_start: r.try_get("hour_start")?,
+                    probes: r.try_get("probes")?,
+                    successes: r.try_get("successes")?,
+                    p50_ms: r.try_get("latency_p50_ms")?,
+                    p95_ms: r.try_get("latency_p95_ms")?,
+                    max_ms: r.try_get("latency_max_ms")?,
+                })).collect::<StoreResult<Vec<_>>>()?;
+                Ok((daily, hourly))
             }
 
             async fn incidents_since(&self, scope: Scope<'_>, since: i64) -> StoreResult<Vec<IncidentRecord>> {

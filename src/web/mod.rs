@@ -2,11 +2,13 @@
 //! public servers appear (a private one is a 404 everywhere, exactly like one that does not
 //! exist). Everything reads state, rollups and incidents, never raw results.
 //!
+//! - `history.rs`: the in-memory copy of recent rollups, topped up with what changed.
 //! - `model.rs`: the data of a page, read once and shared by HTML, badges and JSON.
 //! - `pages.rs`: the askama templates (`templates/` at the crate root), escaped by default.
 //! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
 //! - `words.rs`: states, failures, times and durations in plain words.
 
+mod history;
 mod model;
 mod pages;
 mod svg;
@@ -24,6 +26,7 @@ use crate::api::{AppState, now_ms, rfc3339};
 use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
 use crate::store::{Scope, StoreError};
 
+pub use history::HistoryCache;
 pub use model::{Overall, Summary, public_summaries};
 
 /// The public routes, merged into the daemon's router.
@@ -80,8 +83,17 @@ fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
 
 async fn index(State(app): State<AppState>) -> Result<Response, WebError> {
     let now = now_ms();
-    let summaries = public_summaries(app.store.as_ref(), now).await?;
+    let started = std::time::Instant::now();
+    let summaries = public_summaries(app.store.as_ref(), &app.status_history, now).await?;
+    let read = started.elapsed();
     let html = pages::index(&summaries, now)?;
+    tracing::debug!(
+        servers = summaries.len(),
+        read_ms = read.as_secs_f64() * 1000.0,
+        render_ms = (started.elapsed() - read).as_secs_f64() * 1000.0,
+        bytes = html.len(),
+        "status page"
+    );
     Ok((no_store(), Html(html)).into_response())
 }
 
@@ -102,6 +114,7 @@ async fn server_page(
         .daily_rollups(scope, day_start(now) - (model::DAYS - 1) * DAY_MS)
         .await?;
     let snapshots = store.list_snapshots(&s.server.id).await?;
+    let last = store.last_result(&s.server.id).await?;
     let html = pages::server(
         pages::ServerInputs {
             s: &s,
@@ -110,6 +123,7 @@ async fn server_page(
             snapshots: &snapshots,
             hourly: &hourly,
             daily: &daily,
+            last: last.as_ref(),
         },
         now,
     )?;
@@ -132,9 +146,9 @@ fn server_json(s: &Summary) -> Value {
         "uptime": {
             "24h": s.uptime_24h, "7d": s.uptime_7d, "30d": s.uptime_30d, "90d": s.uptime_90d,
         },
-        "last_check": s.last.as_ref().map(|r| rfc3339(r.started_at)),
+        "last_check": s.last.as_ref().map(|r| rfc3339(r.at)),
         "tool_count": s.last.as_ref().map(|r| r.tool_count),
-        "schema_hash": s.last.as_ref().and_then(|r| r.schema_hash.clone()),
+        "schema_hash": s.schema_hash,
         "regions": s.regions.iter().map(|r| json!({
             "region": r.state.region,
             "state": r.state.status.as_str(),
@@ -157,7 +171,7 @@ async fn status_json(State(app): State<AppState>) -> Response {
             HeaderValue::from_static("public, max-age=30"),
         ),
     ];
-    match public_summaries(app.store.as_ref(), now).await {
+    match public_summaries(app.store.as_ref(), &app.status_history, now).await {
         Ok(summaries) => {
             let body = json!({
                 "overall": Overall::of(&summaries).key(),

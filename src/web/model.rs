@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use crate::alert::maintenance::{covers, schedule_of};
 use crate::store::rollup::{DAY_MS, DailyRollup, HOUR_MS, HourlyRollup, day_start, hour_start};
 use crate::store::{
-    IncidentRecord, RegionView, ResultRecord, Scope, ServerRecord, ServerWithState, Store,
-    StoreError, WindowRecord,
+    IncidentRecord, LastSeen, RegionView, Scope, ServerRecord, ServerWithState, Store, StoreError,
+    WindowRecord,
 };
 
+use super::history::HistoryCache;
 use super::svg::{self, Bar};
 use super::words::{self, StateLook};
 
@@ -33,7 +34,9 @@ pub struct Summary {
     pub maintenance: Option<(String, i64)>,
     pub regions: Vec<RegionView>,
     /// The newest result of any region.
-    pub last: Option<ResultRecord>,
+    pub last: Option<LastSeen>,
+    /// The server's current tool-list hash.
+    pub schema_hash: Option<String>,
     /// (day start, uptime, incidents), oldest first, `DAYS` of them ending today.
     pub days: Vec<(i64, Option<f64>, usize)>,
     pub uptime_24h: Option<f64>,
@@ -169,21 +172,40 @@ fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<String, Vec<T>> {
     out
 }
 
-async fn inputs(store: &dyn Store, scope: Scope<'_>, now: i64) -> Result<Inputs, StoreError> {
+/// Region views, incidents and windows for a scope; rollups only when `with_rollups` (the
+/// public page takes them from its in-memory copy instead).
+async fn inputs(
+    store: &dyn Store,
+    scope: Scope<'_>,
+    now: i64,
+    with_rollups: bool,
+) -> Result<Inputs, StoreError> {
     let first_day = day_start(now) - (DAYS - 1) * DAY_MS;
     let first_hour = hour_start(now) - 23 * HOUR_MS;
+    // Independent reads, run at once (SQLite in WAL mode and Postgres both serve them in
+    // parallel from the pool).
+    let rollups = async {
+        if with_rollups {
+            tokio::try_join!(
+                store.daily_rollups(scope, first_day),
+                store.hourly_rollups(scope, first_hour)
+            )
+        } else {
+            Ok(Default::default())
+        }
+    };
+    let (regions, incidents, windows, (daily, hourly)) = tokio::try_join!(
+        store.region_views(scope),
+        store.incidents_since(scope, first_day),
+        store.list_windows(),
+        rollups
+    )?;
     Ok(Inputs {
-        regions: group(store.region_views(scope).await?, |r| &r.server_id),
-        daily: group(store.daily_rollups(scope, first_day).await?, |r| {
-            &r.server_id
-        }),
-        hourly: group(store.hourly_rollups(scope, first_hour).await?, |r| {
-            &r.server_id
-        }),
-        incidents: group(store.incidents_since(scope, first_day).await?, |r| {
-            &r.server_id
-        }),
-        windows: store.list_windows().await?,
+        regions: group(regions, |r| &r.server_id),
+        daily: group(daily, |r| &r.server_id),
+        hourly: group(hourly, |r| &r.server_id),
+        incidents: group(incidents, |r| &r.server_id),
+        windows,
     })
 }
 
@@ -206,11 +228,15 @@ pub fn active_window(
     })
 }
 
-fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
+fn summarize(
+    row: ServerWithState,
+    input: &mut Inputs,
+    daily: &[DailyRollup],
+    hourly: &[HourlyRollup],
+    now: i64,
+) -> Summary {
     let id = row.server.id.clone();
     let regions = input.regions.remove(&id).unwrap_or_default();
-    let daily = input.daily.remove(&id).unwrap_or_default();
-    let hourly = input.hourly.remove(&id).unwrap_or_default();
     let incidents = input.incidents.get(&id).map(Vec::as_slice).unwrap_or(&[]);
     let state = match (&row.state, row.server.paused) {
         (_, true) => "paused".to_string(),
@@ -262,7 +288,7 @@ fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
     let last = regions
         .iter()
         .filter_map(|r| r.last.clone())
-        .max_by_key(|r| r.started_at);
+        .max_by_key(|r| r.at);
 
     // 90 daily bars from rollups; incidents counted on each day they were open.
     let today = day_start(now);
@@ -295,7 +321,7 @@ fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
     // The sparkline: per hour, the probe-weighted mean of the regions' p50.
     let first_hour = hour_start(now) - 23 * HOUR_MS;
     let mut spark = vec![(0.0, 0i64); 24];
-    for h in &hourly {
+    for h in hourly {
         let slot = ((h.hour_start - first_hour) / HOUR_MS) as usize;
         if let (Some(p50), Some(cell)) = (h.p50_ms, spark.get_mut(slot)) {
             cell.0 += p50 * h.successes as f64;
@@ -310,6 +336,7 @@ fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
     Summary {
         look,
         since: row.state.as_ref().map(|s| s.since),
+        schema_hash: row.state.as_ref().and_then(|s| s.schema_hash.clone()),
         reason,
         warning,
         failing_regions,
@@ -327,13 +354,33 @@ fn summarize(row: ServerWithState, input: &mut Inputs, now: i64) -> Summary {
     }
 }
 
-/// Every public server, by name.
-pub async fn public_summaries(store: &dyn Store, now: i64) -> Result<Vec<Summary>, StoreError> {
-    let rows = store.public_states().await?;
-    let mut input = inputs(store, Scope::Public, now).await?;
+/// Every public server, by name. Rollups come from `history`, the in-memory copy that reads
+/// only what changed since the last request.
+pub async fn public_summaries(
+    store: &dyn Store,
+    history: &HistoryCache,
+    now: i64,
+) -> Result<Vec<Summary>, StoreError> {
+    let (rows, mut input, hist) = tokio::try_join!(
+        store.public_states(),
+        inputs(store, Scope::Public, now, false),
+        history.synced(store, now)
+    )?;
+    // A server that turned public since the copy was loaded: load again, with its history.
+    let hist = match rows.iter().any(|r| !hist.knows(&r.server.id)) {
+        false => hist,
+        true => {
+            let ids: Vec<&str> = rows.iter().map(|r| r.server.id.as_str()).collect();
+            drop(hist);
+            history.reload(store, &ids, now).await?
+        }
+    };
     Ok(rows
         .into_iter()
-        .map(|r| summarize(r, &mut input, now))
+        .map(|r| {
+            let (daily, hourly) = hist.of(&r.server.id);
+            summarize(r, &mut input, daily, hourly, now)
+        })
         .collect())
 }
 
@@ -352,7 +399,7 @@ pub async fn public_summary(
         return Ok(None);
     };
     let (state, _) = store.load_state(&server.id).await?;
-    let mut input = inputs(store, Scope::Server(&server.id), now).await?;
+    let mut input = inputs(store, Scope::Server(&server.id), now, true).await?;
     let incidents = input.incidents.get(&server.id).cloned().unwrap_or_default();
     let windows: Vec<WindowRecord> = input
         .windows
@@ -365,7 +412,10 @@ pub async fn public_summary(
         state,
         regions: Vec::new(),
     };
-    Ok(Some((summarize(row, &mut input, now), incidents, windows)))
+    let daily = input.daily.remove(&row.server.id).unwrap_or_default();
+    let hourly = input.hourly.remove(&row.server.id).unwrap_or_default();
+    let summary = summarize(row, &mut input, &daily, &hourly, now);
+    Ok(Some((summary, incidents, windows)))
 }
 
 /// Servers grouped by their first tag, groups by name; untagged servers first, unheaded.

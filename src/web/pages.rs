@@ -246,6 +246,8 @@ pub struct ServerInputs<'a> {
     pub snapshots: &'a [SnapshotRecord],
     pub hourly: &'a [crate::store::rollup::HourlyRollup],
     pub daily: &'a [crate::store::rollup::DailyRollup],
+    /// The newest stored result, for the probe details.
+    pub last: Option<&'a crate::store::ResultRecord>,
 }
 
 pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
@@ -274,7 +276,7 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
                 .unwrap_or_default(),
         })
         .collect();
-    let last = s.last.as_ref().map(|r| LastProbe {
+    let last = i.last.map(|r| LastProbe {
         at: words::date_time(r.started_at),
         region: r.region.clone(),
         era: opt(&r.era),

@@ -1,7 +1,7 @@
 //! How states, failures, times and durations read on the status page: plain words, the same
 //! everywhere (HTML, badges, `/status.json`).
 
-use crate::store::ResultRecord;
+use crate::store::LastSeen;
 
 /// How a state shows: words, a shape (so colour is never the only signal) and a CSS class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub fn phase_words(phase: &str) -> &'static str {
 }
 
 /// What went wrong in a failed result, in plain words: "tools/list timed out".
-pub fn failure_words(r: &ResultRecord) -> String {
+pub fn failure_words(r: &LastSeen) -> String {
     let phase = phase_words(r.failure_phase.as_deref().unwrap_or(""));
     match r.failure_kind.as_deref().unwrap_or("") {
         "timeout" => format!("{phase} timed out"),

@@ -23,6 +23,8 @@ pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
         era_hint: None,
         created_at,
         updated_at: created_at,
+        regions: vec![],
+        quorum: None,
     }
 }
 
@@ -51,5 +53,6 @@ pub fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord 
         tool_count: 3,
         schema_hash: Some("sha256:aa".into()),
         tls_not_after: Some(1_900_000_000),
+        vantage_unhealthy: false,
     }
 }

@@ -112,7 +112,8 @@ pub async fn seed(store: &dyn Store, s: &Seed<'_>, now: i64) -> String {
     let mut w = BatchWrites::default();
     let last_at = now - 60_000;
     for (region, status, fail) in s.regions {
-        results.push(result_at(
+        // In the same batch as the region's state, as the ingest writes them.
+        w.results.push(result_at(
             format!("{id}-{region}-last"),
             &id,
             last_at,

@@ -1,0 +1,97 @@
+//! What a regional agent and the central say to each other (JSON over HTTPS, the agent's
+//! bearer key deciding its region):
+//!
+//! - `GET /api/v1/agent/config?wait=25` with `If-None-Match`: the servers this region probes,
+//!   with their probe credentials, and an `ETag`; `304` when unchanged (after waiting up to
+//!   `wait` seconds for a change, so a change reaches every region within a second or two).
+//! - `POST /api/v1/agent/results`: a batch of results, each with a unique id; the central
+//!   ingests each id once and answers only after the batch is committed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::{Era, EraChoice, ProbeReport, ProbeTarget};
+use crate::scheduler::Job;
+
+/// Longest `wait` the central honours for a long poll.
+pub const MAX_WAIT_SECONDS: u64 = 55;
+/// Most results in one push.
+pub const MAX_BATCH: usize = 500;
+
+/// One server as an agent probes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentServer {
+    pub id: String,
+    pub slug: String,
+    pub url: String,
+    /// Probe credentials, `[name, value]` pairs: only ever sent to an authenticated agent.
+    pub headers: Vec<(String, String)>,
+    pub interval_seconds: u32,
+    pub timeout_seconds: u32,
+    pub degraded_latency_ms: Option<u64>,
+    pub era_hint: Option<String>,
+}
+
+impl AgentServer {
+    /// The scheduler's job for this server, probed the same way `serve` probes it.
+    pub fn job(&self) -> Result<Job, String> {
+        let url = url::Url::parse(&self.url).map_err(|e| format!("{}: {e}", self.slug))?;
+        let mut target = ProbeTarget::new(url);
+        target.headers = self.headers.clone();
+        target.timeout = Duration::from_secs(u64::from(self.timeout_seconds));
+        target.degraded_after = self.degraded_latency_ms.map(Duration::from_millis);
+        target.era = match self.era_hint.as_deref().and_then(|e| e.parse::<Era>().ok()) {
+            Some(e) => EraChoice::Prefer(e),
+            None => EraChoice::Detect,
+        };
+        Ok(Job {
+            server_id: self.id.clone(),
+            slug: self.slug.clone(),
+            target,
+            interval: Duration::from_secs(u64::from(self.interval_seconds)),
+        })
+    }
+}
+
+/// `GET /api/v1/agent/config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub region: String,
+    pub servers: Vec<AgentServer>,
+}
+
+/// One result as an agent pushes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentResult {
+    /// Made by the agent (UUID); the central stores each id once.
+    pub id: String,
+    pub server_id: String,
+    /// Unix ms.
+    pub started_at: i64,
+    /// How late the probe started after its due time.
+    pub lag_ms: u64,
+    /// The agent's canaries were failing: the result says nothing about the server.
+    pub vantage_unhealthy: bool,
+    pub report: ProbeReport,
+    /// The tool list as received (the report's JSON leaves it out): the central stores its
+    /// snapshot and diffs it.
+    pub tools: Vec<serde_json::Value>,
+}
+
+/// `POST /api/v1/agent/results`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentBatch {
+    pub results: Vec<AgentResult>,
+}
+
+/// The central's answer to a push.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReply {
+    /// New results, ingested and committed.
+    pub accepted: usize,
+    /// Ids already stored (a re-sent batch): skipped.
+    pub duplicates: usize,
+    /// Results for servers that no longer exist: dropped.
+    pub unknown_servers: usize,
+}

@@ -1,0 +1,211 @@
+//! `/api/v1/agent/*`: what regional agents call with their `agent` key (bound to one region;
+//! see `crate::agent::protocol` for the exchange). Every call counts as the region's contact.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson};
+use super::servers::agent_server;
+use super::{AppState, now_ms};
+use crate::agent::protocol::{AgentBatch, AgentConfig, MAX_BATCH, MAX_WAIT_SECONDS, PushReply};
+use crate::ingest::IngestItem;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigQuery {
+    /// Seconds to wait for a change when `If-None-Match` matches (long poll), at most 55.
+    wait: Option<u64>,
+}
+
+fn region_of(caller: &Caller) -> Result<&str, ApiError> {
+    caller
+        .region
+        .as_deref()
+        .ok_or(ApiError::Forbidden(super::auth::AGENT_SCOPE))
+}
+
+/// Record the region's contact; say so when it comes back from silence.
+async fn contact(app: &AppState, region: &str, headers: &HeaderMap) {
+    let version = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 100);
+    match app.store.touch_region(region, now_ms(), version).await {
+        Ok(Some(silent_since)) => {
+            tracing::info!(region, silent_since, "region is reporting again")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(region, error = %e, "could not record region contact"),
+    }
+}
+
+async fn config_body(app: &AppState, region: &str) -> Result<(Vec<u8>, String), ApiError> {
+    let mut servers = Vec::new();
+    for s in app.store.all_servers().await? {
+        if !s.paused && s.probed_from(region) {
+            servers.push(agent_server(&s, &app.sealer)?);
+        }
+    }
+    let body = serde_json::to_vec(&AgentConfig {
+        region: region.to_string(),
+        servers,
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let digest = Sha256::digest(&body);
+    let etag = format!(
+        "\"{}\"",
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    Ok((body, etag))
+}
+
+#[utoipa::path(get, path = "/agent/config", tag = "agents", params(ConfigQuery), responses((status = 200, description = "the servers this region probes, with an ETag", body = serde_json::Value), (status = 304, description = "unchanged since If-None-Match"), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "not an agent key", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn config(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ConfigQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let region = region_of(&caller)?;
+    contact(&app, region, &headers).await;
+    let known = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = app.agent_config.subscribe();
+    loop {
+        changes.mark_unchanged();
+        let (body, etag) = config_body(&app, region).await?;
+        if known.as_deref() != Some(etag.as_str()) {
+            let mut r = (StatusCode::OK, body).into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                h.insert(header::ETAG, v);
+            }
+            return Ok(r);
+        }
+        // Unchanged: wait for a change (or the deadline, or shutdown), then look again.
+        let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+        if !matches!(changed, Ok(Ok(())))
+            || !app.accepting.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            return Ok(r);
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/agent/results", tag = "agents", request_body = serde_json::Value, responses((status = 200, description = "ingested and committed; counts of accepted, duplicate and unknown-server results", body = serde_json::Value), (status = 422, description = "invalid batch", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "not an agent key", body = crate::api::error::Problem), (status = 503, description = "not accepting (shutting down or the database is down); retry", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn results(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(batch): ApiJson<AgentBatch>,
+) -> Result<Json<PushReply>, ApiError> {
+    let region = region_of(&caller)?.to_string();
+    if batch.results.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "results",
+            format!("at most {MAX_BATCH} results per batch"),
+        ));
+    }
+    if let Some(bad) = batch
+        .results
+        .iter()
+        .find(|r| uuid::Uuid::parse_str(&r.id).is_err())
+    {
+        return Err(ApiError::field(
+            "results",
+            format!(
+                "result id '{}' is not a UUID",
+                bad.id.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
+    if !app.accepting.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::Unavailable("shutting down".into()));
+    }
+    contact(&app, &region, &headers).await;
+    let ids: Vec<String> = batch.results.iter().map(|r| r.id.clone()).collect();
+    let stored: std::collections::HashSet<String> = app
+        .store
+        .existing_result_ids(&ids)
+        .await?
+        .into_iter()
+        .collect();
+    let mut servers: std::collections::HashMap<String, Option<String>> = Default::default();
+    for r in &batch.results {
+        if !servers.contains_key(&r.server_id) {
+            let slug = app
+                .store
+                .get_server(&r.server_id)
+                .await?
+                .filter(|s| s.id == r.server_id)
+                .map(|s| s.slug);
+            servers.insert(r.server_id.clone(), slug);
+        }
+    }
+    let mut reply = PushReply::default();
+    let mut seen = std::collections::HashSet::new();
+    for r in batch.results {
+        if stored.contains(&r.id) || !seen.insert(r.id.clone()) {
+            reply.duplicates += 1;
+            continue;
+        }
+        let Some(Some(slug)) = servers.get(&r.server_id) else {
+            reply.unknown_servers += 1;
+            continue;
+        };
+        app.metrics
+            .observe_probe(slug, &region, &r.report, Duration::from_millis(r.lag_ms));
+        let mut report = r.report;
+        report.tools = r.tools;
+        let item = IngestItem {
+            result_id: r.id,
+            server_id: r.server_id,
+            region: region.clone(),
+            started_at: r.started_at,
+            report,
+            vantage_unhealthy: r.vantage_unhealthy,
+        };
+        app.ingest
+            .submit(item)
+            .await
+            .map_err(|_| ApiError::Unavailable("ingest stopped".into()))?;
+        reply.accepted += 1;
+    }
+    // Answer only once it is committed: the agent deletes its copy on our 200. If the
+    // database is down the agent retries later; the ingest skips ids it already holds.
+    let committed = tokio::time::timeout(Duration::from_secs(20), app.ingest.flush()).await;
+    if committed.is_err()
+        || !app
+            .ingest
+            .health
+            .database_ok
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError::Unavailable("result writes are failing".into()));
+    }
+    Ok(Json(reply))
+}
