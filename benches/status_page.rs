@@ -50,19 +50,24 @@ fn seed_sql(postgres: bool) -> Vec<String> {
             counter("?1 * 1440"),
             concat("s.id", "g.n")
         ),
-        // Hourly rollups for 90 days.
+        // Hourly rollups for 90 days, each last written when its hour ended (as in production,
+        // where only the current hour's and day's rows keep changing).
         format!(
             "{} INSERT INTO rollup_hourly (server_id, region, hour_start, probes, successes, failures, latency_hist, latency_p50_ms, latency_p95_ms, latency_max_ms, updated_at) \
              SELECT s.id, 'local', ?2 - CAST(g.n AS BIGINT) * 3600000, 60, CASE WHEN g.n % 53 = 0 THEN 57 ELSE 60 END, \
              CASE WHEN g.n % 53 = 0 THEN '{{\"timeout\":3}}' ELSE '{{}}' END, '[[43,20],[44,25],[45,12]]', \
-             40 + (g.n % 7), 80 + (g.n % 11), 210, ?3 FROM servers s, g",
+             40 + (g.n % 7), 80 + (g.n % 11), 210, \
+             CASE WHEN ?2 - CAST(g.n AS BIGINT) * 3600000 + 3599999 > ?3 THEN ?3 ELSE ?2 - CAST(g.n AS BIGINT) * 3600000 + 3599999 END \
+             FROM servers s, g",
             counter("2160")
         ),
         // Daily rollups for 90 days.
         format!(
             "{} INSERT INTO rollup_daily (server_id, day_start, probes, successes, failures, latency_hist, latency_p50_ms, latency_p95_ms, latency_max_ms, updated_at) \
              SELECT s.id, ?4 - CAST(g.n - 1 AS BIGINT) * 86400000, 1440, CASE WHEN g.n % 5 = 0 THEN 1431 ELSE 1440 END, '{{}}', '[[43,500],[44,600],[45,340]]', \
-             42, 85, 240, ?3 FROM servers s, g",
+             42, 85, 240, \
+             CASE WHEN ?4 - CAST(g.n - 1 AS BIGINT) * 86400000 + 86399999 > ?3 THEN ?3 ELSE ?4 - CAST(g.n - 1 AS BIGINT) * 86400000 + 86399999 END \
+             FROM servers s, g",
             counter("90")
         ),
         "INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash, last_duration_ms, last_tool_count) \

@@ -167,6 +167,7 @@ impl App {
             stop_ingest.clone(),
             dispatcher.wake.clone(),
             metrics.clone(),
+            settings.region_silent_after,
         );
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));

@@ -330,10 +330,10 @@ impl Settings {
             ));
         }
         let region_silent_after = raw.region_silent_after.unwrap_or(180);
-        if !(30..=86_400).contains(&region_silent_after) {
+        if !(5..=86_400).contains(&region_silent_after) {
             return Err(invalid(
                 "MCPWATCH_REGION_SILENT_AFTER",
-                "must be between 30 and 86400 seconds",
+                "must be between 5 and 86400 seconds",
             ));
         }
         Ok(Settings {

@@ -61,6 +61,12 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Probe from another region for a central `serve`, with an agent key; no database.
     Agent(mcpwatch::agent::AgentArgs),
+    /// Exit 0 if the local daemon answers /healthz (for container health checks).
+    Healthcheck {
+        /// The URL to check; default: /healthz on MCPWATCH_LISTEN's port on 127.0.0.1.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -91,6 +97,32 @@ async fn main() -> std::process::ExitCode {
                     Err(e) => fail(&e),
                 },
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Healthcheck { url } => {
+            let url = url.clone().unwrap_or_else(|| {
+                let listen =
+                    std::env::var("MCPWATCH_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+                let port = listen.rsplit(':').next().unwrap_or("8080").to_string();
+                format!("http://127.0.0.1:{port}/healthz")
+            });
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(std::time::Duration::from_secs(3))
+                .build();
+            let ok = match client {
+                Ok(c) => c
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                Err(_) => false,
+            };
+            if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                eprintln!("mcpwatch: {url} did not answer 2xx");
+                std::process::ExitCode::from(1)
             }
         }
         Command::Agent(a) => {

@@ -139,6 +139,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
         stop.clone(),
         Arc::new(tokio::sync::Notify::new()),
         Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+        std::time::Duration::from_secs(180),
     );
     handle
         .submit(IngestItem {

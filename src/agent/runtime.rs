@@ -22,6 +22,8 @@ use crate::scheduler::{self, Job, SchedulerHandle, Sink};
 
 /// Results handed to the disk buffer at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// An idle agent still reports this often, so its region is never taken for silent.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Header every agent probe carries, so server operators can tell regions apart.
 pub const REGION_HEADER: &str = "x-mcpwatch-region";
 
@@ -319,8 +321,24 @@ fn apply(
 /// Push buffered batches oldest first; delete each once the central has committed it.
 async fn push_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(500);
+    let mut last_contact = tokio::time::Instant::now();
     loop {
         let Some((seq, results)) = shared.queue.oldest() else {
+            if last_contact.elapsed() >= HEARTBEAT {
+                // Nothing to push: an empty batch tells the central this region is alive.
+                let beat = shared
+                    .client
+                    .post(shared.url("/api/v1/agent/results"))
+                    .bearer_auth(&shared.settings.token)
+                    .timeout(Duration::from_secs(10))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(r#"{"results":[]}"#)
+                    .send()
+                    .await;
+                if beat.is_ok_and(|r| r.status().is_success()) {
+                    last_contact = tokio::time::Instant::now();
+                }
+            }
             tokio::select! {
                 _ = shared.pushed.notified() => continue,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -352,6 +370,7 @@ async fn push_loop(shared: Arc<Shared>, stop: CancellationToken) {
                     "batch pushed"
                 );
                 shared.queue.remove(seq);
+                last_contact = tokio::time::Instant::now();
                 backoff = Duration::from_millis(500);
                 continue;
             }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{BatchWrites, DeliveryRecord, EventRecord, Store, StoreError};
 
-/// How often regions are checked.
+/// How often regions are checked, at most (a third of `silent_after` when that is shorter).
 const CHECK_EVERY: Duration = Duration::from_secs(15);
 
 /// Raise `region.silent` for every region quiet for longer than `silent_after` at `now`.
@@ -64,7 +64,7 @@ pub async fn check_once(
     Ok(raised)
 }
 
-/// Check every 15 s until `stop`; `wake` rings the alert dispatcher.
+/// Check every 15 s (or a third of `silent_after`) until `stop`; `wake` rings the dispatcher.
 pub async fn watch(
     store: Arc<dyn Store>,
     silent_after: Duration,
@@ -73,7 +73,7 @@ pub async fn watch(
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = tokio::time::sleep(CHECK_EVERY.min(silent_after / 3)) => {}
             _ = stop.cancelled() => return,
         }
         match check_once(store.as_ref(), silent_after, crate::api::now_ms()).await {

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod regions;
+
 use crate::alert::maintenance::Schedule;
 use crate::metrics::Metrics;
 use crate::monitor::{
@@ -205,6 +207,8 @@ struct Cached {
     regions: Vec<RegionState>,
     /// Recent state changes (in memory: a restart forgets flapping, and alerts resume).
     flap: Flap,
+    /// Regions disagreeing on the tool list (in memory, like flapping).
+    consistency: crate::monitor::Consistency,
 }
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
@@ -215,13 +219,23 @@ pub fn spawn(
     stop: CancellationToken,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    silent_after: Duration,
 ) -> (IngestHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(buffer);
     let health = Arc::new(IngestHealth {
         database_ok: AtomicBool::new(true),
         ..IngestHealth::default()
     });
-    let task = tokio::spawn(run(store, rx, health.clone(), stop, wake, metrics));
+    let liveness = regions::Liveness::new(silent_after);
+    let task = tokio::spawn(run(
+        store,
+        rx,
+        health.clone(),
+        stop,
+        wake,
+        metrics,
+        liveness,
+    ));
     (IngestHandle { tx, health }, task)
 }
 
@@ -232,6 +246,7 @@ async fn run(
     stop: CancellationToken,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    mut liveness: regions::Liveness,
 ) {
     let mut cache: HashMap<String, Cached> = HashMap::new();
     let mut recent = RecentIds::new(RECENT_IDS);
@@ -264,8 +279,15 @@ async fn run(
                         // retry after a timeout): counted once.
                         continue;
                     }
-                    if let Err(e) =
-                        evaluate_item(&store, &mut cache, &mut channels, &item, &mut writes).await
+                    if let Err(e) = evaluate_item(
+                        &store,
+                        &mut cache,
+                        &mut channels,
+                        &mut liveness,
+                        &item,
+                        &mut writes,
+                    )
+                    .await
                     {
                         tracing::error!(server_id = %item.server_id, error = %e, "could not load state; result kept for retry");
                         // Loading failed (database down): commit what we have, retry this one.
@@ -275,6 +297,7 @@ async fn run(
                             &store,
                             &mut cache,
                             &mut channels,
+                            &mut liveness,
                             &item,
                             &mut writes,
                             &health,
@@ -339,6 +362,7 @@ async fn retry_item(
     store: &Arc<dyn Store>,
     cache: &mut HashMap<String, Cached>,
     routing: &mut Option<Routing>,
+    liveness: &mut regions::Liveness,
     item: &IngestItem,
     writes: &mut BatchWrites,
     health: &IngestHealth,
@@ -347,7 +371,7 @@ async fn retry_item(
     let mut backoff = Duration::from_millis(100);
     loop {
         tokio::time::sleep(backoff).await;
-        match evaluate_item(store, cache, routing, item, writes).await {
+        match evaluate_item(store, cache, routing, liveness, item, writes).await {
             Ok(()) => return,
             Err(e) => {
                 health.database_ok.store(false, Ordering::Relaxed);
@@ -417,6 +441,7 @@ async fn context<'a>(
                 state,
                 regions,
                 flap: Flap::default(),
+                consistency: Default::default(),
             },
         );
     }
@@ -428,6 +453,7 @@ async fn evaluate_item(
     store: &Arc<dyn Store>,
     cache: &mut HashMap<String, Cached>,
     routing: &mut Option<Routing>,
+    liveness: &mut regions::Liveness,
     item: &IngestItem,
     writes: &mut BatchWrites,
 ) -> Result<(), crate::store::StoreError> {
@@ -508,6 +534,11 @@ async fn evaluate_item(
         .filter(|r| r.region == item.region || r.last_result_at.is_some_and(|t| t >= fresh_after))
         .cloned()
         .collect();
+    liveness.refresh(store.as_ref()).await?;
+    let policy = Policy {
+        quorum: Some(liveness.quorum(&ctx.server, &reporting, item.started_at)),
+        ..policy
+    };
     let eval = monitor::evaluate(&policy, &ctx.state, &reporting, &obs, prev, &incident_id);
 
     if let (Some(hash), Some(tools)) = (&report.schema_hash, canonical_tools) {
@@ -550,6 +581,32 @@ async fn evaluate_item(
             kind: event.kind.as_str().to_string(),
             at: event.at,
             payload,
+        });
+    }
+    // schema.inconsistent: the reporting regions' latest hashes disagree for over an interval.
+    let interval_ms = i64::from(ctx.server.interval_seconds) * 1000;
+    let fresh_after = item.started_at - STALE_INTERVALS * interval_ms;
+    let hashes: std::collections::BTreeMap<String, String> = ctx
+        .regions
+        .iter()
+        .filter(|r| r.region != eval.region.region)
+        .chain(std::iter::once(&eval.region))
+        .filter(|r| r.last_result_at.is_some_and(|t| t >= fresh_after))
+        .filter_map(|r| Some((r.region.clone(), r.last_schema_hash.clone()?)))
+        .collect();
+    if let Some(mut data) = ctx
+        .consistency
+        .observe(&hashes, item.started_at, interval_ms)
+    {
+        data["server"] = server_json.clone();
+        data["region"] = json!(item.region);
+        tracing::info!(server_id = %item.server_id, event = "schema.inconsistent", "event");
+        writes.events.push(EventRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            server_id: Some(item.server_id.clone()),
+            kind: "schema.inconsistent".into(),
+            at: item.started_at,
+            payload: data,
         });
     }
     // Flapping: too many state changes in a row are held, with one alert when it starts and

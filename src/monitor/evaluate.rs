@@ -136,7 +136,9 @@ pub fn evaluate(
     let mut all: Vec<&RegionState> = regions.iter().filter(|r| r.region != obs.region).collect();
     all.push(&region);
     let n = all.len() as u32;
-    let quorum = policy.quorum.unwrap_or(n / 2 + 1).clamp(1, n.max(1));
+    // The caller may count regions that have not reported yet (they are expected), so the
+    // quorum is not capped by the regions in this list.
+    let quorum = policy.quorum.unwrap_or(n / 2 + 1).max(1);
     let down = all
         .iter()
         .filter(|r| r.status == RegionStatus::Down)
@@ -287,19 +289,6 @@ pub fn evaluate(
                 diff = Some(d);
             }
             _ => {}
-        }
-        let others: Vec<&str> = regions
-            .iter()
-            .filter(|r| r.region != obs.region)
-            .filter_map(|r| r.last_schema_hash.as_deref())
-            .filter(|h| *h != hash)
-            .collect();
-        if !others.is_empty() && previous_region_hash.as_deref() != Some(hash.as_str()) {
-            events.push(Event {
-                kind: EventKind::SchemaInconsistent,
-                at: obs.at,
-                data: with(json!({"hash": hash, "other_hashes": others})),
-            });
         }
         for (field, seen, known) in [
             (

@@ -84,9 +84,17 @@ fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
 async fn index(State(app): State<AppState>) -> Result<Response, WebError> {
     let now = now_ms();
     let started = std::time::Instant::now();
-    let summaries = public_summaries(app.store.as_ref(), &app.status_history, now).await?;
+    let (summaries, regions) = tokio::try_join!(
+        public_summaries(app.store.as_ref(), &app.status_history, now),
+        app.store.list_regions()
+    )?;
     let read = started.elapsed();
-    let html = pages::index(&summaries, now)?;
+    let silent = regions
+        .iter()
+        .filter(|r| is_silent(&app, r, now))
+        .map(|r| (r.name.clone(), words::date_time(r.last_seen_at)))
+        .collect();
+    let html = pages::index(&summaries, silent, now)?;
     tracing::debug!(
         servers = summaries.len(),
         read_ms = read.as_secs_f64() * 1000.0,
@@ -130,6 +138,13 @@ async fn server_page(
     Ok((no_store(), Html(html)).into_response())
 }
 
+/// A region that stopped reporting (agents only: the central's own region reports through
+/// its results, not through contact).
+fn is_silent(app: &AppState, r: &crate::store::RegionRecord, now: i64) -> bool {
+    r.silent_since.is_some()
+        || now - r.last_seen_at > app.settings.region_silent_after.as_millis() as i64
+}
+
 /// One server in `/status.json`.
 fn server_json(s: &Summary) -> Value {
     json!({
@@ -171,12 +186,21 @@ async fn status_json(State(app): State<AppState>) -> Response {
             HeaderValue::from_static("public, max-age=30"),
         ),
     ];
-    match public_summaries(app.store.as_ref(), &app.status_history, now).await {
-        Ok(summaries) => {
+    let read = tokio::try_join!(
+        public_summaries(app.store.as_ref(), &app.status_history, now),
+        app.store.list_regions()
+    );
+    match read {
+        Ok((summaries, regions)) => {
             let body = json!({
                 "overall": Overall::of(&summaries).key(),
                 "overall_label": Overall::of(&summaries).label(),
                 "generated_at": rfc3339(now),
+                "regions": regions.iter().map(|r| json!({
+                    "name": r.name,
+                    "last_seen": rfc3339(r.last_seen_at),
+                    "silent": is_silent(&app, r, now),
+                })).collect::<Vec<_>>(),
                 "servers": summaries.iter().map(server_json).collect::<Vec<_>>(),
             });
             (cors, axum::Json(body)).into_response()

@@ -39,9 +39,15 @@ pub struct IndexPage<'a> {
     pub now: i64,
     pub generated: String,
     pub bars_width: u32,
+    /// Regions that stopped reporting: (name, last seen).
+    pub silent: Vec<(String, String)>,
 }
 
-pub fn index(summaries: &[Summary], now: i64) -> Result<String, askama::Error> {
+pub fn index(
+    summaries: &[Summary],
+    silent: Vec<(String, String)>,
+    now: i64,
+) -> Result<String, askama::Error> {
     let groups = model::grouped(summaries)
         .into_iter()
         .map(|(name, list)| GroupView {
@@ -64,6 +70,7 @@ pub fn index(summaries: &[Summary], now: i64) -> Result<String, askama::Error> {
         now,
         generated: words::date_time(now),
         bars_width: svg::bars_width(DAYS as usize),
+        silent,
     }
     .render()
 }

@@ -98,6 +98,9 @@ pub struct FakeConfig {
     pub discover_minimal: bool,
     /// 2026 versions this server supports.
     pub modern_versions: Vec<&'static str>,
+    /// Answer 503 to probes from these regions (by the agents' `x-mcpwatch-region` header):
+    /// a regional outage, seen from one vantage point only.
+    pub refuse_regions: Vec<String>,
 }
 
 impl Default for FakeConfig {
@@ -116,6 +119,7 @@ impl Default for FakeConfig {
             reverse_keys: false,
             discover_minimal: false,
             modern_versions: vec!["2026-07-28"],
+            refuse_regions: Vec::new(),
         }
     }
 }
@@ -304,6 +308,13 @@ async fn mcp(
     body: Bytes,
 ) -> Response {
     let cfg = s.config.lock().unwrap().clone();
+    let region = headers
+        .get("x-mcpwatch-region")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if cfg.refuse_regions.iter().any(|r| r == region) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not from your region").into_response();
+    }
     if !authorized(&cfg, &headers, &s.seen) {
         return unauthorized(&cfg);
     }

@@ -1,0 +1,439 @@
+//! Multi-region with the real binary: one central (`mcpwatch serve`) on a real Postgres and
+//! three agents (`mcpwatch agent`), all on loopback, probing fake MCP servers that refuse
+//! chosen regions (by the agents' `x-mcpwatch-region` header).
+//!
+//! What loopback cannot show: a region whose whole network is cut off (here an agent is
+//! refused by the server, or killed); DNS or routing that differ between regions.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mcpwatch::agent::protocol::{AgentBatch, AgentResult, PushReply};
+use mcpwatch::probe::{ProbeReport, Verdict};
+use mcpwatch::store::Scope;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::db::{Backend, TestDb};
+use support::fake_mcp::{FakeConfig, FakeServer};
+use support::webhook_rx::Receiver;
+
+const ADMIN: &str = "agents-test-admin-token-0123456789";
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+
+/// A child process killed (SIGKILL) when dropped, unless stopped before.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn sigterm(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Keep draining a child's stderr into a file (read it when a test fails).
+fn keep_draining(
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    path: std::path::PathBuf,
+) {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+}
+
+fn central(db_url: &str, listen: &str, dir: &std::path::Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+        .arg("serve")
+        .env("MCPWATCH_LISTEN", listen)
+        .env("DATABASE_URL", db_url)
+        .env("MCPWATCH_DATA_DIR", dir)
+        .env("MCPWATCH_ADMIN_TOKEN", ADMIN)
+        .env("MCPWATCH_PROBE_LOCALLY", "false")
+        .env("MCPWATCH_REGION_SILENT_AFTER", "15")
+        .env("MCPWATCH_DELIVERY_LEASE", "11")
+        .env("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
+        .env("MCPWATCH_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcpwatch serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("central output").unwrap();
+        if let Some(addr) = line.strip_prefix("mcpwatch: serving on ") {
+            break addr.to_string();
+        }
+    };
+    keep_draining(lines, dir.join(format!("central-{}.log", child.id())));
+    (Proc(child), base)
+}
+
+fn agent(region: &str, base: &str, token: &str, dir: &std::path::Path) -> Proc {
+    let data = dir.join(format!("agent-{region}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+        .args(["agent", "--region", region, "--central", base])
+        .env("MCPWATCH_AGENT_TOKEN", token)
+        .env("MCPWATCH_DATA_DIR", &data)
+        .env("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
+        .env("MCPWATCH_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcpwatch agent");
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    keep_draining(lines, dir.join(format!("agent-{region}.log")));
+    Proc(child)
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn server(&self, slug: &str) -> Value {
+        self.call(Method::GET, &format!("/api/v1/servers/{slug}"), ADMIN, None)
+            .await
+            .1
+    }
+}
+
+/// Poll `check` every 250 ms until it holds or `within` passes.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let start = Instant::now();
+    loop {
+        let state = check().await;
+        match state {
+            None => return,
+            Some(last) if start.elapsed() > within => {
+                panic!("{what}: not after {within:?}; last: {last}")
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+fn events_of(rx: &Receiver, kind: &str) -> Vec<Value> {
+    rx.received()
+        .iter()
+        .map(|r| r.json())
+        .filter(|j| j["type"] == kind)
+        .collect()
+}
+
+fn batch_for(server_id: &str) -> AgentBatch {
+    let mut report = ProbeReport::new(
+        "http://127.0.0.1:9/mcp".into(),
+        "2026-11-24T00:00:00Z".into(),
+    );
+    report.verdict = Verdict::Up;
+    report.timings_ms.total = 12.0;
+    AgentBatch {
+        results: vec![AgentResult {
+            id: uuid::Uuid::now_v7().to_string(),
+            server_id: server_id.into(),
+            started_at: support::seed::now_ms(),
+            lag_ms: 0,
+            vantage_unhealthy: false,
+            report,
+            tools: vec![],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn three_regions_decide_by_quorum_buffer_through_outages_and_count_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let db_url = match &db.url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let healthy = FakeServer::start(FakeConfig::default()).await;
+    let one_region_out = FakeServer::start(FakeConfig {
+        refuse_regions: vec!["ap-south".into()],
+        ..FakeConfig::default()
+    })
+    .await;
+    let two_regions_out = FakeServer::start(FakeConfig {
+        refuse_regions: vec!["eu-west".into(), "us-east".into()],
+        ..FakeConfig::default()
+    })
+    .await;
+
+    let (mut central_proc, base) = central(&db_url, "127.0.0.1:0", dir.path());
+    let api = Api {
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        base: base.clone(),
+    };
+    let (s, ch) = api
+        .call(Method::POST, "/api/v1/channels", ADMIN, Some(json!({"name": "ops", "url": rx.url, "events": ["server.down", "server.up", "region.down", "region.silent"]})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let mut tokens = Vec::new();
+    for region in REGIONS {
+        let (s, key) = api
+            .call(Method::POST, "/api/v1/keys", ADMIN, Some(json!({"name": format!("agent {region}"), "scopes": ["agent"], "region": region})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}");
+        tokens.push(key["token"].as_str().unwrap().to_string());
+    }
+    // An agent key reaches nothing but the agent routes.
+    let (s, _) = api
+        .call(Method::GET, "/api/v1/servers", &tokens[0], None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (slug, fake) in [
+        ("healthy", &healthy),
+        ("one-out", &one_region_out),
+        ("two-out", &two_regions_out),
+    ] {
+        let (s, v) = api
+            .call(Method::POST, "/api/v1/servers", ADMIN, Some(json!({
+                "name": slug, "slug": slug, "url": fake.url(), "regions": REGIONS,
+                "interval_seconds": 10, "timeout_seconds": 5, "failures_to_down": 1, "public": true,
+            })))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // A server no agent probes, for the replay check.
+    let (_, quiet) = api
+        .call(Method::POST, "/api/v1/servers", ADMIN, Some(json!({"name": "quiet", "slug": "quiet", "url": healthy.url(), "regions": ["nowhere"], "interval_seconds": 60})))
+        .await;
+
+    let mut agents: Vec<Option<Proc>> = REGIONS
+        .iter()
+        .zip(&tokens)
+        .map(|(r, t)| Some(agent(r, &base, t, dir.path())))
+        .collect();
+
+    // 1. All healthy from three regions; one region refused → a warning, not down; two of
+    //    three refused → down, with one alert.
+    eventually("every region reports", Duration::from_secs(40), || async {
+        let h = api.server("healthy").await;
+        let one = api.server("one-out").await;
+        let two = api.server("two-out").await;
+        let ok = h["state"] == "up"
+            && one["state"] == "up"
+            && one["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|m| m.as_str().unwrap_or("").contains("ap-south"))
+            })
+            && two["state"] == "down";
+        (!ok).then(|| {
+            format!(
+                "healthy={} one-out={} {} two-out={}",
+                h["state"], one["state"], one["warnings"], two["state"]
+            )
+        })
+    })
+    .await;
+    eventually("alerts delivered", Duration::from_secs(20), || async {
+        let downs = events_of(&rx, "server.down");
+        let regional = events_of(&rx, "region.down");
+        let ok = downs.len() == 1 && regional.iter().any(|e| e["data"]["region"] == "ap-south");
+        (!ok).then(|| format!("server.down={downs:?} region.down={regional:?}"))
+    })
+    .await;
+    let downs = events_of(&rx, "server.down");
+    assert_eq!(
+        downs[0]["data"]["server"]["slug"], "two-out",
+        "only the quorum outage alerts"
+    );
+
+    // 2. A replayed batch is counted once.
+    let batch = batch_for(quiet["id"].as_str().unwrap());
+    let body = serde_json::to_value(&batch).unwrap();
+    let (s, first) = api
+        .call(
+            Method::POST,
+            "/api/v1/agent/results",
+            &tokens[0],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let (_, again) = api
+        .call(
+            Method::POST,
+            "/api/v1/agent/results",
+            &tokens[0],
+            Some(body),
+        )
+        .await;
+    let first: PushReply = serde_json::from_value(first).unwrap();
+    let again: PushReply = serde_json::from_value(again).unwrap();
+    assert_eq!(
+        (first.accepted, again.accepted, again.duplicates),
+        (1, 0, 1)
+    );
+    let store = db.store().await;
+    let quiet_hours = store
+        .hourly_rollups(Scope::Server(quiet["id"].as_str().unwrap()), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        quiet_hours.iter().map(|h| h.probes).sum::<i64>(),
+        1,
+        "{quiet_hours:?}"
+    );
+
+    // 3. An agent killed: region.silent, and the server states do not move.
+    drop(agents[2].take());
+    eventually(
+        "region.silent for ap-south",
+        Duration::from_secs(45),
+        || async {
+            let silent = events_of(&rx, "region.silent");
+            (!silent.iter().any(|e| e["data"]["region"] == "ap-south"))
+                .then(|| format!("{silent:?}"))
+        },
+    )
+    .await;
+    assert_eq!(api.server("healthy").await["state"], "up");
+    assert_eq!(api.server("two-out").await["state"], "down");
+    assert_eq!(events_of(&rx, "region.silent").len(), 1, "once");
+    let page = api
+        .client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Region ap-south has not reported since"),
+        "the status page says so"
+    );
+    let status: Value = serde_json::from_str(
+        &api.client
+            .get(format!("{base}/status.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let silent: Vec<&Value> = status["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["silent"] == true)
+        .collect();
+    assert_eq!(silent.len(), 1, "{status}");
+    assert_eq!(silent[0]["name"], "ap-south");
+
+    // 4. The central stops for a while: agents keep probing and buffer; after a restart on the
+    //    same address everything arrives, once.
+    let stopped_at = support::seed::now_ms();
+    central_proc.sigterm();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let restarted_at = support::seed::now_ms();
+    let listen = base.trim_start_matches("http://").to_string();
+    let (central_again, _) = central(&db_url, &listen, dir.path());
+    let healthy_id = api.server("healthy").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(
+        "buffered results from the outage arrive",
+        Duration::from_secs(40),
+        || {
+            let store = store.clone();
+            let healthy_id = healthy_id.clone();
+            async move {
+                let page = mcpwatch::store::ResultQuery {
+                    server_id: healthy_id,
+                    since: Some(stopped_at),
+                    until: Some(restarted_at),
+                    region: Some("eu-west".into()),
+                    page: mcpwatch::store::Page {
+                        limit: 100,
+                        after: None,
+                    },
+                };
+                let n = store.list_results(&page).await.unwrap().len();
+                (n == 0).then(|| "no eu-west result from the outage yet".to_string())
+            }
+        },
+    )
+    .await;
+    // Nothing counted twice: the rollups count exactly the stored results.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = store
+        .list_results(&mcpwatch::store::ResultQuery {
+            server_id: healthy_id.clone(),
+            page: mcpwatch::store::Page {
+                limit: 1000,
+                after: None,
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let counted: i64 = store
+        .hourly_rollups(Scope::Server(&healthy_id), 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.probes)
+        .sum();
+    assert_eq!(
+        counted,
+        all.len() as i64,
+        "rollups count each stored result once"
+    );
+    let mut ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len());
+    assert_eq!(api.server("healthy").await["state"], "up");
+
+    drop(agents);
+    drop(central_again);
+    db.cleanup().await;
+}
