@@ -110,6 +110,16 @@ impl App {
         store.migrate().await?;
         let sealer = Sealer::load_or_create(settings.secret_key, &settings.data_dir)?;
         ensure_admin_key(store.as_ref(), &settings).await?;
+        // One replica leads (always, on SQLite); the cluster task schedules its servers.
+        let lease = store.try_lead().await?;
+        if lease.is_none() && store.backend() == "sqlite" {
+            return Err(AppError::Schedule(
+                "SQLite is a single node and another mcpwatch serve already uses this database; \
+                 run replicas on Postgres (DATABASE_URL=postgres://…)"
+                    .into(),
+            ));
+        }
+        let leader = Arc::new(AtomicBool::new(lease.is_some()));
         let prober = Prober::new(ProberConfig {
             policy: settings.policy.clone(),
             ..ProberConfig::default()
@@ -159,7 +169,8 @@ impl App {
                 dispatcher
             }
         }
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_leader(leader.clone());
         let stop_ingest = CancellationToken::new();
         let (ingest, ingest_task) = ingest::spawn(
             store.clone(),
@@ -185,6 +196,7 @@ impl App {
                 rollup: settings.retention_rollup,
             },
             stop_retention.clone(),
+            leader.clone(),
         ));
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -201,15 +213,6 @@ impl App {
             stop_scheduling.clone(),
             tracker.clone(),
         );
-        let mut scheduled = 0;
-        for server in store.all_servers().await? {
-            if !server.paused && settings.probe_locally && server.probed_from(&settings.region) {
-                let job = api::job_for(&server, &sealer)
-                    .map_err(|e| AppError::Schedule(format!("{}: {e:?}", server.slug)))?;
-                scheduler.upsert(job, false);
-                scheduled += 1;
-            }
-        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| AppError::Bind {
@@ -222,7 +225,7 @@ impl App {
         );
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            backend = store.backend(), region = %settings.region, servers = scheduled, "mcpwatch serving"
+            backend = store.backend(), region = %settings.region, leader = lease.is_some(), "mcpwatch serving"
         );
         let state = AppState {
             store,
@@ -239,7 +242,13 @@ impl App {
             metrics,
             agent_config: Arc::new(tokio::sync::watch::channel(0).0),
             status_history: Arc::default(),
+            leader,
         };
+        tokio::spawn(crate::cluster::run(
+            state.clone(),
+            lease,
+            stop_scheduling.clone(),
+        ));
         Ok(App {
             listener,
             state,

@@ -15,6 +15,7 @@ pub mod alert;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod ingest;
 pub mod metrics;

@@ -71,6 +71,9 @@ pub struct Dispatcher {
     health: Arc<tokio::sync::Mutex<()>>,
     /// Notified when new rows are written, so delivery does not wait for the next poll.
     pub wake: Arc<Notify>,
+    /// Set on the replica that leads: reminders and maintenance summaries are decided there
+    /// only (deliveries themselves are claimed row by row by any replica).
+    leader: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Dispatcher {
@@ -95,12 +98,19 @@ impl Dispatcher {
             metrics: None,
             health: Arc::new(tokio::sync::Mutex::new(())),
             wake: Arc::new(Notify::new()),
+            leader: None,
         })
     }
 
     /// Count deliveries in these metrics.
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Decide reminders and maintenance summaries only while `leader` is set.
+    pub fn with_leader(mut self, leader: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.leader = Some(leader);
         self
     }
 
@@ -142,8 +152,14 @@ impl Dispatcher {
     /// of every maintenance window that has ended.
     pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
         let now = (self.clock)();
-        self.summarize_maintenance(now).await?;
-        self.send_reminders(now).await?;
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| l.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            self.summarize_maintenance(now).await?;
+            self.send_reminders(now).await?;
+        }
         let lease_until = now + self.lease.as_millis() as i64;
         let rows = self.store.claim_deliveries(now, lease_until, BATCH).await?;
         let n = rows.len();

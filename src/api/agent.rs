@@ -144,7 +144,13 @@ pub async fn results(
         ));
     }
     if !app.accepting.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(ApiError::Unavailable("shutting down".into()));
+        return Err(ApiError::NotHere("shutting down; retry shortly"));
+    }
+    if !app.leads() {
+        // Only the leader evaluates; the agent keeps the batch and retries.
+        return Err(ApiError::NotHere(
+            "this replica stands by; the leader takes results (retry)",
+        ));
     }
     contact(&app, &region, &headers).await;
     let ids: Vec<String> = batch.results.iter().map(|r| r.id.clone()).collect();

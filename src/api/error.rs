@@ -51,6 +51,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// 503: the database or the daemon is not available.
     Unavailable(String),
+    /// 503 with `Retry-After: 1`: this replica does not do that now (it stands by, or it is
+    /// shutting down); the detail says so.
+    NotHere(&'static str),
     /// 500: a bug; the detail is logged, not returned.
     Internal(String),
 }
@@ -120,6 +123,12 @@ impl IntoResponse for ApiError {
                     None,
                 )
             }
+            ApiError::NotHere(d) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                d.to_string(),
+                None,
+            ),
             ApiError::Internal(d) => {
                 tracing::error!(detail = %d, "internal error");
                 (
@@ -143,6 +152,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -15,11 +15,26 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "ready", body = Value), (status = 503, description = "not ready, with the reasons", body = Value)))]
-pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadyQuery {
+    /// `true`: ready only on the replica that leads (for a load balancer that should send
+    /// agents to the leader alone).
+    leader: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "health", params(ReadyQuery), responses((status = 200, description = "ready, with this replica's role (leader or standby)", body = Value), (status = 503, description = "not ready, with the reasons", body = Value)))]
+pub async fn readyz(
+    State(app): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ReadyQuery>,
+) -> (StatusCode, Json<Value>) {
     let mut problems = Vec::new();
+    let role = if app.leads() { "leader" } else { "standby" };
     if !app.accepting.load(Ordering::Relaxed) {
         problems.push("shutting down".to_string());
+    }
+    if q.leader == Some(true) && !app.leads() {
+        problems.push("standby: another replica leads".to_string());
     }
     if let Err(e) = app.store.ready().await {
         problems.push(format!("database: {e}"));
@@ -28,11 +43,14 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
         problems.push("result writes are failing; results are held in memory".to_string());
     }
     if problems.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "role": role})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "problems": problems})),
+            Json(json!({"status": "not_ready", "role": role, "problems": problems})),
         )
     }
 }

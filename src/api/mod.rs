@@ -66,6 +66,8 @@ pub struct AppState {
     pub agent_config: Arc<tokio::sync::watch::Sender<u64>>,
     /// The status page's copy of recent rollups.
     pub status_history: Arc<crate::web::HistoryCache>,
+    /// This replica leads (see `crate::cluster`): it probes and evaluates.
+    pub leader: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -76,6 +78,11 @@ impl AppState {
 
     /// Whether this node's own scheduler probes `s` (its region is one of the server's, and
     /// local probing is on).
+    /// Whether this replica leads (always true on SQLite).
+    pub fn leads(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn probes_locally(&self, s: &crate::store::ServerRecord) -> bool {
         self.settings.probe_locally && s.probed_from(&self.settings.region)
     }

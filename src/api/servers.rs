@@ -438,6 +438,9 @@ fn defaults(app: &AppState) -> ServerRecord {
 async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<(), ApiError> {
     app.ingest.invalidate(&s.id).await;
     app.agent_config_changed();
+    if !app.leads() {
+        return Ok(()); // the leader re-reads the servers within seconds
+    }
     if s.paused || !app.probes_locally(s) {
         app.scheduler.remove(&s.id);
     } else {
@@ -668,6 +671,11 @@ pub async fn check_now(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    if !app.leads() {
+        return Err(ApiError::Unavailable(
+            "this replica stands by; ask the leader".into(),
+        ));
+    }
     let s = find(&app, &id).await?;
     let job = job_for(&s, &app.sealer)?;
     let started_at = now_ms();

@@ -4,6 +4,7 @@
 //! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
 //!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
+//! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (Postgres advisory lock).
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `retention.rs`: batched pruning of raw results and rollups past their age.
 //! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
@@ -11,6 +12,7 @@
 //! Migrations live in `migrations/postgres/` and `migrations/sqlite/` and are embedded at build
 //! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
 
+mod cluster_sql;
 mod model;
 mod region_sql;
 pub mod retention;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use cluster_sql::{ClusterStore, LeaderLease};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
     HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState,
@@ -68,7 +71,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the daemon stores. One implementation per backend.
 #[async_trait]
-pub trait Store: StatusStore + RegionStore + Send + Sync + 'static {
+pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;

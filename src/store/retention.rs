@@ -58,8 +58,14 @@ pub async fn prune_once(
     Ok(pruned)
 }
 
-/// Prune a minute after start, then every ten minutes, until `stop`.
-pub async fn run(store: std::sync::Arc<dyn Store>, keep: Retention, stop: CancellationToken) {
+/// Prune a minute after start, then every ten minutes, until `stop`; only while `leader`
+/// (one replica prunes).
+pub async fn run(
+    store: std::sync::Arc<dyn Store>,
+    keep: Retention,
+    stop: CancellationToken,
+    leader: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut wait = Duration::from_secs(60);
     loop {
         tokio::select! {
@@ -67,6 +73,9 @@ pub async fn run(store: std::sync::Arc<dyn Store>, keep: Retention, stop: Cancel
             _ = tokio::time::sleep(wait) => {}
         }
         wait = EVERY;
+        if !leader.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         let now = crate::api::now_ms();
         match prune_once(store.as_ref(), keep, now, BATCH).await {
             Ok(p) if p != Pruned::default() => {

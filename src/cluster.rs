@@ -1,0 +1,117 @@
+//! Several `serve` replicas on one Postgres: one leads (see `store::cluster_sql`), the others
+//! stand by.
+//!
+//! The leader probes the built-in region, evaluates every result (its ingest is the only
+//! writer of server state) and runs alert housekeeping. Deliveries are claimed row by row by
+//! any replica, and `region.silent` is a conditional update, so those stay exactly once
+//! wherever they run. A standby serves pages and the API from the shared database; it refuses
+//! agent pushes and "check now" (503 with `Retry-After`, retried by the client), and
+//! `/readyz?leader=true` tells the two apart for a load balancer that should route to the
+//! leader alone.
+//!
+//! Every few seconds the leader re-reads the servers, so changes made through a standby reach
+//! its scheduler, its ingest cache and the agents' long polls. When the leader's session ends
+//! (SIGKILL, a lost connection) a standby takes the lock within `EVERY` and loads the servers;
+//! results the old leader had acknowledged are committed, and agents re-send the rest.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::api::AppState;
+use crate::store::LeaderLease;
+
+/// How often leadership is tried or checked, and the servers re-read.
+const EVERY: Duration = Duration::from_secs(2);
+
+/// What the leader's scheduler holds: server id → the `updated_at` it was scheduled with.
+type Scheduled = HashMap<String, i64>;
+
+/// Bring the scheduler and the ingest cache in line with the servers table.
+async fn sync(app: &AppState, scheduled: &mut Scheduled) {
+    let servers = match app.store.all_servers().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read servers; keeping the schedule");
+            return;
+        }
+    };
+    let mut changed = false;
+    // The first load keeps every server's regular offset (no probe storm at start or
+    // take-over); a server added later through a standby is probed at once.
+    let first = scheduled.is_empty();
+    let mut seen = HashMap::with_capacity(servers.len());
+    for s in &servers {
+        seen.insert(s.id.clone(), s.updated_at);
+        if scheduled.get(&s.id) == Some(&s.updated_at) {
+            continue;
+        }
+        changed = true;
+        app.ingest.invalidate(&s.id).await;
+        if s.paused || !app.probes_locally(s) {
+            app.scheduler.remove(&s.id);
+        } else {
+            match crate::api::job_for(s, &app.sealer) {
+                Ok(job) => app
+                    .scheduler
+                    .upsert(job, !first && !scheduled.contains_key(&s.id)),
+                Err(e) => tracing::error!(server = %s.slug, error = ?e, "cannot schedule"),
+            }
+        }
+    }
+    for id in scheduled.keys().filter(|id| !seen.contains_key(*id)) {
+        changed = true;
+        app.scheduler.remove(id);
+        app.ingest.invalidate(id).await;
+    }
+    if changed {
+        app.agent_config_changed();
+    }
+    // Channels and maintenance windows may have changed through a standby: the ingest reloads
+    // them before routing its next event.
+    app.ingest.routing_changed().await;
+    *scheduled = seen;
+}
+
+/// Lead when possible, stand by otherwise, until `stop`. `lease` is leadership taken at
+/// start (the daemon tries once before it serves).
+pub async fn run(app: AppState, mut lease: Option<Box<dyn LeaderLease>>, stop: CancellationToken) {
+    let mut scheduled = Scheduled::new();
+    loop {
+        let held = match lease.as_mut() {
+            Some(l) => Some(l.still_held().await),
+            None => None,
+        };
+        match held {
+            Some(true) => {
+                if !app.leader.swap(true, Ordering::Relaxed) {
+                    tracing::info!("leading: probing the built-in region and evaluating results");
+                }
+                sync(&app, &mut scheduled).await;
+            }
+            Some(false) => {
+                tracing::error!("lost leadership (database session ended): standing by");
+                lease = None;
+                app.leader.store(false, Ordering::Relaxed);
+                for id in scheduled.keys() {
+                    app.scheduler.remove(id);
+                }
+                scheduled.clear();
+            }
+            None => match app.store.try_lead().await {
+                Ok(Some(l)) => {
+                    lease = Some(l);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot try for leadership"),
+            },
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

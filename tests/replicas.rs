@@ -1,0 +1,223 @@
+//! Two central replicas (`mcpwatch serve`, the real binary) on one Postgres: one leads and
+//! probes, the other stands by (not ready); each due probe runs once per tick; SIGKILL of the
+//! leader hands the work to the other within seconds; an outage alerts once.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::db::{Backend, TestDb};
+use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+use support::webhook_rx::Receiver;
+
+const ADMIN: &str = "replicas-test-admin-token-012345678";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn replica(db_url: &str, dir: &std::path::Path, name: &str) -> (Proc, String) {
+    let data = dir.join(name);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+        .arg("serve")
+        .env("MCPWATCH_LISTEN", "127.0.0.1:0")
+        .env("DATABASE_URL", db_url)
+        .env("MCPWATCH_DATA_DIR", &data)
+        .env("MCPWATCH_ADMIN_TOKEN", ADMIN)
+        // Both replicas open the same sealed probe credentials.
+        .env("MCPWATCH_SECRET_KEY", "ab".repeat(32))
+        .env("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
+        .env("MCPWATCH_DELIVERY_LEASE", "11")
+        .env("MCPWATCH_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcpwatch serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("replica output").unwrap();
+        if let Some(addr) = line.strip_prefix("mcpwatch: serving on ") {
+            break addr.to_string();
+        }
+    };
+    let log = dir.join(format!("{name}.log"));
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(log).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    (Proc(child), base)
+}
+
+async fn status(client: &reqwest::Client, url: String) -> u16 {
+    client
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (
+        s,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+fn tools_lists(fake: &FakeServer) -> usize {
+    fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count())
+}
+
+#[tokio::test]
+async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let db_url = match &db.url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let rx = Receiver::start().await;
+    let fake = FakeServer::start(FakeConfig::default()).await;
+
+    let (first, a) = replica(&db_url, dir.path(), "a");
+    let (second, b) = replica(&db_url, dir.path(), "b");
+    assert_eq!(
+        status(&client, format!("{a}/readyz?leader=true")).await,
+        200,
+        "the first replica leads"
+    );
+    let standby = client
+        .get(format!("{b}/readyz?leader=true"))
+        .send()
+        .await
+        .unwrap();
+    let (code, body) = (standby.status().as_u16(), standby.text().await.unwrap());
+    assert_eq!(code, 503, "the second stands by: {body}");
+    assert!(body.contains("standby"), "{body}");
+    assert_eq!(
+        status(&client, format!("{b}/readyz")).await,
+        200,
+        "but serves pages and the API"
+    );
+
+    // Registered through the standby: the leader picks it up from the database.
+    let (s, ch) = post(
+        &client,
+        format!("{b}/api/v1/channels"),
+        json!({"name": "ops", "url": rx.url}),
+    )
+    .await;
+    assert_eq!(s, 201, "{ch}");
+    let (s, v) = post(
+        &client,
+        format!("{b}/api/v1/servers"),
+        json!({"name": "Shared", "url": fake.url(), "interval_seconds": 10, "timeout_seconds": 5, "failures_to_down": 1}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    // Every tick probes once, not once per replica.
+    let start = Instant::now();
+    while tools_lists(&fake) == 0 && start.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = tools_lists(&fake);
+    assert!(
+        before >= 1,
+        "the leader picked up the server registered on the standby"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let ticks = tools_lists(&fake) - before;
+    assert!(
+        (2..=4).contains(&ticks),
+        "30 s at a 10 s interval: {ticks} probes (two replicas would double it)"
+    );
+
+    // SIGKILL the leader: the standby leads within seconds and probing goes on.
+    drop(first);
+    let start = Instant::now();
+    while status(&client, format!("{b}/readyz?leader=true")).await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the standby did not take over"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let taken_over = tools_lists(&fake);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        tools_lists(&fake) > taken_over,
+        "the new leader probes within one interval"
+    );
+
+    // An outage now: one server.down, delivered once.
+    fake.update(|c| {
+        c.fault = Fault::Status(500);
+        c.fault_on = "*";
+    });
+    let start = Instant::now();
+    let downs = || {
+        rx.received()
+            .iter()
+            .filter(|r| r.json()["type"] == "server.down")
+            .count()
+    };
+    while downs() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no server.down");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(downs(), 1, "one alert, once");
+    drop(second);
+    db.cleanup().await;
+}
+
+#[test]
+fn a_second_serve_on_one_sqlite_file_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("MCPWATCH_LISTEN", "127.0.0.1:0")
+            .env_remove("DATABASE_URL")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mcpwatch serve")
+    };
+    let mut first = start();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("output")
+        .unwrap()
+        .starts_with("mcpwatch: serving on ")
+    {}
+    let first = Proc(first);
+    let out = start().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SQLite is a single node"), "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"), "says what to do: {stderr}");
+    drop(first);
+}
