@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcpwatch::agent::protocol::{AgentBatch, AgentResult, PushReply};
@@ -18,85 +16,46 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::db::{Backend, TestDb};
 use support::fake_mcp::{FakeConfig, FakeServer};
+use support::proc::{Proc, command, serve, start};
 use support::webhook_rx::Receiver;
 
 const ADMIN: &str = "agents-test-admin-token-0123456789";
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 
-/// A child process killed (SIGKILL) when dropped, unless stopped before.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn sigterm(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-/// Keep draining a child's stderr into a file (read it when a test fails).
-fn keep_draining(
-    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
-    path: std::path::PathBuf,
-) {
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::File::create(path).unwrap();
-        for line in lines.map_while(Result::ok) {
-            let _ = writeln!(f, "{line}");
-        }
-    });
-}
-
 fn central(db_url: &str, listen: &str, dir: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
-        .arg("serve")
-        .env("MCPWATCH_LISTEN", listen)
-        .env("DATABASE_URL", db_url)
-        .env("MCPWATCH_DATA_DIR", dir)
-        .env("MCPWATCH_ADMIN_TOKEN", ADMIN)
-        .env("MCPWATCH_PROBE_LOCALLY", "false")
-        .env("MCPWATCH_REGION_SILENT_AFTER", "15")
-        .env("MCPWATCH_DELIVERY_LEASE", "11")
-        .env("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
-        .env("MCPWATCH_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mcpwatch serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("central output").unwrap();
-        if let Some(addr) = line.strip_prefix("mcpwatch: serving on ") {
-            break addr.to_string();
-        }
-    };
-    keep_draining(lines, dir.join(format!("central-{}.log", child.id())));
-    (Proc(child), base)
+    let data = dir.to_string_lossy().to_string();
+    serve(
+        &[
+            ("MCPWATCH_LISTEN", listen),
+            ("DATABASE_URL", db_url),
+            ("MCPWATCH_DATA_DIR", &data),
+            ("MCPWATCH_ADMIN_TOKEN", ADMIN),
+            ("MCPWATCH_PROBE_LOCALLY", "false"),
+            ("MCPWATCH_REGION_SILENT_AFTER", "15"),
+            ("MCPWATCH_DELIVERY_LEASE", "11"),
+            ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+            ("MCPWATCH_LOG_FORMAT", "json"),
+        ],
+        dir,
+        &format!("central-{}", support::seed::now_ms()),
+    )
 }
 
 fn agent(region: &str, base: &str, token: &str, dir: &std::path::Path) -> Proc {
-    let data = dir.join(format!("agent-{region}"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
-        .args(["agent", "--region", region, "--central", base])
-        .env("MCPWATCH_AGENT_TOKEN", token)
-        .env("MCPWATCH_DATA_DIR", &data)
-        .env("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
-        .env("MCPWATCH_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mcpwatch agent");
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    keep_draining(lines, dir.join(format!("agent-{region}.log")));
-    Proc(child)
+    let data = dir
+        .join(format!("agent-{region}"))
+        .to_string_lossy()
+        .to_string();
+    let cmd = command(
+        &["agent", "--region", region, "--central", base],
+        &[
+            ("MCPWATCH_AGENT_TOKEN", token),
+            ("MCPWATCH_DATA_DIR", &data),
+            ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+            ("MCPWATCH_LOG_FORMAT", "json"),
+        ],
+    );
+    start(cmd, None, dir.join(format!("agent-{region}.log"))).0
 }
 
 struct Api {

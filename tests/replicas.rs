@@ -1,61 +1,37 @@
 //! Two central replicas (`mcpwatch serve`, the real binary) on one Postgres: one leads and
-//! probes, the other stands by (not ready); each due probe runs once per tick; SIGKILL of the
+//! probes, the other stands by (serving pages and the API); each due probe runs once per tick; SIGKILL of the
 //! leader hands the work to the other within seconds; an outage alerts once.
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::db::{Backend, TestDb};
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+use support::proc::{Proc, command, serve, start};
 use support::webhook_rx::Receiver;
 
 const ADMIN: &str = "replicas-test-admin-token-012345678";
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn replica(db_url: &str, dir: &std::path::Path, name: &str) -> (Proc, String) {
-    let data = dir.join(name);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
-        .arg("serve")
-        .env("MCPWATCH_LISTEN", "127.0.0.1:0")
-        .env("DATABASE_URL", db_url)
-        .env("MCPWATCH_DATA_DIR", &data)
-        .env("MCPWATCH_ADMIN_TOKEN", ADMIN)
-        // Both replicas open the same sealed probe credentials.
-        .env("MCPWATCH_SECRET_KEY", "ab".repeat(32))
-        .env("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8")
-        .env("MCPWATCH_DELIVERY_LEASE", "11")
-        .env("MCPWATCH_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mcpwatch serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("replica output").unwrap();
-        if let Some(addr) = line.strip_prefix("mcpwatch: serving on ") {
-            break addr.to_string();
-        }
-    };
-    let log = dir.join(format!("{name}.log"));
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::File::create(log).unwrap();
-        for line in lines.map_while(Result::ok) {
-            let _ = writeln!(f, "{line}");
-        }
-    });
-    (Proc(child), base)
+    let data = dir.join(name).to_string_lossy().to_string();
+    let key = "ab".repeat(32);
+    serve(
+        &[
+            ("MCPWATCH_LISTEN", "127.0.0.1:0"),
+            ("DATABASE_URL", db_url),
+            ("MCPWATCH_DATA_DIR", &data),
+            ("MCPWATCH_ADMIN_TOKEN", ADMIN),
+            // Both replicas open the same sealed probe credentials.
+            ("MCPWATCH_SECRET_KEY", &key),
+            ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+            ("MCPWATCH_DELIVERY_LEASE", "11"),
+            ("MCPWATCH_LOG_FORMAT", "json"),
+        ],
+        dir,
+        name,
+    )
 }
 
 async fn status(client: &reqwest::Client, url: String) -> u16 {
@@ -195,26 +171,17 @@ async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
 #[test]
 fn a_second_serve_on_one_sqlite_file_refuses_to_start_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_mcpwatch"))
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("MCPWATCH_LISTEN", "127.0.0.1:0")
-            .env_remove("DATABASE_URL")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mcpwatch serve")
+    let cmd = || {
+        let mut c = command(&["serve"], &[("MCPWATCH_LISTEN", "127.0.0.1:0")]);
+        c.current_dir(dir.path()).env_remove("DATABASE_URL");
+        c
     };
-    let mut first = start();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("output")
-        .unwrap()
-        .starts_with("mcpwatch: serving on ")
-    {}
-    let first = Proc(first);
-    let out = start().wait_with_output().unwrap();
+    let first = start(
+        cmd(),
+        Some("mcpwatch: serving on "),
+        dir.path().join("first.log"),
+    );
+    let out = cmd().spawn().unwrap().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("SQLite is a single node"), "{stderr}");

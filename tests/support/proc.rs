@@ -1,0 +1,70 @@
+//! The real `mcpwatch` binary as a child process: killed (SIGKILL) when dropped, its stderr
+//! kept in a log file, and the address `serve` prints once it listens.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then wait for the exit (a graceful drain).
+    pub fn sigterm(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mcpwatch <args>` with `envs`, stderr piped.
+pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpwatch"));
+    cmd.args(args).stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Start a command; when `until` is given, wait for the stderr line starting with it and
+/// return the rest of that line. Everything else the process writes goes to `log`.
+pub fn start(mut cmd: Command, until: Option<&str>, log: PathBuf) -> (Proc, String) {
+    let mut child = cmd.spawn().expect("start mcpwatch");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut found = String::new();
+    if let Some(prefix) = until {
+        found = loop {
+            let line = lines.next().expect("process output").unwrap();
+            if let Some(rest) = line.strip_prefix(prefix) {
+                break rest.to_string();
+            }
+        };
+    }
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(log).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    (Proc(child), found)
+}
+
+/// `mcpwatch serve` with `envs`; returns it and its base URL.
+pub fn serve(envs: &[(&str, &str)], log_dir: &Path, name: &str) -> (Proc, String) {
+    start(
+        command(&["serve"], envs),
+        Some("mcpwatch: serving on "),
+        log_dir.join(format!("{name}.log")),
+    )
+}
