@@ -103,6 +103,11 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What the status page reads of a daily and an hourly rollup row.
+const DAILY_COLS: &str =
+    "server_id, day_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms";
+const HOURLY_COLS: &str = "server_id, region, hour_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms";
+
 /// The server filter for a scope; binds: `public = true`, or the id.
 fn scope_clause(scope: Scope<'_>, col: &str) -> String {
     match scope {
@@ -114,6 +119,31 @@ fn scope_clause(scope: Scope<'_>, col: &str) -> String {
 macro_rules! status_store {
     ($store:ident, $db:ty, $row:ty, $conv:path, $row_lock:literal) => {
         impl $store {
+            fn daily_row(r: &$row) -> StoreResult<DailyRollup> {
+                Ok(DailyRollup {
+                    server_id: r.try_get("server_id")?,
+                    day_start: r.try_get("day_start")?,
+                    probes: r.try_get("probes")?,
+                    successes: r.try_get("successes")?,
+                    p50_ms: r.try_get("latency_p50_ms")?,
+                    p95_ms: r.try_get("latency_p95_ms")?,
+                    max_ms: r.try_get("latency_max_ms")?,
+                })
+            }
+
+            fn hourly_row(r: &$row) -> StoreResult<HourlyRollup> {
+                Ok(HourlyRollup {
+                    server_id: r.try_get("server_id")?,
+                    region: r.try_get("region")?,
+                    hour_start: r.try_get("hour_start")?,
+                    probes: r.try_get("probes")?,
+                    successes: r.try_get("successes")?,
+                    p50_ms: r.try_get("latency_p50_ms")?,
+                    p95_ms: r.try_get("latency_p95_ms")?,
+                    max_ms: r.try_get("latency_max_ms")?,
+                })
+            }
+
             fn rollup_cols(r: &$row) -> StoreResult<Rollup> {
                 Rollup::from_columns(
                     r.try_get("probes")?,
@@ -214,77 +244,35 @@ macro_rules! status_store {
 
             async fn daily_rollups(&self, scope: Scope<'_>, from_day: i64) -> StoreResult<Vec<DailyRollup>> {
                 let sql = $conv(&format!(
-                    "SELECT server_id, day_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_daily WHERE day_start >= ? AND {} ORDER BY day_start",
+                    "SELECT {DAILY_COLS} FROM rollup_daily WHERE day_start >= ? AND {} ORDER BY day_start",
                     scope_clause(scope, "server_id")
                 )).into_owned();
                 let q = sqlx::query(audited(&sql)).bind(from_day);
                 let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
                 let rows = q.fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(DailyRollup {
-                            server_id: r.try_get("server_id")?,
-                            day_start: r.try_get("day_start")?,
-                            probes: r.try_get("probes")?,
-                            successes: r.try_get("successes")?,
-                            p50_ms: r.try_get("latency_p50_ms")?,
-                            p95_ms: r.try_get("latency_p95_ms")?,
-                            max_ms: r.try_get("latency_max_ms")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(Self::daily_row).collect()
             }
 
             async fn hourly_rollups(&self, scope: Scope<'_>, from_hour: i64) -> StoreResult<Vec<HourlyRollup>> {
                 let sql = $conv(&format!(
-                    "SELECT server_id, region, hour_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_hourly WHERE hour_start >= ? AND {} ORDER BY hour_start, region",
+                    "SELECT {HOURLY_COLS} FROM rollup_hourly WHERE hour_start >= ? AND {} ORDER BY hour_start, region",
                     scope_clause(scope, "server_id")
                 )).into_owned();
                 let q = sqlx::query(audited(&sql)).bind(from_hour);
                 let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
                 let rows = q.fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(HourlyRollup {
-                            server_id: r.try_get("server_id")?,
-                            region: r.try_get("region")?,
-                            hour_start: r.try_get("hour_start")?,
-                            probes: r.try_get("probes")?,
-                            successes: r.try_get("successes")?,
-                            p50_ms: r.try_get("latency_p50_ms")?,
-                            p95_ms: r.try_get("latency_p95_ms")?,
-                            max_ms: r.try_get("latency_max_ms")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(Self::hourly_row).collect()
             }
 
             async fn rollups_changed(&self, since: i64, from_day: i64, from_hour: i64) -> StoreResult<(Vec<DailyRollup>, Vec<HourlyRollup>)> {
                 // `+col` keeps the planner on the updated_at index (in SQLite it disables an index
                 // on that column; in Postgres it is a no-op).
-                let sql = $conv("SELECT server_id, day_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_daily WHERE updated_at >= ? AND +day_start >= ?");
+                let sql = $conv(&format!("SELECT {DAILY_COLS} FROM rollup_daily WHERE updated_at >= ? AND +day_start >= ?")).into_owned();
                 let rows = sqlx::query(audited(&sql)).bind(since).bind(from_day).fetch_all(&self.pool).await?;
-                let daily = rows.iter().map(|r| Ok(DailyRollup {
-                    server_id: r.try_get("server_id")?,
-                    day_start: r.try_get("day_start")?,
-                    probes: r.try_get("probes")?,
-                    successes: r.try_get("successes")?,
-                    p50_ms: r.try_get("latency_p50_ms")?,
-                    p95_ms: r.try_get("latency_p95_ms")?,
-                    max_ms: r.try_get("latency_max_ms")?,
-                })).collect::<StoreResult<Vec<_>>>()?;
-                let sql = $conv("SELECT server_id, region, hour_start, probes, successes, latency_p50_ms, latency_p95_ms, latency_max_ms FROM rollup_hourly WHERE updated_at >= ? AND +hour_start >= ?");
+                let daily = rows.iter().map(Self::daily_row).collect::<StoreResult<Vec<_>>>()?;
+                let sql = $conv(&format!("SELECT {HOURLY_COLS} FROM rollup_hourly WHERE updated_at >= ? AND +hour_start >= ?")).into_owned();
                 let rows = sqlx::query(audited(&sql)).bind(since).bind(from_hour).fetch_all(&self.pool).await?;
-                let hourly = rows.iter().map(|r| Ok(HourlyRollup {
-                    server_id: r.try_get("server_id")?,
-                    region: r.try_get("region")?,
-                    hour_start: r.try_get("hour_start")?,
-                    probes: r.try_get("probes")?,
-                    successes: r.try_get("successes")?,
-                    p50_ms: r.try_get("latency_p50_ms")?,
-                    p95_ms: r.try_get("latency_p95_ms")?,
-                    max_ms: r.try_get("latency_max_ms")?,
-                })).collect::<StoreResult<Vec<_>>>()?;
+                let hourly = rows.iter().map(Self::hourly_row).collect::<StoreResult<Vec<_>>>()?;
                 Ok((daily, hourly))
             }
 
