@@ -697,3 +697,111 @@ fn shipped_dashboard_and_rules_use_exported_metrics() {
         "the dashboard and rules query our metrics ({seen} references)"
     );
 }
+
+/// Agent keys and multi-region server fields: bad input names the field; agent keys reach
+/// only the agent routes, and other keys never reach those.
+#[tokio::test]
+async fn agent_keys_and_region_fields_validate_and_stay_in_their_lane() {
+    let app = spawn_app(support::db::Backend::Sqlite).await;
+    for (body, field, says) in [
+        (
+            json!({"name": "a", "scopes": ["agent"]}),
+            "region",
+            "needs the region",
+        ),
+        (
+            json!({"name": "a", "scopes": ["agent", "read"]}),
+            "scopes",
+            "stands alone",
+        ),
+        (
+            json!({"name": "a", "scopes": ["read"], "region": "eu-west"}),
+            "region",
+            "only agent keys",
+        ),
+        (
+            json!({"name": "a", "scopes": ["agent"], "region": "eu west"}),
+            "region",
+            "letters, digits",
+        ),
+        (json!({"name": "a", "scopes": ["root"]}), "scopes", "'root'"),
+    ] {
+        let (s, v) = app.post("/api/v1/keys", body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+        assert!(
+            v["errors"][0]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
+    }
+    let (s, key) = app
+        .post(
+            "/api/v1/keys",
+            json!({"name": "eu", "scopes": ["agent"], "region": "eu-west"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    assert_eq!(key["region"], "eu-west");
+    let agent = key["token"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .call(Method::GET, "/api/v1/servers", Some(&agent), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an agent key reads nothing else");
+    let (s, cfg) = app
+        .call(Method::GET, "/api/v1/agent/config", Some(&agent), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cfg["region"], "eu-west");
+    let (s, _) = app
+        .call(Method::GET, "/api/v1/agent/config", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an admin key is not an agent");
+    let (s, v) = app
+        .post(
+            "/api/v1/agent/results",
+            json!({"results": [{"id": "not-a-uuid"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/v1/agent/results",
+            Some(&agent),
+            Some(json!({"results": [{"id": "not-a-uuid"}]})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a malformed batch is refused, naming why: {v}"
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/v1/agent/results",
+            Some(&agent),
+            Some(json!({"results": []})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["accepted"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "a heartbeat: {v}"
+    );
+
+    let (s, v) = app
+        .post("/api/v1/servers", json!({"name": "q", "url": "http://127.0.0.1:9/mcp", "regions": ["eu-west", "us-east"], "quorum": 3}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "quorum", "{v}");
+    let (s, v) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "q", "url": "http://127.0.0.1:9/mcp", "regions": ["eu west"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "regions", "{v}");
+    app.stop().await;
+}
