@@ -140,8 +140,11 @@ impl Prober {
         };
         let mut run = Run::new(http.clone(), progress.clone(), target.max_pages);
         let deadline = tokio::time::Instant::now() + target.timeout;
-        let outcome =
-            tokio::time::timeout_at(deadline, run_eras(&mut run, &target.url, target.era)).await;
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            run_eras(&mut run, &target.url, target.era, target.timeout),
+        )
+        .await;
         let open_session = run.with(|p| p.open_session.take());
         if let Some((session, version, url)) = open_session {
             let grace = deadline
@@ -190,15 +193,15 @@ impl Prober {
                     .in_flight_phase()
                     .or(p.phase)
                     .unwrap_or(Phase::Connect);
-                report.failure = Some(Failure::new(
-                    FailureKind::Timeout,
-                    phase,
-                    format!(
-                        "no answer within {:?} ({} did not finish)",
-                        target.timeout,
-                        phase.describe()
-                    ),
-                ));
+                let mut message = format!(
+                    "no answer within {:?} ({} did not finish)",
+                    target.timeout,
+                    phase.describe()
+                );
+                if !p.fallbacks.is_empty() {
+                    message = format!("{message}; before that, {}", p.fallbacks.join("; "));
+                }
+                report.failure = Some(Failure::new(FailureKind::Timeout, phase, message));
             }
             Ok(Err(Stop::Auth(challenge))) => {
                 report.verdict = Verdict::AuthRequired;
@@ -310,7 +313,18 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
     };
 }
 
-async fn run_eras(run: &mut Run, url: &Url, choice: EraChoice) -> Result<Found, Stop> {
+/// The share of the probe's deadline that `server/discover` may use while detecting the era.
+/// Some older servers never finish answering a method they do not know (an early TypeScript
+/// SDK in stateless JSON mode sends no status line at all); the rest of the deadline is the
+/// fallback's. 40 % of the default 10 s leaves 6 s for `initialize` and `tools/list`.
+const DISCOVERY_SHARE: f64 = 0.4;
+
+async fn run_eras(
+    run: &mut Run,
+    url: &Url,
+    choice: EraChoice,
+    timeout: Duration,
+) -> Result<Found, Stop> {
     let order: Vec<Era> = match choice {
         EraChoice::Detect => Era::DETECTION_ORDER.to_vec(),
         EraChoice::Force(e) => vec![e],
@@ -322,18 +336,57 @@ async fn run_eras(run: &mut Run, url: &Url, choice: EraChoice) -> Result<Found, 
     for (i, era) in order.iter().copied().enumerate() {
         let last = i + 1 == order.len();
         run.with(|p| p.era = Some(era));
-        match run_era(run, url, era, !last).await {
+        // Only detection bounds discovery: a server known to speak 2026 gets the whole deadline.
+        let budget = (choice == EraChoice::Detect && era == Era::Stateless && !last)
+            .then(|| timeout.mul_f64(DISCOVERY_SHARE));
+        match run_era(run, url, era, !last, budget).await {
             Ok(found) => return Ok(found),
-            Err(Stop::NotThisEra(f)) if !last => evidence.push(f),
+            Err(Stop::NotThisEra(f)) if !last => {
+                run.note(format!(
+                    "{era} did not answer as such ({}); tried {} next",
+                    f.message,
+                    order[i + 1]
+                ));
+                run.with(|p| p.fallbacks.push(format!("{era}: {}", f.message)));
+                evidence.push(f);
+            }
             Err(Stop::NotThisEra(f)) => {
                 evidence.push(f);
                 run.with(|p| p.era = None);
                 return Err(Stop::Failed(no_era_failure(evidence, &order)));
             }
+            Err(Stop::Failed(f)) => return Err(Stop::Failed(with_fallbacks(run, f))),
             Err(other) => return Err(other),
         }
     }
     Err(Stop::Failed(no_era_failure(evidence, &order)))
+}
+
+/// `server/discover` used its share of the deadline without an answer.
+fn discovery_timeout(run: &Run, budget: Duration) -> Failure {
+    let phase = run
+        .http
+        .recorder
+        .in_flight_phase()
+        .unwrap_or(Phase::Handshake);
+    Failure::new(
+        FailureKind::Timeout,
+        phase,
+        format!(
+            "server/discover: no answer within its {budget:?} share of the deadline ({} did not finish)",
+            phase.describe()
+        ),
+    )
+}
+
+/// A failure of the era we fell back to, followed by what the earlier eras answered, so the
+/// report says both what discovery did and what the fallback did.
+fn with_fallbacks(run: &Run, mut f: Failure) -> Failure {
+    let before = run.with(|p| p.fallbacks.clone());
+    if !before.is_empty() {
+        f.message = format!("{}; before that, {}", f.message, before.join("; "));
+    }
+    f
 }
 
 /// Every era said "not me": report the first era's evidence, and list them all.
@@ -357,10 +410,22 @@ fn no_era_failure(mut evidence: Vec<Failure>, order: &[Era]) -> Failure {
     first
 }
 
-async fn run_era(run: &mut Run, url: &Url, era: Era, may_fall_back: bool) -> Result<Found, Stop> {
+/// One era's handshake and tool list. `discovery_budget` bounds the 2026 handshake alone.
+async fn run_era(
+    run: &mut Run,
+    url: &Url,
+    era: Era,
+    may_fall_back: bool,
+    discovery_budget: Option<Duration>,
+) -> Result<Found, Stop> {
     match era {
         Era::Stateless => {
-            let (mut t, d) = stateless::handshake(run, url).await?;
+            let (mut t, d) = match discovery_budget {
+                Some(budget) => tokio::time::timeout(budget, stateless::handshake(run, url))
+                    .await
+                    .unwrap_or_else(|_| Err(Stop::NotThisEra(discovery_timeout(run, budget))))?,
+                None => stateless::handshake(run, url).await?,
+            };
             run.with(|p| {
                 p.protocol_version = Some(d.protocol_version.clone());
                 p.server_info = d.server_info.clone();

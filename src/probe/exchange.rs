@@ -50,6 +50,8 @@ pub(crate) struct Progress {
     pub handshake: Option<(Instant, Option<Instant>)>,
     pub tools_list: Option<(Instant, Option<Instant>)>,
     pub pages: u32,
+    /// What each era that did not answer as such said, in order (`era: message`).
+    pub fallbacks: Vec<String>,
 }
 
 /// The state one probe carries through its eras.
@@ -146,7 +148,25 @@ impl Run {
             .await?;
         let rpc = message.get("method").and_then(Value::as_str).unwrap_or("?");
         self.step(&Method::POST, rpc, resp.status());
+        if answered != *url {
+            self.note_redirect(url, &answered);
+        }
         Ok((resp, answered))
+    }
+
+    /// A followed POST redirect is worth one note per probe: the server works, but every
+    /// client pays a round trip, and the registered URL is not the one that answers.
+    fn note_redirect(&self, from: &Url, to: &Url) {
+        let note = format!(
+            "POST {} was redirected to {}; register that URL to save a round trip",
+            redact_url(from),
+            redact_url(to)
+        );
+        self.with(|p| {
+            if !p.notes.contains(&note) {
+                p.notes.push(note);
+            }
+        });
     }
 
     /// Turn an answer to request `id` into its `result`, or exactly one failure.

@@ -12,6 +12,37 @@
 //!   `dns.rs`: resolution plus the address policy hook; `tls.rs`: certificate and TLS-start
 //!   hooks; `policy.rs`: the address policy (SSRF guard).
 //!
+//! ## Era detection: the decision table
+//!
+//! Detection sends `server/discover` first, bounded by 40 % of the probe's deadline (some older
+//! servers never answer a method they do not know). Its answer decides (one test per row in
+//! `tests/probe_era_table.rs`):
+//!
+//! | answer to `server/discover` | next |
+//! |---|---|
+//! | 2xx, result with `supportedVersions` | 2026 era: validate, `tools/list` |
+//! | 2xx, result without `supportedVersions` | older era (`initialize`) |
+//! | -32022 with `data.supported` listing a 2026 version we speak | retry `server/discover` with it |
+//! | -32022 listing only initialize-era versions | older era |
+//! | -32022 listing nothing we speak | `down`, `protocol` |
+//! | -32020 / -32021 (a 2026 server refused us) | `down`, `protocol` (with the code) |
+//! | any other JSON-RPC error, any status, any id (Python SDK 1.x: id `"server-error"`) | older era |
+//! | a response whose id is not ours, 2xx or 4xx | older era (not sure it speaks 2026) |
+//! | 4xx without JSON-RPC; 404, 405, 406, 415 | older era |
+//! | 5xx | older era; if that fails too, the failure names both |
+//! | 2xx that is not JSON-RPC (HTML, `{"status":"ok"}`) | older era; `not_mcp` if that fails too |
+//! | no answer within its share of the deadline | older era, with the rest of the deadline |
+//! | the connection broke after the request went out | older era |
+//! | DNS, refused, TLS, or blocked by the address policy | `down` with that kind (no retry) |
+//! | 401/403 with a challenge or protected-resource metadata | `auth_required` |
+//!
+//! `initialize` then decides between the initialize era and HTTP+SSE: 400/404/405 without a
+//! JSON-RPC result means "try a GET for an `endpoint` event"; a 2xx with an id not ours is a
+//! protocol error (we asked in that era's own terms). When every era fails, the failure is the
+//! last era's (or the first era's evidence when none answered as such), followed by what each
+//! earlier era said. A POST redirected by 307/308 to the same origin (`/mcp` → `/mcp/`) is
+//! followed and noted; another origin only with `follow_post_redirects`.
+//!
 //! Client capabilities are fixed to `{}` and clientInfo to `mcpwatch` + crate version: servers
 //! vary their tool list by declared capabilities, and the schema hash must not move because of
 //! us.

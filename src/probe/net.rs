@@ -110,8 +110,9 @@ impl Http {
         !self.credentials.is_empty()
     }
 
-    /// Send one request. Redirects are followed (GET/DELETE always, POST only with 307/308
-    /// when configured), each hop checked against the policy; an unfollowed 3xx is returned.
+    /// Send one request. Redirects are followed (GET/DELETE always; POST on 307/308 to the same
+    /// origin, or to any origin when configured), each hop checked against the policy; an
+    /// unfollowed 3xx is returned.
     /// Returns the response and the URL that answered.
     pub(crate) async fn send(
         &self,
@@ -140,19 +141,13 @@ impl Http {
             if !status.is_redirection() {
                 return Ok((resp, url));
             }
-            let follow = method != Method::POST
-                || (self.follow_post_redirects
-                    && matches!(
-                        status,
-                        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
-                    ));
             let next = resp
                 .headers()
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|loc| url.join(loc).ok());
             match next {
-                Some(next) if follow => url = next,
+                Some(next) if self.follows(&method, status, &url, &next) => url = next,
                 _ => return Ok((resp, url)),
             }
         }
@@ -161,6 +156,21 @@ impl Http {
             phase,
             format!("more than {MAX_REDIRECTS} redirects"),
         ))
+    }
+
+    /// Whether to follow a redirect from `from` to `to`. GET and DELETE always follow. A POST
+    /// follows only 307/308 (the method and body are kept), and only to the same origin unless
+    /// the operator opted in: real SDK clients follow `/mcp` → `/mcp/`, and a cross-origin hop
+    /// would carry the probe's credentials to another host.
+    fn follows(&self, method: &Method, status: StatusCode, from: &Url, to: &Url) -> bool {
+        if *method != Method::POST {
+            return true;
+        }
+        let keeps_method = matches!(
+            status,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+        );
+        keeps_method && (self.follow_post_redirects || from.origin() == to.origin())
     }
 
     /// Scheme check, and the policy for IP literals (the resolver hook never sees them).

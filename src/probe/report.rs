@@ -185,6 +185,13 @@ impl Failure {
         }
     }
 
+    /// Whether this failed before any HTTP answer could arrive (DNS, TCP connect, TLS, or
+    /// the address policy): another request to the same URL would fail the same way.
+    pub fn is_before_http(&self) -> bool {
+        self.kind == FailureKind::Blocked
+            || matches!(self.phase, Phase::Dns | Phase::Connect | Phase::Tls)
+    }
+
     pub fn with_status(mut self, status: u16) -> Self {
         self.http_status = Some(status);
         self

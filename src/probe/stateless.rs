@@ -6,6 +6,7 @@
 //! legacy server. A recognized modern error (-32020 … -32022) means a modern server: we retry
 //! with a version it lists, or fail, but never fall back.
 
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use url::Url;
@@ -138,54 +139,40 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
     let message = jsonrpc::request(id, method, with_meta(json!({}), version));
     let (mut resp, answered) = run
         .post(url, &message, headers(version, method), phase)
-        .await?;
+        .await
+        .map_err(before_http_is_final)?;
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
         return Err(Stop::Auth(challenge));
     }
     let status = resp.status();
-    let reply = jsonrpc::read_reply(&run.http, &mut resp, Some(id), phase).await?;
-    let legacy = |f: Failure| Stop::NotThisEra(f);
+    // Below, every answer that does not prove a 2026 server is "older era" (table row 5…9).
+    let reply = jsonrpc::read_reply(&run.http, &mut resp, Some(id), phase)
+        .await
+        .map_err(Stop::NotThisEra)?;
     match reply {
-        Reply::Message(msg) => {
-            if let Some(err) = RpcError::from_value(&msg) {
-                if err.code == UNSUPPORTED_VERSION {
-                    let supported: Vec<String> = err
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.get("supported"))
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if !supported.is_empty() {
-                        return Ok(DiscoverAnswer::Supported(supported));
-                    }
-                }
-                let failure = rpc_failure(&err, method, phase, status);
-                return Err(if MODERN_ERRORS.contains(&err.code) {
-                    Stop::Failed(failure)
+        Reply::Message(msg) => match RpcError::from_value(&msg) {
+            Some(err) => modern_error(&err, status)
+                .unwrap_or_else(|| Err(Stop::NotThisEra(rpc_failure(&err, method, phase, status)))),
+            None => {
+                let result = msg.get("result").cloned().unwrap_or(Value::Null);
+                if result.get("supportedVersions").is_some() && status.is_success() {
+                    Ok(DiscoverAnswer::Result(result, answered))
                 } else {
-                    legacy(failure)
-                });
+                    Err(Stop::NotThisEra(Failure::new(
+                        FailureKind::Protocol,
+                        phase,
+                        format!(
+                            "server/discover: HTTP {} with a result without supportedVersions",
+                            status.as_u16()
+                        ),
+                    )))
+                }
             }
-            let result = msg.get("result").cloned().unwrap_or(Value::Null);
-            if result.get("supportedVersions").is_some() {
-                Ok(DiscoverAnswer::Result(result, answered))
-            } else {
-                Err(legacy(Failure::new(
-                    FailureKind::Protocol,
-                    phase,
-                    "server/discover result has no supportedVersions: not a 2026-07-28 server",
-                )))
-            }
-        }
+        },
         Reply::NotJsonRpc {
             content_type,
             snippet,
-        } if status.is_success() => Err(Stop::Failed(
+        } if status.is_success() => Err(Stop::NotThisEra(
             Failure::new(
                 FailureKind::NotMcp,
                 phase,
@@ -196,18 +183,62 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
             )
             .with_status(status.as_u16()),
         )),
-        Reply::NoMatch { ids } => Err(Stop::Failed(Failure::new(
-            FailureKind::Protocol,
-            phase,
-            format!(
-                "{method}: response id {} does not match request id {id}",
-                ids.join(", ")
-            ),
+        // The Python SDK 1.x answers with the id "server-error": an id that is not ours does
+        // not show that the server speaks 2026, so it is no reason to stop (table row 7).
+        Reply::NoMatch { ids } => Err(Stop::NotThisEra(
+            Failure::new(
+                FailureKind::Protocol,
+                phase,
+                format!(
+                    "{method}: HTTP {} answered with id {}, not ours ({id})",
+                    status.as_u16(),
+                    ids.join(", ")
+                ),
+            )
+            .with_status(status.as_u16()),
+        )),
+        other => Err(Stop::NotThisEra(status_failure(
+            status, &other, method, phase,
         ))),
-        other if status.is_client_error() || status.is_success() => {
-            Err(legacy(status_failure(status, &other, method, phase)))
-        }
-        other => Err(Stop::Failed(status_failure(status, &other, method, phase))),
+    }
+}
+
+/// A recognized 2026 error proves a 2026 server: retry with a version it lists, or stop.
+/// `None` for any other error (an older server's way of refusing an unknown request).
+fn modern_error(err: &RpcError, status: StatusCode) -> Option<Result<DiscoverAnswer, Stop>> {
+    let phase = Phase::Handshake;
+    let supported: Vec<String> = err
+        .data
+        .as_ref()
+        .and_then(|d| d.get("supported"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if err.code == UNSUPPORTED_VERSION && !supported.is_empty() {
+        return Some(Ok(DiscoverAnswer::Supported(supported)));
+    }
+    if !MODERN_ERRORS.contains(&err.code) {
+        return None;
+    }
+    Some(Err(Stop::Failed(rpc_failure(
+        err,
+        "server/discover",
+        phase,
+        status,
+    ))))
+}
+
+/// A failure before any HTTP answer (DNS, refused, TLS, the address policy) would repeat for
+/// every era: final. One after the request went out (the connection broke mid-answer) is not.
+fn before_http_is_final(stop: Stop) -> Stop {
+    match stop {
+        Stop::Failed(f) if f.is_before_http() => Stop::Failed(f),
+        Stop::Failed(f) => Stop::NotThisEra(f),
+        other => other,
     }
 }
 

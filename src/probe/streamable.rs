@@ -124,6 +124,17 @@ pub(crate) async fn handshake(
                 .with_status(status.as_u16()),
             ));
         }
+        // We asked in this era's own terms and the server answered 2xx: a wrong id is its fault.
+        Reply::NoMatch { ids } if status.is_success() => {
+            return Err(Stop::Failed(Failure::new(
+                FailureKind::Protocol,
+                phase,
+                format!(
+                    "initialize: response id {} does not match request id {id}",
+                    ids.join(", ")
+                ),
+            )));
+        }
         other => {
             let failure = status_failure(status, &other, method, phase);
             let legacy_status = matches!(status.as_u16(), 400 | 404 | 405);

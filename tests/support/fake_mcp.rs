@@ -72,6 +72,11 @@ pub enum Fault {
     DeleteFails,
     /// 400 whose body reflects the request's Authorization header (a debug endpoint).
     EchoAuthorization,
+    /// This status with this JSON body, verbatim (e.g. the Python SDK 1.x's
+    /// `{"id": "server-error", ...}` for a request it cannot place).
+    Answer(u16, Value),
+    /// 200 headers, then the connection breaks before the body ends.
+    BreakConnection,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +103,9 @@ pub struct FakeConfig {
     pub discover_minimal: bool,
     /// 2026 versions this server supports.
     pub modern_versions: Vec<&'static str>,
+    /// POST /mcp answers `307 Location: http://host/mcp/` (Starlette's slash redirect, as
+    /// some Python SDK 1.9 releases do); /mcp/ serves the endpoint.
+    pub redirect_to_slash: bool,
     /// Answer 503 to probes from these regions (by the agents' `x-mcpwatch-region` header):
     /// a regional outage, seen from one vantage point only.
     pub refuse_regions: Vec<String>,
@@ -120,6 +128,7 @@ impl Default for FakeConfig {
             discover_minimal: false,
             modern_versions: vec!["2026-07-28"],
             refuse_regions: Vec::new(),
+            redirect_to_slash: false,
         }
     }
 }
@@ -193,6 +202,7 @@ impl FakeServer {
         });
         let app = Router::new()
             .route("/mcp", any(mcp))
+            .route("/mcp/", any(mcp))
             .route(
                 "/sse",
                 get(sse_open).post(|| async { StatusCode::METHOD_NOT_ALLOWED }),
@@ -303,11 +313,23 @@ fn authorized(cfg: &FakeConfig, headers: &HeaderMap, seen: &Mutex<Seen>) -> bool
 /// POST/GET/DELETE /mcp.
 async fn mcp(
     State(s): State<AppState>,
+    uri: axum::http::Uri,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let cfg = s.config.lock().unwrap().clone();
+    if cfg.redirect_to_slash && uri.path() == "/mcp" {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, format!("http://{host}/mcp/"))],
+        )
+            .into_response();
+    }
     let region = headers
         .get("x-mcpwatch-region")
         .and_then(|v| v.to_str().ok())
@@ -521,6 +543,18 @@ async fn early_fault(cfg: &FakeConfig, method: &str) -> Option<Response> {
                 body,
             )
                 .into_response()
+        }
+        Fault::Answer(status, body) => json_response(StatusCode::from_u16(*status).unwrap(), body),
+        Fault::BreakConnection => {
+            let stream = async_stream::stream! {
+                yield Ok::<_, std::io::Error>(Bytes::from_static(b"{\"jsonrpc\": \"2.0\", "));
+                yield Err(std::io::Error::other("connection broken on purpose"));
+            };
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(stream))
+                .unwrap()
         }
         Fault::Redirect(to) => (
             StatusCode::TEMPORARY_REDIRECT,
