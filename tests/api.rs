@@ -805,3 +805,37 @@ async fn agent_keys_and_region_fields_validate_and_stay_in_their_lane() {
     assert_eq!(v["errors"][0]["field"], "regions", "{v}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_documented_minimum_interval_works_with_the_default_timeout() {
+    let app = spawn_app(support::db::Backend::Sqlite).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "fast", "url": "https://example.com/mcp", "interval_seconds": 10, "paused": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (
+            v["interval_seconds"].as_u64(),
+            v["timeout_seconds"].as_u64()
+        ),
+        (Some(10), Some(5))
+    );
+    // A default timeout follows the interval both ways; a chosen one is kept, and a clash names both.
+    let path = format!("/api/v1/servers/{}", v["slug"].as_str().unwrap());
+    let patch = |body: Value| app.call(Method::PATCH, &path, Some(ADMIN_TOKEN), Some(body));
+    let (_, v) = patch(json!({"interval_seconds": 60})).await;
+    assert_eq!(v["timeout_seconds"], 10);
+    let (_, v) = patch(json!({"timeout_seconds": 30})).await;
+    assert_eq!(v["timeout_seconds"], 30);
+    let (s, v) = patch(json!({"interval_seconds": 20})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("30 s") && message.contains("interval_seconds (20 s)"),
+        "{message}"
+    );
+    app.stop().await;
+}

@@ -36,7 +36,10 @@ pub struct ServerInput {
     /// Probe credentials, e.g. `{"Authorization": "Bearer …"}`; `null` clears them.
     #[serde(default, deserialize_with = "present")]
     headers: Option<Value>,
+    /// Seconds between probes: 10 … 86400, default 60 (`MCPWATCH_DEFAULT_INTERVAL`).
     interval_seconds: Option<u32>,
+    /// The probe's total deadline: 1 … 60 and shorter than `interval_seconds`. Default: 10, or
+    /// half the interval when that is shorter; a default timeout follows interval changes.
     timeout_seconds: Option<u32>,
     tags: Option<Vec<String>>,
     public: Option<bool>,
@@ -60,6 +63,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 }
 
 const MAX_TIMEOUT_SECONDS: u32 = 60;
+
+/// The timeout a server gets unless one is given: 10 s, or half the interval when that is
+/// shorter (a 10 s interval gets 5 s), so the default always fits the interval.
+pub(crate) fn default_timeout(interval_seconds: u32) -> u32 {
+    (interval_seconds / 2).clamp(1, 10)
+}
 
 /// Validate `input` over `base` (a new record's defaults, or the stored record for PATCH).
 async fn apply(
@@ -145,6 +154,7 @@ async fn apply(
             "must be an object of header name to value".into(),
         ),
     }
+    let old_interval = s.interval_seconds;
     if let Some(i) = input.interval_seconds {
         if !(MIN_INTERVAL_SECONDS..=86_400).contains(&i) {
             err(
@@ -165,10 +175,17 @@ async fn apply(
             s.timeout_seconds = t;
         }
     }
+    // A timeout nobody chose follows the interval: `{"interval_seconds": 10}` alone must work.
+    if input.timeout_seconds.is_none() && s.timeout_seconds == default_timeout(old_interval) {
+        s.timeout_seconds = default_timeout(s.interval_seconds);
+    }
     if s.timeout_seconds >= s.interval_seconds {
         err(
             "timeout_seconds",
-            "must be shorter than interval_seconds".into(),
+            format!(
+                "{} s must be shorter than interval_seconds ({} s), so probes never overlap",
+                s.timeout_seconds, s.interval_seconds
+            ),
         );
     }
     if let Some(tags) = input.tags {
@@ -418,7 +435,7 @@ fn defaults(app: &AppState) -> ServerRecord {
         header_names: Vec::new(),
         headers_enc: None,
         interval_seconds: app.settings.default_interval,
-        timeout_seconds: 10,
+        timeout_seconds: default_timeout(app.settings.default_interval),
         tags: Vec::new(),
         public: false,
         paused: false,

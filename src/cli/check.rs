@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
@@ -137,7 +137,8 @@ pub(crate) async fn probe_until_healthy(
     allow_auth_required: bool,
     err: &mut dyn Write,
 ) -> ProbeReport {
-    let started = Instant::now();
+    // tokio's clock, so a test can pause it.
+    let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_secs(1);
     let mut attempt = 1;
     loop {
@@ -147,7 +148,7 @@ pub(crate) async fn probe_until_healthy(
             return report;
         }
         let elapsed = started.elapsed();
-        if elapsed + backoff >= wait {
+        if elapsed >= wait {
             let _ = writeln!(
                 err,
                 "mcpwatch: still {} after {attempt} attempts in {:.0?}; giving up",
@@ -160,12 +161,55 @@ pub(crate) async fn probe_until_healthy(
             .as_ref()
             .map(|f| format!("{} in {}", f.kind, f.phase))
             .unwrap_or_else(|| report.verdict.to_string());
+        // The last pause is cut short so the last attempt starts at the bound, not before it.
+        let pause = backoff.min(wait - elapsed);
         let _ = writeln!(
             err,
-            "mcpwatch: attempt {attempt}: {reason}; retrying in {backoff:?}"
+            "mcpwatch: attempt {attempt}: {reason}; retrying in {pause:?}"
         );
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(pause).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{AddressPolicy, ProberConfig};
+
+    /// `--wait 5s` against a dead port: attempts at 0, 1, 3 and 5 s (the last one at the
+    /// bound, not given up at 3 s because the next pause would have passed it).
+    #[tokio::test(start_paused = true)]
+    async fn wait_makes_its_last_attempt_at_the_bound() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let prober = Prober::new(ProberConfig {
+            policy: AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap(),
+            ..ProberConfig::default()
+        })
+        .unwrap();
+        let target = ProbeTarget::new(format!("http://127.0.0.1:{port}/mcp").parse().unwrap());
+        let started = tokio::time::Instant::now();
+        let mut err = Vec::new();
+        let report = probe_until_healthy(
+            &prober,
+            &target,
+            Some(Duration::from_secs(5)),
+            false,
+            &mut err,
+        )
+        .await;
+        let log = String::from_utf8(err).unwrap();
+        assert!(!report.is_healthy(false));
+        assert!(log.contains("after 4 attempts"), "{log}");
+        assert!(
+            log.contains("retrying in 2s"),
+            "the last pause is cut to the bound: {log}"
+        );
+        assert!(started.elapsed() >= Duration::from_secs(5), "{log}");
     }
 }

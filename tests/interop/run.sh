@@ -1,39 +1,73 @@
 #!/usr/bin/env bash
-# Real-peer interop: the official TypeScript reference server (npm) and a server on the
-# official Python SDK (PyPI), each on 127.0.0.1, probed by the real `mcpwatch check --json`.
+# The interop corpus: real MCP servers written with the official SDKs and the frameworks people
+# deploy, each a tiny server on its package's own API with the same three tools, pinned, on
+# 127.0.0.1, probed by the real binary twice:
+#   1. `mcpwatch check --json` per case: verdict, era, protocol version, tool count, and one
+#      schema hash per hash group (the same server code behind every transport it serves);
+#   2. `mcpwatch serve` (embedded SQLite) with every auto-detected case registered through the
+#      API: each must reach state `up` with the CLI's era, protocol version and hash.
 #
-# Asserts for each: verdict up, the era, the tool count; and one schema hash for the Python
-# server across eras (2026 stateless and 2025 initialize), reply shapes (JSON and SSE) and the
-# 2024 HTTP+SSE transport. Servers are stopped by PID when the script exits.
-#
-# Usage: tests/interop/run.sh            (from anywhere; builds the debug binary if needed)
-# Installs into target/interop/ (pinned versions; reused when present).
+# Usage: tests/interop/run.sh   (from anywhere; builds the debug binary; honours CARGO_TARGET_DIR)
+# Installs into $CARGO_TARGET_DIR/interop (default target/interop), reused when the pins match.
+# Every server is stopped by its PID when the script exits.
 set -euo pipefail
-
-EVERYTHING_VERSION="2026.8.31"
-PY_MCP_VERSION="2.3.0"
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$root/tests/interop"
-work="$root/target/interop"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+work="$target_dir/interop"
 mkdir -p "$work"
+started=$SECONDS
 
 cargo build --quiet --bin mcpwatch --manifest-path "$root/Cargo.toml"
-bin="$root/target/debug/mcpwatch"
-
-# --- install the peers (pinned) ----------------------------------------------------------
-everything="$work/node_modules/@modelcontextprotocol/server-everything"
-if [ "$(node -p "try{require('$everything/package.json').version}catch(e){''}")" != "$EVERYTHING_VERSION" ]; then
-  echo "interop: installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION"
-  (cd "$work" && npm install --no-audit --no-fund --silent "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION")
-fi
-if ! "$work/venv/bin/python" -c "import importlib.metadata as m,sys; sys.exit(m.version('mcp')!='$PY_MCP_VERSION')" 2>/dev/null; then
-  echo "interop: installing mcp==$PY_MCP_VERSION into a virtualenv"
-  python3 -m venv "$work/venv"
-  "$work/venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$PY_MCP_VERSION"
+bin="$target_dir/debug/mcpwatch"
+if [ ! -x "$bin" ]; then
+  echo "interop: FAIL: no mcpwatch binary at $bin (cargo build did not produce it)"
+  exit 1
 fi
 
-# --- start servers -----------------------------------------------------------------------
+# --- install the peers (pinned; each step skipped when its stamp matches) -------------------
+# venv NAME STAMP PIP-ARGS...: a virtualenv with exactly these pins.
+venv() {
+  local name="$1" stamp="$2"
+  shift 2
+  if [ "$(cat "$work/venv-$name/.pins" 2>/dev/null)" != "$stamp" ]; then
+    echo "interop: installing $stamp into venv-$name"
+    rm -rf "$work/venv-$name"
+    python3 -m venv "$work/venv-$name"
+    "$work/venv-$name/bin/pip" install --quiet --disable-pip-version-check "$@"
+    echo "$stamp" >"$work/venv-$name/.pins"
+  fi
+}
+# Python SDK 2.x; the latest 1.x; an early streamable release (1.9.4, with the dependency
+# versions it shipped with: today's pydantic breaks its import); PyPI fastmcp 2.x and latest.
+venv py2 "mcp==2.3.0" "mcp==2.3.0"
+venv py1 "mcp==1.30.0" "mcp==1.30.0"
+venv py19 "mcp==1.9.4 pydantic==2.11.7 starlette==0.47.0" "mcp==1.9.4" "pydantic==2.11.7" \
+  "pydantic-settings==2.9.1" "starlette==0.47.0" "sse-starlette==2.3.6" "uvicorn==0.34.3" "anyio==4.9.0"
+venv fastmcp2 "fastmcp==2.14.7" "fastmcp==2.14.7"
+venv fastmcp4 "fastmcp==4.2.3" "fastmcp==4.2.3"
+
+node_dir="$work/node"
+mkdir -p "$node_dir"
+if ! cmp -s "$here/node/package.json" "$node_dir/package.json.installed"; then
+  echo "interop: installing the npm corpus ($(tr -d '\n ' <"$here/node/package.json" | grep -o '"dependencies":{[^}]*}'))"
+  cp "$here/node/package.json" "$node_dir/package.json"
+  (cd "$node_dir" && npm install --no-audit --no-fund --silent)
+  cp "$here/node/package.json" "$node_dir/package.json.installed"
+fi
+export NODE_PATH="$node_dir/node_modules"
+
+# The Rust SDK, current and 0.x: two standalone crates built into one target dir.
+rust_target="$work/rust"
+for crate in rmcp3 rmcp0; do
+  CARGO_TARGET_DIR="$rust_target" cargo build --quiet \
+    --manifest-path "$here/rust/$crate/Cargo.toml"
+done
+echo "interop: peers ready after $((SECONDS - started)) s"
+
+# --- start the servers --------------------------------------------------------------------
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -44,80 +78,198 @@ trap cleanup EXIT
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
-
-start_everything() { # mode port
-  PORT="$2" node --require "$here/listen_loopback.cjs" "$everything/dist/index.js" "$1" \
-    >"$work/everything-$1.log" 2>&1 &
+declare -A port
+# start KEY COMMAND...: run in the background with its log in $work/KEY.log; port[KEY] is set.
+start() {
+  local key="$1"
+  shift
+  port[$key]=$(free_port)
+  local cmd=("${@//@PORT@/${port[$key]}}")
+  "${cmd[@]}" >"$work/$key.log" 2>&1 &
   pids+=("$!")
 }
-start_python() { # mode port
-  "$work/venv/bin/python" "$here/python_server.py" "$2" "$1" >"$work/python-$1.log" 2>&1 &
-  pids+=("$!")
-}
+loopback=(node --require "$here/listen_loopback.cjs")
+for mode in stateful-json stateful-sse stateless-json sse; do
+  start "py2-$mode" "$work/venv-py2/bin/python" "$here/python/sdk2_server.py" @PORT@ "$mode"
+done
+for mode in stateful-sse stateful-json stateless-json stateless-sse sse; do
+  start "py1-$mode" "$work/venv-py1/bin/python" "$here/python/sdk1_server.py" @PORT@ "$mode"
+done
+for mode in stateful-sse stateless-json sse; do
+  start "py19-$mode" "$work/venv-py19/bin/python" "$here/python/sdk1_server.py" @PORT@ "$mode"
+done
+for v in fastmcp2 fastmcp4; do
+  start "$v-http" "$work/venv-$v/bin/python" "$here/python/fastmcp_server.py" @PORT@ http
+  start "$v-sse" "$work/venv-$v/bin/python" "$here/python/fastmcp_server.py" @PORT@ sse
+done
+for mode in stateful-sse stateful-json stateless-json sse; do
+  start "ts-$mode" node "$here/node/sdk_server.cjs" "$node_dir/node_modules/sdk-current" @PORT@ "$mode"
+done
+for mode in stateless-json stateful-sse; do
+  start "ts110-$mode" node "$here/node/sdk_server.cjs" "$node_dir/node_modules/sdk-early" @PORT@ "$mode"
+done
+start everything-http env PORT=@PORT@ "${loopback[@]}" \
+  "$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp
+start everything-sse env PORT=@PORT@ "${loopback[@]}" \
+  "$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js" sse
+start fastmcp-ts "${loopback[@]}" "$here/node/fastmcp_server.cjs" @PORT@
+start rmcp3-json "$rust_target/debug/interop-rmcp3" @PORT@ json
+start rmcp3-sse "$rust_target/debug/interop-rmcp3" @PORT@ sse
+start rmcp0 "$rust_target/debug/interop-rmcp0" @PORT@
 
-p_ev_http=$(free_port); start_everything streamableHttp "$p_ev_http"
-p_ev_sse=$(free_port); start_everything sse "$p_ev_sse"
-p_py_json=$(free_port); start_python streamable-json "$p_py_json"
-p_py_sse=$(free_port); start_python streamable-sse "$p_py_sse"
-p_py_legacy=$(free_port); start_python sse "$p_py_legacy"
+# --- the cases ----------------------------------------------------------------------------
+# NAME SERVER PATH ERA PROTOCOL TOOLS HASH-GROUP [mcpwatch check args...]
+cases=(
+  "py2-json-2026        py2-stateful-json   /mcp stateless       2026-07-28 3  python"
+  "py2-json-2025        py2-stateful-json   /mcp streamable_http 2025-11-25 3  python --era streamable_http"
+  "py2-sse-2026         py2-stateful-sse    /mcp stateless       2026-07-28 3  python"
+  "py2-stateless        py2-stateless-json  /mcp stateless       2026-07-28 3  python"
+  "py2-http-sse         py2-sse             /sse http_sse        2024-11-05 3  python"
+  "py1-stateful-sse     py1-stateful-sse    /mcp streamable_http 2025-11-25 3  python"
+  "py1-stateful-json    py1-stateful-json   /mcp streamable_http 2025-11-25 3  python"
+  "py1-stateless-json   py1-stateless-json  /mcp streamable_http 2025-11-25 3  python"
+  "py1-stateless-sse    py1-stateless-sse   /mcp streamable_http 2025-11-25 3  python"
+  "py1-http-sse         py1-sse             /sse http_sse        2024-11-05 3  python"
+  "py19-stateful-sse    py19-stateful-sse   /mcp streamable_http 2025-03-26 3  py19"
+  "py19-stateless-json  py19-stateless-json /mcp streamable_http 2025-03-26 3  py19"
+  "py19-http-sse        py19-sse            /sse http_sse        2024-11-05 3  py19"
+  "fastmcp2-http        fastmcp2-http       /mcp streamable_http 2025-11-25 3  fastmcp2"
+  "fastmcp2-sse         fastmcp2-sse        /sse http_sse        2024-11-05 3  fastmcp2"
+  "fastmcp4-http        fastmcp4-http       /mcp stateless       2026-07-28 3  fastmcp4"
+  "fastmcp4-sse         fastmcp4-sse        /sse http_sse        2024-11-05 3  fastmcp4"
+  "ts-stateful-sse      ts-stateful-sse     /mcp streamable_http 2025-11-25 3  ts"
+  "ts-stateful-json     ts-stateful-json    /mcp streamable_http 2025-11-25 3  ts"
+  "ts-stateless-json    ts-stateless-json   /mcp streamable_http 2025-11-25 3  ts"
+  "ts-http-sse          ts-sse              /sse http_sse        2024-11-05 3  ts"
+  # 1.10.2 never answers server/discover in stateless JSON mode: the discovery budget case.
+  "ts110-stateless-json ts110-stateless-json /mcp streamable_http 2024-11-05 3 ts-early"
+  "ts110-stateful-sse   ts110-stateful-sse  /mcp streamable_http 2024-11-05 3  ts-early"
+  "fastmcp-ts           fastmcp-ts          /mcp streamable_http 2025-11-25 3  fastmcp-ts"
+  "everything-http      everything-http     /mcp streamable_http 2025-11-25 13 everything"
+  "everything-sse       everything-sse      /sse http_sse        2024-11-05 13 everything"
+  "rmcp3-json-2026      rmcp3-json          /mcp stateless       2026-07-28 3  rmcp3"
+  "rmcp3-sse-2026       rmcp3-sse           /mcp stateless       2026-07-28 3  rmcp3"
+  "rmcp3-json-2025      rmcp3-json          /mcp streamable_http 2025-11-25 3  rmcp3 --era streamable_http"
+  "rmcp0-streamable     rmcp0               /mcp streamable_http 2025-03-26 3  rmcp0"
+)
 
-# --- probe and assert --------------------------------------------------------------------
 passed=0
 failed=0
-declare -A hashes
+ok() { echo "ok    $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
+declare -A group_hash group_first
 
-# check NAME URL EXPECT_ERA EXPECT_TOOLS [extra mcpwatch args...]
-check() {
-  local name="$1" url="$2" era="$3" tools="$4"
-  shift 4
-  local out
-  # --wait doubles as the readiness gate: servers need a moment to start.
-  out=$("$bin" check "$url" --json --wait 60s --timeout 10s "$@" 2>"$work/$name.stderr") || true
-  echo "$out" >"$work/$name.json"
-  if result=$(python3 - "$era" "$tools" "$work/$name.json" <<'PY'
+# Assert one report (file) against the case's expectations; prints the schema hash.
+assert_report() { # FILE ERA PROTOCOL TOOLS
+  python3 - "$@" <<'PY'
 import json, sys
-era, tools, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-r = json.load(open(path))
+path, era, protocol, tools = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+try:
+    r = json.load(open(path))
+except ValueError as e:
+    print(f"no JSON report ({e})"); sys.exit(1)
 problems = []
 if r.get("verdict") != "up":
-    problems.append(f"verdict {r.get('verdict')}: {r.get('failure')}")
-if r.get("era") != era:
-    problems.append(f"era {r.get('era')} != {era}")
-if r.get("tools_count") != tools:
-    problems.append(f"tools_count {r.get('tools_count')} != {tools}")
+    problems.append(f"verdict {r.get('verdict')}: {(r.get('failure') or {}).get('message')}")
+for key, want in (("era", era), ("protocol_version", protocol), ("tools_count", tools)):
+    if r.get(key) != want:
+        problems.append(f"{key} {r.get(key)!r} != {want!r}")
 if problems:
     print("; ".join(problems)); sys.exit(1)
 print(r["schema_hash"])
 PY
-  ); then
-    echo "ok    $name: up, $era, $tools tools, $result"
-    hashes[$name]="$result"
-    passed=$((passed + 1))
-  else
-    echo "FAIL  $name: $result (report in target/interop/$name.json)"
-    failed=$((failed + 1))
-  fi
 }
 
-check everything-streamable "http://127.0.0.1:$p_ev_http/mcp" streamable_http 13
-check everything-sse "http://127.0.0.1:$p_ev_sse/sse" http_sse 13
-check python-json-2026 "http://127.0.0.1:$p_py_json/mcp" stateless 3
-check python-json-2025 "http://127.0.0.1:$p_py_json/mcp" streamable_http 3 --era streamable_http
-check python-sse-2026 "http://127.0.0.1:$p_py_sse/mcp" stateless 3
-check python-sse-2025 "http://127.0.0.1:$p_py_sse/mcp" streamable_http 3 --era streamable_http
-check python-http-sse "http://127.0.0.1:$p_py_legacy/sse" http_sse 3
-
-# One Python server, one hash: across eras, reply shapes and transports.
-reference="${hashes[python-json-2026]:-none}"
-for name in python-json-2025 python-sse-2026 python-sse-2025 python-http-sse; do
-  if [ "${hashes[$name]:-missing}" = "$reference" ]; then
-    echo "ok    hash of $name equals python-json-2026"
-    passed=$((passed + 1))
+echo "== mcpwatch check, per case"
+for line in "${cases[@]}"; do
+  read -r name server path era protocol tools group extra <<<"$line"
+  url="http://127.0.0.1:${port[$server]}$path"
+  # --wait doubles as the readiness gate: the servers start in parallel with this loop.
+  # shellcheck disable=SC2086
+  "$bin" check "$url" --json --wait 90s --timeout 10s $extra >"$work/$name.json" 2>"$work/$name.stderr" || true
+  if hash=$(assert_report "$work/$name.json" "$era" "$protocol" "$tools"); then
+    ok "$name: up, $era $protocol, $tools tools, $hash"
+    if [ -z "${group_hash[$group]:-}" ]; then
+      group_hash[$group]="$hash"
+      group_first[$group]="$name"
+    elif [ "${group_hash[$group]}" = "$hash" ]; then
+      ok "$name: same hash as ${group_first[$group]} (group $group)"
+    else
+      fail "$name: hash $hash differs from ${group_first[$group]} (${group_hash[$group]}, group $group)"
+    fi
   else
-    echo "FAIL  hash of $name (${hashes[$name]:-missing}) differs from python-json-2026 ($reference)"
-    failed=$((failed + 1))
+    fail "$name: $hash (report in $work/$name.json, server log in $work/$server.log)"
   fi
 done
 
+# --- the daemon ---------------------------------------------------------------------------
+echo "== mcpwatch serve: every auto-detected case registered through the API"
+data="$work/serve-data"
+rm -rf "$data"
+api_port=$(free_port)
+MCPWATCH_DATA_DIR="$data" MCPWATCH_LISTEN="127.0.0.1:$api_port" \
+  MCPWATCH_ALLOW_PRIVATE_CIDRS=127.0.0.0/8 RUST_LOG=warn \
+  "$bin" serve >"$work/serve.log" 2>&1 &
+pids+=("$!")
+api="http://127.0.0.1:$api_port/api/v1"
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+token=$(cat "$data/admin-token")
+registered=()
+for line in "${cases[@]}"; do
+  read -r name server path era protocol tools group extra <<<"$line"
+  [ -z "$extra" ] || continue
+  url="http://127.0.0.1:${port[$server]}$path"
+  if curl -fsS -X POST "$api/servers" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' \
+    -d "{\"name\": \"$name\", \"slug\": \"$name\", \"url\": \"$url\"}" >/dev/null; then
+    registered+=("$line")
+  else
+    fail "$name: registration refused"
+  fi
+done
+# Wait (bounded) until every registered server has a state other than unknown.
+for _ in $(seq 1 60); do
+  curl -fsS "$api/status" -H "Authorization: Bearer $token" >"$work/serve-status.json"
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(s["counts"]["unknown"] != 0)' \
+    "$work/serve-status.json" && break
+  sleep 1
+done
+for line in "${registered[@]}"; do
+  read -r name server path era protocol tools group extra <<<"$line"
+  if why=$(python3 - "$work/serve-status.json" "$name" "$era" "$protocol" "$tools" "$work/$name.json" <<'PY'
+import json, sys
+path, slug, era, protocol, tools, cli_path = sys.argv[1:7]
+servers = {s["slug"]: s for s in json.load(open(path))["servers"]}
+s = servers.get(slug)
+if s is None:
+    print("not in /api/v1/status"); sys.exit(1)
+last = s.get("last_result") or {}
+problems = []
+if s.get("state") != "up":
+    problems.append(f"state {s.get('state')}: {(last.get('failure') or {}).get('message')}")
+for key, got, want in (("era", last.get("era"), era), ("protocol_version", last.get("protocol_version"), protocol),
+                       ("tools_count", last.get("tools_count"), int(tools))):
+    if got != want:
+        problems.append(f"{key} {got!r} != {want!r}")
+try:
+    cli_hash = json.load(open(cli_path)).get("schema_hash")
+except ValueError:
+    cli_hash = None
+if s.get("schema_hash") != cli_hash:
+    problems.append(f"schema_hash {s.get('schema_hash')} != the CLI's {cli_hash}")
+if problems:
+    print("; ".join(problems)); sys.exit(1)
+PY
+  ); then
+    ok "serve: $name up, $era $protocol, the CLI's hash"
+  else
+    fail "serve: $name: $why"
+  fi
+done
+
+echo "interop: ${#cases[@]} cases, $((SECONDS - started)) s in all"
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

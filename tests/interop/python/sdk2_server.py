@@ -1,6 +1,6 @@
 """A small MCP server on the official Python SDK (mcp 2.x), for mcpwatch's interop test.
 
-usage: python_server.py PORT streamable-json|streamable-sse|sse
+usage: sdk2_server.py PORT stateful-sse|stateful-json|stateless-json|stateless-sse|sse
 Binds 127.0.0.1 only.
 """
 
@@ -34,13 +34,11 @@ def word_count(text: str) -> dict:
 
 if mode == "sse":
     app.run("sse", host="127.0.0.1", port=port)
-elif mode in ("streamable-json", "streamable-sse"):
+else:
     app.run(
         "streamable-http",
         host="127.0.0.1",
         port=port,
-        json_response=(mode == "streamable-json"),
-        stateless_http=False,
+        json_response=mode.endswith("json"),
+        stateless_http=mode.startswith("stateless"),
     )
-else:
-    sys.exit(f"unknown mode {mode}")
