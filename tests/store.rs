@@ -289,3 +289,53 @@ async fn api_keys_are_found_by_hash_and_deleted() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn sqlite_files_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcpwatch.db");
+    let store: std::sync::Arc<dyn mcpwatch::store::Store> =
+        std::sync::Arc::new(mcpwatch::store::SqliteStore::open(&path).await.unwrap());
+    store.migrate().await.unwrap();
+    store
+        .insert_server(&server("id-1", "alpha", 1))
+        .await
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_connection_errors_name_the_address_and_the_cause() {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://postgres:hunter22@127.0.0.1:{refused}/x");
+    let err = mcpwatch::store::PostgresStore::connect(&url, 2)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains(&format!("127.0.0.1:{refused}")) && err.contains("connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter22"), "{err}");
+    let err = mcpwatch::store::PostgresStore::connect(
+        &support::db::admin_url().replace("postgres@", "no_such_role_here@"),
+        2,
+    )
+    .await
+    .err()
+    .expect("unknown role")
+    .to_string();
+    assert!(
+        err.contains("no_such_role_here") && err.contains(":5432"),
+        "{err}"
+    );
+}

@@ -3,7 +3,7 @@
 //! types so one decoder serves both: TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -833,6 +833,7 @@ impl SqliteStore {
     /// Open (creating) a SQLite file: WAL journal, foreign keys on, a busy timeout.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         ensure_parent(path)?;
+        create_private(path)?;
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -858,21 +859,83 @@ impl SqliteStore {
     }
 }
 
+/// The database file and its WAL hold probe results and sealed secrets: readable by the owner
+/// only. SQLite gives the `-wal` and `-shm` files the mode of the database file, so creating
+/// (or tightening) the file before SQLite opens it covers all three.
+fn create_private(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        StoreError::Database(format!(
+            "cannot create SQLite database {}: {e}",
+            path.display()
+        ))
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
 impl PostgresStore {
     /// Connect a pool. Connections are held per query, never per probe.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {
+            StoreError::Database(format!(
+                "DATABASE_URL is not a Postgres URL: {}",
+                crate::secrets::redact_url_password(&format!("{e}"))
+            ))
+        })?;
+        // One plain connection first: the pool would retry until its acquire timeout and then
+        // say only "pool timed out", hiding refused, DNS and authentication errors.
+        let where_ = format!("{}:{}", options.get_host(), options.get_port());
+        let first = tokio::time::timeout(
+            Duration::from_secs(10),
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await;
+        let cannot = |why: String| {
+            StoreError::Database(format!(
+                "cannot connect to Postgres at {where_}: {}",
+                crate::secrets::redact_url_password(&why)
+            ))
+        };
+        match first {
+            Err(_) => return Err(cannot("no answer within 10 s".into())),
+            Ok(Err(e)) => return Err(cannot(connect_cause(&e))),
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+        }
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(options)
             .await
-            .map_err(|e| {
-                StoreError::Database(format!(
-                    "cannot connect to Postgres: {}",
-                    crate::secrets::redact_url_password(&e.to_string())
-                ))
-            })?;
+            .map_err(|e| cannot(e.to_string()))?;
         Ok(PostgresStore { pool })
+    }
+}
+
+/// The cause of a failed connection in words: the I/O error (refused, DNS) or the server's
+/// own message (authentication, unknown database).
+fn connect_cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is Postgres running and listening there?)".into()
+        }
+        sqlx::Error::Io(io) => format!("{io}"),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
     }
 }
 
