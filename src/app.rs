@@ -152,6 +152,12 @@ impl App {
         .map_err(|e| AppError::Schedule(format!("alert dispatcher: {e}")))?;
         let dispatcher = match (&settings.smtp_url, &settings.smtp_from) {
             (Some(url), Some(from)) => {
+                if crate::config::smtp_password_in_clear(url) {
+                    tracing::warn!(
+                        "MCPWATCH_SMTP_URL sends its password without TLS \
+                         (allowed by MCPWATCH_SMTP_PLAINTEXT_AUTH=true)"
+                    );
+                }
                 dispatcher.with_mailer(Mailer::new(url, from).map_err(AppError::Schedule)?)
             }
             _ => {

@@ -30,6 +30,16 @@ pub enum ConfigError {
     Source(String),
 }
 
+/// Whether an SMTP URL would send its password without TLS: `smtp://` with a password and
+/// without `tls=required` (opportunistic STARTTLS can be stripped by anyone on the path).
+pub(crate) fn smtp_password_in_clear(smtp_url: &str) -> bool {
+    let Ok(u) = url::Url::parse(smtp_url) else {
+        return false;
+    };
+    let tls_required = u.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+    u.scheme() == "smtp" && u.password().is_some() && !tls_required
+}
+
 fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -69,6 +79,7 @@ struct Raw {
     delivery_lease: Option<u64>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
+    smtp_plaintext_auth: Option<bool>,
     metrics_token: Option<String>,
     retention_raw: Option<u32>,
     retention_rollup: Option<u32>,
@@ -117,6 +128,9 @@ pub struct Settings {
     /// with optional user:password. Never logged.
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
+    /// `MCPWATCH_SMTP_PLAINTEXT_AUTH=true`: the operator accepts sending the SMTP password
+    /// without TLS (a relay on a trusted network); warned about at every start.
+    pub smtp_plaintext_auth: bool,
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
     /// How long raw probe results are kept (the rollups keep the history).
@@ -289,6 +303,18 @@ impl Settings {
                 ));
             }
         }
+        let smtp_plaintext_auth = raw.smtp_plaintext_auth.unwrap_or(false);
+        if let Some(u) = &smtp_url
+            && smtp_password_in_clear(u)
+            && !smtp_plaintext_auth
+        {
+            return Err(invalid(
+                "MCPWATCH_SMTP_URL",
+                "has a password but no TLS, so it would cross the network in clear: use smtps:// or \
+                 add ?tls=required (STARTTLS), or set MCPWATCH_SMTP_PLAINTEXT_AUTH=true for a \
+                 relay on a trusted network (the value is not shown)",
+            ));
+        }
         let smtp_from = raw.smtp_from.filter(|f| !f.is_empty());
         if let Some(f) = &smtp_from
             && f.parse::<lettre::message::Mailbox>().is_err()
@@ -355,6 +381,7 @@ impl Settings {
             delivery_lease: Duration::from_secs(lease),
             smtp_url,
             smtp_from,
+            smtp_plaintext_auth,
             metrics_token: raw.metrics_token.filter(|t| !t.is_empty()),
             retention_raw: Duration::from_secs(u64::from(retention_raw) * 86_400),
             retention_rollup: Duration::from_secs(u64::from(retention_rollup) * 86_400),
@@ -445,6 +472,39 @@ mod tests {
             !s.policy.permits("127.0.0.1".parse().unwrap()),
             "the daemon refuses private targets by default"
         );
+    }
+
+    #[test]
+    fn an_smtp_password_never_crosses_the_network_in_clear_unless_allowed() {
+        let with = |url: &str, allow: Option<bool>| {
+            Settings::validate(Raw {
+                smtp_url: Some(url.into()),
+                smtp_from: Some("alerts@example.com".into()),
+                smtp_plaintext_auth: allow,
+                ..raw()
+            })
+        };
+        let err = with("smtp://u:hunter22@mail.example.com:25", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MCPWATCH_SMTP_URL")
+                && err.contains("tls=required")
+                && err.contains("MCPWATCH_SMTP_PLAINTEXT_AUTH")
+                && !err.contains("hunter22"),
+            "{err}"
+        );
+        let opportunistic = "smtp://u:p@mail.example.com:587?tls=opportunistic";
+        assert!(with(opportunistic, None).is_err());
+        for ok in [
+            "smtps://u:p@mail.example.com:465",
+            "smtp://u:p@mail.example.com:587?tls=required",
+            "smtp://mail.example.com:25",
+        ] {
+            assert!(with(ok, None).is_ok(), "{ok}");
+        }
+        let allowed = with("smtp://u:p@relay.internal:25", Some(true)).unwrap();
+        assert!(allowed.smtp_plaintext_auth);
     }
 
     #[test]
