@@ -40,6 +40,19 @@ pub(crate) fn smtp_password_in_clear(smtp_url: &str) -> bool {
     u.scheme() == "smtp" && u.password().is_some() && !tls_required
 }
 
+/// Comma-separated CIDRs (a bare address is a /32 or /128); the first bad one on error.
+fn parse_cidrs(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| t.to_string())
+        })
+        .collect()
+}
+
 fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -73,6 +86,7 @@ struct Raw {
     default_interval: Option<u32>,
     log_format: Option<String>,
     rate_limit_per_minute: Option<u32>,
+    trusted_proxies: Option<String>,
     ingest_buffer: Option<usize>,
     db_max_connections: Option<u32>,
     public_url: Option<String>,
@@ -119,6 +133,9 @@ pub struct Settings {
     pub default_interval: u32,
     pub log_format: LogFormat,
     pub rate_limit_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`MCPWATCH_TRUSTED_PROXIES`,
+    /// CIDRs). Empty: the peer address is the client, and the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub ingest_buffer: usize,
     pub db_max_connections: u32,
     pub public_url: Option<String>,
@@ -292,6 +309,13 @@ impl Settings {
         if db_max_connections == 0 {
             return Err(invalid("MCPWATCH_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        let trusted_proxies =
+            parse_cidrs(raw.trusted_proxies.as_deref().unwrap_or("")).map_err(|bad| {
+                invalid(
+                    "MCPWATCH_TRUSTED_PROXIES",
+                    format!("'{bad}' is not a CIDR like 10.0.0.0/8 or ::1/128"),
+                )
+            })?;
         let smtp_url = raw.smtp_url.filter(|u| !u.is_empty());
         if let Some(u) = &smtp_url {
             let ok = url::Url::parse(u)
@@ -375,6 +399,7 @@ impl Settings {
             default_interval,
             log_format,
             rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(600).max(1),
+            trusted_proxies,
             ingest_buffer,
             db_max_connections,
             public_url,
@@ -632,6 +657,7 @@ mod tests {
             "default_interval",
             "log_format",
             "rate_limit_per_minute",
+            "trusted_proxies",
             "ingest_buffer",
             "db_max_connections",
             "public_url",

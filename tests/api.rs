@@ -839,3 +839,61 @@ async fn the_documented_minimum_interval_works_with_the_default_timeout() {
     );
     app.stop().await;
 }
+
+/// Bad tokens spend their address's budget, never a valid key's; `X-Forwarded-For` names the
+/// client only behind a trusted proxy.
+#[tokio::test]
+async fn failed_auth_cannot_throttle_valid_keys_and_forwarded_for_needs_a_trusted_proxy() {
+    async fn status(app: &TestApp, token: &str, forwarded_for: Option<&str>) -> StatusCode {
+        let mut req = app
+            .raw()
+            .get(format!("{}/api/v1/servers", app.base))
+            .bearer_auth(token);
+        if let Some(ip) = forwarded_for {
+            req = req.header("x-forwarded-for", ip);
+        }
+        req.send().await.unwrap().status()
+    }
+    let app = spawn_app_with(support::db::Backend::Sqlite, |s| {
+        s.rate_limit_per_minute = 5
+    })
+    .await;
+    let mut bad = Vec::new();
+    for i in 0..8 {
+        // A client-chosen X-Forwarded-For changes nothing without a trusted proxy.
+        bad.push(status(&app, "mcpw_wrong", Some(&format!("203.0.113.{i}"))).await);
+    }
+    assert_eq!(
+        bad.iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        5,
+        "{bad:?}"
+    );
+    assert_eq!(bad.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(
+        status(&app, ADMIN_TOKEN, None).await,
+        StatusCode::OK,
+        "the valid key is untouched"
+    );
+    app.stop().await;
+
+    let app = spawn_app_with(support::db::Backend::Sqlite, |s| {
+        s.rate_limit_per_minute = 5;
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..6 {
+        status(&app, "mcpw_wrong", Some("203.0.113.1")).await;
+    }
+    assert_eq!(
+        status(&app, "mcpw_wrong", Some("203.0.113.1")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        status(&app, "mcpw_wrong", Some("203.0.113.1, 203.0.113.2")).await,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the proxy has its own budget"
+    );
+    app.stop().await;
+}

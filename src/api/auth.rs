@@ -2,8 +2,12 @@
 //!
 //! Bearer API keys: looked up by their SHA-256 (the token itself is never stored), compared in
 //! constant time, scoped `read` < `write` < `admin`. GET needs `read`, other methods `write`,
-//! `/keys` needs `admin`. Rate limits are token buckets per client IP (before auth, so key
-//! guessing is throttled too) and per key; past them, 429 with `Retry-After`.
+//! `/keys` needs `admin`. Rate limits are token buckets: per key for requests with a valid
+//! key, and per client IP for requests without one (missing or wrong tokens, so key guessing
+//! is throttled: tokens are 256-bit random, so the lookup that decides is cheap and the
+//! throttle is what bounds guessing), so a flood of bad tokens from an address never throttles
+//! valid keys behind the same address. Past them, 429 with `Retry-After`. The client IP comes from
+//! `X-Forwarded-For` only when the peer is a configured trusted proxy.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +18,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 
 use super::AppState;
 use super::error::{ApiError, rate_limited};
@@ -112,11 +117,32 @@ impl KeyCache {
     }
 }
 
-fn client_ip(req: &Request) -> IpAddr {
-    req.extensions()
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left are
+/// whatever the client chose to send).
+pub(crate) fn client_ip(req: &Request, trusted: &[IpNet]) -> IpAddr {
+    let peer = req
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
 }
 
 /// `path` as seen inside the `/api/v1` router (prefix stripped) or from outside it.
@@ -133,10 +159,12 @@ fn required_scope(method: &Method, path: &str) -> Scope {
 
 /// Middleware for `/api/v1/*`.
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = client_ip(&req);
-    if let Err(wait) = app.ip_limiter.check(&ip.to_string()) {
-        return rate_limited(wait);
-    }
+    let ip = client_ip(&req, &app.settings.trusted_proxies).to_string();
+    // Requests without a valid key spend this address's budget; valid keys spend their own.
+    let refuse_anonymous = |response: Response| match app.ip_limiter.check(&ip) {
+        Ok(()) => response,
+        Err(wait) => rate_limited(wait),
+    };
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -148,12 +176,12 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return ApiError::Unauthorized.into_response();
+        return refuse_anonymous(ApiError::Unauthorized.into_response());
     };
     let hash = token_hash(token);
     let key = match lookup(&app, &hash).await {
         Ok(Some(k)) if hashes_equal(&k.hash, &hash) => k,
-        Ok(_) => return ApiError::Unauthorized.into_response(),
+        Ok(_) => return refuse_anonymous(ApiError::Unauthorized.into_response()),
         Err(e) => return e.into_response(),
     };
     if let Err(wait) = app.key_limiter.check(&key.id) {

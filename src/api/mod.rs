@@ -56,6 +56,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// False once shutdown has begun.
     pub accepting: Arc<AtomicBool>,
+    /// Per client IP, spent only by requests without a valid key.
     pub ip_limiter: Arc<RateLimiter>,
     pub key_limiter: Arc<RateLimiter>,
     pub keys: Arc<KeyCache>,
