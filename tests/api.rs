@@ -897,3 +897,48 @@ async fn failed_auth_cannot_throttle_valid_keys_and_forwarded_for_needs_a_truste
     );
     app.stop().await;
 }
+
+/// A NUL character is bad input everywhere, on both backends (Postgres used to answer 503
+/// "database is not available"): 404 in a path, 400 in a query, 422 naming the JSON field.
+#[tokio::test]
+async fn nul_characters_are_bad_input_not_a_database_outage() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        for path in [
+            "/s/a%00b",
+            "/badge/a%00b.svg",
+            "/badge/a%00b/uptime.svg",
+            "/api/v1/servers/a%00b",
+        ] {
+            let (s, _) = app.call(Method::GET, path, None, None).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{backend:?} {path}");
+        }
+        let (s, v) = app.get("/api/v1/servers?tag=a%00b").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{backend:?}: {v}");
+        for (body, field) in [
+            (
+                json!({"name": "a\u{0}b", "url": "https://example.com/mcp"}),
+                "name",
+            ),
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "tags": ["ok", "x\u{0}"]}),
+                "tags[1]",
+            ),
+            (
+                json!({"name": "a", "url": "https://example.com/mcp", "headers": {"X-Key": "v\u{0}"}}),
+                "headers.X-Key",
+            ),
+        ] {
+            let (s, v) = app.post("/api/v1/servers", body).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}: {v}");
+            assert_eq!(v["errors"][0]["field"], field, "{backend:?}: {v}");
+        }
+        let (s, v) = app.get("/api/v1/servers").await;
+        assert_eq!(
+            (s, v["items"].as_array().map(Vec::len)),
+            (StatusCode::OK, Some(0)),
+            "{v}"
+        );
+        app.stop().await;
+    }
+}

@@ -186,7 +186,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .is_some_and(|essence| {
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::BadRequest(
+                "send the body as JSON with 'Content-Type: application/json'".into(),
+            ));
+        }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        if let Some(field) = nul_field(&body) {
+            return Err(ApiError::field(
+                &field,
+                "contains a NUL character (\\u0000), which no field accepts",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&body) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(JsonRejection::JsonDataError(e)) => {
                 // "unknown field `x`, expected one of …" or "invalid type … at line …": keep
@@ -211,6 +240,44 @@ where
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
     }
+}
+
+/// The path of the first string (or key) holding a NUL character, if any. NUL can only reach
+/// a JSON string as the escape `\u0000`, so bodies without one are not parsed twice.
+fn nul_field(body: &[u8]) -> Option<String> {
+    if !body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return None;
+    }
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        let here = || {
+            if path.is_empty() {
+                "body".to_string()
+            } else {
+                path.to_string()
+            }
+        };
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => Some(here()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{}[{i}]", here()))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(child)
+                } else {
+                    walk(v, &child)
+                }
+            }),
+            _ => None,
+        }
+    }
+    walk(&serde_json::from_slice(body).ok()?, "")
 }
 
 /// 404 as problem+json for unknown routes.

@@ -29,6 +29,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -173,7 +174,29 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(error::not_found)
+        .layer(middleware::from_fn(reject_nul))
         .with_state(state)
+}
+
+/// No text we store or look up may hold a NUL character (Postgres refuses it, and no name, slug
+/// or tag needs one), so it is refused here, the same on both backends, before any handler:
+/// in the path, 404 (nothing can be named so); in the query, 400. JSON bodies are checked by
+/// [`error::ApiJson`], which names the field.
+async fn reject_nul(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let uri = req.uri();
+    if uri.path().contains("%00") {
+        return if uri.path().starts_with("/api/") {
+            ApiError::NotFound("no such resource: the path contains a NUL character".into())
+                .into_response()
+        } else {
+            crate::web::not_found_page()
+        };
+    }
+    if uri.query().is_some_and(|q| q.contains("%00")) {
+        return ApiError::BadRequest("the query string contains a NUL character (%00)".into())
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Now as Unix milliseconds.

@@ -77,6 +77,11 @@ impl IntoResponse for WebError {
     }
 }
 
+/// The public 404 page, for paths the router never reaches (see `api::reject_nul`).
+pub fn not_found_page() -> Response {
+    WebError::NotFound.into_response()
+}
+
 fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))]
 }
