@@ -456,3 +456,34 @@ async fn a_server_reflecting_the_credential_never_gets_it_into_the_report() {
     let json = serde_json::to_string(&r).unwrap();
     assert!(!json.contains("reflected-secret-42"), "{json}");
 }
+
+/// NUL characters a server puts in its names or errors never reach the report's texts (no
+/// store can hold them); the server stays up.
+#[tokio::test]
+async fn nul_characters_from_the_server_are_replaced() {
+    let fake = FakeServer::start(FakeConfig {
+        era: FakeEra::Streamable,
+        fault: Fault::Answer(
+            200,
+            serde_json::json!({"jsonrpc": "2.0", "id": 2, "result": {"protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "evil\u{0}name", "version": "1\u{0}"}}}),
+        ),
+        fault_on: "initialize",
+        ..FakeConfig::default()
+    })
+    .await;
+    let r = probe(&fake.url()).await;
+    assert_eq!(r.verdict, Verdict::Up, "{:#?}", r.failure);
+    assert_eq!(r.server_info.as_ref().unwrap().name, "evil\u{FFFD}name");
+    let failing = FakeServer::start(FakeConfig {
+        fault: Fault::Answer(
+            200,
+            serde_json::json!({"jsonrpc": "2.0", "id": 2, "error": {"code": -32603, "message": "boom\u{0}"}}),
+        ),
+        ..FakeConfig::default()
+    })
+    .await;
+    let r = probe(&failing.url()).await;
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(r.failure.is_some() && !text.contains("\\u0000"), "{text}");
+}

@@ -211,6 +211,7 @@ impl Prober {
             Ok(Ok(found)) => finish_up(&mut report, found, target),
         }
         scrub_credentials(&mut report, &target.headers);
+        replace_nul(&mut report);
         tracing::debug!(
             url = %report.url,
             verdict = %report.verdict,
@@ -262,6 +263,39 @@ fn scrub_credentials(report: &mut ProbeReport, headers: &[(String, String)]) {
         .into_iter()
         .flatten()
         .for_each(scrub);
+    }
+}
+
+/// Every text in the report that a server chose (names, versions, error messages, challenge
+/// fields) loses its NUL characters: no store or log line can hold one (Postgres refuses it).
+/// The tool list itself is hashed as received and stored as JSON, where NUL is an escape.
+fn replace_nul(report: &mut ProbeReport) {
+    let clean = |text: &mut String| {
+        if text.contains('\0') {
+            *text = text.replace('\0', "\u{FFFD}");
+        }
+    };
+    if let Some(f) = &mut report.failure {
+        clean(&mut f.message);
+    }
+    if let Some(info) = &mut report.server_info {
+        clean(&mut info.name);
+        clean(&mut info.version);
+    }
+    report.protocol_version.iter_mut().for_each(clean);
+    report.tool_names.iter_mut().for_each(clean);
+    report.warnings.iter_mut().for_each(clean);
+    report.notes.iter_mut().for_each(clean);
+    if let Some(a) = &mut report.auth {
+        [
+            &mut a.scheme,
+            &mut a.resource_metadata,
+            &mut a.scope,
+            &mut a.error,
+        ]
+        .into_iter()
+        .flatten()
+        .for_each(clean);
     }
 }
 
