@@ -106,6 +106,7 @@ fn server(i: usize, now: i64) -> ServerRecord {
         name: format!("MCP server {i:04}"),
         // Refused at once by the address policy: probes run but never leave the machine.
         url: "http://127.0.0.1:9/mcp".into(),
+        url_enc: None,
         header_names: vec![],
         headers_enc: None,
         interval_seconds: 60,

@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::probe::{ProbeReport, Prober, ProberConfig};
 use crate::scheduler::{self, Job, Sink};
 use crate::secrets::{Sealer, token_hash, write_private};
-use crate::store::{self, ApiKeyRecord};
+use crate::store::{self, ApiKeyRecord, Store};
 
 /// Start-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,11 +104,30 @@ pub struct App {
     stop_retention: CancellationToken,
 }
 
+/// Servers registered before URL credentials were sealed keep them in plain text: seal them
+/// once (idempotent: a sealed row's shown URL has nothing left to seal).
+pub async fn seal_url_credentials(store: &dyn Store, sealer: &Sealer) -> Result<(), AppError> {
+    for mut server in store.all_servers().await? {
+        if server.url_enc.is_some() {
+            continue;
+        }
+        let Ok((shown, Some(sealed))) = api::seal_url(&server.url, sealer) else {
+            continue;
+        };
+        server.url = shown;
+        server.url_enc = Some(sealed);
+        store.update_server(&server).await?;
+        tracing::info!(server = %server.slug, "sealed the credentials in a server URL");
+    }
+    Ok(())
+}
+
 impl App {
     pub async fn build(settings: Settings) -> Result<App, AppError> {
         let store = store::open(&settings.database, settings.db_max_connections).await?;
         store.migrate().await?;
         let sealer = Sealer::load_or_create(settings.secret_key, &settings.data_dir)?;
+        seal_url_credentials(store.as_ref(), &sealer).await?;
         ensure_admin_key(store.as_ref(), &settings).await?;
         // One replica leads (always, on SQLite); the cluster task schedules its servers.
         let lease = store.try_lead().await?;

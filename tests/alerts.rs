@@ -257,6 +257,7 @@ fn server() -> ServerRecord {
         slug: "srv".into(),
         name: "Srv".into(),
         url: "https://x.example/mcp".into(),
+        url_enc: None,
         header_names: vec![],
         headers_enc: None,
         interval_seconds: 60,

@@ -942,3 +942,80 @@ async fn nul_characters_are_bad_input_not_a_database_outage() {
         app.stop().await;
     }
 }
+
+/// URL credentials (`?key=…`, userinfo) are sealed at rest and shown as `***` everywhere, even
+/// when the server echoes them in its error; probes still use the whole URL.
+#[tokio::test]
+async fn url_query_values_and_userinfo_are_credentials() {
+    for backend in BACKENDS {
+        let fake = FakeServer::start(FakeConfig {
+            fault: Fault::EchoUri,
+            ..FakeConfig::default()
+        })
+        .await;
+        let app = spawn_app(backend).await;
+        let url = format!(
+            "http://probe:pa55word-9@{}/mcp?key=supersecret-123&plan=pro",
+            fake.addr
+        );
+        let v = register(
+            &app,
+            json!({"name": "q", "slug": "q", "url": url, "public": true, "failures_to_down": 1}),
+        )
+        .await;
+        let shown = format!("http://***@{}/mcp?key=***&plan=***", fake.addr);
+        assert_eq!(v["url"], shown.as_str(), "{backend:?}");
+        wait_for(&app, "q", |v| v["state"] == "down").await;
+        assert!(
+            fake.seen(|s| s.uris.iter().any(|u| u.contains("key=supersecret-123"))),
+            "{backend:?}: probes use the whole URL"
+        );
+        let mut everything = String::new();
+        for path in [
+            "/api/v1/servers/q",
+            "/api/v1/servers",
+            "/api/v1/servers/q/results",
+            "/api/v1/events",
+            "/api/v1/incidents",
+            "/api/v1/status",
+            "/status.json",
+            "/s/q",
+        ] {
+            let (s, v) = app.get(path).await;
+            assert!(s.is_success(), "{backend:?} {path}: {s}");
+            everything.push_str(&v.to_string());
+        }
+        assert!(
+            everything.contains("debug: you asked for"),
+            "the echo reached the report"
+        );
+        for secret in ["supersecret-123", "pa55word-9"] {
+            assert!(
+                !everything.contains(secret),
+                "{backend:?}: {secret} leaked: {everything}"
+            );
+        }
+        let row = app.store.get_server("q").await.unwrap().unwrap();
+        assert!(
+            !row.url.contains("supersecret") && row.url_enc.is_some(),
+            "{backend:?}: {row:?}"
+        );
+        // The shown URL sent back unchanged keeps the sealed one.
+        let (s, v) = app
+            .call(
+                Method::PATCH,
+                "/api/v1/servers/q",
+                Some(ADMIN_TOKEN),
+                Some(json!({"url": shown, "name": "q2"})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["url"].as_str()),
+            (StatusCode::OK, Some(shown.as_str())),
+            "{v}"
+        );
+        let again = app.store.get_server("q").await.unwrap().unwrap();
+        assert_eq!(again.url_enc, row.url_enc, "{backend:?}");
+        app.stop().await;
+    }
+}

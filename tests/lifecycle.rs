@@ -114,6 +114,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
         slug: "srv".into(),
         name: "srv".into(),
         url: "http://127.0.0.1/mcp".into(),
+        url_enc: None,
         header_names: vec![],
         headers_enc: None,
         interval_seconds: 60,

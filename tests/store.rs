@@ -339,3 +339,35 @@ async fn postgres_connection_errors_name_the_address_and_the_cause() {
         "{err}"
     );
 }
+
+/// Rows written before URL credentials were sealed are sealed at start, once.
+#[tokio::test]
+async fn plaintext_url_credentials_are_sealed_at_start() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        s.migrate().await.unwrap();
+        let mut old = server("id-1", "alpha", 1);
+        old.url = "https://mcp.example.com/mcp?token=plain-text-secret".into();
+        s.insert_server(&old).await.unwrap();
+        let sealer = mcpwatch::secrets::Sealer::new(&[7; 32]);
+        mcpwatch::app::seal_url_credentials(s.as_ref(), &sealer)
+            .await
+            .unwrap();
+        let row = s.get_server("alpha").await.unwrap().unwrap();
+        assert_eq!(
+            row.url, "https://mcp.example.com/mcp?token=***",
+            "{backend:?}"
+        );
+        let opened = sealer.open(row.url_enc.as_deref().unwrap()).unwrap();
+        assert_eq!(opened, old.url.as_bytes(), "{backend:?}");
+        mcpwatch::app::seal_url_credentials(s.as_ref(), &sealer)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_server("alpha").await.unwrap().unwrap(),
+            row,
+            "idempotent"
+        );
+    }
+}

@@ -118,6 +118,7 @@ mod tests {
             slug: id.into(),
             name: id.into(),
             url: "https://x".into(),
+            url_enc: None,
             header_names: vec![],
             headers_enc: None,
             interval_seconds: 60,

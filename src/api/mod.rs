@@ -37,7 +37,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use auth::{KeyCache, RateLimiter, Scope};
 pub use error::{ApiError, FieldError};
 pub use keys::issue as issue_key;
-pub use servers::job_for;
+pub use servers::{job_for, seal_url};
 
 use crate::config::Settings;
 use crate::ingest::IngestHandle;

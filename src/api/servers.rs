@@ -94,8 +94,14 @@ async fn apply(
         None => {}
     }
     match input.url.map(|u| u.trim().to_string()) {
+        // The masked URL sent back as it was shown (a GET then a PATCH) changes nothing.
+        Some(u) if !creating && u == s.url => {}
         Some(u) => match validate_url(&u, policy).await {
-            Ok(()) => s.url = u,
+            Ok(()) => {
+                let (shown, sealed) = seal_url(&u, sealer)?;
+                s.url = shown;
+                s.url_enc = sealed;
+            }
             Err(m) => err("url", m),
         },
         None if creating => err("url", "is required".into()),
@@ -353,6 +359,35 @@ pub fn job_for(s: &ServerRecord, sealer: &Sealer) -> Result<Job, ApiError> {
     agent_server(s, sealer)?.job().map_err(ApiError::Internal)
 }
 
+/// A URL as stored: the shown form (credentials as `***`) and, when it has credentials, the
+/// whole URL sealed. Query values and userinfo are credentials (`?key=…`): sealed at rest like
+/// headers, shown to no one.
+pub fn seal_url(url: &str, sealer: &Sealer) -> Result<(String, Option<String>), ApiError> {
+    let parsed = url::Url::parse(url).map_err(|e| ApiError::field("url", e.to_string()))?;
+    match crate::probe::mask_url(&parsed) {
+        None => Ok((url.to_string(), None)),
+        Some(shown) => {
+            let sealed = sealer
+                .seal(url.as_bytes())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((shown, Some(sealed)))
+        }
+    }
+}
+
+/// The URL a probe must use: the sealed whole URL when there is one.
+fn probe_url(s: &ServerRecord, sealer: &Sealer) -> Result<String, ApiError> {
+    match &s.url_enc {
+        None => Ok(s.url.clone()),
+        Some(sealed) => {
+            let plain = sealer
+                .open(sealed)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            String::from_utf8(plain).map_err(|e| ApiError::Internal(e.to_string()))
+        }
+    }
+}
+
 /// The server as a prober needs it, credentials opened: the local scheduler's job and an
 /// agent's config entry are built from this one shape.
 pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, ApiError> {
@@ -368,7 +403,7 @@ pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, Ap
     Ok(AgentServer {
         id: s.id.clone(),
         slug: s.slug.clone(),
-        url: s.url.clone(),
+        url: probe_url(s, sealer)?,
         headers,
         interval_seconds: s.interval_seconds,
         timeout_seconds: s.timeout_seconds,
@@ -432,6 +467,7 @@ fn defaults(app: &AppState) -> ServerRecord {
         slug: String::new(),
         name: String::new(),
         url: String::new(),
+        url_enc: None,
         header_names: Vec::new(),
         headers_enc: None,
         interval_seconds: app.settings.default_interval,

@@ -210,7 +210,7 @@ impl Prober {
             Ok(Err(Stop::Failed(f) | Stop::NotThisEra(f))) => report.failure = Some(f),
             Ok(Ok(found)) => finish_up(&mut report, found, target),
         }
-        scrub_credentials(&mut report, &target.headers);
+        scrub_credentials(&mut report, &target.headers, &target.url);
         replace_nul(&mut report);
         tracing::debug!(
             url = %report.url,
@@ -228,8 +228,11 @@ impl Prober {
 /// A server may reflect request headers in an error body, which then reaches a message through
 /// the body snippet. Credential values never leave the probe: every server-influenced text in
 /// the report is scrubbed of them.
-fn scrub_credentials(report: &mut ProbeReport, headers: &[(String, String)]) {
-    let mut secrets: Vec<&str> = Vec::new();
+/// The URL's userinfo and query values are credentials too (`?key=…`), and a server that
+/// echoes the request line would otherwise put them on a public page.
+fn scrub_credentials(report: &mut ProbeReport, headers: &[(String, String)], url: &Url) {
+    let in_url = super::net::url_secrets(url);
+    let mut secrets: Vec<&str> = in_url.iter().map(String::as_str).collect();
     for (_, value) in headers {
         secrets.push(value.as_str());
         // `Bearer abc` may come back as just `abc`.
@@ -238,6 +241,8 @@ fn scrub_credentials(report: &mut ProbeReport, headers: &[(String, String)]) {
         }
     }
     secrets.retain(|s| s.len() >= 4);
+    // Longest first, so a secret that contains another is replaced whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     if secrets.is_empty() {
         return;
     }

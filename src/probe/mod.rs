@@ -68,7 +68,7 @@ pub use engine::{
     ProberConfig, now_rfc3339, now_rfc3339_millis,
 };
 pub use era::{Era, INITIALIZE_VERSIONS, MODERN_VERSION, UnknownEra};
-pub use net::{guarded_client, redact_error, redact_url};
+pub use net::{guarded_client, mask_url, redact_error, redact_url, url_secrets};
 pub use policy::{AddressPolicy, BlockedAddress, InvalidCidr};
 pub use report::{
     AuthChallenge, Failure, FailureKind, HttpStep, Phase, ProbeReport, ServerInfo, Timings,

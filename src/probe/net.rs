@@ -347,6 +347,52 @@ pub fn redact_url(url: &Url) -> String {
     s
 }
 
+/// The parts of a URL that are credentials: the userinfo (user and password) and every query
+/// value. Empty when the URL carries none. Values are never shown; see [`mask_url`].
+pub fn url_secrets(url: &Url) -> Vec<String> {
+    let mut out: Vec<String> = url.query_pairs().map(|(_, v)| v.into_owned()).collect();
+    out.push(url.username().to_string());
+    out.extend(url.password().map(str::to_string));
+    // Percent-decoded and as written: a server may echo either.
+    let raw: Vec<String> = url
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_string()))
+        .collect();
+    out.extend(raw);
+    out.retain(|v| !v.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The URL as it may be shown (API, pages, alerts): userinfo as `***@` and every query value
+/// as `***`, keys kept, so an operator still recognises which URL it is. `None` when the URL
+/// carries no credential and can be shown as it is.
+pub fn mask_url(url: &Url) -> Option<String> {
+    let has_userinfo = !url.username().is_empty() || url.password().is_some();
+    let has_query = url.query().is_some_and(|q| !q.is_empty());
+    if !has_userinfo && !has_query {
+        return None;
+    }
+    let mut u = url.clone();
+    if has_userinfo {
+        let _ = u.set_password(None);
+        let _ = u.set_username("***");
+    }
+    if has_query {
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        u.set_query(None);
+        let mut masked = u.query_pairs_mut();
+        for key in &keys {
+            masked.append_pair(key, "***");
+        }
+        drop(masked);
+    }
+    Some(u.to_string().replace("%2A%2A%2A", "***"))
+}
+
 /// A client for other outbound calls (webhooks) under the same rules as probes: the address
 /// policy on every resolved address, no redirects, no proxy, our TLS roots. IP literals must
 /// still be checked by the caller with [`AddressPolicy::check`].

@@ -12,7 +12,11 @@ pub struct ServerRecord {
     pub id: String,
     pub slug: String,
     pub name: String,
+    /// The URL as shown: credentials in it (userinfo, query values) appear as `***`.
     pub url: String,
+    /// AES-256-GCM sealed whole URL, when it carries credentials; probes use it.
+    #[serde(skip)]
+    pub url_enc: Option<String>,
     /// Names of the probe headers; the values live sealed in `headers_enc`.
     pub header_names: Vec<String>,
     /// AES-256-GCM sealed JSON `[[name, value], …]`; never leaves the daemon.

@@ -45,7 +45,7 @@ pub(super) fn postgres_sql(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum";
+const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc";
 const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy";
 
 fn json_list(text: &str) -> StoreResult<Vec<String>> {
@@ -82,6 +82,7 @@ macro_rules! sql_store {
                     slug: r.try_get("slug")?,
                     name: r.try_get("name")?,
                     url: r.try_get("url")?,
+                    url_enc: r.try_get("url_enc")?,
                     headers_enc: r.try_get("headers_enc")?,
                     header_names: json_list(&r.try_get::<String, _>("header_names")?)?,
                     interval_seconds: r.try_get::<i64, _>("interval_seconds")? as u32,
@@ -284,9 +285,9 @@ macro_rules! sql_store {
 
             async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
                 let sql = if insert {
-                    $conv(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).into_owned()
+                    $conv(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).into_owned()
                 } else {
-                    $conv("UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, quorum = ? WHERE id = ?").into_owned()
+                    $conv("UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, quorum = ?, url_enc = ? WHERE id = ?").into_owned()
                 };
                 let mut q = sqlx::query(audited(&sql))
                     .bind(&s.id)
@@ -308,7 +309,8 @@ macro_rules! sql_store {
                     .bind(s.created_at)
                     .bind(s.updated_at)
                     .bind(to_json(&s.regions))
-                    .bind(s.quorum.map(i64::from));
+                    .bind(s.quorum.map(i64::from))
+                    .bind(&s.url_enc);
                 if !insert {
                     q = q.bind(&s.id);
                 }

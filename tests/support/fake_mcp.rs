@@ -77,6 +77,8 @@ pub enum Fault {
     Answer(u16, Value),
     /// 200 headers, then the connection breaks before the body ends.
     BreakConnection,
+    /// 400 whose body echoes the request line's path and query (a debug endpoint).
+    EchoUri,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +153,8 @@ pub struct Seen {
     pub authorization: Vec<String>,
     pub client_capabilities: Vec<Value>,
     pub mcp_method_headers: Vec<String>,
+    /// Path and query of every request to the MCP endpoint.
+    pub uris: Vec<String>,
 }
 
 struct Shared {
@@ -319,6 +323,14 @@ async fn mcp(
     body: Bytes,
 ) -> Response {
     let cfg = s.config.lock().unwrap().clone();
+    s.seen.lock().unwrap().uris.push(uri.to_string());
+    if cfg.fault == Fault::EchoUri {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("debug: you asked for {uri}"),
+        )
+            .into_response();
+    }
     if cfg.redirect_to_slash && uri.path() == "/mcp" {
         let host = headers
             .get(header::HOST)

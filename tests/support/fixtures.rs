@@ -9,6 +9,7 @@ pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
         slug: slug.into(),
         name: format!("Server {slug}"),
         url: "https://mcp.example.com/mcp".into(),
+        url_enc: None,
         header_names: vec!["Authorization".into()],
         headers_enc: Some("sealed".into()),
         interval_seconds: 60,
