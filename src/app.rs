@@ -252,6 +252,7 @@ impl App {
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             backend = store.backend(), region = %settings.region, leader = lease.is_some(), "mcpwatch serving"
         );
+        let store_for_gate = store.clone();
         let state = AppState {
             store,
             ingest,
@@ -268,6 +269,8 @@ impl App {
             agent_config: Arc::new(tokio::sync::watch::channel(0).0),
             status_history: Arc::default(),
             leader,
+            db_gate: crate::store::gate::DbGate::new(store_for_gate),
+            last_good: Arc::default(),
         };
         tokio::spawn(crate::cluster::run(
             state.clone(),

@@ -18,7 +18,7 @@ async fn register(app: &TestApp, body: Value) -> Value {
 
 /// Poll a server until `pred` holds (the first probe runs at once on registration).
 async fn wait_for(app: &TestApp, slug: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..100 {
+    for _ in 0..200 {
         let (_, v) = app.get(&format!("/api/v1/servers/{slug}")).await;
         if pred(&v) {
             return v;

@@ -199,3 +199,113 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
     store.close().await;
     db.cleanup().await;
 }
+
+/// During a database outage the public pages and badges are served from their last good copy,
+/// marked stale, and `/readyz` and the API answer at once instead of hanging on the pool.
+#[tokio::test]
+async fn a_database_outage_keeps_public_pages_up_and_answers_at_once() {
+    let app = spawn_app(Backend::Postgres).await;
+    let name = match &app.db.as_ref().unwrap().url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => u.rsplit('/').next().unwrap().to_string(),
+        _ => unreachable!(),
+    };
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Outage demo", "slug": "od", "url": format!("{}", fake.url()), "public": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for _ in 0..100 {
+        let (_, v) = app.get("/api/v1/servers/od").await;
+        if v["state"] == "up" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = |path: &'static str| {
+        let url = format!("{}{path}", app.base);
+        let client = app.raw().clone();
+        async move {
+            let started = Instant::now();
+            let resp = client.get(url).send().await.unwrap();
+            let stale = resp.headers().contains_key("x-mcpwatch-stale");
+            (
+                resp.status(),
+                stale,
+                resp.text().await.unwrap(),
+                started.elapsed(),
+            )
+        }
+    };
+    for path in ["/", "/s/od", "/status.json", "/badge/od.svg"] {
+        let (s, stale, _, _) = get(path).await;
+        assert_eq!(
+            (s, stale),
+            (StatusCode::OK, false),
+            "{path} before the outage"
+        );
+    }
+
+    set_connections(&name, false).await;
+    let (s, stale, body, took) = get("/").await;
+    assert_eq!((s, stale), (StatusCode::OK, true), "{body}");
+    assert!(
+        body.contains("Showing the last data") && body.contains("Outage demo"),
+        "{body}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the first read is bounded: {took:?}"
+    );
+    for path in ["/s/od", "/status.json", "/badge/od.svg"] {
+        let (s, stale, body, took) = get(path).await;
+        assert_eq!((s, stale), (StatusCode::OK, true), "{path}: {body}");
+        assert!(
+            took < Duration::from_millis(500),
+            "{path} at once: {took:?}"
+        );
+        if path == "/status.json" {
+            let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(doc["stale"], true, "{doc}");
+            assert!(doc["stale_since"].is_string(), "{doc}");
+        }
+    }
+    let (s, _, body, took) = get("/readyz").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains("unreachable since") && took < Duration::from_millis(500),
+        "{body} {took:?}"
+    );
+    let (s, _, body, took) = get("/s/never-seen").await;
+    assert_eq!(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no copy: says so at once: {body}"
+    );
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    let started = Instant::now();
+    let (s, _) = app.get("/api/v1/servers").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    set_connections(&name, true).await;
+    let mut fresh = false;
+    for _ in 0..150 {
+        let (s, stale, _, _) = get("/").await;
+        if s == StatusCode::OK && !stale {
+            fresh = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fresh, "fresh pages once the database is back");
+    let (s, _) = app.get("/api/v1/servers").await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}

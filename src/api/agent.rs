@@ -198,7 +198,7 @@ pub async fn results(
         app.ingest
             .submit(item)
             .await
-            .map_err(|_| ApiError::Unavailable("ingest stopped".into()))?;
+            .map_err(|_| ApiError::NotHere("shutting down: results are no longer taken"))?;
         reply.accepted += 1;
     }
     // Answer only once it is committed: the agent deletes its copy on our 200. If the

@@ -51,6 +51,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// 503: the database or the daemon is not available.
     Unavailable(String),
+    /// 503: the database cannot be reached; requests stop waiting on it until it answers
+    /// (see `store::gate`).
+    Unreachable(String),
     /// 503 with `Retry-After: 1`: this replica does not do that now (it stands by, or it is
     /// shutting down); the detail says so.
     NotHere(&'static str),
@@ -72,6 +75,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Database(m) | StoreError::Migration(m) => ApiError::Unavailable(m),
+            StoreError::Unreachable(m) => ApiError::Unreachable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -79,6 +83,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let database_down = matches!(self, ApiError::Unreachable(_));
         let (status, title, detail, errors) = match self {
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d, None),
             ApiError::Invalid(errs) => {
@@ -114,7 +119,7 @@ impl IntoResponse for ApiError {
                 format!("rate limit exceeded; retry in {retry_after_secs} s"),
                 None,
             ),
-            ApiError::Unavailable(d) => {
+            ApiError::Unavailable(d) | ApiError::Unreachable(d) => {
                 tracing::warn!(detail = %d, "service unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -155,6 +160,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if database_down {
+            resp.extensions_mut()
+                .insert(crate::store::gate::DatabaseUnavailable);
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

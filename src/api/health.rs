@@ -36,8 +36,26 @@ pub async fn readyz(
     if q.leader == Some(true) && !app.leads() {
         problems.push("standby: another replica leads".to_string());
     }
-    if let Err(e) = app.store.ready().await {
-        problems.push(format!("database: {e}"));
+    // Answered at once during an outage: from the gate when it is known, else within 1 s.
+    if let Some(since) = app.db_gate.down_since() {
+        problems.push(format!(
+            "database: unreachable since {}",
+            super::rfc3339(since)
+        ));
+    } else {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), app.store.ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if matches!(e, crate::store::StoreError::Unreachable(_)) {
+                    app.db_gate.mark_down(super::now_ms());
+                }
+                problems.push(format!("database: {e}"));
+            }
+            Err(_) => {
+                app.db_gate.mark_down(super::now_ms());
+                problems.push("database: no answer within 1 s".to_string());
+            }
+        }
     }
     if !app.ingest.health.database_ok.load(Ordering::Relaxed) {
         problems.push("result writes are failing; results are held in memory".to_string());

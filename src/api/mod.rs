@@ -70,6 +70,10 @@ pub struct AppState {
     pub status_history: Arc<crate::web::HistoryCache>,
     /// This replica leads (see `crate::cluster`): it probes and evaluates.
     pub leader: Arc<AtomicBool>,
+    /// Whether the database answers; while it does not, requests are answered at once.
+    pub db_gate: crate::store::gate::DbGate,
+    /// The last good copy of every public response, served while the database is away.
+    pub last_good: Arc<crate::web::LastGood>,
 }
 
 impl AppState {
@@ -155,7 +159,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), database_gate));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(health::healthz))
@@ -164,7 +169,7 @@ pub fn router(state: AppState) -> Router {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(doc);
     router
-        .merge(crate::web::router())
+        .merge(crate::web::router(state.clone()))
         .route("/metrics", get(health::metrics))
         .route(
             "/openapi.json",
@@ -176,6 +181,28 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(middleware::from_fn(reject_nul))
         .with_state(state)
+}
+
+/// While the database is known to be unreachable, API requests get their 503 at once instead
+/// of each waiting for a pool connection; a 503 caused by the database marks it so.
+async fn database_gate(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if let Some(since) = app.db_gate.down_since() {
+        return ApiError::Unreachable(format!("database unreachable since {}", rfc3339(since)))
+            .into_response();
+    }
+    let resp = next.run(req).await;
+    if resp
+        .extensions()
+        .get::<crate::store::gate::DatabaseUnavailable>()
+        .is_some()
+    {
+        app.db_gate.mark_down(now_ms());
+    }
+    resp
 }
 
 /// No text we store or look up may hold a NUL character (Postgres refuses it, and no name, slug

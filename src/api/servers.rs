@@ -725,9 +725,7 @@ pub async fn check_now(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     if !app.leads() {
-        return Err(ApiError::Unavailable(
-            "this replica stands by; ask the leader".into(),
-        ));
+        return Err(ApiError::NotHere("this replica stands by; ask the leader"));
     }
     let s = find(&app, &id).await?;
     let job = job_for(&s, &app.sealer)?;
@@ -745,7 +743,7 @@ pub async fn check_now(
             vantage_unhealthy: false,
         })
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .map_err(|_| ApiError::NotHere("shutting down: results are no longer taken"))?;
     app.ingest.flush().await;
     body["result_id"] = json!(result_id);
     body["region"] = json!(app.settings.region);

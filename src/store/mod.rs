@@ -6,6 +6,7 @@
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
 //! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (Postgres advisory lock).
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
+//! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
 //! - `retention.rs`: batched pruning of raw results and rollups past their age.
 //! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
 //!
@@ -13,6 +14,7 @@
 //! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
 
 mod cluster_sql;
+pub mod gate;
 mod model;
 mod region_sql;
 pub mod retention;
@@ -45,9 +47,13 @@ pub enum StoreError {
     /// A unique value is taken (e.g. a server slug).
     #[error("{0} already exists")]
     Conflict(String),
-    /// The database is unreachable or refused the query.
+    /// The database refused the query (or a query failed in it).
     #[error("database error: {0}")]
     Database(String),
+    /// The database could not be reached: no connection within the pool's timeout, a refused
+    /// or broken connection, or the server shutting down. Requests stop waiting on it.
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -63,7 +69,22 @@ impl From<sqlx::Error> for StoreError {
         {
             return StoreError::Conflict(db.constraint().unwrap_or("value").to_string());
         }
-        StoreError::Database(e.to_string())
+        let unreachable = match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => true,
+            // Postgres ending our session: admin shutdown, terminated backend, no connections.
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "55000"),
+            _ => false,
+        };
+        if unreachable {
+            StoreError::Unreachable(e.to_string())
+        } else {
+            StoreError::Database(e.to_string())
+        }
     }
 }
 

@@ -3,12 +3,15 @@
 //! exist). Everything reads state, rollups and incidents, never raw results.
 //!
 //! - `history.rs`: the in-memory copy of recent rollups, topped up with what changed.
+//! - `last_good.rs`: the last good copy of every public response, served (marked stale) while
+//!   the database is unreachable.
 //! - `model.rs`: the data of a page, read once and shared by HTML, badges and JSON.
 //! - `pages.rs`: the askama templates (`templates/` at the crate root), escaped by default.
 //! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
 //! - `words.rs`: states, failures, times and durations in plain words.
 
 mod history;
+mod last_good;
 mod model;
 mod pages;
 mod svg;
@@ -27,27 +30,37 @@ use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
 use crate::store::{Scope, StoreError};
 
 pub use history::HistoryCache;
+pub use last_good::LastGood;
 pub use model::{Overall, Summary, public_summaries};
 
 /// The public routes, merged into the daemon's router.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/s/{slug}", get(server_page))
         .route("/status.json", get(status_json))
         .route("/badge/{file}", get(state_badge))
         .route("/badge/{slug}/uptime.svg", get(uptime_badge))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            last_good::serve,
+        ))
 }
 
 /// A failure on a public page: a short page (or badge) that says what is wrong, never a trace.
 enum WebError {
     NotFound,
     Unavailable(String),
+    /// The database cannot be reached: `last_good` serves the page's last copy.
+    Unreachable(String),
 }
 
 impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
-        WebError::Unavailable(e.to_string())
+        match e {
+            StoreError::Unreachable(_) => WebError::Unreachable(e.to_string()),
+            other => WebError::Unavailable(other.to_string()),
+        }
     }
 }
 
@@ -59,9 +72,10 @@ impl From<askama::Error> for WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let unreachable = matches!(self, WebError::Unreachable(_));
         let (status, text) = match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, "No public MCP server by that name."),
-            WebError::Unavailable(detail) => {
+            WebError::Unavailable(detail) | WebError::Unreachable(detail) => {
                 tracing::warn!(detail = %detail, "status page unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -73,7 +87,11 @@ impl IntoResponse for WebError {
             "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code}</title><meta http-equiv=\"refresh\" content=\"60\"></head><body><p>{text}</p><p><a href=\"/\">All servers</a></p></body></html>",
             code = status.as_u16()
         );
-        (status, no_store(), Html(body)).into_response()
+        let resp = (status, no_store(), Html(body)).into_response();
+        if unreachable {
+            return database_unavailable(resp);
+        }
+        resp
     }
 }
 
@@ -240,6 +258,13 @@ fn svg_response(status: StatusCode, svg: String) -> Response {
         .into_response()
 }
 
+/// Mark a 503 as caused by the database, for `last_good`.
+fn database_unavailable(mut resp: Response) -> Response {
+    resp.extensions_mut()
+        .insert(crate::store::gate::DatabaseUnavailable);
+    resp
+}
+
 fn badge_not_found() -> Response {
     svg_response(
         StatusCode::NOT_FOUND,
@@ -271,10 +296,14 @@ async fn state_badge(State(app): State<AppState>, Path(file): Path<String>) -> R
         Ok(None) => badge_not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "badge unavailable");
-            svg_response(
+            let resp = svg_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 svg::badge("mcp", "unavailable", "#6b6b6b"),
-            )
+            );
+            if matches!(e, StoreError::Unreachable(_)) {
+                return database_unavailable(resp);
+            }
+            resp
         }
     }
 }
@@ -323,10 +352,14 @@ async fn uptime_badge(
         Ok(None) => badge_not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "badge unavailable");
-            svg_response(
+            let resp = svg_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 svg::badge("uptime", "unavailable", "#6b6b6b"),
-            )
+            );
+            if matches!(e, StoreError::Unreachable(_)) {
+                return database_unavailable(resp);
+            }
+            resp
         }
     }
 }
