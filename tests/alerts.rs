@@ -1103,3 +1103,87 @@ async fn start_up_refuses_email_channels_without_smtp() {
     );
     db.cleanup().await;
 }
+
+/// Run one statement on the test database directly (to break a row on purpose).
+async fn raw_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    match &db.url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => {
+            let mut c = sqlx::PgConnection::connect(u).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        mcpwatch::config::DatabaseUrl::Sqlite(p) => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", p.display()))
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A delivery whose event cannot be read right now is postponed, not given up as if the
+/// event were gone: once the read works, it is delivered, with its one id.
+#[tokio::test]
+async fn a_failed_read_postpones_a_delivery_and_never_kills_it() {
+    for backend in BACKENDS {
+        let (db, store, sealer) = setup(backend).await;
+        let rx = Receiver::start().await;
+        store
+            .insert_channel(&channel(
+                "ch",
+                &rx.url,
+                &sealer,
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ))
+            .await
+            .unwrap();
+        let t0 = 1_800_000_000_000;
+        store
+            .commit_batch(&events_with_deliveries(1, "ch", t0))
+            .await
+            .unwrap();
+        raw_sql(
+            &db,
+            "UPDATE events SET payload = 'not json' WHERE id = 'evt-0'",
+        )
+        .await;
+        let (now, clock) = manual_clock(t0);
+        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+        let d = Dispatcher::new(
+            store.clone(),
+            sealer,
+            policy,
+            None,
+            clock,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        d.tick().await.unwrap();
+        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+        // Still held under its lease, not dead, no attempt counted.
+        assert_eq!(
+            (row.status.as_str(), row.attempts),
+            ("sending", 0),
+            "{backend:?}"
+        );
+        assert!(rx.received().is_empty());
+
+        raw_sql(&db, r#"UPDATE events SET payload = '{"server": {"slug": "srv", "name": "Srv"}}' WHERE id = 'evt-0'"#).await;
+        now.store(t0 + 31_000, Ordering::SeqCst); // past the 30 s lease
+        d.tick().await.unwrap();
+        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.attempts),
+            ("delivered", 1),
+            "{backend:?}"
+        );
+        assert_eq!(rx.received().len(), 1);
+        db.cleanup().await;
+    }
+}

@@ -173,8 +173,18 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, mut d: DeliveryRecord) {
-        let event = self.store.get_event(&d.event_id).await.ok().flatten();
-        let channel = self.store.get_channel(&d.channel_id).await.ok().flatten();
+        let (event, channel) = match read_both(
+            self.store.get_event(&d.event_id).await,
+            self.store.get_channel(&d.channel_id).await,
+        ) {
+            Ok(both) => both,
+            Err(e) => {
+                // A database hiccup says nothing about the delivery: leave the row as it is;
+                // its lease runs out and it is tried again, with the same id.
+                tracing::warn!(delivery_id = %d.id, error = %e, "delivery postponed: its event or channel could not be read");
+                return;
+            }
+        };
         let outcome = match (&event, &channel) {
             // An outer bound: nothing inside a send (a pool, a stalled SMTP server) may hold
             // the dispatcher's batch forever.
@@ -574,6 +584,15 @@ impl Dispatcher {
             Err(e) => done(None, Some(crate::probe::redact_error(&e.without_url()))),
         }
     }
+}
+
+/// Both reads of a delivery, or the first read error. `Ok(None)` means gone for good (the
+/// delivery dies); an error means "not now" and must never be taken for gone.
+fn read_both<E, C>(
+    event: Result<Option<E>, crate::store::StoreError>,
+    channel: Result<Option<C>, crate::store::StoreError>,
+) -> Result<(Option<E>, Option<C>), crate::store::StoreError> {
+    Ok((event?, channel?))
 }
 
 fn jitter_unit() -> f64 {

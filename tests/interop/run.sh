@@ -28,34 +28,39 @@ if [ ! -x "$bin" ]; then
 fi
 
 # --- install the peers (pinned; each step skipped when its stamp matches) -------------------
-# venv NAME STAMP PIP-ARGS...: a virtualenv with exactly these pins.
+# venv NAME PACKAGE...: a virtualenv with these packages, every dependency pinned by
+# python/constraints-NAME.txt (an old release with today's dependencies can behave
+# differently, or not import at all). Reinstalled when the constraints change.
 venv() {
-  local name="$1" stamp="$2"
-  shift 2
+  local name="$1"
+  shift
+  local constraints="$here/python/constraints-$name.txt"
+  local stamp
+  stamp="$* $(sha256sum "$constraints" | cut -c1-16)"
   if [ "$(cat "$work/venv-$name/.pins" 2>/dev/null)" != "$stamp" ]; then
-    echo "interop: installing $stamp into venv-$name"
+    echo "interop: installing $* into venv-$name"
     rm -rf "$work/venv-$name"
     python3 -m venv "$work/venv-$name"
-    "$work/venv-$name/bin/pip" install --quiet --disable-pip-version-check "$@"
+    "$work/venv-$name/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" "$@"
     echo "$stamp" >"$work/venv-$name/.pins"
   fi
 }
 # Python SDK 2.x; the latest 1.x; an early streamable release (1.9.4, with the dependency
 # versions it shipped with: today's pydantic breaks its import); PyPI fastmcp 2.x and latest.
-venv py2 "mcp==2.3.0" "mcp==2.3.0"
-venv py1 "mcp==1.30.0" "mcp==1.30.0"
-venv py19 "mcp==1.9.4 pydantic==2.11.7 starlette==0.47.0" "mcp==1.9.4" "pydantic==2.11.7" \
-  "pydantic-settings==2.9.1" "starlette==0.47.0" "sse-starlette==2.3.6" "uvicorn==0.34.3" "anyio==4.9.0"
-venv fastmcp2 "fastmcp==2.14.7" "fastmcp==2.14.7"
-venv fastmcp4 "fastmcp==4.2.3" "fastmcp==4.2.3"
+venv py2 "mcp==2.3.0"
+venv py1 "mcp==1.30.0"
+venv py19 "mcp==1.9.4"
+venv fastmcp2 "fastmcp==2.14.7"
+venv fastmcp4 "fastmcp==4.2.3"
 
 node_dir="$work/node"
 mkdir -p "$node_dir"
-if ! cmp -s "$here/node/package.json" "$node_dir/package.json.installed"; then
+# Every npm package pinned by node/package-lock.json; reinstalled when the lock changes.
+if ! cmp -s "$here/node/package-lock.json" "$node_dir/package-lock.json.installed"; then
   echo "interop: installing the npm corpus ($(tr -d '\n ' <"$here/node/package.json" | grep -o '"dependencies":{[^}]*}'))"
-  cp "$here/node/package.json" "$node_dir/package.json"
-  (cd "$node_dir" && npm install --no-audit --no-fund --silent)
-  cp "$here/node/package.json" "$node_dir/package.json.installed"
+  cp "$here/node/package.json" "$here/node/package-lock.json" "$node_dir/"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --silent)
+  cp "$here/node/package-lock.json" "$node_dir/package-lock.json.installed"
 fi
 export NODE_PATH="$node_dir/node_modules"
 
