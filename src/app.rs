@@ -253,6 +253,8 @@ impl App {
             backend = store.backend(), region = %settings.region, leader = lease.is_some(), "mcpwatch serving"
         );
         let store_for_gate = store.clone();
+        let db_gate = crate::store::gate::DbGate::new(store_for_gate.clone());
+        let region_silent_after = settings.region_silent_after;
         let state = AppState {
             store,
             ingest,
@@ -267,16 +269,25 @@ impl App {
             dispatcher,
             metrics,
             agent_config: Arc::new(tokio::sync::watch::channel(0).0),
-            status_history: Arc::default(),
             leader,
-            db_gate: crate::store::gate::DbGate::new(store_for_gate),
-            last_good: Arc::default(),
+            web: crate::web::WebState::new(
+                store_for_gate.clone(),
+                db_gate.clone(),
+                region_silent_after,
+            ),
+            db_gate,
         };
-        tokio::spawn(crate::cluster::run(
-            state.clone(),
-            lease,
-            stop_scheduling.clone(),
-        ));
+        let cluster = crate::cluster::ClusterParts {
+            store: state.store.clone(),
+            ingest: state.ingest.clone(),
+            scheduler: state.scheduler.clone(),
+            sealer: state.sealer.clone(),
+            region: state.settings.region.clone(),
+            probe_locally: state.settings.probe_locally,
+            leader: state.leader.clone(),
+            agent_config: state.agent_config.clone(),
+        };
+        tokio::spawn(crate::cluster::run(cluster, lease, stop_scheduling.clone()));
         Ok(App {
             listener,
             state,

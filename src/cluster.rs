@@ -20,7 +20,39 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::ingest::IngestHandle;
+use crate::scheduler::SchedulerHandle;
+use crate::secrets::Sealer;
+use crate::store::Store;
+
+/// What the cluster loop works with (a part of the daemon's state, handed over by `app.rs`).
+#[derive(Clone)]
+pub struct ClusterParts {
+    pub store: Arc<dyn Store>,
+    pub ingest: IngestHandle,
+    pub scheduler: SchedulerHandle,
+    pub sealer: Sealer,
+    /// This node's region, and whether it probes at all (`MCPWATCH_PROBE_LOCALLY`).
+    pub region: String,
+    pub probe_locally: bool,
+    /// Set while this replica leads.
+    pub leader: Arc<AtomicBool>,
+    /// Bumped when what agents probe changed.
+    pub agent_config: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl ClusterParts {
+    fn probes_locally(&self, s: &crate::store::ServerRecord) -> bool {
+        self.probe_locally && s.probed_from(&self.region)
+    }
+
+    fn agent_config_changed(&self) {
+        self.agent_config.send_modify(|v| *v += 1);
+    }
+}
 use crate::store::LeaderLease;
 
 /// How often leadership is tried or checked, and the servers re-read.
@@ -30,7 +62,7 @@ const EVERY: Duration = Duration::from_secs(2);
 type Scheduled = HashMap<String, i64>;
 
 /// Bring the scheduler and the ingest cache in line with the servers table.
-async fn sync(app: &AppState, scheduled: &mut Scheduled) {
+async fn sync(app: &ClusterParts, scheduled: &mut Scheduled) {
     let servers = match app.store.all_servers().await {
         Ok(s) => s,
         Err(e) => {
@@ -53,7 +85,7 @@ async fn sync(app: &AppState, scheduled: &mut Scheduled) {
         if s.paused || !app.probes_locally(s) {
             app.scheduler.remove(&s.id);
         } else {
-            match crate::api::job_for(s, &app.sealer) {
+            match crate::targets::job_for(s, &app.sealer) {
                 Ok(job) => app
                     .scheduler
                     .upsert(job, !first && !scheduled.contains_key(&s.id)),
@@ -77,7 +109,11 @@ async fn sync(app: &AppState, scheduled: &mut Scheduled) {
 
 /// Lead when possible, stand by otherwise, until `stop`. `lease` is leadership taken at
 /// start (the daemon tries once before it serves).
-pub async fn run(app: AppState, mut lease: Option<Box<dyn LeaderLease>>, stop: CancellationToken) {
+pub async fn run(
+    app: ClusterParts,
+    mut lease: Option<Box<dyn LeaderLease>>,
+    stop: CancellationToken,
+) {
     let mut scheduled = Scheduled::new();
     loop {
         let held = match lease.as_mut() {

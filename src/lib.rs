@@ -1,20 +1,40 @@
 //! mcpwatch: an external, protocol-aware uptime monitor for MCP servers.
 //!
-//! Layout (see `DESIGN.md` in the shared folder for the whole architecture):
-//! - [`probe`]: our own MCP client: eras, transports, SSE framing, limits, address policy,
-//!   and the [`probe::ProbeReport`] every later stage consumes.
+//! Layout, in data-path order (see the README's architecture section and `DESIGN.md` in the
+//! shared folder for the whole picture):
+//! - [`probe`]: our own MCP client: eras, transports, SSE framing, limits, address policy, and
+//!   the [`probe::ProbeReport`] every later stage consumes.
 //! - [`schema`]: canonical tool lists (RFC 8785), their SHA-256 identities, structural diffs
 //!   and snapshot files.
+//! - [`scheduler`]: when each server is probed (timer heap, offsets, no overlap, a bound on
+//!   concurrency); hands each report to a sink.
+//! - [`targets`]: a stored server as a prober needs it (sealed URL and headers opened).
+//! - [`ingest`]: the one way in for results: batches, the evaluator, one transaction each.
+//! - [`monitor`]: the pure state machine: results in, states, events and incidents out.
+//! - [`store`]: the `Store` trait on SQLite and Postgres, rollups, retention, and the
+//!   [`store::gate::DbGate`] that knows whether the database answers.
+//! - [`alert`]: routing, the outbox dispatcher, Standard Webhooks, Slack/Discord, email.
+//! - [`api`]: the REST API (axum), keys and scopes, rate limits, problem+json, OpenAPI.
+//! - [`web`]: the public status page, server pages, badges, `/status.json`, with their own
+//!   state ([`web::WebState`]).
+//! - [`agent`]: `mcpwatch agent`, a remote region: config sync, disk buffer, pusher, canaries.
+//! - [`cluster`]: which central replica leads, and the leader's servers → scheduler loop.
+//! - [`app`]: wiring, start and graceful shutdown of `mcpwatch serve`.
 //! - [`cli`]: `mcpwatch check` and `mcpwatch snapshot`, the CI deploy gates.
-//! - [`telemetry`]: logging setup.
+//! - [`clock`]: Unix-millisecond clocks (system or manual) and RFC 3339 helpers.
+//! - [`config`]: settings from the environment and an optional file, validated at start.
+//! - [`secrets`]: AES-256-GCM sealing, API tokens and their hashes.
+//! - [`metrics`]: the Prometheus registry; [`telemetry`]: logging setup.
 //!
-//! `main.rs` only parses arguments and calls into here.
+//! No module depends on one that depends back on it (`clock` depends on nothing; `api` and
+//! `app` sit on top). `main.rs` only parses arguments and calls into here.
 
 pub mod agent;
 pub mod alert;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod ingest;
@@ -25,5 +45,6 @@ pub mod scheduler;
 pub mod schema;
 pub mod secrets;
 pub mod store;
+pub mod targets;
 pub mod telemetry;
 pub mod web;

@@ -36,7 +36,7 @@ pub async fn check_once(
             at: now,
             payload: json!({
                 "region": region.name,
-                "last_seen": crate::api::rfc3339(region.last_seen_at),
+                "last_seen": crate::clock::rfc3339(region.last_seen_at),
                 "silent_for_seconds": (now - region.last_seen_at) / 1000,
                 "agent_version": region.agent_version,
             }),
@@ -76,7 +76,7 @@ pub async fn watch(
             _ = tokio::time::sleep(CHECK_EVERY.min(silent_after / 3)) => {}
             _ = stop.cancelled() => return,
         }
-        match check_once(store.as_ref(), silent_after, crate::api::now_ms()).await {
+        match check_once(store.as_ref(), silent_after, crate::clock::now_ms()).await {
             Ok(raised) if !raised.is_empty() => wake.notify_one(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "region check failed; will retry"),

@@ -30,13 +30,7 @@ const BATCH: u32 = 32;
 /// Failed attempts in a row that make a channel `failing`.
 const FAILING_AFTER: u32 = 5;
 
-/// A clock returning Unix milliseconds (real, or manual in tests).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The real clock.
-pub fn system_clock() -> Clock {
-    Arc::new(crate::api::now_ms)
-}
+pub use crate::clock::{Clock, system_clock};
 
 /// What one send attempt produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -320,7 +314,7 @@ impl Dispatcher {
                     at: now,
                     payload: serde_json::json!({
                         "server": row.server.event_json(),
-                        "state": state.status.as_str(), "since": crate::api::rfc3339(state.since),
+                        "state": state.status.as_str(), "since": crate::clock::rfc3339(state.since),
                         "down_for_seconds": (now - state.since) / 1000, "incident_id": incident,
                     }),
                 };
@@ -371,8 +365,8 @@ impl Dispatcher {
                         payload: serde_json::json!({
                             "server": server.event_json(),
                             "window": window, "from": h.state_before, "to": now_state,
-                            "window_start": crate::api::rfc3339(h.occurrence_start),
-                            "window_end": crate::api::rfc3339(h.occurrence_end),
+                            "window_start": crate::clock::rfc3339(h.occurrence_start),
+                            "window_end": crate::clock::rfc3339(h.occurrence_end),
                         }),
                     };
                     for c in channels.iter().filter(|c| {
@@ -430,7 +424,7 @@ impl Dispatcher {
             payload: serde_json::json!({
                 "channel": {"id": channel.id, "name": channel.name, "kind": channel.kind},
                 "last_error": last_error,
-                "failing_since": channel.failing_since.map(crate::api::rfc3339),
+                "failing_since": channel.failing_since.map(crate::clock::rfc3339),
             }),
         };
         let mut writes = crate::store::BatchWrites::default();

@@ -115,7 +115,7 @@ pub fn bodies(event: &EventRecord, public_url: Option<&str>) -> (String, String)
     if let Some(id) = d["incident_id"].as_str() {
         lines.push(("Incident".into(), id.to_string()));
     }
-    lines.push(("When".into(), crate::api::rfc3339(event.at)));
+    lines.push(("When".into(), crate::clock::rfc3339(event.at)));
     let link = match (public_url, d["server"]["slug"].as_str()) {
         (Some(base), Some(slug)) => Some(format!("{base}/s/{slug}")),
         _ => None,

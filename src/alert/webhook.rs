@@ -72,7 +72,7 @@ pub fn payload(event: &EventRecord, public_url: Option<&str>) -> Value {
     json!({
         "type": event.kind,
         "id": event.id,
-        "timestamp": crate::api::rfc3339(event.at),
+        "timestamp": crate::clock::rfc3339(event.at),
         "version": PAYLOAD_VERSION,
         "data": data,
     })

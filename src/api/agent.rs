@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson};
-use super::servers::agent_server;
 use super::{AppState, now_ms};
 use crate::agent::protocol::{AgentBatch, AgentConfig, MAX_BATCH, MAX_WAIT_SECONDS, PushReply};
 use crate::ingest::IngestItem;
+use crate::targets::agent_server;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

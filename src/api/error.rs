@@ -70,6 +70,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::targets::TargetError> for ApiError {
+    fn from(e: crate::targets::TargetError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

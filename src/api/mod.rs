@@ -37,7 +37,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use auth::{KeyCache, RateLimiter, Scope};
 pub use error::{ApiError, FieldError};
 pub use keys::issue as issue_key;
-pub use servers::{job_for, seal_url};
+pub use servers::seal_url;
 
 use crate::config::Settings;
 use crate::ingest::IngestHandle;
@@ -45,54 +45,6 @@ use crate::probe::Prober;
 use crate::scheduler::SchedulerHandle;
 use crate::secrets::Sealer;
 use crate::store::{Page, Store};
-
-/// Everything handlers need. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub ingest: IngestHandle,
-    pub scheduler: SchedulerHandle,
-    pub prober: Prober,
-    pub sealer: Sealer,
-    pub settings: Arc<Settings>,
-    /// False once shutdown has begun.
-    pub accepting: Arc<AtomicBool>,
-    /// Per client IP, spent only by requests without a valid key.
-    pub ip_limiter: Arc<RateLimiter>,
-    pub key_limiter: Arc<RateLimiter>,
-    pub keys: Arc<KeyCache>,
-    /// For `POST /channels/{id}/test`, which sends at once.
-    pub dispatcher: crate::alert::dispatcher::Dispatcher,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Bumped on every change to what agents probe; long-polling agents wait on it.
-    pub agent_config: Arc<tokio::sync::watch::Sender<u64>>,
-    /// The status page's copy of recent rollups.
-    pub status_history: Arc<crate::web::HistoryCache>,
-    /// This replica leads (see `crate::cluster`): it probes and evaluates.
-    pub leader: Arc<AtomicBool>,
-    /// Whether the database answers; while it does not, requests are answered at once.
-    pub db_gate: crate::store::gate::DbGate,
-    /// The last good copy of every public response, served while the database is away.
-    pub last_good: Arc<crate::web::LastGood>,
-}
-
-impl AppState {
-    /// Servers changed: agents waiting on their config get it now.
-    pub fn agent_config_changed(&self) {
-        self.agent_config.send_modify(|v| *v += 1);
-    }
-
-    /// Whether this node's own scheduler probes `s` (its region is one of the server's, and
-    /// local probing is on).
-    /// Whether this replica leads (always true on SQLite).
-    pub fn leads(&self) -> bool {
-        self.leader.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn probes_locally(&self, s: &crate::store::ServerRecord) -> bool {
-        self.settings.probe_locally && s.probed_from(&self.settings.region)
-    }
-}
 
 /// The OpenAPI document's fixed parts; the paths come from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -121,6 +73,52 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Everything handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub ingest: IngestHandle,
+    pub scheduler: SchedulerHandle,
+    pub prober: Prober,
+    pub sealer: Sealer,
+    pub settings: Arc<Settings>,
+    /// False once shutdown has begun.
+    pub accepting: Arc<AtomicBool>,
+    /// Per client IP, spent only by requests without a valid key.
+    pub ip_limiter: Arc<RateLimiter>,
+    pub key_limiter: Arc<RateLimiter>,
+    pub keys: Arc<KeyCache>,
+    /// For `POST /channels/{id}/test`, which sends at once.
+    pub dispatcher: crate::alert::dispatcher::Dispatcher,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Bumped on every change to what agents probe; long-polling agents wait on it.
+    pub agent_config: Arc<tokio::sync::watch::Sender<u64>>,
+    /// This replica leads (see `crate::cluster`): it probes and evaluates.
+    pub leader: Arc<AtomicBool>,
+    /// Whether the database answers; while it does not, requests are answered at once.
+    pub db_gate: crate::store::gate::DbGate,
+    /// What the public pages read (their own state: `web` knows nothing of the API).
+    pub web: crate::web::WebState,
+}
+
+impl AppState {
+    /// Servers changed: agents waiting on their config get it now.
+    pub fn agent_config_changed(&self) {
+        self.agent_config.send_modify(|v| *v += 1);
+    }
+
+    /// Whether this replica leads (always true on SQLite).
+    pub fn leads(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether this node's own scheduler probes `s` (its region is one of the server's, and
+    /// local probing is on).
+    pub fn probes_locally(&self, s: &crate::store::ServerRecord) -> bool {
+        self.settings.probe_locally && s.probed_from(&self.settings.region)
     }
 }
 
@@ -168,8 +166,8 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let doc = Arc::new(doc);
+    let public = crate::web::router(state.web.clone());
     router
-        .merge(crate::web::router(state.clone()))
         .route("/metrics", get(health::metrics))
         .route(
             "/openapi.json",
@@ -178,9 +176,10 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .with_state(state)
+        .merge(public)
         .fallback(error::not_found)
         .layer(middleware::from_fn(reject_nul))
-        .with_state(state)
 }
 
 /// While the database is known to be unreachable, API requests get their 503 at once instead
@@ -226,25 +225,7 @@ async fn reject_nul(req: axum::extract::Request, next: middleware::Next) -> Resp
     next.run(req).await
 }
 
-/// Now as Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Unix ms → RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use crate::clock::{now_ms, rfc3339};
 
 /// RFC 3339 → Unix ms, or a field error.
 pub fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {

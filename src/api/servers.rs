@@ -17,12 +17,10 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiJson, FieldError};
 use super::{AppState, next_cursor, now_ms, page, rfc3339};
-use crate::agent::protocol::AgentServer;
 use crate::config::MIN_INTERVAL_SECONDS;
 use crate::ingest::IngestItem;
 use crate::monitor::{RegionState, ServerState, ServerStatus};
 use crate::probe::AddressPolicy;
-use crate::scheduler::Job;
 use crate::secrets::Sealer;
 use crate::store::{Page, ServerRecord, ServerWithState};
 
@@ -354,11 +352,6 @@ pub(crate) async fn validate_url(text: &str, policy: &AddressPolicy) -> Result<(
     Ok(())
 }
 
-/// The scheduler's job for a server (headers unsealed here, in memory only).
-pub fn job_for(s: &ServerRecord, sealer: &Sealer) -> Result<Job, ApiError> {
-    agent_server(s, sealer)?.job().map_err(ApiError::Internal)
-}
-
 /// A URL as stored: the shown form (credentials as `***`) and, when it has credentials, the
 /// whole URL sealed. Query values and userinfo are credentials (`?key=…`): sealed at rest like
 /// headers, shown to no one.
@@ -373,43 +366,6 @@ pub fn seal_url(url: &str, sealer: &Sealer) -> Result<(String, Option<String>), 
             Ok((shown, Some(sealed)))
         }
     }
-}
-
-/// The URL a probe must use: the sealed whole URL when there is one.
-fn probe_url(s: &ServerRecord, sealer: &Sealer) -> Result<String, ApiError> {
-    match &s.url_enc {
-        None => Ok(s.url.clone()),
-        Some(sealed) => {
-            let plain = sealer
-                .open(sealed)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            String::from_utf8(plain).map_err(|e| ApiError::Internal(e.to_string()))
-        }
-    }
-}
-
-/// The server as a prober needs it, credentials opened: the local scheduler's job and an
-/// agent's config entry are built from this one shape.
-pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, ApiError> {
-    let headers = match &s.headers_enc {
-        Some(sealed) => {
-            let plain = sealer
-                .open(sealed)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))?
-        }
-        None => Vec::new(),
-    };
-    Ok(AgentServer {
-        id: s.id.clone(),
-        slug: s.slug.clone(),
-        url: probe_url(s, sealer)?,
-        headers,
-        interval_seconds: s.interval_seconds,
-        timeout_seconds: s.timeout_seconds,
-        degraded_latency_ms: s.degraded_latency_ms,
-        era_hint: s.era_hint.clone(),
-    })
 }
 
 /// The public shape of a server. Header values never appear. `protected`: it answered 401/403
@@ -497,7 +453,8 @@ async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<
     if s.paused || !app.probes_locally(s) {
         app.scheduler.remove(&s.id);
     } else {
-        app.scheduler.upsert(job_for(s, &app.sealer)?, probe_now);
+        app.scheduler
+            .upsert(crate::targets::job_for(s, &app.sealer)?, probe_now);
     }
     Ok(())
 }
@@ -728,7 +685,7 @@ pub async fn check_now(
         return Err(ApiError::NotHere("this replica stands by; ask the leader"));
     }
     let s = find(&app, &id).await?;
-    let job = job_for(&s, &app.sealer)?;
+    let job = crate::targets::job_for(&s, &app.sealer)?;
     let started_at = now_ms();
     let report = app.prober.probe(&job.target).await;
     let result_id = uuid::Uuid::now_v7().to_string();

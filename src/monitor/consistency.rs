@@ -34,7 +34,7 @@ impl Consistency {
         self.reported = true;
         Some(json!({
             "hashes": hashes,
-            "since": crate::api::rfc3339(since),
+            "since": crate::clock::rfc3339(since),
             "for_seconds": (at - since) / 1000,
         }))
     }

@@ -76,7 +76,7 @@ pub async fn run(
         if !leader.load(std::sync::atomic::Ordering::Relaxed) {
             continue;
         }
-        let now = crate::api::now_ms();
+        let now = crate::clock::now_ms();
         match prune_once(store.as_ref(), keep, now, BATCH).await {
             Ok(p) if p != Pruned::default() => {
                 tracing::info!(

@@ -15,7 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::{AppState, now_ms, rfc3339};
+use super::WebState;
+use crate::clock::{now_ms, rfc3339};
 use crate::store::gate::DatabaseUnavailable;
 
 /// How long a public read may wait on the database before the last good copy is served.
@@ -68,7 +69,7 @@ impl LastGood {
 }
 
 /// Middleware for the public routes.
-pub async fn serve(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn serve(State(app): State<WebState>, req: Request, next: Next) -> Response {
     let key = req
         .uri()
         .path_and_query()
@@ -110,7 +111,7 @@ pub async fn serve(State(app): State<AppState>, req: Request, next: Next) -> Res
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn fallback(app: &AppState, key: &str) -> Response {
+fn fallback(app: &WebState, key: &str) -> Response {
     let since = app.db_gate.down_since().unwrap_or_else(now_ms);
     app.last_good
         .stale(key, since)

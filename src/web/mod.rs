@@ -17,6 +17,9 @@ mod pages;
 mod svg;
 mod words;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -25,16 +28,17 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{AppState, now_ms, rfc3339};
+use crate::clock::{now_ms, rfc3339};
+use crate::store::gate::DbGate;
 use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
-use crate::store::{Scope, StoreError};
+use crate::store::{Scope, Store, StoreError};
 
 pub use history::HistoryCache;
 pub use last_good::LastGood;
 pub use model::{Overall, Summary, public_summaries};
 
 /// The public routes, merged into the daemon's router.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/s/{slug}", get(server_page))
@@ -42,9 +46,36 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/badge/{file}", get(state_badge))
         .route("/badge/{slug}/uptime.svg", get(uptime_badge))
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             last_good::serve,
         ))
+        .with_state(state)
+}
+
+/// What the public pages read: their own state, so the public face depends on the store and
+/// nothing of the API.
+#[derive(Clone)]
+pub struct WebState {
+    pub store: Arc<dyn Store>,
+    /// The in-memory copy of recent rollups.
+    pub history: Arc<HistoryCache>,
+    /// The last good copy of every public response, served while the database is away.
+    pub last_good: Arc<LastGood>,
+    pub db_gate: DbGate,
+    /// A region not heard from this long is silent.
+    pub region_silent_after: Duration,
+}
+
+impl WebState {
+    pub fn new(store: Arc<dyn Store>, db_gate: DbGate, region_silent_after: Duration) -> Self {
+        WebState {
+            store,
+            history: Arc::default(),
+            last_good: Arc::default(),
+            db_gate,
+            region_silent_after,
+        }
+    }
 }
 
 /// A failure on a public page: a short page (or badge) that says what is wrong, never a trace.
@@ -104,11 +135,11 @@ fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))]
 }
 
-async fn index(State(app): State<AppState>) -> Result<Response, WebError> {
+async fn index(State(app): State<WebState>) -> Result<Response, WebError> {
     let now = now_ms();
     let started = std::time::Instant::now();
     let (summaries, regions) = tokio::try_join!(
-        public_summaries(app.store.as_ref(), &app.status_history, now),
+        public_summaries(app.store.as_ref(), &app.history, now),
         app.store.list_regions()
     )?;
     let read = started.elapsed();
@@ -129,7 +160,7 @@ async fn index(State(app): State<AppState>) -> Result<Response, WebError> {
 }
 
 async fn server_page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
     let now = now_ms();
@@ -163,9 +194,8 @@ async fn server_page(
 
 /// A region that stopped reporting (agents only: the central's own region reports through
 /// its results, not through contact).
-fn is_silent(app: &AppState, r: &crate::store::RegionRecord, now: i64) -> bool {
-    r.silent_since.is_some()
-        || now - r.last_seen_at > app.settings.region_silent_after.as_millis() as i64
+fn is_silent(app: &WebState, r: &crate::store::RegionRecord, now: i64) -> bool {
+    r.silent_since.is_some() || now - r.last_seen_at > app.region_silent_after.as_millis() as i64
 }
 
 /// One server in `/status.json`.
@@ -197,7 +227,7 @@ fn server_json(s: &Summary) -> Value {
 }
 
 /// `/status.json`: what the page shows, as data. Uptimes are ratios (0–1) or null without data.
-async fn status_json(State(app): State<AppState>) -> Response {
+async fn status_json(State(app): State<WebState>) -> Response {
     let now = now_ms();
     let cors = [
         (
@@ -210,7 +240,7 @@ async fn status_json(State(app): State<AppState>) -> Response {
         ),
     ];
     let read = tokio::try_join!(
-        public_summaries(app.store.as_ref(), &app.status_history, now),
+        public_summaries(app.store.as_ref(), &app.history, now),
         app.store.list_regions()
     );
     match read {
@@ -229,7 +259,7 @@ async fn status_json(State(app): State<AppState>) -> Response {
             (cors, axum::Json(body)).into_response()
         }
         Err(e) => {
-            let mut r = crate::api::ApiError::from(e).into_response();
+            let mut r = json_unavailable(e);
             r.headers_mut().insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
@@ -258,6 +288,28 @@ fn svg_response(status: StatusCode, svg: String) -> Response {
         .into_response()
 }
 
+/// `/status.json` when its read failed: a problem document, marked for `last_good` when the
+/// database is unreachable (the detail is logged, not shown).
+fn json_unavailable(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "status.json unavailable");
+    let unreachable = matches!(e, StoreError::Unreachable(_));
+    let body = json!({"type": "about:blank", "title": "Service unavailable", "status": 503,
+        "detail": "the status data is briefly unavailable; retry shortly"});
+    let resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        )],
+        body.to_string(),
+    )
+        .into_response();
+    if unreachable {
+        return database_unavailable(resp);
+    }
+    resp
+}
+
 /// Mark a 503 as caused by the database, for `last_good`.
 fn database_unavailable(mut resp: Response) -> Response {
     resp.extensions_mut()
@@ -273,14 +325,14 @@ fn badge_not_found() -> Response {
 }
 
 /// The one public server with this slug.
-async fn public_badge_summary(app: &AppState, slug: &str) -> Result<Option<Summary>, StoreError> {
+async fn public_badge_summary(app: &WebState, slug: &str) -> Result<Option<Summary>, StoreError> {
     Ok(model::public_summary(app.store.as_ref(), slug, now_ms())
         .await?
         .map(|(s, _, _)| s))
 }
 
 /// `GET /badge/{slug}.svg`: the state.
-async fn state_badge(State(app): State<AppState>, Path(file): Path<String>) -> Response {
+async fn state_badge(State(app): State<WebState>, Path(file): Path<String>) -> Response {
     let Some(slug) = file.strip_suffix(".svg") else {
         return badge_not_found();
     };
@@ -315,7 +367,7 @@ struct UptimeQuery {
 
 /// `GET /badge/{slug}/uptime.svg?days=30`: uptime over 1, 7, 30 or 90 days (from rollups).
 async fn uptime_badge(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     Path(slug): Path<String>,
     Query(q): Query<UptimeQuery>,
 ) -> Response {
