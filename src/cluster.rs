@@ -9,10 +9,12 @@
 //! `/readyz?leader=true` tells the two apart for a load balancer that should route to the
 //! leader alone.
 //!
-//! Every few seconds the leader re-reads the servers, so changes made through a standby reach
-//! its scheduler, its ingest cache and the agents' long polls. When the leader's session ends
-//! (SIGKILL, a lost connection) a standby takes the lock within `EVERY` and loads the servers;
-//! results the old leader had acknowledged are committed, and agents re-send the rest.
+//! Every few seconds the leader renews its lease and re-reads the servers, so changes made
+//! through a standby reach its scheduler, its ingest cache and the agents' long polls. When the
+//! leader stops renewing (SIGKILL, cut off) a standby takes the lease once it expires, within
+//! `LEASE_TTL_SECONDS` plus `EVERY`, and loads the servers; a graceful stop releases it at once.
+//! A leader that cannot reach the database keeps leading and probing (results wait in its
+//! ingest) until the database answers again.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -53,7 +55,7 @@ impl ClusterParts {
         self.agent_config.send_modify(|v| *v += 1);
     }
 }
-use crate::store::LeaderLease;
+use crate::store::{LeaderLease, LeaseCheck};
 
 /// How often leadership is tried or checked, and the servers re-read.
 const EVERY: Duration = Duration::from_secs(2);
@@ -108,28 +110,43 @@ async fn sync(app: &ClusterParts, scheduled: &mut Scheduled) {
 }
 
 /// Lead when possible, stand by otherwise, until `stop`. `lease` is leadership taken at
-/// start (the daemon tries once before it serves).
+/// start (the daemon tries once before it serves). A leader whose database does not answer
+/// keeps leading: its scheduler keeps probing and its ingest holds the results.
 pub async fn run(
     app: ClusterParts,
     mut lease: Option<Box<dyn LeaderLease>>,
     stop: CancellationToken,
 ) {
     let mut scheduled = Scheduled::new();
+    let mut cut_off = false;
     loop {
-        let held = match lease.as_mut() {
-            Some(l) => Some(l.still_held().await),
+        let check = match lease.as_mut() {
+            Some(l) => Some(l.renew().await),
             None => None,
         };
-        match held {
-            Some(true) => {
+        match check {
+            Some(LeaseCheck::Held) => {
                 if !app.leader.swap(true, Ordering::Relaxed) {
-                    tracing::info!("leading: probing the built-in region and evaluating results");
+                    let term = lease.as_ref().map(|l| l.term()).unwrap_or(0);
+                    tracing::info!(
+                        term,
+                        "leading: probing the built-in region and evaluating results"
+                    );
+                }
+                if std::mem::take(&mut cut_off) {
+                    tracing::info!("database reachable again: lease renewed, still leading");
                 }
                 sync(&app, &mut scheduled).await;
             }
-            Some(false) => {
-                tracing::error!("lost leadership (database session ended): standing by");
+            Some(LeaseCheck::Unknown(why)) => {
+                if !std::mem::replace(&mut cut_off, true) {
+                    tracing::warn!(error = %why, "database unreachable: still leading, probing goes on and results wait");
+                }
+            }
+            Some(LeaseCheck::Lost) => {
+                tracing::error!("another replica took the lease: standing by");
                 lease = None;
+                cut_off = false;
                 app.leader.store(false, Ordering::Relaxed);
                 for id in scheduled.keys() {
                     app.scheduler.remove(id);
@@ -147,7 +164,13 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                // A graceful stop hands over at once instead of after the lease's expiry.
+                if let Some(mut l) = lease {
+                    l.release().await;
+                }
+                return;
+            }
         }
     }
 }

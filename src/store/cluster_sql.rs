@@ -1,23 +1,38 @@
-//! Which central replica leads: the one holding a Postgres session advisory lock. The leader
-//! probes the built-in region, evaluates results and runs alert housekeeping; the others stand
-//! by (not ready) and take over within seconds when the leader's session ends, including when
-//! its process is killed (Postgres drops the session, and the lock with it). SQLite is a single
-//! node: the first `serve` on a file leads, and a second one refuses to start.
+//! Which central replica leads: on Postgres, the holder of the `leader` row in `leases`, with a
+//! term that grows at every change of holder and an expiry on database time (renewed every
+//! 2 s, [`LEASE_TTL_SECONDS`] long). The leader probes the built-in region, evaluates results
+//! and runs alert housekeeping; the others stand by (not ready) and take the row once it
+//! expires (its holder was killed or cut off) or is released (a graceful shutdown). A leader
+//! that cannot reach the database keeps leading, so probing never stops during an outage; when
+//! the database is back it either renews (same term) or finds a higher term and stands by. No
+//! session state, so PgBouncer in transaction mode works. SQLite is a single node: the first
+//! `serve` on a file leads, and a second one refuses to start.
 
 use async_trait::async_trait;
-use sqlx::Connection;
 
 use super::sql::{PostgresStore, SqliteStore};
 use super::{StoreError, StoreResult};
 
-/// The advisory lock key ("mcpwatch" as a number).
-const LEADER_LOCK: i64 = 0x6d63_7077_6174_6368;
+/// What renewing a lease found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseCheck {
+    /// Renewed: still ours.
+    Held,
+    /// Another replica holds it now (a higher term): stop leading.
+    Lost,
+    /// The database did not answer. Keep leading: nobody can take the lease without it either.
+    Unknown(String),
+}
 
 /// Held leadership.
 #[async_trait]
 pub trait LeaderLease: Send {
-    /// Whether the lock is still held (its session answers).
-    async fn still_held(&mut self) -> bool;
+    /// Renew the lease (every couple of seconds while leading).
+    async fn renew(&mut self) -> LeaseCheck;
+    /// Give it up at once (a graceful shutdown), so a standby need not wait for the expiry.
+    async fn release(&mut self);
+    /// The lease's term: it grows with every change of holder.
+    fn term(&self) -> i64;
 }
 
 #[async_trait]
@@ -32,8 +47,14 @@ struct FileLease(#[allow(dead_code)] std::fs::File);
 
 #[async_trait]
 impl LeaderLease for FileLease {
-    async fn still_held(&mut self) -> bool {
-        true
+    async fn renew(&mut self) -> LeaseCheck {
+        LeaseCheck::Held
+    }
+
+    async fn release(&mut self) {}
+
+    fn term(&self) -> i64 {
+        1
     }
 }
 
@@ -59,25 +80,77 @@ impl ClusterStore for SqliteStore {
     }
 }
 
-/// The session that holds the lock, kept out of the pool.
-struct PgLease(sqlx::PgConnection);
+/// How long a Postgres lease lasts without renewal (database time). The leader renews every
+/// 2 s; a standby takes over at most this long after the leader stopped renewing.
+pub const LEASE_TTL_SECONDS: i64 = 8;
+
+/// The Postgres lease: a row in `leases`, renewed by term.
+struct PgLease {
+    pool: sqlx::PgPool,
+    holder: String,
+    term: i64,
+}
 
 #[async_trait]
 impl LeaderLease for PgLease {
-    async fn still_held(&mut self) -> bool {
-        let ping = tokio::time::timeout(std::time::Duration::from_secs(5), self.0.ping()).await;
-        matches!(ping, Ok(Ok(())))
+    async fn renew(&mut self) -> LeaseCheck {
+        let renewed = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sqlx::query_scalar::<_, i64>(
+                "UPDATE leases SET expires_at = now() + make_interval(secs => $3) \
+                 WHERE name = 'leader' AND holder = $1 AND term = $2 RETURNING term",
+            )
+            .bind(&self.holder)
+            .bind(self.term)
+            .bind(LEASE_TTL_SECONDS as f64)
+            .fetch_optional(&self.pool),
+        )
+        .await;
+        match renewed {
+            Ok(Ok(Some(_))) => LeaseCheck::Held,
+            Ok(Ok(None)) => LeaseCheck::Lost,
+            Ok(Err(e)) => LeaseCheck::Unknown(e.to_string()),
+            Err(_) => LeaseCheck::Unknown("no answer within 5 s".into()),
+        }
+    }
+
+    async fn release(&mut self) {
+        let _ =
+            sqlx::query("DELETE FROM leases WHERE name = 'leader' AND holder = $1 AND term = $2")
+                .bind(&self.holder)
+                .bind(self.term)
+                .execute(&self.pool)
+                .await;
+    }
+
+    fn term(&self) -> i64 {
+        self.term
     }
 }
 
 #[async_trait]
 impl ClusterStore for PostgresStore {
     async fn try_lead(&self) -> StoreResult<Option<Box<dyn LeaderLease>>> {
-        let mut conn = self.pool.acquire().await?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LEADER_LOCK)
-            .fetch_one(&mut conn)
-            .await?;
-        Ok(got.then(|| Box::new(PgLease(conn)) as Box<dyn LeaderLease>))
+        let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        // Take the row when it is free or expired; every change of holder raises the term.
+        let term: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, term, expires_at) \
+             VALUES ('leader', $1, 1, now() + make_interval(secs => $2)) \
+             ON CONFLICT (name) DO UPDATE \
+             SET holder = EXCLUDED.holder, term = leases.term + 1, expires_at = EXCLUDED.expires_at \
+             WHERE leases.expires_at < now() \
+             RETURNING term",
+        )
+        .bind(&holder)
+        .bind(LEASE_TTL_SECONDS as f64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(term.map(|term| {
+            Box::new(PgLease {
+                pool: self.pool.clone(),
+                holder,
+                term,
+            }) as Box<dyn LeaderLease>
+        }))
     }
 }

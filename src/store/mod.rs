@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use cluster_sql::{ClusterStore, LeaderLease};
+pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
     HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState,

@@ -30,6 +30,7 @@ pub mod app;
 pub mod browser;
 pub mod db;
 pub mod fixtures;
+pub mod private_pg;
 pub mod proc;
 pub mod seed;
 pub mod smtp;

@@ -1,0 +1,174 @@
+//! Never blind: the real binary on a private Postgres cluster that is stopped for a while. It
+//! keeps probing through the outage (a lost database is not a lost lease), a target that dies
+//! mid-outage is decided then and alerted after, every probe's result is stored once the
+//! database is back, and `/readyz` says not ready at once, then ready.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+use support::private_pg::PrivatePostgres;
+use support::proc::serve;
+
+const ADMIN: &str = "outage-admin-token-0123456789abcdef";
+
+/// Probes the fake has seen (each begins with `server/discover`).
+fn probes(fake: &FakeServer) -> usize {
+    fake.seen(|s| s.methods.iter().filter(|m| *m == "server/discover").count())
+}
+
+/// Wait (bounded) until `f` holds.
+async fn until(what: &str, bound: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn get(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
+    match client.get(url).bearer_auth(ADMIN).send().await {
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+        Err(_) => (StatusCode::BAD_GATEWAY, Value::Null),
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_outage_stops_no_probe_and_loses_no_result() {
+    outage("fast").await;
+}
+
+#[tokio::test]
+async fn a_postgres_crash_stops_no_probe_and_loses_no_result() {
+    outage("immediate").await;
+}
+
+/// `mode`: how Postgres is stopped (`fast`: connections ended cleanly; `immediate`: a crash).
+async fn outage(mode: &str) {
+    let pg = PrivatePostgres::start();
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var("KEEP_LOGS").is_ok() {
+        std::fs::create_dir_all("/tmp/outage-logs").unwrap();
+    }
+    let data = dir.path().join("data").display().to_string();
+    let url = pg.url();
+    let (_daemon, base) = serve(
+        &[
+            ("MCPWATCH_LISTEN", "127.0.0.1:0"),
+            ("DATABASE_URL", &url),
+            ("MCPWATCH_DATA_DIR", &data),
+            ("MCPWATCH_ADMIN_TOKEN", ADMIN),
+            ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+            ("MCPWATCH_LOG_FORMAT", "json"),
+        ],
+        if std::env::var("KEEP_LOGS").is_ok() {
+            std::path::Path::new("/tmp/outage-logs")
+        } else {
+            dir.path()
+        },
+        &format!("serve-{mode}"),
+    );
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/v1/servers"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(json!({"name": "Target", "slug": "t", "url": fake.url(), "interval_seconds": 10, "failures_to_down": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Two probes: the second comes from the leader's own schedule (its periodic re-read of the
+    // servers has seen this one), not only from the registration's probe-now.
+    until("two probes", Duration::from_secs(20), async || {
+        probes(&fake) >= 2
+    })
+    .await;
+
+    pg.down(mode);
+    let outage = Instant::now();
+    let down_at_ms = now_ms();
+    until(
+        "/readyz says not ready",
+        Duration::from_secs(5),
+        async || get(&client, format!("{base}/readyz")).await.0 == StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    let before = probes(&fake);
+    until(
+        "probing goes on without the database",
+        Duration::from_secs(25),
+        async || probes(&fake) >= before + 2,
+    )
+    .await;
+    // The target dies mid-outage: decided now, alerted when the database is back.
+    fake.update(|c| {
+        c.fault = Fault::Html200;
+        c.fault_on = "*";
+    });
+    let died_at_ms = now_ms();
+    let before = probes(&fake);
+    until("the failing probe", Duration::from_secs(15), async || {
+        probes(&fake) > before
+    })
+    .await;
+    let outage_len = outage.elapsed();
+    pg.up();
+    let back_at_ms = now_ms();
+
+    until("/readyz ready again", Duration::from_secs(20), async || {
+        get(&client, format!("{base}/readyz")).await.0 == StatusCode::OK
+    })
+    .await;
+    let seen = probes(&fake);
+    let mut stored = 0;
+    until(
+        "every probe's result stored",
+        Duration::from_secs(20),
+        async || {
+            let (_, v) = get(
+                &client,
+                format!("{base}/api/v1/servers/t/results?limit=200"),
+            )
+            .await;
+            stored = v["items"].as_array().map_or(0, Vec::len);
+            stored >= seen
+        },
+    )
+    .await;
+    assert!(
+        stored <= probes(&fake),
+        "stored once: {stored} results, {} probes",
+        probes(&fake)
+    );
+    let (_, server) = get(&client, format!("{base}/api/v1/servers/t")).await;
+    assert_eq!(server["state"], "down", "{server}");
+    let (_, events) = get(&client, format!("{base}/api/v1/events?type=server.down")).await;
+    let items = events["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "one server.down: {events}");
+    let at = time::OffsetDateTime::parse(
+        items[0]["at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    assert!(
+        (died_at_ms - 1_000..back_at_ms).contains(&at_ms) && at_ms > down_at_ms,
+        "decided at its real time, during the outage ({outage_len:?}): {at_ms} not in {died_at_ms}..{back_at_ms}"
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
