@@ -88,9 +88,12 @@ async fn sync(app: &ClusterParts, scheduled: &mut Scheduled) {
             app.scheduler.remove(&s.id);
         } else {
             match crate::targets::job_for(s, &app.sealer) {
-                Ok(job) => app
-                    .scheduler
-                    .upsert(job, !first && !scheduled.contains_key(&s.id)),
+                Ok(job) if first || scheduled.contains_key(&s.id) => {
+                    app.scheduler.upsert(job, false)
+                }
+                // New since the last re-read: the API that registered it may have probed it
+                // already; the scheduler probes it now only if it did not.
+                Ok(job) => app.scheduler.upsert_found(job),
                 Err(e) => tracing::error!(server = %s.slug, error = ?e, "cannot schedule"),
             }
         }

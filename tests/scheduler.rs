@@ -206,3 +206,88 @@ fn offsets_are_deterministic_and_spread() {
     );
     assert!((0..1000).all(|i| offset_of(&format!("s{i}"), interval) < interval));
 }
+
+/// Finds this era on every probe, and records the era choice each probe started with.
+struct EraRunner {
+    found: mcpwatch::probe::Era,
+    choices: Mutex<Vec<mcpwatch::probe::EraChoice>>,
+}
+
+#[async_trait]
+impl Runner for EraRunner {
+    async fn run(&self, job: &Job) -> ProbeReport {
+        self.choices.lock().unwrap().push(job.target.era);
+        let mut r = ProbeReport::new(job.target.url.to_string(), String::new());
+        r.verdict = Verdict::Up;
+        r.era = Some(self.found);
+        r
+    }
+}
+
+/// The era a probe found is where the next probe of that server starts (no `server/discover`
+/// first for a server known to be older), at once; a forced era stays forced.
+#[tokio::test(start_paused = true)]
+async fn the_era_a_probe_found_is_where_the_next_one_starts() {
+    use mcpwatch::probe::{Era, EraChoice};
+    let runner = Arc::new(EraRunner {
+        found: Era::StreamableHttp,
+        choices: Mutex::new(Vec::new()),
+    });
+    let rec = Arc::new(Recorder {
+        start: Instant::now(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let stop = CancellationToken::new();
+    let h = scheduler::spawn(
+        "local".into(),
+        runner.clone(),
+        rec,
+        10,
+        stop.clone(),
+        TaskTracker::new(),
+    );
+    h.upsert(job("a", 10), true);
+    let mut forced = job("b", 10);
+    forced.target.era = EraChoice::Force(Era::Stateless);
+    h.upsert(forced, true);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let choices = runner.choices.lock().unwrap().clone();
+    let of = |want: fn(&EraChoice) -> bool| choices.iter().filter(|c| want(c)).count();
+    assert_eq!(
+        of(|c| *c == EraChoice::Detect),
+        1,
+        "only the first probe detects: {choices:?}"
+    );
+    assert!(
+        of(|c| *c == EraChoice::Prefer(Era::StreamableHttp)) >= 2,
+        "{choices:?}"
+    );
+    assert!(
+        of(|c| *c == EraChoice::Force(Era::Stateless)) >= 3,
+        "forced stays forced: {choices:?}"
+    );
+    stop.cancel();
+}
+
+/// A server registered through the API (probed at once) and then found by the leader's
+/// re-read is not probed a second time at once; one found only by the re-read is.
+#[tokio::test(start_paused = true)]
+async fn a_server_found_by_a_re_read_is_not_probed_twice_at_once() {
+    let (h, rec, _, stop) = start(StubRunner::default(), 10);
+    h.upsert(job("api", 60), true);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    h.upsert_found(job("api", 60));
+    h.upsert_found(job("standby", 60));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        rec.times("api").len(),
+        1,
+        "probed once, by the API's probe-now"
+    );
+    assert_eq!(
+        rec.times("standby").len(),
+        1,
+        "new to this scheduler: probed at once"
+    );
+    stop.cancel();
+}

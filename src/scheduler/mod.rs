@@ -8,7 +8,7 @@
 //! is measured. Changes arrive as [`Command`]s and take effect at once.
 //!
 //! The probe and the destination of its report are traits ([`Runner`], [`Sink`]): `serve` uses
-//! the real prober and the local ingest, the agent (later) an HTTP push, tests a stub.
+//! the real prober and the local ingest, the agent an HTTP push, tests a stub.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::probe::{ProbeReport, ProbeTarget, Prober};
+use crate::probe::{Era, EraChoice, ProbeReport, ProbeTarget, Prober};
 
 /// One server to probe, as the scheduler needs it.
 #[derive(Debug, Clone)]
@@ -33,6 +33,18 @@ pub struct Job {
     pub slug: String,
     pub target: ProbeTarget,
     pub interval: Duration,
+}
+
+/// The next probe of this job starts with the era its last probe found, so a server known to
+/// speak an older era is not sent `server/discover` (and does not spend its discovery budget)
+/// on every probe; a forced era stays forced. Takes effect at once, not when the server's row
+/// next changes.
+fn learn_era(job: &mut Arc<Job>, era: Era) {
+    let preferred = EraChoice::Prefer(era);
+    if matches!(job.target.era, EraChoice::Force(_)) || job.target.era == preferred {
+        return;
+    }
+    Arc::make_mut(job).target.era = preferred;
 }
 
 /// Runs one probe.
@@ -61,14 +73,27 @@ pub enum Command {
     /// Add or replace a job; `probe_now` runs it at once (a newly registered server).
     Upsert {
         job: Job,
-        probe_now: bool,
+        probe_now: ProbeNow,
     },
     Remove(String),
-    /// Internal: a probe finished.
+    /// Internal: a probe finished, having found this era (if any).
     Done {
         server_id: String,
         generation: u64,
+        era: Option<Era>,
     },
+}
+
+/// Whether an upserted job runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeNow {
+    /// At its next regular tick.
+    No,
+    /// At once (registered or changed through the API).
+    Yes,
+    /// At once only if the scheduler does not hold it yet (a server found by a re-read, which
+    /// the API may already have scheduled and probed: never twice at once).
+    IfNew,
 }
 
 /// Scheduler counters (the metrics issue exports them).
@@ -91,7 +116,20 @@ pub struct SchedulerHandle {
 
 impl SchedulerHandle {
     pub fn upsert(&self, job: Job, probe_now: bool) {
+        let probe_now = if probe_now {
+            ProbeNow::Yes
+        } else {
+            ProbeNow::No
+        };
         let _ = self.tx.send(Command::Upsert { job, probe_now });
+    }
+
+    /// Upsert a job found by a re-read of the servers: probed at once only if new here.
+    pub fn upsert_found(&self, job: Job) {
+        let _ = self.tx.send(Command::Upsert {
+            job,
+            probe_now: ProbeNow::IfNew,
+        });
     }
 
     pub fn remove(&self, server_id: &str) {
@@ -207,18 +245,27 @@ async fn run(
                     Command::Upsert { job, probe_now } => {
                         generation += 1;
                         let now = Instant::now();
-                        let in_flight = entries.get(&job.server_id).is_some_and(|e| e.in_flight);
-                        let due = if probe_now { now } else { clock.next_tick(&job, now) };
+                        let known = entries.get(&job.server_id);
+                        let in_flight = known.is_some_and(|e| e.in_flight);
+                        let at_once = match probe_now {
+                            ProbeNow::Yes => true,
+                            ProbeNow::IfNew => known.is_none(),
+                            ProbeNow::No => false,
+                        };
+                        let due = if at_once { now } else { clock.next_tick(&job, now) };
                         heap.push(Reverse((due, generation, job.server_id.clone())));
                         entries.insert(job.server_id.clone(), Entry { job: Arc::new(job), generation, in_flight });
                     }
                     Command::Remove(id) => {
                         entries.remove(&id);
                     }
-                    Command::Done { server_id, .. } => {
+                    Command::Done { server_id, era, .. } => {
                         // The probe finished, whichever version of the job started it.
                         if let Some(e) = entries.get_mut(&server_id) {
                             e.in_flight = false;
+                            if let Some(era) = era {
+                                learn_era(&mut e.job, era);
+                            }
                         }
                     }
                 }
@@ -256,9 +303,10 @@ async fn run(
                             .map(|d| d.as_millis() as i64)
                             .unwrap_or(0);
                         let report = runner.run(&job).await;
+                        let era = report.era;
                         sink.submit(&job, started_at, std::time::Duration::from_micros(lag), report).await;
                         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        let _ = tx.send(Command::Done { server_id: job.server_id.clone(), generation: g });
+                        let _ = tx.send(Command::Done { server_id: job.server_id.clone(), generation: g, era });
                     });
                 }
             }
