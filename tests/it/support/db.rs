@@ -89,15 +89,38 @@ impl TestDb {
     }
 
     /// Drop the Postgres database (connections are force-closed).
-    pub async fn cleanup(self) {
-        if let Some(name) = &self.pg_name
-            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
+    pub async fn cleanup(mut self) {
+        if let Some(name) = self.pg_name.take() {
+            drop_database(&name).await;
         }
+    }
+}
+
+async fn drop_database(name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+/// A test that panics before `cleanup` still drops its database (on a thread of its own: a
+/// destructor cannot wait on the test's runtime).
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&name));
+            }
+        })
+        .join();
     }
 }

@@ -1,7 +1,7 @@
 //! Restart safety with the real binary: SIGKILL the daemon while a webhook delivery is in
 //! flight; after a restart every pending delivery is sent, none under a new id.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

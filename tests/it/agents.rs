@@ -5,7 +5,7 @@
 //! What loopback cannot show: a region whose whole network is cut off (here an agent is
 //! refused by the server, or killed); DNS or routing that differ between regions.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The real `mcpwatch` binary against fake servers: JSON shape, exit codes, baselines,
 //! snapshots, `--wait`, and errors that are one clear line.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! `server/discover` is scripted; "falls back" rows assert the probe reached `up` through
 //! `initialize`, "stops" rows assert it never sent `initialize`.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

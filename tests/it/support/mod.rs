@@ -35,3 +35,17 @@ pub mod proc;
 pub mod seed;
 pub mod smtp;
 pub mod webhook_rx;
+
+/// Wait until `check` holds, polling every 100 ms, for at most `bound`; fails naming `what`.
+/// Waits for an event instead of sleeping in its stead.
+pub async fn eventually(
+    what: &str,
+    bound: std::time::Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) {
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -2,7 +2,7 @@
 //! secrets never echoed, the monitoring loop (up → down → up, incidents, drift), pause,
 //! rate limits and health.
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Alerts: channels over the API, signed webhooks for real state changes, retries with the same
 //! id under a manual clock, and two dispatchers on one Postgres delivering each row once.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! mid-outage is decided then and alerted after, every probe's result is stored once the
 //! database is back, and `/readyz` says not ready at once, then ready.
 
-mod support;
+use crate::support;
+use support::eventually;
 
 use std::time::{Duration, Instant};
 
@@ -18,15 +19,6 @@ const ADMIN: &str = "outage-admin-token-0123456789abcdef";
 /// Probes the fake has seen (each begins with `server/discover`).
 fn probes(fake: &FakeServer) -> usize {
     fake.seen(|s| s.methods.iter().filter(|m| *m == "server/discover").count())
-}
-
-/// Wait (bounded) until `f` holds.
-async fn until(what: &str, bound: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn get(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
@@ -88,7 +80,7 @@ async fn outage(mode: &str) {
     assert_eq!(r.status(), StatusCode::CREATED);
     // Two probes: the second comes from the leader's own schedule (its periodic re-read of the
     // servers has seen this one), not only from the registration's probe-now.
-    until("two probes", Duration::from_secs(20), async || {
+    eventually("two probes", Duration::from_secs(20), async || {
         probes(&fake) >= 2
     })
     .await;
@@ -96,14 +88,14 @@ async fn outage(mode: &str) {
     pg.down(mode);
     let outage = Instant::now();
     let down_at_ms = now_ms();
-    until(
+    eventually(
         "/readyz says not ready",
         Duration::from_secs(5),
         async || get(&client, format!("{base}/readyz")).await.0 == StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
     let before = probes(&fake);
-    until(
+    eventually(
         "probing goes on without the database",
         Duration::from_secs(25),
         async || probes(&fake) >= before + 2,
@@ -116,7 +108,7 @@ async fn outage(mode: &str) {
     });
     let died_at_ms = now_ms();
     let before = probes(&fake);
-    until("the failing probe", Duration::from_secs(15), async || {
+    eventually("the failing probe", Duration::from_secs(15), async || {
         probes(&fake) > before
     })
     .await;
@@ -124,13 +116,13 @@ async fn outage(mode: &str) {
     pg.up();
     let back_at_ms = now_ms();
 
-    until("/readyz ready again", Duration::from_secs(20), async || {
+    eventually("/readyz ready again", Duration::from_secs(20), async || {
         get(&client, format!("{base}/readyz")).await.0 == StatusCode::OK
     })
     .await;
     let seen = probes(&fake);
     let mut stored = 0;
-    until(
+    eventually(
         "every probe's result stored",
         Duration::from_secs(20),
         async || {

@@ -2,7 +2,7 @@
 //! must split connect from TLS time, record the leaf's expiry, and name the certificate
 //! problem when verification fails.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -2,7 +2,7 @@
 //! fake MCP server over the API, watch it go up, break it, watch it go down after the
 //! threshold, change its tools, see `schema.changed` and the diff; then SIGTERM → exit 0.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! The status page in a real browser (headless Chromium over the DevTools protocol) and in the
 //! W3C's Nu HTML checker. Screenshots go to `target/screenshots/` (kept as CI artifacts).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

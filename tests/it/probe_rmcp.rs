@@ -2,7 +2,7 @@
 //! It speaks 2026-07-28 and the initialize era on one endpoint; the probe must find the
 //! stateless era by itself, also succeed when forced to the older era, and hash both the same.
 
-mod support;
+use crate::support;
 
 use mcpwatch::probe::{Era, EraChoice, Verdict};
 use rmcp::handler::server::router::tool::ToolRouter;

@@ -1,7 +1,7 @@
 //! One test per misbehaviour of the fake server (and per network failure), asserting the
 //! verdict, the failure kind and, where it matters, the phase.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

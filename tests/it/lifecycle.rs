@@ -1,7 +1,7 @@
 //! The daemon applying the checklist to itself: graceful shutdown drains an in-flight probe
 //! (readiness 503 meanwhile), and a database outage loses no result and shows in `/readyz`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -2,7 +2,7 @@
 //! when a batch is re-sent), status reads see only public servers, and pruning works in
 //! batches.
 
-mod support;
+use crate::support;
 
 use mcpwatch::monitor::{RegionState, RegionStatus};
 use mcpwatch::store::rollup::{DAY_MS, HOUR_MS};

@@ -1,7 +1,7 @@
 //! The probe against the fake server in every era and reply shape: detection, fallback,
 //! pagination, sessions, and one schema hash across eras.
 
-mod support;
+use crate::support;
 
 use mcpwatch::probe::{Era, EraChoice, FailureKind, Phase, Verdict};
 use serde_json::json;

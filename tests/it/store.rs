@@ -1,6 +1,6 @@
 //! The Store contract, run against SQLite and Postgres alike (a fresh database per test).
 
-mod support;
+use crate::support;
 
 use mcpwatch::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
 use mcpwatch::store::{

@@ -2,7 +2,7 @@
 //! daemon over seeded data on both backends: every state, an empty install, escaping, and
 //! private servers that never show.
 
-mod support;
+use crate::support;
 
 use mcpwatch::monitor::{RegionStatus, ServerStatus};
 use mcpwatch::store::WindowRecord;

@@ -2,7 +2,7 @@
 //! probes, the other stands by (serving pages and the API); each due probe runs once per tick; SIGKILL of the
 //! leader hands the work to the other within seconds; an outage alerts once.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,25 @@
+//! The integration tests, one binary (one link of the crate instead of one per file), a module
+//! per concern. `support/` holds `spawn_app()`, test databases, the fake MCP server, a webhook
+//! receiver, an SMTP server, a private Postgres cluster and the real binary as a child.
+
+mod support;
+
+mod agents;
+mod alerts;
+mod api;
+mod browser;
+mod cli;
+mod e2e_alerts;
+mod e2e_serve;
+mod history;
+mod lifecycle;
+mod outage;
+mod probe_era_table;
+mod probe_eras;
+mod probe_faults;
+mod probe_rmcp;
+mod probe_tls;
+mod replicas;
+mod scheduler;
+mod status_page;
+mod store;
