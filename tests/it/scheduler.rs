@@ -74,15 +74,10 @@ fn job(id: &str, interval_s: u64) -> Job {
     }
 }
 
-fn start(
-    runner: StubRunner,
+fn start<R: Runner>(
+    runner: R,
     max: usize,
-) -> (
-    SchedulerHandle,
-    Arc<Recorder>,
-    Arc<StubRunner>,
-    CancellationToken,
-) {
+) -> (SchedulerHandle, Arc<Recorder>, Arc<R>, CancellationToken) {
     let runner = Arc::new(runner);
     let rec = Arc::new(Recorder {
         start: Instant::now(),
@@ -229,22 +224,12 @@ impl Runner for EraRunner {
 #[tokio::test(start_paused = true)]
 async fn the_era_a_probe_found_is_where_the_next_one_starts() {
     use mcpwatch::probe::{Era, EraChoice};
-    let runner = Arc::new(EraRunner {
-        found: Era::StreamableHttp,
-        choices: Mutex::new(Vec::new()),
-    });
-    let rec = Arc::new(Recorder {
-        start: Instant::now(),
-        seen: Mutex::new(Vec::new()),
-    });
-    let stop = CancellationToken::new();
-    let h = scheduler::spawn(
-        "local".into(),
-        runner.clone(),
-        rec,
+    let (h, _, runner, stop) = start(
+        EraRunner {
+            found: Era::StreamableHttp,
+            choices: Mutex::new(Vec::new()),
+        },
         10,
-        stop.clone(),
-        TaskTracker::new(),
     );
     h.upsert(job("a", 10), true);
     let mut forced = job("b", 10);
