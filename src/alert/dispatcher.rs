@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -495,11 +494,15 @@ impl Dispatcher {
             return done(None, Some(format!("refused: {b}")));
         }
         let format = channel.format.as_deref().unwrap_or("standard");
-        let (body, mut headers) = match format {
-            "slack" | "discord" => (
-                webhook::chat_body(format, event, self.public_url.as_deref()),
-                HeaderMap::new(),
-            ),
+        // The body is serialized once: the signature covers exactly the bytes sent.
+        let (bytes, mut headers) = match format {
+            "slack" | "discord" => {
+                let body = webhook::chat_body(format, event, self.public_url.as_deref());
+                (
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                    HeaderMap::new(),
+                )
+            }
             _ => {
                 let body = webhook::payload(event, self.public_url.as_deref());
                 let bytes = serde_json::to_vec(&body).unwrap_or_default();
@@ -524,7 +527,7 @@ impl Dispatcher {
                     h.insert("webhook-id", v);
                 }
                 h.insert("webhook-timestamp", HeaderValue::from(ts));
-                (body, h)
+                (bytes, h)
             }
         };
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -536,14 +539,13 @@ impl Dispatcher {
                     HeaderValue::from_str(&v),
                 ) {
                     value.set_sensitive(true);
-                    headers.insert(name, value);
+                    // A channel's own headers never replace the signature or the content type.
+                    if !headers.contains_key(&name) {
+                        headers.insert(name, value);
+                    }
                 }
             }
         }
-        let bytes = match &body {
-            Value::Null => Vec::new(),
-            other => serde_json::to_vec(other).unwrap_or_default(),
-        };
         match self
             .client
             .post(url)

@@ -1134,15 +1134,16 @@ async fn a_failed_read_postpones_a_delivery_and_never_kills_it() {
     for backend in BACKENDS {
         let (db, store, sealer) = setup(backend).await;
         let rx = Receiver::start().await;
-        store
-            .insert_channel(&channel(
-                "ch",
-                &rx.url,
-                &sealer,
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            ))
-            .await
-            .unwrap();
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let mut ch = channel("ch", &rx.url, &sealer, secret);
+        // A channel's own headers go along, but never replace the signature.
+        ch.header_names = vec!["webhook-signature".into(), "X-Extra".into()];
+        ch.headers_enc = Some(
+            sealer
+                .seal(br#"[["webhook-signature", "v1,forged"], ["X-Extra", "yes"]]"#)
+                .unwrap(),
+        );
+        store.insert_channel(&ch).await.unwrap();
         let t0 = 1_800_000_000_000;
         store
             .commit_batch(&events_with_deliveries(1, "ch", t0))
@@ -1183,7 +1184,10 @@ async fn a_failed_read_postpones_a_delivery_and_never_kills_it() {
             ("delivered", 1),
             "{backend:?}"
         );
-        assert_eq!(rx.received().len(), 1);
+        let got = rx.received();
+        assert_eq!(got.len(), 1);
+        assert!(verify(secret, &got[0]), "signed over the bytes sent");
+        assert_eq!(got[0].header("x-extra"), "yes");
         db.cleanup().await;
     }
 }
