@@ -14,6 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use governor::clock::Clock as _;
+
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -63,40 +65,89 @@ pub struct Caller {
     pub region: Option<String>,
 }
 
-/// A token bucket per key string.
+/// A rate limit per key (an API key id, or a client address), on GCRA: `per_minute` requests
+/// a minute with bursts up to the same number. Runs on tokio's clock, so tests with paused
+/// time drive it.
 pub struct RateLimiter {
-    per_minute: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    limiter: governor::RateLimiter<
+        String,
+        governor::state::keyed::DashMapStateStore<String>,
+        TokioClock,
+        governor::middleware::NoOpMiddleware<TokioInstant>,
+    >,
 }
 
 impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
+        let per_minute =
+            std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::per_minute(per_minute);
         RateLimiter {
-            per_minute: f64::from(per_minute.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            limiter: governor::RateLimiter::dashmap_with_clock(quota, TokioClock),
         }
     }
 
-    /// `Ok` or the seconds to wait.
+    /// `Ok`, or the whole seconds to wait (at least 1).
     pub fn check(&self, key: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > 100_000 {
-            // Forget idle buckets so the map cannot grow without bound.
-            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(120));
+        if self.limiter.len() > 100_000 {
+            // Forget keys whose buckets are full again, so the map cannot grow without bound.
+            self.limiter.retain_recent();
         }
-        let rate = self.per_minute / 60.0;
-        let (tokens, at) = buckets
-            .entry(key.to_string())
-            .or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
-        }
+        self.limiter
+            .check_key(&key.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(TokioClock.now());
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            })
+    }
+}
+
+/// The key a client address is limited by: an IPv4 address, or the /64 an IPv6 address is in
+/// (one host can use a whole /64, so per-address keys would not limit it at all).
+pub(crate) fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// An instant on tokio's clock, for governor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokioInstant(tokio::time::Instant);
+
+impl std::ops::Add<governor::nanos::Nanos> for TokioInstant {
+    type Output = TokioInstant;
+
+    fn add(self, other: governor::nanos::Nanos) -> TokioInstant {
+        TokioInstant(self.0 + Duration::from(other))
+    }
+}
+
+impl governor::clock::Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> governor::nanos::Nanos {
+        self.0.saturating_duration_since(earlier.0).into()
+    }
+
+    fn saturating_sub(&self, duration: governor::nanos::Nanos) -> Self {
+        TokioInstant(self.0.checked_sub(duration.into()).unwrap_or(self.0))
+    }
+}
+
+/// tokio's clock, for governor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl governor::clock::Clock for TokioClock {
+    type Instant = TokioInstant;
+
+    fn now(&self) -> TokioInstant {
+        TokioInstant(tokio::time::Instant::now())
     }
 }
 
@@ -159,7 +210,7 @@ fn required_scope(method: &Method, path: &str) -> Scope {
 
 /// Middleware for `/api/v1/*`.
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = client_ip(&req, &app.settings.trusted_proxies).to_string();
+    let ip = address_key(client_ip(&req, &app.settings.trusted_proxies));
     // Requests without a valid key spend this address's budget; valid keys spend their own.
     let refuse_anonymous = |response: Response| match app.ip_limiter.check(&ip) {
         Ok(()) => response,
@@ -243,13 +294,32 @@ async fn lookup(app: &AppState, hash: &str) -> Result<Option<ApiKeyRecord>, ApiE
 mod tests {
     use super::*;
 
-    #[test]
-    fn bucket_allows_the_rate_then_says_when_to_retry() {
+    #[tokio::test(start_paused = true)]
+    async fn limits_allow_the_rate_then_say_when_to_retry_and_refill_with_time() {
         let l = RateLimiter::new(3);
         assert!(l.check("k").is_ok() && l.check("k").is_ok() && l.check("k").is_ok());
         let wait = l.check("k").unwrap_err();
         assert!((1..=20).contains(&wait), "{wait}");
-        assert!(l.check("other").is_ok(), "buckets are per key");
+        assert!(l.check("other").is_ok(), "limits are per key");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(
+            l.check("k").is_ok(),
+            "a third of a minute gives one request back"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_slash_64() {
+        let a = address_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = address_key("2001:db8:1:2:bbbb::9".parse().unwrap());
+        let other = address_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(
+            address_key("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
+        assert_eq!(address_key("203.0.113.7".parse().unwrap()), "203.0.113.7");
     }
 
     #[test]
