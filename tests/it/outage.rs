@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
 use support::private_pg::PrivatePostgres;
 use support::proc::serve;
+use support::webhook_rx::Receiver;
 
 const ADMIN: &str = "outage-admin-token-0123456789abcdef";
 
@@ -78,6 +79,16 @@ async fn outage(mode: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    let rx = Receiver::start().await;
+    let r = client
+        .post(format!("{base}/api/v1/channels"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(json!({"name": "ops", "url": rx.url, "events": ["server.down"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
     // Two probes: the second comes from the leader's own schedule (its periodic re-read of the
     // servers has seen this one), not only from the registration's probe-now.
     eventually("two probes", Duration::from_secs(20), async || {
@@ -113,6 +124,10 @@ async fn outage(mode: &str) {
     })
     .await;
     let outage_len = outage.elapsed();
+    assert!(
+        rx.received().is_empty(),
+        "no alert can leave before the database is back"
+    );
     pg.up();
     let back_at_ms = now_ms();
 
@@ -152,6 +167,15 @@ async fn outage(mode: &str) {
     )
     .unwrap();
     let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    eventually(
+        "the alert, after the outage",
+        Duration::from_secs(20),
+        async || !rx.received().is_empty(),
+    )
+    .await;
+    let alert = &rx.received()[0];
+    let body = String::from_utf8_lossy(&alert.body);
+    assert!(body.contains("server.down"), "{body}");
     assert!(
         (died_at_ms - 1_000..back_at_ms).contains(&at_ms) && at_ms > down_at_ms,
         "decided at its real time, during the outage ({outage_len:?}): {at_ms} not in {died_at_ms}..{back_at_ms}"
