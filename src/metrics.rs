@@ -29,6 +29,9 @@ pub struct Metrics {
     pub probes_in_flight: IntGaugeVec,
     deliveries: IntCounterVec,
     pub outbox_pending: IntGauge,
+    /// Results queued for the ingest, and how long the oldest one not yet stored has waited.
+    pub ingest_queue_depth: IntGauge,
+    pub ingest_waiting_seconds: prometheus::Gauge,
     build_info: IntGaugeVec,
 }
 
@@ -133,6 +136,16 @@ impl Metrics {
             "Alert deliveries not yet delivered or dead",
         )?;
         registry.register(Box::new(outbox_pending.clone()))?;
+        let ingest_queue_depth = IntGauge::new(
+            "mcpwatch_ingest_queue_depth",
+            "Results and changes queued for the ingest, not yet taken into a batch",
+        )?;
+        registry.register(Box::new(ingest_queue_depth.clone()))?;
+        let ingest_waiting_seconds = prometheus::Gauge::new(
+            "mcpwatch_ingest_waiting_seconds",
+            "How long the oldest result not yet stored has waited (0 when writes go through)",
+        )?;
+        registry.register(Box::new(ingest_waiting_seconds.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new("mcpwatch_build_info", "Build information"),
             &["version"],
@@ -160,6 +173,8 @@ impl Metrics {
             probes_in_flight,
             deliveries,
             outbox_pending,
+            ingest_queue_depth,
+            ingest_waiting_seconds,
             build_info,
         })
     }
@@ -258,7 +273,7 @@ impl Metrics {
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 14] = [
+        let collectors: [&dyn Collector; 16] = [
             &self.probe_success,
             &self.probe_duration,
             &self.tools,
@@ -272,6 +287,8 @@ impl Metrics {
             &self.probes_in_flight,
             &self.deliveries,
             &self.outbox_pending,
+            &self.ingest_queue_depth,
+            &self.ingest_waiting_seconds,
             &self.build_info,
         ];
         collectors

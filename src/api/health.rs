@@ -2,6 +2,7 @@
 //! migrations applied, writes going through, not shutting down).
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -43,7 +44,7 @@ pub async fn readyz(
             super::rfc3339(since)
         ));
     } else {
-        match tokio::time::timeout(std::time::Duration::from_secs(1), app.store.ready()).await {
+        match tokio::time::timeout(Duration::from_secs(1), app.store.ready()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 if matches!(e, crate::store::StoreError::Unreachable(_)) {
@@ -57,8 +58,21 @@ pub async fn readyz(
             }
         }
     }
+    let queued = app.ingest.queue_depth();
     if !app.ingest.health.database_ok.load(Ordering::Relaxed) {
-        problems.push("result writes are failing; results are held in memory".to_string());
+        let waiting = app
+            .ingest
+            .waiting(super::now_ms())
+            .map(|w| format!(", the oldest for {} s", w.as_secs()))
+            .unwrap_or_default();
+        problems.push(format!(
+            "result writes are failing; results are held in memory ({queued} queued{waiting})"
+        ));
+    } else if queued * 10 >= app.settings.ingest_buffer * 9 {
+        problems.push(format!(
+            "results are falling behind: {queued} of {} queued",
+            app.settings.ingest_buffer
+        ));
     }
     if problems.is_empty() {
         (
@@ -93,9 +107,21 @@ pub async fn metrics(
             return super::error::ApiError::Unauthorized.into_response();
         }
     }
-    if let Ok(n) = app.store.pending_deliveries().await {
+    // During an outage the last known count stays: a scrape must not wait on the pool.
+    if app.db_gate.down_since().is_none()
+        && let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(1), app.store.pending_deliveries()).await
+    {
         app.metrics.outbox_pending.set(n);
     }
+    app.metrics
+        .ingest_queue_depth
+        .set(app.ingest.queue_depth() as i64);
+    app.metrics.ingest_waiting_seconds.set(
+        app.ingest
+            .waiting(super::now_ms())
+            .map_or(0.0, |w| w.as_secs_f64()),
+    );
     let in_flight = app.scheduler.stats.in_flight.load(Ordering::Relaxed) as i64;
     app.metrics
         .probes_in_flight

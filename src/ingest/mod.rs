@@ -114,6 +114,8 @@ enum Msg {
 #[derive(Debug, Default)]
 pub struct IngestHealth {
     pub database_ok: AtomicBool,
+    /// Unix ms when the oldest result not yet stored was probed; 0 while writes go through.
+    pub waiting_since_ms: std::sync::atomic::AtomicI64,
     pub committed_results: AtomicU64,
     pub failed_commits: AtomicU64,
 }
@@ -152,6 +154,17 @@ impl IngestHandle {
     /// Channels or maintenance windows changed.
     pub async fn routing_changed(&self) {
         let _ = self.tx.send(Msg::RoutingChanged).await;
+    }
+
+    /// Messages queued, not yet taken into a batch.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// How long the oldest result not yet stored has waited, if writes are failing.
+    pub fn waiting(&self, now_ms: i64) -> Option<Duration> {
+        let since = self.health.waiting_since_ms.load(Ordering::Relaxed);
+        (since != 0).then(|| Duration::from_millis(now_ms.saturating_sub(since).max(0) as u64))
     }
 
     /// Wait until everything queued before this call is committed.
@@ -399,6 +412,7 @@ async fn commit(
         match store.commit_batch(writes).await {
             Ok(()) => {
                 health.database_ok.store(true, Ordering::Relaxed);
+                health.waiting_since_ms.store(0, Ordering::Relaxed);
                 health
                     .committed_results
                     .fetch_add(writes.results.len() as u64, Ordering::Relaxed);
@@ -407,6 +421,14 @@ async fn commit(
             Err(e) => {
                 attempts += 1;
                 health.database_ok.store(false, Ordering::Relaxed);
+                if let Some(oldest) = writes.results.iter().map(|r| r.started_at).min() {
+                    let _ = health.waiting_since_ms.compare_exchange(
+                        0,
+                        oldest,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 health.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, results = writes.results.len(), attempts, "batch not committed; retrying");
                 if stop.is_cancelled() && attempts >= 10 {

@@ -123,6 +123,32 @@ async fn outage(mode: &str) {
         probes(&fake) > before
     })
     .await;
+    // Operators see results waiting: in /readyz and in /metrics, at once.
+    let (s, ready) = get(&client, format!("{base}/readyz")).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.to_string().contains("held in memory"), "{ready}");
+    let started = Instant::now();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a scrape does not wait on the pool"
+    );
+    let waiting: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mcpwatch_ingest_waiting_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("mcpwatch_ingest_waiting_seconds");
+    assert!(
+        waiting > 5.0,
+        "the oldest result waits since the outage began: {waiting}"
+    );
     let outage_len = outage.elapsed();
     assert!(
         rx.received().is_empty(),
