@@ -6,7 +6,9 @@
 //! - `evaluate.rs`: the transition function (thresholds, quorum, auth, drift, versions).
 //! - `flapping.rs`: when state changes come too often to be worth an alert each.
 //! - `consistency.rs`: when regions disagree on the tool list for longer than an interval.
+//! - `availability.rs`: availability as time outside `down`/`auth_failed` (outside incidents).
 
+pub mod availability;
 mod consistency;
 mod evaluate;
 mod flapping;

@@ -214,6 +214,7 @@ fn server_json(s: &Summary) -> Value {
         "uptime": {
             "24h": s.uptime_24h, "7d": s.uptime_7d, "30d": s.uptime_30d, "90d": s.uptime_90d,
         },
+        "probe_success": {"24h": s.probe_success_24h, "90d": s.probe_success_90d},
         "last_check": s.last.as_ref().map(|r| rfc3339(r.at)),
         "tool_count": s.last.as_ref().map(|r| r.tool_count),
         "schema_hash": s.schema_hash,

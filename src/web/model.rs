@@ -1,9 +1,11 @@
 //! The status page's data: read from state, rollups and incidents (never raw results), shaped
-//! once for the HTML, the badges and `/status.json`.
+//! once for the HTML, the badges and `/status.json`. Uptime is availability from incidents
+//! (`monitor::availability`); raw probe success ratios are their own figure.
 
 use std::collections::HashMap;
 
 use crate::alert::maintenance::{covers, schedule_of};
+use crate::monitor::availability::{Outage, availability};
 use crate::store::rollup::{DAY_MS, DailyRollup, HOUR_MS, HourlyRollup, day_start, hour_start};
 use crate::store::{
     IncidentRecord, LastSeen, RegionView, Scope, ServerRecord, ServerWithState, Store, StoreError,
@@ -39,10 +41,15 @@ pub struct Summary {
     pub schema_hash: Option<String>,
     /// (day start, uptime, incidents), oldest first, `DAYS` of them ending today.
     pub days: Vec<(i64, Option<f64>, usize)>,
+    /// Availability (time outside incidents; see `monitor::availability`).
     pub uptime_24h: Option<f64>,
     pub uptime_7d: Option<f64>,
     pub uptime_30d: Option<f64>,
     pub uptime_90d: Option<f64>,
+    /// Raw probe success ratios (every region's probes), a different figure from uptime: a
+    /// failed probe counts here even when it changed no state.
+    pub probe_success_24h: Option<f64>,
+    pub probe_success_90d: Option<f64>,
     /// p50 latency per hour over the last 24 h, oldest first.
     pub spark: Vec<Option<f64>>,
 }
@@ -290,13 +297,28 @@ fn summarize(
         .filter_map(|r| r.last.clone())
         .max_by_key(|r| r.at);
 
-    // 90 daily bars from rollups; incidents counted on each day they were open.
+    // 90 daily bars: availability from incidents (the state machine's outages), over the time
+    // the server was watched; incidents counted on each day they were open.
     let today = day_start(now);
-    let by_day: HashMap<i64, &DailyRollup> = daily.iter().map(|d| (d.day_start, d)).collect();
+    let outages: Vec<Outage> = incidents
+        .iter()
+        .map(|i| Outage {
+            opened_at: i.opened_at,
+            closed_at: i.closed_at,
+        })
+        .collect();
+    // Watched since its first probed day in the window (or since registration, before any).
+    let watched_since = daily
+        .iter()
+        .filter(|d| d.probes > 0)
+        .map(|d| d.day_start)
+        .min()
+        .unwrap_or(row.server.created_at);
+    let available = |from: i64, to: i64| availability(&outages, watched_since, from, to, now);
     let days: Vec<(i64, Option<f64>, usize)> = (0..DAYS)
         .map(|i| {
             let day = today - (DAYS - 1 - i) * DAY_MS;
-            let uptime = by_day.get(&day).and_then(|d| ratio(d.probes, d.successes));
+            let uptime = available(day, day + DAY_MS);
             let open = incidents
                 .iter()
                 .filter(|inc| {
@@ -306,14 +328,10 @@ fn summarize(
             (day, uptime, open)
         })
         .collect();
-    let window = |n: i64| {
-        let from = today - (n - 1) * DAY_MS;
-        let (p, s) = daily
-            .iter()
-            .filter(|d| d.day_start >= from)
-            .fold((0, 0), |(p, s), d| (p + d.probes, s + d.successes));
-        ratio(p, s)
-    };
+    let window = |n: i64| available(today - (n - 1) * DAY_MS, now);
+    let (p90, s90) = daily
+        .iter()
+        .fold((0, 0), |(p, s), d| (p + d.probes, s + d.successes));
     let (p24, s24) = hourly
         .iter()
         .fold((0, 0), |(p, s), h| (p + h.probes, s + h.successes));
@@ -343,10 +361,12 @@ fn summarize(
         maintenance,
         regions,
         last,
-        uptime_24h: ratio(p24, s24),
+        uptime_24h: available(now - DAY_MS, now),
         uptime_7d: window(7),
         uptime_30d: window(30),
         uptime_90d: window(DAYS),
+        probe_success_24h: ratio(p24, s24),
+        probe_success_90d: ratio(p90, s90),
         days,
         spark,
         state,

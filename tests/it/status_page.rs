@@ -221,8 +221,21 @@ async fn every_state_renders_with_words_shape_reason_and_history() {
             .iter()
             .find(|s| s["slug"] == "ok")
             .unwrap();
+        // Uptime is time outside incidents: the seeded 25-minute outage two days ago, over the
+        // seven days watched; every 10th probe failed without an outage, which only the raw
+        // probe ratio shows.
         let u7 = ok["uptime"]["7d"].as_f64().unwrap();
-        assert!((u7 - 0.9).abs() < 0.02, "every 10th result failed: {u7}");
+        // Watched since the first day of its (3-day) history: that is the window observed.
+        let day = 86_400_000;
+        let first = now - 3 * day;
+        let window_ms = (now - (first - first % day)) as f64;
+        let expected = 1.0 - 25.0 * 60_000.0 / window_ms;
+        assert!(
+            (u7 - expected).abs() < 0.0005,
+            "one 25-minute outage over the window: {u7} vs {expected}"
+        );
+        let raw = ok["probe_success"]["90d"].as_f64().unwrap();
+        assert!((raw - 0.9).abs() < 0.02, "every 10th result failed: {raw}");
         assert_eq!(ok["tool_count"], 3);
         assert_eq!(ok["schema_hash"], "sha256:aa");
         assert!(ok["last_check"].as_str().unwrap().ends_with('Z'));
@@ -468,7 +481,12 @@ async fn badges_and_json_are_cacheable_and_cross_origin_readable() {
             .unwrap()
             .clone();
         let u30 = ok["uptime"]["30d"].as_f64().unwrap();
-        assert!((u30 - 0.75).abs() < 0.03, "every 4th failed: {u30}");
+        assert!(
+            u30 > 0.99 && u30 < 1.0,
+            "only the seeded 25-minute outage counts: {u30}"
+        );
+        let raw = ok["probe_success"]["90d"].as_f64().unwrap();
+        assert!((raw - 0.75).abs() < 0.03, "every 4th probe failed: {raw}");
         let shown = mcpwatch_percent(u30);
         assert!(svg.contains(&shown), "badge says {shown}: {svg}");
         let (status, _, svg) = fetch(&app, "/badge/ok/uptime.svg?days=5").await;
@@ -489,8 +507,16 @@ async fn badges_and_json_are_cacheable_and_cross_origin_readable() {
 }
 
 /// The page's percentage format (one decimal below 99 %).
+/// The page's percent form: two decimals from 99 % up (99.94 %), one below, "100 %" at 100.
 fn mcpwatch_percent(r: f64) -> String {
-    format!("{:.1} %", (r * 1000.0).floor() / 10.0)
+    let p = r * 100.0;
+    if p >= 100.0 {
+        "100 %".into()
+    } else if p >= 99.0 {
+        format!("{:.2} %", (p * 100.0).floor() / 100.0)
+    } else {
+        format!("{:.1} %", (p * 10.0).floor() / 10.0)
+    }
 }
 
 #[tokio::test]
@@ -509,9 +535,10 @@ async fn the_in_memory_history_picks_up_new_results_at_once() {
             now,
         )
         .await;
+        // The raw probe ratio reads the rollups: new results count at once.
         let uptime = |json: &str| {
             let v: Value = serde_json::from_str(json).unwrap();
-            v["servers"][0]["uptime"]["24h"].as_f64().unwrap()
+            v["servers"][0]["probe_success"]["24h"].as_f64().unwrap()
         };
         let before = uptime(&fetch(&app, "/status.json").await.2);
         assert_eq!(before, 1.0, "{backend:?}");
@@ -569,6 +596,68 @@ async fn the_in_memory_history_picks_up_new_results_at_once() {
             later["uptime"]["7d"].as_f64().is_some(),
             "history of a newly public server: {later}"
         );
+        app.stop().await;
+    }
+}
+
+/// One failed probe that the state machine ignored (`failures_to_down` 2: still up, no
+/// incident) leaves uptime, today's bar and the badge at 100 %; only the raw probe ratio shows
+/// it. The second failure opens an incident, and from then on uptime counts the outage.
+#[tokio::test]
+async fn uptime_agrees_with_the_state_machine() {
+    use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        let (s, v) = app
+            .post(
+                "/api/v1/servers",
+                serde_json::json!({"name": "Truth", "slug": "truth", "url": fake.url(), "public": true}),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 201, "{v}");
+        let check = || app.post("/api/v1/servers/truth/check", serde_json::json!({}));
+        // The probe on registration.
+        support::eventually(
+            "the first probe",
+            std::time::Duration::from_secs(10),
+            async || {
+                let (_, v) = app.get("/api/v1/servers/truth").await;
+                v["state"] == "up"
+            },
+        )
+        .await;
+        fake.update(|c| {
+            c.fault = Fault::Html200;
+            c.fault_on = "*";
+        });
+        check().await;
+        let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
+        let truth = &json["servers"][0];
+        assert_eq!(
+            truth["state"], "up",
+            "{backend:?}: one failure is below failures_to_down"
+        );
+        assert_eq!(truth["uptime"]["24h"], 1.0, "{backend:?}: {truth}");
+        assert_eq!(truth["probe_success"]["24h"], 0.5, "{backend:?}: {truth}");
+        let (_, _, html) = fetch(&app, "/").await;
+        let card = card(&html, "truth");
+        assert!(
+            !card.contains(r#"class="major""#)
+                && !card.contains(r#"class="partial""#)
+                && !card.contains(r#"class="minor""#),
+            "{backend:?}: no red day: {card}"
+        );
+        assert!(card.contains("100 % uptime"), "{backend:?}: {card}");
+        let (_, _, badge) = fetch(&app, "/badge/truth/uptime.svg?days=1").await;
+        assert!(badge.contains(">100 %</text>"), "{backend:?}: {badge}");
+
+        check().await;
+        let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
+        let truth = &json["servers"][0];
+        assert_eq!(truth["state"], "down", "{backend:?}");
+        let u = truth["uptime"]["24h"].as_f64().unwrap();
+        assert!(u < 1.0, "{backend:?}: the open incident counts: {u}");
         app.stop().await;
     }
 }
