@@ -89,7 +89,8 @@ pub struct LastProbe {
     pub era: String,
     pub protocol: String,
     pub server: String,
-    pub tools: i64,
+    /// The tool count, or "—" when the probe listed none because it failed.
+    pub tools: String,
     pub schema: String,
     pub timings: String,
 }
@@ -270,9 +271,11 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
                 .last_result_at
                 .map(|t| format!("{} ago", words::duration(now - t)))
                 .unwrap_or_else(|| "—".into()),
+            // A failed probe has no latency to show (its duration is how long it took to fail).
             latency: r
                 .last
                 .as_ref()
+                .filter(|l| served(&l.verdict))
                 .map(|l| words::latency(l.duration_ms))
                 .unwrap_or_else(|| "—".into()),
             detail: r
@@ -292,7 +295,11 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
             (Some(n), Some(v)) => format!("{n} {v}"),
             (n, v) => opt(&n.clone().or(v.clone())),
         },
-        tools: r.tool_count,
+        tools: if served(&r.verdict) {
+            r.tool_count.to_string()
+        } else {
+            "—".into()
+        },
         schema: opt(&r.schema_hash),
         timings: timings(r),
     });
@@ -364,4 +371,9 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
         schema: schema_rows(i.snapshots),
     }
     .render()
+}
+
+/// Whether a probe got as far as listing tools (its counts and latency mean something).
+fn served(verdict: &str) -> bool {
+    matches!(verdict, "up" | "degraded")
 }

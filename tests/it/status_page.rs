@@ -214,7 +214,21 @@ async fn every_state_renders_with_words_shape_reason_and_history() {
             dead["failing_regions"],
             serde_json::json!(["eu-west", "us-east"])
         );
-        assert_eq!(dead["tool_count"], 0);
+        assert_eq!(
+            dead["tool_count"],
+            Value::Null,
+            "a failed probe listed no tools; it did not find zero"
+        );
+        let (_, _, page) = fetch(&app, "/s/dead").await;
+        assert!(
+            page.contains("<th>Tools</th><td>—</td>"),
+            "{backend:?}: a down server's last probe has no tool count"
+        );
+        let region_row = page.split("<tr class=\"region\">").nth(1).unwrap_or("");
+        assert!(
+            !region_row.contains(" ms</td>"),
+            "{backend:?}: nor a latency: {region_row}"
+        );
         let ok = json["servers"]
             .as_array()
             .unwrap()
