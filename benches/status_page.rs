@@ -82,6 +82,9 @@ fn seed_sql(postgres: bool) -> Vec<String> {
         "INSERT INTO schema_snapshots (server_id, hash, interface_hash, tools, first_seen, last_seen) \
          SELECT id, 'sha256:aa', 'sha256:ii', '[{\"name\":\"echo\",\"inputSchema\":{\"type\":\"object\"}}]', ?3 - 6912000000, ?3 FROM servers"
             .to_string(),
+        "INSERT INTO schema_changes (server_id, at, from_hash, to_hash) \
+         SELECT id, ?3 - 6912000000, NULL, 'sha256:aa' FROM servers"
+            .to_string(),
     ];
     stmts
         .into_iter()

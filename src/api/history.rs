@@ -110,16 +110,29 @@ pub async fn schema_history(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = find(&app, &id).await?;
-    let snaps = app.store.list_snapshots(&s.id).await?;
-    let mut items = Vec::with_capacity(snaps.len());
-    for (i, snap) in snaps.iter().enumerate() {
+    let (snaps, changes) = tokio::try_join!(
+        app.store.list_snapshots(&s.id),
+        app.store.list_schema_changes(&s.id)
+    )?;
+    let by_hash: std::collections::HashMap<&str, &SnapshotRecord> =
+        snaps.iter().map(|s| (s.hash.as_str(), s)).collect();
+    let changes: Vec<schema::history::Change> = changes.iter().map(Into::into).collect();
+    let entries = schema::history::history(&changes, |hash| {
+        by_hash
+            .get(hash)
+            .and_then(|s| s.tools.as_array())
+            .map(Vec::as_slice)
+    });
+    let mut items = Vec::with_capacity(entries.len());
+    for e in entries {
+        let Some(snap) = by_hash.get(e.change.hash.as_str()) else {
+            continue;
+        };
         let mut v = snapshot_json(snap, false);
-        if let Some(older) = snaps.get(i + 1) {
-            let d = schema::diff(
-                older.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
-                snap.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
-            );
-            v["previous_hash"] = json!(older.hash);
+        v["at"] = json!(rfc3339(e.change.at));
+        v["previous_hash"] = json!(e.change.previous);
+        v["reverts"] = json!(e.reverts);
+        if let Some(d) = e.diff {
             v["change"] = json!({"breaking": d.breaking, "class": d.class(), "summary": d.summary(), "diff": d});
         }
         items.push(v);

@@ -29,7 +29,7 @@ use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
     BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
-    ResultRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
+    ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
 };
 
 /// Events that are state changes (what flapping counts).
@@ -572,6 +572,19 @@ async fn evaluate_item(
             tools,
             first_seen: item.started_at,
             last_seen: item.started_at,
+        });
+    }
+    // The history records every move of the served list, as the events tell it (a return to
+    // an earlier list included): the monitor says when the served hash moved.
+    if eval.new_snapshot
+        && let Some(to) = &eval.server.schema_hash
+        && ctx.state.schema_hash.as_ref() != Some(to)
+    {
+        writes.schema_changes.push(SchemaChangeRecord {
+            server_id: item.server_id.clone(),
+            at: item.started_at,
+            from_hash: ctx.state.schema_hash.clone(),
+            to_hash: to.clone(),
         });
     }
     match &eval.incident {

@@ -3,12 +3,14 @@
 //!
 //! - `canonical.rs`: sorting, JCS bytes, `schema_hash` and `interface_hash`.
 //! - `diff.rs`: added / removed / changed tools, classed breaking or compatible.
+//! - `history.rs`: a server's history of changes (returns included), each with its diff.
 //! - `snapshot.rs`: the snapshot file `mcpwatch snapshot` writes and `--check` reads.
 //!
 //! No I/O beyond the snapshot file helpers; unit-testable alone.
 
 mod canonical;
 mod diff;
+pub mod history;
 mod snapshot;
 
 pub use canonical::{

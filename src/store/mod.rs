@@ -30,8 +30,8 @@ use async_trait::async_trait;
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
-    HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, ServerRecord, ServerWithState,
-    SnapshotRecord, WindowRecord,
+    HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, SchemaChangeRecord, ServerRecord,
+    ServerWithState, SnapshotRecord, WindowRecord,
 };
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqliteStore};
@@ -126,6 +126,8 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
         hash: &str,
     ) -> StoreResult<Option<SnapshotRecord>>;
     /// Newest first.
+    /// Every change of the server's served tool list, newest first.
+    async fn list_schema_changes(&self, server_id: &str) -> StoreResult<Vec<SchemaChangeRecord>>;
     async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>>;
     /// Newest first; `server_id` filters.
     async fn list_incidents(

@@ -140,6 +140,26 @@ pub struct SnapshotRecord {
     pub last_seen: i64,
 }
 
+/// A change of the served tool list: from one hash (none for the first list) to another, at
+/// the time of the result that showed it. A return to an earlier list is a change too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaChangeRecord {
+    pub server_id: String,
+    pub at: i64,
+    pub from_hash: Option<String>,
+    pub to_hash: String,
+}
+
+impl From<&SchemaChangeRecord> for crate::schema::history::Change {
+    fn from(c: &SchemaChangeRecord) -> Self {
+        crate::schema::history::Change {
+            at: c.at,
+            previous: c.from_hash.clone(),
+            hash: c.to_hash.clone(),
+        }
+    }
+}
+
 /// An outage (down or auth_failed) from open to close.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentRecord {
@@ -189,6 +209,8 @@ pub struct BatchWrites {
     pub incidents_closed: Vec<(String, i64)>,
     /// Inserted, or `last_seen` bumped when already known.
     pub snapshots: Vec<SnapshotRecord>,
+    /// Every change of a served tool list (the history; a re-sent change is kept once).
+    pub schema_changes: Vec<SchemaChangeRecord>,
     /// (server id, era) learned from results, tried first next time.
     pub era_hints: Vec<(String, String)>,
     /// One outbox row per (event, matching channel), in the same transaction as the event.

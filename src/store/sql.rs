@@ -505,6 +505,13 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                let sql = $conv(&format!("INSERT INTO schema_changes (server_id, at, from_hash, to_hash) SELECT ?, ?, ?, ? {exists} ON CONFLICT (server_id, at, to_hash) DO NOTHING")).into_owned();
+                for c in &w.schema_changes {
+                    sqlx::query(audited(&sql))
+                        .bind(&c.server_id).bind(c.at).bind(&c.from_hash).bind(&c.to_hash).bind(&c.server_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let sql = $conv("INSERT INTO events (id, server_id, type, at, payload) SELECT ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM servers WHERE id = ?)");
                 for e in &w.events {
                     sqlx::query(audited(&sql))
@@ -583,6 +590,19 @@ macro_rules! sql_store {
                 let sql = $conv("SELECT * FROM schema_snapshots WHERE server_id = ? AND hash = ?");
                 let row = sqlx::query(audited(&sql)).bind(server_id).bind(hash).fetch_optional(&self.pool).await?;
                 row.as_ref().map(Self::snapshot).transpose()
+            }
+
+            async fn list_schema_changes(&self, server_id: &str) -> StoreResult<Vec<SchemaChangeRecord>> {
+                let sql = $conv("SELECT server_id, at, from_hash, to_hash FROM schema_changes WHERE server_id = ? ORDER BY at DESC, to_hash DESC");
+                let rows = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| Ok(SchemaChangeRecord {
+                        server_id: r.try_get("server_id")?,
+                        at: r.try_get("at")?,
+                        from_hash: r.try_get("from_hash")?,
+                        to_hash: r.try_get("to_hash")?,
+                    }))
+                    .collect()
             }
 
             async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>> {

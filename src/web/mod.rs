@@ -176,6 +176,7 @@ async fn server_page(
         .daily_rollups(scope, day_start(now) - (model::DAYS - 1) * DAY_MS)
         .await?;
     let snapshots = store.list_snapshots(&s.server.id).await?;
+    let schema_changes = store.list_schema_changes(&s.server.id).await?;
     let last = store.last_result(&s.server.id).await?;
     let html = pages::server(
         pages::ServerInputs {
@@ -183,6 +184,7 @@ async fn server_page(
             incidents: &incidents,
             windows: &windows,
             snapshots: &snapshots,
+            schema_changes: &schema_changes,
             hourly: &hourly,
             daily: &daily,
             last: last.as_ref(),

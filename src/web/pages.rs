@@ -1,12 +1,14 @@
 //! `GET /` and `GET /s/{slug}`: compiled askama templates (escaped by default) over the
 //! summaries in `model.rs`.
 
+use std::collections::HashMap;
+
 use askama::Template;
 
 use crate::alert::maintenance::schedule_of;
 use crate::schema::{self, ToolChange};
 use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
-use crate::store::{IncidentRecord, SnapshotRecord, WindowRecord};
+use crate::store::{IncidentRecord, SchemaChangeRecord, SnapshotRecord, WindowRecord};
 
 use super::model::{self, DAYS, Overall, Summary};
 use super::svg::{self, Bar, Chart};
@@ -112,6 +114,8 @@ pub struct SchemaRow {
     pub date: String,
     pub hash: String,
     pub tools: usize,
+    /// For a return to an earlier list: the list it went back from.
+    pub reverts: Option<String>,
     /// `breaking` / `compatible`; `None` for the first list seen.
     pub class: Option<&'static str>,
     pub added: Vec<String>,
@@ -221,22 +225,25 @@ fn charts(
     ]
 }
 
-fn schema_rows(snaps: &[SnapshotRecord]) -> Vec<SchemaRow> {
-    snaps
-        .iter()
-        .enumerate()
-        .map(|(i, snap)| {
-            let tools = snap.tools.as_array().map(Vec::as_slice).unwrap_or(&[]);
-            let d = snaps.get(i + 1).map(|older| {
-                schema::diff(
-                    older.tools.as_array().map(Vec::as_slice).unwrap_or(&[]),
-                    tools,
-                )
-            });
+fn schema_rows(snaps: &[SnapshotRecord], changes: &[SchemaChangeRecord]) -> Vec<SchemaRow> {
+    let by_hash: HashMap<&str, &SnapshotRecord> =
+        snaps.iter().map(|s| (s.hash.as_str(), s)).collect();
+    let tools_of = |hash: &str| {
+        by_hash
+            .get(hash)
+            .and_then(|s| s.tools.as_array())
+            .map(Vec::as_slice)
+    };
+    let changes: Vec<schema::history::Change> = changes.iter().map(Into::into).collect();
+    schema::history::history(&changes, tools_of)
+        .into_iter()
+        .map(|e| {
+            let d = e.diff;
             SchemaRow {
-                date: words::date_time(snap.first_seen),
-                hash: snap.hash.clone(),
-                tools: tools.len(),
+                date: words::date_time(e.change.at),
+                tools: tools_of(&e.change.hash).map_or(0, <[_]>::len),
+                hash: e.change.hash,
+                reverts: e.reverts,
                 class: d.as_ref().map(|d| d.class()),
                 added: d.as_ref().map(|d| d.added.clone()).unwrap_or_default(),
                 removed: d.as_ref().map(|d| d.removed.clone()).unwrap_or_default(),
@@ -252,6 +259,8 @@ pub struct ServerInputs<'a> {
     pub incidents: &'a [IncidentRecord],
     pub windows: &'a [WindowRecord],
     pub snapshots: &'a [SnapshotRecord],
+    /// Every change of the served list, newest first.
+    pub schema_changes: &'a [SchemaChangeRecord],
     pub hourly: &'a [crate::store::rollup::HourlyRollup],
     pub daily: &'a [crate::store::rollup::DailyRollup],
     /// The newest stored result, for the probe details.
@@ -368,7 +377,7 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
         charts: charts(i.hourly, i.daily, now),
         incidents,
         windows,
-        schema: schema_rows(i.snapshots),
+        schema: schema_rows(i.snapshots, i.schema_changes),
     }
     .render()
 }

@@ -1019,3 +1019,71 @@ async fn url_query_values_and_userinfo_are_credentials() {
         app.stop().await;
     }
 }
+
+/// A → B → A → B through the daemon: four history entries (the returns marked as reverts),
+/// each with the diff its `schema.changed` event carried.
+#[tokio::test]
+async fn schema_history_matches_the_events_including_returns() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let fake = FakeServer::start(FakeConfig::default()).await;
+        register(
+            &app,
+            json!({"name": "Drift", "url": fake.url(), "public": true}),
+        )
+        .await;
+        wait_for(&app, "drift", |v| v["state"] == "up").await;
+        let a = support::fake_mcp::default_tools();
+        let mut b = a.clone();
+        b.retain(|t| t["name"] != "search");
+        for tools in [&b, &a, &b] {
+            let tools = tools.clone();
+            fake.update(|c| c.tools = tools);
+            let (s, _) = app.post("/api/v1/servers/drift/check", json!({})).await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        let (_, history) = app.get("/api/v1/servers/drift/schema/history").await;
+        let items = history["items"].as_array().unwrap();
+        assert_eq!(items.len(), 4, "{backend:?}: {history}");
+        let hashes: Vec<&str> = items.iter().map(|i| i["hash"].as_str().unwrap()).collect();
+        assert_eq!(
+            (hashes[0], hashes[1]),
+            (hashes[2], hashes[3]),
+            "B, A, B, A newest first"
+        );
+        assert_ne!(hashes[0], hashes[1]);
+        assert_eq!(items[0]["reverts"], hashes[1], "the last B reverts A");
+        assert_eq!(items[1]["reverts"], hashes[0], "the return to A reverts B");
+        assert_eq!(items[2]["reverts"], Value::Null);
+        assert_eq!(items[3]["change"], Value::Null, "the first list");
+        let (_, events) = app.get("/api/v1/events?type=schema.changed").await;
+        let events = events["items"].as_array().unwrap();
+        assert_eq!(events.len(), 3, "{backend:?}");
+        for (item, event) in items.iter().zip(events) {
+            let data = &event["data"];
+            assert_eq!(
+                (&data["from"], &data["to"]),
+                (&item["previous_hash"], &item["hash"])
+            );
+            assert_eq!(
+                data["diff"], item["change"]["diff"],
+                "{backend:?}: the event's diff"
+            );
+        }
+        let page = app
+            .raw()
+            .get(format!("{}/s/drift", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.matches("reverts <code>").count(),
+            2,
+            "{backend:?}: the page says so too"
+        );
+        app.stop().await;
+    }
+}

@@ -156,6 +156,12 @@ pub async fn seed(store: &dyn Store, s: &Seed<'_>, now: i64) -> String {
     .into_iter()
     .enumerate()
     {
+        w.schema_changes.push(mcpwatch::store::SchemaChangeRecord {
+            server_id: id.clone(),
+            at,
+            from_hash: (i > 0).then(|| format!("sha256:{}{}", i - 1, i - 1)),
+            to_hash: format!("sha256:{i}{i}"),
+        });
         w.snapshots.push(SnapshotRecord {
             server_id: id.clone(),
             hash: format!("sha256:{i}{i}"),
