@@ -255,6 +255,7 @@ impl App {
         let store_for_gate = store.clone();
         let db_gate = crate::store::gate::DbGate::new(store_for_gate.clone());
         let region_silent_after = settings.region_silent_after;
+        let drift_shown = settings.drift_shown;
         let state = AppState {
             store,
             ingest,
@@ -274,6 +275,7 @@ impl App {
                 store_for_gate.clone(),
                 db_gate.clone(),
                 region_silent_after,
+                drift_shown,
             ),
             db_gate,
         };

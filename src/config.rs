@@ -87,6 +87,7 @@ struct Raw {
     log_format: Option<String>,
     rate_limit_per_minute: Option<u32>,
     trusted_proxies: Option<String>,
+    drift_shown_days: Option<u32>,
     ingest_buffer: Option<usize>,
     db_max_connections: Option<u32>,
     public_url: Option<String>,
@@ -136,6 +137,9 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For` names the client (`MCPWATCH_TRUSTED_PROXIES`,
     /// CIDRs). Empty: the peer address is the client, and the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a change of a server's tool list shows on `/` and in `/status.json`
+    /// (`MCPWATCH_DRIFT_SHOWN_DAYS`, default 7; 0 hides it).
+    pub drift_shown: Duration,
     pub ingest_buffer: usize,
     pub db_max_connections: u32,
     pub public_url: Option<String>,
@@ -309,6 +313,13 @@ impl Settings {
         if db_max_connections == 0 {
             return Err(invalid("MCPWATCH_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        let drift_shown_days = raw.drift_shown_days.unwrap_or(7);
+        if drift_shown_days > 400 {
+            return Err(invalid(
+                "MCPWATCH_DRIFT_SHOWN_DAYS",
+                format!("{drift_shown_days} is more than the 400 days rollups are kept"),
+            ));
+        }
         let trusted_proxies =
             parse_cidrs(raw.trusted_proxies.as_deref().unwrap_or("")).map_err(|bad| {
                 invalid(
@@ -400,6 +411,7 @@ impl Settings {
             log_format,
             rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(600).max(1),
             trusted_proxies,
+            drift_shown: Duration::from_secs(u64::from(drift_shown_days) * 86_400),
             ingest_buffer,
             db_max_connections,
             public_url,
@@ -658,6 +670,7 @@ mod tests {
             "log_format",
             "rate_limit_per_minute",
             "trusted_proxies",
+            "drift_shown_days",
             "ingest_buffer",
             "db_max_connections",
             "public_url",

@@ -7,8 +7,12 @@ CREATE TABLE schema_changes (
     at BIGINT NOT NULL,
     from_hash TEXT,
     to_hash TEXT NOT NULL,
+    -- `breaking` / `compatible` and one line of what changed; NULL for a first list.
+    class TEXT,
+    summary TEXT,
     PRIMARY KEY (server_id, at, to_hash)
 );
+CREATE INDEX schema_changes_at ON schema_changes (at);
 
 INSERT INTO schema_changes (server_id, at, from_hash, to_hash)
 SELECT server_id, first_seen,

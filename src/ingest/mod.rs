@@ -585,6 +585,8 @@ async fn evaluate_item(
             at: item.started_at,
             from_hash: ctx.state.schema_hash.clone(),
             to_hash: to.clone(),
+            class: eval.diff.as_ref().map(|d| d.class().to_string()),
+            summary: eval.diff.as_ref().map(|d| d.summary()),
         });
     }
     match &eval.incident {

@@ -128,6 +128,8 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
     /// Newest first.
     /// Every change of the server's served tool list, newest first.
     async fn list_schema_changes(&self, server_id: &str) -> StoreResult<Vec<SchemaChangeRecord>>;
+    /// Changes (not first lists) of every server since `since`, newest first.
+    async fn schema_changes_since(&self, since: i64) -> StoreResult<Vec<SchemaChangeRecord>>;
     async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>>;
     /// Newest first; `server_id` filters.
     async fn list_incidents(

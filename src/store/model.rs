@@ -148,6 +148,9 @@ pub struct SchemaChangeRecord {
     pub at: i64,
     pub from_hash: Option<String>,
     pub to_hash: String,
+    /// `breaking` / `compatible`, and one line of what changed; `None` for a first list.
+    pub class: Option<String>,
+    pub summary: Option<String>,
 }
 
 impl From<&SchemaChangeRecord> for crate::schema::history::Change {

@@ -155,6 +155,17 @@ macro_rules! sql_store {
                 })
             }
 
+            fn schema_change(r: &$row) -> StoreResult<SchemaChangeRecord> {
+                Ok(SchemaChangeRecord {
+                    server_id: r.try_get("server_id")?,
+                    at: r.try_get("at")?,
+                    from_hash: r.try_get("from_hash")?,
+                    to_hash: r.try_get("to_hash")?,
+                    class: r.try_get("class")?,
+                    summary: r.try_get("summary")?,
+                })
+            }
+
             fn snapshot(r: &$row) -> StoreResult<SnapshotRecord> {
                 let tools: String = r.try_get("tools")?;
                 Ok(SnapshotRecord {
@@ -505,10 +516,10 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let sql = $conv(&format!("INSERT INTO schema_changes (server_id, at, from_hash, to_hash) SELECT ?, ?, ?, ? {exists} ON CONFLICT (server_id, at, to_hash) DO NOTHING")).into_owned();
+                let sql = $conv(&format!("INSERT INTO schema_changes (server_id, at, from_hash, to_hash, class, summary) SELECT ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, at, to_hash) DO NOTHING")).into_owned();
                 for c in &w.schema_changes {
                     sqlx::query(audited(&sql))
-                        .bind(&c.server_id).bind(c.at).bind(&c.from_hash).bind(&c.to_hash).bind(&c.server_id)
+                        .bind(&c.server_id).bind(c.at).bind(&c.from_hash).bind(&c.to_hash).bind(&c.class).bind(&c.summary).bind(&c.server_id)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -593,16 +604,15 @@ macro_rules! sql_store {
             }
 
             async fn list_schema_changes(&self, server_id: &str) -> StoreResult<Vec<SchemaChangeRecord>> {
-                let sql = $conv("SELECT server_id, at, from_hash, to_hash FROM schema_changes WHERE server_id = ? ORDER BY at DESC, to_hash DESC");
+                let sql = $conv("SELECT * FROM schema_changes WHERE server_id = ? ORDER BY at DESC, to_hash DESC");
                 let rows = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| Ok(SchemaChangeRecord {
-                        server_id: r.try_get("server_id")?,
-                        at: r.try_get("at")?,
-                        from_hash: r.try_get("from_hash")?,
-                        to_hash: r.try_get("to_hash")?,
-                    }))
-                    .collect()
+                rows.iter().map(Self::schema_change).collect()
+            }
+
+            async fn schema_changes_since(&self, since: i64) -> StoreResult<Vec<SchemaChangeRecord>> {
+                let sql = $conv("SELECT * FROM schema_changes WHERE at >= ? AND from_hash IS NOT NULL ORDER BY at DESC, to_hash DESC");
+                let rows = sqlx::query(audited(&sql)).bind(since).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::schema_change).collect()
             }
 
             async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>> {

@@ -64,16 +64,24 @@ pub struct WebState {
     pub db_gate: DbGate,
     /// A region not heard from this long is silent.
     pub region_silent_after: Duration,
+    /// How long a change of the tool list shows on `/` and in `/status.json`.
+    pub drift_shown: Duration,
 }
 
 impl WebState {
-    pub fn new(store: Arc<dyn Store>, db_gate: DbGate, region_silent_after: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        db_gate: DbGate,
+        region_silent_after: Duration,
+        drift_shown: Duration,
+    ) -> Self {
         WebState {
             store,
             history: Arc::default(),
             last_good: Arc::default(),
             db_gate,
             region_silent_after,
+            drift_shown,
         }
     }
 }
@@ -139,7 +147,7 @@ async fn index(State(app): State<WebState>) -> Result<Response, WebError> {
     let now = now_ms();
     let started = std::time::Instant::now();
     let (summaries, regions) = tokio::try_join!(
-        public_summaries(app.store.as_ref(), &app.history, now),
+        public_summaries(app.store.as_ref(), &app.history, now, app.drift_shown),
         app.store.list_regions()
     )?;
     let read = started.elapsed();
@@ -165,7 +173,9 @@ async fn server_page(
 ) -> Result<Response, WebError> {
     let now = now_ms();
     let store = app.store.as_ref();
-    let Some((s, incidents, windows)) = model::public_summary(store, &slug, now).await? else {
+    let Some((s, incidents, windows)) =
+        model::public_summary(store, &slug, now, app.drift_shown).await?
+    else {
         return Err(WebError::NotFound);
     };
     let scope = Scope::Server(&s.server.id);
@@ -221,6 +231,10 @@ fn server_json(s: &Summary) -> Value {
         // null while the last probe failed: it listed no tools, it did not find zero.
         "tool_count": s.last.as_ref().filter(|r| matches!(r.verdict.as_str(), "up" | "degraded")).map(|r| r.tool_count),
         "schema_hash": s.schema_hash,
+        "schema_change": s.schema_change.as_ref().map(|c| json!({
+            "at": rfc3339(c.at), "class": c.class, "summary": c.summary,
+            "from": c.from_hash, "to": c.to_hash,
+        })),
         "regions": s.regions.iter().map(|r| json!({
             "region": r.state.region,
             "state": r.state.status.as_str(),
@@ -244,7 +258,7 @@ async fn status_json(State(app): State<WebState>) -> Response {
         ),
     ];
     let read = tokio::try_join!(
-        public_summaries(app.store.as_ref(), &app.history, now),
+        public_summaries(app.store.as_ref(), &app.history, now, app.drift_shown),
         app.store.list_regions()
     );
     match read {
@@ -330,9 +344,11 @@ fn badge_not_found() -> Response {
 
 /// The one public server with this slug.
 async fn public_badge_summary(app: &WebState, slug: &str) -> Result<Option<Summary>, StoreError> {
-    Ok(model::public_summary(app.store.as_ref(), slug, now_ms())
-        .await?
-        .map(|(s, _, _)| s))
+    Ok(
+        model::public_summary(app.store.as_ref(), slug, now_ms(), app.drift_shown)
+            .await?
+            .map(|(s, _, _)| s),
+    )
 }
 
 /// `GET /badge/{slug}.svg`: the state.

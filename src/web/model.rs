@@ -8,8 +8,8 @@ use crate::alert::maintenance::{covers, schedule_of};
 use crate::monitor::availability::{Outage, availability};
 use crate::store::rollup::{DAY_MS, DailyRollup, HOUR_MS, HourlyRollup, day_start, hour_start};
 use crate::store::{
-    IncidentRecord, LastSeen, RegionView, Scope, ServerRecord, ServerWithState, Store, StoreError,
-    WindowRecord,
+    IncidentRecord, LastSeen, RegionView, SchemaChangeRecord, Scope, ServerRecord, ServerWithState,
+    Store, StoreError, WindowRecord,
 };
 
 use super::history::HistoryCache;
@@ -50,6 +50,8 @@ pub struct Summary {
     /// failed probe counts here even when it changed no state.
     pub probe_success_24h: Option<f64>,
     pub probe_success_90d: Option<f64>,
+    /// The newest change of the tool list within the drift window (`MCPWATCH_DRIFT_SHOWN_DAYS`).
+    pub schema_change: Option<SchemaChangeRecord>,
     /// p50 latency per hour over the last 24 h, oldest first.
     pub spark: Vec<Option<f64>>,
 }
@@ -75,6 +77,16 @@ impl Summary {
             Some(v) => format!("p50 latency, last 24 h; latest hour {}", words::latency(*v)),
             None => "no latency data in the last 24 h".into(),
         }
+    }
+
+    /// A recent change of the tool list in words: (class, "2 h ago", what changed).
+    pub fn drift_text(&self, now: &i64) -> Option<(String, String, String)> {
+        let c = self.schema_change.as_ref()?;
+        Some((
+            c.class.clone().unwrap_or_else(|| "changed".into()),
+            format!("{} ago", words::duration(now - c.at)),
+            c.summary.clone().unwrap_or_default(),
+        ))
     }
 
     pub fn uptime_90d_text(&self) -> String {
@@ -169,6 +181,8 @@ struct Inputs {
     hourly: HashMap<String, Vec<HourlyRollup>>,
     incidents: HashMap<String, Vec<IncidentRecord>>,
     windows: Vec<WindowRecord>,
+    /// The newest schema change per server within the drift window.
+    changes: HashMap<String, SchemaChangeRecord>,
 }
 
 fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<String, Vec<T>> {
@@ -186,6 +200,7 @@ async fn inputs(
     scope: Scope<'_>,
     now: i64,
     with_rollups: bool,
+    drift_since: i64,
 ) -> Result<Inputs, StoreError> {
     let first_day = day_start(now) - (DAYS - 1) * DAY_MS;
     let first_hour = hour_start(now) - 23 * HOUR_MS;
@@ -201,18 +216,25 @@ async fn inputs(
             Ok(Default::default())
         }
     };
-    let (regions, incidents, windows, (daily, hourly)) = tokio::try_join!(
+    let (regions, incidents, windows, (daily, hourly), changes) = tokio::try_join!(
         store.region_views(scope),
         store.incidents_since(scope, first_day),
         store.list_windows(),
-        rollups
+        rollups,
+        store.schema_changes_since(drift_since)
     )?;
+    let mut newest: HashMap<String, SchemaChangeRecord> = HashMap::new();
+    for c in changes {
+        // Newest first: the first one seen per server is its latest change.
+        newest.entry(c.server_id.clone()).or_insert(c);
+    }
     Ok(Inputs {
         regions: group(regions, |r| &r.server_id),
         daily: group(daily, |r| &r.server_id),
         hourly: group(hourly, |r| &r.server_id),
         incidents: group(incidents, |r| &r.server_id),
         windows,
+        changes: newest,
     })
 }
 
@@ -245,6 +267,7 @@ fn summarize(
     let id = row.server.id.clone();
     let regions = input.regions.remove(&id).unwrap_or_default();
     let incidents = input.incidents.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+    let schema_change = input.changes.remove(&id);
     let state = match (&row.state, row.server.paused) {
         (_, true) => "paused".to_string(),
         (Some(s), false) => s.status.as_str().to_string(),
@@ -369,6 +392,7 @@ fn summarize(
         probe_success_90d: ratio(p90, s90),
         days,
         spark,
+        schema_change,
         state,
         server: row.server,
     }
@@ -380,10 +404,12 @@ pub async fn public_summaries(
     store: &dyn Store,
     history: &HistoryCache,
     now: i64,
+    drift_shown: std::time::Duration,
 ) -> Result<Vec<Summary>, StoreError> {
+    let drift_since = now - drift_shown.as_millis() as i64;
     let (rows, mut input, hist) = tokio::try_join!(
         store.public_states(),
-        inputs(store, Scope::Public, now, false),
+        inputs(store, Scope::Public, now, false, drift_since),
         history.synced(store, now)
     )?;
     // A server that turned public since the copy was loaded: load again, with its history.
@@ -410,6 +436,7 @@ pub async fn public_summary(
     store: &dyn Store,
     slug: &str,
     now: i64,
+    drift_shown: std::time::Duration,
 ) -> Result<Option<(Summary, Vec<IncidentRecord>, Vec<WindowRecord>)>, StoreError> {
     let Some(server) = store
         .get_server(slug)
@@ -419,7 +446,8 @@ pub async fn public_summary(
         return Ok(None);
     };
     let (state, _) = store.load_state(&server.id).await?;
-    let mut input = inputs(store, Scope::Server(&server.id), now, true).await?;
+    let drift_since = now - drift_shown.as_millis() as i64;
+    let mut input = inputs(store, Scope::Server(&server.id), now, true, drift_since).await?;
     let incidents = input.incidents.get(&server.id).cloned().unwrap_or_default();
     let windows: Vec<WindowRecord> = input
         .windows

@@ -138,6 +138,53 @@ pub struct ServerPage<'a> {
     pub incidents: Vec<IncidentRow>,
     pub windows: Vec<WindowRow>,
     pub schema: Vec<SchemaRow>,
+    /// The tools of the list served now.
+    pub tools: Vec<ToolRow>,
+}
+
+/// One tool as the page lists it: its name, description and parameters.
+pub struct ToolRow {
+    pub name: String,
+    pub description: String,
+    /// (name, type, required)
+    pub params: Vec<(String, String, bool)>,
+}
+
+/// The tools of a canonical tool list, for reading (names, descriptions, parameters).
+fn tool_rows(tools: &[serde_json::Value]) -> Vec<ToolRow> {
+    tools
+        .iter()
+        .map(|t| {
+            let text = |v: Option<&serde_json::Value>| {
+                v.and_then(|v| v.as_str()).unwrap_or("").to_string()
+            };
+            let schema = t.get("inputSchema");
+            let required: Vec<&str> = schema
+                .and_then(|s| s.get("required"))
+                .and_then(|r| r.as_array())
+                .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            let params = schema
+                .and_then(|s| s.get("properties"))
+                .and_then(|p| p.as_object())
+                .map(|p| {
+                    p.iter()
+                        .map(|(name, prop)| {
+                            let kind = prop.get("type").map_or("any".into(), |k| {
+                                k.as_str().map_or_else(|| k.to_string(), String::from)
+                            });
+                            (name.clone(), kind, required.contains(&name.as_str()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ToolRow {
+                name: text(t.get("name")),
+                description: text(t.get("description")),
+                params,
+            }
+        })
+        .collect()
 }
 
 impl ServerPage<'_> {
@@ -378,6 +425,13 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
         incidents,
         windows,
         schema: schema_rows(i.snapshots, i.schema_changes),
+        tools: s
+            .schema_hash
+            .as_deref()
+            .and_then(|h| i.snapshots.iter().find(|snap| snap.hash == h))
+            .and_then(|snap| snap.tools.as_array())
+            .map(|t| tool_rows(t))
+            .unwrap_or_default(),
     }
     .render()
 }

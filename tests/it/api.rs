@@ -1084,6 +1084,23 @@ async fn schema_history_matches_the_events_including_returns() {
             2,
             "{backend:?}: the page says so too"
         );
+        // The current tools, and the recent breaking change, where readers look.
+        assert!(page.contains("<summary><code>echo</code>"), "{backend:?}");
+        assert!(
+            !page.contains("<summary><code>search</code>"),
+            "{backend:?}: removed"
+        );
+        let (_, status) = app.call(Method::GET, "/status.json", None, None).await;
+        let change = &status["servers"][0]["schema_change"];
+        assert_eq!(change["class"], "breaking", "{backend:?}: {status}");
+        assert_eq!(change["summary"], "breaking: 1 removed (search)");
+        let (_, front) = app.call(Method::GET, "/", None, None).await;
+        let front = front.as_str().unwrap_or_default().to_string();
+        assert!(
+            front.contains(r#"<span class="breaking">breaking</span> tool change"#)
+                && front.contains("1 removed (search)"),
+            "{backend:?}: the front page shows the breaking change"
+        );
         app.stop().await;
     }
 }

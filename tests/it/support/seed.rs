@@ -161,6 +161,8 @@ pub async fn seed(store: &dyn Store, s: &Seed<'_>, now: i64) -> String {
             at,
             from_hash: (i > 0).then(|| format!("sha256:{}{}", i - 1, i - 1)),
             to_hash: format!("sha256:{i}{i}"),
+            class: (i > 0).then(|| "breaking".to_string()),
+            summary: (i > 0).then(|| "breaking: 1 removed (search)".to_string()),
         });
         w.snapshots.push(SnapshotRecord {
             server_id: id.clone(),
