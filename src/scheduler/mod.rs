@@ -150,6 +150,8 @@ struct Entry {
     job: Arc<Job>,
     generation: u64,
     in_flight: bool,
+    /// When it runs next.
+    due: Instant,
 }
 
 /// Maps tokio time to wall-clock alignment (fixed at start, so paused-time tests work).
@@ -252,9 +254,14 @@ async fn run(
                             ProbeNow::IfNew => known.is_none(),
                             ProbeNow::No => false,
                         };
-                        let due = if at_once { now } else { clock.next_tick(&job, now) };
+                        let mut due = if at_once { now } else { clock.next_tick(&job, now) };
+                        // A replaced job keeps a sooner run it already had (a probe-now that
+                        // has not started yet is not pushed back to the next tick).
+                        if let Some(k) = known.filter(|k| !k.in_flight && k.due < due) {
+                            due = k.due.max(now);
+                        }
                         heap.push(Reverse((due, generation, job.server_id.clone())));
-                        entries.insert(job.server_id.clone(), Entry { job: Arc::new(job), generation, in_flight });
+                        entries.insert(job.server_id.clone(), Entry { job: Arc::new(job), generation, in_flight, due });
                     }
                     Command::Remove(id) => {
                         entries.remove(&id);
@@ -283,6 +290,7 @@ async fn run(
                     }
                     let next = clock.next_tick(&entry.job, due.max(now));
                     heap.push(Reverse((next, g, id.clone())));
+                    entry.due = next;
                     if entry.in_flight {
                         stats.skipped_ticks.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(server_id = %id, region = %region, "previous probe still running; tick skipped");

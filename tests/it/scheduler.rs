@@ -276,3 +276,21 @@ async fn a_server_found_by_a_re_read_is_not_probed_twice_at_once() {
     );
     stop.cancel();
 }
+
+/// A probe-now that has not started yet survives the job being replaced right after (the
+/// leader's re-read of a server just resumed through the API).
+#[tokio::test(start_paused = true)]
+async fn a_pending_probe_now_survives_a_replaced_job() {
+    let (h, rec, _, stop) = start(StubRunner::default(), 100);
+    // The scheduler may take the second command before or after the first one's run is due:
+    // try it on many servers so both orders happen.
+    let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+    for id in &ids {
+        h.upsert(job(id, 60), true);
+        h.upsert(job(id, 60), false);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let missed: Vec<&String> = ids.iter().filter(|id| rec.times(id).is_empty()).collect();
+    assert!(missed.is_empty(), "still probed at once: {missed:?}");
+    stop.cancel();
+}
