@@ -133,7 +133,7 @@ pub async fn schema_history(
         v["previous_hash"] = json!(e.change.previous);
         v["reverts"] = json!(e.reverts);
         if let Some(d) = e.diff {
-            v["change"] = json!({"breaking": d.breaking, "class": d.class(), "summary": d.summary(), "diff": d});
+            v["change"] = json!({"breaking": d.breaking, "security": d.security, "class": d.class(), "summary": d.summary(), "diff": d});
         }
         items.push(v);
     }

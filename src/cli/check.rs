@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::options::{ProbeArgs, parse_duration};
+use super::options::{ProbeArgs, parse_duration, parse_fail_on};
 use super::render::render_report;
 use super::{CliError, ExitCode};
 use crate::probe::{ProbeReport, ProbeTarget, Prober};
@@ -30,6 +30,11 @@ pub struct CheckArgs {
     /// Compare the live schema with a snapshot file; exit 3 on drift.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+
+    /// Which drift from the baseline fails (exit 3): any, breaking, security, or a
+    /// comma-separated list; other drift is printed and passes.
+    #[arg(long, value_name = "KINDS", default_value = "any", value_parser = parse_fail_on)]
+    pub fail_on: std::vec::Vec<crate::schema::FailOn>,
 
     /// Count auth_required (401/403 with a challenge) as healthy.
     #[arg(long)]
@@ -111,9 +116,15 @@ async fn check(
                 Some(d) => {
                     let _ = writeln!(
                         out,
-                        "  baseline    DRIFT from {} ({})",
+                        "  baseline    DRIFT from {} ({}{}){}",
                         snap.schema_hash,
-                        d.class()
+                        d.class(),
+                        if d.security { ", security" } else { "" },
+                        if d.fails(&args.fail_on) {
+                            ""
+                        } else {
+                            "; not failing (--fail-on)"
+                        }
                     );
                     for line in d.render().lines() {
                         let _ = writeln!(out, "    {line}");
@@ -124,8 +135,8 @@ async fn check(
     }
     Ok(match (healthy, drift) {
         (false, _) => ExitCode::Unhealthy,
-        (true, Some(_)) => ExitCode::Drift,
-        (true, None) => ExitCode::Healthy,
+        (true, Some(d)) if d.fails(&args.fail_on) => ExitCode::Drift,
+        (true, _) => ExitCode::Healthy,
     })
 }
 

@@ -245,3 +245,13 @@ mod tests {
         assert!(parse_target_url("not a url").is_err());
     }
 }
+
+/// `--fail-on`: a comma-separated list of `any`, `breaking`, `security`.
+pub fn parse_fail_on(text: &str) -> Result<Vec<crate::schema::FailOn>, String> {
+    let kinds: Vec<crate::schema::FailOn> =
+        text.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    if kinds.is_empty() {
+        return Err("name at least one of any, breaking, security".into());
+    }
+    Ok(kinds)
+}

@@ -23,6 +23,11 @@ pub struct SnapshotArgs {
     /// Compare the live schema with snapshot FILE; exit 3 and print the diff when it differs.
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
+
+    /// With --check: which drift fails (exit 3): any, breaking, security, or a
+    /// comma-separated list; other drift is printed and passes.
+    #[arg(long, value_name = "KINDS", default_value = "any", value_parser = super::options::parse_fail_on, requires = "check")]
+    pub fail_on: std::vec::Vec<crate::schema::FailOn>,
 }
 
 pub async fn run_snapshot(
@@ -94,6 +99,13 @@ async fn snapshot(
         };
         let _ = writeln!(out, "{interface}");
         let _ = write!(out, "{}", d.render());
+        if !d.fails(&args.fail_on) {
+            let _ = writeln!(
+                out,
+                "not failing: --fail-on does not include this kind of change"
+            );
+            return Ok(ExitCode::Healthy);
+        }
         return Ok(ExitCode::Drift);
     }
     match &args.out {

@@ -281,7 +281,7 @@ pub fn evaluate(
                     kind: EventKind::SchemaChanged,
                     at: obs.at,
                     data: with(json!({
-                        "from": current, "to": hash, "breaking": d.breaking,
+                        "from": current, "to": hash, "breaking": d.breaking, "security": d.security,
                         "summary": d.summary(), "diff": d,
                     })),
                 });

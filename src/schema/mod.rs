@@ -16,5 +16,5 @@ mod snapshot;
 pub use canonical::{
     CanonicalError, canonical_bytes, canonical_value, interface_hash, schema_hash, sorted_tools,
 };
-pub use diff::{SchemaDiff, ToolChange, diff};
+pub use diff::{FailOn, SchemaDiff, ToolChange, diff};
 pub use snapshot::{Snapshot, SnapshotError};
