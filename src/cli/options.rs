@@ -200,6 +200,16 @@ fn parse_era(input: &str) -> Result<Era, String> {
     input.parse::<Era>().map_err(|e| e.to_string())
 }
 
+/// `--fail-on`: a comma-separated list of `any`, `breaking`, `security`.
+pub fn parse_fail_on(text: &str) -> Result<Vec<crate::schema::FailOn>, String> {
+    let kinds: Vec<crate::schema::FailOn> =
+        text.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    if kinds.is_empty() {
+        return Err("name at least one of any, breaking, security".into());
+    }
+    Ok(kinds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,14 +254,4 @@ mod tests {
         );
         assert!(parse_target_url("not a url").is_err());
     }
-}
-
-/// `--fail-on`: a comma-separated list of `any`, `breaking`, `security`.
-pub fn parse_fail_on(text: &str) -> Result<Vec<crate::schema::FailOn>, String> {
-    let kinds: Vec<crate::schema::FailOn> =
-        text.split(',').map(str::parse).collect::<Result<_, _>>()?;
-    if kinds.is_empty() {
-        return Err("name at least one of any, breaking, security".into());
-    }
-    Ok(kinds)
 }
