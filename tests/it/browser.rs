@@ -164,6 +164,40 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
     );
     b.screenshot(&dir.join("server.png")).await;
 
+    // Phones (360 and 390 px): nothing overflows the page, and nothing is cut off: an element
+    // wider than its box must scroll (overflow-x auto), never hide what it holds.
+    for width in [360, 390] {
+        b.viewport(width, 800, true).await;
+        for path in ["/", "/s/search"] {
+            b.goto(&format!("{}{path}", app.base)).await;
+            let overflow = b
+                .eval("document.documentElement.scrollWidth - window.innerWidth")
+                .await;
+            assert!(
+                overflow.as_i64().unwrap() <= 0,
+                "{path}: horizontal overflow of {overflow} px at {width} px"
+            );
+            let clipped = b
+                .eval(
+                    "[...document.querySelectorAll('body *')].filter(e => e.scrollWidth > e.clientWidth + 1 \
+                     && e.clientWidth > 0 && !['auto','scroll'].includes(getComputedStyle(e).overflowX) \
+                     && getComputedStyle(e).overflowX !== 'visible').map(e => e.tagName + '.' + e.className).join(' ')",
+                )
+                .await;
+            assert_eq!(clipped, "", "{path} at {width} px: cut off");
+            let past_card = b
+                .eval(
+                    "[...document.querySelectorAll('.card *')].filter(e => { const c = e.closest('.card'); \
+                     return e.getBoundingClientRect().right > c.getBoundingClientRect().right + 1; }).map(e => e.tagName + ':' + e.textContent.slice(0, 20)).join(' | ')",
+                )
+                .await;
+            assert_eq!(past_card, "", "{path} at {width} px: past the card's edge");
+            b.screenshot(&dir.join(format!("phone-{width}{}.png", path.replace('/', "-"))))
+                .await;
+        }
+    }
+    b.viewport(1280, 900, false).await;
+
     assert!(
         b.seen.errors.is_empty(),
         "console errors: {:#?}",
