@@ -21,8 +21,9 @@ use crate::store::gate::DatabaseUnavailable;
 
 /// How long a public read may wait on the database before the last good copy is served.
 pub const READ_BUDGET: Duration = Duration::from_secs(2);
-/// Responses larger than this are not kept (no public page comes near it).
-const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Responses larger than this are passed through and not kept (`/` with 500 public servers is
+/// about 5 MiB).
+const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Copies kept at most: every public page, its JSON and four badges per server, for
 /// thousands of servers. Past it, new paths are not kept.
 const MAX_ENTRIES: usize = 20_000;
@@ -93,6 +94,12 @@ pub async fn serve(State(app): State<WebState>, req: Request, next: Next) -> Res
         return fallback(&app, &key);
     }
     if !resp.status().is_success() {
+        return resp;
+    }
+    // Only a body of known size under the cap is buffered (ours are whole strings); anything
+    // else goes out as it is, uncached, rather than fail.
+    let known = axum::body::HttpBody::size_hint(resp.body()).exact();
+    if known.is_none_or(|n| n > MAX_BODY as u64) {
         return resp;
     }
     let (parts, body) = resp.into_parts();

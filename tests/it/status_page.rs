@@ -675,3 +675,30 @@ async fn uptime_agrees_with_the_state_machine() {
         app.stop().await;
     }
 }
+
+/// A large install's front page (over 4 MiB with 500 public servers) is served whole: the
+/// last-good copy never makes a big page fail.
+#[tokio::test]
+async fn a_front_page_of_many_megabytes_is_served() {
+    let app = spawn_app(support::db::Backend::Sqlite).await;
+    let now = now_ms();
+    let slugs: Vec<String> = (0..500).map(|i| format!("srv-{i:03}")).collect();
+    for slug in &slugs {
+        seed(
+            app.store.as_ref(),
+            &Seed {
+                slug,
+                name: "Server",
+                days: 1,
+                ..Seed::default()
+            },
+            now,
+        )
+        .await;
+    }
+    let (status, _, html) = fetch(&app, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.len() > 4 * 1024 * 1024, "{} bytes", html.len());
+    assert_eq!(count(&html, "<article class=\"card server\""), 500);
+    app.stop().await;
+}
