@@ -121,7 +121,7 @@ async fn a_real_outage_reaches_the_webhook_signed_then_recovery() {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        first_probe_done(&app, "weather").await;
         fake.update(|c| {
             c.fault = Fault::Hang;
             c.fault_on = "tools/list";
@@ -506,7 +506,7 @@ async fn email_channels_send_one_readable_message_per_event() {
             json!({"name": "Mailer Test", "url": fake.url()}),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        first_probe_done(&app, "mailer-test").await;
         fake.update(|c| {
             c.fault = Fault::Html200;
             c.fault_on = "*";
@@ -649,7 +649,7 @@ async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends() {
             json!({"name": "Deploying", "url": fake.url()}),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        first_probe_done(&app, "deploying").await;
 
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -742,7 +742,7 @@ async fn a_flapping_server_alerts_once_then_holds() {
             json!({"name": "Flappy", "url": fake.url(), "failures_to_down": 1}),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        first_probe_done(&app, "flappy").await;
         for i in 0..8 {
             let broken = i % 2 == 0;
             fake.update(|c| {
@@ -1019,7 +1019,7 @@ async fn two_api_calls_then_one_webhook_and_one_email_each_way() {
             json!({"name": "Story", "url": fake.url(), "failures_to_down": 1}),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        first_probe_done(&app, "story").await;
         fake.update(|c| {
             c.fault = Fault::Hang;
             c.fault_on = "tools/list";
@@ -1190,4 +1190,13 @@ async fn a_failed_read_postpones_a_delivery_and_never_kills_it() {
         assert_eq!(got[0].header("x-extra"), "yes");
         db.cleanup().await;
     }
+}
+
+/// Wait (bounded) until a just-registered server's first probe is recorded.
+async fn first_probe_done(app: &support::app::TestApp, slug: &str) {
+    support::eventually("the first probe", Duration::from_secs(10), async || {
+        let (_, v) = app.get(&format!("/api/v1/servers/{slug}")).await;
+        v["state"] != "unknown" && !v["state"].is_null()
+    })
+    .await;
 }

@@ -251,7 +251,11 @@ async fn wait_retries_until_the_server_comes_up() {
     let run = tokio::spawn(async move {
         mcpwatch(&["check", &url, "--wait", "20s", "--timeout", "2s"]).await
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let a couple of attempts fail first (an event, not a sleep).
+    support::eventually("two failed attempts", Duration::from_secs(10), async || {
+        fake.seen(|s| s.methods.iter().filter(|m| *m == "server/discover").count() >= 2)
+    })
+    .await;
     fake.update(|c| c.fault = Fault::None);
     let out = run.await.unwrap();
     assert_eq!(

@@ -47,7 +47,13 @@ async fn shutdown_drains_the_in_flight_probe_and_reports_not_ready() {
             .await;
         assert_eq!(s, StatusCode::CREATED);
         let id = created["id"].as_str().unwrap().to_string();
-        tokio::time::sleep(Duration::from_millis(300)).await; // the first probe is now in flight
+        // The first probe is in flight once the (slow) server has its request.
+        support::eventually(
+            "the first probe in flight",
+            Duration::from_secs(5),
+            async || fake.seen(|s| !s.methods.is_empty()),
+        )
+        .await;
         let started = Instant::now();
         app.begin_shutdown();
         tokio::time::sleep(Duration::from_millis(200)).await;
