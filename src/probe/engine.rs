@@ -253,22 +253,7 @@ fn scrub_credentials(report: &mut ProbeReport, headers: &[(String, String)], url
             }
         }
     };
-    if let Some(f) = &mut report.failure {
-        scrub(&mut f.message);
-    }
-    report.warnings.iter_mut().for_each(&scrub);
-    report.notes.iter_mut().for_each(&scrub);
-    if let Some(a) = &mut report.auth {
-        [
-            &mut a.scheme,
-            &mut a.resource_metadata,
-            &mut a.scope,
-            &mut a.error,
-        ]
-        .into_iter()
-        .flatten()
-        .for_each(scrub);
-    }
+    for_each_message(report, scrub);
 }
 
 /// Every text in the report that a server chose (names, versions, error messages, challenge
@@ -280,17 +265,23 @@ fn replace_nul(report: &mut ProbeReport) {
             *text = text.replace('\0', "\u{FFFD}");
         }
     };
-    if let Some(f) = &mut report.failure {
-        clean(&mut f.message);
-    }
+    for_each_message(report, clean);
     if let Some(info) = &mut report.server_info {
         clean(&mut info.name);
         clean(&mut info.version);
     }
     report.protocol_version.iter_mut().for_each(clean);
     report.tool_names.iter_mut().for_each(clean);
-    report.warnings.iter_mut().for_each(clean);
-    report.notes.iter_mut().for_each(clean);
+}
+
+/// Every message of a report a server can put words into: the failure message, warnings,
+/// notes and the auth challenge (names and versions are data, and are left as they are).
+fn for_each_message(report: &mut ProbeReport, mut f: impl FnMut(&mut String)) {
+    if let Some(failure) = &mut report.failure {
+        f(&mut failure.message);
+    }
+    report.warnings.iter_mut().for_each(&mut f);
+    report.notes.iter_mut().for_each(&mut f);
     if let Some(a) = &mut report.auth {
         [
             &mut a.scheme,
@@ -300,7 +291,7 @@ fn replace_nul(report: &mut ProbeReport) {
         ]
         .into_iter()
         .flatten()
-        .for_each(clean);
+        .for_each(f);
     }
 }
 

@@ -347,20 +347,22 @@ pub fn redact_url(url: &Url) -> String {
     s
 }
 
-/// The parts of a URL that are credentials: the userinfo (user and password) and every query
-/// value. Empty when the URL carries none. Values are never shown; see [`mask_url`].
+/// The parts of a URL to scrub from messages: the userinfo (user and password), and query
+/// values long enough to be keys (8 characters or more: `?format=json` is not a secret, and
+/// scrubbing "json" would garble every message). Every query value is still masked wherever
+/// the URL is shown; see [`mask_url`].
 pub fn url_secrets(url: &Url) -> Vec<String> {
     let mut out: Vec<String> = url.query_pairs().map(|(_, v)| v.into_owned()).collect();
+    // Percent-decoded and as written: a server may echo either.
+    out.extend(
+        url.query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_string())),
+    );
+    out.retain(|v| v.len() >= 8);
     out.push(url.username().to_string());
     out.extend(url.password().map(str::to_string));
-    // Percent-decoded and as written: a server may echo either.
-    let raw: Vec<String> = url
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_string()))
-        .collect();
-    out.extend(raw);
     out.retain(|v| !v.is_empty());
     out.sort();
     out.dedup();
@@ -427,5 +429,26 @@ mod tests {
         assert_eq!(redact_url(&u), "https://example.com/mcp?…");
         let plain = Url::parse("http://127.0.0.1:8080/mcp").unwrap();
         assert_eq!(redact_url(&plain), "http://127.0.0.1:8080/mcp");
+    }
+
+    #[test]
+    fn url_credentials_are_masked_when_shown_and_long_ones_scrubbed() {
+        let u = Url::parse("https://me:pa55word@h.example/mcp?key=supersecret-123&format=json")
+            .unwrap();
+        assert_eq!(
+            mask_url(&u).unwrap(),
+            "https://***@h.example/mcp?key=***&format=***"
+        );
+        let secrets = url_secrets(&u);
+        assert!(secrets.contains(&"supersecret-123".to_string()));
+        assert!(secrets.contains(&"pa55word".to_string()) && secrets.contains(&"me".to_string()));
+        assert!(
+            !secrets.contains(&"json".to_string()),
+            "short values garble messages: {secrets:?}"
+        );
+        assert_eq!(
+            mask_url(&Url::parse("https://h.example/mcp").unwrap()),
+            None
+        );
     }
 }
