@@ -90,6 +90,13 @@ pub trait StatusStore: Send + Sync {
         scope: Scope<'_>,
         since: i64,
     ) -> StoreResult<Vec<IncidentRecord>>;
+    /// State changes (`server.down`, `server.up`, `server.degraded`, `server.auth_failed`)
+    /// since `since`, oldest first: (server id, event type, at).
+    async fn state_changes_since(
+        &self,
+        scope: Scope<'_>,
+        since: i64,
+    ) -> StoreResult<Vec<(String, String, i64)>>;
     /// Delete up to `batch` raw results older than `before`; returns how many went.
     async fn prune_results(&self, before: i64, batch: u32) -> StoreResult<u64>;
     /// Delete up to `batch` hourly and daily rollup rows older than `before`.
@@ -285,6 +292,19 @@ macro_rules! status_store {
                 let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
                 let rows = q.fetch_all(&self.pool).await?;
                 rows.iter().map(Self::incident).collect()
+            }
+
+            async fn state_changes_since(&self, scope: Scope<'_>, since: i64) -> StoreResult<Vec<(String, String, i64)>> {
+                let sql = $conv(&format!(
+                    "SELECT server_id, type, at FROM events WHERE at >= ? AND type IN ('server.down', 'server.up', 'server.degraded', 'server.auth_failed') AND {} ORDER BY at, id",
+                    scope_clause(scope, "server_id")
+                )).into_owned();
+                let q = sqlx::query(audited(&sql)).bind(since);
+                let q = match scope { Scope::Public => q.bind(true), Scope::Server(id) => q.bind(id) };
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("server_id")?, r.try_get("type")?, r.try_get("at")?)))
+                    .collect()
             }
 
             async fn prune_results(&self, before: i64, batch: u32) -> StoreResult<u64> {

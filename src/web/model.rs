@@ -39,8 +39,8 @@ pub struct Summary {
     pub last: Option<LastSeen>,
     /// The server's current tool-list hash.
     pub schema_hash: Option<String>,
-    /// (day start, uptime, incidents), oldest first, `DAYS` of them ending today.
-    pub days: Vec<(i64, Option<f64>, usize)>,
+    /// `DAYS` days ending today, oldest first.
+    pub days: Vec<svg::Day>,
     /// Availability (time outside incidents; see `monitor::availability`).
     pub uptime_24h: Option<f64>,
     pub uptime_7d: Option<f64>,
@@ -183,6 +183,8 @@ struct Inputs {
     windows: Vec<WindowRecord>,
     /// The newest schema change per server within the drift window.
     changes: HashMap<String, SchemaChangeRecord>,
+    /// State changes per server since the first day, oldest first: (event type, at).
+    state_changes: HashMap<String, Vec<(String, i64)>>,
 }
 
 fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<String, Vec<T>> {
@@ -216,13 +218,18 @@ async fn inputs(
             Ok(Default::default())
         }
     };
-    let (regions, incidents, windows, (daily, hourly), changes) = tokio::try_join!(
+    let (regions, incidents, windows, (daily, hourly), changes, state_changes) = tokio::try_join!(
         store.region_views(scope),
         store.incidents_since(scope, first_day),
         store.list_windows(),
         rollups,
-        store.schema_changes_since(drift_since)
+        store.schema_changes_since(drift_since),
+        store.state_changes_since(scope, first_day)
     )?;
+    let mut by_server: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    for (server, kind, at) in state_changes {
+        by_server.entry(server).or_default().push((kind, at));
+    }
     let mut newest: HashMap<String, SchemaChangeRecord> = HashMap::new();
     for c in changes {
         // Newest first: the first one seen per server is its latest change.
@@ -235,6 +242,7 @@ async fn inputs(
         incidents: group(incidents, |r| &r.server_id),
         windows,
         changes: newest,
+        state_changes: by_server,
     })
 }
 
@@ -338,17 +346,32 @@ fn summarize(
         .min()
         .unwrap_or(row.server.created_at);
     let available = |from: i64, to: i64| availability(&outages, watched_since, from, to, now);
-    let days: Vec<(i64, Option<f64>, usize)> = (0..DAYS)
+    let degraded = degraded_spans(
+        input.state_changes.remove(&id).unwrap_or_default(),
+        row.state.as_ref(),
+        now,
+    );
+    let by_day: HashMap<i64, &DailyRollup> = daily.iter().map(|d| (d.day_start, d)).collect();
+    let days: Vec<svg::Day> = (0..DAYS)
         .map(|i| {
             let day = today - (DAYS - 1 - i) * DAY_MS;
-            let uptime = available(day, day + DAY_MS);
-            let open = incidents
+            let incidents = incidents
                 .iter()
                 .filter(|inc| {
                     inc.opened_at < day + DAY_MS && inc.closed_at.is_none_or(|c| c >= day)
                 })
                 .count();
-            (day, uptime, open)
+            let degraded_ms = degraded
+                .iter()
+                .map(|(from, to)| ((*to).min(day + DAY_MS) - (*from).max(day)).max(0))
+                .sum();
+            svg::Day {
+                start: day,
+                uptime: available(day, day + DAY_MS),
+                incidents,
+                degraded_ms,
+                failed_probes: by_day.get(&day).map_or(0, |d| d.probes - d.successes),
+            }
         })
         .collect();
     let window = |n: i64| available(today - (n - 1) * DAY_MS, now);
@@ -396,6 +419,38 @@ fn summarize(
         state,
         server: row.server,
     }
+}
+
+/// The spans a server spent degraded, from its state changes (oldest first) and its current
+/// state (degraded until now, when it still is).
+fn degraded_spans(
+    changes: Vec<(String, i64)>,
+    state: Option<&crate::monitor::ServerState>,
+    now: i64,
+) -> Vec<(i64, i64)> {
+    let mut spans = Vec::new();
+    let mut since = None;
+    for (kind, at) in changes {
+        match (kind.as_str(), since) {
+            ("server.degraded", None) => since = Some(at),
+            ("server.degraded", Some(_)) => {}
+            (_, Some(from)) => {
+                spans.push((from, at));
+                since = None;
+            }
+            (_, None) => {}
+        }
+    }
+    let still = state.filter(|s| s.status == crate::monitor::ServerStatus::Degraded);
+    match (since, still) {
+        (Some(from), Some(_)) => spans.push((from, now)),
+        // Degraded since before the window's first change.
+        (None, Some(s)) if spans.last().is_none_or(|(_, to)| *to <= s.since) => {
+            spans.push((s.since, now))
+        }
+        _ => {}
+    }
+    spans
 }
 
 /// Every public server, by name. Rollups come from `history`, the in-memory copy that reads

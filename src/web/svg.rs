@@ -20,33 +20,66 @@ pub const BAR_WIDTH: u32 = 6;
 pub const BAR_GAP: u32 = 2;
 pub const BAR_HEIGHT: u32 = 34;
 
-/// Bars for `days` (oldest first): (day start, uptime ratio if probed, incidents that day).
-pub fn bars(days: &[(i64, Option<f64>, usize)]) -> Vec<Bar> {
+/// One day of a server's history, as the bars draw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Day {
+    pub start: i64,
+    /// Availability (time outside incidents), if the day was watched.
+    pub uptime: Option<f64>,
+    /// Incidents open that day.
+    pub incidents: usize,
+    /// Time spent degraded (correct but slow, or with warnings).
+    pub degraded_ms: i64,
+    /// Probes that failed without changing the state (shown in the tooltip only).
+    pub failed_probes: i64,
+}
+
+/// Bars for `days`, oldest first. Colour follows the state machine: red and amber only for
+/// time down (by availability) or degraded (amber); failed probes that changed nothing are a
+/// neutral note in the tooltip.
+pub fn bars(days: &[Day]) -> Vec<Bar> {
     days.iter()
         .enumerate()
-        .map(|(i, (day, uptime, incidents))| {
-            let class = match uptime {
+        .map(|(i, d)| {
+            let class = match d.uptime {
                 None => "nodata",
-                Some(u) if *u >= 0.999 => "ok",
-                Some(u) if *u >= 0.99 => "minor",
-                Some(u) if *u >= 0.95 => "partial",
-                Some(_) => "major",
+                Some(u) if u < 0.95 => "major",
+                Some(u) if u < 0.99 => "partial",
+                Some(_) if d.degraded_ms > 0 => "partial",
+                Some(u) if u < 0.999 => "minor",
+                Some(_) => "ok",
             };
             // Full height at 100 %, 40 % of it at 90 % uptime or less.
-            let scale = uptime.map_or(1.0, |u| 0.4 + 0.6 * ((u - 0.9) / 0.1).clamp(0.0, 1.0));
+            let scale = d
+                .uptime
+                .map_or(1.0, |u| 0.4 + 0.6 * ((u - 0.9) / 0.1).clamp(0.0, 1.0));
             let height = ((f64::from(BAR_HEIGHT) * scale).round() as u32).max(4);
-            let uptime_words = uptime.map_or("no data".to_string(), words::percent);
-            let incident_words = match incidents {
-                0 => "no incidents".to_string(),
-                1 => "1 incident".to_string(),
-                n => format!("{n} incidents"),
-            };
+            let mut title = format!(
+                "{} · {} · {}",
+                words::date(d.start),
+                d.uptime.map_or("no data".to_string(), words::percent),
+                match d.incidents {
+                    0 => "no incidents".to_string(),
+                    1 => "1 incident".to_string(),
+                    n => format!("{n} incidents"),
+                }
+            );
+            if d.degraded_ms > 0 {
+                title.push_str(&format!(" · degraded {}", words::duration(d.degraded_ms)));
+            }
+            if d.failed_probes > 0 && d.incidents == 0 {
+                let s = if d.failed_probes == 1 { "" } else { "s" };
+                title.push_str(&format!(
+                    " · {} failed probe{s}, no outage",
+                    d.failed_probes
+                ));
+            }
             Bar {
                 x: i as u32 * (BAR_WIDTH + BAR_GAP),
                 y: BAR_HEIGHT - height,
                 height,
                 class,
-                title: format!("{} · {uptime_words} · {incident_words}", words::date(*day)),
+                title,
             }
         })
         .collect()
@@ -190,10 +223,16 @@ mod tests {
 
     #[test]
     fn bars_get_shorter_and_change_class_with_downtime() {
+        let day = |start, uptime, incidents| Day {
+            start,
+            uptime,
+            incidents,
+            ..Day::default()
+        };
         let b = bars(&[
-            (0, Some(1.0), 0),
-            (86_400_000, Some(0.97), 2),
-            (172_800_000, None, 0),
+            day(0, Some(1.0), 0),
+            day(86_400_000, Some(0.97), 2),
+            day(172_800_000, None, 0),
         ]);
         assert_eq!((b[0].class, b[0].height, b[0].y), ("ok", BAR_HEIGHT, 0));
         assert_eq!(b[1].class, "partial");
@@ -201,6 +240,34 @@ mod tests {
         assert_eq!(b[1].title, "1970-01-02 · 97.0 % · 2 incidents");
         assert_eq!(b[2].class, "nodata");
         assert_eq!(b[2].x, 2 * (BAR_WIDTH + BAR_GAP));
+    }
+
+    #[test]
+    fn degraded_time_is_amber_and_ignored_failures_are_a_neutral_note() {
+        let b = bars(&[
+            Day {
+                uptime: Some(1.0),
+                degraded_ms: 2 * 3_600_000,
+                ..Day::default()
+            },
+            Day {
+                uptime: Some(1.0),
+                failed_probes: 3,
+                ..Day::default()
+            },
+        ]);
+        assert_eq!(b[0].class, "partial", "amber for time degraded");
+        assert!(b[0].title.contains("degraded 2 h"), "{}", b[0].title);
+        assert_eq!(
+            b[1].class, "ok",
+            "failed probes that changed nothing are not an outage"
+        );
+        assert_eq!(b[1].height, BAR_HEIGHT);
+        assert!(
+            b[1].title.ends_with("3 failed probes, no outage"),
+            "{}",
+            b[1].title
+        );
     }
 
     #[test]

@@ -665,6 +665,10 @@ async fn uptime_agrees_with_the_state_machine() {
         assert!(card.contains("100 % uptime"), "{backend:?}: {card}");
         let (_, _, badge) = fetch(&app, "/badge/truth/uptime.svg?days=1").await;
         assert!(badge.contains(">100 %</text>"), "{backend:?}: {badge}");
+        assert!(
+            card.contains("1 failed probe, no outage"),
+            "{backend:?}: a neutral note in today's tooltip: {card}"
+        );
 
         check().await;
         let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
@@ -700,5 +704,43 @@ async fn a_front_page_of_many_megabytes_is_served() {
     assert_eq!(status, 200);
     assert!(html.len() > 4 * 1024 * 1024, "{} bytes", html.len());
     assert_eq!(count(&html, "<article class=\"card server\""), 500);
+    app.stop().await;
+}
+
+/// Time spent degraded paints the day amber (and says so), with uptime still 100 %.
+#[tokio::test]
+async fn degraded_time_is_amber_on_the_bars() {
+    use support::fake_mcp::{FakeConfig, FakeServer, Fault};
+    let app = spawn_app(support::db::Backend::Sqlite).await;
+    // Slower than its 1 ms threshold on every probe.
+    let fake = FakeServer::start(FakeConfig {
+        fault: Fault::Slow(std::time::Duration::from_millis(20)),
+        ..FakeConfig::default()
+    })
+    .await;
+    let (s, v) = app
+        .post(
+            "/api/v1/servers",
+            serde_json::json!({"name": "Slowish", "slug": "slowish", "url": fake.url(), "public": true, "degraded_latency_ms": 1}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{v}");
+    support::eventually("degraded", std::time::Duration::from_secs(10), async || {
+        let (_, v) = app.get("/api/v1/servers/slowish").await;
+        v["state"] == "degraded"
+    })
+    .await;
+    // Some time in the state, so the day has degraded time to show.
+    let _ = app
+        .post("/api/v1/servers/slowish/check", serde_json::json!({}))
+        .await;
+    let (_, _, html) = fetch(&app, "/").await;
+    let card = card(&html, "slowish");
+    assert!(card.contains("100 % uptime"), "{card}");
+    let today = card.rsplit("<rect ").next().unwrap_or_default();
+    assert!(
+        today.starts_with(r#"class="partial""#) && today.contains("degraded"),
+        "today is amber and says degraded: {today}"
+    );
     app.stop().await;
 }
