@@ -338,13 +338,16 @@ fn summarize(
             closed_at: i.closed_at,
         })
         .collect();
-    // Watched since its first probed day in the window (or since registration, before any).
+    // Watched since its registration, and not before its first probed day in the window (a
+    // server older than the window, or seeded with history).
     let watched_since = daily
         .iter()
         .filter(|d| d.probes > 0)
         .map(|d| d.day_start)
         .min()
-        .unwrap_or(row.server.created_at);
+        .map_or(row.server.created_at, |first| {
+            first.max(row.server.created_at)
+        });
     let available = |from: i64, to: i64| availability(&outages, watched_since, from, to, now);
     let degraded = degraded_spans(
         input.state_changes.remove(&id).unwrap_or_default(),

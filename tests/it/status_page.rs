@@ -671,11 +671,17 @@ async fn uptime_agrees_with_the_state_machine() {
         );
 
         check().await;
+        // The outage needs some length to be measured against the time the server was watched
+        // (a duration, not a stand-in for an event).
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let json: Value = serde_json::from_str(&fetch(&app, "/status.json").await.2).unwrap();
         let truth = &json["servers"][0];
         assert_eq!(truth["state"], "down", "{backend:?}");
         let u = truth["uptime"]["24h"].as_f64().unwrap();
-        assert!(u < 1.0, "{backend:?}: the open incident counts: {u}");
+        assert!(
+            u < 0.9,
+            "{backend:?}: watched since registration, not since midnight: the open incident is a large share: {u}"
+        );
         app.stop().await;
     }
 }
