@@ -437,6 +437,6 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
 }
 
 /// Whether a probe got as far as listing tools (its counts and latency mean something).
-fn served(verdict: &str) -> bool {
+pub(super) fn served(verdict: &str) -> bool {
     matches!(verdict, "up" | "degraded")
 }

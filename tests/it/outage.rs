@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
 use support::private_pg::PrivatePostgres;
 use support::proc::serve;
+use support::seed::now_ms;
 use support::webhook_rx::Receiver;
 
 const ADMIN: &str = "outage-admin-token-0123456789abcdef";
@@ -206,11 +207,4 @@ async fn outage(mode: &str) {
         (died_at_ms - 1_000..back_at_ms).contains(&at_ms) && at_ms > down_at_ms,
         "decided at its real time, during the outage ({outage_len:?}): {at_ms} not in {died_at_ms}..{back_at_ms}"
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
