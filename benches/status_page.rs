@@ -11,8 +11,11 @@
 //! Knobs: `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_SERVERS` (500), `BENCH_RAW_DAYS` (30),
 //! `BENCH_REQUESTS` (200), `TEST_DATABASE_URL` (the Postgres server, as in the tests).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{BenchDb, env_or};
 use mcpwatch::app::App;
 use mcpwatch::config::{DatabaseUrl, Settings};
 use mcpwatch::store::ServerRecord;
@@ -20,10 +23,6 @@ use sqlx::Connection;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -201,25 +200,8 @@ async fn measure(base: &str, path: &str, n: usize) -> (f64, f64, f64, usize) {
 
 async fn run(backend: &str, servers: usize, raw_days: i64, requests: usize) {
     let data = tempfile::tempdir().unwrap();
-    let admin = env_or(
-        "TEST_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    );
-    let pg_name = format!("mcpwatch_bench_{}", uuid::Uuid::new_v4().simple());
-    let url = match backend {
-        "postgres" => {
-            let mut c = sqlx::PgConnection::connect(&admin)
-                .await
-                .expect("Postgres reachable at TEST_DATABASE_URL");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}")))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-            DatabaseUrl::Postgres(format!("{base}/{pg_name}"))
-        }
-        _ => DatabaseUrl::Sqlite(data.path().join("mcpwatch.db")),
-    };
+    let db = BenchDb::create(backend, data.path()).await;
+    let url = db.url.clone();
     eprintln!("{backend}: seeding {servers} servers, {raw_days} days raw, 90 days of rollups");
     let now = now_ms();
     seed(&url, servers, raw_days, now).await;
@@ -246,14 +228,7 @@ async fn run(backend: &str, servers: usize, raw_days: i64, requests: usize) {
     }
     let _ = tx.send(());
     let _ = task.await;
-    if backend == "postgres" {
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"
-        )))
-        .execute(&mut c)
-        .await;
-    }
+    db.drop_pg().await;
 }
 
 fn main() {

@@ -1,21 +1,25 @@
 //! Storage: the [`Store`] trait, with a Postgres and a SQLite implementation.
 //!
 //! - `model.rs`: the rows as the daemon uses them.
+//! - `batch.rs`: `commit_batch` as set-based statements (one per kind of write, not per row).
 //! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
 //!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
 //! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (Postgres advisory lock).
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
+//! - `nodelay.rs`: `TCP_NODELAY` on Postgres connections (sqlx 0.9.0 no longer sets it).
 //! - `retention.rs`: batched pruning of raw results and rollups past their age.
 //! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
 //!
 //! Migrations live in `migrations/postgres/` and `migrations/sqlite/` and are embedded at build
 //! time; they run at start and with `mcpwatch migrate`. The same test suite runs on both.
 
+mod batch;
 mod cluster_sql;
 pub mod gate;
 mod model;
+mod nodelay;
 mod region_sql;
 pub mod retention;
 pub mod rollup;

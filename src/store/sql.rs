@@ -3,6 +3,7 @@
 //! types so one decoder serves both: TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::migrate::Migrator;
 
+use super::batch::{self, Arg, RESULT_COLS, Statement};
 use super::model::*;
 use super::rollup::RollupDeltas;
 use super::{Store, StoreError, StoreResult, ensure_parent};
@@ -46,7 +48,6 @@ pub(super) fn postgres_sql(sql: &str) -> Cow<'_, str> {
 }
 
 const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc";
-const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy";
 
 fn json_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
@@ -278,6 +279,65 @@ macro_rules! sql_store {
                 })
             }
 
+            /// Run set-based statements in `tx`; the rows they return, in order. Their text
+            /// depends on the row count, so they are not kept as prepared statements.
+            pub(super) async fn run_all(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                stmts: Vec<Statement<'_>>,
+            ) -> StoreResult<Vec<$row>> {
+                let mut rows = Vec::new();
+                for s in &stmts {
+                    let sql = $conv(&s.sql).into_owned();
+                    let mut q = sqlx::query(audited(&sql)).persistent(false);
+                    for arg in &s.args {
+                        q = match arg {
+                            Arg::Text(v) => q.bind(v.as_deref()),
+                            Arg::Int(v) => q.bind(*v),
+                            Arg::Real(v) => q.bind(*v),
+                            Arg::Bool(v) => q.bind(*v),
+                        };
+                    }
+                    rows.extend(q.fetch_all(&mut **tx).await?);
+                }
+                Ok(rows)
+            }
+
+            /// Sightings of known tool lists move `last_seen`; only new lists are sent whole.
+            async fn write_snapshots(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                snapshots: &[SnapshotRecord],
+            ) -> StoreResult<()> {
+                let merged = batch::merge_snapshots(snapshots);
+                let all: Vec<&SnapshotRecord> = merged.iter().collect();
+                let mut known = HashSet::new();
+                for row in Self::run_all(tx, batch::touch_snapshots(&all)).await? {
+                    known.insert((row.try_get::<String, _>("server_id")?, row.try_get::<String, _>("hash")?));
+                }
+                let new: Vec<&SnapshotRecord> = merged
+                    .iter()
+                    .filter(|s| !known.contains(&(s.server_id.clone(), s.hash.clone())))
+                    .collect();
+                Self::run_all(tx, batch::insert_snapshots(&new)).await?;
+                Ok(())
+            }
+
+            /// Regions marked silent; one already silent (or heard from since) refuses the
+            /// whole batch, so one replica, once, raises `region.silent`.
+            async fn mark_regions_silent(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                silent: &[(String, i64, i64)],
+            ) -> StoreResult<()> {
+                let marked: HashSet<String> = Self::run_all(tx, batch::mark_regions_silent(silent))
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get("name"))
+                    .collect::<Result<_, _>>()?;
+                match silent.iter().find(|(region, _, _)| !marked.contains(region)) {
+                    Some((region, _, _)) => Err(StoreError::Conflict(format!("region {region} already silent"))),
+                    None => Ok(()),
+                }
+            }
+
             async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
                 let sql = if insert {
                     $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, reminder_interval_seconds, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
@@ -448,128 +508,33 @@ macro_rules! sql_store {
 
             async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                let exists = "WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)";
-                let sql = $conv(&format!("INSERT INTO probe_results ({RESULT_COLS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (id) DO NOTHING")).into_owned();
-                // A result already stored (a re-sent batch) is skipped and not counted again.
+                let stored = Self::run_all(&mut tx, batch::insert_results(&w.results)).await?;
+                let mut stored: HashSet<String> =
+                    stored.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+                // Only results stored now count (a re-sent one was counted when it was stored).
+                // A result from a vantage point whose canaries failed says nothing about the
+                // server: kept, but not counted.
                 let mut rollups = RollupDeltas::default();
                 for r in &w.results {
-                    let inserted = sqlx::query(audited(&sql))
-                        .bind(&r.id).bind(&r.server_id).bind(&r.region).bind(r.started_at).bind(r.duration_ms)
-                        .bind(r.dns_ms).bind(r.connect_ms).bind(r.tls_ms).bind(r.handshake_ms).bind(r.tools_list_ms)
-                        .bind(&r.verdict).bind(&r.failure_kind).bind(&r.failure_phase).bind(&r.failure_message)
-                        .bind(r.http_status).bind(r.jsonrpc_code).bind(&r.era).bind(&r.protocol_version)
-                        .bind(&r.server_name).bind(&r.server_version).bind(r.tool_count).bind(&r.schema_hash)
-                        .bind(r.tls_not_after).bind(r.vantage_unhealthy).bind(&r.server_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    // A result from a vantage point whose canaries failed says nothing about
-                    // the server: kept, but not counted.
-                    if inserted == 1 && !r.vantage_unhealthy {
+                    if stored.remove(&r.id) && !r.vantage_unhealthy {
                         rollups.add(r);
                     }
                 }
                 Self::write_rollups(&mut tx, &rollups).await?;
-                // Each region's last result rides along (failure, latency, tools), so the status
-                // page needs no raw results.
-                let last_of: std::collections::HashMap<(&str, &str, i64), &ResultRecord> = w.results.iter()
-                    .map(|r| ((r.server_id.as_str(), r.region.as_str(), r.started_at), r))
-                    .collect();
-                let sql = $conv(&format!("INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash, last_failure_kind, last_failure_phase, last_http_status, last_jsonrpc_code, last_duration_ms, last_tool_count) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, region) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures, consecutive_successes = excluded.consecutive_successes, last_result_at = excluded.last_result_at, last_verdict = excluded.last_verdict, last_schema_hash = excluded.last_schema_hash, last_failure_kind = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_failure_kind ELSE excluded.last_failure_kind END, last_failure_phase = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_failure_phase ELSE excluded.last_failure_phase END, last_http_status = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_http_status ELSE excluded.last_http_status END, last_jsonrpc_code = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_jsonrpc_code ELSE excluded.last_jsonrpc_code END, last_duration_ms = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_duration_ms ELSE excluded.last_duration_ms END, last_tool_count = CASE WHEN excluded.last_duration_ms IS NULL THEN region_state.last_tool_count ELSE excluded.last_tool_count END")).into_owned();
-                for (id, r) in &w.region_states {
-                    let last = r.last_result_at.and_then(|at| last_of.get(&(id.as_str(), r.region.as_str(), at)).copied());
-                    sqlx::query(audited(&sql))
-                        .bind(id).bind(&r.region).bind(r.status.as_str()).bind(i64::from(r.consecutive_failures))
-                        .bind(i64::from(r.consecutive_successes)).bind(r.last_result_at).bind(&r.last_verdict)
-                        .bind(&r.last_schema_hash)
-                        .bind(last.and_then(|l| l.failure_kind.clone())).bind(last.and_then(|l| l.failure_phase.clone()))
-                        .bind(last.and_then(|l| l.http_status)).bind(last.and_then(|l| l.jsonrpc_code))
-                        .bind(last.map(|l| l.duration_ms)).bind(last.map(|l| l.tool_count))
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv(&format!("INSERT INTO server_state (server_id, state, since, schema_hash, server_version, protocol_version, last_result_at, open_incident_id) SELECT ?, ?, ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id) DO UPDATE SET state = excluded.state, since = excluded.since, schema_hash = excluded.schema_hash, server_version = excluded.server_version, protocol_version = excluded.protocol_version, last_result_at = excluded.last_result_at, open_incident_id = excluded.open_incident_id")).into_owned();
-                for (id, s) in &w.server_states {
-                    sqlx::query(audited(&sql))
-                        .bind(id).bind(s.status.as_str()).bind(s.since).bind(&s.schema_hash).bind(&s.server_version)
-                        .bind(&s.protocol_version).bind(s.last_result_at).bind(&s.open_incident_id).bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv(&format!("INSERT INTO incidents (id, server_id, kind, cause, opened_at, closed_at) SELECT ?, ?, ?, ?, ?, ? {exists}")).into_owned();
-                for i in &w.incidents_opened {
-                    sqlx::query(audited(&sql))
-                        .bind(&i.id).bind(&i.server_id).bind(&i.kind).bind(&i.cause).bind(i.opened_at).bind(i.closed_at).bind(&i.server_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv("UPDATE incidents SET closed_at = ? WHERE id = ? AND closed_at IS NULL");
-                for (id, at) in &w.incidents_closed {
-                    sqlx::query(audited(&sql)).bind(*at).bind(id).execute(&mut *tx).await?;
-                }
-                let sql = $conv(&format!("INSERT INTO schema_snapshots (server_id, hash, interface_hash, tools, first_seen, last_seen) SELECT ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, hash) DO UPDATE SET last_seen = excluded.last_seen")).into_owned();
-                for s in &w.snapshots {
-                    sqlx::query(audited(&sql))
-                        .bind(&s.server_id).bind(&s.hash).bind(&s.interface_hash).bind(to_json(&s.tools))
-                        .bind(s.first_seen).bind(s.last_seen).bind(&s.server_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv(&format!("INSERT INTO schema_changes (server_id, at, from_hash, to_hash, class, summary) SELECT ?, ?, ?, ?, ?, ? {exists} ON CONFLICT (server_id, at, to_hash) DO NOTHING")).into_owned();
-                for c in &w.schema_changes {
-                    sqlx::query(audited(&sql))
-                        .bind(&c.server_id).bind(c.at).bind(&c.from_hash).bind(&c.to_hash).bind(&c.class).bind(&c.summary).bind(&c.server_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv("INSERT INTO events (id, server_id, type, at, payload) SELECT ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM servers WHERE id = ?)");
-                for e in &w.events {
-                    sqlx::query(audited(&sql))
-                        .bind(&e.id).bind(&e.server_id).bind(&e.kind).bind(e.at).bind(to_json(&e.payload)).bind(&e.server_id).bind(&e.server_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv("INSERT INTO outbox (id, event_id, channel_id, status, attempts, next_attempt_at, lease_until, last_status, last_error, created_at, delivered_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?) ON CONFLICT (event_id, channel_id) DO NOTHING");
-                for d in &w.outbox {
-                    sqlx::query(audited(&sql))
-                        .bind(&d.id).bind(&d.event_id).bind(&d.channel_id).bind(&d.status).bind(d.attempts)
-                        .bind(d.next_attempt_at).bind(d.lease_until).bind(d.last_status).bind(&d.last_error)
-                        .bind(d.created_at).bind(d.delivered_at).bind(&d.channel_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv("INSERT INTO maintenance_held (window_id, occurrence_start, occurrence_end, server_id, state_before) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM maintenance_windows WHERE id = ?) AND EXISTS (SELECT 1 FROM servers WHERE id = ?) ON CONFLICT (window_id, occurrence_start, server_id) DO UPDATE SET held_events = maintenance_held.held_events + 1");
-                for h in &w.held {
-                    sqlx::query(audited(&sql))
-                        .bind(&h.window_id).bind(h.occurrence_start).bind(h.occurrence_end).bind(&h.server_id).bind(&h.state_before)
-                        .bind(&h.window_id).bind(&h.server_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let sql = $conv("UPDATE maintenance_held SET summarized = ? WHERE window_id = ? AND occurrence_start = ? AND server_id = ?");
-                for (window, start, server) in &w.held_summarized {
-                    sqlx::query(audited(&sql)).bind(true).bind(window).bind(*start).bind(server).execute(&mut *tx).await?;
-                }
-                let sql = $conv("INSERT INTO reminders (channel_id, incident_id, last_sent_at) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?) ON CONFLICT (channel_id, incident_id) DO UPDATE SET last_sent_at = excluded.last_sent_at");
-                for (channel, incident, at) in &w.reminders {
-                    sqlx::query(audited(&sql)).bind(channel).bind(incident).bind(*at).bind(channel).execute(&mut *tx).await?;
-                }
-                let sql = $conv("UPDATE regions SET silent_since = ? WHERE name = ? AND silent_since IS NULL AND last_seen_at < ?");
-                for (region, seen_before, at) in &w.region_silent {
-                    let done = sqlx::query(audited(&sql)).bind(*at).bind(region).bind(*seen_before).execute(&mut *tx).await?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::Conflict(format!("region {region} already silent")));
-                    }
-                }
-                let sql = $conv("UPDATE channels SET failing_since = ? WHERE id = ?");
-                for (id, since) in &w.channel_health {
-                    sqlx::query(audited(&sql)).bind(*since).bind(id).execute(&mut *tx).await?;
-                }
-                let sql = $conv("UPDATE servers SET era_hint = ? WHERE id = ?");
-                for (id, era) in &w.era_hints {
-                    sqlx::query(audited(&sql)).bind(era).bind(id).execute(&mut *tx).await?;
-                }
+                Self::run_all(&mut tx, batch::upsert_region_states(w)).await?;
+                Self::run_all(&mut tx, batch::upsert_server_states(&w.server_states)).await?;
+                Self::run_all(&mut tx, batch::insert_incidents(&w.incidents_opened)).await?;
+                Self::run_all(&mut tx, batch::close_incidents(&w.incidents_closed)).await?;
+                Self::write_snapshots(&mut tx, &w.snapshots).await?;
+                Self::run_all(&mut tx, batch::insert_schema_changes(&w.schema_changes)).await?;
+                Self::run_all(&mut tx, batch::insert_events(&w.events)).await?;
+                Self::run_all(&mut tx, batch::insert_outbox(&w.outbox)).await?;
+                Self::run_all(&mut tx, batch::upsert_held(&w.held)).await?;
+                Self::run_all(&mut tx, batch::mark_held_summarized(&w.held_summarized)).await?;
+                Self::run_all(&mut tx, batch::upsert_reminders(&w.reminders)).await?;
+                Self::mark_regions_silent(&mut tx, &w.region_silent).await?;
+                Self::run_all(&mut tx, batch::set_channel_health(&w.channel_health)).await?;
+                Self::run_all(&mut tx, batch::set_era_hints(&w.era_hints)).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -948,9 +913,16 @@ impl PostgresStore {
                 let _ = sqlx::Connection::close(conn).await;
             }
         }
+        let port = options.get_port();
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    super::nodelay::set_on_connections_to(port);
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| cannot(e.to_string()))?;

@@ -7,6 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use sqlx::Row;
 
+use std::collections::BTreeMap;
+
+use super::batch::{self, RollupKey, RollupTable};
 use super::model::{IncidentRecord, ResultRecord, ServerWithState};
 use super::rollup::{DailyRollup, HourlyRollup, Rollup, RollupDeltas};
 use super::sql::{PostgresStore, SqliteStore, audited, postgres_sql, sqlite_sql};
@@ -162,42 +165,36 @@ macro_rules! status_store {
                 .map_err(StoreError::Corrupt)
             }
 
-            /// Merge a batch's new results into the rollups, in the batch's transaction. The
-            /// existing row is locked (Postgres) while it is read and rewritten.
+            /// Merge a batch's new results into the rollups, in the batch's transaction: one
+            /// read of the stored rows (locked on Postgres) and one write per table.
             pub(super) async fn write_rollups(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 deltas: &RollupDeltas,
             ) -> StoreResult<()> {
                 let now = now_ms();
-                let read = $conv(concat!("SELECT probes, successes, failures, latency_hist, latency_max_ms FROM rollup_hourly WHERE server_id = ? AND region = ? AND hour_start = ? ", $row_lock)).into_owned();
-                let write = $conv("INSERT INTO rollup_hourly (server_id, region, hour_start, probes, successes, failures, latency_hist, latency_p50_ms, latency_p95_ms, latency_max_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, region, hour_start) DO UPDATE SET probes = excluded.probes, successes = excluded.successes, failures = excluded.failures, latency_hist = excluded.latency_hist, latency_p50_ms = excluded.latency_p50_ms, latency_p95_ms = excluded.latency_p95_ms, latency_max_ms = excluded.latency_max_ms, updated_at = excluded.updated_at").into_owned();
-                for ((server, region, hour), delta) in &deltas.hourly {
-                    let mut total = match sqlx::query(audited(&read)).bind(server).bind(region).bind(*hour).fetch_optional(&mut **tx).await? {
-                        Some(row) => Self::rollup_cols(&row)?,
-                        None => Rollup::default(),
-                    };
-                    total.merge(delta);
-                    sqlx::query(audited(&write))
-                        .bind(server).bind(region).bind(*hour).bind(total.probes).bind(total.successes)
-                        .bind(total.failures_json()).bind(total.hist_json()).bind(total.percentile(0.5))
-                        .bind(total.percentile(0.95)).bind(total.max_ms).bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                let read = $conv(concat!("SELECT probes, successes, failures, latency_hist, latency_max_ms FROM rollup_daily WHERE server_id = ? AND day_start = ? ", $row_lock)).into_owned();
-                let write = $conv("INSERT INTO rollup_daily (server_id, day_start, probes, successes, failures, latency_hist, latency_p50_ms, latency_p95_ms, latency_max_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, day_start) DO UPDATE SET probes = excluded.probes, successes = excluded.successes, failures = excluded.failures, latency_hist = excluded.latency_hist, latency_p50_ms = excluded.latency_p50_ms, latency_p95_ms = excluded.latency_p95_ms, latency_max_ms = excluded.latency_max_ms, updated_at = excluded.updated_at").into_owned();
-                for ((server, day), delta) in &deltas.daily {
-                    let mut total = match sqlx::query(audited(&read)).bind(server).bind(*day).fetch_optional(&mut **tx).await? {
-                        Some(row) => Self::rollup_cols(&row)?,
-                        None => Rollup::default(),
-                    };
-                    total.merge(delta);
-                    sqlx::query(audited(&write))
-                        .bind(server).bind(*day).bind(total.probes).bind(total.successes)
-                        .bind(total.failures_json()).bind(total.hist_json()).bind(total.percentile(0.5))
-                        .bind(total.percentile(0.95)).bind(total.max_ms).bind(now)
-                        .execute(&mut **tx)
-                        .await?;
+                let hourly: BTreeMap<RollupKey, Rollup> = deltas
+                    .hourly
+                    .iter()
+                    .map(|((server, region, hour), d)| ((server.clone(), Some(region.clone()), *hour), d.clone()))
+                    .collect();
+                let daily: BTreeMap<RollupKey, Rollup> = deltas
+                    .daily
+                    .iter()
+                    .map(|((server, day), d)| ((server.clone(), None, *day), d.clone()))
+                    .collect();
+                for (table, mut totals) in [(RollupTable::Hourly, hourly), (RollupTable::Daily, daily)] {
+                    let keys: Vec<RollupKey> = totals.keys().cloned().collect();
+                    for row in Self::run_all(tx, batch::read_rollups(table, &keys, $row_lock)).await? {
+                        let region = match table {
+                            RollupTable::Hourly => Some(row.try_get("region")?),
+                            RollupTable::Daily => None,
+                        };
+                        let key = (row.try_get("server_id")?, region, row.try_get(table.period_col())?);
+                        if let Some(total) = totals.get_mut(&key) {
+                            total.merge(&Self::rollup_cols(&row)?);
+                        }
+                    }
+                    Self::run_all(tx, batch::write_rollups(table, &totals, now)).await?;
                 }
                 Ok(())
             }

@@ -4,8 +4,8 @@ use crate::support;
 
 use mcpwatch::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
 use mcpwatch::store::{
-    ApiKeyRecord, BatchWrites, EventRecord, IncidentRecord, Page, ResultQuery, SnapshotRecord,
-    StoreError,
+    ApiKeyRecord, BatchWrites, EventRecord, IncidentRecord, Page, ResultQuery, Scope,
+    SnapshotRecord, StoreError,
 };
 use serde_json::json;
 use support::db::{BACKENDS, TestDb};
@@ -227,6 +227,109 @@ async fn a_batch_writes_everything_and_reads_back() {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].state.as_ref().unwrap().status, ServerStatus::Down);
         assert_eq!(all[0].regions.len(), 1);
+        s.close().await;
+        db.cleanup().await;
+    }
+}
+
+/// `commit_batch` writes set-based: a batch larger than one statement's bound parameters,
+/// keys written twice in one batch (the last write wins, as row by row), a re-sent batch
+/// (stored once, counted once), and a tool list sent whole only when it is new.
+#[tokio::test]
+async fn a_batch_merges_repeated_keys_and_spans_statements() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        s.insert_server(&server("srv", "srv", 1)).await.unwrap();
+        let hour = 1_800_000_000_000 / 3_600_000 * 3_600_000;
+        // 1,300 results × 24 columns: more than one statement's worth of bound values.
+        let results: Vec<_> = (0..1_300)
+            .map(|i| result(&format!("r{i}"), "srv", hour + i, "local"))
+            .collect();
+        let mut first = RegionState::new("local");
+        first.status = RegionStatus::Up;
+        let mut last = first.clone();
+        last.status = RegionStatus::Down;
+        last.consecutive_failures = 4;
+        let state = |status, since| ServerState {
+            status,
+            since,
+            schema_hash: None,
+            server_version: None,
+            protocol_version: None,
+            last_result_at: None,
+            open_incident_id: None,
+        };
+        let snapshot = |seen| SnapshotRecord {
+            server_id: "srv".into(),
+            hash: "sha256:aa".into(),
+            interface_hash: "sha256:bb".into(),
+            tools: json!([{"name": "a"}]),
+            first_seen: seen,
+            last_seen: seen,
+        };
+        let w = BatchWrites {
+            results,
+            region_states: vec![("srv".into(), first), ("srv".into(), last.clone())],
+            server_states: vec![
+                ("srv".into(), state(ServerStatus::Up, 1)),
+                ("srv".into(), state(ServerStatus::Down, 2)),
+            ],
+            snapshots: vec![snapshot(hour + 5), snapshot(hour + 1), snapshot(hour + 9)],
+            era_hints: vec![
+                ("srv".into(), "session".into()),
+                ("srv".into(), "stateless".into()),
+            ],
+            ..BatchWrites::default()
+        };
+        s.commit_batch(&w).await.unwrap();
+        // Sent again (a retry after an unknown outcome): nothing is stored or counted twice.
+        s.commit_batch(&w).await.unwrap();
+
+        let (loaded, regions) = s.load_state("srv").await.unwrap();
+        assert_eq!(
+            regions,
+            vec![last],
+            "{backend:?}: the last region write wins"
+        );
+        assert_eq!(loaded.unwrap(), state(ServerStatus::Down, 2), "{backend:?}");
+        let srv = s.get_server("srv").await.unwrap().unwrap();
+        assert_eq!(srv.era_hint.as_deref(), Some("stateless"), "{backend:?}");
+        let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
+        assert_eq!((snap.first_seen, snap.last_seen), (hour + 1, hour + 9));
+        let days = s.daily_rollups(Scope::Server("srv"), 0).await.unwrap();
+        assert_eq!(days.len(), 1, "{backend:?}");
+        assert_eq!(
+            (days[0].probes, days[0].successes),
+            (1_300, 1_300),
+            "{backend:?}"
+        );
+        let hours = s.hourly_rollups(Scope::Server("srv"), 0).await.unwrap();
+        assert_eq!(hours[0].probes, 1_300, "{backend:?}");
+        let all = s
+            .list_results(&ResultQuery {
+                server_id: "srv".into(),
+                page: Page {
+                    limit: 5_000,
+                    after: None,
+                },
+                ..ResultQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1_300, "{backend:?}");
+
+        // A later sighting of the known list moves last_seen only; its rollups add up.
+        let next = BatchWrites {
+            results: vec![result("later", "srv", hour + 2_000, "local")],
+            snapshots: vec![snapshot(hour + 2_000)],
+            ..BatchWrites::default()
+        };
+        s.commit_batch(&next).await.unwrap();
+        let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
+        assert_eq!((snap.first_seen, snap.last_seen), (hour + 1, hour + 2_000));
+        let days = s.daily_rollups(Scope::Server("srv"), 0).await.unwrap();
+        assert_eq!(days[0].probes, 1_301, "{backend:?}");
         s.close().await;
         db.cleanup().await;
     }
