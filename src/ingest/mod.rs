@@ -1,9 +1,9 @@
-//! The one way in for results (the built-in region now, remote agents later).
+//! The one way in for results (the built-in region and remote agents).
 //!
-//! A single task owns the evaluation: it takes results from a bounded channel, evaluates each
-//! with the pure state machine against an in-memory cache of server state (no database read
-//! per probe), and writes the batch (results, states, events, incidents, snapshots) in one
-//! transaction. If the database is down, the batch is retried with backoff and kept; new
+//! A single task takes results from a bounded channel, has each judged by its server's
+//! [`Monitor`] (cached in memory: no database read per probe), routes the events the monitor
+//! decided (channels, maintenance windows, flapping holds), and writes the batch (results,
+//! states, events, incidents, snapshots) in one transaction. If the database is down, the batch is retried with backoff and kept; new
 //! results wait in the bounded channel (back-pressure on the scheduler, nothing dropped), and
 //! readiness reports the outage. API changes reach the cache through the same channel, so they
 //! are ordered with the results.
@@ -22,26 +22,14 @@ mod regions;
 use crate::alert::maintenance::Schedule;
 use crate::metrics::Metrics;
 use crate::monitor::{
-    self, IncidentChange, Observation, Policy, RegionState, ServerState, ServerStatus,
+    IncidentChange, Monitor, Observation, Outcome, Policy, ServerState, ServerStatus,
 };
-use crate::monitor::{Flap, FlapDecision};
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
     BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
     ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
 };
-
-/// Events that are state changes (what flapping counts).
-const STATE_CHANGES: [&str; 4] = [
-    "server.down",
-    "server.up",
-    "server.degraded",
-    "server.auth_failed",
-];
-
-/// A region whose last result is older than this many intervals does not count in the quorum.
-const STALE_INTERVALS: i64 = 3;
 
 /// Result ids remembered to drop a re-sent result that is not committed yet (the store
 /// refuses ids already committed).
@@ -216,12 +204,7 @@ impl Routing {
 /// Cached evaluation context of one server.
 struct Cached {
     server: ServerRecord,
-    state: ServerState,
-    regions: Vec<RegionState>,
-    /// Recent state changes (in memory: a restart forgets flapping, and alerts resume).
-    flap: Flap,
-    /// Regions disagreeing on the tool list (in memory, like flapping).
-    consistency: crate::monitor::Consistency,
+    monitor: Monitor,
 }
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
@@ -329,14 +312,11 @@ async fn run(
                     at,
                 } => {
                     if let Ok(Some(c)) = context(&store, &mut cache, &server_id).await {
-                        c.state.status = if paused {
-                            ServerStatus::Paused
-                        } else {
-                            ServerStatus::Unknown
-                        };
-                        c.state.since = at;
+                        c.monitor.set_paused(paused, at);
                         c.server.paused = paused;
-                        writes.server_states.push((server_id, c.state.clone()));
+                        writes
+                            .server_states
+                            .push((server_id, c.monitor.state().clone()));
                     }
                 }
                 Msg::Flush(done) => flushes.push(done),
@@ -456,16 +436,8 @@ async fn context<'a>(
         };
         let (state, regions) = store.load_state(server_id).await?;
         let state = state.unwrap_or_else(|| ServerState::new(server.created_at));
-        cache.insert(
-            server_id.to_string(),
-            Cached {
-                server,
-                state,
-                regions,
-                flap: Flap::default(),
-                consistency: Default::default(),
-            },
-        );
+        let monitor = Monitor::new(state, regions);
+        cache.insert(server_id.to_string(), Cached { server, monitor });
     }
     Ok(cache.get_mut(server_id))
 }
@@ -482,13 +454,12 @@ async fn evaluate_item(
     let Some(ctx) = context(store, cache, &item.server_id).await? else {
         return Ok(()); // deleted while the probe ran
     };
-    let report = &item.report;
     let mut record = ResultRecord::from_report(
         item.result_id.clone(),
         &item.server_id,
         &item.region,
         item.started_at,
-        report,
+        &item.report,
     );
     record.vantage_unhealthy = item.vantage_unhealthy;
     writes.results.push(record);
@@ -496,34 +467,99 @@ async fn evaluate_item(
         // Stored, but neither a paused server's state nor a blind vantage point's view moves.
         return Ok(());
     }
+    learn_era(&mut ctx.server, item, writes);
+    let canonical_tools = item
+        .report
+        .schema_hash
+        .as_ref()
+        .and_then(|_| schema::canonical_value(&item.report.tools).ok());
+    let previous_tools =
+        previous_tools(store, &item.server_id, ctx.monitor.state(), &item.report).await?;
+    let obs = observation(item, canonical_tools.as_ref());
+    let interval_ms = i64::from(ctx.server.interval_seconds) * 1000;
+    let reporting = ctx
+        .monitor
+        .reporting(&item.region, item.started_at, interval_ms);
+    liveness.refresh(store.as_ref()).await?;
+    let policy = Policy {
+        quorum: Some(liveness.quorum(&ctx.server, &reporting, item.started_at)),
+        ..policy_of(&ctx.server)
+    };
+    let prev = previous_tools.as_ref().and_then(Value::as_array);
+    let incident_id = uuid::Uuid::now_v7().to_string();
+    let outcome = ctx.monitor.observe(
+        &policy,
+        interval_ms,
+        &reporting,
+        &obs,
+        prev.map(Vec::as_slice),
+        &incident_id,
+    );
+    record_tools(item, canonical_tools, &outcome, writes);
+    record_incident(item, &outcome, writes);
+    let events = event_records(&ctx.server, item, &outcome);
+    if !events.is_empty() && routing.is_none() {
+        *routing = Some(Routing::load(store.as_ref()).await?);
+    }
+    route(
+        routing.as_ref(),
+        &ctx.server,
+        outcome.status_before,
+        events,
+        writes,
+    );
+    writes
+        .region_states
+        .push((item.server_id.clone(), outcome.region));
+    writes
+        .server_states
+        .push((item.server_id.clone(), outcome.server));
+    Ok(())
+}
+
+/// The era a server answered in is tried first next time.
+fn learn_era(server: &mut ServerRecord, item: &IngestItem, writes: &mut BatchWrites) {
+    let report = &item.report;
     if let Some(era) = report.era.filter(|_| report.verdict != Verdict::Down)
-        && ctx.server.era_hint.as_deref() != Some(era.as_str())
+        && server.era_hint.as_deref() != Some(era.as_str())
     {
-        ctx.server.era_hint = Some(era.as_str().to_string());
+        server.era_hint = Some(era.as_str().to_string());
         writes
             .era_hints
             .push((item.server_id.clone(), era.as_str().to_string()));
     }
-    let canonical_tools = if report.schema_hash.is_some() {
-        schema::canonical_value(&report.tools).ok()
-    } else {
-        None
-    };
-    let previous_tools = match (&ctx.state.schema_hash, &report.schema_hash) {
-        (Some(old), Some(new)) if old != new => store
-            .get_snapshot(&item.server_id, old)
-            .await?
-            .map(|s| s.tools),
-        _ => None,
-    };
-    let policy = Policy {
-        failures_to_down: ctx.server.failures_to_down,
-        successes_to_up: ctx.server.successes_to_up,
-        has_credentials: !ctx.server.header_names.is_empty(),
-        expect_auth: ctx.server.expect_auth,
-        quorum: ctx.server.quorum,
-    };
-    let obs = Observation {
+}
+
+/// The tool list of the served hash, when this result moves it (for the diff).
+async fn previous_tools(
+    store: &Arc<dyn Store>,
+    server_id: &str,
+    state: &ServerState,
+    report: &ProbeReport,
+) -> Result<Option<Value>, crate::store::StoreError> {
+    match (&state.schema_hash, &report.schema_hash) {
+        (Some(old), Some(new)) if old != new => {
+            Ok(store.get_snapshot(server_id, old).await?.map(|s| s.tools))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The server's settings the state machine judges by (the quorum is resolved per result).
+fn policy_of(server: &ServerRecord) -> Policy {
+    Policy {
+        failures_to_down: server.failures_to_down,
+        successes_to_up: server.successes_to_up,
+        has_credentials: !server.header_names.is_empty(),
+        expect_auth: server.expect_auth,
+        quorum: server.quorum,
+    }
+}
+
+/// A result as the state machine sees it.
+fn observation(item: &IngestItem, canonical_tools: Option<&Value>) -> Observation {
+    let report = &item.report;
+    Observation {
         region: item.region.clone(),
         at: item.started_at,
         verdict: report.verdict,
@@ -535,61 +571,45 @@ async fn evaluate_item(
         server_version: report.server_info.as_ref().map(|s| s.version.clone()),
         protocol_version: report.protocol_version.clone(),
         tools: canonical_tools
-            .as_ref()
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default(),
-    };
-    let prev = previous_tools
-        .as_ref()
-        .and_then(Value::as_array)
-        .map(Vec::as_slice);
-    let incident_id = uuid::Uuid::now_v7().to_string();
-    // The quorum counts the regions that are reporting: one silent for longer than
-    // STALE_INTERVALS intervals (an agent down, a region cut off) neither makes the server
-    // down nor keeps it down.
-    let fresh_after =
-        item.started_at - STALE_INTERVALS * i64::from(ctx.server.interval_seconds) * 1000;
-    let reporting: Vec<RegionState> = ctx
-        .regions
-        .iter()
-        .filter(|r| r.region == item.region || r.last_result_at.is_some_and(|t| t >= fresh_after))
-        .cloned()
-        .collect();
-    liveness.refresh(store.as_ref()).await?;
-    let policy = Policy {
-        quorum: Some(liveness.quorum(&ctx.server, &reporting, item.started_at)),
-        ..policy
-    };
-    let eval = monitor::evaluate(&policy, &ctx.state, &reporting, &obs, prev, &incident_id);
+    }
+}
 
-    if let (Some(hash), Some(tools)) = (&report.schema_hash, canonical_tools) {
-        // Every sighting bumps last_seen; a new hash is inserted.
+/// Every sighting of a tool list (the store sends a list whole only when it is new), and
+/// every move of the served list in the history, as the events tell it (a return to an
+/// earlier list included).
+fn record_tools(
+    item: &IngestItem,
+    canonical_tools: Option<Value>,
+    outcome: &Outcome,
+    writes: &mut BatchWrites,
+) {
+    if let (Some(hash), Some(tools)) = (&item.report.schema_hash, canonical_tools) {
         writes.snapshots.push(SnapshotRecord {
             server_id: item.server_id.clone(),
             hash: hash.clone(),
-            interface_hash: report.interface_hash.clone().unwrap_or_default(),
+            interface_hash: item.report.interface_hash.clone().unwrap_or_default(),
             tools,
             first_seen: item.started_at,
             last_seen: item.started_at,
         });
     }
-    // The history records every move of the served list, as the events tell it (a return to
-    // an earlier list included): the monitor says when the served hash moved.
-    if eval.new_snapshot
-        && let Some(to) = &eval.server.schema_hash
-        && ctx.state.schema_hash.as_ref() != Some(to)
-    {
+    if let Some(m) = &outcome.schema_move {
         writes.schema_changes.push(SchemaChangeRecord {
             server_id: item.server_id.clone(),
             at: item.started_at,
-            from_hash: ctx.state.schema_hash.clone(),
-            to_hash: to.clone(),
-            class: eval.diff.as_ref().map(|d| d.class().to_string()),
-            summary: eval.diff.as_ref().map(|d| d.summary()),
+            from_hash: m.from.clone(),
+            to_hash: m.to.clone(),
+            class: m.class.clone(),
+            summary: m.summary.clone(),
         });
     }
-    match &eval.incident {
+}
+
+fn record_incident(item: &IngestItem, outcome: &Outcome, writes: &mut BatchWrites) {
+    match &outcome.incident {
         Some(IncidentChange::Open { id, kind, cause }) => {
             writes.incidents_opened.push(IncidentRecord {
                 id: id.clone(),
@@ -605,123 +625,67 @@ async fn evaluate_item(
         }
         None => {}
     }
-    let server_json = ctx.server.event_json();
-    let first_new_event = writes.events.len();
-    for event in &eval.events {
-        let mut payload = event.data.clone();
-        payload["server"] = server_json.clone();
-        payload["result_id"] = json!(item.result_id);
-        tracing::info!(server_id = %item.server_id, region = %item.region, event = event.kind.as_str(), "event");
-        writes.events.push(EventRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            server_id: Some(item.server_id.clone()),
-            kind: event.kind.as_str().to_string(),
-            at: event.at,
-            payload,
-        });
-    }
-    // schema.inconsistent: the reporting regions' latest hashes disagree for over an interval.
-    let interval_ms = i64::from(ctx.server.interval_seconds) * 1000;
-    let fresh_after = item.started_at - STALE_INTERVALS * interval_ms;
-    let hashes: std::collections::BTreeMap<String, String> = ctx
-        .regions
+}
+
+/// The outcome's events as stored: with the server as alerts show it, the result that
+/// decided them, and `held_by_flapping` on those flapping holds.
+fn event_records(server: &ServerRecord, item: &IngestItem, outcome: &Outcome) -> Vec<EventRecord> {
+    let server_json = server.event_json();
+    outcome
+        .events
         .iter()
-        .filter(|r| r.region != eval.region.region)
-        .chain(std::iter::once(&eval.region))
-        .filter(|r| r.last_result_at.is_some_and(|t| t >= fresh_after))
-        .filter_map(|r| Some((r.region.clone(), r.last_schema_hash.clone()?)))
-        .collect();
-    if let Some(mut data) = ctx
-        .consistency
-        .observe(&hashes, item.started_at, interval_ms)
-    {
-        data["server"] = server_json.clone();
-        data["region"] = json!(item.region);
-        tracing::info!(server_id = %item.server_id, event = "schema.inconsistent", "event");
-        writes.events.push(EventRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            server_id: Some(item.server_id.clone()),
-            kind: "schema.inconsistent".into(),
-            at: item.started_at,
-            payload: data,
-        });
-    }
-    // Flapping: too many state changes in a row are held, with one alert when it starts and
-    // one when it settles.
-    let server_event = |kind: &str, data: Value| EventRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        server_id: Some(item.server_id.clone()),
-        kind: kind.to_string(),
-        at: item.started_at,
-        payload: {
-            let mut d = data;
-            d["server"] = server_json.clone();
-            d
-        },
-    };
-    let mut extra = Vec::new();
-    if ctx.flap.settles(item.started_at) {
-        extra.push(server_event(
-            "server.settled",
-            json!({"state": eval.server.status.as_str(), "region": item.region}),
-        ));
-    }
-    for event in &mut writes.events[first_new_event..] {
-        if !STATE_CHANGES.contains(&event.kind.as_str()) {
-            continue;
-        }
-        match ctx.flap.on_change(event.at) {
-            FlapDecision::Alert => {}
-            FlapDecision::StartFlapping => {
-                event.payload["held_by_flapping"] = json!(true);
-                extra.push(server_event(
-                    "server.flapping",
-                    json!({"changes": ctx.flap.recent_changes(), "window_minutes": 30, "state": eval.server.status.as_str(), "region": item.region}),
-                ));
+        .map(|d| {
+            let mut payload = d.event.data.clone();
+            payload["server"] = server_json.clone();
+            payload["result_id"] = json!(item.result_id);
+            if d.held_by_flapping {
+                payload["held_by_flapping"] = json!(true);
             }
-            FlapDecision::Hold => event.payload["held_by_flapping"] = json!(true),
-        }
-    }
-    writes.events.extend(extra);
-    if writes.events.len() > first_new_event && routing.is_none() {
-        *routing = Some(Routing::load(store.as_ref()).await?);
-    }
-    for event in &mut writes.events[first_new_event..] {
+            tracing::info!(server_id = %item.server_id, region = %item.region, event = d.event.kind.as_str(), "event");
+            EventRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                server_id: Some(item.server_id.clone()),
+                kind: d.event.kind.as_str().to_string(),
+                at: d.event.at,
+                payload,
+            }
+        })
+        .collect()
+}
+
+/// Queue each event's alerts: one outbox row per matching channel, unless flapping holds it
+/// or a maintenance window does (the event is kept; the state before the window is
+/// remembered for the summary when it ends).
+fn route(
+    routing: Option<&Routing>,
+    server: &ServerRecord,
+    status_before: ServerStatus,
+    mut events: Vec<EventRecord>,
+    writes: &mut BatchWrites,
+) {
+    for event in &mut events {
+        let Some(routing) = routing else { break };
         if event.payload["held_by_flapping"] == json!(true) {
             continue;
         }
-        let Some(routing) = routing.as_ref() else {
-            break;
-        };
-        // Inside a maintenance window the event is kept but no alert goes out; the state
-        // before the window is remembered for the summary when it ends.
-        if let Some((window, (start, end))) = routing.window_for(&ctx.server, event.at) {
+        if let Some((window, (start, end))) = routing.window_for(server, event.at) {
             event.payload["held_by_maintenance"] = json!(window.name);
             writes.held.push(HeldRecord {
                 window_id: window.id.clone(),
                 occurrence_start: start,
                 occurrence_end: end,
-                server_id: item.server_id.clone(),
-                state_before: ctx.state.status.as_str().to_string(),
+                server_id: server.id.clone(),
+                state_before: status_before.as_str().to_string(),
             });
             continue;
         }
         for channel in &routing.channels {
-            if crate::alert::routes_to(channel, &event.kind, &ctx.server) {
+            if crate::alert::routes_to(channel, &event.kind, server) {
                 writes
                     .outbox
                     .push(DeliveryRecord::pending(&event.id, &channel.id, event.at));
             }
         }
     }
-    writes
-        .region_states
-        .push((item.server_id.clone(), eval.region.clone()));
-    writes
-        .server_states
-        .push((item.server_id.clone(), eval.server.clone()));
-    ctx.regions.retain(|r| r.region != eval.region.region);
-    ctx.regions.push(eval.region);
-    ctx.state = eval.server;
-    Ok(())
+    writes.events.extend(events);
 }

@@ -1,22 +1,26 @@
 //! The monitor: a pure state machine. Results in; region state, server state, events and
-//! incident changes out. No I/O: the ingest path loads state, calls [`evaluate`], and writes
-//! everything it returns in one transaction.
+//! incident changes out. No I/O: the ingest path loads a [`Monitor`] per server, calls
+//! [`Monitor::observe`], and routes and writes everything it returns in one transaction.
 //!
 //! - `state.rs`: statuses, persisted state, events.
 //! - `evaluate.rs`: the transition function (thresholds, quorum, auth, drift, versions).
 //! - `flapping.rs`: when state changes come too often to be worth an alert each.
 //! - `consistency.rs`: when regions disagree on the tool list for longer than an interval.
+//! - `server.rs`: [`Monitor`], one server between results: the transition function plus
+//!   flapping and consistency, every decision out as typed events.
 //! - `availability.rs`: availability as time outside `down`/`auth_failed` (outside incidents).
 
 pub mod availability;
 mod consistency;
 mod evaluate;
 mod flapping;
+mod server;
 mod state;
 
 pub use consistency::Consistency;
 pub use evaluate::{Evaluation, IncidentChange, Observation, Policy, evaluate};
 pub use flapping::{Flap, FlapDecision};
+pub use server::{Decided, Monitor, Outcome, STALE_INTERVALS, SchemaMove};
 pub use state::{Event, EventKind, RegionState, RegionStatus, ServerState, ServerStatus};
 
 #[cfg(test)]

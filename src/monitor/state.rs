@@ -65,28 +65,56 @@ string_enum!(EventKind {
     ServerDown => "server.down", ServerUp => "server.up", ServerDegraded => "server.degraded",
     ServerAuthFailed => "server.auth_failed", SchemaChanged => "schema.changed",
     SchemaInconsistent => "schema.inconsistent", VersionChanged => "server.version_changed",
-    RegionDown => "region.down",
+    RegionDown => "region.down", ServerFlapping => "server.flapping",
+    ServerSettled => "server.settled",
 });
 
 /// The kinds of event the state machine emits (the input of alerting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
+    /// A quorum of regions cannot get a tool list: an incident opens.
     #[serde(rename = "server.down")]
     ServerDown,
+    /// Back to serving its tools (from down, degraded or auth_failed).
     #[serde(rename = "server.up")]
     ServerUp,
+    /// Serving, but slow or with warnings.
     #[serde(rename = "server.degraded")]
     ServerDegraded,
+    /// The configured probe credential is refused.
     #[serde(rename = "server.auth_failed")]
     ServerAuthFailed,
+    /// The served tool list moved to another hash.
     #[serde(rename = "schema.changed")]
     SchemaChanged,
+    /// Regions have served different tool lists for over an interval.
     #[serde(rename = "schema.inconsistent")]
     SchemaInconsistent,
+    /// The server reports another version in `serverInfo`.
     #[serde(rename = "server.version_changed")]
     VersionChanged,
+    /// One region cannot reach it while the server as a whole is still up.
     #[serde(rename = "region.down")]
     RegionDown,
+    /// State changes came too often: their alerts are held until it settles.
+    #[serde(rename = "server.flapping")]
+    ServerFlapping,
+    /// A flapping server has been quiet long enough: alerts flow again.
+    #[serde(rename = "server.settled")]
+    ServerSettled,
+}
+
+impl EventKind {
+    /// A change of the server's state (what flapping counts and holds).
+    pub fn is_state_change(self) -> bool {
+        matches!(
+            self,
+            EventKind::ServerDown
+                | EventKind::ServerUp
+                | EventKind::ServerDegraded
+                | EventKind::ServerAuthFailed
+        )
+    }
 }
 
 /// Per (server, region) state, persisted between results.
