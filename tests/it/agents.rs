@@ -7,7 +7,7 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mcpwatch::agent::protocol::{AgentBatch, AgentResult, PushReply};
 use mcpwatch::probe::{ProbeReport, Verdict};
@@ -15,6 +15,7 @@ use mcpwatch::store::Scope;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::db::{Backend, TestDb};
+use support::eventually;
 use support::fake_mcp::{FakeConfig, FakeServer};
 use support::proc::{Proc, command, serve, start};
 use support::webhook_rx::Receiver;
@@ -90,25 +91,6 @@ impl Api {
         self.call(Method::GET, &format!("/api/v1/servers/{slug}"), ADMIN, None)
             .await
             .1
-    }
-}
-
-/// Poll `check` every 250 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<String>>,
-{
-    let start = Instant::now();
-    loop {
-        let state = check().await;
-        match state {
-            None => return,
-            Some(last) if start.elapsed() > within => {
-                panic!("{what}: not after {within:?}; last: {last}")
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
     }
 }
 
@@ -330,7 +312,16 @@ async fn three_regions_decide_by_quorum_buffer_through_outages_and_count_once() 
     //    same address everything arrives, once.
     let stopped_at = support::seed::now_ms();
     central_proc.sigterm();
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    let probed =
+        |fake: &FakeServer| fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count());
+    let before = probed(&healthy);
+    // Every region probes the healthy server at least once more while the central is away.
+    eventually(
+        "the agents probe while the central is down",
+        Duration::from_secs(25),
+        || async { probed(&healthy) >= before + REGIONS.len() },
+    )
+    .await;
     let restarted_at = support::seed::now_ms();
     let listen = base.trim_start_matches("http://").to_string();
     let (central_again, _) = central(&db_url, &listen, dir.path());
@@ -361,38 +352,38 @@ async fn three_regions_decide_by_quorum_buffer_through_outages_and_count_once() 
         },
     )
     .await;
-    // Nothing counted twice: the rollups count exactly the stored results.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let all = store
-        .list_results(&mcpwatch::store::ResultQuery {
-            server_id: healthy_id.clone(),
-            page: mcpwatch::store::Page {
-                limit: 1000,
-                after: None,
-            },
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let counted: i64 = store
-        .hourly_rollups(Scope::Server(&healthy_id), 0)
-        .await
-        .unwrap()
-        .iter()
-        .map(|h| h.probes)
-        .sum();
-    assert_eq!(
-        counted,
-        all.len() as i64,
-        "rollups count each stored result once"
-    );
-    let mut ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), all.len());
+    // Nothing counted twice: once the agents stop, the rollups count exactly the stored
+    // results (a result counted twice would keep them apart for good).
+    drop(agents);
+    eventually(
+        "rollups count each stored result once",
+        Duration::from_secs(20),
+        || async {
+            let all = store
+                .list_results(&mcpwatch::store::ResultQuery {
+                    server_id: healthy_id.clone(),
+                    page: mcpwatch::store::Page {
+                        limit: 1000,
+                        after: None,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let counted: i64 = store
+                .hourly_rollups(Scope::Server(&healthy_id), 0)
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.probes)
+                .sum();
+            (counted != all.len() as i64)
+                .then(|| format!("{counted} counted, {} stored", all.len()))
+        },
+    )
+    .await;
     assert_eq!(api.server("healthy").await["state"], "up");
 
-    drop(agents);
     drop(central_again);
     db.cleanup().await;
 }

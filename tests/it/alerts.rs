@@ -698,7 +698,13 @@ async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends() {
             events["items"][0]["data"]["held_by_maintenance"], "deploy",
             "the event is recorded, marked held"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The outbox is written with the event: no row now means no alert ever.
+        let (_, deliveries) = app.get("/api/v1/deliveries").await;
+        assert_eq!(
+            deliveries["items"].as_array().map(Vec::len),
+            Some(0),
+            "no alert during the window: {deliveries}"
+        );
         assert!(rx.received().is_empty(), "no alert during the window");
 
         // The window ends with the server still down: one summary.
@@ -721,7 +727,17 @@ async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends() {
             (Some("up"), Some("down"))
         );
         assert_eq!(summary["data"]["window"], "deploy");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // One summary row, delivered; nothing else queued to come.
+        support::eventually(
+            "the summary's delivery is done",
+            Duration::from_secs(10),
+            async || {
+                let (_, d) = app.get("/api/v1/deliveries").await;
+                let items = d["items"].as_array().cloned().unwrap_or_default();
+                (items.len() != 1 || items[0]["status"] != "delivered").then(|| d.to_string())
+            },
+        )
+        .await;
         assert_eq!(rx.received().len(), 1, "exactly one summary");
         let (_, list) = app.get("/api/v1/maintenance").await;
         assert_eq!(list["items"][0]["active_now"], false);
@@ -774,14 +790,15 @@ async fn a_flapping_server_alerts_once_then_holds() {
             recorded.iter().filter(|k| **k == "server.flapping").count(),
             1
         );
-        for _ in 0..60 {
-            if rx.received().len() >= 6 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // A little longer, to see that nothing more arrives.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // What goes out is what the outbox holds (written with the events): wait until every
+        // row is delivered, then nothing more can arrive.
+        support::eventually("every delivery done", Duration::from_secs(10), async || {
+            let (_, d) = app.get("/api/v1/deliveries?limit=100").await;
+            let items = d["items"].as_array().cloned().unwrap_or_default();
+            let done = items.iter().all(|i| i["status"] == "delivered");
+            (!done || rx.received().len() < items.len()).then(|| d.to_string())
+        })
+        .await;
         let mut sent: Vec<String> = rx
             .received()
             .iter()

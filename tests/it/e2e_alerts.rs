@@ -95,7 +95,11 @@ async fn sigkill_mid_delivery_loses_nothing_and_mints_no_new_ids() {
         Some(json!({"name": "Kill", "url": fake.url()})),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::eventually("the first probe", Duration::from_secs(10), async || {
+        let v = api(&client, reqwest::Method::GET, v1("/servers/kill"), None).await;
+        v["state"] != "unknown" && !v["state"].is_null()
+    })
+    .await;
 
     rx.hold(true);
     fake.update(|c| {

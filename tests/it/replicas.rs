@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::db::{Backend, TestDb};
+use support::eventually;
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
 use support::proc::{Proc, command, serve, start};
 use support::webhook_rx::Receiver;
@@ -112,58 +113,95 @@ async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
     .await;
     assert_eq!(s, 201, "{v}");
 
-    // Every tick probes once, not once per replica.
-    let start = Instant::now();
-    while tools_lists(&fake) == 0 && start.elapsed() < Duration::from_secs(15) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let before = tools_lists(&fake);
+    // Every tick probes once, not once per replica: three more probes take at least two
+    // intervals (two replicas would make them in one).
+    eventually(
+        "the leader picks up the server registered on the standby",
+        Duration::from_secs(15),
+        || async { tools_lists(&fake) >= 1 },
+    )
+    .await;
+    let (before, start) = (tools_lists(&fake), Instant::now());
+    eventually("three more ticks", Duration::from_secs(40), || async {
+        tools_lists(&fake) >= before + 3
+    })
+    .await;
     assert!(
-        before >= 1,
-        "the leader picked up the server registered on the standby"
-    );
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let ticks = tools_lists(&fake) - before;
-    assert!(
-        (2..=4).contains(&ticks),
-        "30 s at a 10 s interval: {ticks} probes (two replicas would double it)"
+        start.elapsed() >= Duration::from_secs(15),
+        "3 probes in {:?} at a 10 s interval: more than one per tick",
+        start.elapsed()
     );
 
     // SIGKILL the leader: the standby leads within seconds and probing goes on.
     drop(first);
-    let start = Instant::now();
-    while status(&client, format!("{b}/readyz?leader=true")).await != 200 {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the standby did not take over"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the standby takes over",
+        Duration::from_secs(15),
+        || async { status(&client, format!("{b}/readyz?leader=true")).await == 200 },
+    )
+    .await;
     let taken_over = tools_lists(&fake);
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    assert!(
-        tools_lists(&fake) > taken_over,
-        "the new leader probes within one interval"
-    );
+    eventually(
+        "the new leader probes within one interval",
+        Duration::from_secs(12),
+        || async { tools_lists(&fake) > taken_over },
+    )
+    .await;
 
-    // An outage now: one server.down, delivered once.
+    // An outage now: one server.down, delivered once. That no second one comes is read from
+    // the database once two more probes have been judged, not waited for.
     fake.update(|c| {
         c.fault = Fault::Status(500);
         c.fault_on = "*";
     });
-    let start = Instant::now();
     let downs = || {
         rx.received()
             .iter()
             .filter(|r| r.json()["type"] == "server.down")
             .count()
     };
-    while downs() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(30), "no server.down");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    eventually("server.down delivered", Duration::from_secs(30), || async {
+        downs() >= 1
+    })
+    .await;
+    let store = db.store().await;
+    let server_id = v["id"].as_str().unwrap().to_string();
+    let stored = async || {
+        let q = mcpwatch::store::ResultQuery {
+            server_id: server_id.clone(),
+            page: mcpwatch::store::Page {
+                limit: 1000,
+                after: None,
+            },
+            ..Default::default()
+        };
+        store.list_results(&q).await.unwrap().len()
+    };
+    let at_alert = stored().await;
+    eventually(
+        "two more probes judged and every delivery done",
+        Duration::from_secs(30),
+        async || {
+            let (n, pending) = (stored().await, store.pending_deliveries().await.unwrap());
+            (n < at_alert + 2 || pending > 0)
+                .then(|| format!("{n} results stored, {pending} deliveries pending"))
+        },
+    )
+    .await;
+    let events = store
+        .list_events(
+            None,
+            Some("server.down"),
+            &mcpwatch::store::Page {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "one server.down event: {events:?}");
     assert_eq!(downs(), 1, "one alert, once");
+    store.close().await;
     drop(second);
     db.cleanup().await;
 }

@@ -36,16 +36,38 @@ pub mod seed;
 pub mod smtp;
 pub mod webhook_rx;
 
-/// Wait until `check` holds, polling every 100 ms, for at most `bound`; fails naming `what`.
-/// Waits for an event instead of sleeping in its stead.
-pub async fn eventually(
+/// What a check of [`eventually`] says: done, or what it still sees.
+pub trait Pending {
+    /// `None` when the awaited state is reached; otherwise what was seen instead.
+    fn pending(self) -> Option<String>;
+}
+
+impl Pending for bool {
+    fn pending(self) -> Option<String> {
+        (!self).then(|| "not yet".to_string())
+    }
+}
+
+impl Pending for Option<String> {
+    fn pending(self) -> Option<String> {
+        self
+    }
+}
+
+/// Wait until `check` holds, polling every 100 ms, for at most `bound`; fails naming `what`
+/// and, when the check says it, what it last saw. Waits for an event instead of sleeping in
+/// its stead.
+pub async fn eventually<P: Pending>(
     what: &str,
     bound: std::time::Duration,
-    mut check: impl AsyncFnMut() -> bool,
+    mut check: impl AsyncFnMut() -> P,
 ) {
     let start = std::time::Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+    while let Some(last) = check().await.pending() {
+        assert!(
+            start.elapsed() < bound,
+            "{what}: not within {bound:?}; last: {last}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
