@@ -51,13 +51,17 @@ pub enum StoreError {
     /// A unique value is taken (e.g. a server slug).
     #[error("{0} already exists")]
     Conflict(String),
-    /// The database refused the query (or a query failed in it).
+    /// The database could not be opened or set up (a file, a path, a lock, a connection
+    /// string); the message says which and why.
     #[error("database error: {0}")]
     Database(String),
+    /// The database refused a query (or a query failed in it).
+    #[error("database error: {0}")]
+    Query(#[source] sqlx::Error),
     /// The database could not be reached: no connection within the pool's timeout, a refused
     /// or broken connection, or the server shutting down. Requests stop waiting on it.
     #[error("database unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] sqlx::Error),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -85,9 +89,9 @@ impl From<sqlx::Error> for StoreError {
             _ => false,
         };
         if unreachable {
-            StoreError::Unreachable(e.to_string())
+            StoreError::Unreachable(e)
         } else {
-            StoreError::Database(e.to_string())
+            StoreError::Query(e)
         }
     }
 }
