@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::servers::{find, view};
 use super::{AppState, next_cursor, page, parse_time, rfc3339};
-use crate::monitor::ServerStatus;
 use crate::schema;
 use crate::store::{EventRecord, IncidentRecord, ResultQuery, ResultRecord, SnapshotRecord};
 
@@ -260,32 +259,35 @@ pub async fn events(
     ))
 }
 
-/// Counts by state, and every server with its state and last result.
-#[utoipa::path(get, path = "/status", tag = "history", responses((status = 200, description = "counts by state and every server with its last result", body = Value), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
-pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let all = app.store.all_states().await?;
-    let mut counts: BTreeMap<&'static str, usize> =
+/// Counts by state over the whole fleet, and a page of servers with their state and last
+/// result (filtered like `GET /servers`; `next_cursor` continues).
+#[utoipa::path(get, path = "/status", tag = "history", params(crate::api::servers::ListQuery), responses((status = 200, description = "counts by state over every server, and a page of servers with their last result: {counts, servers, next_cursor, region}", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn status(
+    State(app): State<AppState>,
+    Query(q): Query<crate::api::servers::ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (filter, pg) = q.parse()?;
+    let mut counts: BTreeMap<&'static str, i64> =
         ["unknown", "up", "degraded", "down", "auth_failed", "paused"]
             .into_iter()
             .map(|s| (s, 0))
             .collect();
-    let mut servers = Vec::with_capacity(all.len());
-    for row in &all {
-        let status = if row.server.paused {
-            ServerStatus::Paused
-        } else {
-            row.state
-                .as_ref()
-                .map(|s| s.status)
-                .unwrap_or(ServerStatus::Unknown)
-        };
-        *counts.entry(status.as_str()).or_default() += 1;
+    for (status, n) in app.store.count_by_status().await? {
+        *counts.entry(status.as_str()).or_default() += n;
+    }
+    let rows = app.store.servers_with_state(&filter, &pg).await?;
+    let mut servers = Vec::with_capacity(rows.len());
+    // One indexed read per server of the page (at most `limit`), never per fleet.
+    for row in &rows {
         let last = app.store.last_result(&row.server.id).await?;
         let mut v = view(&row.server, row.state.as_ref(), &row.regions);
         v["last_result"] = last.as_ref().map(result_json).unwrap_or(Value::Null);
         servers.push(v);
     }
+    let next = next_cursor(&rows, pg.limit, |r| {
+        (r.server.created_at, r.server.id.clone())
+    });
     Ok(Json(
-        json!({"counts": counts, "servers": servers, "region": app.settings.region}),
+        json!({"counts": counts, "servers": servers, "next_cursor": next, "region": app.settings.region}),
     ))
 }

@@ -22,7 +22,7 @@ use crate::ingest::IngestItem;
 use crate::monitor::{RegionState, ServerState, ServerStatus};
 use crate::probe::AddressPolicy;
 use crate::secrets::Sealer;
-use crate::store::{Page, ServerRecord, ServerWithState};
+use crate::store::{Page, ServerFilter, ServerRecord};
 
 /// A server as clients send it (POST: `name` and `url` required; PATCH: any subset).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -525,30 +525,8 @@ pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let pg = page(q.limit, q.cursor.as_deref())?;
-    if let Some(s) = &q.state {
-        s.parse::<ServerStatus>().map_err(|_| {
-            ApiError::field(
-                "state",
-                "must be one of unknown, up, degraded, down, auth_failed, paused",
-            )
-        })?;
-    }
-    let rows: Vec<ServerWithState> = if q.tag.is_none() && q.state.is_none() {
-        let servers = app.store.list_servers(&pg).await?;
-        let mut out = Vec::with_capacity(servers.len());
-        for s in servers {
-            let (state, regions) = app.store.load_state(&s.id).await?;
-            out.push(ServerWithState {
-                server: s,
-                state,
-                regions,
-            });
-        }
-        out
-    } else {
-        filtered(&app, &q, &pg).await?
-    };
+    let (filter, pg) = q.parse()?;
+    let rows = app.store.servers_with_state(&filter, &pg).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| view(&r.server, r.state.as_ref(), &r.regions))
@@ -559,33 +537,22 @@ pub async fn list(
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
 
-async fn filtered(
-    app: &AppState,
-    q: &ListQuery,
-    pg: &Page,
-) -> Result<Vec<ServerWithState>, ApiError> {
-    let all = app.store.all_states().await?;
-    Ok(all
-        .into_iter()
-        .filter(|r| q.tag.as_ref().is_none_or(|t| r.server.tags.contains(t)))
-        .filter(|r| {
-            let status = if r.server.paused {
-                ServerStatus::Paused
-            } else {
-                r.state
-                    .as_ref()
-                    .map(|s| s.status)
-                    .unwrap_or(ServerStatus::Unknown)
-            };
-            q.state.as_deref().is_none_or(|s| s == status.as_str())
-        })
-        .filter(|r| {
-            pg.after
-                .as_ref()
-                .is_none_or(|(t, id)| (r.server.created_at, &r.server.id) > (*t, id))
-        })
-        .take(pg.limit as usize)
-        .collect())
+impl ListQuery {
+    /// The filter and the page asked for, or which parameter is wrong.
+    pub fn parse(&self) -> Result<(ServerFilter, Page), ApiError> {
+        let pg = page(self.limit, self.cursor.as_deref())?;
+        let status = match &self.state {
+            None => None,
+            Some(s) => Some(s.parse::<ServerStatus>().map_err(|_| {
+                ApiError::field(
+                    "state",
+                    "must be one of unknown, up, degraded, down, auth_failed, paused",
+                )
+            })?),
+        };
+        let tag = self.tag.clone().filter(|t| !t.is_empty());
+        Ok((ServerFilter { tag, status }, pg))
+    }
 }
 
 #[utoipa::path(get, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the server with per-region state", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]

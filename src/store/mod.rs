@@ -34,15 +34,15 @@ use async_trait::async_trait;
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
-    HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, SchemaChangeRecord, ServerRecord,
-    ServerWithState, SnapshotRecord, WindowRecord,
+    HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
+    ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqliteStore};
 pub use status_sql::{LastSeen, RegionView, Scope, StatusStore};
 
 use crate::config::DatabaseUrl;
-use crate::monitor::{RegionState, ServerState};
+use crate::monitor::{RegionState, ServerState, ServerStatus};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +122,16 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
         server_id: &str,
     ) -> StoreResult<(Option<ServerState>, Vec<RegionState>)>;
     async fn all_states(&self) -> StoreResult<Vec<ServerWithState>>;
+    /// A page of servers with their state and regions, ordered by (created_at, id), in two
+    /// queries whatever the page size.
+    async fn servers_with_state(
+        &self,
+        filter: &ServerFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<ServerWithState>>;
+    /// How many servers are in each status (a paused server counts as `paused`, one never
+    /// probed as `unknown`); statuses with no server are left out.
+    async fn count_by_status(&self) -> StoreResult<Vec<(ServerStatus, i64)>>;
     async fn set_server_state(&self, server_id: &str, state: &ServerState) -> StoreResult<()>;
     /// Write a whole batch of results and what they changed, atomically.
     async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()>;

@@ -257,6 +257,15 @@ pub struct ResultQuery {
     pub page: Page,
 }
 
+/// Which servers a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFilter {
+    /// Only servers with this tag.
+    pub tag: Option<String>,
+    /// Only servers in this status (a paused server counts as `paused`).
+    pub status: Option<crate::monitor::ServerStatus>,
+}
+
 /// A server with its current state, for the summary and the list.
 #[derive(Debug, Clone)]
 pub struct ServerWithState {

@@ -61,6 +61,24 @@ fn parse<T: FromStr<Err = String>>(s: &str) -> StoreResult<T> {
     s.parse().map_err(StoreError::Corrupt)
 }
 
+/// A server's status as the API shows it: paused by its flag, `unknown` before any state.
+const STATUS_OF: &str = "CASE WHEN s.paused THEN 'paused' ELSE COALESCE(t.state, 'unknown') END";
+
+/// The tags column (a JSON array as serde writes it: `["a","b"]`) as `,"a","b",`, so that
+/// one tag is matched whole by `%,"tag",%`. Inside a JSON string every quote is escaped, so
+/// `,"` can only be an element's opening.
+const TAGS_AS_LIST: &str = "(',' || substr(s.tags, 2, length(s.tags) - 2) || ',')";
+
+/// The LIKE pattern for one tag in [`TAGS_AS_LIST`], with `!` escaping LIKE's wildcards.
+fn tag_pattern(tag: &str) -> String {
+    let json = serde_json::to_string(tag).unwrap_or_default();
+    let escaped = json
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
+    format!("%,{escaped},%")
+}
+
 /// The keyset clause for newest-first pages over (`time_col`, id).
 fn before_clause(page: &Page, time_col: &str) -> String {
     match page.after {
@@ -142,6 +160,15 @@ macro_rules! sql_store {
                     last_result_at: r.try_get("last_result_at")?,
                     open_incident_id: r.try_get("open_incident_id")?,
                 })
+            }
+
+            /// A server row joined with its `server_state` columns (none before any result).
+            pub(super) fn server_with_state(r: &$row) -> StoreResult<ServerWithState> {
+                let state = match r.try_get::<Option<String>, _>("state")? {
+                    Some(_) => Some(Self::server_state(r)?),
+                    None => None,
+                };
+                Ok(ServerWithState { server: Self::server(r)?, state, regions: Vec::new() })
             }
 
             pub(super) fn region_state(r: &$row) -> StoreResult<RegionState> {
@@ -498,6 +525,43 @@ macro_rules! sql_store {
                 let mut all: Vec<ServerWithState> = by_id.into_values().collect();
                 all.sort_by(|a, b| (a.server.created_at, &a.server.id).cmp(&(b.server.created_at, &b.server.id)));
                 Ok(all)
+            }
+
+            async fn servers_with_state(&self, filter: &ServerFilter, page: &Page) -> StoreResult<Vec<ServerWithState>> {
+                let mut sql = String::from("SELECT s.*, t.state, t.since, t.schema_hash, t.server_version, t.protocol_version, t.last_result_at, t.open_incident_id FROM servers s LEFT JOIN server_state t ON t.server_id = s.id WHERE 1 = 1");
+                if page.after.is_some() { sql.push_str(" AND (s.created_at > ? OR (s.created_at = ? AND s.id > ?))"); }
+                if filter.status.is_some() { sql.push_str(&format!(" AND {STATUS_OF} = ?")); }
+                if filter.tag.is_some() { sql.push_str(&format!(" AND {TAGS_AS_LIST} LIKE ? ESCAPE '!'")); }
+                sql.push_str(" ORDER BY s.created_at, s.id LIMIT ?");
+                let sql = $conv(&sql).into_owned();
+                let mut q = sqlx::query(audited(&sql));
+                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
+                if let Some(st) = filter.status { q = q.bind(st.as_str()); }
+                if let Some(tag) = &filter.tag { q = q.bind(tag_pattern(tag)); }
+                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
+                let mut out = rows.iter().map(Self::server_with_state).collect::<StoreResult<Vec<_>>>()?;
+                if out.is_empty() {
+                    return Ok(out);
+                }
+                let marks = vec!["?"; out.len()].join(", ");
+                let sql = $conv(&format!("SELECT * FROM region_state WHERE server_id IN ({marks}) ORDER BY region")).into_owned();
+                let mut q = sqlx::query(audited(&sql)).persistent(false);
+                for s in &out { q = q.bind(&s.server.id); }
+                let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+                for (i, s) in out.iter().enumerate() { at.insert(s.server.id.clone(), i); }
+                for row in q.fetch_all(&self.pool).await? {
+                    let id: String = row.try_get("server_id")?;
+                    if let Some(&i) = at.get(&id) { out[i].regions.push(Self::region_state(&row)?); }
+                }
+                Ok(out)
+            }
+
+            async fn count_by_status(&self) -> StoreResult<Vec<(ServerStatus, i64)>> {
+                let sql = format!("SELECT {STATUS_OF} AS status, COUNT(*) AS n FROM servers s LEFT JOIN server_state t ON t.server_id = s.id GROUP BY 1");
+                let rows = sqlx::query(audited(&sql)).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| Ok((parse::<ServerStatus>(&r.try_get::<String, _>("status")?)?, r.try_get("n")?)))
+                    .collect()
             }
 
             async fn set_server_state(&self, server_id: &str, s: &ServerState) -> StoreResult<()> {

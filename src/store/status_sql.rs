@@ -205,15 +205,7 @@ macro_rules! status_store {
             async fn public_states(&self) -> StoreResult<Vec<ServerWithState>> {
                 let sql = $conv("SELECT s.*, t.state, t.since, t.schema_hash, t.server_version, t.protocol_version, t.last_result_at, t.open_incident_id FROM servers s LEFT JOIN server_state t ON t.server_id = s.id WHERE s.public = ? ORDER BY s.name, s.id");
                 let rows = sqlx::query(audited(&sql)).bind(true).fetch_all(&self.pool).await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let state = match row.try_get::<Option<String>, _>("state")? {
-                        Some(_) => Some(Self::server_state(row)?),
-                        None => None,
-                    };
-                    out.push(ServerWithState { server: Self::server(row)?, state, regions: Vec::new() });
-                }
-                Ok(out)
+                rows.iter().map(Self::server_with_state).collect()
             }
 
             async fn region_views(&self, scope: Scope<'_>) -> StoreResult<Vec<RegionView>> {

@@ -1104,3 +1104,71 @@ async fn schema_history_matches_the_events_including_returns() {
         app.stop().await;
     }
 }
+
+/// `GET /servers` and `GET /status` page and filter in the database: the counts cover the
+/// whole fleet, a page holds `limit` servers, `next_cursor` walks the rest, and a tag matches
+/// whole (not as a prefix, and LIKE's wildcards in a tag are plain characters).
+#[tokio::test]
+async fn servers_and_status_page_and_filter_in_the_database() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let tagged = [
+            ("a", json!(["prod"]), false),
+            ("b", json!(["production"]), false),
+            ("c", json!(["pro%", "x_y"]), true),
+            ("d", json!(["prod", "eu"]), true),
+            ("e", json!([]), false),
+        ];
+        for (slug, tags, paused) in &tagged {
+            register(
+                &app,
+                json!({"name": slug, "slug": slug, "url": "http://127.0.0.1:9/mcp", "tags": tags, "paused": paused}),
+            )
+            .await;
+        }
+        let slugs = |v: &Value, key: &str| -> Vec<String> {
+            v[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["slug"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (_, prod) = app.get("/api/v1/servers?tag=prod").await;
+        assert_eq!(slugs(&prod, "items"), ["a", "d"], "{backend:?}");
+        let (_, pct) = app.get("/api/v1/servers?tag=pro%25").await;
+        assert_eq!(slugs(&pct, "items"), ["c"], "{backend:?}: % is a character");
+        let (_, wild) = app.get("/api/v1/servers?tag=x%5Fy").await;
+        assert_eq!(slugs(&wild, "items"), ["c"], "{backend:?}");
+        let (_, none) = app.get("/api/v1/servers?tag=xzy").await;
+        assert_eq!(slugs(&none, "items"), Vec::<String>::new());
+        let (_, paused) = app.get("/api/v1/servers?state=paused").await;
+        assert_eq!(slugs(&paused, "items"), ["c", "d"], "{backend:?}");
+        let (_, both) = app.get("/api/v1/servers?state=paused&tag=prod").await;
+        assert_eq!(slugs(&both, "items"), ["d"]);
+
+        // /status: counts over everything, servers a page at a time.
+        let (code, first) = app.get("/api/v1/status?limit=2").await;
+        assert_eq!(code, StatusCode::OK, "{first}");
+        assert_eq!(first["counts"]["paused"], 2, "{backend:?}: {first}");
+        let total: i64 = first["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_i64().unwrap())
+            .sum();
+        assert_eq!(total, 5, "{first}");
+        let mut seen = slugs(&first, "servers");
+        assert_eq!(seen.len(), 2);
+        let mut cursor = first["next_cursor"].as_str().map(String::from);
+        while let Some(c) = cursor {
+            let (_, next) = app.get(&format!("/api/v1/status?limit=2&cursor={c}")).await;
+            seen.extend(slugs(&next, "servers"));
+            cursor = next["next_cursor"].as_str().map(String::from);
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"], "{backend:?}");
+        let (code, bad) = app.get("/api/v1/status?state=sideways").await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        app.stop().await;
+    }
+}
