@@ -122,12 +122,21 @@ impl AppState {
     }
 }
 
+/// Largest body of `POST /servers:batch`.
+const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 /// The whole HTTP surface, and the OpenAPI document generated from the same route list.
 pub fn router(state: AppState) -> Router {
     use utoipa::OpenApi;
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
+    // A bulk registration of 10,000 servers is a few MiB; every other body stays under
+    // axum's default 2 MiB.
+    let bulk: OpenApiRouter<AppState> = OpenApiRouter::new()
+        .routes(routes!(servers::create_batch))
+        .layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_LIMIT));
     let v1: OpenApiRouter<AppState> = OpenApiRouter::new()
+        .merge(bulk)
         .routes(routes!(servers::list, servers::create))
         .routes(routes!(servers::get, servers::update, servers::delete))
         .routes(routes!(servers::pause))

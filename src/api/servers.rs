@@ -481,7 +481,9 @@ pub async fn create(
     loop {
         match app.store.insert_server(&s).await {
             Ok(()) => break,
-            Err(crate::store::StoreError::Conflict(_)) if !explicit_slug && attempt < 20 => {
+            Err(crate::store::StoreError::Conflict(_))
+                if !explicit_slug && attempt < SLUG_ATTEMPTS =>
+            {
                 attempt += 1;
                 s.slug = format!("{base}-{attempt}");
             }
@@ -494,10 +496,7 @@ pub async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut state = ServerState::new(s.created_at);
-    if s.paused {
-        state.status = ServerStatus::Paused;
-    }
+    let (_, state) = first_state(&s);
     app.store.set_server_state(&s.id, &state).await?;
     propagate(&app, &s, true).await?;
     tracing::info!(server_id = %s.id, slug = %s.slug, "server registered");
@@ -508,6 +507,183 @@ pub async fn create(
         Json(view(&s, Some(&state), &[])),
     )
         .into_response())
+}
+
+/// Most servers one bulk registration takes.
+pub const MAX_BATCH: usize = 10_000;
+/// Servers validated at once in a bulk registration (a URL check may resolve a name).
+const VALIDATE_CONCURRENCY: usize = 32;
+/// Candidate slugs tried per name (`name`, `name-2`, …), as for one registration.
+const SLUG_ATTEMPTS: usize = 20;
+
+/// Many servers at once.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchInput {
+    /// 1 … 10,000 servers, each as for `POST /servers`.
+    servers: Vec<ServerInput>,
+}
+
+/// Register up to 10,000 servers in one request and one transaction: every server is
+/// validated first (errors name `servers[i].field`), then all are stored or none. They are
+/// probed at their stable offset within the first interval, not all at once.
+#[utoipa::path(post, path = "/servers:batch", tag = "servers", request_body = BatchInput, responses((status = 201, description = "registered: {created, servers: [{id, slug, name}]}", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 409, description = "a slug is taken", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+pub async fn create_batch(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<BatchInput>,
+) -> Result<Response, ApiError> {
+    let n = input.servers.len();
+    if n == 0 || n > MAX_BATCH {
+        return Err(ApiError::field(
+            "servers",
+            format!("must hold 1 to {MAX_BATCH} servers, not {n}"),
+        ));
+    }
+    let explicit: Vec<bool> = input.servers.iter().map(|i| i.slug.is_some()).collect();
+    let (mut servers, mut errors) = validate_all(&app, input.servers).await?;
+    errors.extend(assign_slugs(&app, &mut servers, &explicit).await?);
+    if !errors.is_empty() {
+        // In the order of the servers, every problem of every server at once.
+        errors.sort_by_key(|(i, _)| *i);
+        return Err(ApiError::Invalid(
+            errors.into_iter().map(|(_, e)| e).collect(),
+        ));
+    }
+    let servers: Vec<ServerRecord> = servers.into_iter().map(|(_, s)| s).collect();
+    let states: Vec<(String, ServerState)> = servers.iter().map(first_state).collect();
+    app.store
+        .insert_servers(&servers, &states)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                ApiError::Conflict("a slug in this batch was taken meanwhile; retry".into())
+            }
+            other => other.into(),
+        })?;
+    for s in &servers {
+        propagate(&app, s, false).await?;
+    }
+    tracing::info!(count = n, "servers registered in bulk");
+    let created: Vec<Value> = servers
+        .iter()
+        .map(|s| json!({"id": s.id, "slug": s.slug, "name": s.name}))
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"created": n, "servers": created})),
+    )
+        .into_response())
+}
+
+/// A new server's state: unknown, or paused.
+fn first_state(s: &ServerRecord) -> (String, ServerState) {
+    let mut state = ServerState::new(s.created_at);
+    if s.paused {
+        state.status = ServerStatus::Paused;
+    }
+    (s.id.clone(), state)
+}
+
+/// A field error of the `i`th server of a batch.
+type IndexedError = (usize, FieldError);
+
+/// Every input validated (a few at a time): the valid servers with their index, and every
+/// field error named `servers[i].field`.
+async fn validate_all(
+    app: &AppState,
+    inputs: Vec<ServerInput>,
+) -> Result<(Vec<(usize, ServerRecord)>, Vec<IndexedError>), ApiError> {
+    use futures_util::StreamExt;
+    let checked: Vec<(usize, Result<ServerRecord, ApiError>)> =
+        futures_util::stream::iter(inputs.into_iter().enumerate())
+            .map(|(i, input)| async move {
+                let r = apply(
+                    input,
+                    defaults(app),
+                    true,
+                    &app.settings.policy,
+                    &app.sealer,
+                )
+                .await;
+                (i, r)
+            })
+            .buffered(VALIDATE_CONCURRENCY)
+            .collect()
+            .await;
+    let mut servers = Vec::with_capacity(checked.len());
+    let mut errors = Vec::new();
+    for (i, r) in checked {
+        match r {
+            Ok(s) => servers.push((i, s)),
+            Err(ApiError::Invalid(errs)) => errors.extend(
+                errs.into_iter()
+                    .map(|e| (i, indexed(i, &e.field, e.message))),
+            ),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((servers, errors))
+}
+
+fn indexed(i: usize, field: &str, message: String) -> FieldError {
+    FieldError {
+        field: format!("servers[{i}].{field}"),
+        message,
+    }
+}
+
+/// Slugs for a batch: an explicit one must be free and used once; a name's slug takes the
+/// first free of `name`, `name-2`, … as one registration would. Returns the problems.
+async fn assign_slugs(
+    app: &AppState,
+    servers: &mut [(usize, ServerRecord)],
+    explicit: &[bool],
+) -> Result<Vec<IndexedError>, ApiError> {
+    for (i, s) in servers.iter_mut() {
+        if !explicit[*i] {
+            s.slug = slugify(&s.name);
+        }
+    }
+    let candidates: Vec<String> = servers
+        .iter()
+        .flat_map(|(i, s)| {
+            let tries = if explicit[*i] { 1 } else { SLUG_ATTEMPTS };
+            slug_candidates(&s.slug).take(tries)
+        })
+        .collect();
+    let in_db = app.store.slugs_taken(&candidates).await?;
+    let mut used = std::collections::HashSet::new();
+    let mut errors = Vec::new();
+    for (i, s) in servers.iter().filter(|(i, _)| explicit[*i]) {
+        if in_db.contains(&s.slug) || !used.insert(s.slug.clone()) {
+            let why = format!("'{}' is taken or used twice in this batch", s.slug);
+            errors.push((*i, indexed(*i, "slug", why)));
+        }
+    }
+    for (i, s) in servers.iter_mut().filter(|(i, _)| !explicit[*i]) {
+        let free = slug_candidates(&s.slug)
+            .take(SLUG_ATTEMPTS)
+            .find(|c| !in_db.contains(c) && !used.contains(c));
+        match free {
+            Some(slug) => {
+                used.insert(slug.clone());
+                s.slug = slug;
+            }
+            None => {
+                let why = format!(
+                    "'{}' and its numbered variants are taken; give a slug",
+                    s.slug
+                );
+                errors.push((*i, indexed(*i, "slug", why)));
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// `base`, `base-2`, `base-3`, …
+fn slug_candidates(base: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(base.to_string()).chain((2..).map(move |k| format!("{base}-{k}")))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::model::{
     BatchWrites, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord, ResultRecord,
-    SchemaChangeRecord, SnapshotRecord,
+    SchemaChangeRecord, ServerRecord, SnapshotRecord,
 };
 use super::rollup::Rollup;
 use crate::monitor::{RegionState, ServerState};
@@ -118,6 +118,47 @@ fn first_per_key<'a, T, K: std::hash::Hash + Eq>(
 ) -> Vec<&'a T> {
     let mut seen = HashSet::new();
     items.iter().filter(|i| seen.insert(key(i))).collect()
+}
+
+pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc";
+
+/// New servers (a bulk registration), in the column order of [`SERVER_COLS`].
+pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
+    let template = format!("INSERT INTO servers ({SERVER_COLS}) {{values}}");
+    let json = |v: &Vec<String>| owned(serde_json::to_string(v).unwrap_or_default());
+    over_rows(&template, 21, servers, |s, a| {
+        a.extend([text(&s.id), text(&s.slug), text(&s.name), text(&s.url)]);
+        a.extend([opt_text(&s.headers_enc), json(&s.header_names)]);
+        a.extend([
+            int(i64::from(s.interval_seconds)),
+            int(i64::from(s.timeout_seconds)),
+        ]);
+        a.extend([json(&s.tags), Arg::Bool(s.public), Arg::Bool(s.paused)]);
+        a.extend([
+            int(i64::from(s.failures_to_down)),
+            int(i64::from(s.successes_to_up)),
+        ]);
+        a.extend([
+            Arg::Int(s.degraded_latency_ms.map(|v| v as i64)),
+            Arg::Bool(s.expect_auth),
+        ]);
+        a.extend([opt_text(&s.era_hint), int(s.created_at), int(s.updated_at)]);
+        a.extend([
+            json(&s.regions),
+            Arg::Int(s.quorum.map(i64::from)),
+            opt_text(&s.url_enc),
+        ]);
+    })
+}
+
+/// Which of these slugs are taken.
+pub(super) fn slugs_taken(slugs: &[String]) -> Vec<Statement<'_>> {
+    over_rows(
+        "SELECT slug FROM servers WHERE slug IN (SELECT * FROM ({values}) AS v)",
+        1,
+        slugs,
+        |s, a| a.push(text(s)),
+    )
 }
 
 pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy";

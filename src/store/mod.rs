@@ -109,6 +109,16 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
     async fn close(&self);
 
     async fn insert_server(&self, s: &ServerRecord) -> StoreResult<()>;
+    /// Register many servers with their first state, all or none, set-based (a slug taken
+    /// meanwhile refuses the whole batch with `Conflict`).
+    async fn insert_servers(
+        &self,
+        servers: &[ServerRecord],
+        states: &[(String, ServerState)],
+    ) -> StoreResult<()>;
+    /// Which of `slugs` belong to a server already.
+    async fn slugs_taken(&self, slugs: &[String])
+    -> StoreResult<std::collections::HashSet<String>>;
     async fn update_server(&self, s: &ServerRecord) -> StoreResult<()>;
     async fn delete_server(&self, id: &str) -> StoreResult<bool>;
     /// By id or slug.

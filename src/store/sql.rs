@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::migrate::Migrator;
 
-use super::batch::{self, Arg, RESULT_COLS, Statement};
+use super::batch::{self, Arg, RESULT_COLS, SERVER_COLS, Statement};
 use super::model::*;
 use super::rollup::RollupDeltas;
 use super::{Store, StoreError, StoreResult, ensure_parent};
@@ -46,8 +46,6 @@ pub(super) fn postgres_sql(sql: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
-
-const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc";
 
 fn json_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
@@ -447,6 +445,21 @@ macro_rules! sql_store {
 
             async fn insert_server(&self, s: &ServerRecord) -> StoreResult<()> {
                 self.write_server(s, true).await
+            }
+
+            async fn insert_servers(&self, servers: &[ServerRecord], states: &[(String, ServerState)]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                Self::run_all(&mut tx, batch::insert_servers(servers)).await?;
+                Self::run_all(&mut tx, batch::upsert_server_states(states)).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn slugs_taken(&self, slugs: &[String]) -> StoreResult<HashSet<String>> {
+                let mut tx = self.pool.begin().await?;
+                let rows = Self::run_all(&mut tx, batch::slugs_taken(slugs)).await?;
+                tx.commit().await?;
+                rows.iter().map(|r| r.try_get("slug").map_err(StoreError::from)).collect()
             }
 
             async fn update_server(&self, s: &ServerRecord) -> StoreResult<()> {
