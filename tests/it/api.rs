@@ -604,7 +604,8 @@ async fn metrics_expose_probes_states_and_schema_changes() {
             "mcpwatch_server_state",
             &[("server", "metered"), ("state", "down")]
         ),
-        Some(0.0)
+        None,
+        "only the current state has a series"
     );
     assert_eq!(
         m(
