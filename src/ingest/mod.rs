@@ -70,6 +70,33 @@ impl RecentIds {
 /// Most results written in one transaction.
 const MAX_BATCH: usize = 500;
 
+/// How long a batch waits for more results after its first (group commit). Without it, a
+/// steady 200 probes/s arrive one by one and make 200 transactions a second; with it, ten
+/// or so: measured on Postgres, the database's CPU fell from ~44 % of a core to ~10 %
+/// (`benches/fleet`). A result is stored at most this much later; a flush is answered as soon
+/// as it arrives in the batch.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// A batch: `first`, then whatever arrives within [`LINGER`], up to [`MAX_BATCH`]. A flush
+/// or a closed channel ends the wait at once.
+async fn gather(first: Msg, rx: &mut mpsc::Receiver<Msg>) -> Vec<Msg> {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH && !matches!(batch.last(), Some(Msg::Flush(_))) {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(m)) => batch.push(m),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+    batch
+}
+
 /// One probe result from one region.
 #[derive(Debug)]
 pub struct IngestItem {
@@ -106,6 +133,15 @@ pub struct IngestHealth {
     pub waiting_since_ms: std::sync::atomic::AtomicI64,
     pub committed_results: AtomicU64,
     pub failed_commits: AtomicU64,
+}
+
+impl IngestHealth {
+    /// A result probed at `started_at` is not stored yet: the wait counts from the oldest.
+    fn mark_waiting(&self, started_at: i64) {
+        let _ = self.waiting_since_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            (w == 0 || started_at < w).then_some(started_at)
+        });
+    }
 }
 
 /// Sends results and changes to the ingest task.
@@ -258,13 +294,7 @@ async fn run(
             }
         };
         let Some(first) = first else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
-        }
+        let batch = gather(first, &mut rx).await;
         let mut writes = BatchWrites::default();
         let mut flushes = Vec::new();
         for msg in batch {
@@ -286,8 +316,13 @@ async fn run(
                     .await
                     {
                         tracing::error!(server_id = %item.server_id, error = %e, "could not load state; result kept for retry");
-                        // Loading failed (database down): commit what we have, retry this one.
-                        commit(&store, &writes, &health, &stop).await;
+                        // Loading failed (database down): this result now waits, whatever
+                        // else the batch holds; commit what we have, retry this one.
+                        health.database_ok.store(false, Ordering::Relaxed);
+                        health.mark_waiting(item.started_at);
+                        if !writes.is_empty() {
+                            commit(&store, &writes, &health, &stop).await;
+                        }
                         writes = BatchWrites::default();
                         retry_item(
                             &store,
@@ -402,12 +437,7 @@ async fn commit(
                 attempts += 1;
                 health.database_ok.store(false, Ordering::Relaxed);
                 if let Some(oldest) = writes.results.iter().map(|r| r.started_at).min() {
-                    let _ = health.waiting_since_ms.compare_exchange(
-                        0,
-                        oldest,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
+                    health.mark_waiting(oldest);
                 }
                 health.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, results = writes.results.len(), attempts, "batch not committed; retrying");
