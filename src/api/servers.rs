@@ -727,7 +727,14 @@ impl ListQuery {
             })?),
         };
         let tag = self.tag.clone().filter(|t| !t.is_empty());
-        Ok((ServerFilter { tag, status }, pg))
+        Ok((
+            ServerFilter {
+                tag,
+                status,
+                ids: None,
+            },
+            pg,
+        ))
     }
 }
 

@@ -138,9 +138,11 @@ pub struct IngestHealth {
 impl IngestHealth {
     /// A result probed at `started_at` is not stored yet: the wait counts from the oldest.
     fn mark_waiting(&self, started_at: i64) {
-        let _ = self.waiting_since_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-            (w == 0 || started_at < w).then_some(started_at)
-        });
+        let _ = self
+            .waiting_since_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                (w == 0 || started_at < w).then_some(started_at)
+            });
     }
 }
 
@@ -295,6 +297,7 @@ async fn run(
         };
         let Some(first) = first else { return };
         let batch = gather(first, &mut rx).await;
+        prefetch(&store, &mut cache, &batch).await;
         let mut writes = BatchWrites::default();
         let mut flushes = Vec::new();
         for msg in batch {
@@ -367,6 +370,46 @@ async fn run(
         for done in flushes {
             let _ = done.send(());
         }
+    }
+}
+
+/// Load every server of the batch that is not cached yet, in two queries (not two per
+/// server: after a start or a bulk registration, every first result would otherwise wait on
+/// its own reads in this one task). If the database does not answer, each result loads its
+/// own context later, with retries.
+async fn prefetch(store: &Arc<dyn Store>, cache: &mut HashMap<String, Cached>, batch: &[Msg]) {
+    let mut ids: Vec<String> = batch
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Result(item) if !cache.contains_key(&item.server_id) => {
+                Some(item.server_id.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return;
+    }
+    let page = crate::store::Page {
+        limit: ids.len() as u32,
+        after: None,
+    };
+    let filter = crate::store::ServerFilter {
+        ids: Some(ids),
+        ..Default::default()
+    };
+    let Ok(rows) = store.servers_with_state(&filter, &page).await else {
+        return;
+    };
+    for row in rows {
+        let state = row
+            .state
+            .unwrap_or_else(|| ServerState::new(row.server.created_at));
+        let monitor = Monitor::new(state, row.regions);
+        let server = row.server;
+        cache.insert(server.id.clone(), Cached { server, monitor });
     }
 }
 

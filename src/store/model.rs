@@ -264,6 +264,8 @@ pub struct ServerFilter {
     pub tag: Option<String>,
     /// Only servers in this status (a paused server counts as `paused`).
     pub status: Option<crate::monitor::ServerStatus>,
+    /// Only these servers (the ingest loading a batch's servers at once).
+    pub ids: Option<Vec<String>>,
 }
 
 /// A server with its current state, for the summary and the list.

@@ -545,12 +545,17 @@ macro_rules! sql_store {
                 if page.after.is_some() { sql.push_str(" AND (s.created_at > ? OR (s.created_at = ? AND s.id > ?))"); }
                 if filter.status.is_some() { sql.push_str(&format!(" AND {STATUS_OF} = ?")); }
                 if filter.tag.is_some() { sql.push_str(&format!(" AND {TAGS_AS_LIST} LIKE ? ESCAPE '!'")); }
+                if let Some(ids) = &filter.ids { sql.push_str(&format!(" AND s.id IN ({})", vec!["?"; ids.len().max(1)].join(", "))); }
                 sql.push_str(" ORDER BY s.created_at, s.id LIMIT ?");
                 let sql = $conv(&sql).into_owned();
-                let mut q = sqlx::query(audited(&sql));
+                let mut q = sqlx::query(audited(&sql)).persistent(filter.ids.is_none());
                 if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
                 if let Some(st) = filter.status { q = q.bind(st.as_str()); }
                 if let Some(tag) = &filter.tag { q = q.bind(tag_pattern(tag)); }
+                if let Some(ids) = &filter.ids {
+                    q = ids.iter().fold(q, |q, id| q.bind(id));
+                    if ids.is_empty() { q = q.bind(""); }
+                }
                 let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
                 let mut out = rows.iter().map(Self::server_with_state).collect::<StoreResult<Vec<_>>>()?;
                 if out.is_empty() {
