@@ -1210,7 +1210,7 @@ async fn bulk_registration_is_all_or_nothing_and_names_each_bad_field() {
                 json!({"servers": [
                     {"name": "Same", "url": url, "paused": true},
                     {"name": "Same", "url": url, "paused": true, "tags": ["bulk"]},
-                    {"name": "Other", "url": url, "slug": "chosen"},
+                    {"name": "Other", "url": url, "slug": "chosen", "interval_seconds": 10},
                 ]}),
             )
             .await;
@@ -1223,6 +1223,16 @@ async fn bulk_registration_is_all_or_nothing_and_names_each_bad_field() {
             .map(|s| s["slug"].as_str().unwrap())
             .collect();
         assert_eq!(slugs, ["same-2", "same-3", "chosen"], "{backend:?}");
+        // Scheduled: probed within its first interval (port 9 refuses: a failed probe).
+        support::eventually(
+            "the bulk server's first probe",
+            std::time::Duration::from_secs(15),
+            async || {
+                let (_, v) = app.get("/api/v1/servers/chosen/results").await;
+                v["items"].as_array().is_some_and(|a| !a.is_empty())
+            },
+        )
+        .await;
         let (_, bulk) = app.get("/api/v1/servers?tag=bulk").await;
         assert_eq!(bulk["items"][0]["slug"], "same-3");
         assert_eq!(bulk["items"][0]["state"], "paused");
