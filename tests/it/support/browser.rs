@@ -100,9 +100,11 @@ impl Browser {
                 }
             }
         });
+        // A bound, not a pause: on a fresh CI machine Chromium's first start builds its
+        // font cache while the rest of the suite keeps both cores busy (30 s was seen to fail).
         let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("Chromium printed its DevTools address");
+            .recv_timeout(Duration::from_secs(120))
+            .expect("Chromium printed its DevTools address within 120 s");
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .unwrap();
