@@ -102,12 +102,21 @@ impl Browser {
         });
         // A bound, not a pause: on a fresh CI machine Chromium's first start builds its
         // font cache while the rest of the suite keeps both cores busy (30 s was seen to fail).
-        let url = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("Chromium printed its DevTools address within 120 s");
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .unwrap();
+        let connected = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map_err(|e| format!("cannot open its DevTools socket: {e}")),
+            Err(_) => Err("it printed no DevTools address within 120 s".to_string()),
+        };
+        // Until `Browser` owns the child, a failure must stop Chromium itself.
+        let ws = match connected {
+            Ok((ws, _)) => ws,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("Chromium: {why}");
+            }
+        };
         let mut b = Browser {
             child,
             ws,
