@@ -27,6 +27,7 @@ pub struct Metrics {
     probes_total: IntCounterVec,
     scheduler_lag: HistogramVec,
     pub probes_in_flight: IntGaugeVec,
+    pub scheduled_servers: IntGaugeVec,
     deliveries: IntCounterVec,
     pub outbox_pending: IntGauge,
     /// Results queued for the ingest, and how long the oldest one not yet stored has waited.
@@ -131,6 +132,14 @@ impl Metrics {
             &["region"],
         )?;
         registry.register(Box::new(probes_in_flight.clone()))?;
+        let scheduled_servers = IntGaugeVec::new(
+            Opts::new(
+                "mcpwatch_scheduled_servers",
+                "Servers this node's scheduler probes (0 on a standby)",
+            ),
+            &["region"],
+        )?;
+        registry.register(Box::new(scheduled_servers.clone()))?;
         let outbox_pending = IntGauge::new(
             "mcpwatch_outbox_pending",
             "Alert deliveries not yet delivered or dead",
@@ -171,6 +180,7 @@ impl Metrics {
             probes_total,
             scheduler_lag,
             probes_in_flight,
+            scheduled_servers,
             deliveries,
             outbox_pending,
             ingest_queue_depth,
@@ -277,7 +287,7 @@ impl Metrics {
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 16] = [
+        let collectors: [&dyn Collector; 17] = [
             &self.probe_success,
             &self.probe_duration,
             &self.tools,
@@ -289,6 +299,7 @@ impl Metrics {
             &self.probes_total,
             &self.scheduler_lag,
             &self.probes_in_flight,
+            &self.scheduled_servers,
             &self.deliveries,
             &self.outbox_pending,
             &self.ingest_queue_depth,

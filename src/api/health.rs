@@ -127,6 +127,10 @@ pub async fn metrics(
         .probes_in_flight
         .with_label_values(&[app.settings.region.as_str()])
         .set(in_flight);
+    app.metrics
+        .scheduled_servers
+        .with_label_values(&[app.settings.region.as_str()])
+        .set(app.scheduler.stats.jobs.load(Ordering::Relaxed) as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,

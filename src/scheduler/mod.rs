@@ -102,6 +102,8 @@ pub struct SchedulerStats {
     pub started: AtomicU64,
     pub skipped_ticks: AtomicU64,
     pub in_flight: AtomicU64,
+    /// Servers scheduled here.
+    pub jobs: AtomicU64,
     /// Sum and maximum of scheduling lag in microseconds.
     pub lag_sum_us: AtomicU64,
     pub lag_max_us: AtomicU64,
@@ -262,9 +264,11 @@ async fn run(
                         }
                         heap.push(Reverse((due, generation, job.server_id.clone())));
                         entries.insert(job.server_id.clone(), Entry { job: Arc::new(job), generation, in_flight, due });
+                        stats.jobs.store(entries.len() as u64, Ordering::Relaxed);
                     }
                     Command::Remove(id) => {
                         entries.remove(&id);
+                        stats.jobs.store(entries.len() as u64, Ordering::Relaxed);
                     }
                     Command::Done { server_id, era, .. } => {
                         // The probe finished, whichever version of the job started it.

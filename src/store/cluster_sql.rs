@@ -8,7 +8,12 @@
 //! session state, so PgBouncer in transaction mode works. SQLite is a single node: the first
 //! `serve` on a file leads, and a second one refuses to start.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::sql::{PostgresStore, SqliteStore};
 use super::{StoreError, StoreResult};
@@ -39,6 +44,10 @@ pub trait LeaderLease: Send {
 pub trait ClusterStore: Send + Sync {
     /// Take leadership if no other replica holds it.
     async fn try_lead(&self) -> StoreResult<Option<Box<dyn LeaderLease>>>;
+    /// A doorbell rung soon after any replica writes a server (Postgres `LISTEN`), until
+    /// `stop`; `None` where nothing else can write (SQLite: this process is the only writer
+    /// and tells its scheduler itself). A missed ring costs only the poll interval.
+    fn server_changes(&self, stop: CancellationToken) -> Option<Arc<Notify>>;
 }
 
 /// SQLite: an exclusive lock on `<database>.lock`, held until the process ends. A second
@@ -77,6 +86,10 @@ impl ClusterStore for SqliteStore {
                 path.display()
             ))),
         }
+    }
+
+    fn server_changes(&self, _stop: CancellationToken) -> Option<Arc<Notify>> {
+        None
     }
 }
 
@@ -152,5 +165,48 @@ impl ClusterStore for PostgresStore {
                 term,
             }) as Box<dyn LeaderLease>
         }))
+    }
+
+    fn server_changes(&self, stop: CancellationToken) -> Option<Arc<Notify>> {
+        let bell = Arc::new(Notify::new());
+        tokio::spawn(listen_for_server_changes(
+            self.pool.clone(),
+            bell.clone(),
+            stop,
+        ));
+        Some(bell)
+    }
+}
+
+/// The channel `migrations/postgres/0009_server_changes.sql` notifies on.
+const SERVER_CHANNEL: &str = "mcpwatch_servers";
+
+/// Ring `bell` at each notification; reconnect with backoff when the connection drops (an
+/// outage), ringing once after each reconnect since changes may have been missed meanwhile.
+/// Behind PgBouncer in transaction mode `LISTEN` hears nothing: the poll still finds changes.
+async fn listen_for_server_changes(pool: sqlx::PgPool, bell: Arc<Notify>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(SERVER_CHANNEL).await?;
+            bell.notify_one();
+            loop {
+                listener.recv().await?;
+                bell.notify_one();
+            }
+        };
+        let ended: Result<(), sqlx::Error> = tokio::select! {
+            r = listening => r,
+            _ = stop.cancelled() => return,
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "server change notifications interrupted; reconnecting");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

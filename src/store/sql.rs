@@ -504,6 +504,35 @@ macro_rules! sql_store {
                 rows.iter().map(Self::server).collect()
             }
 
+            async fn servers_changed_since(&self, since: i64) -> StoreResult<Vec<ServerRecord>> {
+                let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers WHERE updated_at >= ?")).into_owned();
+                let rows = sqlx::query(audited(&sql)).bind(since).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::server).collect()
+            }
+
+            async fn server_versions(&self) -> StoreResult<Vec<(String, i64)>> {
+                let rows = sqlx::query("SELECT id, updated_at FROM servers").fetch_all(&self.pool).await?;
+                rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?))).collect()
+            }
+
+            async fn count_servers(&self) -> StoreResult<i64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM servers").fetch_one(&self.pool).await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn servers_by_id(&self, ids: &[String]) -> StoreResult<Vec<ServerRecord>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(1000) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers WHERE id IN ({marks})")).into_owned();
+                    let q = chunk.iter().fold(sqlx::query(audited(&sql)).persistent(false), |q, id| q.bind(id));
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push(Self::server(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
             async fn load_state(&self, server_id: &str) -> StoreResult<(Option<ServerState>, Vec<RegionState>)> {
                 let sql = $conv("SELECT * FROM server_state WHERE server_id = ?");
                 let server = sqlx::query(audited(&sql)).bind(server_id).fetch_optional(&self.pool).await?;

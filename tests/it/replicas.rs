@@ -60,6 +60,24 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value
     )
 }
 
+/// `mcpwatch_scheduled_servers` as a replica's `/metrics` shows it.
+async fn scheduled_servers(client: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("mcpwatch_scheduled_servers{"))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn tools_lists(fake: &FakeServer) -> usize {
     fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count())
 }
@@ -131,6 +149,51 @@ async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
         "3 probes in {:?} at a 10 s interval: more than one per tick",
         start.elapsed()
     );
+
+    // Changes through the standby reach the leader's schedule by the change feed: a server
+    // added is scheduled there (rung by NOTIFY: well before the 2 s poll), a server deleted
+    // is dropped (the feed's count tells a deletion).
+    let scheduled = async || scheduled_servers(&client, &a).await;
+    assert_eq!(
+        scheduled().await,
+        Some(1),
+        "the leader schedules one server"
+    );
+    let (s, extra) = post(
+        &client,
+        format!("{b}/api/v1/servers"),
+        json!({"name": "Extra", "url": fake.url(), "interval_seconds": 60}),
+    )
+    .await;
+    assert_eq!(s, 201, "{extra}");
+    let added = Instant::now();
+    eventually(
+        "the leader schedules the server added on the standby",
+        Duration::from_secs(10),
+        async || scheduled().await == Some(2),
+    )
+    .await;
+    assert!(
+        added.elapsed() < Duration::from_millis(1500),
+        "scheduled {:?} after it was added: the notification did not ring",
+        added.elapsed()
+    );
+    let gone = client
+        .delete(format!(
+            "{b}/api/v1/servers/{}",
+            extra["id"].as_str().unwrap()
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 204);
+    eventually(
+        "the leader drops the server deleted on the standby",
+        Duration::from_secs(10),
+        async || scheduled().await == Some(1),
+    )
+    .await;
 
     // SIGKILL the leader: the standby leads within seconds and probing goes on.
     drop(first);

@@ -75,6 +75,56 @@ async fn servers_crud_slug_conflict_and_pagination() {
     }
 }
 
+/// The reads the scheduler's change feed is made of, and (Postgres) the doorbell that rings
+/// when any replica writes a server: on insert, on an edit that moves `updated_at`, on delete.
+#[tokio::test]
+async fn the_change_feed_reads_what_was_written_and_postgres_rings() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let s = db.store().await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let bell = s.server_changes(stop.clone());
+        assert_eq!(bell.is_some(), backend == support::db::Backend::Postgres);
+        // The listener rings once when it starts listening; take that ring first.
+        let rings = async |what: &str| {
+            if let Some(bell) = &bell {
+                tokio::time::timeout(std::time::Duration::from_secs(10), bell.notified())
+                    .await
+                    .unwrap_or_else(|_| panic!("{backend:?}: no ring after {what}"));
+            }
+        };
+        rings("LISTEN").await;
+        s.insert_server(&server("id-1", "alpha", 1)).await.unwrap();
+        rings("insert").await;
+        s.insert_server(&server("id-2", "beta", 2)).await.unwrap();
+        rings("insert").await;
+        let mut edited = server("id-2", "beta", 2);
+        edited.updated_at = 50;
+        edited.paused = true;
+        s.update_server(&edited).await.unwrap();
+        rings("an edit").await;
+
+        let changed = s.servers_changed_since(40).await.unwrap();
+        assert_eq!(changed, vec![edited.clone()], "{backend:?}");
+        let mut versions = s.server_versions().await.unwrap();
+        versions.sort();
+        let first_at = server("id-1", "alpha", 1).updated_at;
+        assert_eq!(
+            versions,
+            vec![("id-1".to_string(), first_at), ("id-2".to_string(), 50)],
+            "{backend:?}"
+        );
+        let ids = ["id-2".to_string(), "nope".to_string()];
+        assert_eq!(s.servers_by_id(&ids).await.unwrap(), vec![edited]);
+        assert!(s.delete_server("id-1").await.unwrap());
+        rings("a delete").await;
+        assert_eq!(s.count_servers().await.unwrap(), 1, "{backend:?}");
+        stop.cancel();
+        s.close().await;
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn a_batch_writes_everything_and_reads_back() {
     for backend in BACKENDS {
