@@ -541,11 +541,7 @@ async fn evaluate_item(
         return Ok(());
     }
     learn_era(&mut ctx.server, item, writes);
-    let canonical_tools = item
-        .report
-        .schema_hash
-        .as_ref()
-        .and_then(|_| schema::canonical_value(&item.report.tools).ok());
+    let canonical_tools = new_tool_list(ctx.monitor.state(), &item.report);
     let previous_tools =
         previous_tools(store, &item.server_id, ctx.monitor.state(), &item.report).await?;
     let obs = observation(item, canonical_tools.as_ref());
@@ -601,6 +597,18 @@ fn learn_era(server: &mut ServerRecord, item: &IngestItem, writes: &mut BatchWri
             .era_hints
             .push((item.server_id.clone(), era.as_str().to_string()));
     }
+}
+
+/// The canonical tool list of a report whose list is not the one the server serves now (a
+/// first list, a change, another region's view), for the diff and the snapshot. The served
+/// list, seen again, is known by its hash: canonicalizing it on every probe was a fifth of the
+/// daemon's CPU.
+fn new_tool_list(state: &ServerState, report: &ProbeReport) -> Option<Value> {
+    let hash = report.schema_hash.as_ref()?;
+    if state.schema_hash.as_ref() == Some(hash) {
+        return None;
+    }
+    schema::canonical_value(&report.tools).ok()
 }
 
 /// The tool list of the served hash, when this result moves it (for the diff).
@@ -659,15 +667,22 @@ fn record_tools(
     outcome: &Outcome,
     writes: &mut BatchWrites,
 ) {
-    if let (Some(hash), Some(tools)) = (&item.report.schema_hash, canonical_tools) {
-        writes.snapshots.push(SnapshotRecord {
+    match (&item.report.schema_hash, canonical_tools) {
+        (Some(hash), Some(tools)) => writes.snapshots.push(SnapshotRecord {
             server_id: item.server_id.clone(),
             hash: hash.clone(),
             interface_hash: item.report.interface_hash.clone().unwrap_or_default(),
             tools,
             first_seen: item.started_at,
             last_seen: item.started_at,
-        });
+        }),
+        // The list the server serves: stored when it first came (see `new_tool_list`).
+        (Some(hash), None) => {
+            writes
+                .sightings
+                .push((item.server_id.clone(), hash.clone(), item.started_at))
+        }
+        (None, _) => {}
     }
     if let Some(m) = &outcome.schema_move {
         writes.schema_changes.push(SchemaChangeRecord {

@@ -301,9 +301,7 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
     report.protocol_version = Some(found.protocol_version);
     report.server_info = found.server_info;
     report.pages = found.pages;
-    let hashes = schema::schema_hash(&found.tools)
-        .and_then(|h| Ok((h, schema::interface_hash(&found.tools)?)));
-    match hashes {
+    match schema::identities(&found.tools) {
         Ok((schema_hash, interface_hash)) => {
             report.schema_hash = Some(schema_hash);
             report.interface_hash = Some(interface_hash);

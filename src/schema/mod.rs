@@ -2,6 +2,7 @@
 //! structural diff between two lists.
 //!
 //! - `canonical.rs`: sorting, JCS bytes, `schema_hash` and `interface_hash`.
+//! - `memo.rs`: both identities of a list seen before, without canonicalizing it again.
 //! - `diff.rs`: added / removed / changed tools, classed breaking or compatible.
 //! - `history.rs`: a server's history of changes (returns included), each with its diff.
 //! - `snapshot.rs`: the snapshot file `mcpwatch snapshot` writes and `--check` reads.
@@ -10,6 +11,7 @@
 
 mod canonical;
 mod diff;
+mod memo;
 pub mod history;
 mod snapshot;
 
@@ -17,4 +19,5 @@ pub use canonical::{
     CanonicalError, canonical_bytes, canonical_value, interface_hash, schema_hash, sorted_tools,
 };
 pub use diff::{FailOn, SchemaDiff, ToolChange, diff};
+pub use memo::identities;
 pub use snapshot::{Snapshot, SnapshotError};

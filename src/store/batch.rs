@@ -302,17 +302,33 @@ pub(super) fn close_incidents(closed: &[(String, i64)]) -> Vec<Statement<'_>> {
 
 /// A sighting of a known tool list only moves its `last_seen`; the list itself (the bulk of
 /// a snapshot) is sent only for (server, hash) pairs the first statement did not find.
-pub(super) fn touch_snapshots<'a>(snapshots: &[&'a SnapshotRecord]) -> Vec<Statement<'a>> {
+pub(super) fn touch_snapshots<'a>(sightings: &[Sighting<'a>]) -> Vec<Statement<'a>> {
     let template = "UPDATE schema_snapshots SET last_seen = v.column3 FROM ({values}) AS v \
          WHERE server_id = v.column1 AND hash = v.column2 RETURNING server_id, hash";
-    over_rows(
-        template,
-        3,
-        snapshots.iter().copied(),
-        |s: &'a SnapshotRecord, a| {
-            a.extend([text(&s.server_id), text(&s.hash), int(s.last_seen)]);
-        },
-    )
+    over_rows(template, 3, sightings.iter().copied(), |(id, hash, at), a| {
+        a.extend([text(id), text(hash), int(at)]);
+    })
+}
+
+/// (server id, hash, seen at).
+pub(super) type Sighting<'a> = (&'a str, &'a str, i64);
+
+/// The latest sighting per (server, hash), of the snapshots and the bare sightings alike (an
+/// `UPDATE … FROM` that matches a row twice would keep either value).
+pub(super) fn latest_sightings<'a>(
+    snapshots: &'a [SnapshotRecord],
+    sightings: &'a [(String, String, i64)],
+) -> Vec<Sighting<'a>> {
+    let all = snapshots
+        .iter()
+        .map(|s| (s.server_id.as_str(), s.hash.as_str(), s.last_seen))
+        .chain(sightings.iter().map(|(id, h, at)| (id.as_str(), h.as_str(), *at)));
+    let mut latest: HashMap<(&str, &str), i64> = HashMap::new();
+    for (id, hash, at) in all {
+        let seen = latest.entry((id, hash)).or_insert(at);
+        *seen = (*seen).max(at);
+    }
+    latest.into_iter().map(|((id, h), at)| (id, h, at)).collect()
 }
 
 pub(super) fn insert_snapshots<'a>(snapshots: &[&'a SnapshotRecord]) -> Vec<Statement<'a>> {

@@ -126,12 +126,10 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
     /// Ordered by (created_at, id); `page.after` continues after a row.
     async fn list_servers(&self, page: &Page) -> StoreResult<Vec<ServerRecord>>;
     async fn all_servers(&self) -> StoreResult<Vec<ServerRecord>>;
-    /// Servers whose row was written at or after `since` (unix ms, by the writer's clock): the
-    /// change feed that keeps the scheduler in line without re-reading every server.
-    async fn servers_changed_since(&self, since: i64) -> StoreResult<Vec<ServerRecord>>;
-    /// Every server's id and `updated_at`, and nothing else: how the change feed finds
-    /// deletions and reconciles, at a fraction of a full read.
-    async fn server_versions(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The id and `updated_at` of every server (`since` `None`), or of those written at or
+    /// after `since` (unix ms, by the writer's clock): the change feed that keeps the
+    /// scheduler in line without re-reading every server.
+    async fn server_versions(&self, since: Option<i64>) -> StoreResult<Vec<(String, i64)>>;
     /// How many servers there are.
     async fn count_servers(&self) -> StoreResult<i64>;
     /// These servers (ids not found are left out).

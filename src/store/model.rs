@@ -212,6 +212,9 @@ pub struct BatchWrites {
     pub incidents_closed: Vec<(String, i64)>,
     /// Inserted, or `last_seen` bumped when already known.
     pub snapshots: Vec<SnapshotRecord>,
+    /// (server id, hash, seen at): a tool list the server serves already, seen again. Only its
+    /// `last_seen` moves, so the ingest need not canonicalize a list it knows by its hash.
+    pub sightings: Vec<(String, String, i64)>,
     /// Every change of a served tool list (the history; a re-sent change is kept once).
     pub schema_changes: Vec<SchemaChangeRecord>,
     /// (server id, era) learned from results, tried first next time.

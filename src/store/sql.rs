@@ -331,11 +331,12 @@ macro_rules! sql_store {
             async fn write_snapshots(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 snapshots: &[SnapshotRecord],
+                sightings: &[(String, String, i64)],
             ) -> StoreResult<()> {
                 let merged = batch::merge_snapshots(snapshots);
-                let all: Vec<&SnapshotRecord> = merged.iter().collect();
+                let touches = batch::latest_sightings(&merged, sightings);
                 let mut known = HashSet::new();
-                for row in Self::run_all(tx, batch::touch_snapshots(&all)).await? {
+                for row in Self::run_all(tx, batch::touch_snapshots(&touches)).await? {
                     known.insert((row.try_get::<String, _>("server_id")?, row.try_get::<String, _>("hash")?));
                 }
                 let new: Vec<&SnapshotRecord> = merged
@@ -504,14 +505,9 @@ macro_rules! sql_store {
                 rows.iter().map(Self::server).collect()
             }
 
-            async fn servers_changed_since(&self, since: i64) -> StoreResult<Vec<ServerRecord>> {
-                let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers WHERE updated_at >= ?")).into_owned();
-                let rows = sqlx::query(audited(&sql)).bind(since).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::server).collect()
-            }
-
-            async fn server_versions(&self) -> StoreResult<Vec<(String, i64)>> {
-                let rows = sqlx::query("SELECT id, updated_at FROM servers").fetch_all(&self.pool).await?;
+            async fn server_versions(&self, since: Option<i64>) -> StoreResult<Vec<(String, i64)>> {
+                let sql = $conv("SELECT id, updated_at FROM servers WHERE updated_at >= ?");
+                let rows = sqlx::query(audited(&sql)).bind(since.unwrap_or(i64::MIN)).fetch_all(&self.pool).await?;
                 rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?))).collect()
             }
 
@@ -636,7 +632,7 @@ macro_rules! sql_store {
                 Self::run_all(&mut tx, batch::upsert_server_states(&w.server_states)).await?;
                 Self::run_all(&mut tx, batch::insert_incidents(&w.incidents_opened)).await?;
                 Self::run_all(&mut tx, batch::close_incidents(&w.incidents_closed)).await?;
-                Self::write_snapshots(&mut tx, &w.snapshots).await?;
+                Self::write_snapshots(&mut tx, &w.snapshots, &w.sightings).await?;
                 Self::run_all(&mut tx, batch::insert_schema_changes(&w.schema_changes)).await?;
                 Self::run_all(&mut tx, batch::insert_events(&w.events)).await?;
                 Self::run_all(&mut tx, batch::insert_outbox(&w.outbox)).await?;
