@@ -108,6 +108,18 @@ fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Idle CPU seconds of the whole machine (every core), from `/proc/stat`.
+fn machine_idle_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or("");
+    let idle: f64 = cpu
+        .split_whitespace()
+        .nth(4)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    idle / 100.0
+}
+
 /// CPU seconds of every `postgres` process on the machine.
 fn postgres_cpu() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -127,6 +139,9 @@ fn postgres_cpu() -> f64 {
 struct Scrape {
     probes: f64,
     lag_buckets: BTreeMap<String, f64>,
+    /// Results waiting for the ingest, and probes running, at the scrape.
+    queue: f64,
+    in_flight: f64,
 }
 
 async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
@@ -138,7 +153,7 @@ async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
         .text()
         .await
         .unwrap();
-    let mut probes = 0.0;
+    let (mut probes, mut queue, mut in_flight) = (0.0, 0.0, 0.0);
     let mut lag_buckets = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -147,6 +162,10 @@ async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
         let value: f64 = value.parse().unwrap_or(0.0);
         if series.starts_with("mcpwatch_probes_total{") {
             probes += value;
+        } else if series == "mcpwatch_ingest_queue_depth" {
+            queue = value;
+        } else if series.starts_with("mcpwatch_probes_in_flight{") {
+            in_flight += value;
         } else if series.starts_with("mcpwatch_scheduler_lag_seconds_bucket{")
             && let Some(le) = series
                 .split("le=\"")
@@ -159,6 +178,8 @@ async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
     Scrape {
         probes,
         lag_buckets,
+        queue,
+        in_flight,
     }
 }
 
@@ -363,6 +384,7 @@ async fn run(backend: &str, servers: usize, interval: u64, window: u64) {
         cpu_seconds(pid),
         postgres_cpu(),
     );
+    let (own0, idle0) = (cpu_seconds(std::process::id()), machine_idle_seconds());
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(window)).await;
     let (after, cpu1, pg1) = (
@@ -371,6 +393,15 @@ async fn run(backend: &str, servers: usize, interval: u64, window: u64) {
         postgres_cpu(),
     );
     let secs = t.elapsed().as_secs_f64();
+    let (own1, idle1) = (cpu_seconds(std::process::id()), machine_idle_seconds());
+    // What else the window shows, to tell where a shortfall comes from.
+    eprintln!(
+        "{backend}: at the end: ingest queue {:.0}, probes in flight {:.0}; targets (this process) {:.0} % of a core, machine idle {:.0} % of a core",
+        after.queue,
+        after.in_flight,
+        (own1 - own0) * 100.0 / secs,
+        (idle1 - idle0) * 100.0 / secs,
+    );
     let rss = rss_bytes(pid);
     let _ = daemon.kill();
     let _ = daemon.wait();

@@ -48,6 +48,9 @@ pub enum AppError {
     /// A stored server could not be scheduled.
     #[error("cannot schedule a stored server: {0}")]
     Schedule(String),
+    /// The probes' runtime could not be started (threads refused by the system).
+    #[error("cannot start the probe runtime: {0}")]
+    Runtime(String),
     /// The HTTP server stopped with an error.
     #[error("HTTP server error: {0}")]
     Serve(String),
@@ -102,6 +105,45 @@ pub struct App {
     stop_dispatch: CancellationToken,
     dispatch_task: tokio::task::JoinHandle<()>,
     stop_retention: CancellationToken,
+    probe_runtime: ProbeRuntime,
+}
+
+/// The runtime the scheduler and its probes run on, apart from the one that serves the API
+/// and writes results. On one runtime, every wake-up of the ingest (each answer from the
+/// database inside a commit) waited in line behind hundreds of ready probe tasks: at 100,000
+/// servers the ingest spent most of each batch queued, not working, and fell behind with
+/// the machine 30 % idle (`benches/fleet`). Threads of two runtimes are scheduled by the
+/// kernel, which lets a thread that slept (the ingest's) run at once.
+struct ProbeRuntime(Option<tokio::runtime::Runtime>);
+
+impl ProbeRuntime {
+    fn start() -> Result<Self, AppError> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("mcpwatch-probe")
+            .enable_all()
+            .build()
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+        Ok(ProbeRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for ProbeRuntime {
+    fn drop(&mut self) {
+        // Dropped inside the main runtime, where blocking on its threads is not allowed;
+        // the probes were drained (or abandoned after the drain timeout) before this.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Servers registered before URL credentials were sealed keep them in plain text: seal them
@@ -230,6 +272,7 @@ impl App {
             region: settings.region.clone(),
             metrics: metrics.clone(),
         });
+        let probe_runtime = ProbeRuntime::start()?;
         let scheduler = scheduler::spawn(
             settings.region.clone(),
             Arc::new(prober.clone()),
@@ -237,6 +280,7 @@ impl App {
             settings.max_concurrent_probes,
             stop_scheduling.clone(),
             tracker.clone(),
+            &probe_runtime.handle(),
         );
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -300,6 +344,7 @@ impl App {
             stop_dispatch,
             dispatch_task,
             stop_retention,
+            probe_runtime,
         })
     }
 
@@ -328,7 +373,10 @@ impl App {
             stop_dispatch,
             dispatch_task,
             stop_retention,
+            probe_runtime,
         } = self;
+        // Kept to the end of this function: probes drain before it stops.
+        let _probe_runtime = probe_runtime;
         let router = api::router(state.clone());
         let stop_http = CancellationToken::new();
         let http = tokio::spawn(

@@ -125,7 +125,11 @@ impl Feed {
 
     /// Load and apply the servers written since `since` whose version differs from the
     /// schedule; with `since` `None`, compare every server and drop those gone.
-    async fn catch_up(&mut self, app: &ClusterParts, since: Option<i64>) -> Result<bool, StoreError> {
+    async fn catch_up(
+        &mut self,
+        app: &ClusterParts,
+        since: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let versions = app.store.server_versions(since).await?;
         let stale: Vec<String> = versions
             .iter()

@@ -148,6 +148,7 @@ pub async fn run(
         settings.max_concurrent_probes,
         stop_probing.clone(),
         tracker.clone(),
+        &tokio::runtime::Handle::current(),
     );
     tracing::info!(region = %settings.region, central = %settings.central, "mcpwatch agent started");
     let (wrong_tx, mut wrong_rx) = tokio::sync::mpsc::channel::<AgentError>(1);

@@ -178,8 +178,10 @@ impl Clock {
     }
 }
 
-/// Start the scheduler for `region`. It stops starting probes when `stop` is cancelled; probes
-/// in flight are tracked by `tracker` so the caller can drain them.
+/// Start the scheduler for `region` on the runtime `on` (its probes run there too). It stops
+/// starting probes when `stop` is cancelled; probes in flight are tracked by `tracker` so the
+/// caller can drain them.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     region: String,
     runner: Arc<dyn Runner>,
@@ -187,6 +189,7 @@ pub fn spawn(
     max_concurrency: usize,
     stop: CancellationToken,
     tracker: TaskTracker,
+    on: &tokio::runtime::Handle,
 ) -> SchedulerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let stats = Arc::new(SchedulerStats::default());
@@ -195,17 +198,20 @@ pub fn spawn(
         stats: stats.clone(),
     };
     let loop_tracker = tracker.clone();
-    loop_tracker.spawn(run(
-        region,
-        runner,
-        sink,
-        max_concurrency,
-        stop,
-        tracker,
-        tx,
-        rx,
-        stats,
-    ));
+    loop_tracker.spawn_on(
+        run(
+            region,
+            runner,
+            sink,
+            max_concurrency,
+            stop,
+            tracker,
+            tx,
+            rx,
+            stats,
+        ),
+        on,
+    );
     handle
 }
 

@@ -117,7 +117,10 @@ mod tests {
         for tools in [list("Echo"), list("Echo, louder"), vec![]] {
             let first = identities(&tools).unwrap();
             let again = identities(&tools).unwrap();
-            let long_way = (schema_hash(&tools).unwrap(), interface_hash(&tools).unwrap());
+            let long_way = (
+                schema_hash(&tools).unwrap(),
+                interface_hash(&tools).unwrap(),
+            );
             assert_eq!(first, long_way);
             assert_eq!(again, long_way);
         }

@@ -11,8 +11,8 @@
 
 mod canonical;
 mod diff;
-mod memo;
 pub mod history;
+mod memo;
 mod snapshot;
 
 pub use canonical::{

@@ -305,9 +305,14 @@ pub(super) fn close_incidents(closed: &[(String, i64)]) -> Vec<Statement<'_>> {
 pub(super) fn touch_snapshots<'a>(sightings: &[Sighting<'a>]) -> Vec<Statement<'a>> {
     let template = "UPDATE schema_snapshots SET last_seen = v.column3 FROM ({values}) AS v \
          WHERE server_id = v.column1 AND hash = v.column2 RETURNING server_id, hash";
-    over_rows(template, 3, sightings.iter().copied(), |(id, hash, at), a| {
-        a.extend([text(id), text(hash), int(at)]);
-    })
+    over_rows(
+        template,
+        3,
+        sightings.iter().copied(),
+        |(id, hash, at), a| {
+            a.extend([text(id), text(hash), int(at)]);
+        },
+    )
 }
 
 /// (server id, hash, seen at).
@@ -322,13 +327,20 @@ pub(super) fn latest_sightings<'a>(
     let all = snapshots
         .iter()
         .map(|s| (s.server_id.as_str(), s.hash.as_str(), s.last_seen))
-        .chain(sightings.iter().map(|(id, h, at)| (id.as_str(), h.as_str(), *at)));
+        .chain(
+            sightings
+                .iter()
+                .map(|(id, h, at)| (id.as_str(), h.as_str(), *at)),
+        );
     let mut latest: HashMap<(&str, &str), i64> = HashMap::new();
     for (id, hash, at) in all {
         let seen = latest.entry((id, hash)).or_insert(at);
         *seen = (*seen).max(at);
     }
-    latest.into_iter().map(|((id, h), at)| (id, h, at)).collect()
+    latest
+        .into_iter()
+        .map(|((id, h), at)| (id, h, at))
+        .collect()
 }
 
 pub(super) fn insert_snapshots<'a>(snapshots: &[&'a SnapshotRecord]) -> Vec<Statement<'a>> {

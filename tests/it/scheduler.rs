@@ -91,6 +91,7 @@ fn start<R: Runner>(
         max,
         stop.clone(),
         TaskTracker::new(),
+        &tokio::runtime::Handle::current(),
     );
     (h, rec, runner, stop)
 }
