@@ -99,7 +99,7 @@ pub const LEASE_TTL_SECONDS: i64 = 8;
 
 /// The Postgres lease: a row in `leases`, renewed by term.
 struct PgLease {
-    pool: sqlx::PgPool,
+    pool: super::pooler::PgConnections,
     holder: String,
     term: i64,
 }
@@ -168,9 +168,13 @@ impl ClusterStore for PostgresStore {
     }
 
     fn server_changes(&self, stop: CancellationToken) -> Option<Arc<Notify>> {
+        if self.pool.pooler() == super::pooler::Pooler::Transaction {
+            // `LISTEN` needs a session of its own; the change feed's poll finds changes.
+            return None;
+        }
         let bell = Arc::new(Notify::new());
         tokio::spawn(listen_for_server_changes(
-            self.pool.clone(),
+            self.pool.pool().clone(),
             bell.clone(),
             stop,
         ));
@@ -183,7 +187,6 @@ const SERVER_CHANNEL: &str = "mcpwatch_servers";
 
 /// Ring `bell` at each notification; reconnect with backoff when the connection drops (an
 /// outage), ringing once after each reconnect since changes may have been missed meanwhile.
-/// Behind PgBouncer in transaction mode `LISTEN` hears nothing: the poll still finds changes.
 async fn listen_for_server_changes(pool: sqlx::PgPool, bell: Arc<Notify>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -5,10 +5,11 @@
 //! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
 //!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
-//! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (Postgres advisory lock).
+//! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (a lease row with a term).
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
 //! - `nodelay.rs`: `TCP_NODELAY` on Postgres connections (sqlx 0.9.0 no longer sets it).
+//! - `pooler.rs`: the Postgres pool directly or behind a transaction-pooling PgBouncer.
 //! - `retention.rs`: batched pruning of raw results and rollups past their age.
 //! - `status_sql.rs`: [`StatusStore`], the status page's reads, rollup writes and retention.
 //!
@@ -20,6 +21,7 @@ mod cluster_sql;
 pub mod gate;
 mod model;
 mod nodelay;
+pub mod pooler;
 mod region_sql;
 pub mod retention;
 pub mod rollup;
@@ -90,6 +92,8 @@ impl From<sqlx::Error> for StoreError {
         };
         if unreachable {
             StoreError::Unreachable(e)
+        } else if pooler::is_pooler_symptom(&e) {
+            StoreError::Database(pooler::explain(&e))
         } else {
             StoreError::Query(e)
         }

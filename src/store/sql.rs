@@ -14,6 +14,7 @@ use sqlx::migrate::Migrator;
 
 use super::batch::{self, Arg, RESULT_COLS, SERVER_COLS, Statement};
 use super::model::*;
+use super::pooler::{PgConnections, Pooler};
 use super::rollup::RollupDeltas;
 use super::{Store, StoreError, StoreResult, ensure_parent};
 use crate::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
@@ -86,10 +87,10 @@ fn before_clause(page: &Page, time_col: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $claim_lock:literal) => {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $migrate:path, $claim_lock:literal) => {
         /// A [`Store`] on this backend.
         pub struct $store {
-            pub(super) pool: sqlx::Pool<$db>,
+            pub(super) pool: $pool,
         }
 
         impl $store {
@@ -426,7 +427,7 @@ macro_rules! sql_store {
             }
 
             async fn migrate(&self) -> StoreResult<()> {
-                $migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))
+                $migrate(&self.pool).await
             }
 
             async fn ready(&self) -> StoreResult<()> {
@@ -917,21 +918,120 @@ macro_rules! sql_store {
 sql_store!(
     SqliteStore,
     sqlx::Sqlite,
+    sqlx::SqlitePool,
     sqlx::sqlite::SqliteRow,
     "sqlite",
     sqlite_sql,
     SQLITE_MIGRATIONS,
+    migrate_sqlite,
     ""
 );
 sql_store!(
     PostgresStore,
     sqlx::Postgres,
+    PgConnections,
     sqlx::postgres::PgRow,
     "postgres",
     postgres_sql,
     POSTGRES_MIGRATIONS,
+    migrate_postgres,
     "FOR UPDATE SKIP LOCKED"
 );
+
+async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> StoreResult<()> {
+    SQLITE_MIGRATIONS
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// The key of the transaction-scoped advisory lock that serializes migrating replicas.
+const MIGRATION_LOCK: i64 = 0x6d63_7077_6174_6368; // "mcpwatch"
+
+/// Apply the pending Postgres migrations, all in one transaction under a transaction-scoped
+/// advisory lock, bookkept in sqlx's own `_sqlx_migrations` table (so databases migrated by
+/// earlier versions, which used sqlx's migrator, carry on). Hand-written because sqlx's
+/// migrator holds a session-level lock across several transactions, which a transaction
+/// pooler breaks (the unlock lands on another session and the lock stays held); here a crash
+/// or a concurrent replica leaves either every migration applied or none.
+async fn migrate_postgres(conns: &PgConnections) -> StoreResult<()> {
+    let failed = |e: sqlx::Error| StoreError::Migration(super::pooler::explain(&e));
+    let mut tx = conns.begin().await.map_err(StoreError::from)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+            success BOOLEAN NOT NULL,
+            checksum BYTEA NOT NULL,
+            execution_time BIGINT NOT NULL
+        )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(failed)?;
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(failed)?;
+    check_applied(&applied)?;
+    for m in POSTGRES_MIGRATIONS.iter() {
+        if applied.iter().any(|(v, _, _)| *v == m.version) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        sqlx::raw_sql(m.sql.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                let e = super::pooler::explain(&e);
+                StoreError::Migration(format!("{} {}: {e}", m.version, m.description))
+            })?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, $2, TRUE, $3, $4)",
+        )
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(&*m.checksum)
+        .bind(started.elapsed().as_nanos() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    }
+    tx.commit().await.map_err(failed)
+}
+
+/// Every applied migration must be one of ours, whole and unchanged.
+fn check_applied(applied: &[(i64, bool, Vec<u8>)]) -> StoreResult<()> {
+    for (version, success, checksum) in applied {
+        let Some(ours) = POSTGRES_MIGRATIONS.iter().find(|m| m.version == *version) else {
+            return Err(StoreError::Migration(format!(
+                "the database has migration {version}, which this mcpwatch does not know \
+                 (a newer version migrated it)"
+            )));
+        };
+        if !success {
+            return Err(StoreError::Migration(format!(
+                "migration {version} ({}) failed part-way before; restore the database",
+                ours.description
+            )));
+        }
+        if *checksum != *ours.checksum {
+            return Err(StoreError::Migration(format!(
+                "migration {version} ({}) was changed after it was applied",
+                ours.description
+            )));
+        }
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Open (creating) a SQLite file: WAL journal, foreign keys on, a busy timeout.
@@ -993,6 +1093,7 @@ fn create_private(path: &Path) -> StoreResult<()> {
 impl PostgresStore {
     /// Connect a pool. Connections are held per query, never per probe.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let (url, pooler) = super::pooler::split_pooler(url)?;
         let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| {
             StoreError::Database(format!(
                 "DATABASE_URL is not a Postgres URL: {}",
@@ -1021,6 +1122,11 @@ impl PostgresStore {
             }
         }
         let port = options.get_port();
+        let options = match pooler {
+            Pooler::Direct => options,
+            // A cached statement would be missing on the next session (see `pooler.rs`).
+            Pooler::Transaction => options.statement_cache_capacity(0),
+        };
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -1033,7 +1139,9 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| cannot(e.to_string()))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool: PgConnections::new(pool, pooler),
+        })
     }
 }
 

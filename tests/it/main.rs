@@ -14,6 +14,7 @@ mod e2e_serve;
 mod history;
 mod lifecycle;
 mod outage;
+mod pgbouncer;
 mod probe_era_table;
 mod probe_eras;
 mod probe_faults;

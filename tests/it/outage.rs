@@ -9,10 +9,10 @@ use support::eventually;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use support::admin::Admin;
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
 use support::private_pg::PrivatePostgres;
-use support::proc::serve;
+use support::proc::serve_on;
 use support::seed::now_ms;
 use support::webhook_rx::Receiver;
 
@@ -21,17 +21,6 @@ const ADMIN: &str = "outage-admin-token-0123456789abcdef";
 /// Probes the fake has seen (each begins with `server/discover`).
 fn probes(fake: &FakeServer) -> usize {
     fake.seen(|s| s.methods.iter().filter(|m| *m == "server/discover").count())
-}
-
-async fn get(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
-    match client.get(url).bearer_auth(ADMIN).send().await {
-        Ok(r) => {
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-        }
-        Err(_) => (StatusCode::BAD_GATEWAY, Value::Null),
-    }
 }
 
 #[tokio::test]
@@ -52,44 +41,22 @@ async fn outage(mode: &str) {
     if std::env::var("KEEP_LOGS").is_ok() {
         std::fs::create_dir_all("/tmp/outage-logs").unwrap();
     }
-    let data = dir.path().join("data").display().to_string();
-    let url = pg.url();
-    let (_daemon, base) = serve(
-        &[
-            ("MCPWATCH_LISTEN", "127.0.0.1:0"),
-            ("DATABASE_URL", &url),
-            ("MCPWATCH_DATA_DIR", &data),
-            ("MCPWATCH_ADMIN_TOKEN", ADMIN),
-            ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
-            ("MCPWATCH_LOG_FORMAT", "json"),
-        ],
-        if std::env::var("KEEP_LOGS").is_ok() {
-            std::path::Path::new("/tmp/outage-logs")
-        } else {
-            dir.path()
-        },
+    let logs = if std::env::var("KEEP_LOGS").is_ok() {
+        std::path::Path::new("/tmp/outage-logs")
+    } else {
+        dir.path()
+    };
+    let (_daemon, base) = serve_on(
+        &pg.url(),
+        ADMIN,
+        &dir.path().join("data"),
+        logs,
         &format!("serve-{mode}"),
+        &[("MCPWATCH_LOG_FORMAT", "json")],
     );
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{base}/api/v1/servers"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/json")
-        .body(json!({"name": "Target", "slug": "t", "url": fake.url(), "interval_seconds": 10, "failures_to_down": 1}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let api = Admin::new(&base, ADMIN);
     let rx = Receiver::start().await;
-    let r = client
-        .post(format!("{base}/api/v1/channels"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/json")
-        .body(json!({"name": "ops", "url": rx.url, "events": ["server.down"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    api.watch_for_down("t", &fake.url(), &rx.url).await;
     // Two probes: the second comes from the leader's own schedule (its periodic re-read of the
     // servers has seen this one), not only from the registration's probe-now.
     eventually("two probes", Duration::from_secs(20), async || {
@@ -103,7 +70,7 @@ async fn outage(mode: &str) {
     eventually(
         "/readyz says not ready",
         Duration::from_secs(5),
-        async || get(&client, format!("{base}/readyz")).await.0 == StatusCode::SERVICE_UNAVAILABLE,
+        async || api.get("/readyz").await.0 == StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
     let before = probes(&fake);
@@ -125,11 +92,11 @@ async fn outage(mode: &str) {
     })
     .await;
     // Operators see results waiting: in /readyz and in /metrics, at once.
-    let (s, ready) = get(&client, format!("{base}/readyz")).await;
+    let (s, ready) = api.get("/readyz").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(ready.to_string().contains("held in memory"), "{ready}");
     let started = Instant::now();
-    let metrics = client
+    let metrics = reqwest::Client::new()
         .get(format!("{base}/metrics"))
         .send()
         .await
@@ -159,7 +126,7 @@ async fn outage(mode: &str) {
     let back_at_ms = now_ms();
 
     eventually("/readyz ready again", Duration::from_secs(20), async || {
-        get(&client, format!("{base}/readyz")).await.0 == StatusCode::OK
+        api.get("/readyz").await.0 == StatusCode::OK
     })
     .await;
     let seen = probes(&fake);
@@ -168,11 +135,7 @@ async fn outage(mode: &str) {
         "every probe's result stored",
         Duration::from_secs(20),
         async || {
-            let (_, v) = get(
-                &client,
-                format!("{base}/api/v1/servers/t/results?limit=200"),
-            )
-            .await;
+            let (_, v) = api.get("/api/v1/servers/t/results?limit=200").await;
             stored = v["items"].as_array().map_or(0, Vec::len);
             stored >= seen
         },
@@ -183,9 +146,9 @@ async fn outage(mode: &str) {
         "stored once: {stored} results, {} probes",
         probes(&fake)
     );
-    let (_, server) = get(&client, format!("{base}/api/v1/servers/t")).await;
+    let (_, server) = api.get("/api/v1/servers/t").await;
     assert_eq!(server["state"], "down", "{server}");
-    let (_, events) = get(&client, format!("{base}/api/v1/events?type=server.down")).await;
+    let (_, events) = api.get("/api/v1/events?type=server.down").await;
     let items = events["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1, "one server.down: {events}");
     let at = time::OffsetDateTime::parse(

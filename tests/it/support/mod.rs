@@ -26,10 +26,12 @@ pub async fn probe_with(url: &str, tweak: impl FnOnce(&mut ProbeTarget)) -> Prob
 pub async fn probe(url: &str) -> ProbeReport {
     probe_with(url, |_| {}).await
 }
+pub mod admin;
 pub mod app;
 pub mod browser;
 pub mod db;
 pub mod fixtures;
+pub mod pgbouncer;
 pub mod private_pg;
 pub mod proc;
 pub mod seed;

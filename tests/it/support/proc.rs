@@ -68,3 +68,26 @@ pub fn serve(envs: &[(&str, &str)], log_dir: &Path, name: &str) -> (Proc, String
         log_dir.join(format!("{name}.log")),
     )
 }
+
+/// `mcpwatch serve` as most daemon tests run it: on `database_url`, data under `data_dir`,
+/// the admin token `admin`, loopback targets allowed; `extra` adds settings. Logs go to
+/// `log_dir/{name}.log`.
+pub fn serve_on(
+    database_url: &str,
+    admin: &str,
+    data_dir: &Path,
+    log_dir: &Path,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> (Proc, String) {
+    let data = data_dir.display().to_string();
+    let mut envs = vec![
+        ("MCPWATCH_LISTEN", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url),
+        ("MCPWATCH_DATA_DIR", &data),
+        ("MCPWATCH_ADMIN_TOKEN", admin),
+        ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+    ];
+    envs.extend_from_slice(extra);
+    serve(&envs, log_dir, name)
+}
