@@ -48,6 +48,9 @@ pub enum AppError {
     /// A stored server could not be scheduled.
     #[error("cannot schedule a stored server: {0}")]
     Schedule(String),
+    /// The ingest's spill folder could not be opened.
+    #[error(transparent)]
+    Spill(#[from] crate::ingest::spill::SpillError),
     /// The probes' runtime could not be started (threads refused by the system).
     #[error("cannot start the probe runtime: {0}")]
     Runtime(String),
@@ -239,9 +242,12 @@ impl App {
         .with_metrics(metrics.clone())
         .with_leader(leader.clone());
         let stop_ingest = CancellationToken::new();
+        let spill_dir = settings.data_dir.join("spill");
+        let spill = ingest::Spill::open(&spill_dir, settings.ingest_spill_bytes)?;
         let (ingest, ingest_task) = ingest::spawn(
             store.clone(),
             settings.ingest_buffer,
+            Some(Arc::new(spill)),
             stop_ingest.clone(),
             dispatcher.wake.clone(),
             metrics.clone(),

@@ -89,6 +89,7 @@ struct Raw {
     trusted_proxies: Option<String>,
     drift_shown_days: Option<u32>,
     ingest_buffer: Option<usize>,
+    ingest_spill_mb: Option<u64>,
     db_max_connections: Option<u32>,
     public_url: Option<String>,
     delivery_lease: Option<u64>,
@@ -141,6 +142,9 @@ pub struct Settings {
     /// (`MCPWATCH_DRIFT_SHOWN_DAYS`, default 7; 0 hides it).
     pub drift_shown: Duration,
     pub ingest_buffer: usize,
+    /// Bytes of results the ingest may spill to `<data_dir>/spill` past its queue
+    /// (`MCPWATCH_INGEST_SPILL_MB`, default 2048 MiB).
+    pub ingest_spill_bytes: u64,
     pub db_max_connections: u32,
     pub public_url: Option<String>,
     /// How long a dispatcher holds a claimed delivery before another may take it over.
@@ -379,6 +383,13 @@ impl Settings {
                 "must be at least 100 results",
             ));
         }
+        let ingest_spill_mb = raw.ingest_spill_mb.unwrap_or(2048);
+        if ingest_spill_mb < 16 {
+            return Err(invalid(
+                "MCPWATCH_INGEST_SPILL_MB",
+                "must be at least 16 (MiB)",
+            ));
+        }
         let retention_raw = raw.retention_raw.unwrap_or(30);
         if retention_raw == 0 {
             return Err(invalid("MCPWATCH_RETENTION_RAW", "must be at least 1 day"));
@@ -413,6 +424,7 @@ impl Settings {
             trusted_proxies,
             drift_shown: Duration::from_secs(u64::from(drift_shown_days) * 86_400),
             ingest_buffer,
+            ingest_spill_bytes: ingest_spill_mb << 20,
             db_max_connections,
             public_url,
             delivery_lease: Duration::from_secs(lease),
@@ -672,6 +684,7 @@ mod tests {
             "trusted_proxies",
             "drift_shown_days",
             "ingest_buffer",
+            "ingest_spill_mb",
             "db_max_connections",
             "public_url",
             "retention_raw",

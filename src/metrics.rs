@@ -33,6 +33,10 @@ pub struct Metrics {
     /// Results queued for the ingest, and how long the oldest one not yet stored has waited.
     pub ingest_queue_depth: IntGauge,
     pub ingest_waiting_seconds: prometheus::Gauge,
+    /// Results spilled to disk past the queue, their bytes, and those dropped past the bound.
+    pub ingest_spilled_results: IntGauge,
+    pub ingest_spill_bytes: IntGauge,
+    ingest_spill_dropped: prometheus::IntCounter,
     build_info: IntGaugeVec,
 }
 
@@ -155,6 +159,21 @@ impl Metrics {
             "How long the oldest result not yet stored has waited (0 when writes go through)",
         )?;
         registry.register(Box::new(ingest_waiting_seconds.clone()))?;
+        let ingest_spilled_results = IntGauge::new(
+            "mcpwatch_ingest_spilled_results",
+            "Results spilled to disk past the ingest queue, not yet stored",
+        )?;
+        registry.register(Box::new(ingest_spilled_results.clone()))?;
+        let ingest_spill_bytes = IntGauge::new(
+            "mcpwatch_ingest_spill_bytes",
+            "Bytes the spilled results take on disk",
+        )?;
+        registry.register(Box::new(ingest_spill_bytes.clone()))?;
+        let ingest_spill_dropped = prometheus::IntCounter::new(
+            "mcpwatch_ingest_spill_dropped_total",
+            "Spilled results dropped: past MCPWATCH_INGEST_SPILL_MB (oldest first) or unreadable",
+        )?;
+        registry.register(Box::new(ingest_spill_dropped.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new("mcpwatch_build_info", "Build information"),
             &["version"],
@@ -185,8 +204,18 @@ impl Metrics {
             outbox_pending,
             ingest_queue_depth,
             ingest_waiting_seconds,
+            ingest_spilled_results,
+            ingest_spill_bytes,
+            ingest_spill_dropped,
             build_info,
         })
+    }
+
+    /// Spilled results dropped since the start (a count kept by the spill).
+    pub fn set_spill_dropped(&self, total: u64) {
+        let counted = self.ingest_spill_dropped.get();
+        self.ingest_spill_dropped
+            .inc_by(total.saturating_sub(counted));
     }
 
     /// One probe's report.
@@ -287,7 +316,7 @@ impl Metrics {
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 17] = [
+        let collectors: [&dyn Collector; 20] = [
             &self.probe_success,
             &self.probe_duration,
             &self.tools,
@@ -304,6 +333,9 @@ impl Metrics {
             &self.outbox_pending,
             &self.ingest_queue_depth,
             &self.ingest_waiting_seconds,
+            &self.ingest_spilled_results,
+            &self.ingest_spill_bytes,
+            &self.ingest_spill_dropped,
             &self.build_info,
         ];
         collectors

@@ -24,6 +24,45 @@ pub struct ReadyQuery {
     leader: Option<bool>,
 }
 
+/// What `/readyz` says about the results on their way to the database.
+fn ingest_problems(app: &AppState) -> Vec<String> {
+    let queued = app.ingest.queue_depth();
+    let (spilled, bytes, bound) = app.ingest.spilled().unwrap_or((0, 0, 1));
+    let on_disk = if spilled > 0 {
+        format!(
+            ", {spilled} spilled to disk ({} of {} MiB)",
+            bytes >> 20,
+            bound >> 20
+        )
+    } else {
+        String::new()
+    };
+    let mut problems = Vec::new();
+    if !app.ingest.health.database_ok.load(Ordering::Relaxed) {
+        let waiting = app
+            .ingest
+            .waiting(super::now_ms())
+            .map(|w| format!(", the oldest for {} s", w.as_secs()))
+            .unwrap_or_default();
+        problems.push(format!(
+            "result writes are failing; results are held in memory ({queued} queued{on_disk}{waiting})"
+        ));
+    } else if queued * 10 >= app.settings.ingest_buffer * 9 || spilled > 0 {
+        problems.push(format!(
+            "results are falling behind: {queued} of {} queued{on_disk}",
+            app.settings.ingest_buffer
+        ));
+    }
+    if bytes * 10 >= bound * 9 {
+        problems.push(format!(
+            "the result spill is nearly full ({} of {} MiB): the oldest spilled results will be dropped",
+            bytes >> 20,
+            bound >> 20
+        ));
+    }
+    problems
+}
+
 #[utoipa::path(get, path = "/readyz", tag = "health", params(ReadyQuery), responses((status = 200, description = "ready, with this replica's role (leader or standby)", body = Value), (status = 503, description = "not ready, with the reasons", body = Value)))]
 pub async fn readyz(
     State(app): State<AppState>,
@@ -58,22 +97,7 @@ pub async fn readyz(
             }
         }
     }
-    let queued = app.ingest.queue_depth();
-    if !app.ingest.health.database_ok.load(Ordering::Relaxed) {
-        let waiting = app
-            .ingest
-            .waiting(super::now_ms())
-            .map(|w| format!(", the oldest for {} s", w.as_secs()))
-            .unwrap_or_default();
-        problems.push(format!(
-            "result writes are failing; results are held in memory ({queued} queued{waiting})"
-        ));
-    } else if queued * 10 >= app.settings.ingest_buffer * 9 {
-        problems.push(format!(
-            "results are falling behind: {queued} of {} queued",
-            app.settings.ingest_buffer
-        ));
-    }
+    problems.extend(ingest_problems(&app));
     if problems.is_empty() {
         (
             StatusCode::OK,
@@ -122,6 +146,11 @@ pub async fn metrics(
             .waiting(super::now_ms())
             .map_or(0.0, |w| w.as_secs_f64()),
     );
+    if let Some((results, bytes, _)) = app.ingest.spilled() {
+        app.metrics.ingest_spilled_results.set(results as i64);
+        app.metrics.ingest_spill_bytes.set(bytes as i64);
+    }
+    app.metrics.set_spill_dropped(app.ingest.spill_dropped());
     let in_flight = app.scheduler.stats.in_flight.load(Ordering::Relaxed) as i64;
     app.metrics
         .probes_in_flight

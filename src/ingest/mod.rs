@@ -3,10 +3,14 @@
 //! A single task takes results from a bounded channel, has each judged by its server's
 //! [`Monitor`] (cached in memory: no database read per probe), routes the events the monitor
 //! decided (channels, maintenance windows, flapping holds), and writes the batch (results,
-//! states, events, incidents, snapshots) in one transaction. If the database is down, the batch is retried with backoff and kept; new
-//! results wait in the bounded channel (back-pressure on the scheduler, nothing dropped), and
-//! readiness reports the outage. API changes reach the cache through the same channel, so they
-//! are ordered with the results.
+//! states, events, incidents, snapshots) in one transaction. If the database is down, the
+//! batch is retried with backoff and kept; new results wait in the channel and, past its
+//! bound, in the spill on disk (`spill.rs`), so probing never waits on the database; readiness
+//! reports the outage. API changes reach the cache through the same channel, so they are
+//! ordered with the results.
+//!
+//! - `regions.rs`: which regions a server's quorum counts (the live ones meant to probe it).
+//! - `spill.rs`: the overflow to disk, bounded by bytes, read back oldest first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +22,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 mod regions;
+pub mod spill;
+
+pub use spill::Spill;
 
 use crate::alert::maintenance::Schedule;
 use crate::metrics::Metrics;
@@ -151,15 +158,36 @@ impl IngestHealth {
 pub struct IngestHandle {
     tx: mpsc::Sender<Msg>,
     pub health: Arc<IngestHealth>,
+    spill: Option<Arc<Spill>>,
 }
 
 impl IngestHandle {
-    /// Queue a result; waits when the buffer is full (back-pressure, never a drop).
+    /// Queue a result. With a spill it never waits: past the queue's bound the result goes
+    /// to disk (a segment write, about a millisecond, once per thousand results or so).
+    /// Without one it waits while the queue is full (back-pressure, never a drop).
     pub async fn submit(&self, item: IngestItem) -> Result<(), IngestClosed> {
-        self.tx
-            .send(Msg::Result(Box::new(item)))
-            .await
-            .map_err(|_| IngestClosed)
+        match &self.spill {
+            Some(spill) => spill.submit(&self.tx, Box::new(item)),
+            None => self
+                .tx
+                .send(Msg::Result(Box::new(item)))
+                .await
+                .map_err(|_| IngestClosed),
+        }
+    }
+
+    /// Results spilled to disk, not yet taken back, and the spill's bytes and bound.
+    pub fn spilled(&self) -> Option<(usize, u64, u64)> {
+        let spill = self.spill.as_ref()?;
+        let (bytes, bound) = spill.usage();
+        Some((spill.len(), bytes, bound))
+    }
+
+    /// Spilled results dropped (past the bound, or unreadable) since the start.
+    pub fn spill_dropped(&self) -> u64 {
+        self.spill
+            .as_ref()
+            .map_or(0, |s| s.dropped.load(Ordering::Relaxed))
     }
 
     pub async fn invalidate(&self, server_id: &str) {
@@ -247,9 +275,12 @@ struct Cached {
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
 /// `wake` is notified after a batch that wrote outbox rows (the dispatcher's doorbell).
+/// With a `spill`, results that do not fit in the `buffer` go to disk instead of making the
+/// probes wait.
 pub fn spawn(
     store: Arc<dyn Store>,
     buffer: usize,
+    spill: Option<Arc<Spill>>,
     stop: CancellationToken,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -260,96 +291,136 @@ pub fn spawn(
         database_ok: AtomicBool::new(true),
         ..IngestHealth::default()
     });
-    let liveness = regions::Liveness::new(silent_after);
-    let task = tokio::spawn(run(
+    let worker = Worker {
         store,
-        rx,
-        health.clone(),
+        health: health.clone(),
         stop,
         wake,
         metrics,
-        liveness,
-    ));
-    (IngestHandle { tx, health }, task)
+        liveness: regions::Liveness::new(silent_after),
+        cache: HashMap::new(),
+        recent: RecentIds::new(RECENT_IDS),
+        routing: None,
+        spill: spill.clone(),
+        waiting_flushes: Vec::new(),
+        database_lost_at_stop: false,
+    };
+    let task = tokio::spawn(worker.run(rx));
+    (IngestHandle { tx, health, spill }, task)
 }
 
-async fn run(
+/// The ingest task's state.
+struct Worker {
     store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Msg>,
     health: Arc<IngestHealth>,
     stop: CancellationToken,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    mut liveness: regions::Liveness,
-) {
-    let mut cache: HashMap<String, Cached> = HashMap::new();
-    let mut recent = RecentIds::new(RECENT_IDS);
-    // Alert channels and maintenance windows, loaded when first needed and after every change.
-    let mut channels: Option<Routing> = None;
-    loop {
-        let first = tokio::select! {
-            m = rx.recv() => m,
-            _ = stop.cancelled() => {
-                // Shutting down: take what is already queued, then end.
+    liveness: regions::Liveness,
+    cache: HashMap<String, Cached>,
+    recent: RecentIds,
+    /// Alert channels and maintenance windows, loaded when first needed and after every change.
+    routing: Option<Routing>,
+    spill: Option<Arc<Spill>>,
+    /// Flushes answered once the spill is taken back too (what they wait for may be there).
+    waiting_flushes: Vec<oneshot::Sender<()>>,
+    /// Shutting down and the database did not take a batch: the rest goes to the spill.
+    database_lost_at_stop: bool,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            if self.stop.is_cancelled() {
+                // Shutting down: take what is already queued, then end. The spill stays on
+                // disk for the next start.
                 rx.close();
-                rx.recv().await
             }
+            let first = match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // The queue is empty: spilled results (all newer than it) come next.
+                    if self.take_back_spilled().await {
+                        continue;
+                    }
+                    for done in self.waiting_flushes.drain(..) {
+                        let _ = done.send(());
+                    }
+                    let next = tokio::select! {
+                        m = rx.recv() => m,
+                        _ = self.stop.cancelled() => continue,
+                    };
+                    match next {
+                        Some(m) => m,
+                        None => break,
+                    }
+                }
+            };
+            let batch = gather(first, &mut rx).await;
+            self.handle(batch).await;
+        }
+        if let Some(spill) = &self.spill {
+            spill.persist();
+        }
+        for done in self.waiting_flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+
+    /// Take back a segment of spilled results, in batches; false when none are spilled.
+    async fn take_back_spilled(&mut self) -> bool {
+        let Some(spill) = self.spill.clone() else {
+            return false;
         };
-        let Some(first) = first else { return };
-        let batch = gather(first, &mut rx).await;
-        prefetch(&store, &mut cache, &batch).await;
+        if self.stop.is_cancelled() {
+            return false;
+        }
+        let mut items = spill.take().into_iter().peekable();
+        if items.peek().is_none() {
+            return false;
+        }
+        while items.peek().is_some() {
+            let batch: Vec<Msg> = items
+                .by_ref()
+                .take(MAX_BATCH)
+                .map(|i| Msg::Result(Box::new(i)))
+                .collect();
+            self.handle(batch).await;
+        }
+        true
+    }
+
+    /// Evaluate a batch and commit everything it changes in one transaction.
+    async fn handle(&mut self, batch: Vec<Msg>) {
+        if self.database_lost_at_stop {
+            return self.keep_for_next_start(batch);
+        }
+        prefetch(&self.store, &mut self.cache, &batch).await;
         let mut writes = BatchWrites::default();
         let mut flushes = Vec::new();
+        let mut taken = Vec::new();
         for msg in batch {
             match msg {
                 Msg::Result(item) => {
-                    if !recent.insert(&item.result_id) {
+                    if !self.recent.insert(&item.result_id) {
                         // Re-sent while the first copy was still on its way (an agent's
                         // retry after a timeout): counted once.
                         continue;
                     }
-                    if let Err(e) = evaluate_item(
-                        &store,
-                        &mut cache,
-                        &mut channels,
-                        &mut liveness,
-                        &item,
-                        &mut writes,
-                    )
-                    .await
-                    {
-                        tracing::error!(server_id = %item.server_id, error = %e, "could not load state; result kept for retry");
-                        // Loading failed (database down): this result now waits, whatever
-                        // else the batch holds; commit what we have, retry this one.
-                        health.database_ok.store(false, Ordering::Relaxed);
-                        health.mark_waiting(item.started_at);
-                        if !writes.is_empty() {
-                            commit(&store, &writes, &health, &stop).await;
-                        }
-                        writes = BatchWrites::default();
-                        retry_item(
-                            &store,
-                            &mut cache,
-                            &mut channels,
-                            &mut liveness,
-                            &item,
-                            &mut writes,
-                            &health,
-                            &stop,
-                        )
-                        .await;
-                    }
+                    self.evaluate(&item, &mut writes, &mut taken).await;
+                    taken.push(Msg::Result(item));
                 }
                 Msg::Invalidate(id) => {
-                    cache.remove(&id);
+                    self.cache.remove(&id);
                 }
-                Msg::RoutingChanged => channels = None,
+                Msg::RoutingChanged => self.routing = None,
                 Msg::Paused {
                     server_id,
                     paused,
                     at,
                 } => {
-                    if let Ok(Some(c)) = context(&store, &mut cache, &server_id).await {
+                    if let Ok(Some(c)) = context(&self.store, &mut self.cache, &server_id).await {
                         c.monitor.set_paused(paused, at);
                         c.server.paused = paused;
                         writes
@@ -360,15 +431,111 @@ async fn run(
                 Msg::Flush(done) => flushes.push(done),
             }
         }
-        if !writes.is_empty() {
-            commit(&store, &writes, &health, &stop).await;
+        // A failed commit (shutdown without the database) sets `database_lost_at_stop`.
+        if !self.database_lost_at_stop && !writes.is_empty() && self.commit(&writes).await {
             if !writes.outbox.is_empty() {
-                wake.notify_one();
+                self.wake.notify_one();
             }
-            record_metrics(&metrics, &cache, &writes);
+            record_metrics(&self.metrics, &self.cache, &writes);
         }
+        if self.database_lost_at_stop {
+            self.keep_for_next_start(taken);
+        }
+        let spilled = self.spill.as_ref().is_some_and(|s| !s.is_empty());
         for done in flushes {
-            let _ = done.send(());
+            if spilled {
+                self.waiting_flushes.push(done);
+            } else {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Evaluate one result into `writes`; if its context cannot be loaded (database down),
+    /// commit what the batch has so far and retry this one until it loads.
+    async fn evaluate(
+        &mut self,
+        item: &IngestItem,
+        writes: &mut BatchWrites,
+        taken: &mut Vec<Msg>,
+    ) {
+        let Err(e) = self.try_evaluate(item, writes).await else {
+            return;
+        };
+        tracing::error!(server_id = %item.server_id, error = %e, "could not load state; result kept for retry");
+        // Loading failed (database down): this result now waits, whatever else the batch
+        // holds; commit what we have, retry this one.
+        self.health.database_ok.store(false, Ordering::Relaxed);
+        self.health.mark_waiting(item.started_at);
+        if !writes.is_empty() && !self.commit(writes).await {
+            self.keep_for_next_start(std::mem::take(taken));
+        }
+        taken.clear();
+        *writes = BatchWrites::default();
+        if self.database_lost_at_stop {
+            return;
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(backoff).await;
+            let Err(e) = self.try_evaluate(item, writes).await else {
+                return;
+            };
+            self.health.database_ok.store(false, Ordering::Relaxed);
+            tracing::warn!(error = %e, "database unavailable; holding results");
+            if self.stop.is_cancelled() && backoff >= Duration::from_millis(800) {
+                // The caller keeps `item` with the batch; with the spill it is written there.
+                self.database_lost_at_stop = true;
+                return;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn try_evaluate(
+        &mut self,
+        item: &IngestItem,
+        writes: &mut BatchWrites,
+    ) -> Result<(), crate::store::StoreError> {
+        evaluate_item(
+            &self.store,
+            &mut self.cache,
+            &mut self.routing,
+            &mut self.liveness,
+            item,
+            writes,
+        )
+        .await
+    }
+
+    /// Commit with retries until it works; false if shutdown gave up on the database.
+    async fn commit(&mut self, writes: &BatchWrites) -> bool {
+        let committed = commit(&self.store, writes, &self.health, &self.stop).await;
+        if !committed {
+            self.database_lost_at_stop = true;
+        }
+        committed
+    }
+
+    /// Shutting down without the database: results go to the spill for the next start (or,
+    /// without one, are reported lost).
+    fn keep_for_next_start(&mut self, batch: Vec<Msg>) {
+        let items = batch.into_iter().filter_map(|m| match m {
+            Msg::Result(item) => Some(item),
+            _ => None,
+        });
+        let mut lost = 0usize;
+        for item in items {
+            match &self.spill {
+                Some(spill) => spill.keep(&item),
+                None => lost += 1,
+            }
+        }
+        if lost > 0 {
+            tracing::error!(
+                results = lost,
+                "shutting down with the database unreachable: results not stored"
+            );
         }
     }
 }
@@ -427,43 +594,13 @@ fn record_metrics(metrics: &Metrics, cache: &HashMap<String, Cached>, writes: &B
     }
 }
 
-/// Keep trying to load this result's context; the database may be down for a while.
-#[allow(clippy::too_many_arguments)]
-async fn retry_item(
-    store: &Arc<dyn Store>,
-    cache: &mut HashMap<String, Cached>,
-    routing: &mut Option<Routing>,
-    liveness: &mut regions::Liveness,
-    item: &IngestItem,
-    writes: &mut BatchWrites,
-    health: &IngestHealth,
-    stop: &CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        tokio::time::sleep(backoff).await;
-        match evaluate_item(store, cache, routing, liveness, item, writes).await {
-            Ok(()) => return,
-            Err(e) => {
-                health.database_ok.store(false, Ordering::Relaxed);
-                tracing::warn!(error = %e, "database unavailable; holding results");
-                if stop.is_cancelled() && backoff >= Duration::from_secs(5) {
-                    tracing::error!(server_id = %item.server_id, "shutting down with the database unreachable: result not stored");
-                    return;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// Commit with retries until it works (or shutdown gives up after a while).
+/// Commit with retries until it works; false when shutdown gave up after a while.
 async fn commit(
     store: &Arc<dyn Store>,
     writes: &BatchWrites,
     health: &IngestHealth,
     stop: &CancellationToken,
-) {
+) -> bool {
     let mut backoff = Duration::from_millis(100);
     let mut attempts = 0u32;
     loop {
@@ -474,7 +611,7 @@ async fn commit(
                 health
                     .committed_results
                     .fetch_add(writes.results.len() as u64, Ordering::Relaxed);
-                return;
+                return true;
             }
             Err(e) => {
                 attempts += 1;
@@ -484,12 +621,14 @@ async fn commit(
                 }
                 health.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, results = writes.results.len(), attempts, "batch not committed; retrying");
-                if stop.is_cancelled() && attempts >= 10 {
-                    tracing::error!(
+                // Shutting down: a few tries, then the spill keeps the results for the next
+                // start (the drain must not wait on a database that is away).
+                if stop.is_cancelled() && attempts >= 4 {
+                    tracing::warn!(
                         results = writes.results.len(),
-                        "shutting down with the database unreachable: batch not stored"
+                        "shutting down with the database unreachable: batch not committed"
                     );
-                    return;
+                    return false;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -143,6 +143,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
     let (handle, task) = ingest::spawn(
         store.clone(),
         1000,
+        None,
         stop.clone(),
         Arc::new(tokio::sync::Notify::new()),
         Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
@@ -314,4 +315,99 @@ async fn a_database_outage_keeps_public_pages_up_and_answers_at_once() {
     let (s, _) = app.get("/api/v1/servers").await;
     assert_eq!(s, StatusCode::OK);
     app.stop().await;
+}
+
+/// Results stored for `server_id`, counted by the database.
+async fn stored_results(db: &TestDb, server_id: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(&db.url_text()).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM probe_results WHERE server_id = $1")
+        .bind(server_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+fn spawn_spilling_ingest(
+    store: &Arc<dyn Store>,
+    spill_dir: &std::path::Path,
+) -> (
+    ingest::IngestHandle,
+    tokio::task::JoinHandle<()>,
+    CancellationToken,
+) {
+    let spill = ingest::Spill::open(spill_dir, ingest::spill::MIN_BYTES).unwrap();
+    let stop = CancellationToken::new();
+    let (handle, task) = ingest::spawn(
+        store.clone(),
+        100,
+        Some(Arc::new(spill)),
+        stop.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+        Duration::from_secs(180),
+    );
+    (handle, task, stop)
+}
+
+/// An outage longer than the in-memory queue: results spill to disk and the probes never
+/// wait; a stop during the outage keeps them on disk; the next start stores every one.
+#[tokio::test]
+async fn an_outage_past_the_queue_spills_to_disk_and_loses_nothing_across_a_restart() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let name = db.url_text().rsplit('/').next().unwrap().to_string();
+    let store = db.store().await;
+    store
+        .insert_server(&support::fixtures::server("srv", "srv", 1))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task, stop) = spawn_spilling_ingest(&store, dir.path());
+    let item = |i: i64| IngestItem {
+        result_id: format!("r{i}"),
+        server_id: "srv".into(),
+        region: "local".into(),
+        started_at: 1_000 + i,
+        report: up_report(),
+        vantage_unhealthy: false,
+    };
+    handle.submit(item(0)).await.unwrap();
+    handle.flush().await;
+
+    set_connections(&name, false).await;
+    // Ten times the queue's bound, and no submit waits on the database.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        for i in 1..=1_000 {
+            handle.submit(item(i)).await.unwrap();
+        }
+    })
+    .await
+    .expect("submitting never waits for the database");
+    let (spilled, bytes, _) = handle.spilled().unwrap();
+    assert!(spilled >= 800, "{spilled} spilled");
+    assert!(bytes > 0);
+
+    // A stop mid-outage: what the database did not take stays on disk.
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("the stop does not wait on the database")
+        .unwrap();
+    assert_eq!(handle.spill_dropped(), 0);
+
+    set_connections(&name, true).await;
+    let (handle, task, stop) = spawn_spilling_ingest(&store, dir.path());
+    handle.submit(item(1_001)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), handle.flush())
+        .await
+        .expect("the spill is taken back");
+    assert_eq!(
+        stored_results(&db, "srv").await,
+        1_002,
+        "every result, once"
+    );
+    assert_eq!(handle.spilled().unwrap().0, 0);
+    stop.cancel();
+    let _ = task.await;
+    store.close().await;
+    db.cleanup().await;
 }
