@@ -17,7 +17,8 @@
 //! same rate) for the same window, and its CPU per probe gives the ratio.
 //!
 //! Knobs: `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_SERVERS` (5000), `BENCH_INTERVAL` (10),
-//! `BENCH_WINDOW` (60 seconds), `TEST_DATABASE_URL` (the Postgres server, as in the tests).
+//! `BENCH_WINDOW` (60 seconds), `TEST_DATABASE_URL` (the Postgres server, as in the tests),
+//! `BENCH_DAEMON_WRAPPER` (a profiler to run the daemon under, e.g. `heaptrack -o FILE`).
 
 mod common;
 
@@ -207,7 +208,18 @@ fn lag_quantile(before: &Scrape, after: &Scrape, q: f64) -> String {
 }
 
 fn start_daemon(url: &DatabaseUrl, dir: &std::path::Path) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpwatch"));
+    // `BENCH_DAEMON_WRAPPER="heaptrack -o /tmp/fleet"` runs the daemon under a profiler (the
+    // figures are then the wrapper's, not the daemon's).
+    let wrapper = std::env::var("BENCH_DAEMON_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(env!("CARGO_BIN_EXE_mcpwatch"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_mcpwatch")),
+    };
     cmd.arg("serve")
         .env("MCPWATCH_LISTEN", "127.0.0.1:0")
         .env("MCPWATCH_DATA_DIR", dir)

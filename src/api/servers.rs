@@ -801,10 +801,8 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let s = find(&app, &id).await?;
     app.scheduler.remove(&s.id);
-    let (_, regions) = app.store.load_state(&s.id).await?;
     app.store.delete_server(&s.id).await?;
-    let regions: Vec<String> = regions.into_iter().map(|r| r.region).collect();
-    app.metrics.forget_server(&s.slug, &regions);
+    app.metrics.forget_server(&s.slug);
     app.ingest.invalidate(&s.id).await;
     app.agent_config_changed();
     tracing::info!(server_id = %s.id, "server deleted");

@@ -236,8 +236,9 @@ async fn run(
         anchor_unix_ms: unix_now,
     };
     let permits = Arc::new(Semaphore::new(max_concurrency.max(1)));
-    let mut entries: HashMap<String, Entry> = HashMap::new();
-    let mut heap: BinaryHeap<Reverse<(Instant, u64, String)>> = BinaryHeap::new();
+    // Ids shared between the table and the heap: a tick moves a pointer, not a string.
+    let mut entries: HashMap<Arc<str>, Entry> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>> = BinaryHeap::new();
     let mut generation = 0u64;
     loop {
         let next_due = heap.peek().map(|Reverse((at, _, _))| *at);
@@ -255,7 +256,7 @@ async fn run(
                     Command::Upsert { job, probe_now } => {
                         generation += 1;
                         let now = Instant::now();
-                        let known = entries.get(&job.server_id);
+                        let known = entries.get(job.server_id.as_str());
                         let in_flight = known.is_some_and(|e| e.in_flight);
                         let at_once = match probe_now {
                             ProbeNow::Yes => true,
@@ -268,17 +269,20 @@ async fn run(
                         if let Some(k) = known.filter(|k| !k.in_flight && k.due < due) {
                             due = k.due.max(now);
                         }
-                        heap.push(Reverse((due, generation, job.server_id.clone())));
-                        entries.insert(job.server_id.clone(), Entry { job: Arc::new(job), generation, in_flight, due });
+                        let key = entries
+                            .get_key_value(job.server_id.as_str())
+                            .map_or_else(|| Arc::from(job.server_id.as_str()), |(k, _)| k.clone());
+                        heap.push(Reverse((due, generation, key.clone())));
+                        entries.insert(key, Entry { job: Arc::new(job), generation, in_flight, due });
                         stats.jobs.store(entries.len() as u64, Ordering::Relaxed);
                     }
                     Command::Remove(id) => {
-                        entries.remove(&id);
+                        entries.remove(id.as_str());
                         stats.jobs.store(entries.len() as u64, Ordering::Relaxed);
                     }
                     Command::Done { server_id, era, .. } => {
                         // The probe finished, whichever version of the job started it.
-                        if let Some(e) = entries.get_mut(&server_id) {
+                        if let Some(e) = entries.get_mut(server_id.as_str()) {
                             e.in_flight = false;
                             if let Some(era) = era {
                                 learn_era(&mut e.job, era);
@@ -294,7 +298,7 @@ async fn run(
                         break;
                     }
                     heap.pop();
-                    let Some(entry) = entries.get_mut(&id) else { continue };
+                    let Some(entry) = entries.get_mut(&*id) else { continue };
                     if entry.generation != g {
                         continue; // replaced or rescheduled
                     }

@@ -2,12 +2,17 @@
 //!
 //! Labels are bounded: server slug, region, phase, verdict, failure kind, channel kind and
 //! outcome — never a URL or an error message. Base units (seconds), `_total` counters.
+//!
+//! - `servers.rs`: the per-server series, compact (a table entry per server, not an object
+//!   per series) and written at scrape time.
+
+mod servers;
 
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::monitor::ServerStatus;
@@ -16,13 +21,8 @@ use crate::probe::{ProbeReport, Verdict};
 /// Every metric mcpwatch exports.
 pub struct Metrics {
     registry: Registry,
-    probe_success: GaugeVec,
-    probe_duration: GaugeVec,
-    tools: GaugeVec,
-    tls_expiry: GaugeVec,
-    server_up: GaugeVec,
-    server_state: GaugeVec,
-    schema_changes: IntCounterVec,
+    /// Probe outcome, state and schema changes per server (and region).
+    servers: servers::ServerSeries,
     phase_duration: HistogramVec,
     probes_total: IntCounterVec,
     scheduler_lag: HistogramVec,
@@ -40,6 +40,7 @@ pub struct Metrics {
     build_info: IntGaugeVec,
 }
 
+#[cfg(test)]
 const STATES: [ServerStatus; 6] = [
     ServerStatus::Unknown,
     ServerStatus::Up,
@@ -52,53 +53,12 @@ const STATES: [ServerStatus; 6] = [
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let gauge =
-            |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
-                let g = GaugeVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(g.clone()))?;
-                Ok(g)
-            };
         let counter =
             |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
                 let c = IntCounterVec::new(Opts::new(name, help), labels)?;
                 registry.register(Box::new(c.clone()))?;
                 Ok(c)
             };
-        let probe_success = gauge(
-            "mcpwatch_probe_success",
-            "1 if the last probe was up or degraded, else 0",
-            &["server", "region"],
-        )?;
-        let probe_duration = gauge(
-            "mcpwatch_probe_duration_seconds",
-            "Duration of the last probe",
-            &["server", "region"],
-        )?;
-        let tools = gauge(
-            "mcpwatch_tools",
-            "Tools listed by the last successful probe",
-            &["server", "region"],
-        )?;
-        let tls_expiry = gauge(
-            "mcpwatch_tls_cert_expiry_timestamp_seconds",
-            "notAfter of the server's TLS certificate",
-            &["server", "region"],
-        )?;
-        let server_up = gauge(
-            "mcpwatch_server_up",
-            "1 if the server is up or degraded, else 0",
-            &["server"],
-        )?;
-        let server_state = gauge(
-            "mcpwatch_server_state",
-            "1, labelled with the server's current state (one series per server)",
-            &["server", "state"],
-        )?;
-        let schema_changes = counter(
-            "mcpwatch_schema_changes_total",
-            "Schema changes seen",
-            &["server"],
-        )?;
         let probes_total = counter(
             "mcpwatch_probes_total",
             "Probes by verdict and failure kind",
@@ -188,13 +148,7 @@ impl Metrics {
         ))?;
         Ok(Metrics {
             registry,
-            probe_success,
-            probe_duration,
-            tools,
-            tls_expiry,
-            server_up,
-            server_state,
-            schema_changes,
+            servers: servers::ServerSeries::default(),
             phase_duration,
             probes_total,
             scheduler_lag,
@@ -221,22 +175,17 @@ impl Metrics {
     /// One probe's report.
     pub fn observe_probe(&self, server: &str, region: &str, report: &ProbeReport, lag: Duration) {
         let ok = matches!(report.verdict, Verdict::Up | Verdict::Degraded);
-        self.probe_success
-            .with_label_values(&[server, region])
-            .set(if ok { 1.0 } else { 0.0 });
-        self.probe_duration
-            .with_label_values(&[server, region])
-            .set(report.timings_ms.total / 1000.0);
-        if report.schema_hash.is_some() {
-            self.tools
-                .with_label_values(&[server, region])
-                .set(report.tools_count as f64);
-        }
-        if let Some(tls) = &report.tls {
-            self.tls_expiry
-                .with_label_values(&[server, region])
-                .set(tls.not_after_unix as f64);
-        }
+        self.servers.probed(
+            server,
+            region,
+            ok,
+            report.timings_ms.total / 1000.0,
+            report
+                .schema_hash
+                .is_some()
+                .then(|| u32::try_from(report.tools_count).unwrap_or(u32::MAX)),
+            report.tls.as_ref().map(|t| t.not_after_unix),
+        );
         let kind = report
             .failure
             .as_ref()
@@ -267,23 +216,11 @@ impl Metrics {
 
     /// A server's state changed (or was loaded).
     pub fn server_state(&self, server: &str, status: ServerStatus) {
-        let up = matches!(status, ServerStatus::Up | ServerStatus::Degraded);
-        self.server_up
-            .with_label_values(&[server])
-            .set(if up { 1.0 } else { 0.0 });
-        // Only the current state has a series: one per server instead of six, which at
-        // 100,000 servers is the difference between 100,000 and 600,000 series. Alert rules
-        // match `{state="down"} == 1`, which a vanished series resolves like a 0 would.
-        for s in STATES.into_iter().filter(|s| *s != status) {
-            let _ = self.server_state.remove_label_values(&[server, s.as_str()]);
-        }
-        self.server_state
-            .with_label_values(&[server, status.as_str()])
-            .set(1.0);
+        self.servers.state(server, status);
     }
 
     pub fn schema_changed(&self, server: &str) {
-        self.schema_changes.with_label_values(&[server]).inc();
+        self.servers.schema_changed(server);
     }
 
     pub fn delivery(&self, channel_kind: &str, outcome: &str) {
@@ -292,23 +229,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Forget a deleted server's series (in the regions that probed it).
-    pub fn forget_server(&self, server: &str, regions: &[String]) {
-        for region in regions {
-            for vec in [
-                &self.probe_success,
-                &self.probe_duration,
-                &self.tools,
-                &self.tls_expiry,
-            ] {
-                let _ = vec.remove_label_values(&[server, region.as_str()]);
-            }
-        }
-        let _ = self.server_up.remove_label_values(&[server]);
-        for s in STATES {
-            let _ = self.server_state.remove_label_values(&[server, s.as_str()]);
-        }
-        let _ = self.schema_changes.remove_label_values(&[server]);
+    /// Forget a deleted server's series.
+    pub fn forget_server(&self, server: &str) {
+        self.servers.forget(server);
     }
 
     /// The text exposition format.
@@ -316,14 +239,7 @@ impl Metrics {
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 20] = [
-            &self.probe_success,
-            &self.probe_duration,
-            &self.tools,
-            &self.tls_expiry,
-            &self.server_up,
-            &self.server_state,
-            &self.schema_changes,
+        let collectors: [&dyn Collector; 13] = [
             &self.phase_duration,
             &self.probes_total,
             &self.scheduler_lag,
@@ -341,13 +257,16 @@ impl Metrics {
         collectors
             .iter()
             .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .chain(servers::ServerSeries::family_names())
             .collect()
     }
 
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        self.servers.render(&mut text);
+        text
     }
 }
 
