@@ -8,8 +8,14 @@
 //! address policy, so results keep flowing in while we measure) and times `GET /`,
 //! `GET /status.json` and `GET /s/{slug}` over loopback HTTP.
 //!
+//! With `BENCH_PRIVATE_SERVERS` (0), that many private servers (state, no history) are added
+//! beside the public ones and probed live too, and `GET /api/v1/status?limit=100` (a page of the
+//! whole fleet, with counts) and `GET /metrics` are timed as well: the public pages must not
+//! pay for a large private fleet.
+//!
 //! Knobs: `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_SERVERS` (500), `BENCH_RAW_DAYS` (30),
-//! `BENCH_REQUESTS` (200), `TEST_DATABASE_URL` (the Postgres server, as in the tests).
+//! `BENCH_PRIVATE_SERVERS` (0), `BENCH_REQUESTS` (200), `TEST_DATABASE_URL` (the Postgres
+//! server, as in the tests).
 
 mod common;
 
@@ -173,11 +179,91 @@ async fn seed(url: &DatabaseUrl, servers: usize, raw_days: i64, now: i64) {
     eprintln!("  seeded in {:.0} s", started.elapsed().as_secs_f64());
 }
 
+/// Copies of a template server as `n` private servers, with an up state each; set-based,
+/// over whatever columns `servers` has.
+fn private_sql(columns: &[String], n: usize) -> Vec<String> {
+    let exprs: Vec<String> = columns
+        .iter()
+        .map(|c| match c.as_str() {
+            "id" => "'private-' || g.n".to_string(),
+            "slug" => "'private-' || g.n".to_string(),
+            "name" => "'Private server ' || g.n".to_string(),
+            "public" => "FALSE".to_string(),
+            other => format!("t.{other}"),
+        })
+        .collect();
+    vec![
+        format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) \
+             INSERT INTO servers ({}) SELECT {} FROM servers t, g WHERE t.id = 'bench-0000'",
+            columns.join(", "),
+            exprs.join(", ")
+        ),
+        "INSERT INTO server_state (server_id, state, since, schema_hash, server_version, protocol_version, last_result_at) \
+         SELECT id, 'up', ?3 - 259200000, 'sha256:aa', '1.0', '2026-07-28', ?3 - 60000 FROM servers WHERE id LIKE 'private-%'"
+            .to_string(),
+        "INSERT INTO region_state (server_id, region, state, consecutive_failures, consecutive_successes, last_result_at, last_verdict, last_schema_hash, last_duration_ms, last_tool_count) \
+         SELECT id, 'local', 'up', 0, 5, ?3 - 60000, 'up', 'sha256:aa', 45, 3 FROM servers WHERE id LIKE 'private-%'"
+            .to_string(),
+    ]
+}
+
+async fn seed_private(url: &DatabaseUrl, n: usize, now: i64) {
+    if n == 0 {
+        return;
+    }
+    let started = Instant::now();
+    match url {
+        DatabaseUrl::Postgres(u) => {
+            let mut c = sqlx::PgConnection::connect(u).await.unwrap();
+            let columns: Vec<String> = sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_name = 'servers' AND table_schema = 'public' ORDER BY ordinal_position",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            for sql in private_sql(&columns, n) {
+                let sql = sql.replace("?3", "$1::bigint");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("ANALYZE").execute(&mut c).await.unwrap();
+        }
+        DatabaseUrl::Sqlite(p) => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", p.display()))
+                .await
+                .unwrap();
+            let columns: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_table_info('servers')")
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            for sql in private_sql(&columns, n) {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("ANALYZE").execute(&mut c).await.unwrap();
+        }
+    }
+    eprintln!("  {n} private servers added in {:.0} s", started.elapsed().as_secs_f64());
+}
+
 fn stats(mut ms: Vec<f64>) -> (f64, f64, f64) {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
     (at(0.5), at(0.95), ms[ms.len() - 1])
 }
+
+const ADMIN: &str = "status-bench-admin-token-0123456789";
 
 async fn measure(base: &str, path: &str, n: usize) -> (f64, f64, f64, usize) {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -185,7 +271,12 @@ async fn measure(base: &str, path: &str, n: usize) -> (f64, f64, f64, usize) {
     let mut bytes = 0;
     for i in 0..n + 5 {
         let t = Instant::now();
-        let resp = client.get(format!("{base}{path}")).send().await.unwrap();
+        let resp = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         let body = resp.bytes().await.unwrap();
         if i >= 5 {
@@ -198,18 +289,22 @@ async fn measure(base: &str, path: &str, n: usize) -> (f64, f64, f64, usize) {
     (p50, p95, max, bytes)
 }
 
-async fn run(backend: &str, servers: usize, raw_days: i64, requests: usize) {
+async fn run(backend: &str, servers: usize, private: usize, raw_days: i64, requests: usize) {
     let data = tempfile::tempdir().unwrap();
     let db = BenchDb::create(backend, data.path()).await;
     let url = db.url.clone();
     eprintln!("{backend}: seeding {servers} servers, {raw_days} days raw, 90 days of rollups");
     let now = now_ms();
     seed(&url, servers, raw_days, now).await;
+    seed_private(&url, private, now).await;
 
     let mut settings = Settings::for_tests(data.path());
     settings.database = url.clone();
     // The default policy: the seeded loopback URLs are refused before any connection.
     settings.policy = mcpwatch::probe::AddressPolicy::default();
+    settings.admin_token = Some(ADMIN.to_string());
+    // Room for every probe's result while the private fleet is probed for the first time.
+    settings.ingest_buffer = settings.ingest_buffer.max(private + servers);
     let app = App::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -219,7 +314,11 @@ async fn run(backend: &str, servers: usize, raw_days: i64, requests: usize) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("| backend | route | median ms | p95 ms | max ms | body KiB |");
     let one = format!("/s/server-{:04}", servers / 2);
-    for path in ["/", "/status.json", one.as_str()] {
+    let mut paths = vec!["/", "/status.json", one.as_str()];
+    if private > 0 {
+        paths.extend(["/api/v1/status?limit=100", "/metrics"]);
+    }
+    for path in paths {
         let (p50, p95, max, bytes) = measure(&base, path, requests).await;
         println!(
             "| {backend} | `GET {path}` | {p50:.1} | {p95:.1} | {max:.1} | {} |",
@@ -235,6 +334,9 @@ fn main() {
     let servers: usize = env_or("BENCH_SERVERS", "500")
         .parse()
         .expect("BENCH_SERVERS");
+    let private: usize = env_or("BENCH_PRIVATE_SERVERS", "0")
+        .parse()
+        .expect("BENCH_PRIVATE_SERVERS");
     let raw_days: i64 = env_or("BENCH_RAW_DAYS", "30")
         .parse()
         .expect("BENCH_RAW_DAYS");
@@ -247,6 +349,6 @@ fn main() {
         .build()
         .unwrap();
     for backend in backends.split(',') {
-        rt.block_on(run(backend.trim(), servers, raw_days, requests));
+        rt.block_on(run(backend.trim(), servers, private, raw_days, requests));
     }
 }
