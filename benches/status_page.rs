@@ -254,7 +254,10 @@ async fn seed_private(url: &DatabaseUrl, n: usize, now: i64) {
             sqlx::query("ANALYZE").execute(&mut c).await.unwrap();
         }
     }
-    eprintln!("  {n} private servers added in {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {n} private servers added in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn stats(mut ms: Vec<f64>) -> (f64, f64, f64) {
