@@ -143,7 +143,16 @@ fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))]
 }
 
-async fn index(State(app): State<WebState>) -> Result<Response, WebError> {
+/// `/?page=N`: which page of server cards.
+#[derive(Debug, serde::Deserialize)]
+struct IndexQuery {
+    page: Option<usize>,
+}
+
+async fn index(
+    State(app): State<WebState>,
+    axum::extract::Query(q): axum::extract::Query<IndexQuery>,
+) -> Result<Response, WebError> {
     let now = now_ms();
     let started = std::time::Instant::now();
     let (summaries, regions) = tokio::try_join!(
@@ -156,7 +165,7 @@ async fn index(State(app): State<WebState>) -> Result<Response, WebError> {
         .filter(|r| is_silent(&app, r, now))
         .map(|r| (r.name.clone(), words::date_time(r.last_seen_at)))
         .collect();
-    let html = pages::index(&summaries, silent, now)?;
+    let html = pages::index(&summaries, q.page.unwrap_or(1), silent, now)?;
     tracing::debug!(
         servers = summaries.len(),
         read_ms = read.as_secs_f64() * 1000.0,

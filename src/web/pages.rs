@@ -32,12 +32,28 @@ pub struct GroupView<'a> {
     pub cards: Vec<CardView<'a>>,
 }
 
+/// Server cards on one page of `/`: at 1,000 public servers one page of all of them was
+/// 10 MiB of HTML (`benches/status_page`).
+pub const PAGE_SIZE: usize = 100;
+
+/// Servers named above the cards when the list spans pages, so a problem on page 7 is seen
+/// on page 1.
+const PROBLEMS_SHOWN: usize = 20;
+
 #[derive(Template)]
 #[template(path = "index.html")]
 pub struct IndexPage<'a> {
     pub overall: Overall,
     pub groups: Vec<GroupView<'a>>,
+    /// Public servers in all (every page).
     pub count: usize,
+    /// This page (from 1) and how many there are.
+    pub page: usize,
+    pub pages: usize,
+    /// Servers not operational, from every page (only when there are several): slug, name,
+    /// state label; and how many more there are.
+    pub problems: Vec<(&'a str, &'a str, &'static str)>,
+    pub more_problems: usize,
     pub now: i64,
     pub generated: String,
     pub bars_width: u32,
@@ -45,30 +61,56 @@ pub struct IndexPage<'a> {
     pub silent: Vec<(String, String)>,
 }
 
+/// Page `page` (from 1; clamped into range) of the public servers, grouped by first tag.
 pub fn index(
     summaries: &[Summary],
+    page: usize,
     silent: Vec<(String, String)>,
     now: i64,
 ) -> Result<String, askama::Error> {
-    let groups = model::grouped(summaries)
+    let ordered: Vec<(String, &Summary)> = model::grouped(summaries)
         .into_iter()
-        .map(|(name, list)| GroupView {
-            name,
-            cards: list
-                .into_iter()
-                .map(|s| CardView {
-                    bars: s.bars(),
-                    spark: s.spark_points(),
-                    spark_label: s.spark_label(),
-                    s,
-                })
-                .collect(),
-        })
+        .flat_map(|(name, list)| list.into_iter().map(move |s| (name.clone(), s)))
         .collect();
+    let pages = ordered.len().div_ceil(PAGE_SIZE).max(1);
+    let page = page.clamp(1, pages);
+    let mut groups: Vec<GroupView> = Vec::new();
+    for (name, s) in ordered.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE) {
+        let card = CardView {
+            bars: s.bars(),
+            spark: s.spark_points(),
+            spark_label: s.spark_label(),
+            s,
+        };
+        match groups.last_mut().filter(|g| g.name == *name) {
+            Some(g) => g.cards.push(card),
+            None => groups.push(GroupView {
+                name: name.clone(),
+                cards: vec![card],
+            }),
+        }
+    }
+    let troubled: Vec<&Summary> = if pages > 1 {
+        ordered
+            .iter()
+            .map(|(_, s)| *s)
+            .filter(|s| matches!(s.look.key, "down" | "degraded" | "auth_failed"))
+            .collect()
+    } else {
+        Vec::new()
+    };
     IndexPage {
         overall: Overall::of(summaries),
         groups,
         count: summaries.len(),
+        page,
+        pages,
+        problems: troubled
+            .iter()
+            .take(PROBLEMS_SHOWN)
+            .map(|s| (s.server.slug.as_str(), s.server.name.as_str(), s.look.label))
+            .collect(),
+        more_problems: troubled.len().saturating_sub(PROBLEMS_SHOWN),
         now,
         generated: words::date_time(now),
         bars_width: svg::bars_width(DAYS as usize),

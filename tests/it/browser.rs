@@ -250,6 +250,34 @@ async fn the_pages_are_valid_html() {
         std::fs::write(&file, html).unwrap();
         files.push(file);
     }
+    // Past 100 servers `/` is paged and names the troubled servers first.
+    let now = now_ms();
+    for i in 0..100 {
+        let slug = format!("more-{i:03}");
+        let more = Seed {
+            slug: &slug,
+            name: "More",
+            days: 1,
+            ..Seed::default()
+        };
+        seed(app.store.as_ref(), &more, now).await;
+    }
+    for (name, path) in [("paged-1.html", "/"), ("paged-2.html", "/?page=2")] {
+        let html = app
+            .raw()
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        let html = html.text().await.unwrap();
+        assert!(
+            html.contains("rel=\"") && html.contains("class=\"problems\""),
+            "{path}"
+        );
+        let file = dir.path().join(name);
+        std::fs::write(&file, html).unwrap();
+        files.push(file);
+    }
     app.stop().await;
     let out = Command::new("java")
         .arg("-jar")

@@ -688,17 +688,25 @@ async fn uptime_agrees_with_the_state_machine() {
 
 /// A large install's front page (over 4 MiB with 500 public servers) is served whole: the
 /// last-good copy never makes a big page fail.
+/// A large public fleet is paged (100 cards a page, "Page N of M", previous and next), every
+/// page names the servers that are not operational, and a page past the end shows the last.
 #[tokio::test]
-async fn a_front_page_of_many_megabytes_is_served() {
+async fn a_large_fleet_is_paged_and_its_problems_are_named_on_every_page() {
     let app = spawn_app(support::db::Backend::Sqlite).await;
     let now = now_ms();
-    let slugs: Vec<String> = (0..500).map(|i| format!("srv-{i:03}")).collect();
+    let slugs: Vec<String> = (0..230).map(|i| format!("srv-{i:03}")).collect();
     for slug in &slugs {
+        let status = if slug == "srv-217" {
+            ServerStatus::Down
+        } else {
+            ServerStatus::Up
+        };
         seed(
             app.store.as_ref(),
             &Seed {
                 slug,
                 name: "Server",
+                status,
                 days: 1,
                 ..Seed::default()
             },
@@ -706,10 +714,40 @@ async fn a_front_page_of_many_megabytes_is_served() {
         )
         .await;
     }
-    let (status, _, html) = fetch(&app, "/").await;
-    assert_eq!(status, 200);
-    assert!(html.len() > 4 * 1024 * 1024, "{} bytes", html.len());
-    assert_eq!(count(&html, "<article class=\"card server\""), 500);
+    let cards = |html: &str| count(html, "<article class=\"card server\"");
+    let mut pages = Vec::new();
+    for page in ["/", "/?page=2", "/?page=3"] {
+        let (status, _, html) = fetch(&app, page).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(html.contains("230 public servers"), "{page}");
+        let problems = html
+            .split("<p class=\"problems\">")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{page} names no problems"));
+        assert!(
+            problems.contains("href=\"/s/srv-217\"") && problems.contains("(Down)"),
+            "{page}"
+        );
+        pages.push(html);
+    }
+    assert_eq!(
+        pages.iter().map(|h| cards(h)).collect::<Vec<_>>(),
+        [100, 100, 30]
+    );
+    assert!(pages[0].contains("Page 1 of 3") && pages[0].contains("href=\"/?page=2\""));
+    assert!(!pages[0].contains("rel=\"prev\""));
+    assert!(pages[2].contains("Page 3 of 3") && pages[2].contains("href=\"/?page=2\""));
+    assert!(!pages[2].contains("rel=\"next\""));
+    let with_card = pages
+        .iter()
+        .filter(|h| h.contains("id=\"srv-217\">"))
+        .count();
+    assert_eq!(with_card, 1, "each server is on one page");
+    let (_, _, past_the_end) = fetch(&app, "/?page=99").await;
+    assert!(past_the_end.contains("Page 3 of 3"));
+    assert_eq!(cards(&past_the_end), 30);
+    let (status, _, _) = fetch(&app, "/?page=abc").await;
+    assert_eq!(status, 400);
     app.stop().await;
 }
 
