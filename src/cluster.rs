@@ -184,10 +184,12 @@ impl Feed {
         true
     }
 
-    /// Stop probing everything (leadership lost).
-    fn clear(&mut self, app: &ClusterParts) {
+    /// Stop probing everything (leadership lost), and have the ingest forget what it decided:
+    /// the new leader's state is in the database.
+    async fn clear(&mut self, app: &ClusterParts) {
         for id in self.scheduled.keys() {
             app.scheduler.remove(id);
+            app.ingest.invalidate(id).await;
         }
         *self = Feed::default();
     }
@@ -221,6 +223,7 @@ pub async fn run(
             Some(LeaseCheck::Held) => {
                 if !app.leader.swap(true, Ordering::Relaxed) {
                     let term = lease.as_ref().map(|l| l.term()).unwrap_or(0);
+                    app.ingest.set_fence(lease.as_ref().and_then(|l| l.fence()));
                     tracing::info!(
                         term,
                         "leading: probing the built-in region and evaluating results"
@@ -241,7 +244,7 @@ pub async fn run(
                 lease = None;
                 cut_off = false;
                 app.leader.store(false, Ordering::Relaxed);
-                feed.clear(&app);
+                feed.clear(&app).await;
             }
             None => match app.store.try_lead().await {
                 Ok(Some(l)) => {

@@ -34,7 +34,7 @@ use crate::monitor::{
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
-    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
+    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, Fence, HeldRecord, IncidentRecord,
     ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
 };
 
@@ -178,6 +178,8 @@ pub struct IngestHandle {
     tx: mpsc::Sender<Msg>,
     pub health: Arc<IngestHealth>,
     spill: Option<Arc<Spill>>,
+    /// The lease this node decides under (see `BatchWrites::fence`).
+    fence: Arc<std::sync::Mutex<Option<Fence>>>,
 }
 
 impl IngestHandle {
@@ -193,6 +195,12 @@ impl IngestHandle {
                 .await
                 .map_err(|_| IngestClosed),
         }
+    }
+
+    /// Decide under this lease from now on (set when this node starts leading). Never
+    /// cleared: after the lease is lost, batches decided under it must still be checked.
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = fence;
     }
 
     /// Results spilled to disk, not yet taken back, and the spill's bytes and bound.
@@ -314,7 +322,9 @@ pub fn spawn(
         database_ok: AtomicBool::new(true),
         ..IngestHealth::default()
     });
+    let fence = Arc::new(std::sync::Mutex::new(None));
     let worker = Worker {
+        fence: fence.clone(),
         store,
         health: health.clone(),
         stop,
@@ -329,11 +339,21 @@ pub fn spawn(
         database_lost_at_stop: false,
     };
     let task = tokio::spawn(worker.run(rx));
-    (IngestHandle { tx, health, spill }, task)
+    (
+        IngestHandle {
+            tx,
+            health,
+            spill,
+            fence,
+        },
+        task,
+    )
 }
 
 /// The ingest task's state.
 struct Worker {
+    /// The lease decisions are made under, stamped on every batch.
+    fence: Arc<std::sync::Mutex<Option<Fence>>>,
     store: Arc<dyn Store>,
     health: Arc<IngestHealth>,
     stop: CancellationToken,
@@ -420,7 +440,10 @@ impl Worker {
             return self.keep_for_next_start(batch);
         }
         prefetch(&self.store, &mut self.cache, &batch).await;
-        let mut writes = BatchWrites::default();
+        let mut writes = BatchWrites {
+            fence: self.fence.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            ..BatchWrites::default()
+        };
         let mut flushes = Vec::new();
         let mut taken = Vec::new();
         for msg in batch {
@@ -494,7 +517,10 @@ impl Worker {
             self.keep_for_next_start(std::mem::take(taken));
         }
         taken.clear();
-        *writes = BatchWrites::default();
+        *writes = BatchWrites {
+            fence: writes.fence.take(),
+            ..BatchWrites::default()
+        };
         if self.database_lost_at_stop {
             return;
         }

@@ -38,6 +38,11 @@ pub trait LeaderLease: Send {
     async fn release(&mut self);
     /// The lease's term: it grows with every change of holder.
     fn term(&self) -> i64;
+    /// What the ingest's batches carry so a replaced leader's decisions are not written
+    /// (`BatchWrites::fence`); `None` where no one else can take the lease (SQLite).
+    fn fence(&self) -> Option<super::Fence> {
+        None
+    }
 }
 
 #[async_trait]
@@ -138,6 +143,13 @@ impl LeaderLease for PgLease {
 
     fn term(&self) -> i64 {
         self.term
+    }
+
+    fn fence(&self) -> Option<super::Fence> {
+        Some(super::Fence {
+            holder: self.holder.clone(),
+            term: self.term,
+        })
     }
 }
 

@@ -35,7 +35,7 @@ use async_trait::async_trait;
 
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
-    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord,
+    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, Fence,
     HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
     ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };

@@ -200,6 +200,13 @@ pub struct ApiKeyRecord {
     pub region: Option<String>,
 }
 
+/// A leadership lease as it was when a batch was decided: its holder and term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub holder: String,
+    pub term: i64,
+}
+
 /// Everything a batch of results changes, written in one transaction.
 #[derive(Debug, Default, Clone)]
 pub struct BatchWrites {
@@ -234,6 +241,11 @@ pub struct BatchWrites {
     /// already and has not spoken since; otherwise the whole batch is refused with
     /// `StoreError::Conflict`, so one replica, once, raises `region.silent`.
     pub region_silent: Vec<(String, i64, i64)>,
+    /// The leadership lease under which this batch's states, events and alerts were decided.
+    /// If another holder or term holds it when the batch commits (this node was cut off and
+    /// replaced meanwhile), only the facts are written: results, rollups, tool lists and era
+    /// hints. `None`: nothing to check (SQLite, a single node).
+    pub fence: Option<Fence>,
 }
 
 impl BatchWrites {

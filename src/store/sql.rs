@@ -87,7 +87,7 @@ fn before_clause(page: &Page, time_col: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $migrate:path, $claim_lock:literal) => {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $migrate:path, $claim_lock:literal, $share_lock:literal) => {
         /// A [`Store`] on this backend.
         pub struct $store {
             pub(super) pool: $pool,
@@ -307,6 +307,25 @@ macro_rules! sql_store {
 
             /// Run set-based statements in `tx`; the rows they return, in order. Their text
             /// depends on the row count, so they are not kept as prepared statements.
+            /// Whether `fence` still holds the leadership lease; the row stays locked against
+            /// a take-over until the transaction ends.
+            async fn fence_holds(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                fence: &Fence,
+            ) -> StoreResult<bool> {
+                let sql = $conv(concat!(
+                    "SELECT term FROM leases WHERE name = 'leader' AND holder = ? AND term = ? ",
+                    $share_lock
+                ))
+                .into_owned();
+                let held = sqlx::query(audited(&sql))
+                    .bind(&fence.holder)
+                    .bind(fence.term)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                Ok(held.is_some())
+            }
+
             pub(super) async fn run_all(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 stmts: Vec<Statement<'_>>,
@@ -629,11 +648,26 @@ macro_rules! sql_store {
                     }
                 }
                 Self::write_rollups(&mut tx, &rollups).await?;
+                Self::write_snapshots(&mut tx, &w.snapshots, &w.sightings).await?;
+                Self::run_all(&mut tx, batch::set_era_hints(&w.era_hints)).await?;
+                if let Some(fence) = &w.fence
+                    && !Self::fence_holds(&mut tx, fence).await?
+                {
+                    // Cut off and replaced meanwhile: the results are facts, the decisions
+                    // belong to the new leader.
+                    tracing::warn!(
+                        term = fence.term,
+                        results = w.results.len(),
+                        events = w.events.len(),
+                        "leadership lost while these results waited: stored as facts, their state changes and alerts dropped"
+                    );
+                    tx.commit().await?;
+                    return Ok(());
+                }
                 Self::run_all(&mut tx, batch::upsert_region_states(w)).await?;
                 Self::run_all(&mut tx, batch::upsert_server_states(&w.server_states)).await?;
                 Self::run_all(&mut tx, batch::insert_incidents(&w.incidents_opened)).await?;
                 Self::run_all(&mut tx, batch::close_incidents(&w.incidents_closed)).await?;
-                Self::write_snapshots(&mut tx, &w.snapshots, &w.sightings).await?;
                 Self::run_all(&mut tx, batch::insert_schema_changes(&w.schema_changes)).await?;
                 Self::run_all(&mut tx, batch::insert_events(&w.events)).await?;
                 Self::run_all(&mut tx, batch::insert_outbox(&w.outbox)).await?;
@@ -642,7 +676,6 @@ macro_rules! sql_store {
                 Self::run_all(&mut tx, batch::upsert_reminders(&w.reminders)).await?;
                 Self::mark_regions_silent(&mut tx, &w.region_silent).await?;
                 Self::run_all(&mut tx, batch::set_channel_health(&w.channel_health)).await?;
-                Self::run_all(&mut tx, batch::set_era_hints(&w.era_hints)).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -924,6 +957,7 @@ sql_store!(
     sqlite_sql,
     SQLITE_MIGRATIONS,
     migrate_sqlite,
+    "",
     ""
 );
 sql_store!(
@@ -935,7 +969,8 @@ sql_store!(
     postgres_sql,
     POSTGRES_MIGRATIONS,
     migrate_postgres,
-    "FOR UPDATE SKIP LOCKED"
+    "FOR UPDATE SKIP LOCKED",
+    "FOR SHARE"
 );
 
 async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> StoreResult<()> {

@@ -524,3 +524,64 @@ async fn plaintext_url_credentials_are_sealed_at_start() {
         );
     }
 }
+
+/// A leader cut off from the database and replaced meanwhile: its batch, committed when the
+/// database is back, stores the results (facts) but none of the states, events or alerts it
+/// decided; the new leader's batches are written whole.
+#[tokio::test]
+async fn a_replaced_leaders_batch_stores_facts_and_drops_its_decisions() {
+    use sqlx::Connection;
+    let db = TestDb::new(support::db::Backend::Postgres).await;
+    let s = db.store().await;
+    s.insert_server(&server("srv", "srv", 1)).await.unwrap();
+    let old = s.try_lead().await.unwrap().expect("the lease is free");
+    let mut conn = sqlx::PgConnection::connect(&db.url_text()).await.unwrap();
+    sqlx::query("UPDATE leases SET expires_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let new = s
+        .try_lead()
+        .await
+        .unwrap()
+        .expect("an expired lease is taken");
+    assert!(new.term() > old.term());
+    let batch = |lease: &dyn mcpwatch::store::LeaderLease, id: &str| {
+        let mut state = ServerState::new(1);
+        state.status = ServerStatus::Down;
+        BatchWrites {
+            results: vec![result(id, "srv", 1_800_000_000_000, "local")],
+            server_states: vec![("srv".into(), state)],
+            events: vec![EventRecord {
+                id: format!("event-{id}"),
+                server_id: Some("srv".into()),
+                kind: "server.down".into(),
+                at: 100,
+                payload: json!({"to": "down"}),
+            }],
+            fence: lease.fence(),
+            ..BatchWrites::default()
+        }
+    };
+    let page = Page {
+        limit: 10,
+        after: None,
+    };
+    let query = ResultQuery {
+        server_id: "srv".into(),
+        page: page.clone(),
+        ..ResultQuery::default()
+    };
+    s.commit_batch(&batch(old.as_ref(), "r-old")).await.unwrap();
+    assert_eq!(s.list_results(&query).await.unwrap().len(), 1, "the fact");
+    assert!(s.load_state("srv").await.unwrap().0.is_none(), "no state");
+    assert!(s.list_events(None, None, &page).await.unwrap().is_empty());
+
+    s.commit_batch(&batch(new.as_ref(), "r-new")).await.unwrap();
+    assert_eq!(s.list_results(&query).await.unwrap().len(), 2);
+    let (state, _) = s.load_state("srv").await.unwrap();
+    assert_eq!(state.unwrap().status, ServerStatus::Down);
+    assert_eq!(s.list_events(None, None, &page).await.unwrap().len(), 1);
+    s.close().await;
+    db.cleanup().await;
+}
