@@ -390,9 +390,19 @@ impl Worker {
                     for done in self.waiting_flushes.drain(..) {
                         let _ = done.send(());
                     }
-                    let next = tokio::select! {
-                        m = rx.recv() => m,
-                        _ = self.stop.cancelled() => continue,
+                    let next = if self.stop.is_cancelled() {
+                        // Closed: `None` once what senders are still pushing has arrived.
+                        // (Waiting here, not looping: a loop would starve those senders on
+                        // a single-threaded runtime.)
+                        rx.recv().await
+                    } else {
+                        tokio::select! {
+                            m = rx.recv() => m,
+                            _ = self.stop.cancelled() => {
+                                rx.close();
+                                rx.recv().await
+                            }
+                        }
                     };
                     match next {
                         Some(m) => m,
