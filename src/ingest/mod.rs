@@ -734,8 +734,12 @@ async fn evaluate_item(
     );
     record.vantage_unhealthy = item.vantage_unhealthy;
     writes.results.push(record);
-    if ctx.server.paused || item.vantage_unhealthy {
-        // Stored, but neither a paused server's state nor a blind vantage point's view moves.
+    if ctx.server.paused
+        || item.vantage_unhealthy
+        || ctx.monitor.superseded(&item.region, item.started_at)
+    {
+        // Stored, but neither a paused server's state, nor a blind vantage point's view, nor
+        // a result overtaken by a newer one from its region moves anything.
         return Ok(());
     }
     learn_era(&mut ctx.server, item, writes);

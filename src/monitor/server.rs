@@ -85,6 +85,17 @@ impl Monitor {
         self.state.since = at;
     }
 
+    /// Whether `region` has already reported a result that started after `at`: a result that
+    /// arrives out of order (a slow probe overtaken by a "check now", a late agent push, a
+    /// spilled batch taken back after newer results) is a fact to store, not news. Deciding on
+    /// it would move the state back and record the older tool list as a rollback that never
+    /// happened, with a `schema.changed` alert for it.
+    pub fn superseded(&self, region: &str, at: i64) -> bool {
+        self.regions
+            .iter()
+            .any(|r| r.region == region && r.last_result_at.is_some_and(|t| t > at))
+    }
+
     /// The regions whose word counts for a result of `region` at `at`: the region itself and
     /// every region heard from within [`STALE_INTERVALS`] intervals.
     pub fn reporting(&self, region: &str, at: i64, interval_ms: i64) -> Vec<RegionState> {
@@ -345,6 +356,19 @@ mod tests {
             .schema_move
             .unwrap();
         assert_eq!((to_b.from.as_deref(), to_b.to.as_str()), (Some("a"), "b"));
+    }
+
+    #[test]
+    fn a_result_older_than_its_regions_last_is_superseded() {
+        let mut m = Monitor::new(ServerState::new(0), vec![]);
+        step(&mut m, &obs("eu", 2 * MIN, Verdict::Up, "b"));
+        assert!(m.superseded("eu", MIN), "older than eu's last");
+        assert!(!m.superseded("eu", 2 * MIN), "the same start is not older");
+        assert!(!m.superseded("eu", 3 * MIN));
+        assert!(
+            !m.superseded("us", MIN),
+            "another region's clock is its own"
+        );
     }
 
     impl Outcome {

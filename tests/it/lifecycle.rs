@@ -411,3 +411,96 @@ async fn an_outage_past_the_queue_spills_to_disk_and_loses_nothing_across_a_rest
     store.close().await;
     db.cleanup().await;
 }
+
+fn report_with_tools(names: &[&str]) -> ProbeReport {
+    let mut r = up_report();
+    let tools = support::seed::tools(names).as_array().unwrap().clone();
+    r.schema_hash = Some(mcpwatch::schema::schema_hash(&tools).unwrap());
+    r.interface_hash = Some(mcpwatch::schema::interface_hash(&tools).unwrap());
+    r.tools_count = tools.len();
+    r.tools = tools;
+    r
+}
+
+/// A result overtaken by a newer one from its region (a slow probe finishing after a "check
+/// now", a late agent push) is stored and counted, but moves nothing: no state back, no
+/// rollback in the schema history, no `schema.changed` for a list the server no longer serves.
+#[tokio::test]
+async fn a_result_arriving_after_a_newer_one_is_stored_but_decides_nothing() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        store
+            .insert_server(&support::fixtures::server("srv", "srv", 1))
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let (handle, task) = ingest::spawn(
+            store.clone(),
+            100,
+            None,
+            stop.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+            Duration::from_secs(180),
+        );
+        let item = |id: &str, started_at: i64, report: ProbeReport| IngestItem {
+            result_id: id.into(),
+            server_id: "srv".into(),
+            region: "local".into(),
+            started_at,
+            report,
+            vantage_unhealthy: false,
+        };
+        let a = report_with_tools(&["add", "search"]);
+        let b = report_with_tools(&["add"]);
+        let mut down = up_report();
+        down.verdict = Verdict::Down;
+        handle.submit(item("r1", 1_000, a.clone())).await.unwrap();
+        handle.submit(item("r3", 3_000, b.clone())).await.unwrap();
+        // Both started before r3 and arrive after it.
+        handle.submit(item("r2", 2_000, a.clone())).await.unwrap();
+        handle.submit(item("r2b", 2_500, down)).await.unwrap();
+        handle.flush().await;
+
+        assert_eq!(
+            result_count(&store, "srv").await,
+            4,
+            "{backend:?}: all stored"
+        );
+        let changes = store.list_schema_changes("srv").await.unwrap();
+        let moves: Vec<(Option<&str>, &str)> = changes
+            .iter()
+            .map(|c| (c.from_hash.as_deref(), c.to_hash.as_str()))
+            .collect();
+        let (ha, hb) = (a.schema_hash.as_deref(), b.schema_hash.as_deref().unwrap());
+        assert_eq!(moves.len(), 2, "{backend:?}: {moves:?}");
+        assert!(moves.contains(&(ha, hb)), "{backend:?}: {moves:?}");
+        let (state, _) = store.load_state("srv").await.unwrap();
+        let state = state.unwrap();
+        assert_eq!(state.schema_hash.as_deref(), Some(hb), "{backend:?}");
+        assert_eq!(state.status.as_str(), "up", "{backend:?}");
+        let events = store
+            .list_events(
+                Some("srv"),
+                None,
+                &Page {
+                    limit: 50,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "schema.changed").count(),
+            1,
+            "{backend:?}: only A → B: {kinds:?}"
+        );
+        assert!(!kinds.contains(&"server.down"), "{backend:?}: {kinds:?}");
+        stop.cancel();
+        let _ = task.await;
+        store.close().await;
+        db.cleanup().await;
+    }
+}
