@@ -189,7 +189,7 @@ impl Feed {
     async fn clear(&mut self, app: &ClusterParts) {
         for id in self.scheduled.keys() {
             app.scheduler.remove(id);
-            app.ingest.invalidate(id).await;
+            app.ingest.forget(id).await;
         }
         *self = Feed::default();
     }

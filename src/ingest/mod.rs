@@ -137,8 +137,11 @@ pub struct IngestItem {
 
 enum Msg {
     Result(Box<IngestItem>),
-    /// The server's settings changed or it was deleted: reload on next use.
+    /// The server's settings changed or it was deleted: reload them on next use, keeping what
+    /// the monitor decided.
     Invalidate(String),
+    /// Another replica decides now: forget the server's state too (reloaded on next use).
+    Forget(String),
     /// Paused or resumed by an operator.
     Paused {
         server_id: String,
@@ -217,8 +220,14 @@ impl IngestHandle {
             .map_or(0, |s| s.dropped.load(Ordering::Relaxed))
     }
 
+    /// The server's settings changed (or it was deleted).
     pub async fn invalidate(&self, server_id: &str) {
         let _ = self.tx.send(Msg::Invalidate(server_id.to_string())).await;
+    }
+
+    /// Leadership moved: what this node decided about the server is no longer the truth.
+    pub async fn forget(&self, server_id: &str) {
+        let _ = self.tx.send(Msg::Forget(server_id.to_string())).await;
     }
 
     pub async fn set_paused(&self, server_id: &str, paused: bool, at: i64) {
@@ -302,6 +311,11 @@ type Cache = HashMap<String, Box<Cached>>;
 struct Cached {
     server: ServerRecord,
     monitor: Monitor,
+    /// The settings changed: reload `server` before the next use. Only the settings: the
+    /// monitor may hold this batch's decisions, not committed yet, and reloading its state
+    /// from the database would decide them again (a second "first" tool list, a second
+    /// `server.up`).
+    settings_stale: bool,
 }
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
@@ -468,6 +482,11 @@ impl Worker {
                     taken.push(Msg::Result(item));
                 }
                 Msg::Invalidate(id) => {
+                    if let Some(c) = self.cache.get_mut(&id) {
+                        c.settings_stale = true;
+                    }
+                }
+                Msg::Forget(id) => {
                     self.cache.remove(&id);
                 }
                 Msg::RoutingChanged => self.routing = None,
@@ -635,7 +654,12 @@ async fn prefetch(store: &Arc<dyn Store>, cache: &mut Cache, batch: &[Msg]) {
             .unwrap_or_else(|| ServerState::new(row.server.created_at));
         let monitor = Monitor::new(state, row.regions);
         let server = row.server;
-        cache.insert(server.id.clone(), Box::new(Cached { server, monitor }));
+        let cached = Cached {
+            server,
+            monitor,
+            settings_stale: false,
+        };
+        cache.insert(cached.server.id.clone(), Box::new(cached));
     }
 }
 
@@ -701,14 +725,32 @@ async fn context<'a>(
     cache: &'a mut Cache,
     server_id: &str,
 ) -> Result<Option<&'a mut Cached>, crate::store::StoreError> {
+    if cache.get(server_id).is_some_and(|c| c.settings_stale) {
+        match store.get_server(server_id).await? {
+            Some(server) => {
+                if let Some(c) = cache.get_mut(server_id) {
+                    c.server = server;
+                    c.settings_stale = false;
+                }
+            }
+            None => {
+                cache.remove(server_id);
+                return Ok(None);
+            }
+        }
+    }
     if !cache.contains_key(server_id) {
         let Some(server) = store.get_server(server_id).await? else {
             return Ok(None);
         };
         let (state, regions) = store.load_state(server_id).await?;
         let state = state.unwrap_or_else(|| ServerState::new(server.created_at));
-        let monitor = Monitor::new(state, regions);
-        cache.insert(server_id.to_string(), Box::new(Cached { server, monitor }));
+        let cached = Cached {
+            server,
+            monitor: Monitor::new(state, regions),
+            settings_stale: false,
+        };
+        cache.insert(server_id.to_string(), Box::new(cached));
     }
     Ok(cache.get_mut(server_id).map(|c| &mut **c))
 }

@@ -504,3 +504,72 @@ async fn a_result_arriving_after_a_newer_one_is_stored_but_decides_nothing() {
         db.cleanup().await;
     }
 }
+
+/// A settings change (an operator's edit, the change feed seeing a new server) between two
+/// results of one batch takes the new settings and keeps what the first result decided: the
+/// server's first tool list is recorded once, its first `up` decided once.
+#[tokio::test]
+async fn a_settings_change_between_two_results_keeps_the_first_ones_decisions() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let mut server = support::fixtures::server("srv", "srv", 1);
+        store.insert_server(&server).await.unwrap();
+        let stop = CancellationToken::new();
+        let (handle, task) = ingest::spawn(
+            store.clone(),
+            100,
+            None,
+            stop.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+            Duration::from_secs(180),
+        );
+        let item = |id: &str, started_at: i64| IngestItem {
+            result_id: id.into(),
+            server_id: "srv".into(),
+            region: "local".into(),
+            started_at,
+            report: report_with_tools(&["add", "search"]),
+            vantage_unhealthy: false,
+        };
+        // Queued together (the ingest runs only when this test waits), so one batch.
+        handle.submit(item("r1", 1_000)).await.unwrap();
+        server.name = "renamed".into();
+        store.update_server(&server).await.unwrap();
+        handle.invalidate("srv").await;
+        handle.submit(item("r2", 2_000)).await.unwrap();
+        handle.flush().await;
+
+        let changes = store.list_schema_changes("srv").await.unwrap();
+        assert_eq!(changes.len(), 1, "{backend:?}: {changes:?}");
+        let events = store
+            .list_events(
+                Some("srv"),
+                None,
+                &Page {
+                    limit: 50,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        let mut unique = kinds.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            kinds.len(),
+            "{backend:?}: each once: {kinds:?}"
+        );
+        assert_eq!(result_count(&store, "srv").await, 2, "{backend:?}");
+        // The new settings are in use from the next result on.
+        let (state, _) = store.load_state("srv").await.unwrap();
+        assert_eq!(state.unwrap().last_result_at, Some(2_000), "{backend:?}");
+        stop.cancel();
+        let _ = task.await;
+        store.close().await;
+        db.cleanup().await;
+    }
+}
