@@ -20,12 +20,13 @@ pub const MAX_WAIT_SECONDS: u64 = 55;
 pub const MAX_BATCH: usize = 500;
 
 /// One server as an agent probes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentServer {
     pub id: String,
     pub slug: String,
     pub url: String,
     /// Probe credentials, `[name, value]` pairs: only ever sent to an authenticated agent.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub interval_seconds: u32,
     pub timeout_seconds: u32,
@@ -55,14 +56,14 @@ impl AgentServer {
 }
 
 /// `GET /api/v1/agent/config`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentConfig {
     pub region: String,
     pub servers: Vec<AgentServer>,
 }
 
 /// One result as an agent pushes it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentResult {
     /// Made by the agent (UUID); the central stores each id once.
     pub id: String,
@@ -76,17 +77,18 @@ pub struct AgentResult {
     pub report: ProbeReport,
     /// The tool list as received (the report's JSON leaves it out): the central stores its
     /// snapshot and diffs it.
+    #[schema(value_type = Vec<Object>)]
     pub tools: Vec<serde_json::Value>,
 }
 
 /// `POST /api/v1/agent/results`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentBatch {
     pub results: Vec<AgentResult>,
 }
 
 /// The central's answer to a push.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushReply {
     /// New results, ingested and committed.
     pub accepted: usize,

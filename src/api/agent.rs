@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, BadInput, Guarded};
 use super::{AppState, now_ms};
 use crate::agent::protocol::{AgentBatch, AgentConfig, MAX_BATCH, MAX_WAIT_SECONDS, PushReply};
 use crate::ingest::IngestItem;
@@ -70,7 +70,7 @@ async fn config_body(app: &AppState, region: &str) -> Result<(Vec<u8>, String), 
     Ok((body, etag))
 }
 
-#[utoipa::path(get, path = "/agent/config", tag = "agents", params(ConfigQuery), responses((status = 200, description = "the servers this region probes, with an ETag", body = serde_json::Value), (status = 304, description = "unchanged since If-None-Match"), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "not an agent key", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/agent/config", tag = "agents", params(ConfigQuery), responses((status = 200, description = "the servers this region probes, with an ETag", body = crate::agent::protocol::AgentConfig), (status = 304, description = "unchanged since If-None-Match"), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn config(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -116,7 +116,7 @@ pub async fn config(
     }
 }
 
-#[utoipa::path(post, path = "/agent/results", tag = "agents", request_body = serde_json::Value, responses((status = 200, description = "ingested and committed; counts of accepted, duplicate and unknown-server results", body = serde_json::Value), (status = 422, description = "invalid batch", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "not an agent key", body = crate::api::error::Problem), (status = 503, description = "not accepting (shutting down or the database is down); retry", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/agent/results", tag = "agents", request_body = AgentBatch, responses((status = 200, description = "ingested and committed; counts of accepted, duplicate and unknown-server results", body = PushReply), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn results(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -211,7 +211,9 @@ pub async fn results(
             .database_ok
             .load(std::sync::atomic::Ordering::Relaxed)
     {
-        return Err(ApiError::Unavailable("result writes are failing".into()));
+        return Err(ApiError::NotHere(
+            "result writes are failing: keep the batch and retry",
+        ));
     }
     Ok(Json(reply))
 }

@@ -9,12 +9,15 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::error::{ApiError, ApiJson, FieldError};
-use super::{AppState, next_cursor, now_ms, page, rfc3339};
+use super::error::{ApiError, ApiJson, BadInput, FieldError, Guarded, NoSuch, Taken};
+use super::views::{
+    ChannelList, ChannelView, CreatedChannel, DeliveryPage, DeliveryView, TestOutcome,
+};
+use super::{AppState, next_cursor, now_ms, page};
 use crate::alert::{DEFAULT_EVENTS, EVENT_TYPES, webhook};
-use crate::store::{ChannelRecord, DeliveryRecord, EventRecord};
+use crate::store::{ChannelRecord, EventRecord};
 
 /// A channel as clients send it (POST: `name` and `url` required; PATCH: any subset).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -41,22 +44,6 @@ pub struct ChannelInput {
     /// Remind (`server.still_down`) this often while a followed server is down; 0 turns it off
     /// (the default).
     reminder_interval_seconds: Option<i64>,
-}
-
-fn channel_json(c: &ChannelRecord) -> Value {
-    let headers: serde_json::Map<String, Value> = c
-        .header_names
-        .iter()
-        .map(|n| (n.clone(), json!("***")))
-        .collect();
-    json!({
-        "id": c.id, "name": c.name, "kind": c.kind, "url": c.url, "format": c.format, "headers": headers,
-        "recipients": c.recipients,
-        "secret": c.secret_enc.as_ref().map(|_| "***"), "servers": c.server_ids, "tags": c.tags, "events": c.events,
-        "enabled": c.enabled, "disabled_reason": c.disabled_reason, "failing_since": c.failing_since.map(rfc3339),
-        "reminder_interval_seconds": c.reminder_interval_seconds,
-        "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
-    })
 }
 
 /// Validate `input` over `c`; returns a newly generated secret to show once.
@@ -241,11 +228,11 @@ async fn find_channel(app: &AppState, id: &str) -> Result<ChannelRecord, ApiErro
         .ok_or_else(|| ApiError::NotFound(format!("no channel with id '{id}'")))
 }
 
-#[utoipa::path(post, path = "/channels", tag = "alerts", request_body = ChannelInput, responses((status = 201, description = "the channel; a generated secret is shown once", body = Value), (status = 422, description = "invalid input", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/channels", tag = "alerts", request_body = ChannelInput, responses((status = 201, description = "the channel; a generated secret is shown once", body = CreatedChannel), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<ChannelInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedChannel>), ApiError> {
     let now = now_ms();
     let mut c = ChannelRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -270,45 +257,45 @@ pub async fn create(
     let secret = apply(&app, input, &mut c, true).await?;
     app.store.insert_channel(&c).await?;
     app.ingest.routing_changed().await;
-    let mut body = channel_json(&c);
-    if let Some(s) = secret {
-        body["secret"] = json!(s);
-        body["note"] = json!("the signing secret is shown only now; store it with the receiver");
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+    let mut channel = ChannelView::from(&c);
+    let note = secret.map(|s| {
+        channel.secret = Some(s);
+        "the signing secret is shown only now; store it with the receiver".to_string()
+    });
+    Ok((StatusCode::CREATED, Json(CreatedChannel { channel, note })))
 }
 
-#[utoipa::path(get, path = "/channels", tag = "alerts", responses((status = 200, description = "every channel", body = Value)), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/channels", tag = "alerts", responses((status = 200, description = "every channel", body = ChannelList), Guarded), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<ChannelList>, ApiError> {
     let all = app.store.list_channels().await?;
-    Ok(Json(
-        json!({"items": all.iter().map(channel_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(ChannelList {
+        items: all.iter().map(ChannelView::from).collect(),
+    }))
 }
 
-#[utoipa::path(get, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 200, description = "one channel", body = Value), (status = 404, description = "no such channel", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 200, description = "one channel", body = ChannelView), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(channel_json(&find_channel(&app, &id).await?)))
+) -> Result<Json<ChannelView>, ApiError> {
+    Ok(Json(ChannelView::from(&find_channel(&app, &id).await?)))
 }
 
-#[utoipa::path(patch, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), request_body = ChannelInput, responses((status = 200, description = "the changed channel", body = Value), (status = 422, description = "invalid input", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), request_body = ChannelInput, responses((status = 200, description = "the changed channel", body = ChannelView), BadInput, NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ChannelInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChannelView>, ApiError> {
     let mut c = find_channel(&app, &id).await?;
     apply(&app, input, &mut c, false).await?;
     c.updated_at = now_ms();
     app.store.update_channel(&c).await?;
     app.ingest.routing_changed().await;
-    Ok(Json(channel_json(&c)))
+    Ok(Json(ChannelView::from(&c)))
 }
 
-#[utoipa::path(delete, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 204, description = "deleted with its deliveries"), (status = 404, description = "no such channel", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 204, description = "deleted with its deliveries"), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -321,11 +308,11 @@ pub async fn delete(
 }
 
 /// Send a `test` event now and return the result (not stored as a delivery).
-#[utoipa::path(post, path = "/channels/{id}/test", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 200, description = "{delivered, http_status, error, duration_ms}", body = Value)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/channels/{id}/test", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 200, description = "what the receiver answered", body = TestOutcome), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn test(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TestOutcome>, ApiError> {
     let c = find_channel(&app, &id).await?;
     let event = EventRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -336,23 +323,13 @@ pub async fn test(
     };
     let delivery_id = format!("test-{}", event.id);
     let outcome = app.dispatcher.send(&c, &event, &delivery_id).await;
-    Ok(Json(json!({
-        "delivered": outcome.delivered(), "http_status": outcome.http_status, "error": outcome.error,
-        "duration_ms": outcome.duration_ms, "webhook_id": delivery_id,
-    })))
-}
-
-fn delivery_json(d: &DeliveryRecord, attempts: Option<Value>) -> Value {
-    let mut v = json!({
-        "id": d.id, "event_id": d.event_id, "channel_id": d.channel_id, "status": d.status, "attempts": d.attempts,
-        "next_attempt_at": (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
-        "last_http_status": d.last_status, "last_error": d.last_error,
-        "created_at": rfc3339(d.created_at), "delivered_at": d.delivered_at.map(rfc3339),
-    });
-    if let Some(a) = attempts {
-        v["attempt_log"] = a;
-    }
-    v
+    Ok(Json(TestOutcome {
+        delivered: outcome.delivered(),
+        http_status: outcome.http_status,
+        error: outcome.error,
+        duration_ms: outcome.duration_ms,
+        webhook_id: delivery_id,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -369,7 +346,7 @@ async fn delivery_page(
     app: &AppState,
     channel: Option<&str>,
     q: DeliveriesQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     if let Some(s) = &q.status
         && !["pending", "sending", "delivered", "dead"].contains(&s.as_str())
     {
@@ -386,40 +363,38 @@ async fn delivery_page(
     let mut items = Vec::with_capacity(rows.len());
     for d in &rows {
         let attempts = app.store.list_attempts(&d.id).await?;
-        let log: Vec<Value> = attempts
-            .iter()
-            .map(|a| json!({"at": rfc3339(a.at), "http_status": a.http_status, "error": a.error, "duration_ms": a.duration_ms}))
-            .collect();
-        items.push(delivery_json(d, Some(json!(log))));
+        items.push(DeliveryView::new(d, Some(&attempts)));
     }
-    let next = next_cursor(&rows, pg.limit, |d| (d.created_at, d.id.clone()));
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+    Ok(Json(DeliveryPage {
+        items,
+        next_cursor: next_cursor(&rows, pg.limit, |d| (d.created_at, d.id.clone())),
+    }))
 }
 
-#[utoipa::path(get, path = "/channels/{id}/deliveries", tag = "alerts", params(("id" = String, Path, description = "channel id"), DeliveriesQuery), responses((status = 200, description = "deliveries with every attempt", body = Value)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/channels/{id}/deliveries", tag = "alerts", params(("id" = String, Path, description = "channel id"), DeliveriesQuery), responses((status = 200, description = "deliveries with every attempt", body = DeliveryPage), BadInput, NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn channel_deliveries(
     State(app): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<DeliveriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let c = find_channel(&app, &id).await?;
     delivery_page(&app, Some(&c.id), q).await
 }
 
-#[utoipa::path(get, path = "/deliveries", tag = "alerts", params(DeliveriesQuery), responses((status = 200, description = "deliveries with every attempt", body = Value)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/deliveries", tag = "alerts", params(DeliveriesQuery), responses((status = 200, description = "deliveries with every attempt", body = DeliveryPage), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn deliveries(
     State(app): State<AppState>,
     Query(q): Query<DeliveriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     delivery_page(&app, None, q).await
 }
 
 /// Re-queue a dead delivery (same id, so receivers still dedupe).
-#[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "alerts", params(("id" = String, Path, description = "delivery id")), responses((status = 200, description = "queued again", body = Value), (status = 409, description = "not dead", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "alerts", params(("id" = String, Path, description = "delivery id")), responses((status = 200, description = "queued again", body = DeliveryView), NoSuch, Taken, Guarded), security(("bearer" = [])))]
 pub async fn retry(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryView>, ApiError> {
     let d = app
         .store
         .get_delivery(&id)
@@ -433,5 +408,5 @@ pub async fn retry(
     }
     app.dispatcher.wake.notify_one();
     let d = app.store.get_delivery(&id).await?.unwrap_or(d);
-    Ok(Json(delivery_json(&d, None)))
+    Ok(Json(DeliveryView::new(&d, None)))
 }

@@ -31,6 +31,53 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The answers every route behind an API key can give besides its own, documented once
+/// (`responses(…, Guarded)` in a route's `#[utoipa::path]`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only: `ApiError` renders these
+pub enum Guarded {
+    /// No valid API key (`WWW-Authenticate: Bearer`).
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key lacks the scope the route needs.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Rate limited; `Retry-After` says when to try again.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The database is not available, this replica stands by, or it is shutting down (the
+    /// detail says which); `Retry-After: 1`.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The answers of a route that reads a body: unreadable, or fields invalid.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum BadInput {
+    /// The body is not JSON, or not the JSON this route reads.
+    #[response(status = 400, content_type = "application/problem+json")]
+    Unreadable(Problem),
+    /// Well-formed, but fields are invalid: `errors` names each.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
+// The answer of a route whose path names something that does not exist (documentation only).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 404, content_type = "application/problem+json")]
+#[allow(dead_code)]
+/// No such resource.
+pub struct NoSuch(Problem);
+
+// The answer of a route that can meet a taken name or a state that forbids it
+// (documentation only).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 409, content_type = "application/problem+json")]
+#[allow(dead_code)]
+/// A unique value is taken, or the resource is not in a state that allows this.
+pub struct Taken(Problem);
+
 /// An API error, rendered as problem+json.
 #[derive(Debug)]
 #[non_exhaustive]

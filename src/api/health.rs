@@ -7,13 +7,15 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
 use super::AppState;
+use super::views::{Alive, Readiness, Role};
 
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive", body = Value)))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive", body = Alive)))]
+pub async fn healthz() -> Json<Alive> {
+    Json(Alive {
+        status: "ok".into(),
+    })
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -63,13 +65,17 @@ fn ingest_problems(app: &AppState) -> Vec<String> {
     problems
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health", params(ReadyQuery), responses((status = 200, description = "ready, with this replica's role (leader or standby)", body = Value), (status = 503, description = "not ready, with the reasons", body = Value)))]
+#[utoipa::path(get, path = "/readyz", tag = "health", params(ReadyQuery), responses((status = 200, description = "ready, with this replica's role (leader or standby)", body = Readiness), (status = 503, description = "not ready, with the reasons", body = Readiness)))]
 pub async fn readyz(
     State(app): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<ReadyQuery>,
-) -> (StatusCode, Json<Value>) {
+) -> (StatusCode, Json<Readiness>) {
     let mut problems = Vec::new();
-    let role = if app.leads() { "leader" } else { "standby" };
+    let role = if app.leads() {
+        Role::Leader
+    } else {
+        Role::Standby
+    };
     if !app.accepting.load(Ordering::Relaxed) {
         problems.push("shutting down".to_string());
     }
@@ -98,17 +104,19 @@ pub async fn readyz(
         }
     }
     problems.extend(ingest_problems(&app));
-    if problems.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "role": role})),
-        )
+    let (status, word) = if problems.is_empty() {
+        (StatusCode::OK, "ready")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "role": role, "problems": problems})),
-        )
-    }
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    (
+        status,
+        Json(Readiness {
+            status: word.into(),
+            role,
+            problems,
+        }),
+    )
 }
 
 /// Prometheus text format. Protected by `MCPWATCH_METRICS_TOKEN` when it is set.

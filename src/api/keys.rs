@@ -4,11 +4,11 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{AGENT_SCOPE, Caller, Scope};
-use super::error::{ApiError, ApiJson};
-use super::{AppState, now_ms, rfc3339};
+use super::error::{ApiError, ApiJson, BadInput, Guarded, NoSuch};
+use super::views::{IssuedKey, KeyList, KeyView};
+use super::{AppState, now_ms};
 use crate::secrets::{new_token, token_hash};
 use crate::store::ApiKeyRecord;
 
@@ -21,10 +21,6 @@ pub struct KeyInput {
     /// The region an `agent` key reports for (agent keys only).
     #[serde(default)]
     region: Option<String>,
-}
-
-fn key_json(k: &ApiKeyRecord) -> Value {
-    json!({"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "region": k.region, "created_at": rfc3339(k.created_at), "last_used_at": k.last_used_at.map(rfc3339)})
 }
 
 /// Make and store a key; returns the record and the token (to show once).
@@ -49,11 +45,11 @@ pub async fn issue(
     Ok((record, token))
 }
 
-#[utoipa::path(post, path = "/keys", tag = "keys", request_body = KeyInput, responses((status = 201, description = "the key, with its token shown once", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/keys", tag = "keys", request_body = KeyInput, responses((status = 201, description = "the key, with its token shown once", body = IssuedKey), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<KeyInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     let name = input.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::field("name", "must be 1-100 characters"));
@@ -104,21 +100,25 @@ pub async fn create(
     scopes.sort();
     scopes.dedup();
     let (record, token) = issue(app.store.as_ref(), name, scopes, region).await?;
-    let mut body = key_json(&record);
-    body["token"] = json!(token);
-    body["note"] = json!("the token is shown only now; store it safely");
-    Ok((StatusCode::CREATED, Json(body)))
-}
-
-#[utoipa::path(get, path = "/keys", tag = "keys", responses((status = 200, description = "API keys (never their tokens)", body = Value), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let keys = app.store.list_keys().await?;
-    Ok(Json(
-        json!({"items": keys.iter().map(key_json).collect::<Vec<_>>()}),
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKey {
+            key: KeyView::from(&record),
+            token,
+            note: "the token is shown only now; store it safely".into(),
+        }),
     ))
 }
 
-#[utoipa::path(delete, path = "/keys/{id}", tag = "keys", params(("id" = String, Path, description = "key id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such key", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/keys", tag = "keys", responses((status = 200, description = "API keys (never their tokens)", body = KeyList), Guarded), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<KeyList>, ApiError> {
+    let keys = app.store.list_keys().await?;
+    Ok(Json(KeyList {
+        items: keys.iter().map(KeyView::from).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/keys/{id}", tag = "keys", params(("id" = String, Path, description = "key id")), responses((status = 204, description = "deleted"), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

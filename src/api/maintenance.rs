@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiJson};
-use super::{AppState, now_ms, parse_time, rfc3339};
+use super::error::{ApiError, ApiJson, BadInput, Guarded, NoSuch};
+use super::views::{WindowList, WindowView};
+use super::{AppState, now_ms, parse_time};
 use crate::alert::maintenance::{Schedule, schedule_of};
 use crate::store::WindowRecord;
 
@@ -29,23 +29,17 @@ pub struct WindowInput {
     timezone: Option<String>,
 }
 
-fn window_json(w: &WindowRecord, now: i64) -> Value {
+/// The window as it stands at `now`.
+fn window_view(w: &WindowRecord, now: i64) -> WindowView {
     let active = schedule_of(w).ok().and_then(|s| s.active_at(now));
-    json!({
-        "id": w.id, "name": w.name, "servers": w.server_ids, "tags": w.tags,
-        "starts_at": w.starts_at.map(rfc3339), "ends_at": w.ends_at.map(rfc3339),
-        "cron": w.cron, "duration_seconds": w.duration_seconds, "timezone": w.timezone,
-        "active_now": active.is_some(),
-        "current_occurrence": active.map(|(s, e)| json!({"start": rfc3339(s), "end": rfc3339(e)})),
-        "created_at": rfc3339(w.created_at),
-    })
+    WindowView::new(w, active)
 }
 
-#[utoipa::path(post, path = "/maintenance", tag = "alerts", request_body = WindowInput, responses((status = 201, description = "the window", body = Value), (status = 422, description = "invalid input", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/maintenance", tag = "alerts", request_body = WindowInput, responses((status = 201, description = "the window", body = WindowView), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<WindowInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<WindowView>), ApiError> {
     let name = input.name.trim().to_string();
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::field("name", "must be 1-200 characters"));
@@ -107,19 +101,19 @@ pub async fn create(
     }
     app.store.insert_window(&w).await?;
     app.ingest.routing_changed().await;
-    Ok((StatusCode::CREATED, Json(window_json(&w, now_ms()))))
+    Ok((StatusCode::CREATED, Json(window_view(&w, now_ms()))))
 }
 
-#[utoipa::path(get, path = "/maintenance", tag = "alerts", responses((status = 200, description = "every window, with whether it is active now", body = Value)), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/maintenance", tag = "alerts", responses((status = 200, description = "every window, with whether it is active now", body = WindowList), Guarded), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<WindowList>, ApiError> {
     let now = now_ms();
     let all = app.store.list_windows().await?;
-    Ok(Json(
-        json!({"items": all.iter().map(|w| window_json(w, now)).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(WindowList {
+        items: all.iter().map(|w| window_view(w, now)).collect(),
+    }))
 }
 
-#[utoipa::path(delete, path = "/maintenance/{id}", tag = "alerts", params(("id" = String, Path, description = "window id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such window", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/maintenance/{id}", tag = "alerts", params(("id" = String, Path, description = "window id")), responses((status = 204, description = "deleted"), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -23,6 +23,7 @@ mod history;
 mod keys;
 mod maintenance;
 mod servers;
+pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -51,6 +52,8 @@ use crate::store::{Page, Store};
 #[openapi(
     info(title = "mcpwatch", description = "Protocol-aware uptime monitor for MCP servers"),
     modifiers(&BearerAuth),
+    // Named by the shared error responses (`error::Guarded`, …), which do not register it.
+    components(schemas(error::Problem, error::FieldError)),
     tags(
         (name = "servers", description = "registered MCP servers"),
         (name = "history", description = "results, incidents, events, status"),

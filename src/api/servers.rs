@@ -13,13 +13,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::error::{ApiError, ApiJson, FieldError};
-use super::{AppState, next_cursor, now_ms, page, rfc3339};
+use super::error::{ApiError, ApiJson, BadInput, FieldError, Guarded, NoSuch, Taken};
+use super::views::{
+    BatchCreated, CheckResult, CreatedServer, RegionView, ServerDetail, ServerPage, ServerView,
+};
+use super::{AppState, next_cursor, now_ms, page};
 use crate::config::MIN_INTERVAL_SECONDS;
 use crate::ingest::IngestItem;
-use crate::monitor::{RegionState, ServerState, ServerStatus};
+use crate::monitor::{ServerState, ServerStatus};
 use crate::probe::AddressPolicy;
 use crate::secrets::Sealer;
 use crate::store::{Page, ServerFilter, ServerRecord};
@@ -33,6 +36,7 @@ pub struct ServerInput {
     slug: Option<String>,
     /// Probe credentials, e.g. `{"Authorization": "Bearer …"}`; `null` clears them.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     headers: Option<Value>,
     /// Seconds between probes: 10 … 86400, default 60 (`MCPWATCH_DEFAULT_INTERVAL`).
     interval_seconds: Option<u32>,
@@ -46,12 +50,14 @@ pub struct ServerInput {
     successes_to_up: Option<u32>,
     /// Above this probe duration the server is degraded; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
     degraded_latency_ms: Option<Value>,
     expect_auth: Option<bool>,
     /// Regions that probe it (agents' region names and the central's own); empty: all.
     regions: Option<Vec<String>>,
     /// Regions down needed for the server to be down; `null`: a majority of its regions.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
     quorum: Option<Value>,
 }
 
@@ -368,46 +374,6 @@ pub fn seal_url(url: &str, sealer: &Sealer) -> Result<(String, Option<String>), 
     }
 }
 
-/// The public shape of a server. Header values never appear. `protected`: it answered 401/403
-/// to a probe that carried no credential (alive, but its tools were not listed).
-pub fn view(s: &ServerRecord, state: Option<&ServerState>, regions: &[RegionState]) -> Value {
-    let protected = s.header_names.is_empty()
-        && regions
-            .iter()
-            .any(|r| r.last_verdict.as_deref() == Some("auth_required"));
-    let headers: serde_json::Map<String, Value> = s
-        .header_names
-        .iter()
-        .map(|n| (n.clone(), json!("***")))
-        .collect();
-    let status = if s.paused {
-        ServerStatus::Paused
-    } else {
-        state.map(|st| st.status).unwrap_or(ServerStatus::Unknown)
-    };
-    json!({
-        "id": s.id, "slug": s.slug, "name": s.name, "url": s.url, "headers": headers,
-        "interval_seconds": s.interval_seconds, "timeout_seconds": s.timeout_seconds,
-        "tags": s.tags, "public": s.public, "paused": s.paused,
-        "failures_to_down": s.failures_to_down, "successes_to_up": s.successes_to_up,
-        "degraded_latency_ms": s.degraded_latency_ms, "expect_auth": s.expect_auth,
-        "era": s.era_hint,
-        "regions": s.regions, "quorum": s.quorum,
-        "state": status.as_str(),
-        "warnings": regions.iter()
-            .filter(|r| matches!(r.status, crate::monitor::RegionStatus::Down | crate::monitor::RegionStatus::AuthFailed))
-            .filter(|_| matches!(status, ServerStatus::Up | ServerStatus::Degraded))
-            .map(|r| format!("region.down: {} is {} (fewer regions than the quorum)", r.region, r.status.as_str()))
-            .collect::<Vec<_>>(),
-        "protected": protected,
-        "state_since": state.map(|st| rfc3339(st.since)),
-        "last_result_at": state.and_then(|st| st.last_result_at).map(rfc3339),
-        "schema_hash": state.and_then(|st| st.schema_hash.clone()),
-        "open_incident_id": state.and_then(|st| st.open_incident_id.clone()),
-        "created_at": rfc3339(s.created_at), "updated_at": rfc3339(s.updated_at),
-    })
-}
-
 /// Load by id or slug, or 404.
 pub async fn find(app: &AppState, id: &str) -> Result<ServerRecord, ApiError> {
     app.store
@@ -459,7 +425,7 @@ async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<
     Ok(())
 }
 
-#[utoipa::path(post, path = "/servers", tag = "servers", request_body = ServerInput, responses((status = 201, description = "registered; probed at once", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 409, description = "slug taken", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/servers", tag = "servers", request_body = ServerInput, responses((status = 201, description = "registered; probed at once", body = ServerView), BadInput, Taken, Guarded), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<ServerInput>,
@@ -504,7 +470,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(view(&s, Some(&state), &[])),
+        Json(ServerView::new(&s, Some(&state), &[])),
     )
         .into_response())
 }
@@ -527,7 +493,7 @@ pub struct BatchInput {
 /// Register up to 10,000 servers in one request and one transaction: every server is
 /// validated first (errors name `servers[i].field`), then all are stored or none. They are
 /// probed at their stable offset within the first interval, not all at once.
-#[utoipa::path(post, path = "/servers:batch", tag = "servers", request_body = BatchInput, responses((status = 201, description = "registered: {created, servers: [{id, slug, name}]}", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 409, description = "a slug is taken", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/servers:batch", tag = "servers", request_body = BatchInput, responses((status = 201, description = "registered, in input order", body = BatchCreated), BadInput, Taken, Guarded), security(("bearer" = [])))]
 pub async fn create_batch(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<BatchInput>,
@@ -562,13 +528,20 @@ pub async fn create_batch(
         })?;
     schedule_new(&app, &servers)?;
     tracing::info!(count = n, "servers registered in bulk");
-    let created: Vec<Value> = servers
+    let created = servers
         .iter()
-        .map(|s| json!({"id": s.id, "slug": s.slug, "name": s.name}))
+        .map(|s| CreatedServer {
+            id: s.id.clone(),
+            slug: s.slug.clone(),
+            name: s.name.clone(),
+        })
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"created": n, "servers": created})),
+        Json(BatchCreated {
+            created: n,
+            servers: created,
+        }),
     )
         .into_response())
 }
@@ -712,21 +685,21 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/servers", tag = "servers", params(ListQuery), responses((status = 200, description = "a page of servers: {items, next_cursor}", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/servers", tag = "servers", params(ListQuery), responses((status = 200, description = "a page of servers", body = ServerPage), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServerPage>, ApiError> {
     let (filter, pg) = q.parse()?;
     let rows = app.store.servers_with_state(&filter, &pg).await?;
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
-        .map(|r| view(&r.server, r.state.as_ref(), &r.regions))
+        .map(|r| ServerView::new(&r.server, r.state.as_ref(), &r.regions))
         .collect();
-    let next = next_cursor(&rows, pg.limit, |r| {
+    let next_cursor = next_cursor(&rows, pg.limit, |r| {
         (r.server.created_at, r.server.id.clone())
     });
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+    Ok(Json(ServerPage { items, next_cursor }))
 }
 
 impl ListQuery {
@@ -754,27 +727,25 @@ impl ListQuery {
     }
 }
 
-#[utoipa::path(get, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the server with per-region state", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the server with per-region state", body = ServerDetail), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServerDetail>, ApiError> {
     let s = find(&app, &id).await?;
     let (state, regions) = app.store.load_state(&s.id).await?;
-    let mut v = view(&s, state.as_ref(), &regions);
-    v["regions"] = json!(regions
-        .iter()
-        .map(|r| json!({"region": r.region, "state": r.status.as_str(), "last_result_at": r.last_result_at.map(rfc3339), "consecutive_failures": r.consecutive_failures}))
-        .collect::<Vec<_>>());
-    Ok(Json(v))
+    Ok(Json(ServerDetail {
+        server: ServerView::new(&s, state.as_ref(), &regions),
+        region_states: regions.iter().map(RegionView::from).collect(),
+    }))
 }
 
-#[utoipa::path(patch, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), request_body = ServerInput, responses((status = 200, description = "the changed server", body = Value), (status = 422, description = "invalid input, field by field", body = crate::api::error::Problem), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), request_body = ServerInput, responses((status = 200, description = "the changed server", body = ServerView), BadInput, NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ServerInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServerView>, ApiError> {
     let existing = find(&app, &id).await?;
     let was_paused = existing.paused;
     let mut s = apply(input, existing, false, &app.settings.policy, &app.sealer).await?;
@@ -791,10 +762,10 @@ pub async fn update(
     propagate(&app, &s, false).await?;
     app.ingest.flush().await;
     let (state, regions) = app.store.load_state(&s.id).await?;
-    Ok(Json(view(&s, state.as_ref(), &regions)))
+    Ok(Json(ServerView::new(&s, state.as_ref(), &regions)))
 }
 
-#[utoipa::path(delete, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 204, description = "deleted"), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 204, description = "deleted"), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -809,7 +780,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<ServerView>, ApiError> {
     let mut s = find(app, id).await?;
     if s.paused != paused {
         s.paused = paused;
@@ -820,31 +791,31 @@ async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<Value
         app.ingest.flush().await;
     }
     let (state, regions) = app.store.load_state(&s.id).await?;
-    Ok(Json(view(&s, state.as_ref(), &regions)))
+    Ok(Json(ServerView::new(&s, state.as_ref(), &regions)))
 }
 
-#[utoipa::path(post, path = "/servers/{id}/pause", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "paused", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/servers/{id}/pause", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "paused", body = ServerView), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn pause(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServerView>, ApiError> {
     set_paused(&app, &id, true).await
 }
 
-#[utoipa::path(post, path = "/servers/{id}/resume", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "probing again", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/servers/{id}/resume", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "probing again", body = ServerView), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServerView>, ApiError> {
     set_paused(&app, &id, false).await
 }
 
 /// Probe now, record the result like any other, and return the report.
-#[utoipa::path(post, path = "/servers/{id}/check", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the probe report, recorded like any result", body = Value), (status = 404, description = "no such server", body = crate::api::error::Problem), (status = 401, description = "no valid API key", body = crate::api::error::Problem), (status = 403, description = "the key lacks the scope", body = crate::api::error::Problem), (status = 429, description = "rate limited", body = crate::api::error::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/servers/{id}/check", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 200, description = "the probe report, recorded like any result", body = CheckResult), NoSuch, Guarded), security(("bearer" = [])))]
 pub async fn check_now(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CheckResult>, ApiError> {
     if !app.leads() {
         return Err(ApiError::NotHere("this replica stands by; ask the leader"));
     }
@@ -853,7 +824,11 @@ pub async fn check_now(
     let started_at = now_ms();
     let report = app.prober.probe(&job.target).await;
     let result_id = uuid::Uuid::now_v7().to_string();
-    let mut body = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The answer without the tool list (not part of the JSON report); the ingest takes both.
+    let mut report = report;
+    let tools = std::mem::take(&mut report.tools);
+    let answer = report.clone();
+    report.tools = tools;
     app.ingest
         .submit(IngestItem {
             result_id: result_id.clone(),
@@ -866,9 +841,11 @@ pub async fn check_now(
         .await
         .map_err(|_| ApiError::NotHere("shutting down: results are no longer taken"))?;
     app.ingest.flush().await;
-    body["result_id"] = json!(result_id);
-    body["region"] = json!(app.settings.region);
-    Ok(Json(body))
+    Ok(Json(CheckResult {
+        report: answer,
+        result_id,
+        region: app.settings.region.clone(),
+    }))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub fn speaks_initialize_version(version: &str) -> bool {
 }
 
 /// How a server speaks MCP over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Era {
     /// 2026-07-28 and later: stateless, `server/discover`, `_meta` on every request.
     #[serde(rename = "stateless")]

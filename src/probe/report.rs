@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::era::Era;
 
 /// The outcome of a probe, from the point of view of an MCP client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The server completed the handshake and listed at least one valid tool.
@@ -44,7 +44,7 @@ impl fmt::Display for Verdict {
 }
 
 /// Why a probe is `down`. A closed set: every failure maps to exactly one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -118,7 +118,7 @@ impl fmt::Display for FailureKind {
 }
 
 /// Where in the probe sequence something happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Resolving the host name.
@@ -164,7 +164,7 @@ impl fmt::Display for Phase {
 }
 
 /// A failed probe: one kind, the phase, and the evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     pub kind: FailureKind,
     pub phase: Phase,
@@ -204,7 +204,7 @@ impl Failure {
 }
 
 /// `serverInfo` as the server reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerInfo {
     pub name: String,
     pub version: String,
@@ -212,7 +212,7 @@ pub struct ServerInfo {
 
 /// Milliseconds per phase. A phase that did not happen (no TLS on http, no DNS for an IP
 /// literal, a failure before it) is `null`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timings {
     pub dns: Option<f64>,
     pub connect: Option<f64>,
@@ -223,7 +223,7 @@ pub struct Timings {
 }
 
 /// The HTTP status of one request the probe made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HttpStep {
     /// `GET`, `POST` or `DELETE`.
     pub http_method: String,
@@ -233,7 +233,7 @@ pub struct HttpStep {
 }
 
 /// What a 401/403 told us about how to authenticate.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuthChallenge {
     /// 401 or 403.
     pub http_status: u16,
@@ -249,7 +249,7 @@ pub struct AuthChallenge {
 }
 
 /// The server's TLS certificate, for expiry monitoring.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TlsCertInfo {
     /// notAfter of the leaf certificate, RFC 3339.
     pub not_after: String,
@@ -258,7 +258,7 @@ pub struct TlsCertInfo {
 }
 
 /// Everything one probe measured. Serialized as the `--json` output of `mcpwatch check`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProbeReport {
     /// The target, with userinfo removed and any query string redacted.
     pub url: String,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What changed in one tool present in both lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ToolChange {
     pub name: String,
     /// Top-level fields that differ (`inputSchema`, `description`, `annotations`, …), sorted.
@@ -31,7 +31,7 @@ pub struct ToolChange {
 }
 
 /// The diff between an old and a new tool list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SchemaDiff {
     pub breaking: bool,
     /// A description, title, annotation or parameter description changed.

@@ -538,6 +538,69 @@ async fn openapi_document_covers_every_route() {
         doc["components"]["schemas"]["ServerInput"]["properties"]["interval_seconds"].is_object()
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    for (method, path) in routes {
+        let op = &doc["paths"][path][method];
+        let answers = op["responses"].as_object().unwrap();
+        for (status, answer) in answers {
+            if status.starts_with('2') && status != "204" {
+                assert!(
+                    answer["content"]["application/json"]["schema"].is_object(),
+                    "{method} {path} {status}: no body schema"
+                );
+            }
+        }
+        if path.starts_with("/api/v1") {
+            for status in ["401", "403", "429", "503"] {
+                assert!(
+                    answers.contains_key(status),
+                    "{method} {path}: the shared {status} answer is missing"
+                );
+            }
+        }
+    }
+    // A generated client reads every answer without an untyped value.
+    let contract = app.contract().await;
+    assert_eq!(contract.untyped_schemas(), Vec::<String>::new());
+    let any = support::contract::Contract::new(json!({"paths": {"/x": {"get": {"responses": {
+        "200": {"content": {"application/json": {"schema": {"properties": {"v": {"description": "anything"}}}}}}
+    }}}}}));
+    assert_eq!(
+        any.untyped_schemas().len(),
+        1,
+        "the walk finds an untyped member"
+    );
+    // The checker every API test runs on each answer can fail: an undeclared member, a wrong
+    // type and an undocumented status are each refused.
+    let (_, real) = app.get("/api/v1/keys").await;
+    let check = |status: StatusCode, body: &Value| {
+        contract.check(
+            &Method::GET,
+            "/api/v1/keys",
+            status,
+            "application/json",
+            body,
+        )
+    };
+    assert_eq!(check(StatusCode::OK, &real), Ok(()));
+    let mut extra = real.clone();
+    extra["items"][0]["secret_hash"] = json!("x");
+    assert!(
+        check(StatusCode::OK, &extra)
+            .unwrap_err()
+            .contains("/items/0/secret_hash")
+    );
+    let mut wrong = real.clone();
+    wrong["items"][0]["scopes"] = json!("admin");
+    assert!(
+        check(StatusCode::OK, &wrong)
+            .unwrap_err()
+            .contains("does not match")
+    );
+    assert!(
+        check(StatusCode::IM_A_TEAPOT, &real)
+            .unwrap_err()
+            .contains("does not list")
+    );
     app.stop().await;
 }
 

@@ -23,6 +23,9 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), mcpwatch::app::AppError>>>,
     client: reqwest::Client,
+    /// The daemon's OpenAPI document, read at the first API call; every answer is checked
+    /// against it.
+    contract: tokio::sync::OnceCell<super::contract::Contract>,
 }
 
 /// Start the app; `tweak` adjusts settings first.
@@ -48,6 +51,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         stop: Some(tx),
         task: Some(task),
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        contract: tokio::sync::OnceCell::new(),
     }
 }
 
@@ -64,7 +68,9 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -75,11 +81,46 @@ impl TestApp {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if ["/api/", "/healthz", "/readyz"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            let checked = self
+                .contract()
+                .await
+                .check(&method, path, status, &content_type, &body);
+            if let Err(e) = checked {
+                panic!("the answer disagrees with /openapi.json: {e}");
+            }
+        }
+        (status, body)
+    }
+
+    /// The document every answer is checked against.
+    pub async fn contract(&self) -> &super::contract::Contract {
+        self.contract
+            .get_or_init(|| async {
+                let text = self
+                    .client
+                    .get(format!("{}/openapi.json", self.base))
+                    .send()
+                    .await
+                    .expect("GET /openapi.json")
+                    .text()
+                    .await
+                    .expect("the OpenAPI document");
+                let doc: Value = serde_json::from_str(&text).expect("the OpenAPI document is JSON");
+                super::contract::Contract::new(doc)
+            })
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

@@ -29,6 +29,7 @@ pub async fn probe(url: &str) -> ProbeReport {
 pub mod admin;
 pub mod app;
 pub mod browser;
+pub mod contract;
 pub mod db;
 pub mod fixtures;
 pub mod pgbouncer;
