@@ -46,21 +46,46 @@ pub struct ChannelInput {
     reminder_interval_seconds: Option<i64>,
 }
 
-/// Validate `input` over `c`; returns a newly generated secret to show once.
-async fn apply(
-    app: &AppState,
-    input: ChannelInput,
-    c: &mut ChannelRecord,
-    creating: bool,
-) -> Result<Option<String>, ApiError> {
-    let mut errors: Vec<FieldError> = Vec::new();
-    let mut err = |field: &str, message: String| {
-        errors.push(FieldError {
+/// Invalid fields found so far, all reported at once.
+type Problems = Vec<FieldError>;
+
+fn problem(problems: &mut Problems) -> impl FnMut(&str, String) + '_ {
+    |field: &str, message: String| {
+        problems.push(FieldError {
             field: field.into(),
             message,
         })
-    };
-    match input.name.map(|n| n.trim().to_string()) {
+    }
+}
+
+/// Validate `input` over `c`; returns a newly generated secret to show once.
+async fn apply(
+    app: &AppState,
+    mut input: ChannelInput,
+    c: &mut ChannelRecord,
+    creating: bool,
+) -> Result<Option<String>, ApiError> {
+    let mut problems = Problems::new();
+    apply_kind(app, &mut input, c, creating, &mut problems);
+    let shown_secret = apply_target(app, &mut input, c, creating, &mut problems).await?;
+    apply_following(app, &mut input, c, &mut problems).await?;
+    if problems.is_empty() {
+        Ok(shown_secret)
+    } else {
+        Err(ApiError::Invalid(problems))
+    }
+}
+
+/// Name, kind (fixed once created), recipients and body format.
+fn apply_kind(
+    app: &AppState,
+    input: &mut ChannelInput,
+    c: &mut ChannelRecord,
+    creating: bool,
+    problems: &mut Problems,
+) {
+    let mut err = problem(problems);
+    match input.name.take().map(|n| n.trim().to_string()) {
         Some(n) if n.is_empty() || n.len() > 200 => err("name", "must be 1-200 characters".into()),
         Some(n) => c.name = n,
         None if creating => err("name", "is required".into()),
@@ -90,7 +115,7 @@ async fn apply(
             format!("'{other}' is not a channel kind (webhook, email)"),
         ),
     }
-    if let Some(recipients) = input.recipients {
+    if let Some(recipients) = input.recipients.take() {
         match recipients
             .iter()
             .find(|r| r.parse::<lettre::message::Mailbox>().is_err())
@@ -114,7 +139,19 @@ async fn apply(
             format!("'{other}' is not one of standard, slack, discord"),
         ),
     }
-    match input.url {
+}
+
+/// Where deliveries go: the URL, extra headers (sealed) and the signing secret (sealed; a
+/// generated one is returned to show once).
+async fn apply_target(
+    app: &AppState,
+    input: &mut ChannelInput,
+    c: &mut ChannelRecord,
+    creating: bool,
+    problems: &mut Problems,
+) -> Result<Option<String>, ApiError> {
+    let mut err = problem(problems);
+    match input.url.take() {
         Some(_) if c.kind == "email" => {
             err("url", "email channels take recipients, not a URL".into())
         }
@@ -125,7 +162,7 @@ async fn apply(
         None if creating && c.kind == "webhook" => err("url", "is required".into()),
         None => {}
     }
-    if let Some(h) = input.headers {
+    if let Some(h) = input.headers.take() {
         let bad = h.iter().find(|(k, v)| {
             !crate::probe::is_header_name(k)
                 || v.bytes().any(|b| b.is_ascii_control() && b != b'\t')
@@ -152,7 +189,7 @@ async fn apply(
         }
     }
     let mut shown_secret = None;
-    match input.secret {
+    match input.secret.take() {
         Some(s) => match webhook::validate_secret(&s) {
             Ok(()) => {
                 c.secret_enc = Some(
@@ -174,7 +211,18 @@ async fn apply(
         }
         None => {}
     }
-    if let Some(servers) = input.servers {
+    Ok(shown_secret)
+}
+
+/// What it follows (servers, tags, event types), reminders and whether it is on.
+async fn apply_following(
+    app: &AppState,
+    input: &mut ChannelInput,
+    c: &mut ChannelRecord,
+    problems: &mut Problems,
+) -> Result<(), ApiError> {
+    let mut err = problem(problems);
+    if let Some(servers) = input.servers.take() {
         let mut ids = Vec::new();
         for s in servers {
             match app.store.get_server(&s).await? {
@@ -184,10 +232,10 @@ async fn apply(
         }
         c.server_ids = ids;
     }
-    if let Some(tags) = input.tags {
+    if let Some(tags) = input.tags.take() {
         c.tags = tags;
     }
-    if let Some(events) = input.events {
+    if let Some(events) = input.events.take() {
         match events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
             Some(bad) => err(
                 "events",
@@ -214,11 +262,7 @@ async fn apply(
             c.disabled_reason = None;
         }
     }
-    if errors.is_empty() {
-        Ok(shown_secret)
-    } else {
-        Err(ApiError::Invalid(errors))
-    }
+    Ok(())
 }
 
 async fn find_channel(app: &AppState, id: &str) -> Result<ChannelRecord, ApiError> {

@@ -74,7 +74,17 @@ pub(crate) fn default_timeout(interval_seconds: u32) -> u32 {
     (interval_seconds / 2).clamp(1, 10)
 }
 
-/// Validate `input` over `base` (a new record's defaults, or the stored record for PATCH).
+/// Invalid fields found so far, all reported at once.
+type Problems = Vec<FieldError>;
+
+fn bad(problems: &mut Problems, field: &str, message: impl Into<String>) {
+    problems.push(FieldError {
+        field: field.into(),
+        message: message.into(),
+    });
+}
+
+/// Validate `input` over `s` (a new record's defaults, or the stored record for PATCH).
 async fn apply(
     input: ServerInput,
     mut s: ServerRecord,
@@ -82,14 +92,66 @@ async fn apply(
     policy: &AddressPolicy,
     sealer: &Sealer,
 ) -> Result<ServerRecord, ApiError> {
-    let mut errors: Vec<FieldError> = Vec::new();
-    let mut err = |field: &str, message: String| {
-        errors.push(FieldError {
-            field: field.into(),
-            message,
-        })
-    };
-    match input.name.map(|n| n.trim().to_string()) {
+    let mut problems = Problems::new();
+    let ServerInput {
+        name,
+        url,
+        slug,
+        headers,
+        interval_seconds,
+        timeout_seconds,
+        tags,
+        public,
+        paused,
+        failures_to_down,
+        successes_to_up,
+        degraded_latency_ms,
+        expect_auth,
+        regions,
+        quorum,
+    } = input;
+    apply_identity(
+        (name, url, slug),
+        &mut s,
+        creating,
+        policy,
+        sealer,
+        &mut problems,
+    )
+    .await?;
+    apply_headers(headers, &mut s, sealer, &mut problems)?;
+    apply_timing(interval_seconds, timeout_seconds, &mut s, &mut problems);
+    apply_grouping(tags, regions, quorum, &mut s, &mut problems);
+    apply_judgement(
+        Judgement {
+            public,
+            paused,
+            failures_to_down,
+            successes_to_up,
+            degraded_latency_ms,
+            expect_auth,
+        },
+        &mut s,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(s)
+    } else {
+        Err(ApiError::Invalid(problems))
+    }
+}
+
+/// Name, URL (sealed when it carries credentials) and slug.
+async fn apply_identity(
+    (name, url, slug): (Option<String>, Option<String>, Option<String>),
+    s: &mut ServerRecord,
+    creating: bool,
+    policy: &AddressPolicy,
+    sealer: &Sealer,
+    problems: &mut Problems,
+) -> Result<(), ApiError> {
+    let mut err = |field: &str, message: String| bad(problems, field, message);
+    match name.map(|n| n.trim().to_string()) {
         Some(n) if n.is_empty() || n.chars().count() > 200 => {
             err("name", "must be 1-200 characters".into())
         }
@@ -97,7 +159,7 @@ async fn apply(
         None if creating => err("name", "is required".into()),
         None => {}
     }
-    match input.url.map(|u| u.trim().to_string()) {
+    match url.map(|u| u.trim().to_string()) {
         // The masked URL sent back as it was shown (a GET then a PATCH) changes nothing.
         Some(u) if !creating && u == s.url => {}
         Some(u) => match validate_url(&u, policy).await {
@@ -111,7 +173,7 @@ async fn apply(
         None if creating => err("url", "is required".into()),
         None => {}
     }
-    if let Some(slug) = input.slug {
+    if let Some(slug) = slug {
         if valid_slug(&slug) {
             s.slug = slug;
         } else {
@@ -121,7 +183,18 @@ async fn apply(
             );
         }
     }
-    match input.headers {
+    Ok(())
+}
+
+/// Probe headers: write-only, sealed; `null` clears them.
+fn apply_headers(
+    headers: Option<Value>,
+    s: &mut ServerRecord,
+    sealer: &Sealer,
+    problems: &mut Problems,
+) -> Result<(), ApiError> {
+    let mut err = |field: &str, message: String| bad(problems, field, message);
+    match headers {
         None => {}
         Some(Value::Null) => {
             s.header_names.clear();
@@ -164,8 +237,19 @@ async fn apply(
             "must be an object of header name to value".into(),
         ),
     }
+    Ok(())
+}
+
+/// Interval and timeout (the timeout shorter, and following the interval when nobody chose it).
+fn apply_timing(
+    interval_seconds: Option<u32>,
+    timeout_seconds: Option<u32>,
+    s: &mut ServerRecord,
+    problems: &mut Problems,
+) {
+    let mut err = |field: &str, message: String| bad(problems, field, message);
     let old_interval = s.interval_seconds;
-    if let Some(i) = input.interval_seconds {
+    if let Some(i) = interval_seconds {
         if !(MIN_INTERVAL_SECONDS..=86_400).contains(&i) {
             err(
                 "interval_seconds",
@@ -175,7 +259,7 @@ async fn apply(
             s.interval_seconds = i;
         }
     }
-    if let Some(t) = input.timeout_seconds {
+    if let Some(t) = timeout_seconds {
         if t == 0 || t > MAX_TIMEOUT_SECONDS {
             err(
                 "timeout_seconds",
@@ -186,7 +270,7 @@ async fn apply(
         }
     }
     // A timeout nobody chose follows the interval: `{"interval_seconds": 10}` alone must work.
-    if input.timeout_seconds.is_none() && s.timeout_seconds == default_timeout(old_interval) {
+    if timeout_seconds.is_none() && s.timeout_seconds == default_timeout(old_interval) {
         s.timeout_seconds = default_timeout(s.interval_seconds);
     }
     if s.timeout_seconds >= s.interval_seconds {
@@ -198,7 +282,18 @@ async fn apply(
             ),
         );
     }
-    if let Some(tags) = input.tags {
+}
+
+/// Tags, regions and the quorum over them.
+fn apply_grouping(
+    tags: Option<Vec<String>>,
+    regions: Option<Vec<String>>,
+    quorum: Option<Value>,
+    s: &mut ServerRecord,
+    problems: &mut Problems,
+) {
+    let mut err = |field: &str, message: String| bad(problems, field, message);
+    if let Some(tags) = tags {
         let bad: Vec<&String> = tags
             .iter()
             .filter(|t| t.is_empty() || t.len() > 64 || t.chars().any(char::is_control))
@@ -215,7 +310,7 @@ async fn apply(
             );
         }
     }
-    if let Some(regions) = input.regions {
+    if let Some(regions) = regions {
         if regions.len() <= 32 && regions.iter().all(|r| crate::config::is_region_name(r)) {
             let mut regions = regions;
             regions.sort();
@@ -228,7 +323,7 @@ async fn apply(
             );
         }
     }
-    match input.quorum {
+    match quorum {
         None => {}
         Some(Value::Null) => s.quorum = None,
         Some(v) => match v.as_u64().filter(|q| (1..=32).contains(q)) {
@@ -248,6 +343,21 @@ async fn apply(
             ),
         );
     }
+}
+
+/// How results are judged and shown.
+struct Judgement {
+    public: Option<bool>,
+    paused: Option<bool>,
+    failures_to_down: Option<u32>,
+    successes_to_up: Option<u32>,
+    degraded_latency_ms: Option<Value>,
+    expect_auth: Option<bool>,
+}
+
+/// Visibility, pausing and the state machine's thresholds.
+fn apply_judgement(input: Judgement, s: &mut ServerRecord, problems: &mut Problems) {
+    let mut err = |field: &str, message: String| bad(problems, field, message);
     if let Some(p) = input.public {
         s.public = p;
     }
@@ -285,11 +395,6 @@ async fn apply(
     }
     if let Some(e) = input.expect_auth {
         s.expect_auth = e;
-    }
-    if errors.is_empty() {
-        Ok(s)
-    } else {
-        Err(ApiError::Invalid(errors))
     }
 }
 

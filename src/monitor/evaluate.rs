@@ -96,6 +96,7 @@ pub fn evaluate(
     previous_tools: Option<&[Value]>,
     new_incident_id: &str,
 ) -> Evaluation {
+    let result = outcome(obs.verdict, policy);
     let mut region = regions
         .iter()
         .find(|r| r.region == obs.region)
@@ -103,7 +104,69 @@ pub fn evaluate(
         .unwrap_or_else(|| RegionState::new(&obs.region));
     let previous_region_hash = region.last_schema_hash.clone();
     let before_region = region.status;
-    let result = outcome(obs.verdict, policy);
+    step_region(&mut region, result, policy, obs);
+    let tally = tally(policy, server, regions, &region, obs);
+    let mut next = server.clone();
+    next.last_result_at = Some(obs.at);
+    let mut events = Vec::new();
+    let base = json!({
+        "region": obs.region,
+        "verdict": obs.verdict.as_str(),
+        "failure": obs.failure,
+        "protected": obs.verdict == Verdict::AuthRequired && !policy.has_credentials,
+        "expect_auth": policy.expect_auth,
+        "auth_expected_but_not_required": tally.auth_lost,
+    });
+    let with = |mut extra: Value| {
+        if let (Some(e), Some(b)) = (extra.as_object_mut(), base.as_object()) {
+            for (k, v) in b {
+                e.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        extra
+    };
+    let incident = transition(
+        server,
+        tally.status,
+        obs,
+        new_incident_id,
+        &with,
+        &mut next,
+        &mut events,
+    );
+    if region.status == RegionStatus::Down
+        && before_region != RegionStatus::Down
+        && next.status != ServerStatus::Down
+    {
+        events.push(Event {
+            kind: EventKind::RegionDown,
+            at: obs.at,
+            data: with(json!({"regions_down": tally.down, "quorum": tally.quorum})),
+        });
+    }
+    let (new_snapshot, diff) = match (result, &obs.schema_hash) {
+        (Outcome::Success, Some(hash)) => {
+            let drift = Drift {
+                hash,
+                previous_region_hash: previous_region_hash.as_deref(),
+                previous_tools,
+            };
+            drift.judge(server, obs, &with, &mut next, &mut events)
+        }
+        _ => (false, None),
+    };
+    Evaluation {
+        region,
+        server: next,
+        events,
+        incident,
+        new_snapshot,
+        diff,
+    }
+}
+
+/// The observed region's counters and status after this result.
+fn step_region(region: &mut RegionState, result: Outcome, policy: &Policy, obs: &Observation) {
     match result {
         Outcome::Success => {
             region.consecutive_successes += 1;
@@ -131,10 +194,26 @@ pub fn evaluate(
     if obs.schema_hash.is_some() {
         region.last_schema_hash = obs.schema_hash.clone();
     }
+}
 
+/// The server's status across its regions, and the counts it was decided on.
+struct Tally {
+    status: ServerStatus,
+    down: u32,
+    quorum: u32,
+    auth_lost: bool,
+}
+
+fn tally(
+    policy: &Policy,
+    server: &ServerState,
+    regions: &[RegionState],
+    region: &RegionState,
+    obs: &Observation,
+) -> Tally {
     // Every region's status, with this one updated.
     let mut all: Vec<&RegionState> = regions.iter().filter(|r| r.region != obs.region).collect();
-    all.push(&region);
+    all.push(region);
     let n = all.len() as u32;
     // The caller may count regions that have not reported yet (they are expected), so the
     // quorum is not capped by the regions in this list.
@@ -169,27 +248,25 @@ pub fn evaluate(
         server.status.clone_if_known()
     };
 
-    let mut next = server.clone();
-    next.last_result_at = Some(obs.at);
-    let mut events = Vec::new();
-    let mut incident = None;
-    let base = json!({
-        "region": obs.region,
-        "verdict": obs.verdict.as_str(),
-        "failure": obs.failure,
-        "protected": obs.verdict == Verdict::AuthRequired && !policy.has_credentials,
-        "expect_auth": policy.expect_auth,
-        "auth_expected_but_not_required": auth_lost,
-    });
-    let with = |mut extra: Value| {
-        if let (Some(e), Some(b)) = (extra.as_object_mut(), base.as_object()) {
-            for (k, v) in b {
-                e.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        extra
-    };
+    Tally {
+        status,
+        down,
+        quorum,
+        auth_lost,
+    }
+}
 
+/// A change of the server's status: its event and the incident it opens or closes.
+fn transition(
+    server: &ServerState,
+    status: ServerStatus,
+    obs: &Observation,
+    new_incident_id: &str,
+    with: &dyn Fn(Value) -> Value,
+    next: &mut ServerState,
+    events: &mut Vec<Event>,
+) -> Option<IncidentChange> {
+    let mut incident = None;
     if status != server.status {
         next.status = status;
         next.since = obs.at;
@@ -252,32 +329,43 @@ pub fn evaluate(
             _ => {}
         }
     }
-    if region.status == RegionStatus::Down
-        && before_region != RegionStatus::Down
-        && next.status != ServerStatus::Down
-    {
-        events.push(Event {
-            kind: EventKind::RegionDown,
-            at: obs.at,
-            data: with(json!({"regions_down": down, "quorum": quorum})),
-        });
-    }
+    incident
+}
 
-    // Drift and versions, judged on results that carry a tool list.
-    let mut new_snapshot = false;
-    let mut diff = None;
-    if let (Outcome::Success, Some(hash)) = (result, &obs.schema_hash) {
-        match &server.schema_hash {
-            None => {
-                new_snapshot = true;
-                next.schema_hash = Some(hash.clone());
-            }
-            Some(current)
-                if current != hash && previous_region_hash.as_deref() != Some(hash.as_str()) =>
-            {
-                new_snapshot = true;
-                let d = schema::diff(previous_tools.unwrap_or(&[]), &obs.tools);
-                events.push(Event {
+/// A result's tool list against the one the server serves.
+struct Drift<'a> {
+    hash: &'a String,
+    /// What the observed region saw last (a region catching up is not a change).
+    previous_region_hash: Option<&'a str>,
+    previous_tools: Option<&'a [Value]>,
+}
+
+impl Drift<'_> {
+    /// Records a new list or version in `next` and `events`; returns whether the list is new
+    /// and, for a change, its diff.
+    fn judge(
+        &self,
+        server: &ServerState,
+        obs: &Observation,
+        with: &dyn Fn(Value) -> Value,
+        next: &mut ServerState,
+        events: &mut Vec<Event>,
+    ) -> (bool, Option<crate::schema::SchemaDiff>) {
+        let hash = self.hash;
+        let mut new_snapshot = false;
+        let mut diff = None;
+        {
+            match &server.schema_hash {
+                None => {
+                    new_snapshot = true;
+                    next.schema_hash = Some(hash.clone());
+                }
+                Some(current)
+                    if current != hash && self.previous_region_hash != Some(hash.as_str()) =>
+                {
+                    new_snapshot = true;
+                    let d = schema::diff(self.previous_tools.unwrap_or(&[]), &obs.tools);
+                    events.push(Event {
                     kind: EventKind::SchemaChanged,
                     at: obs.at,
                     data: with(json!({
@@ -285,42 +373,36 @@ pub fn evaluate(
                         "summary": d.summary(), "diff": d,
                     })),
                 });
-                next.schema_hash = Some(hash.clone());
-                diff = Some(d);
-            }
-            _ => {}
-        }
-        for (field, seen, known) in [
-            (
-                "server_version",
-                &obs.server_version,
-                &mut next.server_version,
-            ),
-            (
-                "protocol_version",
-                &obs.protocol_version,
-                &mut next.protocol_version,
-            ),
-        ] {
-            if let Some(seen) = seen {
-                if let Some(old) = known.as_ref().filter(|old| *old != seen) {
-                    events.push(Event {
-                        kind: EventKind::VersionChanged,
-                        at: obs.at,
-                        data: with(json!({"field": field, "from": old, "to": seen})),
-                    });
+                    next.schema_hash = Some(hash.clone());
+                    diff = Some(d);
                 }
-                *known = Some(seen.clone());
+                _ => {}
+            }
+            for (field, seen, known) in [
+                (
+                    "server_version",
+                    &obs.server_version,
+                    &mut next.server_version,
+                ),
+                (
+                    "protocol_version",
+                    &obs.protocol_version,
+                    &mut next.protocol_version,
+                ),
+            ] {
+                if let Some(seen) = seen {
+                    if let Some(old) = known.as_ref().filter(|old| *old != seen) {
+                        events.push(Event {
+                            kind: EventKind::VersionChanged,
+                            at: obs.at,
+                            data: with(json!({"field": field, "from": old, "to": seen})),
+                        });
+                    }
+                    *known = Some(seen.clone());
+                }
             }
         }
-    }
-    Evaluation {
-        region,
-        server: next,
-        events,
-        incident,
-        new_snapshot,
-        diff,
+        (new_snapshot, diff)
     }
 }
 

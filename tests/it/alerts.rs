@@ -2,6 +2,7 @@
 //! id under a manual clock, and two dispatchers on one Postgres delivering each row once.
 
 use crate::support;
+use test_case::test_case;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,209 +18,214 @@ use mcpwatch::store::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::app::{ADMIN_TOKEN, spawn_app};
-use support::db::{BACKENDS, Backend, TestDb};
+use support::db::{Backend, TestDb};
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
 use support::webhook_rx::{Receiver, verify};
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn channels_validate_input_and_never_show_secrets_again() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let rx = Receiver::start().await;
-        let (s, created) = app
-            .post(
-                "/api/v1/channels",
-                json!({"name": "ops", "url": rx.url, "headers": {"X-Token": "hdr-secret"}}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{created}");
-        let secret = created["secret"].as_str().unwrap();
-        assert!(secret.starts_with("whsec_"), "generated and shown once");
-        assert_eq!(
-            created["events"],
-            json!([
-                "server.down",
-                "server.up",
-                "server.auth_failed",
-                "schema.changed",
-                "region.silent"
-            ])
-        );
-        let id = created["id"].as_str().unwrap();
-        let (_, again) = app.get(&format!("/api/v1/channels/{id}")).await;
-        assert_eq!(again["secret"], "***");
-        assert_eq!(again["headers"], json!({"X-Token": "***"}));
-        let (_, list) = app.get("/api/v1/channels").await;
-        assert!(!list.to_string().contains(secret) && !list.to_string().contains("hdr-secret"));
-
-        for (body, field) in [
-            (json!({"name": "x", "url": "http://10.0.0.1/hook"}), "url"),
-            (
-                json!({"name": "x", "url": "https://hooks.example/x", "events": ["server.exploded"]}),
-                "events",
-            ),
-            (
-                json!({"name": "x", "url": "https://hooks.example/x", "kind": "email"}),
-                "kind",
-            ),
-            (
-                json!({"name": "x", "url": "https://hooks.example/x", "format": "teams"}),
-                "format",
-            ),
-            (
-                json!({"name": "x", "url": "https://hooks.example/x", "secret": "whsec_***"}),
-                "secret",
-            ),
-            (
-                json!({"name": "x", "url": "https://hooks.example/x", "servers": ["nope"]}),
-                "servers",
-            ),
-        ] {
-            let (s, v) = app.post("/api/v1/channels", body.clone()).await;
-            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
-            assert!(
-                v["errors"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|e| e["field"] == field),
-                "{body}: {v}"
-            );
-        }
-        let (s, test) = app
-            .post(&format!("/api/v1/channels/{id}/test"), json!({}))
-            .await;
-        assert_eq!(s, StatusCode::OK);
-        assert_eq!(test["delivered"], true, "{test}");
-        let got = rx.received();
-        assert_eq!(got[0].json()["type"], "test");
-        assert!(verify(secret, &got[0]), "the test event is signed");
-        assert_eq!(got[0].header("x-token"), "hdr-secret");
-        app.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn a_real_outage_reaches_the_webhook_signed_then_recovery() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let rx = Receiver::start().await;
-        let (_, ch) = app
-            .post(
-                "/api/v1/channels",
-                json!({"name": "ops", "url": rx.url, "tags": ["prod"]}),
-            )
-            .await;
-        let secret = ch["secret"].as_str().unwrap().to_string();
-        let (_, slack) = app.post("/api/v1/channels", json!({"name": "chat", "url": rx.url, "format": "slack", "events": ["server.down"]})).await;
-        assert!(slack["secret"].is_null(), "chat formats are not signed");
-        let fake = FakeServer::start(FakeConfig::default()).await;
-        let (s, _) = app
-            .post(
-                "/api/v1/servers",
-                json!({"name": "Weather", "url": fake.url(), "tags": ["prod"]}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED);
-        first_probe_done(&app, "weather").await;
-        fake.update(|c| {
-            c.fault = Fault::Hang;
-            c.fault_on = "tools/list";
-        });
-        let patch = json!({"timeout_seconds": 1});
-        app.call(
-            Method::PATCH,
-            "/api/v1/servers/weather",
-            Some(ADMIN_TOKEN),
-            Some(patch),
+async fn channels_validate_input_and_never_show_secrets_again(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rx = Receiver::start().await;
+    let (s, created) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "ops", "url": rx.url, "headers": {"X-Token": "hdr-secret"}}),
         )
         .await;
-        app.post("/api/v1/servers/weather/check", json!({})).await;
-        app.post("/api/v1/servers/weather/check", json!({})).await;
-        fake.update(|c| c.fault = Fault::None);
-        app.post("/api/v1/servers/weather/check", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "generated and shown once");
+    assert_eq!(
+        created["events"],
+        json!([
+            "server.down",
+            "server.up",
+            "server.auth_failed",
+            "schema.changed",
+            "region.silent"
+        ])
+    );
+    let id = created["id"].as_str().unwrap();
+    let (_, again) = app.get(&format!("/api/v1/channels/{id}")).await;
+    assert_eq!(again["secret"], "***");
+    assert_eq!(again["headers"], json!({"X-Token": "***"}));
+    let (_, list) = app.get("/api/v1/channels").await;
+    assert!(!list.to_string().contains(secret) && !list.to_string().contains("hdr-secret"));
 
-        let mut got = Vec::new();
-        for _ in 0..100 {
-            got = rx.received();
-            if got.len() >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let standard: Vec<_> = got
-            .iter()
-            .filter(|r| !r.header("webhook-id").is_empty())
-            .collect();
-        let chat: Vec<_> = got
-            .iter()
-            .filter(|r| r.header("webhook-id").is_empty())
-            .collect();
-        assert_eq!(
-            standard.len(),
-            2,
-            "{backend:?}: down and up: {:?}",
-            got.iter().map(|r| r.json()).collect::<Vec<_>>()
-        );
-        let down = standard
-            .iter()
-            .find(|r| r.json()["type"] == "server.down")
-            .expect("server.down");
-        let up = standard
-            .iter()
-            .find(|r| r.json()["type"] == "server.up")
-            .expect("server.up");
-        for r in [down, up] {
-            assert!(
-                verify(&secret, r),
-                "an independent verifier accepts the signature"
-            );
-        }
-        let d = down.json();
-        assert_eq!(d["version"], 1);
-        assert_eq!(d["data"]["server"]["slug"], "weather");
-        assert_eq!(
-            (d["data"]["from"].as_str(), d["data"]["to"].as_str()),
-            (Some("up"), Some("down"))
-        );
-        assert_eq!(d["data"]["failure"]["kind"], "timeout");
-        assert_eq!(d["data"]["failure"]["phase"], "tools_list");
-        assert!(d["data"]["incident_id"].is_string());
-        assert_eq!(up.json()["data"]["incident_id"], d["data"]["incident_id"]);
-        assert_eq!(chat.len(), 1, "the slack channel wants server.down only");
-        assert_eq!(
-            chat[0].json()["text"]
-                .as_str()
-                .unwrap()
-                .lines()
-                .next()
-                .unwrap(),
-            "DOWN: Weather — timeout in tools_list from local"
-        );
-
-        // Three deliveries (down and up to the standard channel, down to chat), recorded a
-        // moment after the receiver answered.
-        let mut deliveries = serde_json::Value::Null;
-        for _ in 0..100 {
-            deliveries = app.get("/api/v1/deliveries?status=delivered").await.1;
-            if deliveries["items"].as_array().is_some_and(|a| a.len() == 3) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let ids: Vec<&str> = deliveries["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["id"].as_str().unwrap())
-            .collect();
+    for (body, field) in [
+        (json!({"name": "x", "url": "http://10.0.0.1/hook"}), "url"),
+        (
+            json!({"name": "x", "url": "https://hooks.example/x", "events": ["server.exploded"]}),
+            "events",
+        ),
+        (
+            json!({"name": "x", "url": "https://hooks.example/x", "kind": "email"}),
+            "kind",
+        ),
+        (
+            json!({"name": "x", "url": "https://hooks.example/x", "format": "teams"}),
+            "format",
+        ),
+        (
+            json!({"name": "x", "url": "https://hooks.example/x", "secret": "whsec_***"}),
+            "secret",
+        ),
+        (
+            json!({"name": "x", "url": "https://hooks.example/x", "servers": ["nope"]}),
+            "servers",
+        ),
+    ] {
+        let (s, v) = app.post("/api/v1/channels", body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
         assert!(
-            ids.contains(&down.header("webhook-id").as_str()),
-            "webhook-id is the delivery id"
+            v["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "{body}: {v}"
         );
-        assert_eq!(deliveries["items"][0]["attempt_log"][0]["http_status"], 200);
-        app.stop().await;
     }
+    let (s, test) = app
+        .post(&format!("/api/v1/channels/{id}/test"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(test["delivered"], true, "{test}");
+    let got = rx.received();
+    assert_eq!(got[0].json()["type"], "test");
+    assert!(verify(secret, &got[0]), "the test event is signed");
+    assert_eq!(got[0].header("x-token"), "hdr-secret");
+    app.stop().await;
+}
+
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
+#[tokio::test]
+async fn a_real_outage_reaches_the_webhook_signed_then_recovery(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rx = Receiver::start().await;
+    let (_, ch) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "ops", "url": rx.url, "tags": ["prod"]}),
+        )
+        .await;
+    let secret = ch["secret"].as_str().unwrap().to_string();
+    let (_, slack) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "chat", "url": rx.url, "format": "slack", "events": ["server.down"]}),
+        )
+        .await;
+    assert!(slack["secret"].is_null(), "chat formats are not signed");
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (s, _) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Weather", "url": fake.url(), "tags": ["prod"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    first_probe_done(&app, "weather").await;
+    fake.update(|c| {
+        c.fault = Fault::Hang;
+        c.fault_on = "tools/list";
+    });
+    let patch = json!({"timeout_seconds": 1});
+    app.call(
+        Method::PATCH,
+        "/api/v1/servers/weather",
+        Some(ADMIN_TOKEN),
+        Some(patch),
+    )
+    .await;
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    fake.update(|c| c.fault = Fault::None);
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = rx.received();
+        if got.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let standard: Vec<_> = got
+        .iter()
+        .filter(|r| !r.header("webhook-id").is_empty())
+        .collect();
+    let chat: Vec<_> = got
+        .iter()
+        .filter(|r| r.header("webhook-id").is_empty())
+        .collect();
+    assert_eq!(
+        standard.len(),
+        2,
+        "{backend:?}: down and up: {:?}",
+        got.iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    let down = standard
+        .iter()
+        .find(|r| r.json()["type"] == "server.down")
+        .expect("server.down");
+    let up = standard
+        .iter()
+        .find(|r| r.json()["type"] == "server.up")
+        .expect("server.up");
+    for r in [down, up] {
+        assert!(
+            verify(&secret, r),
+            "an independent verifier accepts the signature"
+        );
+    }
+    let d = down.json();
+    assert_eq!(d["version"], 1);
+    assert_eq!(d["data"]["server"]["slug"], "weather");
+    assert_eq!(
+        (d["data"]["from"].as_str(), d["data"]["to"].as_str()),
+        (Some("up"), Some("down"))
+    );
+    assert_eq!(d["data"]["failure"]["kind"], "timeout");
+    assert_eq!(d["data"]["failure"]["phase"], "tools_list");
+    assert!(d["data"]["incident_id"].is_string());
+    assert_eq!(up.json()["data"]["incident_id"], d["data"]["incident_id"]);
+    assert_eq!(chat.len(), 1, "the slack channel wants server.down only");
+    assert_eq!(
+        chat[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+        "DOWN: Weather — timeout in tools_list from local"
+    );
+
+    // Three deliveries (down and up to the standard channel, down to chat), recorded a
+    // moment after the receiver answered.
+    let mut deliveries = serde_json::Value::Null;
+    for _ in 0..100 {
+        deliveries = app.get("/api/v1/deliveries?status=delivered").await.1;
+        if deliveries["items"].as_array().is_some_and(|a| a.len() == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids: Vec<&str> = deliveries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&down.header("webhook-id").as_str()),
+        "webhook-id is the delivery id"
+    );
+    assert_eq!(deliveries["items"][0]["attempt_log"][0]["http_status"], 200);
+    app.stop().await;
 }
 
 fn manual_clock(start: i64) -> (Arc<AtomicI64>, Clock) {
@@ -313,107 +319,107 @@ async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, Sealer) {
     (db, store, Sealer::new(&[9; 32]))
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_failing_receiver_is_retried_on_schedule_with_the_same_id() {
-    for backend in BACKENDS {
-        let (db, store, sealer) = setup(backend).await;
-        let rx = Receiver::start().await;
-        rx.reply_with(&[503, 500]);
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        store
-            .insert_channel(&channel("ch", &rx.url, &sealer, secret))
-            .await
-            .unwrap();
-        let t0 = 1_800_000_000_000;
-        store
-            .commit_batch(&events_with_deliveries(1, "ch", t0))
-            .await
-            .unwrap();
-        let (now, clock) = manual_clock(t0);
-        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
-        let d = Dispatcher::new(
-            store.clone(),
-            sealer.clone(),
-            policy,
-            None,
-            clock,
-            Duration::from_secs(30),
-        )
+async fn a_failing_receiver_is_retried_on_schedule_with_the_same_id(backend: Backend) {
+    let (db, store, sealer) = setup(backend).await;
+    let rx = Receiver::start().await;
+    rx.reply_with(&[503, 500]);
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    store
+        .insert_channel(&channel("ch", &rx.url, &sealer, secret))
+        .await
         .unwrap();
+    let t0 = 1_800_000_000_000;
+    store
+        .commit_batch(&events_with_deliveries(1, "ch", t0))
+        .await
+        .unwrap();
+    let (now, clock) = manual_clock(t0);
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        sealer.clone(),
+        policy,
+        None,
+        clock,
+        Duration::from_secs(30),
+    )
+    .unwrap();
 
-        assert_eq!(d.tick().await.unwrap(), 1, "{backend:?}");
-        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
-        assert_eq!(
-            (row.status.as_str(), row.attempts, row.last_status),
-            ("pending", 1, Some(503))
-        );
-        let wait = row.next_attempt_at - t0;
-        assert!(
-            (8_000..=12_000).contains(&wait),
-            "first retry after 10 s ±20 %: {wait}"
-        );
-        assert_eq!(d.tick().await.unwrap(), 0, "not due yet");
-        now.store(row.next_attempt_at, Ordering::SeqCst);
-        assert_eq!(d.tick().await.unwrap(), 1);
-        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
-        assert!(
-            (24_000..=36_000).contains(&(row.next_attempt_at - now.load(Ordering::SeqCst))),
-            "then 30 s"
-        );
-        now.store(row.next_attempt_at, Ordering::SeqCst);
-        assert_eq!(d.tick().await.unwrap(), 1);
-        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
-        assert_eq!((row.status.as_str(), row.attempts), ("delivered", 3));
+    assert_eq!(d.tick().await.unwrap(), 1, "{backend:?}");
+    let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.last_status),
+        ("pending", 1, Some(503))
+    );
+    let wait = row.next_attempt_at - t0;
+    assert!(
+        (8_000..=12_000).contains(&wait),
+        "first retry after 10 s ±20 %: {wait}"
+    );
+    assert_eq!(d.tick().await.unwrap(), 0, "not due yet");
+    now.store(row.next_attempt_at, Ordering::SeqCst);
+    assert_eq!(d.tick().await.unwrap(), 1);
+    let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+    assert!(
+        (24_000..=36_000).contains(&(row.next_attempt_at - now.load(Ordering::SeqCst))),
+        "then 30 s"
+    );
+    now.store(row.next_attempt_at, Ordering::SeqCst);
+    assert_eq!(d.tick().await.unwrap(), 1);
+    let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("delivered", 3));
 
-        let got = rx.received();
-        assert_eq!(got.len(), 3);
-        assert!(
-            got.iter().all(|r| r.header("webhook-id") == "dlv-000"),
-            "same id on every retry"
-        );
-        assert!(
-            got.iter().all(|r| verify(secret, r)),
-            "each retry freshly signed"
-        );
-        let attempts = store.list_attempts("dlv-000").await.unwrap();
-        assert_eq!(
-            attempts.iter().map(|a| a.http_status).collect::<Vec<_>>(),
-            vec![Some(503), Some(500), Some(200)]
-        );
+    let got = rx.received();
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().all(|r| r.header("webhook-id") == "dlv-000"),
+        "same id on every retry"
+    );
+    assert!(
+        got.iter().all(|r| verify(secret, r)),
+        "each retry freshly signed"
+    );
+    let attempts = store.list_attempts("dlv-000").await.unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| a.http_status).collect::<Vec<_>>(),
+        vec![Some(503), Some(500), Some(200)]
+    );
 
-        // Past 24 h a delivery is dead; a 410 disables the channel.
-        rx.reply_with(&[410]);
-        let mut w = events_with_deliveries(1, "ch", t0);
-        w.events = vec![EventRecord {
-            id: "evt-late".into(),
-            server_id: Some("srv".into()),
-            kind: "server.down".into(),
-            at: t0,
-            payload: json!({}),
-        }];
-        w.outbox = vec![DeliveryRecord {
-            id: "dlv-late".into(),
-            event_id: "evt-late".into(),
-            ..w.outbox[0].clone()
-        }];
-        store.commit_batch(&w).await.unwrap();
-        now.store(t0 + 25 * 3600 * 1000, Ordering::SeqCst);
-        d.tick().await.unwrap();
-        let late = store.get_delivery("dlv-late").await.unwrap().unwrap();
-        assert_eq!(late.status, "dead");
-        let ch = store.get_channel("ch").await.unwrap().unwrap();
-        assert!(!ch.enabled && ch.disabled_reason.as_deref().unwrap().contains("410"));
-        assert!(
-            store.requeue_delivery("dlv-late", t0).await.unwrap(),
-            "dead rows can be re-queued"
-        );
-        assert!(
-            !store.requeue_delivery("dlv-000", t0).await.unwrap(),
-            "delivered rows cannot"
-        );
-        store.close().await;
-        db.cleanup().await;
-    }
+    // Past 24 h a delivery is dead; a 410 disables the channel.
+    rx.reply_with(&[410]);
+    let mut w = events_with_deliveries(1, "ch", t0);
+    w.events = vec![EventRecord {
+        id: "evt-late".into(),
+        server_id: Some("srv".into()),
+        kind: "server.down".into(),
+        at: t0,
+        payload: json!({}),
+    }];
+    w.outbox = vec![DeliveryRecord {
+        id: "dlv-late".into(),
+        event_id: "evt-late".into(),
+        ..w.outbox[0].clone()
+    }];
+    store.commit_batch(&w).await.unwrap();
+    now.store(t0 + 25 * 3600 * 1000, Ordering::SeqCst);
+    d.tick().await.unwrap();
+    let late = store.get_delivery("dlv-late").await.unwrap().unwrap();
+    assert_eq!(late.status, "dead");
+    let ch = store.get_channel("ch").await.unwrap().unwrap();
+    assert!(!ch.enabled && ch.disabled_reason.as_deref().unwrap().contains("410"));
+    assert!(
+        store.requeue_delivery("dlv-late", t0).await.unwrap(),
+        "dead rows can be re-queued"
+    );
+    assert!(
+        !store.requeue_delivery("dlv-000", t0).await.unwrap(),
+        "delivered rows cannot"
+    );
+    store.close().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
@@ -478,425 +484,434 @@ async fn two_dispatchers_on_one_postgres_deliver_each_row_exactly_once() {
     db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn email_channels_send_one_readable_message_per_event() {
-    for backend in BACKENDS {
-        let smtp = support::smtp::SmtpServer::start();
-        let url = smtp.url();
-        let app = support::app::spawn_app_with(backend, move |s| {
-            s.smtp_url = Some(url);
-            s.smtp_from = Some("mcpwatch <alerts@mcpwatch.test>".into());
-            s.public_url = Some("https://status.mcpwatch.test".into());
-        })
-        .await;
-        let (s, ch) = app.post("/api/v1/channels", json!({"name": "oncall", "kind": "email", "recipients": ["ops@example.test", "lead@example.test"]})).await;
-        assert_eq!(s, StatusCode::CREATED, "{ch}");
-        assert!(ch["secret"].is_null());
-        let (s, bad) = app
-            .post(
-                "/api/v1/channels",
-                json!({"name": "x", "kind": "email", "recipients": ["not an address"]}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
-
-        let fake = FakeServer::start(FakeConfig::default()).await;
-        app.post(
-            "/api/v1/servers",
-            json!({"name": "Mailer Test", "url": fake.url()}),
+async fn email_channels_send_one_readable_message_per_event(backend: Backend) {
+    let smtp = support::smtp::SmtpServer::start();
+    let url = smtp.url();
+    let app = support::app::spawn_app_with(backend, move |s| {
+        s.smtp_url = Some(url);
+        s.smtp_from = Some("mcpwatch <alerts@mcpwatch.test>".into());
+        s.public_url = Some("https://status.mcpwatch.test".into());
+    })
+    .await;
+    let (s, ch) = app.post("/api/v1/channels", json!({"name": "oncall", "kind": "email", "recipients": ["ops@example.test", "lead@example.test"]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    assert!(ch["secret"].is_null());
+    let (s, bad) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "x", "kind": "email", "recipients": ["not an address"]}),
         )
         .await;
-        first_probe_done(&app, "mailer-test").await;
-        fake.update(|c| {
-            c.fault = Fault::Html200;
-            c.fault_on = "*";
-        });
-        app.post("/api/v1/servers/mailer-test/check", json!({}))
-            .await;
-        app.post("/api/v1/servers/mailer-test/check", json!({}))
-            .await;
-        let mut mails = Vec::new();
-        for _ in 0..100 {
-            mails = smtp.mails();
-            if !mails.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    app.post(
+        "/api/v1/servers",
+        json!({"name": "Mailer Test", "url": fake.url()}),
+    )
+    .await;
+    first_probe_done(&app, "mailer-test").await;
+    fake.update(|c| {
+        c.fault = Fault::Html200;
+        c.fault_on = "*";
+    });
+    app.post("/api/v1/servers/mailer-test/check", json!({}))
+        .await;
+    app.post("/api/v1/servers/mailer-test/check", json!({}))
+        .await;
+    let mut mails = Vec::new();
+    for _ in 0..100 {
+        mails = smtp.mails();
+        if !mails.is_empty() {
+            break;
         }
-        assert_eq!(mails.len(), 1, "{backend:?}: one message per event");
-        let m = &mails[0];
-        assert_eq!(m.from, "alerts@mcpwatch.test");
-        let mut to = m.to.clone();
-        to.sort();
-        assert_eq!(to, vec!["lead@example.test", "ops@example.test"]);
-        assert!(
-            m.data.contains("Subject: [mcpwatch] DOWN: Mailer Test =?")
-                || m.data.contains("Subject: [mcpwatch] DOWN: Mailer Test"),
-            "{}",
-            m.data
-        );
-        assert!(m.data.contains("multipart/alternative"));
-        assert!(m.data.contains("text/plain") && m.data.contains("text/html"));
-        assert!(m.data.contains("not_mcp in handshake"), "{}", m.data);
-        assert!(
-            m.data
-                .contains("https://status.mcpwatch.test/s/mailer-test")
-        );
-        // The SMTP server has the message a moment before the dispatcher records the result.
-        let mut deliveries = serde_json::Value::Null;
-        for _ in 0..100 {
-            deliveries = app.get("/api/v1/deliveries").await.1;
-            if deliveries["items"][0]["status"] == "delivered" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let id = deliveries["items"][0]["id"].as_str().unwrap();
-        assert!(
-            m.data.contains(&format!("Message-ID: <{id}@mcpwatch>")),
-            "the delivery id is the Message-ID"
-        );
-        assert_eq!(deliveries["items"][0]["status"], "delivered");
-        app.stop().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(mails.len(), 1, "{backend:?}: one message per event");
+    let m = &mails[0];
+    assert_eq!(m.from, "alerts@mcpwatch.test");
+    let mut to = m.to.clone();
+    to.sort();
+    assert_eq!(to, vec!["lead@example.test", "ops@example.test"]);
+    assert!(
+        m.data.contains("Subject: [mcpwatch] DOWN: Mailer Test =?")
+            || m.data.contains("Subject: [mcpwatch] DOWN: Mailer Test"),
+        "{}",
+        m.data
+    );
+    assert!(m.data.contains("multipart/alternative"));
+    assert!(m.data.contains("text/plain") && m.data.contains("text/html"));
+    assert!(m.data.contains("not_mcp in handshake"), "{}", m.data);
+    assert!(
+        m.data
+            .contains("https://status.mcpwatch.test/s/mailer-test")
+    );
+    // The SMTP server has the message a moment before the dispatcher records the result.
+    let mut deliveries = serde_json::Value::Null;
+    for _ in 0..100 {
+        deliveries = app.get("/api/v1/deliveries").await.1;
+        if deliveries["items"][0]["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = deliveries["items"][0]["id"].as_str().unwrap();
+    assert!(
+        m.data.contains(&format!("Message-ID: <{id}@mcpwatch>")),
+        "the delivery id is the Message-ID"
+    );
+    assert_eq!(deliveries["items"][0]["status"], "delivered");
+    app.stop().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_channel_that_keeps_failing_is_reported_once_to_the_others_then_recovers() {
-    for backend in BACKENDS {
-        let (db, store, sealer) = setup(backend).await;
-        let (bad_rx, good_rx) = (Receiver::start().await, Receiver::start().await);
-        bad_rx.reply_with(&[500; 7]);
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        store
-            .insert_channel(&channel("bad", &bad_rx.url, &sealer, secret))
-            .await
-            .unwrap();
-        let mut good = channel("good", &good_rx.url, &sealer, secret);
-        good.events = vec!["server.up".into()]; // channel health reaches it whatever it follows
-        store.insert_channel(&good).await.unwrap();
-        let t0 = 1_800_000_000_000;
-        store
-            .commit_batch(&events_with_deliveries(6, "bad", t0))
-            .await
-            .unwrap();
-        let (now, clock) = manual_clock(t0);
-        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
-        let d = Dispatcher::new(
-            store.clone(),
-            sealer,
-            policy,
-            None,
-            clock,
-            Duration::from_secs(30),
-        )
+async fn a_channel_that_keeps_failing_is_reported_once_to_the_others_then_recovers(
+    backend: Backend,
+) {
+    let (db, store, sealer) = setup(backend).await;
+    let (bad_rx, good_rx) = (Receiver::start().await, Receiver::start().await);
+    bad_rx.reply_with(&[500; 7]);
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    store
+        .insert_channel(&channel("bad", &bad_rx.url, &sealer, secret))
+        .await
         .unwrap();
+    let mut good = channel("good", &good_rx.url, &sealer, secret);
+    good.events = vec!["server.up".into()]; // channel health reaches it whatever it follows
+    store.insert_channel(&good).await.unwrap();
+    let t0 = 1_800_000_000_000;
+    store
+        .commit_batch(&events_with_deliveries(6, "bad", t0))
+        .await
+        .unwrap();
+    let (now, clock) = manual_clock(t0);
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        sealer,
+        policy,
+        None,
+        clock,
+        Duration::from_secs(30),
+    )
+    .unwrap();
 
-        d.tick().await.unwrap(); // 6 failures; the 5th marks the channel failing
-        let bad = store.get_channel("bad").await.unwrap().unwrap();
-        assert_eq!(bad.failing_since, Some(t0), "{backend:?}");
-        d.tick().await.unwrap(); // delivers channel.failing to the good channel
-        let told: Vec<Value> = good_rx.received().iter().map(|r| r.json()).collect();
-        assert_eq!(told.len(), 1, "{backend:?}: once: {told:?}");
-        assert_eq!(told[0]["type"], "channel.failing");
-        assert_eq!(told[0]["data"]["channel"]["name"], "bad");
-        assert!(
-            told[0]["data"]["last_error"]
-                .as_str()
-                .unwrap()
-                .contains("HTTP 500")
-        );
+    d.tick().await.unwrap(); // 6 failures; the 5th marks the channel failing
+    let bad = store.get_channel("bad").await.unwrap().unwrap();
+    assert_eq!(bad.failing_since, Some(t0), "{backend:?}");
+    d.tick().await.unwrap(); // delivers channel.failing to the good channel
+    let told: Vec<Value> = good_rx.received().iter().map(|r| r.json()).collect();
+    assert_eq!(told.len(), 1, "{backend:?}: once: {told:?}");
+    assert_eq!(told[0]["type"], "channel.failing");
+    assert_eq!(told[0]["data"]["channel"]["name"], "bad");
+    assert!(
+        told[0]["data"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500")
+    );
 
-        // The receiver is back (its queued 500s are used up after one more): recovered, once.
-        now.store(t0 + 60_000, Ordering::SeqCst);
-        for _ in 0..3 {
-            d.tick().await.unwrap();
-        }
-        let kinds: Vec<String> = good_rx
-            .received()
-            .iter()
-            .map(|r| r.json()["type"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            kinds,
-            vec!["channel.failing", "channel.recovered"],
-            "{backend:?}"
-        );
-        assert_eq!(
-            store
-                .get_channel("bad")
-                .await
-                .unwrap()
-                .unwrap()
-                .failing_since,
-            None
-        );
-        store.close().await;
-        db.cleanup().await;
+    // The receiver is back (its queued 500s are used up after one more): recovered, once.
+    now.store(t0 + 60_000, Ordering::SeqCst);
+    for _ in 0..3 {
+        d.tick().await.unwrap();
     }
+    let kinds: Vec<String> = good_rx
+        .received()
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["channel.failing", "channel.recovered"],
+        "{backend:?}"
+    );
+    assert_eq!(
+        store
+            .get_channel("bad")
+            .await
+            .unwrap()
+            .unwrap()
+            .failing_since,
+        None
+    );
+    store.close().await;
+    db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let rx = Receiver::start().await;
-        app.post("/api/v1/channels", json!({"name": "ops", "url": rx.url}))
-            .await;
-        let fake = FakeServer::start(FakeConfig::default()).await;
-        app.post(
-            "/api/v1/servers",
-            json!({"name": "Deploying", "url": fake.url()}),
+async fn maintenance_holds_alerts_then_sends_one_summary_when_it_ends(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rx = Receiver::start().await;
+    app.post("/api/v1/channels", json!({"name": "ops", "url": rx.url}))
+        .await;
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    app.post(
+        "/api/v1/servers",
+        json!({"name": "Deploying", "url": fake.url()}),
+    )
+    .await;
+    first_probe_done(&app, "deploying").await;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (start, end) = (
+        mcpwatch::api::rfc3339(now - 1000),
+        mcpwatch::api::rfc3339(now + 2500),
+    );
+    let (s, window) = app
+        .post(
+            "/api/v1/maintenance",
+            json!({"name": "deploy", "servers": ["deploying"], "starts_at": start, "ends_at": end}),
         )
         .await;
-        first_probe_done(&app, "deploying").await;
-
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let (start, end) = (
-            mcpwatch::api::rfc3339(now - 1000),
-            mcpwatch::api::rfc3339(now + 2500),
-        );
-        let (s, window) = app.post("/api/v1/maintenance", json!({"name": "deploy", "servers": ["deploying"], "starts_at": start, "ends_at": end})).await;
-        assert_eq!(s, StatusCode::CREATED, "{window}");
-        assert_eq!(window["active_now"], true);
-        for (body, field) in [
-            (
-                json!({"name": "x", "cron": "0 2 * * *", "duration_seconds": 600, "timezone": "Mars/Base"}),
-                "timezone",
-            ),
-            (
-                json!({"name": "x", "cron": "0 0 2 * * *", "duration_seconds": 600}),
-                "cron",
-            ),
-            (
-                json!({"name": "x", "cron": "0 2 * * *"}),
-                "duration_seconds",
-            ),
-            (
-                json!({"name": "x", "starts_at": end, "ends_at": start}),
-                "ends_at",
-            ),
-        ] {
-            let (s, v) = app.post("/api/v1/maintenance", body.clone()).await;
-            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
-            assert_eq!(v["errors"][0]["field"], field, "{body}: {v}");
-        }
-
-        fake.update(|c| {
-            c.fault = Fault::Status(503);
-            c.fault_on = "*";
-        });
-        app.post("/api/v1/servers/deploying/check", json!({})).await;
-        app.post("/api/v1/servers/deploying/check", json!({})).await;
-        let (_, v) = app.get("/api/v1/servers/deploying").await;
-        assert_eq!(v["state"], "down", "states still change during maintenance");
-        let (_, events) = app.get("/api/v1/events?type=server.down").await;
-        assert_eq!(
-            events["items"][0]["data"]["held_by_maintenance"], "deploy",
-            "the event is recorded, marked held"
-        );
-        // The outbox is written with the event: no row now means no alert ever.
-        let (_, deliveries) = app.get("/api/v1/deliveries").await;
-        assert_eq!(
-            deliveries["items"].as_array().map(Vec::len),
-            Some(0),
-            "no alert during the window: {deliveries}"
-        );
-        assert!(rx.received().is_empty(), "no alert during the window");
-
-        // The window ends with the server still down: one summary.
-        let mut got = Vec::new();
-        for _ in 0..100 {
-            got = rx.received();
-            if !got.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(got.len(), 1, "{backend:?}");
-        let summary = got[0].json();
-        assert_eq!(summary["type"], "maintenance.ended");
-        assert_eq!(
-            (
-                summary["data"]["from"].as_str(),
-                summary["data"]["to"].as_str()
-            ),
-            (Some("up"), Some("down"))
-        );
-        assert_eq!(summary["data"]["window"], "deploy");
-        // One summary row, delivered; nothing else queued to come.
-        support::eventually(
-            "the summary's delivery is done",
-            Duration::from_secs(10),
-            async || {
-                let (_, d) = app.get("/api/v1/deliveries").await;
-                let items = d["items"].as_array().cloned().unwrap_or_default();
-                (items.len() != 1 || items[0]["status"] != "delivered").then(|| d.to_string())
-            },
-        )
-        .await;
-        assert_eq!(rx.received().len(), 1, "exactly one summary");
-        let (_, list) = app.get("/api/v1/maintenance").await;
-        assert_eq!(list["items"][0]["active_now"], false);
-        app.stop().await;
+    assert_eq!(s, StatusCode::CREATED, "{window}");
+    assert_eq!(window["active_now"], true);
+    for (body, field) in [
+        (
+            json!({"name": "x", "cron": "0 2 * * *", "duration_seconds": 600, "timezone": "Mars/Base"}),
+            "timezone",
+        ),
+        (
+            json!({"name": "x", "cron": "0 0 2 * * *", "duration_seconds": 600}),
+            "cron",
+        ),
+        (
+            json!({"name": "x", "cron": "0 2 * * *"}),
+            "duration_seconds",
+        ),
+        (
+            json!({"name": "x", "starts_at": end, "ends_at": start}),
+            "ends_at",
+        ),
+    ] {
+        let (s, v) = app.post("/api/v1/maintenance", body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["errors"][0]["field"], field, "{body}: {v}");
     }
-}
 
-#[tokio::test]
-async fn a_flapping_server_alerts_once_then_holds() {
-    for backend in BACKENDS {
-        let app = spawn_app(backend).await;
-        let rx = Receiver::start().await;
-        app.post("/api/v1/channels", json!({"name": "ops", "url": rx.url}))
-            .await;
-        let fake = FakeServer::start(FakeConfig::default()).await;
-        app.post(
-            "/api/v1/servers",
-            json!({"name": "Flappy", "url": fake.url(), "failures_to_down": 1}),
-        )
-        .await;
-        first_probe_done(&app, "flappy").await;
-        for i in 0..8 {
-            let broken = i % 2 == 0;
-            fake.update(|c| {
-                c.fault = if broken {
-                    Fault::Status(502)
-                } else {
-                    Fault::None
-                };
-                c.fault_on = "*";
-            });
-            app.post("/api/v1/servers/flappy/check", json!({})).await;
+    fake.update(|c| {
+        c.fault = Fault::Status(503);
+        c.fault_on = "*";
+    });
+    app.post("/api/v1/servers/deploying/check", json!({})).await;
+    app.post("/api/v1/servers/deploying/check", json!({})).await;
+    let (_, v) = app.get("/api/v1/servers/deploying").await;
+    assert_eq!(v["state"], "down", "states still change during maintenance");
+    let (_, events) = app.get("/api/v1/events?type=server.down").await;
+    assert_eq!(
+        events["items"][0]["data"]["held_by_maintenance"], "deploy",
+        "the event is recorded, marked held"
+    );
+    // The outbox is written with the event: no row now means no alert ever.
+    let (_, deliveries) = app.get("/api/v1/deliveries").await;
+    assert_eq!(
+        deliveries["items"].as_array().map(Vec::len),
+        Some(0),
+        "no alert during the window: {deliveries}"
+    );
+    assert!(rx.received().is_empty(), "no alert during the window");
+
+    // The window ends with the server still down: one summary.
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = rx.received();
+        if !got.is_empty() {
+            break;
         }
-        let (_, events) = app.get("/api/v1/events?limit=50").await;
-        let recorded: Vec<&str> = events["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            recorded
-                .iter()
-                .filter(|k| **k == "server.down" || **k == "server.up")
-                .count(),
-            8,
-            "every change recorded: {recorded:?}"
-        );
-        assert_eq!(
-            recorded.iter().filter(|k| **k == "server.flapping").count(),
-            1
-        );
-        // What goes out is what the outbox holds (written with the events): wait until every
-        // row is delivered, then nothing more can arrive.
-        support::eventually("every delivery done", Duration::from_secs(10), async || {
-            let (_, d) = app.get("/api/v1/deliveries?limit=100").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.len(), 1, "{backend:?}");
+    let summary = got[0].json();
+    assert_eq!(summary["type"], "maintenance.ended");
+    assert_eq!(
+        (
+            summary["data"]["from"].as_str(),
+            summary["data"]["to"].as_str()
+        ),
+        (Some("up"), Some("down"))
+    );
+    assert_eq!(summary["data"]["window"], "deploy");
+    // One summary row, delivered; nothing else queued to come.
+    support::eventually(
+        "the summary's delivery is done",
+        Duration::from_secs(10),
+        async || {
+            let (_, d) = app.get("/api/v1/deliveries").await;
             let items = d["items"].as_array().cloned().unwrap_or_default();
-            let done = items.iter().all(|i| i["status"] == "delivered");
-            (!done || rx.received().len() < items.len()).then(|| d.to_string())
-        })
+            (items.len() != 1 || items[0]["status"] != "delivered").then(|| d.to_string())
+        },
+    )
+    .await;
+    assert_eq!(rx.received().len(), 1, "exactly one summary");
+    let (_, list) = app.get("/api/v1/maintenance").await;
+    assert_eq!(list["items"][0]["active_now"], false);
+    app.stop().await;
+}
+
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
+#[tokio::test]
+async fn a_flapping_server_alerts_once_then_holds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rx = Receiver::start().await;
+    app.post("/api/v1/channels", json!({"name": "ops", "url": rx.url}))
         .await;
-        let mut sent: Vec<String> = rx
-            .received()
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    app.post(
+        "/api/v1/servers",
+        json!({"name": "Flappy", "url": fake.url(), "failures_to_down": 1}),
+    )
+    .await;
+    first_probe_done(&app, "flappy").await;
+    for i in 0..8 {
+        let broken = i % 2 == 0;
+        fake.update(|c| {
+            c.fault = if broken {
+                Fault::Status(502)
+            } else {
+                Fault::None
+            };
+            c.fault_on = "*";
+        });
+        app.post("/api/v1/servers/flappy/check", json!({})).await;
+    }
+    let (_, events) = app.get("/api/v1/events?limit=50").await;
+    let recorded: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recorded
             .iter()
-            .map(|r| r.json()["type"].as_str().unwrap().to_string())
-            .collect();
-        sent.sort();
-        let mut expected = vec![
-            "server.down",
-            "server.up",
-            "server.down",
-            "server.up",
-            "server.down",
-            "server.flapping",
-        ];
-        expected.sort();
-        assert_eq!(
-            sent, expected,
-            "{backend:?}: five alerts, then one flapping, then quiet"
-        );
-        app.stop().await;
-    }
+            .filter(|k| **k == "server.down" || **k == "server.up")
+            .count(),
+        8,
+        "every change recorded: {recorded:?}"
+    );
+    assert_eq!(
+        recorded.iter().filter(|k| **k == "server.flapping").count(),
+        1
+    );
+    // What goes out is what the outbox holds (written with the events): wait until every
+    // row is delivered, then nothing more can arrive.
+    support::eventually("every delivery done", Duration::from_secs(10), async || {
+        let (_, d) = app.get("/api/v1/deliveries?limit=100").await;
+        let items = d["items"].as_array().cloned().unwrap_or_default();
+        let done = items.iter().all(|i| i["status"] == "delivered");
+        (!done || rx.received().len() < items.len()).then(|| d.to_string())
+    })
+    .await;
+    let mut sent: Vec<String> = rx
+        .received()
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    sent.sort();
+    let mut expected = vec![
+        "server.down",
+        "server.up",
+        "server.down",
+        "server.up",
+        "server.down",
+        "server.flapping",
+    ];
+    expected.sort();
+    assert_eq!(
+        sent, expected,
+        "{backend:?}: five alerts, then one flapping, then quiet"
+    );
+    app.stop().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn reminders_repeat_on_their_interval_while_down_and_stop_when_up() {
+async fn reminders_repeat_on_their_interval_while_down_and_stop_when_up(backend: Backend) {
     use mcpwatch::monitor::{ServerState, ServerStatus};
-    for backend in BACKENDS {
-        let (db, store, sealer) = setup(backend).await;
-        let rx = Receiver::start().await;
-        let mut ch = channel(
-            "ch",
-            &rx.url,
-            &sealer,
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        );
-        ch.reminder_interval_seconds = Some(600);
-        store.insert_channel(&ch).await.unwrap();
-        let quiet = channel(
-            "quiet",
-            &rx.url,
-            &sealer,
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        );
-        store.insert_channel(&quiet).await.unwrap(); // no interval: never reminded
-        let t0 = 1_800_000_000_000;
-        let mut down = ServerState::new(t0);
-        down.status = ServerStatus::Down;
-        down.open_incident_id = Some("inc-1".into());
-        store.set_server_state("srv", &down).await.unwrap();
-        let (now, clock) = manual_clock(t0 + 599_000);
-        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
-        let d = Dispatcher::new(
-            store.clone(),
-            sealer,
-            policy,
-            None,
-            clock,
-            Duration::from_secs(30),
-        )
-        .unwrap();
+    let (db, store, sealer) = setup(backend).await;
+    let rx = Receiver::start().await;
+    let mut ch = channel(
+        "ch",
+        &rx.url,
+        &sealer,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    ch.reminder_interval_seconds = Some(600);
+    store.insert_channel(&ch).await.unwrap();
+    let quiet = channel(
+        "quiet",
+        &rx.url,
+        &sealer,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    store.insert_channel(&quiet).await.unwrap(); // no interval: never reminded
+    let t0 = 1_800_000_000_000;
+    let mut down = ServerState::new(t0);
+    down.status = ServerStatus::Down;
+    down.open_incident_id = Some("inc-1".into());
+    store.set_server_state("srv", &down).await.unwrap();
+    let (now, clock) = manual_clock(t0 + 599_000);
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        sealer,
+        policy,
+        None,
+        clock,
+        Duration::from_secs(30),
+    )
+    .unwrap();
 
-        d.tick().await.unwrap();
-        d.tick().await.unwrap();
-        assert!(rx.received().is_empty(), "{backend:?}: not yet 10 minutes");
-        now.store(t0 + 600_000, Ordering::SeqCst);
-        d.tick().await.unwrap(); // writes the reminder
-        d.tick().await.unwrap(); // delivers it
-        let got = rx.received();
-        assert_eq!(got.len(), 1, "{backend:?}");
-        assert_eq!(got[0].json()["type"], "server.still_down");
-        assert_eq!(got[0].json()["data"]["down_for_seconds"], 600);
-        now.store(t0 + 900_000, Ordering::SeqCst);
-        d.tick().await.unwrap();
-        assert_eq!(
-            rx.received().len(),
-            1,
-            "the next one is due 10 minutes after the last"
-        );
-        now.store(t0 + 1_200_000, Ordering::SeqCst);
-        d.tick().await.unwrap();
-        d.tick().await.unwrap();
-        assert_eq!(rx.received().len(), 2);
+    d.tick().await.unwrap();
+    d.tick().await.unwrap();
+    assert!(rx.received().is_empty(), "{backend:?}: not yet 10 minutes");
+    now.store(t0 + 600_000, Ordering::SeqCst);
+    d.tick().await.unwrap(); // writes the reminder
+    d.tick().await.unwrap(); // delivers it
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "{backend:?}");
+    assert_eq!(got[0].json()["type"], "server.still_down");
+    assert_eq!(got[0].json()["data"]["down_for_seconds"], 600);
+    now.store(t0 + 900_000, Ordering::SeqCst);
+    d.tick().await.unwrap();
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "the next one is due 10 minutes after the last"
+    );
+    now.store(t0 + 1_200_000, Ordering::SeqCst);
+    d.tick().await.unwrap();
+    d.tick().await.unwrap();
+    assert_eq!(rx.received().len(), 2);
 
-        let mut up = down.clone();
-        up.status = ServerStatus::Up;
-        up.open_incident_id = None;
-        store.set_server_state("srv", &up).await.unwrap();
-        now.store(t0 + 3_600_000, Ordering::SeqCst);
-        d.tick().await.unwrap();
-        d.tick().await.unwrap();
-        assert_eq!(rx.received().len(), 2, "no reminders once up");
-        store.close().await;
-        db.cleanup().await;
-    }
+    let mut up = down.clone();
+    up.status = ServerStatus::Up;
+    up.open_incident_id = None;
+    store.set_server_state("srv", &up).await.unwrap();
+    now.store(t0 + 3_600_000, Ordering::SeqCst);
+    d.tick().await.unwrap();
+    d.tick().await.unwrap();
+    assert_eq!(rx.received().len(), 2, "no reminders once up");
+    store.close().await;
+    db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn every_event_type_reaches_a_webhook_and_an_smtp_server() {
+async fn every_event_type_reaches_a_webhook_and_an_smtp_server(backend: Backend) {
     let kinds = [
         "server.down",
         "server.up",
@@ -913,185 +928,182 @@ async fn every_event_type_reaches_a_webhook_and_an_smtp_server() {
         "channel.failing",
         "channel.recovered",
     ];
-    for backend in BACKENDS {
-        let (db, store, sealer) = setup(backend).await;
-        let rx = Receiver::start().await;
-        let smtp = support::smtp::SmtpServer::start();
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        store
-            .insert_channel(&channel("hook", &rx.url, &sealer, secret))
-            .await
-            .unwrap();
-        let mut mail = channel("mail", &rx.url, &sealer, secret);
-        (mail.kind, mail.url, mail.format, mail.secret_enc) = ("email".into(), None, None, None);
-        mail.recipients = vec!["ops@example.test".into()];
-        store.insert_channel(&mail).await.unwrap();
-        let t0 = 1_800_000_000_000;
-        let mut w = BatchWrites::default();
-        for (i, kind) in kinds.iter().enumerate() {
-            let id = format!("evt-{i:02}");
-            w.events.push(EventRecord {
-                id: id.clone(), server_id: Some("srv".into()), kind: kind.to_string(), at: t0,
-                payload: json!({"server": {"id": "srv", "slug": "srv", "name": "Srv", "url": "https://x.example/mcp"},
-                    "region": "eu-west", "from": "up", "to": "down", "failure": {"kind": "timeout", "phase": "tools_list", "message": "no answer"},
-                    "summary": "breaking: 1 removed (search)", "breaking": true, "field": "server_version", "state": "down",
-                    "changes": 6, "window_minutes": 30, "window": "deploy", "down_for_seconds": 600, "since": "2027-01-01T00:00:00Z",
-                    "channel": {"id": "x", "name": "pager"}, "last_error": "HTTP 500"}),
-            });
-            for ch in ["hook", "mail"] {
-                let mut d = DeliveryRecord::pending(&id, ch, t0);
-                d.id = format!("{ch}-{i:02}");
-                w.outbox.push(d);
-            }
-        }
-        store.commit_batch(&w).await.unwrap();
-        let (_, clock) = manual_clock(t0);
-        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
-        let mailer =
-            mcpwatch::alert::email::Mailer::new(&smtp.url(), "alerts@mcpwatch.test").unwrap();
-        let d = Dispatcher::new(
-            store.clone(),
-            sealer,
-            policy,
-            None,
-            clock,
-            Duration::from_secs(30),
-        )
-        .unwrap()
-        .with_mailer(mailer);
-        tokio::time::timeout(Duration::from_secs(60), async {
-            while d.tick().await.unwrap() > 0 {}
-        })
+    let (db, store, sealer) = setup(backend).await;
+    let rx = Receiver::start().await;
+    let smtp = support::smtp::SmtpServer::start();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    store
+        .insert_channel(&channel("hook", &rx.url, &sealer, secret))
         .await
-        .expect("deliveries finish");
-
-        let hooks = rx.received();
-        let mut hook_kinds: Vec<String> = hooks
-            .iter()
-            .map(|r| r.json()["type"].as_str().unwrap().to_string())
-            .collect();
-        hook_kinds.sort();
-        let mut expected: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-        expected.sort();
-        assert_eq!(hook_kinds, expected, "{backend:?}");
-        assert!(
-            hooks.iter().all(|r| verify(secret, r)),
-            "every webhook verifies"
-        );
-        let mails = smtp.mails();
-        assert_eq!(mails.len(), kinds.len(), "{backend:?}: one email per event");
-        for kind in kinds {
-            let prefix = match kind {
-                "server.down" => "DOWN: Srv",
-                "server.up" => "UP: Srv",
-                "server.degraded" => "DEGRADED: Srv",
-                "server.auth_failed" => "AUTH FAILED: Srv",
-                "schema.changed" => "SCHEMA CHANGED (breaking): Srv",
-                "schema.inconsistent" => "SCHEMA INCONSISTENT: Srv",
-                "server.version_changed" => "VERSION: Srv",
-                "region.down" => "REGION DOWN: Srv",
-                "server.still_down" => "STILL DOWN: Srv",
-                "server.flapping" => "FLAPPING: Srv",
-                "server.settled" => "SETTLED: Srv",
-                "maintenance.ended" => "AFTER MAINTENANCE: Srv",
-                "channel.failing" => "CHANNEL FAILING",
-                _ => "CHANNEL RECOVERED",
-            };
-            let subject = format!("Subject: [mcpwatch] {prefix}");
-            assert!(
-                mails.iter().any(|m| m.data.contains(&subject)),
-                "{backend:?}: no email for {kind} ({subject})"
-            );
+        .unwrap();
+    let mut mail = channel("mail", &rx.url, &sealer, secret);
+    (mail.kind, mail.url, mail.format, mail.secret_enc) = ("email".into(), None, None, None);
+    mail.recipients = vec!["ops@example.test".into()];
+    store.insert_channel(&mail).await.unwrap();
+    let t0 = 1_800_000_000_000;
+    let mut w = BatchWrites::default();
+    for (i, kind) in kinds.iter().enumerate() {
+        let id = format!("evt-{i:02}");
+        w.events.push(EventRecord {
+            id: id.clone(), server_id: Some("srv".into()), kind: kind.to_string(), at: t0,
+            payload: json!({"server": {"id": "srv", "slug": "srv", "name": "Srv", "url": "https://x.example/mcp"},
+                "region": "eu-west", "from": "up", "to": "down", "failure": {"kind": "timeout", "phase": "tools_list", "message": "no answer"},
+                "summary": "breaking: 1 removed (search)", "breaking": true, "field": "server_version", "state": "down",
+                "changes": 6, "window_minutes": 30, "window": "deploy", "down_for_seconds": 600, "since": "2027-01-01T00:00:00Z",
+                "channel": {"id": "x", "name": "pager"}, "last_error": "HTTP 500"}),
+        });
+        for ch in ["hook", "mail"] {
+            let mut d = DeliveryRecord::pending(&id, ch, t0);
+            d.id = format!("{ch}-{i:02}");
+            w.outbox.push(d);
         }
-        assert_eq!(store.pending_deliveries().await.unwrap(), 0);
-        store.close().await;
-        db.cleanup().await;
     }
+    store.commit_batch(&w).await.unwrap();
+    let (_, clock) = manual_clock(t0);
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+    let mailer = mcpwatch::alert::email::Mailer::new(&smtp.url(), "alerts@mcpwatch.test").unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        sealer,
+        policy,
+        None,
+        clock,
+        Duration::from_secs(30),
+    )
+    .unwrap()
+    .with_mailer(mailer);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while d.tick().await.unwrap() > 0 {}
+    })
+    .await
+    .expect("deliveries finish");
+
+    let hooks = rx.received();
+    let mut hook_kinds: Vec<String> = hooks
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    hook_kinds.sort();
+    let mut expected: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    expected.sort();
+    assert_eq!(hook_kinds, expected, "{backend:?}");
+    assert!(
+        hooks.iter().all(|r| verify(secret, r)),
+        "every webhook verifies"
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), kinds.len(), "{backend:?}: one email per event");
+    for kind in kinds {
+        let prefix = match kind {
+            "server.down" => "DOWN: Srv",
+            "server.up" => "UP: Srv",
+            "server.degraded" => "DEGRADED: Srv",
+            "server.auth_failed" => "AUTH FAILED: Srv",
+            "schema.changed" => "SCHEMA CHANGED (breaking): Srv",
+            "schema.inconsistent" => "SCHEMA INCONSISTENT: Srv",
+            "server.version_changed" => "VERSION: Srv",
+            "region.down" => "REGION DOWN: Srv",
+            "server.still_down" => "STILL DOWN: Srv",
+            "server.flapping" => "FLAPPING: Srv",
+            "server.settled" => "SETTLED: Srv",
+            "maintenance.ended" => "AFTER MAINTENANCE: Srv",
+            "channel.failing" => "CHANNEL FAILING",
+            _ => "CHANNEL RECOVERED",
+        };
+        let subject = format!("Subject: [mcpwatch] {prefix}");
+        assert!(
+            mails.iter().any(|m| m.data.contains(&subject)),
+            "{backend:?}: no email for {kind} ({subject})"
+        );
+    }
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    store.close().await;
+    db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn two_api_calls_then_one_webhook_and_one_email_each_way() {
-    for backend in BACKENDS {
-        let smtp = support::smtp::SmtpServer::start();
-        let smtp_url = smtp.url();
-        let app = support::app::spawn_app_with(backend, move |s| {
-            s.smtp_url = Some(smtp_url);
-            s.smtp_from = Some("alerts@mcpwatch.test".into());
-        })
+async fn two_api_calls_then_one_webhook_and_one_email_each_way(backend: Backend) {
+    let smtp = support::smtp::SmtpServer::start();
+    let smtp_url = smtp.url();
+    let app = support::app::spawn_app_with(backend, move |s| {
+        s.smtp_url = Some(smtp_url);
+        s.smtp_from = Some("alerts@mcpwatch.test".into());
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let (_, hook) = app
+        .post("/api/v1/channels", json!({"name": "hook", "url": rx.url}))
         .await;
-        let rx = Receiver::start().await;
-        let (_, hook) = app
-            .post("/api/v1/channels", json!({"name": "hook", "url": rx.url}))
-            .await;
-        let (_, _mail) = app
-            .post(
-                "/api/v1/channels",
-                json!({"name": "mail", "kind": "email", "recipients": ["ops@example.test"]}),
-            )
-            .await;
-        let secret = hook["secret"].as_str().unwrap().to_string();
-        let fake = FakeServer::start(FakeConfig::default()).await;
-        app.post(
-            "/api/v1/servers",
-            json!({"name": "Story", "url": fake.url(), "failures_to_down": 1}),
+    let (_, _mail) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "mail", "kind": "email", "recipients": ["ops@example.test"]}),
         )
         .await;
-        first_probe_done(&app, "story").await;
-        fake.update(|c| {
-            c.fault = Fault::Hang;
-            c.fault_on = "tools/list";
-        });
-        app.call(
-            Method::PATCH,
-            "/api/v1/servers/story",
-            Some(ADMIN_TOKEN),
-            Some(json!({"timeout_seconds": 1})),
-        )
-        .await;
-        app.post("/api/v1/servers/story/check", json!({})).await;
-        fake.update(|c| c.fault = Fault::None);
-        app.post("/api/v1/servers/story/check", json!({})).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    app.post(
+        "/api/v1/servers",
+        json!({"name": "Story", "url": fake.url(), "failures_to_down": 1}),
+    )
+    .await;
+    first_probe_done(&app, "story").await;
+    fake.update(|c| {
+        c.fault = Fault::Hang;
+        c.fault_on = "tools/list";
+    });
+    app.call(
+        Method::PATCH,
+        "/api/v1/servers/story",
+        Some(ADMIN_TOKEN),
+        Some(json!({"timeout_seconds": 1})),
+    )
+    .await;
+    app.post("/api/v1/servers/story/check", json!({})).await;
+    fake.update(|c| c.fault = Fault::None);
+    app.post("/api/v1/servers/story/check", json!({})).await;
 
-        let (mut hooks, mut mails) = (Vec::new(), Vec::new());
-        for _ in 0..100 {
-            (hooks, mails) = (rx.received(), smtp.mails());
-            if hooks.len() >= 2 && mails.len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let (mut hooks, mut mails) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        (hooks, mails) = (rx.received(), smtp.mails());
+        if hooks.len() >= 2 && mails.len() >= 2 {
+            break;
         }
-        let kinds: Vec<String> = hooks
-            .iter()
-            .map(|r| r.json()["type"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(kinds, vec!["server.down", "server.up"], "{backend:?}");
-        assert!(hooks.iter().all(|r| verify(&secret, r)));
-        assert_eq!(hooks[0].json()["data"]["failure"]["kind"], "timeout");
-        assert_eq!(mails.len(), 2, "{backend:?}");
-        assert!(
-            mails[0].data.contains("Subject: [mcpwatch] DOWN: Story =?")
-                || mails[0].data.contains("DOWN: Story"),
-            "{}",
-            mails[0].data
-        );
-        assert!(
-            mails[0].data.contains("timeout in tools_list"),
-            "what failed where: {}",
-            mails[0].data
-        );
-        assert!(mails[1].data.contains("UP: Story"), "{}", mails[1].data);
-
-        // A delivered row cannot be retried; the API says so.
-        let (_, deliveries) = app.get("/api/v1/deliveries?status=delivered").await;
-        let id = deliveries["items"][0]["id"].as_str().unwrap();
-        let (s, v) = app
-            .post(&format!("/api/v1/deliveries/{id}/retry"), json!({}))
-            .await;
-        assert_eq!(s, StatusCode::CONFLICT, "{v}");
-        let (s, _) = app.post("/api/v1/deliveries/nope/retry", json!({})).await;
-        assert_eq!(s, StatusCode::NOT_FOUND);
-        app.stop().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let kinds: Vec<String> = hooks
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, vec!["server.down", "server.up"], "{backend:?}");
+    assert!(hooks.iter().all(|r| verify(&secret, r)));
+    assert_eq!(hooks[0].json()["data"]["failure"]["kind"], "timeout");
+    assert_eq!(mails.len(), 2, "{backend:?}");
+    assert!(
+        mails[0].data.contains("Subject: [mcpwatch] DOWN: Story =?")
+            || mails[0].data.contains("DOWN: Story"),
+        "{}",
+        mails[0].data
+    );
+    assert!(
+        mails[0].data.contains("timeout in tools_list"),
+        "what failed where: {}",
+        mails[0].data
+    );
+    assert!(mails[1].data.contains("UP: Story"), "{}", mails[1].data);
+
+    // A delivered row cannot be retried; the API says so.
+    let (_, deliveries) = app.get("/api/v1/deliveries?status=delivered").await;
+    let id = deliveries["items"][0]["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(&format!("/api/v1/deliveries/{id}/retry"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, _) = app.post("/api/v1/deliveries/nope/retry", json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -1146,67 +1158,67 @@ async fn raw_sql(db: &TestDb, sql: &str) {
 
 /// A delivery whose event cannot be read right now is postponed, not given up as if the
 /// event were gone: once the read works, it is delivered, with its one id.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_failed_read_postpones_a_delivery_and_never_kills_it() {
-    for backend in BACKENDS {
-        let (db, store, sealer) = setup(backend).await;
-        let rx = Receiver::start().await;
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let mut ch = channel("ch", &rx.url, &sealer, secret);
-        // A channel's own headers go along, but never replace the signature.
-        ch.header_names = vec!["webhook-signature".into(), "X-Extra".into()];
-        ch.headers_enc = Some(
-            sealer
-                .seal(br#"[["webhook-signature", "v1,forged"], ["X-Extra", "yes"]]"#)
-                .unwrap(),
-        );
-        store.insert_channel(&ch).await.unwrap();
-        let t0 = 1_800_000_000_000;
-        store
-            .commit_batch(&events_with_deliveries(1, "ch", t0))
-            .await
-            .unwrap();
-        raw_sql(
-            &db,
-            "UPDATE events SET payload = 'not json' WHERE id = 'evt-0'",
-        )
-        .await;
-        let (now, clock) = manual_clock(t0);
-        let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
-        let d = Dispatcher::new(
-            store.clone(),
-            sealer,
-            policy,
-            None,
-            clock,
-            Duration::from_secs(30),
-        )
+async fn a_failed_read_postpones_a_delivery_and_never_kills_it(backend: Backend) {
+    let (db, store, sealer) = setup(backend).await;
+    let rx = Receiver::start().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut ch = channel("ch", &rx.url, &sealer, secret);
+    // A channel's own headers go along, but never replace the signature.
+    ch.header_names = vec!["webhook-signature".into(), "X-Extra".into()];
+    ch.headers_enc = Some(
+        sealer
+            .seal(br#"[["webhook-signature", "v1,forged"], ["X-Extra", "yes"]]"#)
+            .unwrap(),
+    );
+    store.insert_channel(&ch).await.unwrap();
+    let t0 = 1_800_000_000_000;
+    store
+        .commit_batch(&events_with_deliveries(1, "ch", t0))
+        .await
         .unwrap();
-        d.tick().await.unwrap();
-        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
-        // Still held under its lease, not dead, no attempt counted.
-        assert_eq!(
-            (row.status.as_str(), row.attempts),
-            ("sending", 0),
-            "{backend:?}"
-        );
-        assert!(rx.received().is_empty());
+    raw_sql(
+        &db,
+        "UPDATE events SET payload = 'not json' WHERE id = 'evt-0'",
+    )
+    .await;
+    let (now, clock) = manual_clock(t0);
+    let policy = AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        sealer,
+        policy,
+        None,
+        clock,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    d.tick().await.unwrap();
+    let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+    // Still held under its lease, not dead, no attempt counted.
+    assert_eq!(
+        (row.status.as_str(), row.attempts),
+        ("sending", 0),
+        "{backend:?}"
+    );
+    assert!(rx.received().is_empty());
 
-        raw_sql(&db, r#"UPDATE events SET payload = '{"server": {"slug": "srv", "name": "Srv"}}' WHERE id = 'evt-0'"#).await;
-        now.store(t0 + 31_000, Ordering::SeqCst); // past the 30 s lease
-        d.tick().await.unwrap();
-        let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
-        assert_eq!(
-            (row.status.as_str(), row.attempts),
-            ("delivered", 1),
-            "{backend:?}"
-        );
-        let got = rx.received();
-        assert_eq!(got.len(), 1);
-        assert!(verify(secret, &got[0]), "signed over the bytes sent");
-        assert_eq!(got[0].header("x-extra"), "yes");
-        db.cleanup().await;
-    }
+    raw_sql(&db, r#"UPDATE events SET payload = '{"server": {"slug": "srv", "name": "Srv"}}' WHERE id = 'evt-0'"#).await;
+    now.store(t0 + 31_000, Ordering::SeqCst); // past the 30 s lease
+    d.tick().await.unwrap();
+    let row = store.get_delivery("dlv-000").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.attempts),
+        ("delivered", 1),
+        "{backend:?}"
+    );
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert!(verify(secret, &got[0]), "signed over the bytes sent");
+    assert_eq!(got[0].header("x-extra"), "yes");
+    db.cleanup().await;
 }
 
 /// Wait (bounded) until a just-registered server's first probe is recorded.

@@ -2,6 +2,7 @@
 //! (readiness 503 meanwhile), and a database outage loses no result and shows in `/readyz`.
 
 use crate::support;
+use test_case::test_case;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Connection;
 use support::app::spawn_app;
-use support::db::{BACKENDS, Backend, TestDb};
+use support::db::{Backend, TestDb};
 use support::fake_mcp::{FakeConfig, FakeServer, Fault};
 use tokio_util::sync::CancellationToken;
 
@@ -30,55 +31,55 @@ async fn result_count(store: &Arc<dyn Store>, server_id: &str) -> usize {
     store.list_results(&q).await.unwrap().len()
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn shutdown_drains_the_in_flight_probe_and_reports_not_ready() {
-    for backend in BACKENDS {
-        let mut app = spawn_app(backend).await;
-        let fake = FakeServer::start(FakeConfig {
-            fault: Fault::Slow(Duration::from_millis(1500)),
-            ..FakeConfig::default()
-        })
-        .await;
-        let (s, created) = app
-            .post(
-                "/api/v1/servers",
-                json!({"name": "Slow", "url": fake.url()}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED);
-        let id = created["id"].as_str().unwrap().to_string();
-        // The first probe is in flight once the (slow) server has its request.
-        support::eventually(
-            "the first probe in flight",
-            Duration::from_secs(5),
-            async || fake.seen(|s| !s.methods.is_empty()),
+async fn shutdown_drains_the_in_flight_probe_and_reports_not_ready(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    let fake = FakeServer::start(FakeConfig {
+        fault: Fault::Slow(Duration::from_millis(1500)),
+        ..FakeConfig::default()
+    })
+    .await;
+    let (s, created) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Slow", "url": fake.url()}),
         )
         .await;
-        let started = Instant::now();
-        app.begin_shutdown();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (ready, body) = app.call(Method::GET, "/readyz", None, None).await;
-        assert_eq!(
-            ready,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{backend:?}: {body}"
-        );
-        assert!(body.to_string().contains("shutting down"));
-        app.finish().await.expect("clean exit");
-        assert!(
-            started.elapsed() >= Duration::from_millis(900),
-            "waited for the probe"
-        );
-        let db = app.db.take().unwrap();
-        let check = store::open(&db.url, 1).await.unwrap();
-        assert_eq!(
-            result_count(&check, &id).await,
-            1,
-            "{backend:?}: the drained probe's result was stored"
-        );
-        check.close().await;
-        db.cleanup().await;
-    }
+    assert_eq!(s, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_string();
+    // The first probe is in flight once the (slow) server has its request.
+    support::eventually(
+        "the first probe in flight",
+        Duration::from_secs(5),
+        async || fake.seen(|s| !s.methods.is_empty()),
+    )
+    .await;
+    let started = Instant::now();
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (ready, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{backend:?}: {body}"
+    );
+    assert!(body.to_string().contains("shutting down"));
+    app.finish().await.expect("clean exit");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited for the probe"
+    );
+    let db = app.db.take().unwrap();
+    let check = store::open(&db.url, 1).await.unwrap();
+    assert_eq!(
+        result_count(&check, &id).await,
+        1,
+        "{backend:?}: the drained probe's result was stored"
+    );
+    check.close().await;
+    db.cleanup().await;
 }
 
 fn up_report() -> ProbeReport {
@@ -425,151 +426,151 @@ fn report_with_tools(names: &[&str]) -> ProbeReport {
 /// A result overtaken by a newer one from its region (a slow probe finishing after a "check
 /// now", a late agent push) is stored and counted, but moves nothing: no state back, no
 /// rollback in the schema history, no `schema.changed` for a list the server no longer serves.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_result_arriving_after_a_newer_one_is_stored_but_decides_nothing() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let store = db.store().await;
-        store
-            .insert_server(&support::fixtures::server("srv", "srv", 1))
-            .await
-            .unwrap();
-        let stop = CancellationToken::new();
-        let (handle, task) = ingest::spawn(
-            store.clone(),
-            100,
-            None,
-            stop.clone(),
-            Arc::new(tokio::sync::Notify::new()),
-            Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
-            Duration::from_secs(180),
-        );
-        let item = |id: &str, started_at: i64, report: ProbeReport| IngestItem {
-            result_id: id.into(),
-            server_id: "srv".into(),
-            region: "local".into(),
-            started_at,
-            report,
-            vantage_unhealthy: false,
-        };
-        let a = report_with_tools(&["add", "search"]);
-        let b = report_with_tools(&["add"]);
-        let mut down = up_report();
-        down.verdict = Verdict::Down;
-        handle.submit(item("r1", 1_000, a.clone())).await.unwrap();
-        handle.submit(item("r3", 3_000, b.clone())).await.unwrap();
-        // Both started before r3 and arrive after it.
-        handle.submit(item("r2", 2_000, a.clone())).await.unwrap();
-        handle.submit(item("r2b", 2_500, down)).await.unwrap();
-        handle.flush().await;
+async fn a_result_arriving_after_a_newer_one_is_stored_but_decides_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store
+        .insert_server(&support::fixtures::server("srv", "srv", 1))
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let (handle, task) = ingest::spawn(
+        store.clone(),
+        100,
+        None,
+        stop.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+        Duration::from_secs(180),
+    );
+    let item = |id: &str, started_at: i64, report: ProbeReport| IngestItem {
+        result_id: id.into(),
+        server_id: "srv".into(),
+        region: "local".into(),
+        started_at,
+        report,
+        vantage_unhealthy: false,
+    };
+    let a = report_with_tools(&["add", "search"]);
+    let b = report_with_tools(&["add"]);
+    let mut down = up_report();
+    down.verdict = Verdict::Down;
+    handle.submit(item("r1", 1_000, a.clone())).await.unwrap();
+    handle.submit(item("r3", 3_000, b.clone())).await.unwrap();
+    // Both started before r3 and arrive after it.
+    handle.submit(item("r2", 2_000, a.clone())).await.unwrap();
+    handle.submit(item("r2b", 2_500, down)).await.unwrap();
+    handle.flush().await;
 
-        assert_eq!(
-            result_count(&store, "srv").await,
-            4,
-            "{backend:?}: all stored"
-        );
-        let changes = store.list_schema_changes("srv").await.unwrap();
-        let moves: Vec<(Option<&str>, &str)> = changes
-            .iter()
-            .map(|c| (c.from_hash.as_deref(), c.to_hash.as_str()))
-            .collect();
-        let (ha, hb) = (a.schema_hash.as_deref(), b.schema_hash.as_deref().unwrap());
-        assert_eq!(moves.len(), 2, "{backend:?}: {moves:?}");
-        assert!(moves.contains(&(ha, hb)), "{backend:?}: {moves:?}");
-        let (state, _) = store.load_state("srv").await.unwrap();
-        let state = state.unwrap();
-        assert_eq!(state.schema_hash.as_deref(), Some(hb), "{backend:?}");
-        assert_eq!(state.status.as_str(), "up", "{backend:?}");
-        let events = store
-            .list_events(
-                Some("srv"),
-                None,
-                &Page {
-                    limit: 50,
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(
-            kinds.iter().filter(|k| **k == "schema.changed").count(),
-            1,
-            "{backend:?}: only A → B: {kinds:?}"
-        );
-        assert!(!kinds.contains(&"server.down"), "{backend:?}: {kinds:?}");
-        stop.cancel();
-        let _ = task.await;
-        store.close().await;
-        db.cleanup().await;
-    }
+    assert_eq!(
+        result_count(&store, "srv").await,
+        4,
+        "{backend:?}: all stored"
+    );
+    let changes = store.list_schema_changes("srv").await.unwrap();
+    let moves: Vec<(Option<&str>, &str)> = changes
+        .iter()
+        .map(|c| (c.from_hash.as_deref(), c.to_hash.as_str()))
+        .collect();
+    let (ha, hb) = (a.schema_hash.as_deref(), b.schema_hash.as_deref().unwrap());
+    assert_eq!(moves.len(), 2, "{backend:?}: {moves:?}");
+    assert!(moves.contains(&(ha, hb)), "{backend:?}: {moves:?}");
+    let (state, _) = store.load_state("srv").await.unwrap();
+    let state = state.unwrap();
+    assert_eq!(state.schema_hash.as_deref(), Some(hb), "{backend:?}");
+    assert_eq!(state.status.as_str(), "up", "{backend:?}");
+    let events = store
+        .list_events(
+            Some("srv"),
+            None,
+            &Page {
+                limit: 50,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "schema.changed").count(),
+        1,
+        "{backend:?}: only A → B: {kinds:?}"
+    );
+    assert!(!kinds.contains(&"server.down"), "{backend:?}: {kinds:?}");
+    stop.cancel();
+    let _ = task.await;
+    store.close().await;
+    db.cleanup().await;
 }
 
 /// A settings change (an operator's edit, the change feed seeing a new server) between two
 /// results of one batch takes the new settings and keeps what the first result decided: the
 /// server's first tool list is recorded once, its first `up` decided once.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_settings_change_between_two_results_keeps_the_first_ones_decisions() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let store = db.store().await;
-        let mut server = support::fixtures::server("srv", "srv", 1);
-        store.insert_server(&server).await.unwrap();
-        let stop = CancellationToken::new();
-        let (handle, task) = ingest::spawn(
-            store.clone(),
-            100,
-            None,
-            stop.clone(),
-            Arc::new(tokio::sync::Notify::new()),
-            Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
-            Duration::from_secs(180),
-        );
-        let item = |id: &str, started_at: i64| IngestItem {
-            result_id: id.into(),
-            server_id: "srv".into(),
-            region: "local".into(),
-            started_at,
-            report: report_with_tools(&["add", "search"]),
-            vantage_unhealthy: false,
-        };
-        // Queued together (the ingest runs only when this test waits), so one batch.
-        handle.submit(item("r1", 1_000)).await.unwrap();
-        server.name = "renamed".into();
-        store.update_server(&server).await.unwrap();
-        handle.invalidate("srv").await;
-        handle.submit(item("r2", 2_000)).await.unwrap();
-        handle.flush().await;
+async fn a_settings_change_between_two_results_keeps_the_first_ones_decisions(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut server = support::fixtures::server("srv", "srv", 1);
+    store.insert_server(&server).await.unwrap();
+    let stop = CancellationToken::new();
+    let (handle, task) = ingest::spawn(
+        store.clone(),
+        100,
+        None,
+        stop.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+        Duration::from_secs(180),
+    );
+    let item = |id: &str, started_at: i64| IngestItem {
+        result_id: id.into(),
+        server_id: "srv".into(),
+        region: "local".into(),
+        started_at,
+        report: report_with_tools(&["add", "search"]),
+        vantage_unhealthy: false,
+    };
+    // Queued together (the ingest runs only when this test waits), so one batch.
+    handle.submit(item("r1", 1_000)).await.unwrap();
+    server.name = "renamed".into();
+    store.update_server(&server).await.unwrap();
+    handle.invalidate("srv").await;
+    handle.submit(item("r2", 2_000)).await.unwrap();
+    handle.flush().await;
 
-        let changes = store.list_schema_changes("srv").await.unwrap();
-        assert_eq!(changes.len(), 1, "{backend:?}: {changes:?}");
-        let events = store
-            .list_events(
-                Some("srv"),
-                None,
-                &Page {
-                    limit: 50,
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-        let mut unique = kinds.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(
-            unique.len(),
-            kinds.len(),
-            "{backend:?}: each once: {kinds:?}"
-        );
-        assert_eq!(result_count(&store, "srv").await, 2, "{backend:?}");
-        // The new settings are in use from the next result on.
-        let (state, _) = store.load_state("srv").await.unwrap();
-        assert_eq!(state.unwrap().last_result_at, Some(2_000), "{backend:?}");
-        stop.cancel();
-        let _ = task.await;
-        store.close().await;
-        db.cleanup().await;
-    }
+    let changes = store.list_schema_changes("srv").await.unwrap();
+    assert_eq!(changes.len(), 1, "{backend:?}: {changes:?}");
+    let events = store
+        .list_events(
+            Some("srv"),
+            None,
+            &Page {
+                limit: 50,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let mut unique = kinds.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        kinds.len(),
+        "{backend:?}: each once: {kinds:?}"
+    );
+    assert_eq!(result_count(&store, "srv").await, 2, "{backend:?}");
+    // The new settings are in use from the next result on.
+    let (state, _) = store.load_state("srv").await.unwrap();
+    assert_eq!(state.unwrap().last_result_at, Some(2_000), "{backend:?}");
+    stop.cancel();
+    let _ = task.await;
+    store.close().await;
+    db.cleanup().await;
 }

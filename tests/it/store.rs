@@ -1,6 +1,7 @@
 //! The Store contract, run against SQLite and Postgres alike (a fresh database per test).
 
 use crate::support;
+use test_case::test_case;
 
 use mcpwatch::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
 use mcpwatch::store::{
@@ -8,439 +9,439 @@ use mcpwatch::store::{
     SnapshotRecord, StoreError,
 };
 use serde_json::json;
-use support::db::{BACKENDS, TestDb};
+use support::db::{Backend, TestDb};
 use support::fixtures::{result, server};
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn servers_crud_slug_conflict_and_pagination() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        s.ready().await.unwrap();
-        s.insert_server(&server("id-1", "alpha", 1)).await.unwrap();
-        s.insert_server(&server("id-2", "beta", 2)).await.unwrap();
-        s.insert_server(&server("id-3", "gamma", 2)).await.unwrap();
-        let dup = s
-            .insert_server(&server("id-4", "alpha", 3))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(dup, StoreError::Conflict(ref m) if m.contains("alpha")),
-            "{backend:?}: {dup}"
-        );
+async fn servers_crud_slug_conflict_and_pagination(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.ready().await.unwrap();
+    s.insert_server(&server("id-1", "alpha", 1)).await.unwrap();
+    s.insert_server(&server("id-2", "beta", 2)).await.unwrap();
+    s.insert_server(&server("id-3", "gamma", 2)).await.unwrap();
+    let dup = s
+        .insert_server(&server("id-4", "alpha", 3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(dup, StoreError::Conflict(ref m) if m.contains("alpha")),
+        "{backend:?}: {dup}"
+    );
 
-        let by_slug = s.get_server("beta").await.unwrap().unwrap();
-        assert_eq!(
-            by_slug,
-            server("id-2", "beta", 2),
-            "{backend:?}: round trip"
-        );
-        assert_eq!(s.get_server("id-2").await.unwrap().unwrap().slug, "beta");
-        assert!(s.get_server("nope").await.unwrap().is_none());
+    let by_slug = s.get_server("beta").await.unwrap().unwrap();
+    assert_eq!(
+        by_slug,
+        server("id-2", "beta", 2),
+        "{backend:?}: round trip"
+    );
+    assert_eq!(s.get_server("id-2").await.unwrap().unwrap().slug, "beta");
+    assert!(s.get_server("nope").await.unwrap().is_none());
 
-        let first = s
-            .list_servers(&Page {
-                limit: 2,
-                after: None,
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            first.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(),
-            vec!["alpha", "beta"]
-        );
-        let last = &first[1];
-        let next = s
-            .list_servers(&Page {
-                limit: 2,
-                after: Some((last.created_at, last.id.clone())),
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            next.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(),
-            vec!["gamma"]
-        );
+    let first = s
+        .list_servers(&Page {
+            limit: 2,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(),
+        vec!["alpha", "beta"]
+    );
+    let last = &first[1];
+    let next = s
+        .list_servers(&Page {
+            limit: 2,
+            after: Some((last.created_at, last.id.clone())),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(),
+        vec!["gamma"]
+    );
 
-        let mut changed = by_slug.clone();
-        changed.paused = true;
-        changed.tags = vec!["a".into(), "b".into()];
-        s.update_server(&changed).await.unwrap();
-        assert_eq!(s.get_server("id-2").await.unwrap().unwrap(), changed);
-        assert!(s.delete_server("id-2").await.unwrap());
-        assert!(!s.delete_server("id-2").await.unwrap());
-        assert_eq!(s.all_servers().await.unwrap().len(), 2);
-        s.close().await;
-        db.cleanup().await;
-    }
+    let mut changed = by_slug.clone();
+    changed.paused = true;
+    changed.tags = vec!["a".into(), "b".into()];
+    s.update_server(&changed).await.unwrap();
+    assert_eq!(s.get_server("id-2").await.unwrap().unwrap(), changed);
+    assert!(s.delete_server("id-2").await.unwrap());
+    assert!(!s.delete_server("id-2").await.unwrap());
+    assert_eq!(s.all_servers().await.unwrap().len(), 2);
+    s.close().await;
+    db.cleanup().await;
 }
 
 /// The reads the scheduler's change feed is made of, and (Postgres) the doorbell that rings
 /// when any replica writes a server: on insert, on an edit that moves `updated_at`, on delete.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn the_change_feed_reads_what_was_written_and_postgres_rings() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        let stop = tokio_util::sync::CancellationToken::new();
-        let bell = s.server_changes(stop.clone());
-        assert_eq!(bell.is_some(), backend == support::db::Backend::Postgres);
-        // The listener rings once when it starts listening; take that ring first.
-        let rings = async |what: &str| {
-            if let Some(bell) = &bell {
-                tokio::time::timeout(std::time::Duration::from_secs(10), bell.notified())
-                    .await
-                    .unwrap_or_else(|_| panic!("{backend:?}: no ring after {what}"));
-            }
-        };
-        rings("LISTEN").await;
-        s.insert_server(&server("id-1", "alpha", 1)).await.unwrap();
-        rings("insert").await;
-        s.insert_server(&server("id-2", "beta", 2)).await.unwrap();
-        rings("insert").await;
-        let mut edited = server("id-2", "beta", 2);
-        edited.updated_at = 50;
-        edited.paused = true;
-        s.update_server(&edited).await.unwrap();
-        rings("an edit").await;
+async fn the_change_feed_reads_what_was_written_and_postgres_rings(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bell = s.server_changes(stop.clone());
+    assert_eq!(bell.is_some(), backend == support::db::Backend::Postgres);
+    // The listener rings once when it starts listening; take that ring first.
+    let rings = async |what: &str| {
+        if let Some(bell) = &bell {
+            tokio::time::timeout(std::time::Duration::from_secs(10), bell.notified())
+                .await
+                .unwrap_or_else(|_| panic!("{backend:?}: no ring after {what}"));
+        }
+    };
+    rings("LISTEN").await;
+    s.insert_server(&server("id-1", "alpha", 1)).await.unwrap();
+    rings("insert").await;
+    s.insert_server(&server("id-2", "beta", 2)).await.unwrap();
+    rings("insert").await;
+    let mut edited = server("id-2", "beta", 2);
+    edited.updated_at = 50;
+    edited.paused = true;
+    s.update_server(&edited).await.unwrap();
+    rings("an edit").await;
 
-        let changed = s.server_versions(Some(40)).await.unwrap();
-        assert_eq!(changed, vec![("id-2".to_string(), 50)], "{backend:?}");
-        let mut versions = s.server_versions(None).await.unwrap();
-        versions.sort();
-        let first_at = server("id-1", "alpha", 1).updated_at;
-        assert_eq!(
-            versions,
-            vec![("id-1".to_string(), first_at), ("id-2".to_string(), 50)],
-            "{backend:?}"
-        );
-        let ids = ["id-2".to_string(), "nope".to_string()];
-        assert_eq!(s.servers_by_id(&ids).await.unwrap(), vec![edited]);
-        assert!(s.delete_server("id-1").await.unwrap());
-        rings("a delete").await;
-        assert_eq!(s.count_servers().await.unwrap(), 1, "{backend:?}");
-        stop.cancel();
-        s.close().await;
-        db.cleanup().await;
-    }
+    let changed = s.server_versions(Some(40)).await.unwrap();
+    assert_eq!(changed, vec![("id-2".to_string(), 50)], "{backend:?}");
+    let mut versions = s.server_versions(None).await.unwrap();
+    versions.sort();
+    let first_at = server("id-1", "alpha", 1).updated_at;
+    assert_eq!(
+        versions,
+        vec![("id-1".to_string(), first_at), ("id-2".to_string(), 50)],
+        "{backend:?}"
+    );
+    let ids = ["id-2".to_string(), "nope".to_string()];
+    assert_eq!(s.servers_by_id(&ids).await.unwrap(), vec![edited]);
+    assert!(s.delete_server("id-1").await.unwrap());
+    rings("a delete").await;
+    assert_eq!(s.count_servers().await.unwrap(), 1, "{backend:?}");
+    stop.cancel();
+    s.close().await;
+    db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_batch_writes_everything_and_reads_back() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        s.insert_server(&server("srv", "srv", 1)).await.unwrap();
-        let mut region = RegionState::new("local");
-        region.status = RegionStatus::Down;
-        region.consecutive_failures = 2;
-        let state = ServerState {
-            status: ServerStatus::Down,
-            since: 100,
-            schema_hash: Some("sha256:aa".into()),
-            server_version: Some("1.0".into()),
-            protocol_version: None,
-            last_result_at: Some(100),
-            open_incident_id: Some("inc-1".into()),
-        };
-        let w = BatchWrites {
-            results: vec![
-                result("r1", "srv", 90, "local"),
-                result("r2", "srv", 100, "local"),
-                result("r3", "srv", 100, "eu"),
-            ],
-            region_states: vec![("srv".into(), region.clone())],
-            server_states: vec![("srv".into(), state.clone())],
-            events: vec![EventRecord {
-                id: "e1".into(),
-                server_id: Some("srv".into()),
-                kind: "server.down".into(),
-                at: 100,
-                payload: json!({"to": "down"}),
-            }],
-            incidents_opened: vec![IncidentRecord {
-                id: "inc-1".into(),
-                server_id: "srv".into(),
-                kind: "down".into(),
-                cause: "timeout".into(),
-                opened_at: 100,
-                closed_at: None,
-            }],
-            incidents_closed: vec![],
-            snapshots: vec![SnapshotRecord {
-                server_id: "srv".into(),
-                hash: "sha256:aa".into(),
-                interface_hash: "sha256:bb".into(),
-                tools: json!([{"name": "a"}]),
-                first_seen: 90,
-                last_seen: 90,
-            }],
-            era_hints: vec![("srv".into(), "stateless".into())],
-
-            ..BatchWrites::default()
-        };
-        s.commit_batch(&w).await.unwrap();
-        let (loaded, regions) = s.load_state("srv").await.unwrap();
-        assert_eq!(loaded.unwrap(), state, "{backend:?}");
-        assert_eq!(regions, vec![region]);
-        assert_eq!(
-            s.get_server("srv")
-                .await
-                .unwrap()
-                .unwrap()
-                .era_hint
-                .as_deref(),
-            Some("stateless")
-        );
-
-        // Results: newest first, filters, keyset pages.
-        let q = |region: Option<&str>, after: Option<(i64, String)>| ResultQuery {
-            server_id: "srv".into(),
-            since: Some(50),
-            until: None,
-            region: region.map(String::from),
-            page: Page { limit: 2, after },
-        };
-        let page = s.list_results(&q(None, None)).await.unwrap();
-        assert_eq!(
-            page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            vec!["r3", "r2"]
-        );
-        assert_eq!(
-            page[0],
+async fn a_batch_writes_everything_and_reads_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.insert_server(&server("srv", "srv", 1)).await.unwrap();
+    let mut region = RegionState::new("local");
+    region.status = RegionStatus::Down;
+    region.consecutive_failures = 2;
+    let state = ServerState {
+        status: ServerStatus::Down,
+        since: 100,
+        schema_hash: Some("sha256:aa".into()),
+        server_version: Some("1.0".into()),
+        protocol_version: None,
+        last_result_at: Some(100),
+        open_incident_id: Some("inc-1".into()),
+    };
+    let w = BatchWrites {
+        results: vec![
+            result("r1", "srv", 90, "local"),
+            result("r2", "srv", 100, "local"),
             result("r3", "srv", 100, "eu"),
-            "{backend:?}: round trip"
-        );
-        let rest = s
-            .list_results(&q(None, Some((100, "r2".into()))))
-            .await
-            .unwrap();
-        assert_eq!(
-            rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            vec!["r1"]
-        );
-        let eu = s.list_results(&q(Some("eu"), None)).await.unwrap();
-        assert_eq!(eu.len(), 1);
-        assert_eq!(s.last_result("srv").await.unwrap().unwrap().id, "r3");
+        ],
+        region_states: vec![("srv".into(), region.clone())],
+        server_states: vec![("srv".into(), state.clone())],
+        events: vec![EventRecord {
+            id: "e1".into(),
+            server_id: Some("srv".into()),
+            kind: "server.down".into(),
+            at: 100,
+            payload: json!({"to": "down"}),
+        }],
+        incidents_opened: vec![IncidentRecord {
+            id: "inc-1".into(),
+            server_id: "srv".into(),
+            kind: "down".into(),
+            cause: "timeout".into(),
+            opened_at: 100,
+            closed_at: None,
+        }],
+        incidents_closed: vec![],
+        snapshots: vec![SnapshotRecord {
+            server_id: "srv".into(),
+            hash: "sha256:aa".into(),
+            interface_hash: "sha256:bb".into(),
+            tools: json!([{"name": "a"}]),
+            first_seen: 90,
+            last_seen: 90,
+        }],
+        era_hints: vec![("srv".into(), "stateless".into())],
 
-        // Snapshots upsert last_seen; incidents close; events list.
-        let mut again = w.snapshots[0].clone();
-        again.last_seen = 500;
-        let close = BatchWrites {
-            snapshots: vec![again],
-            incidents_closed: vec![("inc-1".into(), 600)],
-            ..BatchWrites::default()
-        };
-        s.commit_batch(&close).await.unwrap();
-        let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
-        assert_eq!((snap.first_seen, snap.last_seen), (90, 500));
-        assert_eq!(snap.tools, json!([{"name": "a"}]));
-        assert_eq!(s.list_snapshots("srv").await.unwrap().len(), 1);
-        let incidents = s
-            .list_incidents(
-                Some("srv"),
-                &Page {
-                    limit: 10,
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(incidents[0].closed_at, Some(600));
-        let events = s
-            .list_events(
-                None,
-                Some("server.down"),
-                &Page {
-                    limit: 10,
-                    after: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(events[0].payload, json!({"to": "down"}));
-        assert!(
-            s.list_events(
-                None,
-                Some("server.up"),
-                &Page {
-                    limit: 10,
-                    after: None
-                }
-            )
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&w).await.unwrap();
+    let (loaded, regions) = s.load_state("srv").await.unwrap();
+    assert_eq!(loaded.unwrap(), state, "{backend:?}");
+    assert_eq!(regions, vec![region]);
+    assert_eq!(
+        s.get_server("srv")
             .await
             .unwrap()
-            .is_empty()
-        );
+            .unwrap()
+            .era_hint
+            .as_deref(),
+        Some("stateless")
+    );
 
-        let all = s.all_states().await.unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].state.as_ref().unwrap().status, ServerStatus::Down);
-        assert_eq!(all[0].regions.len(), 1);
-        s.close().await;
-        db.cleanup().await;
-    }
+    // Results: newest first, filters, keyset pages.
+    let q = |region: Option<&str>, after: Option<(i64, String)>| ResultQuery {
+        server_id: "srv".into(),
+        since: Some(50),
+        until: None,
+        region: region.map(String::from),
+        page: Page { limit: 2, after },
+    };
+    let page = s.list_results(&q(None, None)).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        vec!["r3", "r2"]
+    );
+    assert_eq!(
+        page[0],
+        result("r3", "srv", 100, "eu"),
+        "{backend:?}: round trip"
+    );
+    let rest = s
+        .list_results(&q(None, Some((100, "r2".into()))))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        vec!["r1"]
+    );
+    let eu = s.list_results(&q(Some("eu"), None)).await.unwrap();
+    assert_eq!(eu.len(), 1);
+    assert_eq!(s.last_result("srv").await.unwrap().unwrap().id, "r3");
+
+    // Snapshots upsert last_seen; incidents close; events list.
+    let mut again = w.snapshots[0].clone();
+    again.last_seen = 500;
+    let close = BatchWrites {
+        snapshots: vec![again],
+        incidents_closed: vec![("inc-1".into(), 600)],
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&close).await.unwrap();
+    let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
+    assert_eq!((snap.first_seen, snap.last_seen), (90, 500));
+    assert_eq!(snap.tools, json!([{"name": "a"}]));
+    assert_eq!(s.list_snapshots("srv").await.unwrap().len(), 1);
+    let incidents = s
+        .list_incidents(
+            Some("srv"),
+            &Page {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(incidents[0].closed_at, Some(600));
+    let events = s
+        .list_events(
+            None,
+            Some("server.down"),
+            &Page {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events[0].payload, json!({"to": "down"}));
+    assert!(
+        s.list_events(
+            None,
+            Some("server.up"),
+            &Page {
+                limit: 10,
+                after: None
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+
+    let all = s.all_states().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state.as_ref().unwrap().status, ServerStatus::Down);
+    assert_eq!(all[0].regions.len(), 1);
+    s.close().await;
+    db.cleanup().await;
 }
 
 /// `commit_batch` writes set-based: a batch larger than one statement's bound parameters,
 /// keys written twice in one batch (the last write wins, as row by row), a re-sent batch
 /// (stored once, counted once), and a tool list sent whole only when it is new.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn a_batch_merges_repeated_keys_and_spans_statements() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        s.insert_server(&server("srv", "srv", 1)).await.unwrap();
-        let hour = 1_800_000_000_000 / 3_600_000 * 3_600_000;
-        // 1,300 results × 24 columns: more than one statement's worth of bound values.
-        let results: Vec<_> = (0..1_300)
-            .map(|i| result(&format!("r{i}"), "srv", hour + i, "local"))
-            .collect();
-        let mut first = RegionState::new("local");
-        first.status = RegionStatus::Up;
-        let mut last = first.clone();
-        last.status = RegionStatus::Down;
-        last.consecutive_failures = 4;
-        let state = |status, since| ServerState {
-            status,
-            since,
-            schema_hash: None,
-            server_version: None,
-            protocol_version: None,
-            last_result_at: None,
-            open_incident_id: None,
-        };
-        let snapshot = |seen| SnapshotRecord {
+async fn a_batch_merges_repeated_keys_and_spans_statements(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.insert_server(&server("srv", "srv", 1)).await.unwrap();
+    let hour = 1_800_000_000_000 / 3_600_000 * 3_600_000;
+    // 1,300 results × 24 columns: more than one statement's worth of bound values.
+    let results: Vec<_> = (0..1_300)
+        .map(|i| result(&format!("r{i}"), "srv", hour + i, "local"))
+        .collect();
+    let mut first = RegionState::new("local");
+    first.status = RegionStatus::Up;
+    let mut last = first.clone();
+    last.status = RegionStatus::Down;
+    last.consecutive_failures = 4;
+    let state = |status, since| ServerState {
+        status,
+        since,
+        schema_hash: None,
+        server_version: None,
+        protocol_version: None,
+        last_result_at: None,
+        open_incident_id: None,
+    };
+    let snapshot = |seen| SnapshotRecord {
+        server_id: "srv".into(),
+        hash: "sha256:aa".into(),
+        interface_hash: "sha256:bb".into(),
+        tools: json!([{"name": "a"}]),
+        first_seen: seen,
+        last_seen: seen,
+    };
+    let w = BatchWrites {
+        results,
+        region_states: vec![("srv".into(), first), ("srv".into(), last.clone())],
+        server_states: vec![
+            ("srv".into(), state(ServerStatus::Up, 1)),
+            ("srv".into(), state(ServerStatus::Down, 2)),
+        ],
+        snapshots: vec![snapshot(hour + 5), snapshot(hour + 1), snapshot(hour + 9)],
+        era_hints: vec![
+            ("srv".into(), "session".into()),
+            ("srv".into(), "stateless".into()),
+        ],
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&w).await.unwrap();
+    // Sent again (a retry after an unknown outcome): nothing is stored or counted twice.
+    s.commit_batch(&w).await.unwrap();
+
+    let (loaded, regions) = s.load_state("srv").await.unwrap();
+    assert_eq!(
+        regions,
+        vec![last],
+        "{backend:?}: the last region write wins"
+    );
+    assert_eq!(loaded.unwrap(), state(ServerStatus::Down, 2), "{backend:?}");
+    let srv = s.get_server("srv").await.unwrap().unwrap();
+    assert_eq!(srv.era_hint.as_deref(), Some("stateless"), "{backend:?}");
+    let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
+    assert_eq!((snap.first_seen, snap.last_seen), (hour + 1, hour + 9));
+    let days = s.daily_rollups(Scope::Server("srv"), 0).await.unwrap();
+    assert_eq!(days.len(), 1, "{backend:?}");
+    assert_eq!(
+        (days[0].probes, days[0].successes),
+        (1_300, 1_300),
+        "{backend:?}"
+    );
+    let hours = s.hourly_rollups(Scope::Server("srv"), 0).await.unwrap();
+    assert_eq!(hours[0].probes, 1_300, "{backend:?}");
+    let all = s
+        .list_results(&ResultQuery {
             server_id: "srv".into(),
-            hash: "sha256:aa".into(),
-            interface_hash: "sha256:bb".into(),
-            tools: json!([{"name": "a"}]),
-            first_seen: seen,
-            last_seen: seen,
-        };
-        let w = BatchWrites {
-            results,
-            region_states: vec![("srv".into(), first), ("srv".into(), last.clone())],
-            server_states: vec![
-                ("srv".into(), state(ServerStatus::Up, 1)),
-                ("srv".into(), state(ServerStatus::Down, 2)),
-            ],
-            snapshots: vec![snapshot(hour + 5), snapshot(hour + 1), snapshot(hour + 9)],
-            era_hints: vec![
-                ("srv".into(), "session".into()),
-                ("srv".into(), "stateless".into()),
-            ],
-            ..BatchWrites::default()
-        };
-        s.commit_batch(&w).await.unwrap();
-        // Sent again (a retry after an unknown outcome): nothing is stored or counted twice.
-        s.commit_batch(&w).await.unwrap();
+            page: Page {
+                limit: 5_000,
+                after: None,
+            },
+            ..ResultQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1_300, "{backend:?}");
 
-        let (loaded, regions) = s.load_state("srv").await.unwrap();
-        assert_eq!(
-            regions,
-            vec![last],
-            "{backend:?}: the last region write wins"
-        );
-        assert_eq!(loaded.unwrap(), state(ServerStatus::Down, 2), "{backend:?}");
-        let srv = s.get_server("srv").await.unwrap().unwrap();
-        assert_eq!(srv.era_hint.as_deref(), Some("stateless"), "{backend:?}");
-        let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
-        assert_eq!((snap.first_seen, snap.last_seen), (hour + 1, hour + 9));
-        let days = s.daily_rollups(Scope::Server("srv"), 0).await.unwrap();
-        assert_eq!(days.len(), 1, "{backend:?}");
-        assert_eq!(
-            (days[0].probes, days[0].successes),
-            (1_300, 1_300),
-            "{backend:?}"
-        );
-        let hours = s.hourly_rollups(Scope::Server("srv"), 0).await.unwrap();
-        assert_eq!(hours[0].probes, 1_300, "{backend:?}");
-        let all = s
-            .list_results(&ResultQuery {
-                server_id: "srv".into(),
-                page: Page {
-                    limit: 5_000,
-                    after: None,
-                },
-                ..ResultQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(all.len(), 1_300, "{backend:?}");
-
-        // A later sighting of the known list moves last_seen only; its rollups add up.
-        let next = BatchWrites {
-            results: vec![result("later", "srv", hour + 2_000, "local")],
-            snapshots: vec![snapshot(hour + 2_000)],
-            ..BatchWrites::default()
-        };
-        s.commit_batch(&next).await.unwrap();
-        let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
-        assert_eq!((snap.first_seen, snap.last_seen), (hour + 1, hour + 2_000));
-        let days = s.daily_rollups(Scope::Server("srv"), 0).await.unwrap();
-        assert_eq!(days[0].probes, 1_301, "{backend:?}");
-        s.close().await;
-        db.cleanup().await;
-    }
+    // A later sighting of the known list moves last_seen only; its rollups add up.
+    let next = BatchWrites {
+        results: vec![result("later", "srv", hour + 2_000, "local")],
+        snapshots: vec![snapshot(hour + 2_000)],
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&next).await.unwrap();
+    let snap = s.get_snapshot("srv", "sha256:aa").await.unwrap().unwrap();
+    assert_eq!((snap.first_seen, snap.last_seen), (hour + 1, hour + 2_000));
+    let days = s.daily_rollups(Scope::Server("srv"), 0).await.unwrap();
+    assert_eq!(days[0].probes, 1_301, "{backend:?}");
+    s.close().await;
+    db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn results_for_a_deleted_server_do_not_wedge_a_batch() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        s.insert_server(&server("kept", "kept", 1)).await.unwrap();
-        let w = BatchWrites {
-            results: vec![
-                result("a", "gone", 1, "local"),
-                result("b", "kept", 1, "local"),
-            ],
-            server_states: vec![("gone".into(), ServerState::new(1))],
-            ..BatchWrites::default()
-        };
-        s.commit_batch(&w).await.unwrap();
-        let kept = s
-            .list_results(&ResultQuery {
-                server_id: "kept".into(),
-                page: Page {
-                    limit: 10,
-                    after: None,
-                },
-                ..ResultQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(kept.len(), 1, "{backend:?}");
-        s.close().await;
-        db.cleanup().await;
-    }
+async fn results_for_a_deleted_server_do_not_wedge_a_batch(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.insert_server(&server("kept", "kept", 1)).await.unwrap();
+    let w = BatchWrites {
+        results: vec![
+            result("a", "gone", 1, "local"),
+            result("b", "kept", 1, "local"),
+        ],
+        server_states: vec![("gone".into(), ServerState::new(1))],
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&w).await.unwrap();
+    let kept = s
+        .list_results(&ResultQuery {
+            server_id: "kept".into(),
+            page: Page {
+                limit: 10,
+                after: None,
+            },
+            ..ResultQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "{backend:?}");
+    s.close().await;
+    db.cleanup().await;
 }
 
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn api_keys_are_found_by_hash_and_deleted() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        let key = ApiKeyRecord {
-            id: "k1".into(),
-            name: "ci".into(),
-            prefix: "mcpw_abc".into(),
-            hash: "h1".into(),
-            scopes: vec!["read".into()],
-            created_at: 1,
-            last_used_at: None,
-            region: None,
-        };
-        s.insert_key(&key).await.unwrap();
-        assert_eq!(s.find_key("h1").await.unwrap().unwrap(), key, "{backend:?}");
-        s.touch_key("k1", 9).await.unwrap();
-        assert_eq!(s.list_keys().await.unwrap()[0].last_used_at, Some(9));
-        assert!(s.delete_key("k1").await.unwrap());
-        assert!(s.find_key("h1").await.unwrap().is_none());
-        s.close().await;
-        db.cleanup().await;
-    }
+async fn api_keys_are_found_by_hash_and_deleted(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let key = ApiKeyRecord {
+        id: "k1".into(),
+        name: "ci".into(),
+        prefix: "mcpw_abc".into(),
+        hash: "h1".into(),
+        scopes: vec!["read".into()],
+        created_at: 1,
+        last_used_at: None,
+        region: None,
+    };
+    s.insert_key(&key).await.unwrap();
+    assert_eq!(s.find_key("h1").await.unwrap().unwrap(), key, "{backend:?}");
+    s.touch_key("k1", 9).await.unwrap();
+    assert_eq!(s.list_keys().await.unwrap()[0].last_used_at, Some(9));
+    assert!(s.delete_key("k1").await.unwrap());
+    assert!(s.find_key("h1").await.unwrap().is_none());
+    s.close().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
@@ -494,35 +495,35 @@ async fn postgres_connection_errors_name_the_address_and_the_cause() {
 }
 
 /// Rows written before URL credentials were sealed are sealed at start, once.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
 #[tokio::test]
-async fn plaintext_url_credentials_are_sealed_at_start() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let s = db.store().await;
-        s.migrate().await.unwrap();
-        let mut old = server("id-1", "alpha", 1);
-        old.url = "https://mcp.example.com/mcp?token=plain-text-secret".into();
-        s.insert_server(&old).await.unwrap();
-        let sealer = mcpwatch::secrets::Sealer::new(&[7; 32]);
-        mcpwatch::app::seal_url_credentials(s.as_ref(), &sealer)
-            .await
-            .unwrap();
-        let row = s.get_server("alpha").await.unwrap().unwrap();
-        assert_eq!(
-            row.url, "https://mcp.example.com/mcp?token=***",
-            "{backend:?}"
-        );
-        let opened = sealer.open(row.url_enc.as_deref().unwrap()).unwrap();
-        assert_eq!(opened, old.url.as_bytes(), "{backend:?}");
-        mcpwatch::app::seal_url_credentials(s.as_ref(), &sealer)
-            .await
-            .unwrap();
-        assert_eq!(
-            s.get_server("alpha").await.unwrap().unwrap(),
-            row,
-            "idempotent"
-        );
-    }
+async fn plaintext_url_credentials_are_sealed_at_start(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.migrate().await.unwrap();
+    let mut old = server("id-1", "alpha", 1);
+    old.url = "https://mcp.example.com/mcp?token=plain-text-secret".into();
+    s.insert_server(&old).await.unwrap();
+    let sealer = mcpwatch::secrets::Sealer::new(&[7; 32]);
+    mcpwatch::app::seal_url_credentials(s.as_ref(), &sealer)
+        .await
+        .unwrap();
+    let row = s.get_server("alpha").await.unwrap().unwrap();
+    assert_eq!(
+        row.url, "https://mcp.example.com/mcp?token=***",
+        "{backend:?}"
+    );
+    let opened = sealer.open(row.url_enc.as_deref().unwrap()).unwrap();
+    assert_eq!(opened, old.url.as_bytes(), "{backend:?}");
+    mcpwatch::app::seal_url_credentials(s.as_ref(), &sealer)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_server("alpha").await.unwrap().unwrap(),
+        row,
+        "idempotent"
+    );
 }
 
 /// A leader cut off from the database and replaced meanwhile: its batch, committed when the

@@ -9,8 +9,6 @@ use mcpwatch::config::DatabaseUrl;
 use mcpwatch::store::{self, Store};
 use sqlx::Connection;
 
-pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
