@@ -169,20 +169,7 @@ pub async fn seal_url_credentials(store: &dyn Store, sealer: &Sealer) -> Result<
 
 impl App {
     pub async fn build(settings: Settings) -> Result<App, AppError> {
-        let store = store::open(&settings.database, settings.db_max_connections).await?;
-        store.migrate().await?;
-        let sealer = Sealer::load_or_create(settings.secret_key, &settings.data_dir)?;
-        seal_url_credentials(store.as_ref(), &sealer).await?;
-        ensure_admin_key(store.as_ref(), &settings).await?;
-        // One replica leads (always, on SQLite); the cluster task schedules its servers.
-        let lease = store.try_lead().await?;
-        if lease.is_none() && store.backend() == "sqlite" {
-            return Err(AppError::Schedule(
-                "SQLite is a single node and another mcpwatch serve already uses this database; \
-                 run replicas on Postgres (DATABASE_URL=postgres://…)"
-                    .into(),
-            ));
-        }
+        let (store, sealer, lease) = open_store(&settings).await?;
         let leader = Arc::new(AtomicBool::new(lease.is_some()));
         let prober = Prober::new(ProberConfig {
             policy: settings.policy.clone(),
@@ -191,56 +178,8 @@ impl App {
 
         let metrics =
             Arc::new(Metrics::new().map_err(|e| AppError::Schedule(format!("metrics: {e}")))?);
-        for row in store.all_states().await? {
-            let status = row
-                .state
-                .map(|s| s.status)
-                .unwrap_or(crate::monitor::ServerStatus::Unknown);
-            metrics.server_state(
-                &row.server.slug,
-                if row.server.paused {
-                    crate::monitor::ServerStatus::Paused
-                } else {
-                    status
-                },
-            );
-        }
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            sealer.clone(),
-            settings.policy.clone(),
-            settings.public_url.clone(),
-            system_clock(),
-            settings.delivery_lease,
-        )
-        .map_err(|e| AppError::Schedule(format!("alert dispatcher: {e}")))?;
-        let dispatcher = match (&settings.smtp_url, &settings.smtp_from) {
-            (Some(url), Some(from)) => {
-                if crate::config::smtp_password_in_clear(url) {
-                    tracing::warn!(
-                        "MCPWATCH_SMTP_URL sends its password without TLS \
-                         (allowed by MCPWATCH_SMTP_PLAINTEXT_AUTH=true)"
-                    );
-                }
-                dispatcher.with_mailer(Mailer::new(url, from).map_err(AppError::Schedule)?)
-            }
-            _ => {
-                let email = store
-                    .list_channels()
-                    .await?
-                    .iter()
-                    .filter(|c| c.kind == "email")
-                    .count();
-                if email > 0 {
-                    return Err(AppError::Schedule(format!(
-                        "MCPWATCH_SMTP_URL: {email} email channel(s) exist but SMTP is not configured (set MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM)"
-                    )));
-                }
-                dispatcher
-            }
-        }
-        .with_metrics(metrics.clone())
-        .with_leader(leader.clone());
+        record_states(store.as_ref(), &metrics).await?;
+        let dispatcher = dispatcher(&store, &sealer, &settings, &metrics, &leader).await?;
         let stop_ingest = CancellationToken::new();
         let spill_dir = settings.data_dir.join("spill");
         let spill = ingest::Spill::open(&spill_dir, settings.ingest_spill_bytes)?;
@@ -255,22 +194,7 @@ impl App {
         );
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
-        let stop_retention = CancellationToken::new();
-        tokio::spawn(crate::agent::silence::watch(
-            store.clone(),
-            settings.region_silent_after,
-            dispatcher.wake.clone(),
-            stop_retention.clone(),
-        ));
-        tokio::spawn(store::retention::run(
-            store.clone(),
-            store::retention::Retention {
-                raw: settings.retention_raw,
-                rollup: settings.retention_rollup,
-            },
-            stop_retention.clone(),
-            leader.clone(),
-        ));
+        let stop_retention = spawn_upkeep(&store, &settings, &leader, &dispatcher);
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
         let sink = Arc::new(LocalSink {
@@ -488,4 +412,126 @@ async fn ensure_admin_key(store: &dyn store::Store, settings: &Settings) -> Resu
         path.display()
     );
     Ok(())
+}
+
+/// The store, migrated, with credentials sealed and the admin key in place, and this node's
+/// lease if it leads.
+async fn open_store(
+    settings: &Settings,
+) -> Result<
+    (
+        Arc<dyn store::Store>,
+        Sealer,
+        Option<Box<dyn store::LeaderLease>>,
+    ),
+    AppError,
+> {
+    let store = store::open(&settings.database, settings.db_max_connections).await?;
+    store.migrate().await?;
+    let sealer = Sealer::load_or_create(settings.secret_key, &settings.data_dir)?;
+    seal_url_credentials(store.as_ref(), &sealer).await?;
+    ensure_admin_key(store.as_ref(), settings).await?;
+    // One replica leads (always, on SQLite); the cluster task schedules its servers.
+    let lease = store.try_lead().await?;
+    if lease.is_none() && store.backend() == "sqlite" {
+        return Err(AppError::Schedule(
+            "SQLite is a single node and another mcpwatch serve already uses this database; \
+             run replicas on Postgres (DATABASE_URL=postgres://…)"
+                .into(),
+        ));
+    }
+    Ok((store, sealer, lease))
+}
+
+/// Every server's state as `/metrics` shows it from the start.
+async fn record_states(store: &dyn store::Store, metrics: &Metrics) -> Result<(), AppError> {
+    for row in store.all_states().await? {
+        let status = row
+            .state
+            .map(|s| s.status)
+            .unwrap_or(crate::monitor::ServerStatus::Unknown);
+        metrics.server_state(
+            &row.server.slug,
+            if row.server.paused {
+                crate::monitor::ServerStatus::Paused
+            } else {
+                status
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The alert dispatcher, with email when SMTP is set (and refusing to start without it when
+/// email channels exist).
+async fn dispatcher(
+    store: &Arc<dyn store::Store>,
+    sealer: &Sealer,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    leader: &Arc<AtomicBool>,
+) -> Result<Dispatcher, AppError> {
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        sealer.clone(),
+        settings.policy.clone(),
+        settings.public_url.clone(),
+        system_clock(),
+        settings.delivery_lease,
+    )
+    .map_err(|e| AppError::Schedule(format!("alert dispatcher: {e}")))?;
+    let dispatcher = match (&settings.smtp_url, &settings.smtp_from) {
+        (Some(url), Some(from)) => {
+            if crate::config::smtp_password_in_clear(url) {
+                tracing::warn!(
+                    "MCPWATCH_SMTP_URL sends its password without TLS \
+                     (allowed by MCPWATCH_SMTP_PLAINTEXT_AUTH=true)"
+                );
+            }
+            dispatcher.with_mailer(Mailer::new(url, from).map_err(AppError::Schedule)?)
+        }
+        _ => {
+            let email = store
+                .list_channels()
+                .await?
+                .iter()
+                .filter(|c| c.kind == "email")
+                .count();
+            if email > 0 {
+                return Err(AppError::Schedule(format!(
+                    "MCPWATCH_SMTP_URL: {email} email channel(s) exist but SMTP is not configured (set MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM)"
+                )));
+            }
+            dispatcher
+        }
+    }
+    .with_metrics(metrics.clone())
+    .with_leader(leader.clone());
+    Ok(dispatcher)
+}
+
+/// Background upkeep: regions gone silent, and retention; stopped by the returned token.
+fn spawn_upkeep(
+    store: &Arc<dyn store::Store>,
+    settings: &Settings,
+    leader: &Arc<AtomicBool>,
+    dispatcher: &Dispatcher,
+) -> CancellationToken {
+    let stop_retention = CancellationToken::new();
+    tokio::spawn(crate::agent::silence::watch(
+        store.clone(),
+        settings.region_silent_after,
+        dispatcher.wake.clone(),
+        stop_retention.clone(),
+    ));
+    tokio::spawn(store::retention::run(
+        store.clone(),
+        store::retention::Retention {
+            raw: settings.retention_raw,
+            rollup: settings.retention_rollup,
+        },
+        stop_retention.clone(),
+        leader.clone(),
+    ));
+    stop_retention
 }

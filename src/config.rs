@@ -53,6 +53,15 @@ fn parse_cidrs(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
+/// An error naming `name` when `bad`.
+fn refuse(bad: bool, name: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
+    if bad {
+        Err(invalid(name, message))
+    } else {
+        Ok(())
+    }
+}
+
 fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -244,19 +253,17 @@ impl Settings {
             Some(url) => parse_database_url(url)?,
         };
         let region = raw.region.unwrap_or_else(|| "local".to_string());
-        if !is_region_name(&region) {
-            return Err(invalid(
-                "MCPWATCH_REGION",
-                format!("'{region}' must be 1-64 characters of letters, digits, - or _"),
-            ));
-        }
+        refuse(
+            !is_region_name(&region),
+            "MCPWATCH_REGION",
+            format!("'{region}' must be 1-64 characters of letters, digits, - or _"),
+        )?;
         let admin_token = raw.admin_token.filter(|t| !t.is_empty());
-        if admin_token.as_ref().is_some_and(|t| t.len() < 24) {
-            return Err(invalid(
-                "MCPWATCH_ADMIN_TOKEN",
-                "must be at least 24 characters (the value is not shown)",
-            ));
-        }
+        refuse(
+            admin_token.as_ref().is_some_and(|t| t.len() < 24),
+            "MCPWATCH_ADMIN_TOKEN",
+            "must be at least 24 characters (the value is not shown)",
+        )?;
         let secret_key = match raw.secret_key.filter(|k| !k.is_empty()) {
             None => None,
             Some(k) => Some(parse_secret_key(&k).map_err(|m| invalid("MCPWATCH_SECRET_KEY", m))?),
@@ -265,65 +272,39 @@ impl Settings {
             AddressPolicy::parse_allow_list(raw.allow_private_cidrs.as_deref().unwrap_or(""))
                 .map_err(|e| invalid("MCPWATCH_ALLOW_PRIVATE_CIDRS", e.to_string()))?;
         let max_concurrent_probes = raw.max_concurrent_probes.unwrap_or(256);
-        if max_concurrent_probes == 0 {
-            return Err(invalid(
-                "MCPWATCH_MAX_CONCURRENT_PROBES",
-                "must be at least 1",
-            ));
-        }
+        refuse(
+            max_concurrent_probes == 0,
+            "MCPWATCH_MAX_CONCURRENT_PROBES",
+            "must be at least 1",
+        )?;
         let drain = raw.drain_timeout.unwrap_or(15);
-        if drain > 3600 {
-            return Err(invalid(
-                "MCPWATCH_DRAIN_TIMEOUT",
-                "must be at most 3600 seconds",
-            ));
-        }
+        refuse(
+            drain > 3600,
+            "MCPWATCH_DRAIN_TIMEOUT",
+            "must be at most 3600 seconds",
+        )?;
         let default_interval = raw.default_interval.unwrap_or(60);
-        if default_interval < MIN_INTERVAL_SECONDS {
-            return Err(invalid(
-                "MCPWATCH_DEFAULT_INTERVAL",
-                format!(
-                    "{default_interval} is below the minimum interval of {MIN_INTERVAL_SECONDS} seconds"
-                ),
-            ));
-        }
-        let log_format = match raw.log_format.as_deref().unwrap_or("auto") {
-            "json" => LogFormat::Json,
-            "text" => LogFormat::Text,
-            "auto" => LogFormat::Auto,
-            other => {
-                return Err(invalid(
-                    "MCPWATCH_LOG_FORMAT",
-                    format!("'{other}': expected json, text or auto"),
-                ));
-            }
-        };
-        let public_url = match raw.public_url.filter(|u| !u.is_empty()) {
-            None => None,
-            Some(u) => {
-                let parsed = url::Url::parse(&u).map_err(|e| {
-                    invalid("MCPWATCH_PUBLIC_URL", format!("'{u}' is not a URL: {e}"))
-                })?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(invalid(
-                        "MCPWATCH_PUBLIC_URL",
-                        "must be an http or https URL",
-                    ));
-                }
-                Some(u.trim_end_matches('/').to_string())
-            }
-        };
+        refuse(
+            default_interval < MIN_INTERVAL_SECONDS,
+            "MCPWATCH_DEFAULT_INTERVAL",
+            format!(
+                "{default_interval} is below the minimum interval of {MIN_INTERVAL_SECONDS} seconds"
+            ),
+        )?;
+        let log_format = log_format(raw.log_format.as_deref())?;
+        let public_url = public_url(raw.public_url)?;
         let db_max_connections = raw.db_max_connections.unwrap_or(10);
-        if db_max_connections == 0 {
-            return Err(invalid("MCPWATCH_DB_MAX_CONNECTIONS", "must be at least 1"));
-        }
+        refuse(
+            db_max_connections == 0,
+            "MCPWATCH_DB_MAX_CONNECTIONS",
+            "must be at least 1",
+        )?;
         let drift_shown_days = raw.drift_shown_days.unwrap_or(7);
-        if drift_shown_days > 400 {
-            return Err(invalid(
-                "MCPWATCH_DRIFT_SHOWN_DAYS",
-                format!("{drift_shown_days} is more than the 400 days rollups are kept"),
-            ));
-        }
+        refuse(
+            drift_shown_days > 400,
+            "MCPWATCH_DRIFT_SHOWN_DAYS",
+            format!("{drift_shown_days} is more than the 400 days rollups are kept"),
+        )?;
         let trusted_proxies =
             parse_cidrs(raw.trusted_proxies.as_deref().unwrap_or("")).map_err(|bad| {
                 invalid(
@@ -331,83 +312,44 @@ impl Settings {
                     format!("'{bad}' is not a CIDR like 10.0.0.0/8 or ::1/128"),
                 )
             })?;
-        let smtp_url = raw.smtp_url.filter(|u| !u.is_empty());
-        if let Some(u) = &smtp_url {
-            let ok = url::Url::parse(u)
-                .is_ok_and(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host().is_some());
-            if !ok {
-                return Err(invalid(
-                    "MCPWATCH_SMTP_URL",
-                    "expected smtp://host:port, smtps://host:port or smtp://host:port?tls=required, with optional user:password (the value is not shown)",
-                ));
-            }
-        }
-        let smtp_plaintext_auth = raw.smtp_plaintext_auth.unwrap_or(false);
-        if let Some(u) = &smtp_url
-            && smtp_password_in_clear(u)
-            && !smtp_plaintext_auth
-        {
-            return Err(invalid(
-                "MCPWATCH_SMTP_URL",
-                "has a password but no TLS, so it would cross the network in clear: use smtps:// or \
-                 add ?tls=required (STARTTLS), or set MCPWATCH_SMTP_PLAINTEXT_AUTH=true for a \
-                 relay on a trusted network (the value is not shown)",
-            ));
-        }
-        let smtp_from = raw.smtp_from.filter(|f| !f.is_empty());
-        if let Some(f) = &smtp_from
-            && f.parse::<lettre::message::Mailbox>().is_err()
-        {
-            return Err(invalid(
-                "MCPWATCH_SMTP_FROM",
-                format!("'{f}' is not an email address like mcpwatch@example.com"),
-            ));
-        }
-        if smtp_url.is_some() != smtp_from.is_some() {
-            return Err(invalid(
-                "MCPWATCH_SMTP_FROM",
-                "MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM go together",
-            ));
-        }
+        let (smtp_url, smtp_from, smtp_plaintext_auth) =
+            smtp(raw.smtp_url, raw.smtp_from, raw.smtp_plaintext_auth)?;
         let lease = raw.delivery_lease.unwrap_or(30);
-        if !(11..=3600).contains(&lease) {
-            return Err(invalid(
-                "MCPWATCH_DELIVERY_LEASE",
-                "must be between 11 and 3600 seconds (longer than the 10 s webhook timeout)",
-            ));
-        }
+        refuse(
+            !(11..=3600).contains(&lease),
+            "MCPWATCH_DELIVERY_LEASE",
+            "must be between 11 and 3600 seconds (longer than the 10 s webhook timeout)",
+        )?;
         let ingest_buffer = raw.ingest_buffer.unwrap_or(100_000);
-        if ingest_buffer < 100 {
-            return Err(invalid(
-                "MCPWATCH_INGEST_BUFFER",
-                "must be at least 100 results",
-            ));
-        }
+        refuse(
+            ingest_buffer < 100,
+            "MCPWATCH_INGEST_BUFFER",
+            "must be at least 100 results",
+        )?;
         let ingest_spill_mb = raw.ingest_spill_mb.unwrap_or(2048);
-        if ingest_spill_mb < 16 {
-            return Err(invalid(
-                "MCPWATCH_INGEST_SPILL_MB",
-                "must be at least 16 (MiB)",
-            ));
-        }
+        refuse(
+            ingest_spill_mb < 16,
+            "MCPWATCH_INGEST_SPILL_MB",
+            "must be at least 16 (MiB)",
+        )?;
         let retention_raw = raw.retention_raw.unwrap_or(30);
-        if retention_raw == 0 {
-            return Err(invalid("MCPWATCH_RETENTION_RAW", "must be at least 1 day"));
-        }
+        refuse(
+            retention_raw == 0,
+            "MCPWATCH_RETENTION_RAW",
+            "must be at least 1 day",
+        )?;
         let retention_rollup = raw.retention_rollup.unwrap_or(400);
-        if retention_rollup < 90 {
-            return Err(invalid(
-                "MCPWATCH_RETENTION_ROLLUP",
-                format!("{retention_rollup} days is less than the 90 days the status page shows"),
-            ));
-        }
+        refuse(
+            retention_rollup < 90,
+            "MCPWATCH_RETENTION_ROLLUP",
+            format!("{retention_rollup} days is less than the 90 days the status page shows"),
+        )?;
         let region_silent_after = raw.region_silent_after.unwrap_or(180);
-        if !(5..=86_400).contains(&region_silent_after) {
-            return Err(invalid(
-                "MCPWATCH_REGION_SILENT_AFTER",
-                "must be between 5 and 86400 seconds",
-            ));
-        }
+        refuse(
+            !(5..=86_400).contains(&region_silent_after),
+            "MCPWATCH_REGION_SILENT_AFTER",
+            "must be between 5 and 86400 seconds",
+        )?;
         Ok(Settings {
             listen,
             database,
@@ -496,6 +438,83 @@ pub fn parse_secret_key(text: &str) -> Result<[u8; 32], String> {
     bytes
         .try_into()
         .map_err(|_| "must decode to exactly 32 bytes (the value is not shown)".to_string())
+}
+
+/// `MCPWATCH_LOG_FORMAT`: json, text or auto (the default).
+fn log_format(raw: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match raw.unwrap_or("auto") {
+        "json" => Ok(LogFormat::Json),
+        "text" => Ok(LogFormat::Text),
+        "auto" => Ok(LogFormat::Auto),
+        other => Err(invalid(
+            "MCPWATCH_LOG_FORMAT",
+            format!("'{other}': expected json, text or auto"),
+        )),
+    }
+}
+
+/// `MCPWATCH_PUBLIC_URL`: an http(s) URL, without a trailing slash.
+fn public_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(u) = raw.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = url::Url::parse(&u)
+        .map_err(|e| invalid("MCPWATCH_PUBLIC_URL", format!("'{u}' is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(
+            "MCPWATCH_PUBLIC_URL",
+            "must be an http or https URL",
+        ));
+    }
+    Ok(Some(u.trim_end_matches('/').to_string()))
+}
+
+/// `MCPWATCH_SMTP_URL`, `MCPWATCH_SMTP_FROM` (both or neither) and
+/// `MCPWATCH_SMTP_PLAINTEXT_AUTH`; a password never crosses the network in clear unasked.
+fn smtp(
+    url: Option<String>,
+    from: Option<String>,
+    plaintext_auth: Option<bool>,
+) -> Result<(Option<String>, Option<String>, bool), ConfigError> {
+    let smtp_url = url.filter(|u| !u.is_empty());
+    if let Some(u) = &smtp_url {
+        let ok = url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host().is_some());
+        if !ok {
+            return Err(invalid(
+                "MCPWATCH_SMTP_URL",
+                "expected smtp://host:port, smtps://host:port or smtp://host:port?tls=required, with optional user:password (the value is not shown)",
+            ));
+        }
+    }
+    let smtp_plaintext_auth = plaintext_auth.unwrap_or(false);
+    if let Some(u) = &smtp_url
+        && smtp_password_in_clear(u)
+        && !smtp_plaintext_auth
+    {
+        return Err(invalid(
+            "MCPWATCH_SMTP_URL",
+            "has a password but no TLS, so it would cross the network in clear: use smtps:// or \
+             add ?tls=required (STARTTLS), or set MCPWATCH_SMTP_PLAINTEXT_AUTH=true for a \
+             relay on a trusted network (the value is not shown)",
+        ));
+    }
+    let smtp_from = from.filter(|f| !f.is_empty());
+    if let Some(f) = &smtp_from
+        && f.parse::<lettre::message::Mailbox>().is_err()
+    {
+        return Err(invalid(
+            "MCPWATCH_SMTP_FROM",
+            format!("'{f}' is not an email address like mcpwatch@example.com"),
+        ));
+    }
+    if smtp_url.is_some() != smtp_from.is_some() {
+        return Err(invalid(
+            "MCPWATCH_SMTP_FROM",
+            "MCPWATCH_SMTP_URL and MCPWATCH_SMTP_FROM go together",
+        ));
+    }
+    Ok((smtp_url, smtp_from, smtp_plaintext_auth))
 }
 
 #[cfg(test)]

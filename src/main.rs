@@ -1,6 +1,7 @@
 //! The `mcpwatch` binary: parse arguments, call the library, exit with its code.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mcpwatch::app::App;
@@ -39,7 +40,7 @@ struct DaemonArgs {
 }
 
 impl DaemonArgs {
-    fn settings(&self) -> Result<Settings, std::process::ExitCode> {
+    fn settings(&self) -> Result<Settings, ExitCode> {
         let overrides = Overrides {
             config_file: self.config.clone(),
             listen: self.listen.clone(),
@@ -48,7 +49,7 @@ impl DaemonArgs {
         };
         Settings::load(&overrides).map_err(|e| {
             eprintln!("mcpwatch: configuration error: {e}");
-            std::process::ExitCode::from(2)
+            ExitCode::from(2)
         })
     }
 }
@@ -74,7 +75,7 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let args = Cli::parse();
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     match &args.command {
@@ -86,85 +87,97 @@ async fn main() -> std::process::ExitCode {
             mcpwatch::telemetry::init("warn", LogFormat::Auto);
             cli::run_snapshot(a, &mut out, &mut err).await.into()
         }
-        Command::Migrate(a) => {
-            let settings = match a.settings() {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            mcpwatch::telemetry::init("info", settings.log_format);
-            match mcpwatch::store::open(&settings.database, 1).await {
-                Ok(store) => match store.migrate().await {
-                    Ok(()) => {
-                        println!("migrations applied ({})", store.backend());
-                        std::process::ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&e),
-                },
-                Err(e) => fail(&e),
-            }
-        }
-        Command::Healthcheck { url } => {
-            let url = url.clone().unwrap_or_else(|| {
-                let listen =
-                    std::env::var("MCPWATCH_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
-                let port = listen.rsplit(':').next().unwrap_or("8080").to_string();
-                format!("http://127.0.0.1:{port}/healthz")
-            });
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(std::time::Duration::from_secs(3))
-                .build();
-            let ok = match client {
-                Ok(c) => c
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success()),
-                Err(_) => false,
-            };
-            if ok {
-                std::process::ExitCode::SUCCESS
-            } else {
-                eprintln!("mcpwatch: {url} did not answer 2xx");
-                std::process::ExitCode::from(1)
-            }
-        }
-        Command::Agent(a) => {
-            let settings = match a.validate() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("mcpwatch: configuration error: {e}");
-                    return std::process::ExitCode::from(2);
-                }
-            };
-            mcpwatch::telemetry::init("info", LogFormat::Auto);
-            match mcpwatch::agent::run(settings, shutdown_signal()).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => fail(&e),
-            }
-        }
-        Command::Serve(a) => {
-            let settings = match a.settings() {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            mcpwatch::telemetry::init("info", settings.log_format);
-            let app = match App::build(settings).await {
-                Ok(app) => app,
-                Err(e) => return fail(&e),
-            };
-            eprintln!("mcpwatch: serving on http://{}", app.local_addr());
-            match app.run(shutdown_signal()).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => fail(&e),
-            }
-        }
+        Command::Migrate(a) => migrate(a).await,
+        Command::Healthcheck { url } => healthcheck(url.clone()).await,
+        Command::Agent(a) => agent(a).await,
+        Command::Serve(a) => serve(a).await,
     }
 }
 
-fn fail(e: &dyn std::fmt::Display) -> std::process::ExitCode {
+/// `mcpwatch migrate`: apply the migrations and exit.
+async fn migrate(a: &DaemonArgs) -> ExitCode {
+    let settings = match a.settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    mcpwatch::telemetry::init("info", settings.log_format);
+    match mcpwatch::store::open(&settings.database, 1).await {
+        Ok(store) => match store.migrate().await {
+            Ok(()) => {
+                println!("migrations applied ({})", store.backend());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Err(e) => fail(&e),
+    }
+}
+
+/// `mcpwatch healthcheck`: 0 when the daemon's `/healthz` answers 2xx (a container's
+/// HEALTHCHECK, which has no curl).
+async fn healthcheck(url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let listen = std::env::var("MCPWATCH_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        let port = listen.rsplit(':').next().unwrap_or("8080").to_string();
+        format!("http://127.0.0.1:{port}/healthz")
+    });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(3))
+        .build();
+    let ok = match client {
+        Ok(c) => c
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("mcpwatch: {url} did not answer 2xx");
+        ExitCode::from(1)
+    }
+}
+
+/// `mcpwatch agent`: probe for one region and push to the central until a signal.
+async fn agent(a: &mcpwatch::agent::AgentArgs) -> ExitCode {
+    let settings = match a.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mcpwatch: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    mcpwatch::telemetry::init("info", LogFormat::Auto);
+    match mcpwatch::agent::run(settings, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// `mcpwatch serve`: the daemon, until a signal.
+async fn serve(a: &DaemonArgs) -> ExitCode {
+    let settings = match a.settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    mcpwatch::telemetry::init("info", settings.log_format);
+    let app = match App::build(settings).await {
+        Ok(app) => app,
+        Err(e) => return fail(&e),
+    };
+    eprintln!("mcpwatch: serving on http://{}", app.local_addr());
+    match app.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("mcpwatch: error: {e}");
-    std::process::ExitCode::from(1)
+    ExitCode::from(1)
 }
 
 /// SIGTERM or SIGINT.

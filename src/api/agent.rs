@@ -124,25 +124,7 @@ pub async fn results(
     ApiJson(batch): ApiJson<AgentBatch>,
 ) -> Result<Json<PushReply>, ApiError> {
     let region = region_of(&caller)?.to_string();
-    if batch.results.len() > MAX_BATCH {
-        return Err(ApiError::field(
-            "results",
-            format!("at most {MAX_BATCH} results per batch"),
-        ));
-    }
-    if let Some(bad) = batch
-        .results
-        .iter()
-        .find(|r| uuid::Uuid::parse_str(&r.id).is_err())
-    {
-        return Err(ApiError::field(
-            "results",
-            format!(
-                "result id '{}' is not a UUID",
-                bad.id.chars().take(40).collect::<String>()
-            ),
-        ));
-    }
+    check_batch(&batch)?;
     if !app.accepting.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::NotHere("shutting down; retry shortly"));
     }
@@ -160,18 +142,7 @@ pub async fn results(
         .await?
         .into_iter()
         .collect();
-    let mut servers: std::collections::HashMap<String, Option<String>> = Default::default();
-    for r in &batch.results {
-        if !servers.contains_key(&r.server_id) {
-            let slug = app
-                .store
-                .get_server(&r.server_id)
-                .await?
-                .filter(|s| s.id == r.server_id)
-                .map(|s| s.slug);
-            servers.insert(r.server_id.clone(), slug);
-        }
-    }
+    let servers = slugs_of(&app, &batch).await?;
     let mut reply = PushReply::default();
     let mut seen = std::collections::HashSet::new();
     for r in batch.results {
@@ -216,4 +187,48 @@ pub async fn results(
         ));
     }
     Ok(Json(reply))
+}
+
+/// At most [`MAX_BATCH`] results, each with a UUID.
+fn check_batch(batch: &AgentBatch) -> Result<(), ApiError> {
+    if batch.results.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "results",
+            format!("at most {MAX_BATCH} results per batch"),
+        ));
+    }
+    if let Some(bad) = batch
+        .results
+        .iter()
+        .find(|r| uuid::Uuid::parse_str(&r.id).is_err())
+    {
+        return Err(ApiError::field(
+            "results",
+            format!(
+                "result id '{}' is not a UUID",
+                bad.id.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Each pushed result's server slug, `None` for a server that no longer exists.
+async fn slugs_of(
+    app: &AppState,
+    batch: &AgentBatch,
+) -> Result<std::collections::HashMap<String, Option<String>>, ApiError> {
+    let mut servers: std::collections::HashMap<String, Option<String>> = Default::default();
+    for r in &batch.results {
+        if !servers.contains_key(&r.server_id) {
+            let slug = app
+                .store
+                .get_server(&r.server_id)
+                .await?
+                .filter(|s| s.id == r.server_id)
+                .map(|s| s.slug);
+            servers.insert(r.server_id.clone(), slug);
+        }
+    }
+    Ok(servers)
 }

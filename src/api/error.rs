@@ -117,28 +117,11 @@ impl ApiError {
     }
 }
 
-impl From<crate::targets::TargetError> for ApiError {
-    fn from(e: crate::targets::TargetError) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
-            StoreError::Database(m) | StoreError::Migration(m) => ApiError::Unavailable(m),
-            StoreError::Query(e) => ApiError::Unavailable(e.to_string()),
-            StoreError::Unreachable(e) => ApiError::Unreachable(e.to_string()),
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let database_down = matches!(self, ApiError::Unreachable(_));
-        let (status, title, detail, errors) = match self {
+impl ApiError {
+    /// Status, title, the detail shown to the client (what is logged instead of shown is
+    /// logged here) and the invalid fields.
+    fn parts(self) -> (StatusCode, &'static str, String, Option<Vec<FieldError>>) {
+        match self {
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d, None),
             ApiError::Invalid(errs) => {
                 let detail = errs
@@ -197,7 +180,32 @@ impl IntoResponse for ApiError {
                     None,
                 )
             }
-        };
+        }
+    }
+}
+
+impl From<crate::targets::TargetError> for ApiError {
+    fn from(e: crate::targets::TargetError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Database(m) | StoreError::Migration(m) => ApiError::Unavailable(m),
+            StoreError::Query(e) => ApiError::Unavailable(e.to_string()),
+            StoreError::Unreachable(e) => ApiError::Unreachable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let database_down = matches!(self, ApiError::Unreachable(_));
+        let (status, title, detail, errors) = self.parts();
         let body = Problem {
             kind: "about:blank".into(),
             title: title.into(),

@@ -1,7 +1,9 @@
 //! The REST API under `/api/v1`, plus `/healthz` and `/readyz`.
 //!
 //! - `auth.rs`: API keys, scopes and rate limits (a middleware, before any handler).
-//! - `error.rs`: problem+json errors and the JSON extractor that names bad fields.
+//! - `error.rs`: problem+json errors, the shared error answers of the OpenAPI document, and the
+//!   JSON extractor that names bad fields.
+//! - `views.rs`: every typed answer (records become views there).
 //! - `servers.rs`: register, list, change, pause, delete, check now.
 //! - `history.rs`: results, schema and its history and diffs, incidents, events, status.
 //! - `keys.rs`: API key management.

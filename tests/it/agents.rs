@@ -122,7 +122,10 @@ fn batch_for(server_id: &str) -> AgentBatch {
     }
 }
 
-#[tokio::test]
+// Several workers: starting and stopping the central blocks the test's thread (it waits on
+// the child's output and exit), and the fake servers the agents probe must keep answering
+// meanwhile; on one thread they were starved and a healthy server timed out from every region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_regions_decide_by_quorum_buffer_through_outages_and_count_once() {
     let db = TestDb::new(Backend::Postgres).await;
     let db_url = match &db.url {
