@@ -458,32 +458,49 @@ impl Dispatcher {
         delivery_id: &str,
     ) -> SendOutcome {
         let started = Instant::now();
-        let done = |http_status: Option<u16>, error: Option<String>| SendOutcome {
+        let (http_status, error, permanent) = if channel.kind == "email" {
+            self.send_email(channel, event, delivery_id).await
+        } else {
+            let (status, error) = self.send_webhook(channel, event, delivery_id).await;
+            (status, error, false)
+        };
+        SendOutcome {
             http_status,
             error,
             duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-            permanent: false,
-        };
-        if channel.kind == "email" {
-            let Some(mailer) = &self.mailer else {
-                return done(
-                    None,
-                    Some("email channel, but MCPWATCH_SMTP_URL is not configured".into()),
-                );
-            };
-            return match mailer
-                .send(channel, event, delivery_id, self.public_url.as_deref())
-                .await
-            {
-                Ok(()) => done(None, None),
-                Err(e) => SendOutcome {
-                    permanent: e.permanent,
-                    ..done(None, Some(e.message))
-                },
-            };
+            permanent,
         }
+    }
+
+    /// One email; the error, and whether retrying cannot help.
+    async fn send_email(
+        &self,
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        delivery_id: &str,
+    ) -> (Option<u16>, Option<String>, bool) {
+        let Some(mailer) = &self.mailer else {
+            let why = "email channel, but MCPWATCH_SMTP_URL is not configured";
+            return (None, Some(why.into()), false);
+        };
+        match mailer
+            .send(channel, event, delivery_id, self.public_url.as_deref())
+            .await
+        {
+            Ok(()) => (None, None, false),
+            Err(e) => (None, Some(e.message), e.permanent),
+        }
+    }
+
+    /// One webhook POST: the receiver's status and, unless 2xx, why it failed.
+    async fn send_webhook(
+        &self,
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        delivery_id: &str,
+    ) -> (Option<u16>, Option<String>) {
         let Some(url) = channel.url.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
-            return done(None, Some("channel has no valid URL".into()));
+            return (None, Some("channel has no valid URL".into()));
         };
         let literal = match url.host() {
             Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
@@ -491,61 +508,14 @@ impl Dispatcher {
             _ => None,
         };
         if let Some(Err(b)) = literal.map(|ip| self.policy.check(ip)) {
-            return done(None, Some(format!("refused: {b}")));
+            return (None, Some(format!("refused: {b}")));
         }
-        let format = channel.format.as_deref().unwrap_or("standard");
-        // The body is serialized once: the signature covers exactly the bytes sent.
-        let (bytes, mut headers) = match format {
-            "slack" | "discord" => {
-                let body = webhook::chat_body(format, event, self.public_url.as_deref());
-                (
-                    serde_json::to_vec(&body).unwrap_or_default(),
-                    HeaderMap::new(),
-                )
-            }
-            _ => {
-                let body = webhook::payload(event, self.public_url.as_deref());
-                let bytes = serde_json::to_vec(&body).unwrap_or_default();
-                let mut h = HeaderMap::new();
-                let ts = (self.clock)() / 1000;
-                if let Some(secret) = channel
-                    .secret_enc
-                    .as_deref()
-                    .and_then(|s| self.sealer.open(s).ok())
-                {
-                    let secret = String::from_utf8_lossy(&secret).into_owned();
-                    match webhook::sign(&secret, delivery_id, ts, &bytes) {
-                        Ok(sig) => {
-                            if let Ok(v) = HeaderValue::from_str(&sig) {
-                                h.insert("webhook-signature", v);
-                            }
-                        }
-                        Err(e) => return done(None, Some(e.to_string())),
-                    }
-                }
-                if let Ok(v) = HeaderValue::from_str(delivery_id) {
-                    h.insert("webhook-id", v);
-                }
-                h.insert("webhook-timestamp", HeaderValue::from(ts));
-                (bytes, h)
-            }
+        let (bytes, mut headers) = match self.webhook_body(channel, event, delivery_id) {
+            Ok(body) => body,
+            Err(e) => return (None, Some(e)),
         };
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(Ok(plain)) = channel.headers_enc.as_deref().map(|s| self.sealer.open(s)) {
-            let extra: Vec<(String, String)> = serde_json::from_slice(&plain).unwrap_or_default();
-            for (k, v) in extra {
-                if let (Ok(name), Ok(mut value)) = (
-                    HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(&v),
-                ) {
-                    value.set_sensitive(true);
-                    // A channel's own headers never replace the signature or the content type.
-                    if !headers.contains_key(&name) {
-                        headers.insert(name, value);
-                    }
-                }
-            }
-        }
+        self.add_channel_headers(channel, &mut headers);
         match self
             .client
             .post(url)
@@ -554,20 +524,9 @@ impl Dispatcher {
             .send()
             .await
         {
-            Ok(mut resp) => {
+            Ok(resp) => {
                 let status = resp.status().as_u16();
-                // Read a little of the body (for the log), never all of it.
-                let mut read = 0usize;
-                let mut snippet = Vec::new();
-                while let Ok(Some(chunk)) = resp.chunk().await {
-                    if read < RESPONSE_CAP {
-                        snippet.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - read)]);
-                    }
-                    read += chunk.len();
-                    if read >= RESPONSE_CAP {
-                        break;
-                    }
-                }
+                let snippet = read_snippet(resp).await;
                 let error = (!(200..300).contains(&status)).then(|| {
                     let text = String::from_utf8_lossy(&snippet);
                     format!(
@@ -575,11 +534,85 @@ impl Dispatcher {
                         text.chars().take(200).collect::<String>()
                     )
                 });
-                done(Some(status), error)
+                (Some(status), error)
             }
-            Err(e) => done(None, Some(crate::probe::redact_error(&e.without_url()))),
+            Err(e) => (None, Some(crate::probe::redact_error(&e.without_url()))),
         }
     }
+
+    /// The body in the channel's format and, for the standard format, the Standard Webhooks
+    /// headers. Serialized once: the signature covers exactly the bytes sent.
+    fn webhook_body(
+        &self,
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        delivery_id: &str,
+    ) -> Result<(Vec<u8>, HeaderMap), String> {
+        let format = channel.format.as_deref().unwrap_or("standard");
+        if matches!(format, "slack" | "discord") {
+            let body = webhook::chat_body(format, event, self.public_url.as_deref());
+            return Ok((
+                serde_json::to_vec(&body).unwrap_or_default(),
+                HeaderMap::new(),
+            ));
+        }
+        let body = webhook::payload(event, self.public_url.as_deref());
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut h = HeaderMap::new();
+        let ts = (self.clock)() / 1000;
+        if let Some(secret) = channel
+            .secret_enc
+            .as_deref()
+            .and_then(|s| self.sealer.open(s).ok())
+        {
+            let secret = String::from_utf8_lossy(&secret).into_owned();
+            let sig = webhook::sign(&secret, delivery_id, ts, &bytes).map_err(|e| e.to_string())?;
+            if let Ok(v) = HeaderValue::from_str(&sig) {
+                h.insert("webhook-signature", v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(delivery_id) {
+            h.insert("webhook-id", v);
+        }
+        h.insert("webhook-timestamp", HeaderValue::from(ts));
+        Ok((bytes, h))
+    }
+
+    /// The channel's own headers (sealed at rest), marked sensitive; they never replace the
+    /// signature or the content type.
+    fn add_channel_headers(&self, channel: &ChannelRecord, headers: &mut HeaderMap) {
+        let Some(Ok(plain)) = channel.headers_enc.as_deref().map(|s| self.sealer.open(s)) else {
+            return;
+        };
+        let extra: Vec<(String, String)> = serde_json::from_slice(&plain).unwrap_or_default();
+        for (k, v) in extra {
+            if let (Ok(name), Ok(mut value)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                value.set_sensitive(true);
+                if !headers.contains_key(&name) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+    }
+}
+
+/// A little of a response body (for the delivery log), never all of it.
+async fn read_snippet(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut read = 0usize;
+    let mut snippet = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        if read < RESPONSE_CAP {
+            snippet.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_CAP - read)]);
+        }
+        read += chunk.len();
+        if read >= RESPONSE_CAP {
+            break;
+        }
+    }
+    snippet
 }
 
 /// Both reads of a delivery, or the first read error. `Ok(None)` means gone for good (the
