@@ -328,6 +328,28 @@ async fn stored_results(db: &TestDb, server_id: &str) -> i64 {
         .unwrap()
 }
 
+/// An ingest over `store` with a 100-result queue, spilling to `spill` when given.
+fn spawn_ingest(
+    store: &Arc<dyn Store>,
+    spill: Option<ingest::Spill>,
+) -> (
+    ingest::IngestHandle,
+    tokio::task::JoinHandle<()>,
+    CancellationToken,
+) {
+    let stop = CancellationToken::new();
+    let (handle, task) = ingest::spawn(
+        store.clone(),
+        100,
+        spill.map(Arc::new),
+        stop.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+        Duration::from_secs(180),
+    );
+    (handle, task, stop)
+}
+
 fn spawn_spilling_ingest(
     store: &Arc<dyn Store>,
     spill_dir: &std::path::Path,
@@ -337,17 +359,7 @@ fn spawn_spilling_ingest(
     CancellationToken,
 ) {
     let spill = ingest::Spill::open(spill_dir, ingest::spill::MIN_BYTES).unwrap();
-    let stop = CancellationToken::new();
-    let (handle, task) = ingest::spawn(
-        store.clone(),
-        100,
-        Some(Arc::new(spill)),
-        stop.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
-        Duration::from_secs(180),
-    );
-    (handle, task, stop)
+    spawn_ingest(store, Some(spill))
 }
 
 /// An outage longer than the in-memory queue: results spill to disk and the probes never
@@ -436,16 +448,7 @@ async fn a_result_arriving_after_a_newer_one_is_stored_but_decides_nothing(backe
         .insert_server(&support::fixtures::server("srv", "srv", 1))
         .await
         .unwrap();
-    let stop = CancellationToken::new();
-    let (handle, task) = ingest::spawn(
-        store.clone(),
-        100,
-        None,
-        stop.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
-        Duration::from_secs(180),
-    );
+    let (handle, task, stop) = spawn_ingest(&store, None);
     let item = |id: &str, started_at: i64, report: ProbeReport| IngestItem {
         result_id: id.into(),
         server_id: "srv".into(),
@@ -517,16 +520,7 @@ async fn a_settings_change_between_two_results_keeps_the_first_ones_decisions(ba
     let store = db.store().await;
     let mut server = support::fixtures::server("srv", "srv", 1);
     store.insert_server(&server).await.unwrap();
-    let stop = CancellationToken::new();
-    let (handle, task) = ingest::spawn(
-        store.clone(),
-        100,
-        None,
-        stop.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
-        Duration::from_secs(180),
-    );
+    let (handle, task, stop) = spawn_ingest(&store, None);
     let item = |id: &str, started_at: i64| IngestItem {
         result_id: id.into(),
         server_id: "srv".into(),
