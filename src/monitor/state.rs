@@ -44,6 +44,12 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                s.parse()
+            }
+        }
         impl FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
@@ -118,11 +124,14 @@ impl EventKind {
 }
 
 /// Per (server, region) state, persisted between results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct RegionState {
     pub region: String,
+    #[sqlx(rename = "state", try_from = "String")]
     pub status: RegionStatus,
+    #[sqlx(try_from = "i64")]
     pub consecutive_failures: u32,
+    #[sqlx(try_from = "i64")]
     pub consecutive_successes: u32,
     pub last_result_at: Option<i64>,
     pub last_verdict: Option<String>,
@@ -144,8 +153,9 @@ impl RegionState {
 }
 
 /// Per server state, persisted between results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ServerState {
+    #[sqlx(rename = "state", try_from = "String")]
     pub status: ServerStatus,
     /// Unix ms of the last status change.
     pub since: i64,

@@ -17,20 +17,8 @@ use super::model::{
     SchemaChangeRecord, ServerRecord, SnapshotRecord,
 };
 use super::rollup::Rollup;
+use super::statement::{Arg, Statement};
 use crate::monitor::{RegionState, ServerState};
-
-/// One bound value, in the portable column types.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Arg<'a> {
-    /// TEXT (ids, enums as names, JSON).
-    Text(Option<Cow<'a, str>>),
-    /// BIGINT (times in Unix ms, counts).
-    Int(Option<i64>),
-    /// DOUBLE PRECISION (latencies).
-    Real(Option<f64>),
-    /// BOOLEAN.
-    Bool(bool),
-}
 
 fn text(v: &str) -> Arg<'_> {
     Arg::Text(Some(Cow::Borrowed(v)))
@@ -46,13 +34,6 @@ fn owned(v: String) -> Arg<'static> {
 
 fn int(v: i64) -> Arg<'static> {
     Arg::Int(Some(v))
-}
-
-/// SQL with `?` placeholders and the values they take, in order.
-#[derive(Debug)]
-pub(super) struct Statement<'a> {
-    pub sql: String,
-    pub args: Vec<Arg<'a>>,
 }
 
 /// Bound values per statement: under SQLite's limit (32,766) and Postgres' (65,535).
@@ -74,9 +55,11 @@ fn over_rows<'a, T: 'a>(
     let mut flush = |args: &mut Vec<Arg<'a>>, n: &mut usize| {
         if *n > 0 {
             let values = format!("VALUES {}", vec![tuple.as_str(); *n].join(", "));
+            // Their text depends on the row count: not kept as prepared statements.
             out.push(Statement {
                 sql: template.replace("{values}", &values),
                 args: std::mem::take(args),
+                reuse: false,
             });
             *n = 0;
         }
@@ -557,14 +540,6 @@ impl RollupTable {
         match self {
             RollupTable::Hourly => "server_id, region, hour_start",
             RollupTable::Daily => "server_id, day_start",
-        }
-    }
-
-    /// The column holding the period's start.
-    pub(super) fn period_col(self) -> &'static str {
-        match self {
-            RollupTable::Hourly => "hour_start",
-            RollupTable::Daily => "day_start",
         }
     }
 

@@ -2,8 +2,12 @@
 //!
 //! - `model.rs`: the rows as the daemon uses them.
 //! - `batch.rs`: `commit_batch` as set-based statements (one per kind of write, not per row).
-//! - `sql.rs`: the SQL, written once (portable types: TEXT ids, BIGINT Unix-ms times, TEXT
-//!   JSON) and expanded by a macro into one implementation per backend. No `sqlx::Any`.
+//! - `statement.rs`: a [`statement::Statement`], SQL with `?` placeholders and its bound values.
+//! - `dialect.rs`: what differs between SQLite and Postgres (placeholders, row locks, the pool,
+//!   migrations, running a statement), as a small trait implemented for each.
+//! - `sql.rs`: [`SqlStore`], the SQL written once (portable types: TEXT ids, BIGINT Unix-ms
+//!   times, TEXT JSON) in ordinary generic code over the dialect; rows decode through
+//!   `#[derive(sqlx::FromRow)]` records. No `sqlx::Any`, no macro.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
 //! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (a lease row with a term).
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
@@ -18,6 +22,7 @@
 
 mod batch;
 mod cluster_sql;
+mod dialect;
 pub mod gate;
 mod model;
 mod nodelay;
@@ -26,6 +31,7 @@ mod region_sql;
 pub mod retention;
 pub mod rollup;
 mod sql;
+mod statement;
 mod status_sql;
 
 use std::path::Path;
@@ -40,7 +46,7 @@ pub use model::{
     ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
 pub use region_sql::{RegionRecord, RegionStore};
-pub use sql::{PostgresStore, SqliteStore};
+pub use sql::{PostgresStore, SqlStore, SqliteStore};
 pub use status_sql::{LastSeen, RegionView, Scope, StatusStore};
 
 use crate::config::DatabaseUrl;
@@ -90,6 +96,10 @@ impl From<sqlx::Error> for StoreError {
                 .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "55000"),
             _ => false,
         };
+        if matches!(e, sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) {
+            // A stored value that does not read back (corrupt JSON, an unknown enum name).
+            return StoreError::Corrupt(e.to_string());
+        }
         if unreachable {
             StoreError::Unreachable(e)
         } else if pooler::is_pooler_symptom(&e) {

@@ -7,7 +7,7 @@ use crate::monitor::{RegionState, ServerState};
 use crate::probe::ProbeReport;
 
 /// A registered MCP server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ServerRecord {
     pub id: String,
     pub slug: String,
@@ -18,17 +18,24 @@ pub struct ServerRecord {
     #[serde(skip)]
     pub url_enc: Option<String>,
     /// Names of the probe headers; the values live sealed in `headers_enc`.
+    #[sqlx(try_from = "JsonText")]
     pub header_names: Vec<String>,
     /// AES-256-GCM sealed JSON `[[name, value], …]`; never leaves the daemon.
     #[serde(skip)]
     pub headers_enc: Option<String>,
+    #[sqlx(try_from = "i64")]
     pub interval_seconds: u32,
+    #[sqlx(try_from = "i64")]
     pub timeout_seconds: u32,
+    #[sqlx(try_from = "JsonText")]
     pub tags: Vec<String>,
     pub public: bool,
     pub paused: bool,
+    #[sqlx(try_from = "i64")]
     pub failures_to_down: u32,
+    #[sqlx(try_from = "i64")]
     pub successes_to_up: u32,
+    #[sqlx(try_from = "NullableInt")]
     pub degraded_latency_ms: Option<u64>,
     pub expect_auth: bool,
     /// The last era found, tried first next time.
@@ -37,9 +44,11 @@ pub struct ServerRecord {
     pub updated_at: i64,
     /// Regions that probe it; empty: every region.
     #[serde(default)]
+    #[sqlx(try_from = "JsonText")]
     pub regions: Vec<String>,
     /// Regions down needed for the server to be down; `None`: a majority of its regions.
     #[serde(default)]
+    #[sqlx(try_from = "NullableInt")]
     pub quorum: Option<u32>,
 }
 
@@ -59,7 +68,7 @@ impl ServerRecord {
 }
 
 /// One probe result from one region.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ResultRecord {
     pub id: String,
     pub server_id: String,
@@ -129,12 +138,13 @@ impl ResultRecord {
 }
 
 /// A stored tool list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SnapshotRecord {
     pub server_id: String,
     pub hash: String,
     pub interface_hash: String,
     /// The canonical tool list.
+    #[sqlx(try_from = "JsonText")]
     pub tools: Value,
     pub first_seen: i64,
     pub last_seen: i64,
@@ -142,7 +152,7 @@ pub struct SnapshotRecord {
 
 /// A change of the served tool list: from one hash (none for the first list) to another, at
 /// the time of the result that showed it. A return to an earlier list is a change too.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SchemaChangeRecord {
     pub server_id: String,
     pub at: i64,
@@ -164,7 +174,7 @@ impl From<&SchemaChangeRecord> for crate::schema::history::Change {
 }
 
 /// An outage (down or auth_failed) from open to close.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct IncidentRecord {
     pub id: String,
     pub server_id: String,
@@ -175,17 +185,19 @@ pub struct IncidentRecord {
 }
 
 /// A stored event (the input of alerting).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct EventRecord {
     pub id: String,
     pub server_id: Option<String>,
+    #[sqlx(rename = "type")]
     pub kind: String,
     pub at: i64,
+    #[sqlx(try_from = "JsonText")]
     pub payload: Value,
 }
 
 /// An API key; only its SHA-256 hash is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub name: String,
@@ -193,6 +205,7 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     #[serde(skip)]
     pub hash: String,
+    #[sqlx(try_from = "JsonText")]
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -292,7 +305,7 @@ pub struct ServerWithState {
 }
 
 /// An alert channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ChannelRecord {
     pub id: String,
     pub name: String,
@@ -303,15 +316,20 @@ pub struct ChannelRecord {
     pub format: Option<String>,
     #[serde(skip)]
     pub headers_enc: Option<String>,
+    #[sqlx(try_from = "JsonText")]
     pub header_names: Vec<String>,
     /// Sealed `whsec_` secret; never leaves the daemon after creation.
     #[serde(skip)]
     pub secret_enc: Option<String>,
+    #[sqlx(try_from = "JsonText")]
     pub recipients: Vec<String>,
     /// Servers (ids) and tags this channel follows; both empty: every server.
+    #[sqlx(try_from = "JsonText")]
     pub server_ids: Vec<String>,
+    #[sqlx(try_from = "JsonText")]
     pub tags: Vec<String>,
     /// Event types delivered.
+    #[sqlx(try_from = "JsonText")]
     pub events: Vec<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -324,7 +342,7 @@ pub struct ChannelRecord {
 }
 
 /// One (event, channel) delivery: the outbox row. Its id is the idempotency key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub id: String,
     pub event_id: String,
@@ -360,7 +378,7 @@ impl DeliveryRecord {
 }
 
 /// One attempt to deliver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AttemptRecord {
     pub id: String,
     pub delivery_id: String,
@@ -371,11 +389,13 @@ pub struct AttemptRecord {
 }
 
 /// A maintenance window (one-off or recurring).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct WindowRecord {
     pub id: String,
     pub name: String,
+    #[sqlx(try_from = "JsonText")]
     pub server_ids: Vec<String>,
+    #[sqlx(try_from = "JsonText")]
     pub tags: Vec<String>,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
@@ -386,7 +406,7 @@ pub struct WindowRecord {
 }
 
 /// Alerts a window held for a server during one occurrence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct HeldRecord {
     pub window_id: String,
     pub occurrence_start: i64,
@@ -394,4 +414,42 @@ pub struct HeldRecord {
     pub server_id: String,
     /// The server's state before the first held event.
     pub state_before: String,
+}
+
+/// A TEXT column holding JSON (a list, a tool list, a payload), read by `try_from`.
+#[derive(Debug, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct JsonText(pub String);
+
+impl TryFrom<JsonText> for Vec<String> {
+    type Error = String;
+    fn try_from(v: JsonText) -> Result<Self, String> {
+        serde_json::from_str(&v.0).map_err(|e| format!("a JSON list column: {e}"))
+    }
+}
+
+impl TryFrom<JsonText> for Value {
+    type Error = String;
+    fn try_from(v: JsonText) -> Result<Self, String> {
+        serde_json::from_str(&v.0).map_err(|e| format!("a JSON column: {e}"))
+    }
+}
+
+/// A nullable BIGINT read into a narrower unsigned field.
+#[derive(Debug, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct NullableInt(pub Option<i64>);
+
+impl TryFrom<NullableInt> for Option<u32> {
+    type Error = std::num::TryFromIntError;
+    fn try_from(v: NullableInt) -> Result<Self, Self::Error> {
+        v.0.map(u32::try_from).transpose()
+    }
+}
+
+impl TryFrom<NullableInt> for Option<u64> {
+    type Error = std::num::TryFromIntError;
+    fn try_from(v: NullableInt) -> Result<Self, Self::Error> {
+        v.0.map(u64::try_from).transpose()
+    }
 }

@@ -1,14 +1,15 @@
 //! Regions and agents: each region's last contact (for `region.silent`), and the result-id
-//! check that makes agent pushes idempotent. Expanded for both backends like `sql.rs`.
+//! check that makes agent pushes idempotent. Written once for both backends, like `sql.rs`.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::StoreResult;
-use super::sql::{PostgresStore, SqliteStore, audited, postgres_sql, sqlite_sql};
+use super::dialect::{Dialect, Exec};
+use super::sql::SqlStore;
+use super::statement::{Statement, marks};
 
 /// A region that has reported results.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RegionRecord {
     pub name: String,
     pub last_seen_at: i64,
@@ -31,53 +32,53 @@ pub trait RegionStore: Send + Sync {
     async fn existing_result_ids(&self, ids: &[String]) -> StoreResult<Vec<String>>;
 }
 
-macro_rules! region_store {
-    ($store:ident, $conv:path) => {
-        #[async_trait]
-        impl RegionStore for $store {
-            async fn touch_region(&self, name: &str, at: i64, agent_version: Option<&str>) -> StoreResult<Option<i64>> {
-                let mut tx = self.pool.begin().await?;
-                let sql = $conv("SELECT silent_since FROM regions WHERE name = ?");
-                let was: Option<i64> = sqlx::query(audited(&sql)).bind(name).fetch_optional(&mut *tx).await?
-                    .map(|r| r.try_get::<Option<i64>, _>("silent_since")).transpose()?.flatten();
-                let sql = $conv("INSERT INTO regions (name, last_seen_at, silent_since, agent_version) VALUES (?, ?, NULL, ?) ON CONFLICT (name) DO UPDATE SET last_seen_at = excluded.last_seen_at, silent_since = NULL, agent_version = COALESCE(excluded.agent_version, regions.agent_version)");
-                sqlx::query(audited(&sql)).bind(name).bind(at).bind(agent_version).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(was)
-            }
+#[async_trait]
+impl<D: Dialect> RegionStore for SqlStore<D> {
+    async fn touch_region(
+        &self,
+        name: &str,
+        at: i64,
+        agent_version: Option<&str>,
+    ) -> StoreResult<Option<i64>> {
+        let was = Statement::new("SELECT silent_since FROM regions WHERE name = ?").bind(name);
+        let touch = Statement::new(
+            "INSERT INTO regions (name, last_seen_at, silent_since, agent_version) \
+             VALUES (?, ?, NULL, ?) ON CONFLICT (name) DO UPDATE SET \
+             last_seen_at = excluded.last_seen_at, silent_since = NULL, \
+             agent_version = COALESCE(excluded.agent_version, regions.agent_version)",
+        )
+        .bind(name)
+        .bind(at)
+        .bind(agent_version);
+        let mut tx = self.begin().await?;
+        let rows = D::fetch(Exec::Tx(&mut tx), &was).await?;
+        let was = match rows.first() {
+            Some(row) => D::decode::<(Option<i64>,)>(row)?.0,
+            None => None,
+        };
+        D::execute(Exec::Tx(&mut tx), &touch).await?;
+        tx.commit().await?;
+        Ok(was)
+    }
 
-            async fn list_regions(&self) -> StoreResult<Vec<RegionRecord>> {
-                let rows = sqlx::query("SELECT * FROM regions ORDER BY name").fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(RegionRecord {
-                            name: r.try_get("name")?,
-                            last_seen_at: r.try_get("last_seen_at")?,
-                            silent_since: r.try_get("silent_since")?,
-                            agent_version: r.try_get("agent_version")?,
-                        })
-                    })
-                    .collect()
-            }
+    async fn list_regions(&self) -> StoreResult<Vec<RegionRecord>> {
+        self.all(Statement::new("SELECT * FROM regions ORDER BY name"))
+            .await
+    }
 
-            async fn existing_result_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
-                let mut found = Vec::new();
-                for chunk in ids.chunks(500) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let sql = $conv(&format!("SELECT id FROM probe_results WHERE id IN ({marks})")).into_owned();
-                    let mut q = sqlx::query(audited(&sql));
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    for row in q.fetch_all(&self.pool).await? {
-                        found.push(row.try_get("id")?);
-                    }
-                }
-                Ok(found)
-            }
+    async fn existing_result_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id FROM probe_results WHERE id IN ({})",
+                marks(chunk.len())
+            );
+            let st = chunk
+                .iter()
+                .fold(Statement::one_off(sql), |st, id| st.bind(id));
+            let rows: Vec<(String,)> = self.all(st).await?;
+            found.extend(rows.into_iter().map(|(id,)| id));
         }
-    };
+        Ok(found)
+    }
 }
-
-region_store!(SqliteStore, sqlite_sql);
-region_store!(PostgresStore, postgres_sql);

@@ -158,27 +158,33 @@ impl RollupDeltas {
 }
 
 /// One hourly rollup row as the status page reads it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct HourlyRollup {
     pub server_id: String,
     pub region: String,
     pub hour_start: i64,
     pub probes: i64,
     pub successes: i64,
+    #[sqlx(rename = "latency_p50_ms")]
     pub p50_ms: Option<f64>,
+    #[sqlx(rename = "latency_p95_ms")]
     pub p95_ms: Option<f64>,
+    #[sqlx(rename = "latency_max_ms")]
     pub max_ms: Option<f64>,
 }
 
 /// One daily rollup row (all regions) as the status page reads it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DailyRollup {
     pub server_id: String,
     pub day_start: i64,
     pub probes: i64,
     pub successes: i64,
+    #[sqlx(rename = "latency_p50_ms")]
     pub p50_ms: Option<f64>,
+    #[sqlx(rename = "latency_p95_ms")]
     pub p95_ms: Option<f64>,
+    #[sqlx(rename = "latency_max_ms")]
     pub max_ms: Option<f64>,
 }
 

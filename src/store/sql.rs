@@ -1,67 +1,50 @@
-//! The SQL behind [`Store`], written once with `?` placeholders and expanded by `sql_store!`
-//! into `SqliteStore` and `PostgresStore` (Postgres gets `$1, $2, …`). Columns use portable
-//! types so one decoder serves both: TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN.
+//! [`SqlStore`]: the [`Store`] on either backend, its SQL written once with `?` placeholders in
+//! ordinary generic code over a [`Dialect`] (SQLite as is, Postgres with `$1, $2, …`). Columns
+//! use portable types so one decoder serves both: TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN; rows
+//! decode through the records' `#[derive(sqlx::FromRow)]`.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::migrate::Migrator;
+use sqlx::{Postgres, Sqlite, Transaction};
 
-use super::batch::{self, Arg, RESULT_COLS, SERVER_COLS, Statement};
+use super::batch::{self, RESULT_COLS, SERVER_COLS};
+use super::dialect::{Decoded, Dialect, Exec};
 use super::model::*;
 use super::pooler::{PgConnections, Pooler};
 use super::rollup::RollupDeltas;
+use super::statement::{Statement, marks};
+use super::status_sql::write_rollups;
 use super::{Store, StoreError, StoreResult, ensure_parent};
-use crate::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
+use crate::monitor::{RegionState, ServerState, ServerStatus};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+pub(super) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Our dynamic SQL is assembled from constant fragments only; every value is a bound
-/// parameter, never spliced in. That is what this marks for sqlx.
-pub(super) fn audited(sql: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql.to_string())
+/// The [`Store`] on one backend.
+pub struct SqlStore<D: Dialect> {
+    pub(super) pool: D::Pool,
 }
 
-pub(super) fn sqlite_sql(sql: &str) -> Cow<'_, str> {
-    Cow::Borrowed(sql)
-}
-
-/// `?` → `$1`, `$2`, … (our SQL never has `?` in a literal).
-pub(super) fn postgres_sql(sql: &str) -> Cow<'_, str> {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(ch);
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn json_list(text: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
-}
+/// The embedded default: one file, one node.
+pub type SqliteStore = SqlStore<Sqlite>;
+/// Replicas and agents share it.
+pub type PostgresStore = SqlStore<Postgres>;
 
 fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn parse<T: FromStr<Err = String>>(s: &str) -> StoreResult<T> {
-    s.parse().map_err(StoreError::Corrupt)
-}
-
 /// A server's status as the API shows it: paused by its flag, `unknown` before any state.
 const STATUS_OF: &str = "CASE WHEN s.paused THEN 'paused' ELSE COALESCE(t.state, 'unknown') END";
+
+/// A server row joined with its state's columns.
+pub(super) const SERVER_WITH_STATE: &str = "SELECT s.*, t.state, t.since, t.schema_hash, t.server_version, \
+     t.protocol_version, t.last_result_at, t.open_incident_id \
+     FROM servers s LEFT JOIN server_state t ON t.server_id = s.id";
 
 /// The tags column (a JSON array as serde writes it: `["a","b"]`) as `,"a","b",`, so that
 /// one tag is matched whole by `%,"tag",%`. Inside a JSON string every quote is escaped, so
@@ -78,906 +61,913 @@ fn tag_pattern(tag: &str) -> String {
     format!("%,{escaped},%")
 }
 
-/// The keyset clause for newest-first pages over (`time_col`, id).
-fn before_clause(page: &Page, time_col: &str) -> String {
-    match page.after {
-        Some(_) => format!(" AND ({time_col} < ? OR ({time_col} = ? AND id < ?))"),
-        None => String::new(),
+/// Newest first, a page at a time over (`time_col`, id): the keyset clause and the limit.
+fn newest_first<'a>(st: Statement<'a>, page: &'a Page, time_col: &str) -> Statement<'a> {
+    let st = match &page.after {
+        Some((t, id)) => st
+            .push(&format!(
+                " AND ({time_col} < ? OR ({time_col} = ? AND id < ?))"
+            ))
+            .bind(*t)
+            .bind(*t)
+            .bind(id),
+        None => st,
+    };
+    st.push(&format!(" ORDER BY {time_col} DESC, id DESC LIMIT ?"))
+        .bind(i64::from(page.limit))
+}
+
+/// Only the `state` column of a server joined with its state (none before any result).
+#[derive(sqlx::FromRow)]
+struct StateColumn {
+    state: Option<String>,
+}
+
+/// A server row joined with its `server_state` columns.
+pub(super) fn server_with_state<D: Dialect>(row: &D::Row) -> StoreResult<ServerWithState> {
+    let state = match D::decode::<StateColumn>(row)?.state {
+        Some(_) => Some(D::decode::<ServerState>(row)?),
+        None => None,
+    };
+    Ok(ServerWithState {
+        server: D::decode(row)?,
+        state,
+        regions: Vec::new(),
+    })
+}
+
+/// The rows of `st`, run in `tx`.
+pub(super) async fn rows_in<D: Dialect>(
+    tx: &mut Transaction<'static, D>,
+    st: &Statement<'_>,
+) -> StoreResult<Vec<D::Row>> {
+    D::fetch(Exec::Tx(tx), st).await
+}
+
+/// Run set-based statements in `tx`; the rows they return, in order.
+pub(super) async fn run_all<D: Dialect>(
+    tx: &mut Transaction<'static, D>,
+    stmts: Vec<Statement<'_>>,
+) -> StoreResult<Vec<D::Row>> {
+    let mut rows = Vec::new();
+    for st in &stmts {
+        rows.extend(rows_in(tx, st).await?);
+    }
+    Ok(rows)
+}
+
+/// How many rows `st` changed, run in `tx`.
+async fn run_in<D: Dialect>(
+    tx: &mut Transaction<'static, D>,
+    st: Statement<'_>,
+) -> StoreResult<u64> {
+    D::execute(Exec::Tx(tx), &st).await
+}
+
+fn decode_all<D: Dialect, T: Decoded>(rows: &[D::Row]) -> StoreResult<Vec<T>> {
+    rows.iter().map(D::decode).collect()
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Every row of `st`, decoded.
+    pub(super) async fn all<T: Decoded>(&self, st: Statement<'_>) -> StoreResult<Vec<T>> {
+        let rows = D::fetch(Exec::Pool(&self.pool), &st).await?;
+        decode_all::<D, T>(&rows)
+    }
+
+    /// The first row of `st`, decoded.
+    pub(super) async fn first<T: Decoded>(&self, st: Statement<'_>) -> StoreResult<Option<T>> {
+        let rows = D::fetch(Exec::Pool(&self.pool), &st).await?;
+        rows.first().map(D::decode).transpose()
+    }
+
+    /// The raw rows of `st`.
+    pub(super) async fn rows(&self, st: Statement<'_>) -> StoreResult<Vec<D::Row>> {
+        D::fetch(Exec::Pool(&self.pool), &st).await
+    }
+
+    /// How many rows `st` changed.
+    pub(super) async fn run(&self, st: Statement<'_>) -> StoreResult<u64> {
+        D::execute(Exec::Pool(&self.pool), &st).await
+    }
+
+    pub(super) async fn begin(&self) -> StoreResult<Transaction<'static, D>> {
+        D::begin(&self.pool).await
+    }
+
+    /// Whether `fence` still holds the leadership lease; the row stays locked against a
+    /// take-over until the transaction ends.
+    async fn fence_holds(tx: &mut Transaction<'static, D>, fence: &Fence) -> StoreResult<bool> {
+        let sql = format!(
+            "SELECT term FROM leases WHERE name = 'leader' AND holder = ? AND term = ? {}",
+            D::SHARE_LOCK
+        );
+        let st = Statement::new(sql).bind(&fence.holder).bind(fence.term);
+        Ok(!rows_in(tx, &st).await?.is_empty())
+    }
+
+    /// Sightings of known tool lists move `last_seen`; only new lists are sent whole.
+    async fn write_snapshots(
+        tx: &mut Transaction<'static, D>,
+        snapshots: &[SnapshotRecord],
+        sightings: &[(String, String, i64)],
+    ) -> StoreResult<()> {
+        let merged = batch::merge_snapshots(snapshots);
+        let touches = batch::latest_sightings(&merged, sightings);
+        let touched = run_all(tx, batch::touch_snapshots(&touches)).await?;
+        let known: HashSet<(String, String)> = decode_all::<D, _>(&touched)?.into_iter().collect();
+        let new: Vec<&SnapshotRecord> = merged
+            .iter()
+            .filter(|s| !known.contains(&(s.server_id.clone(), s.hash.clone())))
+            .collect();
+        run_all(tx, batch::insert_snapshots(&new)).await?;
+        Ok(())
+    }
+
+    /// Regions marked silent; one already silent (or heard from since) refuses the whole
+    /// batch, so one replica, once, raises `region.silent`.
+    async fn mark_regions_silent(
+        tx: &mut Transaction<'static, D>,
+        silent: &[(String, i64, i64)],
+    ) -> StoreResult<()> {
+        let rows = run_all(tx, batch::mark_regions_silent(silent)).await?;
+        let marked: HashSet<String> = decode_all::<D, (String,)>(&rows)?
+            .into_iter()
+            .map(|(name,)| name)
+            .collect();
+        match silent
+            .iter()
+            .find(|(region, _, _)| !marked.contains(region))
+        {
+            Some((region, _, _)) => Err(StoreError::Conflict(format!(
+                "region {region} already silent"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Results stored now, counted into the rollups; then the tool lists and era hints. These
+    /// are facts, written whoever leads.
+    async fn write_facts(tx: &mut Transaction<'static, D>, w: &BatchWrites) -> StoreResult<()> {
+        let stored = run_all(tx, batch::insert_results(&w.results)).await?;
+        let mut stored: HashSet<String> = decode_all::<D, (String,)>(&stored)?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        // Only results stored now count (a re-sent one was counted when it was stored). A
+        // result from a vantage point whose canaries failed says nothing about the server:
+        // kept, but not counted.
+        let mut rollups = RollupDeltas::default();
+        for r in &w.results {
+            if stored.remove(&r.id) && !r.vantage_unhealthy {
+                rollups.add(r);
+            }
+        }
+        write_rollups(tx, &rollups).await?;
+        Self::write_snapshots(tx, &w.snapshots, &w.sightings).await?;
+        run_all(tx, batch::set_era_hints(&w.era_hints)).await?;
+        Ok(())
+    }
+
+    /// States, incidents, events, alerts and their bookkeeping: the leader's decisions.
+    async fn write_decisions(tx: &mut Transaction<'static, D>, w: &BatchWrites) -> StoreResult<()> {
+        run_all(tx, batch::upsert_region_states(w)).await?;
+        run_all(tx, batch::upsert_server_states(&w.server_states)).await?;
+        run_all(tx, batch::insert_incidents(&w.incidents_opened)).await?;
+        run_all(tx, batch::close_incidents(&w.incidents_closed)).await?;
+        run_all(tx, batch::insert_schema_changes(&w.schema_changes)).await?;
+        run_all(tx, batch::insert_events(&w.events)).await?;
+        run_all(tx, batch::insert_outbox(&w.outbox)).await?;
+        run_all(tx, batch::upsert_held(&w.held)).await?;
+        run_all(tx, batch::mark_held_summarized(&w.held_summarized)).await?;
+        run_all(tx, batch::upsert_reminders(&w.reminders)).await?;
+        Self::mark_regions_silent(tx, &w.region_silent).await?;
+        run_all(tx, batch::set_channel_health(&w.channel_health)).await?;
+        Ok(())
+    }
+
+    async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
+        let sql = if insert {
+            "INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, \
+             recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, \
+             reminder_interval_seconds, created_at, updated_at, id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        } else {
+            "UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, \
+             header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, \
+             events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, \
+             reminder_interval_seconds = ?, created_at = ?, updated_at = ? WHERE id = ?"
+        };
+        let st = Statement::new(sql)
+            .bind(&c.name)
+            .bind(&c.kind)
+            .bind(&c.url)
+            .bind(&c.format)
+            .bind(&c.headers_enc)
+            .bind(to_json(&c.header_names))
+            .bind(&c.secret_enc)
+            .bind(to_json(&c.recipients))
+            .bind(to_json(&c.server_ids))
+            .bind(to_json(&c.tags))
+            .bind(to_json(&c.events))
+            .bind(c.enabled)
+            .bind(&c.disabled_reason)
+            .bind(c.failing_since)
+            .bind(c.reminder_interval_seconds)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .bind(&c.id);
+        self.run(st).await?;
+        Ok(())
+    }
+
+    async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
+        let sql = if insert {
+            format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(21))
+        } else {
+            "UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, \
+             header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, \
+             paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, \
+             expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, \
+             quorum = ?, url_enc = ? WHERE id = ?"
+                .to_string()
+        };
+        let st = Statement::new(sql)
+            .bind(&s.id)
+            .bind(&s.slug)
+            .bind(&s.name)
+            .bind(&s.url)
+            .bind(&s.headers_enc)
+            .bind(to_json(&s.header_names))
+            .bind(i64::from(s.interval_seconds))
+            .bind(i64::from(s.timeout_seconds))
+            .bind(to_json(&s.tags))
+            .bind(s.public)
+            .bind(s.paused)
+            .bind(i64::from(s.failures_to_down))
+            .bind(i64::from(s.successes_to_up))
+            .bind(s.degraded_latency_ms.map(|v| v as i64))
+            .bind(s.expect_auth)
+            .bind(&s.era_hint)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(to_json(&s.regions))
+            .bind(s.quorum.map(i64::from))
+            .bind(&s.url_enc);
+        let st = if insert { st } else { st.bind(&s.id) };
+        self.run(st).await.map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("slug '{}'", s.slug)),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    /// Delete `parent` and, first, the rows that refer to it (SQLite enforces foreign keys
+    /// per connection, Postgres always), all in one transaction.
+    async fn delete_with_children(
+        &self,
+        children: &[&str],
+        parent: &str,
+        id: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        for child in children {
+            run_in(&mut tx, Statement::new(*child).bind(id)).await?;
+        }
+        let n = run_in(&mut tx, Statement::new(parent).bind(id)).await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Region states of these servers, added to each.
+    async fn attach_regions(&self, servers: &mut [ServerWithState]) -> StoreResult<()> {
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let at: HashMap<String, usize> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.server.id.clone(), i))
+            .collect();
+        let sql = format!(
+            "SELECT * FROM region_state WHERE server_id IN ({}) ORDER BY region",
+            marks(servers.len())
+        );
+        let st = servers
+            .iter()
+            .fold(Statement::one_off(sql), |st, s| st.bind(&s.server.id));
+        for row in self.rows(st).await? {
+            let id = D::decode::<ServerIdColumn>(&row)?.server_id;
+            if let Some(&i) = at.get(&id) {
+                servers[i].regions.push(D::decode(&row)?);
+            }
+        }
+        Ok(())
     }
 }
 
-macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $row:ty, $backend:literal, $conv:path, $migrator:expr, $migrate:path, $claim_lock:literal, $share_lock:literal) => {
-        /// A [`Store`] on this backend.
-        pub struct $store {
-            pub(super) pool: $pool,
-        }
-
-        impl $store {
-            pub(super) fn server(r: &$row) -> StoreResult<ServerRecord> {
-                Ok(ServerRecord {
-                    id: r.try_get("id")?,
-                    slug: r.try_get("slug")?,
-                    name: r.try_get("name")?,
-                    url: r.try_get("url")?,
-                    url_enc: r.try_get("url_enc")?,
-                    headers_enc: r.try_get("headers_enc")?,
-                    header_names: json_list(&r.try_get::<String, _>("header_names")?)?,
-                    interval_seconds: r.try_get::<i64, _>("interval_seconds")? as u32,
-                    timeout_seconds: r.try_get::<i64, _>("timeout_seconds")? as u32,
-                    tags: json_list(&r.try_get::<String, _>("tags")?)?,
-                    public: r.try_get("public")?,
-                    paused: r.try_get("paused")?,
-                    failures_to_down: r.try_get::<i64, _>("failures_to_down")? as u32,
-                    successes_to_up: r.try_get::<i64, _>("successes_to_up")? as u32,
-                    degraded_latency_ms: r.try_get::<Option<i64>, _>("degraded_latency_ms")?.map(|v| v as u64),
-                    expect_auth: r.try_get("expect_auth")?,
-                    era_hint: r.try_get("era_hint")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                    regions: json_list(&r.try_get::<String, _>("regions")?)?,
-                    quorum: r.try_get::<Option<i64>, _>("quorum")?.map(|v| v as u32),
-                })
-            }
-
-            pub(super) fn result(r: &$row) -> StoreResult<ResultRecord> {
-                Ok(ResultRecord {
-                    id: r.try_get("id")?,
-                    server_id: r.try_get("server_id")?,
-                    region: r.try_get("region")?,
-                    started_at: r.try_get("started_at")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    dns_ms: r.try_get("dns_ms")?,
-                    connect_ms: r.try_get("connect_ms")?,
-                    tls_ms: r.try_get("tls_ms")?,
-                    handshake_ms: r.try_get("handshake_ms")?,
-                    tools_list_ms: r.try_get("tools_list_ms")?,
-                    verdict: r.try_get("verdict")?,
-                    failure_kind: r.try_get("failure_kind")?,
-                    failure_phase: r.try_get("failure_phase")?,
-                    failure_message: r.try_get("failure_message")?,
-                    http_status: r.try_get("http_status")?,
-                    jsonrpc_code: r.try_get("jsonrpc_code")?,
-                    era: r.try_get("era")?,
-                    protocol_version: r.try_get("protocol_version")?,
-                    server_name: r.try_get("server_name")?,
-                    server_version: r.try_get("server_version")?,
-                    tool_count: r.try_get("tool_count")?,
-                    schema_hash: r.try_get("schema_hash")?,
-                    tls_not_after: r.try_get("tls_not_after")?,
-                    vantage_unhealthy: r.try_get("vantage_unhealthy")?,
-                })
-            }
-
-            pub(super) fn server_state(r: &$row) -> StoreResult<ServerState> {
-                Ok(ServerState {
-                    status: parse::<ServerStatus>(&r.try_get::<String, _>("state")?)?,
-                    since: r.try_get("since")?,
-                    schema_hash: r.try_get("schema_hash")?,
-                    server_version: r.try_get("server_version")?,
-                    protocol_version: r.try_get("protocol_version")?,
-                    last_result_at: r.try_get("last_result_at")?,
-                    open_incident_id: r.try_get("open_incident_id")?,
-                })
-            }
-
-            /// A server row joined with its `server_state` columns (none before any result).
-            pub(super) fn server_with_state(r: &$row) -> StoreResult<ServerWithState> {
-                let state = match r.try_get::<Option<String>, _>("state")? {
-                    Some(_) => Some(Self::server_state(r)?),
-                    None => None,
-                };
-                Ok(ServerWithState { server: Self::server(r)?, state, regions: Vec::new() })
-            }
-
-            pub(super) fn region_state(r: &$row) -> StoreResult<RegionState> {
-                Ok(RegionState {
-                    region: r.try_get("region")?,
-                    status: parse::<RegionStatus>(&r.try_get::<String, _>("state")?)?,
-                    consecutive_failures: r.try_get::<i64, _>("consecutive_failures")? as u32,
-                    consecutive_successes: r.try_get::<i64, _>("consecutive_successes")? as u32,
-                    last_result_at: r.try_get("last_result_at")?,
-                    last_verdict: r.try_get("last_verdict")?,
-                    last_schema_hash: r.try_get("last_schema_hash")?,
-                })
-            }
-
-            fn schema_change(r: &$row) -> StoreResult<SchemaChangeRecord> {
-                Ok(SchemaChangeRecord {
-                    server_id: r.try_get("server_id")?,
-                    at: r.try_get("at")?,
-                    from_hash: r.try_get("from_hash")?,
-                    to_hash: r.try_get("to_hash")?,
-                    class: r.try_get("class")?,
-                    summary: r.try_get("summary")?,
-                })
-            }
-
-            fn snapshot(r: &$row) -> StoreResult<SnapshotRecord> {
-                let tools: String = r.try_get("tools")?;
-                Ok(SnapshotRecord {
-                    server_id: r.try_get("server_id")?,
-                    hash: r.try_get("hash")?,
-                    interface_hash: r.try_get("interface_hash")?,
-                    tools: serde_json::from_str(&tools).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    first_seen: r.try_get("first_seen")?,
-                    last_seen: r.try_get("last_seen")?,
-                })
-            }
-
-            pub(super) fn incident(r: &$row) -> StoreResult<IncidentRecord> {
-                Ok(IncidentRecord {
-                    id: r.try_get("id")?,
-                    server_id: r.try_get("server_id")?,
-                    kind: r.try_get("kind")?,
-                    cause: r.try_get("cause")?,
-                    opened_at: r.try_get("opened_at")?,
-                    closed_at: r.try_get("closed_at")?,
-                })
-            }
-
-            fn event(r: &$row) -> StoreResult<EventRecord> {
-                let payload: String = r.try_get("payload")?;
-                Ok(EventRecord {
-                    id: r.try_get("id")?,
-                    server_id: r.try_get("server_id")?,
-                    kind: r.try_get("type")?,
-                    at: r.try_get("at")?,
-                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
-            }
-
-            fn key(r: &$row) -> StoreResult<ApiKeyRecord> {
-                Ok(ApiKeyRecord {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    prefix: r.try_get("prefix")?,
-                    hash: r.try_get("hash")?,
-                    scopes: json_list(&r.try_get::<String, _>("scopes")?)?,
-                    created_at: r.try_get("created_at")?,
-                    last_used_at: r.try_get("last_used_at")?,
-                    region: r.try_get("region")?,
-                })
-            }
-
-            fn channel(r: &$row) -> StoreResult<ChannelRecord> {
-                Ok(ChannelRecord {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    kind: r.try_get("kind")?,
-                    url: r.try_get("url")?,
-                    format: r.try_get("format")?,
-                    headers_enc: r.try_get("headers_enc")?,
-                    header_names: json_list(&r.try_get::<String, _>("header_names")?)?,
-                    secret_enc: r.try_get("secret_enc")?,
-                    recipients: json_list(&r.try_get::<String, _>("recipients")?)?,
-                    server_ids: json_list(&r.try_get::<String, _>("server_ids")?)?,
-                    tags: json_list(&r.try_get::<String, _>("tags")?)?,
-                    events: json_list(&r.try_get::<String, _>("events")?)?,
-                    enabled: r.try_get("enabled")?,
-                    disabled_reason: r.try_get("disabled_reason")?,
-                    failing_since: r.try_get("failing_since")?,
-                    reminder_interval_seconds: r.try_get("reminder_interval_seconds")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            }
-
-            fn window(r: &$row) -> StoreResult<WindowRecord> {
-                Ok(WindowRecord {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    server_ids: json_list(&r.try_get::<String, _>("server_ids")?)?,
-                    tags: json_list(&r.try_get::<String, _>("tags")?)?,
-                    starts_at: r.try_get("starts_at")?,
-                    ends_at: r.try_get("ends_at")?,
-                    cron: r.try_get("cron")?,
-                    duration_seconds: r.try_get("duration_seconds")?,
-                    timezone: r.try_get("timezone")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            }
-
-            fn delivery(r: &$row) -> StoreResult<DeliveryRecord> {
-                Ok(DeliveryRecord {
-                    id: r.try_get("id")?,
-                    event_id: r.try_get("event_id")?,
-                    channel_id: r.try_get("channel_id")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    lease_until: r.try_get("lease_until")?,
-                    last_status: r.try_get("last_status")?,
-                    last_error: r.try_get("last_error")?,
-                    created_at: r.try_get("created_at")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                })
-            }
-
-            fn attempt(r: &$row) -> StoreResult<AttemptRecord> {
-                Ok(AttemptRecord {
-                    id: r.try_get("id")?,
-                    delivery_id: r.try_get("delivery_id")?,
-                    at: r.try_get("at")?,
-                    http_status: r.try_get("http_status")?,
-                    error: r.try_get("error")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                })
-            }
-
-            /// Run set-based statements in `tx`; the rows they return, in order. Their text
-            /// depends on the row count, so they are not kept as prepared statements.
-            /// Whether `fence` still holds the leadership lease; the row stays locked against
-            /// a take-over until the transaction ends.
-            async fn fence_holds(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                fence: &Fence,
-            ) -> StoreResult<bool> {
-                let sql = $conv(concat!(
-                    "SELECT term FROM leases WHERE name = 'leader' AND holder = ? AND term = ? ",
-                    $share_lock
-                ))
-                .into_owned();
-                let held = sqlx::query(audited(&sql))
-                    .bind(&fence.holder)
-                    .bind(fence.term)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                Ok(held.is_some())
-            }
-
-            pub(super) async fn run_all(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                stmts: Vec<Statement<'_>>,
-            ) -> StoreResult<Vec<$row>> {
-                let mut rows = Vec::new();
-                for s in &stmts {
-                    let sql = $conv(&s.sql).into_owned();
-                    let mut q = sqlx::query(audited(&sql)).persistent(false);
-                    for arg in &s.args {
-                        q = match arg {
-                            Arg::Text(v) => q.bind(v.as_deref()),
-                            Arg::Int(v) => q.bind(*v),
-                            Arg::Real(v) => q.bind(*v),
-                            Arg::Bool(v) => q.bind(*v),
-                        };
-                    }
-                    rows.extend(q.fetch_all(&mut **tx).await?);
-                }
-                Ok(rows)
-            }
-
-            /// Sightings of known tool lists move `last_seen`; only new lists are sent whole.
-            async fn write_snapshots(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                snapshots: &[SnapshotRecord],
-                sightings: &[(String, String, i64)],
-            ) -> StoreResult<()> {
-                let merged = batch::merge_snapshots(snapshots);
-                let touches = batch::latest_sightings(&merged, sightings);
-                let mut known = HashSet::new();
-                for row in Self::run_all(tx, batch::touch_snapshots(&touches)).await? {
-                    known.insert((row.try_get::<String, _>("server_id")?, row.try_get::<String, _>("hash")?));
-                }
-                let new: Vec<&SnapshotRecord> = merged
-                    .iter()
-                    .filter(|s| !known.contains(&(s.server_id.clone(), s.hash.clone())))
-                    .collect();
-                Self::run_all(tx, batch::insert_snapshots(&new)).await?;
-                Ok(())
-            }
-
-            /// Regions marked silent; one already silent (or heard from since) refuses the
-            /// whole batch, so one replica, once, raises `region.silent`.
-            async fn mark_regions_silent(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                silent: &[(String, i64, i64)],
-            ) -> StoreResult<()> {
-                let marked: HashSet<String> = Self::run_all(tx, batch::mark_regions_silent(silent))
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get("name"))
-                    .collect::<Result<_, _>>()?;
-                match silent.iter().find(|(region, _, _)| !marked.contains(region)) {
-                    Some((region, _, _)) => Err(StoreError::Conflict(format!("region {region} already silent"))),
-                    None => Ok(()),
-                }
-            }
-
-            async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
-                let sql = if insert {
-                    $conv("INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, reminder_interval_seconds, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").into_owned()
-                } else {
-                    $conv("UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, reminder_interval_seconds = ?, created_at = ?, updated_at = ? WHERE id = ?").into_owned()
-                };
-                sqlx::query(audited(&sql))
-                    .bind(&c.name).bind(&c.kind).bind(&c.url).bind(&c.format).bind(&c.headers_enc)
-                    .bind(to_json(&c.header_names)).bind(&c.secret_enc).bind(to_json(&c.recipients))
-                    .bind(to_json(&c.server_ids)).bind(to_json(&c.tags)).bind(to_json(&c.events))
-                    .bind(c.enabled).bind(&c.disabled_reason).bind(c.failing_since).bind(c.reminder_interval_seconds).bind(c.created_at).bind(c.updated_at).bind(&c.id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
-                let sql = if insert {
-                    $conv(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).into_owned()
-                } else {
-                    $conv("UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, quorum = ?, url_enc = ? WHERE id = ?").into_owned()
-                };
-                let mut q = sqlx::query(audited(&sql))
-                    .bind(&s.id)
-                    .bind(&s.slug)
-                    .bind(&s.name)
-                    .bind(&s.url)
-                    .bind(&s.headers_enc)
-                    .bind(to_json(&s.header_names))
-                    .bind(i64::from(s.interval_seconds))
-                    .bind(i64::from(s.timeout_seconds))
-                    .bind(to_json(&s.tags))
-                    .bind(s.public)
-                    .bind(s.paused)
-                    .bind(i64::from(s.failures_to_down))
-                    .bind(i64::from(s.successes_to_up))
-                    .bind(s.degraded_latency_ms.map(|v| v as i64))
-                    .bind(s.expect_auth)
-                    .bind(&s.era_hint)
-                    .bind(s.created_at)
-                    .bind(s.updated_at)
-                    .bind(to_json(&s.regions))
-                    .bind(s.quorum.map(i64::from))
-                    .bind(&s.url_enc);
-                if !insert {
-                    q = q.bind(&s.id);
-                }
-                q.execute(&self.pool).await.map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!("slug '{}'", s.slug)),
-                    other => other,
-                })?;
-                Ok(())
-            }
-        }
-
-        #[async_trait]
-        impl Store for $store {
-            fn backend(&self) -> &'static str {
-                $backend
-            }
-
-            async fn migrate(&self) -> StoreResult<()> {
-                $migrate(&self.pool).await
-            }
-
-            async fn ready(&self) -> StoreResult<()> {
-                let sql = $conv("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = ?");
-                let row = sqlx::query(audited(&sql)).bind(true).fetch_one(&self.pool).await?;
-                let applied: i64 = row.try_get("n")?;
-                let expected = $migrator.iter().count() as i64;
-                if applied < expected {
-                    return Err(StoreError::Migration(format!("{applied} of {expected} migrations applied")));
-                }
-                Ok(())
-            }
-
-            async fn close(&self) {
-                self.pool.close().await;
-            }
-
-            async fn insert_server(&self, s: &ServerRecord) -> StoreResult<()> {
-                self.write_server(s, true).await
-            }
-
-            async fn insert_servers(&self, servers: &[ServerRecord], states: &[(String, ServerState)]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                Self::run_all(&mut tx, batch::insert_servers(servers)).await?;
-                Self::run_all(&mut tx, batch::upsert_server_states(states)).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn slugs_taken(&self, slugs: &[String]) -> StoreResult<HashSet<String>> {
-                let mut tx = self.pool.begin().await?;
-                let rows = Self::run_all(&mut tx, batch::slugs_taken(slugs)).await?;
-                tx.commit().await?;
-                rows.iter().map(|r| r.try_get("slug").map_err(StoreError::from)).collect()
-            }
-
-            async fn update_server(&self, s: &ServerRecord) -> StoreResult<()> {
-                self.write_server(s, false).await
-            }
-
-            async fn delete_server(&self, id: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                // Children first: SQLite enforces foreign keys per connection, Postgres always.
-                for table in ["probe_results", "schema_snapshots", "region_state", "server_state", "incidents"] {
-                    let sql = $conv(&format!("DELETE FROM {table} WHERE server_id = ?")).into_owned();
-                    sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
-                }
-                let sql = $conv("UPDATE events SET server_id = NULL WHERE server_id = ?");
-                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
-                let sql = $conv("DELETE FROM servers WHERE id = ?");
-                let n = sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?.rows_affected();
-                tx.commit().await?;
-                Ok(n > 0)
-            }
-
-            async fn get_server(&self, id_or_slug: &str) -> StoreResult<Option<ServerRecord>> {
-                let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = ? OR slug = ?")).into_owned();
-                let row = sqlx::query(audited(&sql)).bind(id_or_slug).bind(id_or_slug).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::server).transpose()
-            }
-
-            async fn list_servers(&self, page: &Page) -> StoreResult<Vec<ServerRecord>> {
-                let cursor = if page.after.is_some() { " WHERE created_at > ? OR (created_at = ? AND id > ?)" } else { "" };
-                let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers{cursor} ORDER BY created_at, id LIMIT ?")).into_owned();
-                let mut q = sqlx::query(audited(&sql));
-                if let Some((t, id)) = &page.after {
-                    q = q.bind(*t).bind(*t).bind(id);
-                }
-                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::server).collect()
-            }
-
-            async fn all_servers(&self) -> StoreResult<Vec<ServerRecord>> {
-                let sql = format!("SELECT {SERVER_COLS} FROM servers ORDER BY created_at, id");
-                let rows = sqlx::query(audited(&sql)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::server).collect()
-            }
-
-            async fn server_versions(&self, since: Option<i64>) -> StoreResult<Vec<(String, i64)>> {
-                let sql = $conv("SELECT id, updated_at FROM servers WHERE updated_at >= ?");
-                let rows = sqlx::query(audited(&sql)).bind(since.unwrap_or(i64::MIN)).fetch_all(&self.pool).await?;
-                rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?))).collect()
-            }
-
-            async fn count_servers(&self) -> StoreResult<i64> {
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM servers").fetch_one(&self.pool).await?;
-                Ok(row.try_get("n")?)
-            }
-
-            async fn servers_by_id(&self, ids: &[String]) -> StoreResult<Vec<ServerRecord>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(1000) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let sql = $conv(&format!("SELECT {SERVER_COLS} FROM servers WHERE id IN ({marks})")).into_owned();
-                    let q = chunk.iter().fold(sqlx::query(audited(&sql)).persistent(false), |q, id| q.bind(id));
-                    for row in q.fetch_all(&self.pool).await? {
-                        out.push(Self::server(&row)?);
-                    }
-                }
-                Ok(out)
-            }
-
-            async fn load_state(&self, server_id: &str) -> StoreResult<(Option<ServerState>, Vec<RegionState>)> {
-                let sql = $conv("SELECT * FROM server_state WHERE server_id = ?");
-                let server = sqlx::query(audited(&sql)).bind(server_id).fetch_optional(&self.pool).await?;
-                let sql = $conv("SELECT * FROM region_state WHERE server_id = ? ORDER BY region");
-                let regions = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
-                Ok((
-                    server.as_ref().map(Self::server_state).transpose()?,
-                    regions.iter().map(Self::region_state).collect::<StoreResult<_>>()?,
-                ))
-            }
-
-            async fn all_states(&self) -> StoreResult<Vec<ServerWithState>> {
-                let servers = self.all_servers().await?;
-                let states = sqlx::query("SELECT * FROM server_state").fetch_all(&self.pool).await?;
-                let regions = sqlx::query("SELECT * FROM region_state ORDER BY region").fetch_all(&self.pool).await?;
-                let mut by_id: std::collections::HashMap<String, ServerWithState> = servers
-                    .into_iter()
-                    .map(|s| (s.id.clone(), ServerWithState { server: s, state: None, regions: Vec::new() }))
-                    .collect();
-                for row in &states {
-                    let id: String = row.try_get("server_id")?;
-                    if let Some(entry) = by_id.get_mut(&id) {
-                        entry.state = Some(Self::server_state(row)?);
-                    }
-                }
-                for row in &regions {
-                    let id: String = row.try_get("server_id")?;
-                    if let Some(entry) = by_id.get_mut(&id) {
-                        entry.regions.push(Self::region_state(row)?);
-                    }
-                }
-                let mut all: Vec<ServerWithState> = by_id.into_values().collect();
-                all.sort_by(|a, b| (a.server.created_at, &a.server.id).cmp(&(b.server.created_at, &b.server.id)));
-                Ok(all)
-            }
-
-            async fn servers_with_state(&self, filter: &ServerFilter, page: &Page) -> StoreResult<Vec<ServerWithState>> {
-                let mut sql = String::from("SELECT s.*, t.state, t.since, t.schema_hash, t.server_version, t.protocol_version, t.last_result_at, t.open_incident_id FROM servers s LEFT JOIN server_state t ON t.server_id = s.id WHERE 1 = 1");
-                if page.after.is_some() { sql.push_str(" AND (s.created_at > ? OR (s.created_at = ? AND s.id > ?))"); }
-                if filter.status.is_some() { sql.push_str(&format!(" AND {STATUS_OF} = ?")); }
-                if filter.tag.is_some() { sql.push_str(&format!(" AND {TAGS_AS_LIST} LIKE ? ESCAPE '!'")); }
-                if let Some(ids) = &filter.ids { sql.push_str(&format!(" AND s.id IN ({})", vec!["?"; ids.len().max(1)].join(", "))); }
-                sql.push_str(" ORDER BY s.created_at, s.id LIMIT ?");
-                let sql = $conv(&sql).into_owned();
-                let mut q = sqlx::query(audited(&sql)).persistent(filter.ids.is_none());
-                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
-                if let Some(st) = filter.status { q = q.bind(st.as_str()); }
-                if let Some(tag) = &filter.tag { q = q.bind(tag_pattern(tag)); }
-                if let Some(ids) = &filter.ids {
-                    q = ids.iter().fold(q, |q, id| q.bind(id));
-                    if ids.is_empty() { q = q.bind(""); }
-                }
-                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
-                let mut out = rows.iter().map(Self::server_with_state).collect::<StoreResult<Vec<_>>>()?;
-                if out.is_empty() {
-                    return Ok(out);
-                }
-                let marks = vec!["?"; out.len()].join(", ");
-                let sql = $conv(&format!("SELECT * FROM region_state WHERE server_id IN ({marks}) ORDER BY region")).into_owned();
-                let mut q = sqlx::query(audited(&sql)).persistent(false);
-                for s in &out { q = q.bind(&s.server.id); }
-                let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-                for (i, s) in out.iter().enumerate() { at.insert(s.server.id.clone(), i); }
-                for row in q.fetch_all(&self.pool).await? {
-                    let id: String = row.try_get("server_id")?;
-                    if let Some(&i) = at.get(&id) { out[i].regions.push(Self::region_state(&row)?); }
-                }
-                Ok(out)
-            }
-
-            async fn count_by_status(&self) -> StoreResult<Vec<(ServerStatus, i64)>> {
-                let sql = format!("SELECT {STATUS_OF} AS status, COUNT(*) AS n FROM servers s LEFT JOIN server_state t ON t.server_id = s.id GROUP BY 1");
-                let rows = sqlx::query(audited(&sql)).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| Ok((parse::<ServerStatus>(&r.try_get::<String, _>("status")?)?, r.try_get("n")?)))
-                    .collect()
-            }
-
-            async fn set_server_state(&self, server_id: &str, s: &ServerState) -> StoreResult<()> {
-                let mut w = BatchWrites::default();
-                w.server_states.push((server_id.to_string(), s.clone()));
-                self.commit_batch(&w).await
-            }
-
-            async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                let stored = Self::run_all(&mut tx, batch::insert_results(&w.results)).await?;
-                let mut stored: HashSet<String> =
-                    stored.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
-                // Only results stored now count (a re-sent one was counted when it was stored).
-                // A result from a vantage point whose canaries failed says nothing about the
-                // server: kept, but not counted.
-                let mut rollups = RollupDeltas::default();
-                for r in &w.results {
-                    if stored.remove(&r.id) && !r.vantage_unhealthy {
-                        rollups.add(r);
-                    }
-                }
-                Self::write_rollups(&mut tx, &rollups).await?;
-                Self::write_snapshots(&mut tx, &w.snapshots, &w.sightings).await?;
-                Self::run_all(&mut tx, batch::set_era_hints(&w.era_hints)).await?;
-                if let Some(fence) = &w.fence
-                    && !Self::fence_holds(&mut tx, fence).await?
-                {
-                    // Cut off and replaced meanwhile: the results are facts, the decisions
-                    // belong to the new leader.
-                    tracing::warn!(
-                        term = fence.term,
-                        results = w.results.len(),
-                        events = w.events.len(),
-                        "leadership lost while these results waited: stored as facts, their state changes and alerts dropped"
-                    );
-                    tx.commit().await?;
-                    return Ok(());
-                }
-                Self::run_all(&mut tx, batch::upsert_region_states(w)).await?;
-                Self::run_all(&mut tx, batch::upsert_server_states(&w.server_states)).await?;
-                Self::run_all(&mut tx, batch::insert_incidents(&w.incidents_opened)).await?;
-                Self::run_all(&mut tx, batch::close_incidents(&w.incidents_closed)).await?;
-                Self::run_all(&mut tx, batch::insert_schema_changes(&w.schema_changes)).await?;
-                Self::run_all(&mut tx, batch::insert_events(&w.events)).await?;
-                Self::run_all(&mut tx, batch::insert_outbox(&w.outbox)).await?;
-                Self::run_all(&mut tx, batch::upsert_held(&w.held)).await?;
-                Self::run_all(&mut tx, batch::mark_held_summarized(&w.held_summarized)).await?;
-                Self::run_all(&mut tx, batch::upsert_reminders(&w.reminders)).await?;
-                Self::mark_regions_silent(&mut tx, &w.region_silent).await?;
-                Self::run_all(&mut tx, batch::set_channel_health(&w.channel_health)).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn list_results(&self, q: &ResultQuery) -> StoreResult<Vec<ResultRecord>> {
-                let mut sql = format!("SELECT {RESULT_COLS} FROM probe_results WHERE server_id = ?");
-                if q.since.is_some() { sql.push_str(" AND started_at >= ?"); }
-                if q.until.is_some() { sql.push_str(" AND started_at < ?"); }
-                if q.region.is_some() { sql.push_str(" AND region = ?"); }
-                sql.push_str(&before_clause(&q.page, "started_at"));
-                sql.push_str(" ORDER BY started_at DESC, id DESC LIMIT ?");
-                let sql = $conv(&sql).into_owned();
-                let mut query = sqlx::query(audited(&sql)).bind(&q.server_id);
-                if let Some(v) = q.since { query = query.bind(v); }
-                if let Some(v) = q.until { query = query.bind(v); }
-                if let Some(v) = &q.region { query = query.bind(v); }
-                if let Some((t, id)) = &q.page.after { query = query.bind(*t).bind(*t).bind(id); }
-                let rows = query.bind(i64::from(q.page.limit)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::result).collect()
-            }
-
-            async fn last_result(&self, server_id: &str) -> StoreResult<Option<ResultRecord>> {
-                let sql = $conv(&format!("SELECT {RESULT_COLS} FROM probe_results WHERE server_id = ? ORDER BY started_at DESC, id DESC LIMIT 1")).into_owned();
-                let row = sqlx::query(audited(&sql)).bind(server_id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::result).transpose()
-            }
-
-            async fn get_snapshot(&self, server_id: &str, hash: &str) -> StoreResult<Option<SnapshotRecord>> {
-                let sql = $conv("SELECT * FROM schema_snapshots WHERE server_id = ? AND hash = ?");
-                let row = sqlx::query(audited(&sql)).bind(server_id).bind(hash).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::snapshot).transpose()
-            }
-
-            async fn list_schema_changes(&self, server_id: &str) -> StoreResult<Vec<SchemaChangeRecord>> {
-                let sql = $conv("SELECT * FROM schema_changes WHERE server_id = ? ORDER BY at DESC, to_hash DESC");
-                let rows = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::schema_change).collect()
-            }
-
-            async fn schema_changes_since(&self, since: i64) -> StoreResult<Vec<SchemaChangeRecord>> {
-                let sql = $conv("SELECT * FROM schema_changes WHERE at >= ? AND from_hash IS NOT NULL ORDER BY at DESC, to_hash DESC");
-                let rows = sqlx::query(audited(&sql)).bind(since).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::schema_change).collect()
-            }
-
-            async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>> {
-                let sql = $conv("SELECT * FROM schema_snapshots WHERE server_id = ? ORDER BY first_seen DESC, hash DESC");
-                let rows = sqlx::query(audited(&sql)).bind(server_id).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::snapshot).collect()
-            }
-
-            async fn list_incidents(&self, server_id: Option<&str>, page: &Page) -> StoreResult<Vec<IncidentRecord>> {
-                let mut sql = String::from("SELECT * FROM incidents WHERE 1 = 1");
-                if server_id.is_some() { sql.push_str(" AND server_id = ?"); }
-                sql.push_str(&before_clause(page, "opened_at"));
-                sql.push_str(" ORDER BY opened_at DESC, id DESC LIMIT ?");
-                let sql = $conv(&sql).into_owned();
-                let mut q = sqlx::query(audited(&sql));
-                if let Some(id) = server_id { q = q.bind(id); }
-                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
-                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::incident).collect()
-            }
-
-            async fn list_events(&self, server_id: Option<&str>, kind: Option<&str>, page: &Page) -> StoreResult<Vec<EventRecord>> {
-                let mut sql = String::from("SELECT * FROM events WHERE 1 = 1");
-                if server_id.is_some() { sql.push_str(" AND server_id = ?"); }
-                if kind.is_some() { sql.push_str(" AND type = ?"); }
-                sql.push_str(&before_clause(page, "at"));
-                sql.push_str(" ORDER BY at DESC, id DESC LIMIT ?");
-                let sql = $conv(&sql).into_owned();
-                let mut q = sqlx::query(audited(&sql));
-                if let Some(id) = server_id { q = q.bind(id); }
-                if let Some(k) = kind { q = q.bind(k); }
-                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
-                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::event).collect()
-            }
-
-            async fn insert_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
-                let sql = $conv("INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at, region) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-                sqlx::query(audited(&sql))
-                    .bind(&k.id).bind(&k.name).bind(&k.prefix).bind(&k.hash).bind(to_json(&k.scopes)).bind(k.created_at).bind(k.last_used_at).bind(&k.region)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn find_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-                let sql = $conv("SELECT * FROM api_keys WHERE hash = ?");
-                let row = sqlx::query(audited(&sql)).bind(hash).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::key).transpose()
-            }
-
-            async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
-                let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
-                rows.iter().map(Self::key).collect()
-            }
-
-            async fn delete_key(&self, id: &str) -> StoreResult<bool> {
-                let sql = $conv("DELETE FROM api_keys WHERE id = ?");
-                Ok(sqlx::query(audited(&sql)).bind(id).execute(&self.pool).await?.rows_affected() > 0)
-            }
-
-            async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
-                let sql = $conv("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
-                sqlx::query(audited(&sql)).bind(at).bind(id).execute(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn insert_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
-                self.write_channel(c, true).await
-            }
-
-            async fn update_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
-                self.write_channel(c, false).await
-            }
-
-            async fn delete_channel(&self, id: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let sql = $conv("DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM outbox WHERE channel_id = ?)");
-                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
-                let sql = $conv("DELETE FROM outbox WHERE channel_id = ?");
-                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
-                let sql = $conv("DELETE FROM channels WHERE id = ?");
-                let n = sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?.rows_affected();
-                tx.commit().await?;
-                Ok(n > 0)
-            }
-
-            async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>> {
-                let sql = $conv("SELECT * FROM channels WHERE id = ?");
-                let row = sqlx::query(audited(&sql)).bind(id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::channel).transpose()
-            }
-
-            async fn list_channels(&self) -> StoreResult<Vec<ChannelRecord>> {
-                let rows = sqlx::query("SELECT * FROM channels ORDER BY created_at, id").fetch_all(&self.pool).await?;
-                rows.iter().map(Self::channel).collect()
-            }
-
-            async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
-                let sql = $conv("SELECT * FROM events WHERE id = ?");
-                let row = sqlx::query(audited(&sql)).bind(id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::event).transpose()
-            }
-
-            async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
-                let sql = $conv(&format!(
-                    "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ? {}) RETURNING *",
-                    $claim_lock
-                ))
-                .into_owned();
-                let rows = sqlx::query(audited(&sql))
-                    .bind(lease_until).bind(now).bind(now).bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(Self::delivery).collect()
-            }
-
-            async fn finish_delivery(&self, d: &DeliveryRecord, a: &AttemptRecord) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                let sql = $conv("INSERT INTO delivery_attempts (id, delivery_id, at, http_status, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)");
-                sqlx::query(audited(&sql))
-                    .bind(&a.id).bind(&a.delivery_id).bind(a.at).bind(a.http_status).bind(&a.error).bind(a.duration_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                let sql = $conv("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?");
-                sqlx::query(audited(&sql))
-                    .bind(&d.status).bind(d.attempts).bind(d.next_attempt_at).bind(d.last_status).bind(&d.last_error)
-                    .bind(d.delivered_at).bind(&d.id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn get_delivery(&self, id: &str) -> StoreResult<Option<DeliveryRecord>> {
-                let sql = $conv("SELECT * FROM outbox WHERE id = ?");
-                let row = sqlx::query(audited(&sql)).bind(id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::delivery).transpose()
-            }
-
-            async fn list_deliveries(&self, channel_id: Option<&str>, status: Option<&str>, page: &Page) -> StoreResult<Vec<DeliveryRecord>> {
-                let mut sql = String::from("SELECT * FROM outbox WHERE 1 = 1");
-                if channel_id.is_some() { sql.push_str(" AND channel_id = ?"); }
-                if status.is_some() { sql.push_str(" AND status = ?"); }
-                sql.push_str(&before_clause(page, "created_at"));
-                sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-                let sql = $conv(&sql).into_owned();
-                let mut q = sqlx::query(audited(&sql));
-                if let Some(c) = channel_id { q = q.bind(c); }
-                if let Some(st) = status { q = q.bind(st); }
-                if let Some((t, id)) = &page.after { q = q.bind(*t).bind(*t).bind(id); }
-                let rows = q.bind(i64::from(page.limit)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::delivery).collect()
-            }
-
-            async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>> {
-                let sql = $conv("SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY at, id");
-                let rows = sqlx::query(audited(&sql)).bind(delivery_id).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::attempt).collect()
-            }
-
-            async fn recent_channel_attempts(&self, channel_id: &str, limit: u32) -> StoreResult<Vec<AttemptRecord>> {
-                let sql = $conv("SELECT a.* FROM delivery_attempts a JOIN outbox o ON o.id = a.delivery_id WHERE o.channel_id = ? ORDER BY a.at DESC, a.id DESC LIMIT ?");
-                let rows = sqlx::query(audited(&sql)).bind(channel_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
-                rows.iter().map(Self::attempt).collect()
-            }
-
-            async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
-                let sql = $conv("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'dead'");
-                Ok(sqlx::query(audited(&sql)).bind(now).bind(id).execute(&self.pool).await?.rows_affected() > 0)
-            }
-
-            async fn last_reminder(&self, channel_id: &str, incident_id: &str) -> StoreResult<Option<i64>> {
-                let sql = $conv("SELECT last_sent_at FROM reminders WHERE channel_id = ? AND incident_id = ?");
-                let row = sqlx::query(audited(&sql)).bind(channel_id).bind(incident_id).fetch_optional(&self.pool).await?;
-                Ok(row.map(|r| r.try_get("last_sent_at")).transpose()?)
-            }
-
-            async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()> {
-                let sql = $conv("INSERT INTO maintenance_windows (id, name, server_ids, tags, starts_at, ends_at, cron, duration_seconds, timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-                sqlx::query(audited(&sql))
-                    .bind(&w.id).bind(&w.name).bind(to_json(&w.server_ids)).bind(to_json(&w.tags)).bind(w.starts_at).bind(w.ends_at)
-                    .bind(&w.cron).bind(w.duration_seconds).bind(&w.timezone).bind(w.created_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn list_windows(&self) -> StoreResult<Vec<WindowRecord>> {
-                let rows = sqlx::query("SELECT * FROM maintenance_windows ORDER BY created_at, id").fetch_all(&self.pool).await?;
-                rows.iter().map(Self::window).collect()
-            }
-
-            async fn delete_window(&self, id: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let sql = $conv("DELETE FROM maintenance_held WHERE window_id = ?");
-                sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?;
-                let sql = $conv("DELETE FROM maintenance_windows WHERE id = ?");
-                let n = sqlx::query(audited(&sql)).bind(id).execute(&mut *tx).await?.rows_affected();
-                tx.commit().await?;
-                Ok(n > 0)
-            }
-
-            async fn due_held(&self, now: i64) -> StoreResult<Vec<HeldRecord>> {
-                let sql = $conv("SELECT * FROM maintenance_held WHERE summarized = ? AND occurrence_end <= ? ORDER BY occurrence_end LIMIT 500");
-                let rows = sqlx::query(audited(&sql)).bind(false).bind(now).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(HeldRecord {
-                            window_id: r.try_get("window_id")?,
-                            occurrence_start: r.try_get("occurrence_start")?,
-                            occurrence_end: r.try_get("occurrence_end")?,
-                            server_id: r.try_get("server_id")?,
-                            state_before: r.try_get("state_before")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn pending_deliveries(&self) -> StoreResult<i64> {
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sending')").fetch_one(&self.pool).await?;
-                Ok(row.try_get("n")?)
-            }
-        }
-    };
+/// The `server_id` column of a row that has one.
+#[derive(sqlx::FromRow)]
+pub(super) struct ServerIdColumn {
+    pub server_id: String,
 }
 
-// SQLite serializes writers, so a plain UPDATE … WHERE id IN (SELECT …) claims atomically;
-// Postgres needs row locks, skipping those another dispatcher holds.
-sql_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    sqlx::SqlitePool,
-    sqlx::sqlite::SqliteRow,
-    "sqlite",
-    sqlite_sql,
-    SQLITE_MIGRATIONS,
-    migrate_sqlite,
-    "",
-    ""
-);
-sql_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    PgConnections,
-    sqlx::postgres::PgRow,
-    "postgres",
-    postgres_sql,
-    POSTGRES_MIGRATIONS,
-    migrate_postgres,
-    "FOR UPDATE SKIP LOCKED",
-    "FOR SHARE"
-);
+#[async_trait]
+impl<D: Dialect> Store for SqlStore<D>
+where
+    SqlStore<D>: super::ClusterStore,
+{
+    fn backend(&self) -> &'static str {
+        D::BACKEND
+    }
 
-async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> StoreResult<()> {
-    SQLITE_MIGRATIONS
-        .run(pool)
+    async fn migrate(&self) -> StoreResult<()> {
+        D::migrate(&self.pool).await
+    }
+
+    async fn ready(&self) -> StoreResult<()> {
+        let st =
+            Statement::new("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = ?").bind(true);
+        let (applied,): (i64,) = self.first(st).await?.unwrap_or((0,));
+        let expected = D::migrations().iter().count() as i64;
+        if applied < expected {
+            return Err(StoreError::Migration(format!(
+                "{applied} of {expected} migrations applied"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        D::close(&self.pool).await;
+    }
+
+    async fn insert_server(&self, s: &ServerRecord) -> StoreResult<()> {
+        self.write_server(s, true).await
+    }
+
+    async fn insert_servers(
+        &self,
+        servers: &[ServerRecord],
+        states: &[(String, ServerState)],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        run_all(&mut tx, batch::insert_servers(servers)).await?;
+        run_all(&mut tx, batch::upsert_server_states(states)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn slugs_taken(&self, slugs: &[String]) -> StoreResult<HashSet<String>> {
+        let mut tx = self.begin().await?;
+        let rows = run_all(&mut tx, batch::slugs_taken(slugs)).await?;
+        tx.commit().await?;
+        let taken = decode_all::<D, (String,)>(&rows)?;
+        Ok(taken.into_iter().map(|(slug,)| slug).collect())
+    }
+
+    async fn update_server(&self, s: &ServerRecord) -> StoreResult<()> {
+        self.write_server(s, false).await
+    }
+
+    async fn delete_server(&self, id: &str) -> StoreResult<bool> {
+        self.delete_with_children(
+            &[
+                "DELETE FROM probe_results WHERE server_id = ?",
+                "DELETE FROM schema_snapshots WHERE server_id = ?",
+                "DELETE FROM region_state WHERE server_id = ?",
+                "DELETE FROM server_state WHERE server_id = ?",
+                "DELETE FROM incidents WHERE server_id = ?",
+                "UPDATE events SET server_id = NULL WHERE server_id = ?",
+            ],
+            "DELETE FROM servers WHERE id = ?",
+            id,
+        )
         .await
-        .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    async fn get_server(&self, id_or_slug: &str) -> StoreResult<Option<ServerRecord>> {
+        let sql = format!("SELECT {SERVER_COLS} FROM servers WHERE id = ? OR slug = ?");
+        self.first(Statement::new(sql).bind(id_or_slug).bind(id_or_slug))
+            .await
+    }
+
+    async fn list_servers(&self, page: &Page) -> StoreResult<Vec<ServerRecord>> {
+        let st = Statement::new(format!("SELECT {SERVER_COLS} FROM servers"));
+        let st = match &page.after {
+            Some((t, id)) => st
+                .push(" WHERE created_at > ? OR (created_at = ? AND id > ?)")
+                .bind(*t)
+                .bind(*t)
+                .bind(id),
+            None => st,
+        };
+        let st = st
+            .push(" ORDER BY created_at, id LIMIT ?")
+            .bind(i64::from(page.limit));
+        self.all(st).await
+    }
+
+    async fn all_servers(&self) -> StoreResult<Vec<ServerRecord>> {
+        let sql = format!("SELECT {SERVER_COLS} FROM servers ORDER BY created_at, id");
+        self.all(Statement::new(sql)).await
+    }
+
+    async fn server_versions(&self, since: Option<i64>) -> StoreResult<Vec<(String, i64)>> {
+        let st = Statement::new("SELECT id, updated_at FROM servers WHERE updated_at >= ?")
+            .bind(since.unwrap_or(i64::MIN));
+        self.all(st).await
+    }
+
+    async fn count_servers(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = self
+            .first(Statement::new("SELECT COUNT(*) FROM servers"))
+            .await?
+            .unwrap_or((0,));
+        Ok(n)
+    }
+
+    async fn servers_by_id(&self, ids: &[String]) -> StoreResult<Vec<ServerRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT {SERVER_COLS} FROM servers WHERE id IN ({})",
+                marks(chunk.len())
+            );
+            let st = chunk
+                .iter()
+                .fold(Statement::one_off(sql), |st, id| st.bind(id));
+            out.extend(self.all::<ServerRecord>(st).await?);
+        }
+        Ok(out)
+    }
+
+    async fn load_state(
+        &self,
+        server_id: &str,
+    ) -> StoreResult<(Option<ServerState>, Vec<RegionState>)> {
+        let server =
+            Statement::new("SELECT * FROM server_state WHERE server_id = ?").bind(server_id);
+        let regions =
+            Statement::new("SELECT * FROM region_state WHERE server_id = ? ORDER BY region")
+                .bind(server_id);
+        Ok((self.first(server).await?, self.all(regions).await?))
+    }
+
+    async fn all_states(&self) -> StoreResult<Vec<ServerWithState>> {
+        let mut by_id: HashMap<String, ServerWithState> = self
+            .all_servers()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let id = s.id.clone();
+                (
+                    id,
+                    ServerWithState {
+                        server: s,
+                        state: None,
+                        regions: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for row in self
+            .rows(Statement::new("SELECT * FROM server_state"))
+            .await?
+        {
+            let id = D::decode::<ServerIdColumn>(&row)?.server_id;
+            if let Some(entry) = by_id.get_mut(&id) {
+                entry.state = Some(D::decode(&row)?);
+            }
+        }
+        let regions = Statement::new("SELECT * FROM region_state ORDER BY region");
+        for row in self.rows(regions).await? {
+            let id = D::decode::<ServerIdColumn>(&row)?.server_id;
+            if let Some(entry) = by_id.get_mut(&id) {
+                entry.regions.push(D::decode(&row)?);
+            }
+        }
+        let mut all: Vec<ServerWithState> = by_id.into_values().collect();
+        all.sort_by(|a, b| {
+            (a.server.created_at, &a.server.id).cmp(&(b.server.created_at, &b.server.id))
+        });
+        Ok(all)
+    }
+
+    async fn servers_with_state(
+        &self,
+        filter: &ServerFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<ServerWithState>> {
+        let mut st = Statement::new(format!("{SERVER_WITH_STATE} WHERE 1 = 1"));
+        if let Some((t, id)) = &page.after {
+            st = st
+                .push(" AND (s.created_at > ? OR (s.created_at = ? AND s.id > ?))")
+                .bind(*t)
+                .bind(*t)
+                .bind(id);
+        }
+        if let Some(status) = filter.status {
+            st = st
+                .push(&format!(" AND {STATUS_OF} = ?"))
+                .bind(status.as_str());
+        }
+        if let Some(tag) = &filter.tag {
+            st = st
+                .push(&format!(" AND {TAGS_AS_LIST} LIKE ? ESCAPE '!'"))
+                .bind(tag_pattern(tag));
+        }
+        if let Some(ids) = &filter.ids {
+            st = st.push(&format!(" AND s.id IN ({})", marks(ids.len())));
+            st = ids.iter().fold(st, |st, id| st.bind(id));
+            if ids.is_empty() {
+                st = st.bind("");
+            }
+            st.reuse = false;
+        }
+        let st = st
+            .push(" ORDER BY s.created_at, s.id LIMIT ?")
+            .bind(i64::from(page.limit));
+        let rows = self.rows(st).await?;
+        let mut out = rows
+            .iter()
+            .map(server_with_state::<D>)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.attach_regions(&mut out).await?;
+        Ok(out)
+    }
+
+    async fn count_by_status(&self) -> StoreResult<Vec<(ServerStatus, i64)>> {
+        let sql = format!(
+            "SELECT {STATUS_OF}, COUNT(*) FROM servers s \
+             LEFT JOIN server_state t ON t.server_id = s.id GROUP BY 1"
+        );
+        let counts: Vec<(String, i64)> = self.all(Statement::new(sql)).await?;
+        counts
+            .into_iter()
+            .map(|(status, n)| Ok((status.parse().map_err(StoreError::Corrupt)?, n)))
+            .collect()
+    }
+
+    async fn set_server_state(&self, server_id: &str, s: &ServerState) -> StoreResult<()> {
+        let mut w = BatchWrites::default();
+        w.server_states.push((server_id.to_string(), s.clone()));
+        self.commit_batch(&w).await
+    }
+
+    async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::write_facts(&mut tx, w).await?;
+        if let Some(fence) = &w.fence
+            && !Self::fence_holds(&mut tx, fence).await?
+        {
+            // Cut off and replaced meanwhile: the results are facts, the decisions belong to
+            // the new leader.
+            tracing::warn!(
+                term = fence.term,
+                results = w.results.len(),
+                events = w.events.len(),
+                "leadership lost while these results waited: stored as facts, their state changes and alerts dropped"
+            );
+            tx.commit().await?;
+            return Ok(());
+        }
+        Self::write_decisions(&mut tx, w).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_results(&self, q: &ResultQuery) -> StoreResult<Vec<ResultRecord>> {
+        let mut st = Statement::new(format!(
+            "SELECT {RESULT_COLS} FROM probe_results WHERE server_id = ?"
+        ))
+        .bind(&q.server_id);
+        if let Some(since) = q.since {
+            st = st.push(" AND started_at >= ?").bind(since);
+        }
+        if let Some(until) = q.until {
+            st = st.push(" AND started_at < ?").bind(until);
+        }
+        if let Some(region) = &q.region {
+            st = st.push(" AND region = ?").bind(region);
+        }
+        self.all(newest_first(st, &q.page, "started_at")).await
+    }
+
+    async fn last_result(&self, server_id: &str) -> StoreResult<Option<ResultRecord>> {
+        let sql = format!(
+            "SELECT {RESULT_COLS} FROM probe_results WHERE server_id = ? \
+             ORDER BY started_at DESC, id DESC LIMIT 1"
+        );
+        self.first(Statement::new(sql).bind(server_id)).await
+    }
+
+    async fn get_snapshot(
+        &self,
+        server_id: &str,
+        hash: &str,
+    ) -> StoreResult<Option<SnapshotRecord>> {
+        let st = Statement::new("SELECT * FROM schema_snapshots WHERE server_id = ? AND hash = ?")
+            .bind(server_id)
+            .bind(hash);
+        self.first(st).await
+    }
+
+    async fn list_schema_changes(&self, server_id: &str) -> StoreResult<Vec<SchemaChangeRecord>> {
+        let st = Statement::new(
+            "SELECT * FROM schema_changes WHERE server_id = ? ORDER BY at DESC, to_hash DESC",
+        )
+        .bind(server_id);
+        self.all(st).await
+    }
+
+    async fn schema_changes_since(&self, since: i64) -> StoreResult<Vec<SchemaChangeRecord>> {
+        let st = Statement::new(
+            "SELECT * FROM schema_changes WHERE at >= ? AND from_hash IS NOT NULL \
+             ORDER BY at DESC, to_hash DESC",
+        )
+        .bind(since);
+        self.all(st).await
+    }
+
+    async fn list_snapshots(&self, server_id: &str) -> StoreResult<Vec<SnapshotRecord>> {
+        let st = Statement::new(
+            "SELECT * FROM schema_snapshots WHERE server_id = ? ORDER BY first_seen DESC, hash DESC",
+        )
+        .bind(server_id);
+        self.all(st).await
+    }
+
+    async fn list_incidents(
+        &self,
+        server_id: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<IncidentRecord>> {
+        let st = Statement::new("SELECT * FROM incidents WHERE 1 = 1");
+        let st = match server_id {
+            Some(id) => st.push(" AND server_id = ?").bind(id),
+            None => st,
+        };
+        self.all(newest_first(st, page, "opened_at")).await
+    }
+
+    async fn list_events(
+        &self,
+        server_id: Option<&str>,
+        kind: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let mut st = Statement::new("SELECT * FROM events WHERE 1 = 1");
+        if let Some(id) = server_id {
+            st = st.push(" AND server_id = ?").bind(id);
+        }
+        if let Some(kind) = kind {
+            st = st.push(" AND type = ?").bind(kind);
+        }
+        self.all(newest_first(st, page, "at")).await
+    }
+
+    async fn insert_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
+        let st = Statement::new(
+            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at, region) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.hash)
+        .bind(to_json(&k.scopes))
+        .bind(k.created_at)
+        .bind(k.last_used_at)
+        .bind(&k.region);
+        self.run(st).await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.first(Statement::new("SELECT * FROM api_keys WHERE hash = ?").bind(hash))
+            .await
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.all(Statement::new(
+            "SELECT * FROM api_keys ORDER BY created_at, id",
+        ))
+        .await
+    }
+
+    async fn delete_key(&self, id: &str) -> StoreResult<bool> {
+        let n = self
+            .run(Statement::new("DELETE FROM api_keys WHERE id = ?").bind(id))
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
+        let st = Statement::new("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id);
+        self.run(st).await?;
+        Ok(())
+    }
+
+    async fn insert_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
+        self.write_channel(c, true).await
+    }
+
+    async fn update_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
+        self.write_channel(c, false).await
+    }
+
+    async fn delete_channel(&self, id: &str) -> StoreResult<bool> {
+        self.delete_with_children(
+            &[
+                "DELETE FROM delivery_attempts WHERE delivery_id IN \
+                 (SELECT id FROM outbox WHERE channel_id = ?)",
+                "DELETE FROM outbox WHERE channel_id = ?",
+            ],
+            "DELETE FROM channels WHERE id = ?",
+            id,
+        )
+        .await
+    }
+
+    async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>> {
+        self.first(Statement::new("SELECT * FROM channels WHERE id = ?").bind(id))
+            .await
+    }
+
+    async fn list_channels(&self) -> StoreResult<Vec<ChannelRecord>> {
+        self.all(Statement::new(
+            "SELECT * FROM channels ORDER BY created_at, id",
+        ))
+        .await
+    }
+
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        self.first(Statement::new("SELECT * FROM events WHERE id = ?").bind(id))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id IN \
+             (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
+             OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ? {}) \
+             RETURNING *",
+            D::CLAIM_LOCK
+        );
+        let st = Statement::new(sql)
+            .bind(lease_until)
+            .bind(now)
+            .bind(now)
+            .bind(i64::from(limit));
+        self.all(st).await
+    }
+
+    async fn finish_delivery(&self, d: &DeliveryRecord, a: &AttemptRecord) -> StoreResult<()> {
+        let attempt = Statement::new(
+            "INSERT INTO delivery_attempts (id, delivery_id, at, http_status, error, duration_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.delivery_id)
+        .bind(a.at)
+        .bind(a.http_status)
+        .bind(&a.error)
+        .bind(a.duration_ms);
+        let delivery = Statement::new(
+            "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
+             last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?",
+        )
+        .bind(&d.status)
+        .bind(d.attempts)
+        .bind(d.next_attempt_at)
+        .bind(d.last_status)
+        .bind(&d.last_error)
+        .bind(d.delivered_at)
+        .bind(&d.id);
+        let mut tx = self.begin().await?;
+        run_in(&mut tx, attempt).await?;
+        run_in(&mut tx, delivery).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_delivery(&self, id: &str) -> StoreResult<Option<DeliveryRecord>> {
+        self.first(Statement::new("SELECT * FROM outbox WHERE id = ?").bind(id))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        channel_id: Option<&str>,
+        status: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let mut st = Statement::new("SELECT * FROM outbox WHERE 1 = 1");
+        if let Some(channel) = channel_id {
+            st = st.push(" AND channel_id = ?").bind(channel);
+        }
+        if let Some(status) = status {
+            st = st.push(" AND status = ?").bind(status);
+        }
+        self.all(newest_first(st, page, "created_at")).await
+    }
+
+    async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        let st =
+            Statement::new("SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY at, id")
+                .bind(delivery_id);
+        self.all(st).await
+    }
+
+    async fn recent_channel_attempts(
+        &self,
+        channel_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        let st = Statement::new(
+            "SELECT a.* FROM delivery_attempts a JOIN outbox o ON o.id = a.delivery_id \
+             WHERE o.channel_id = ? ORDER BY a.at DESC, a.id DESC LIMIT ?",
+        )
+        .bind(channel_id)
+        .bind(i64::from(limit));
+        self.all(st).await
+    }
+
+    async fn requeue_delivery(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let st = Statement::new(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL \
+             WHERE id = ? AND status = 'dead'",
+        )
+        .bind(now)
+        .bind(id);
+        Ok(self.run(st).await? > 0)
+    }
+
+    async fn last_reminder(&self, channel_id: &str, incident_id: &str) -> StoreResult<Option<i64>> {
+        let st = Statement::new(
+            "SELECT last_sent_at FROM reminders WHERE channel_id = ? AND incident_id = ?",
+        )
+        .bind(channel_id)
+        .bind(incident_id);
+        Ok(self.first::<(i64,)>(st).await?.map(|(at,)| at))
+    }
+
+    async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()> {
+        let st = Statement::new(
+            "INSERT INTO maintenance_windows (id, name, server_ids, tags, starts_at, ends_at, \
+             cron, duration_seconds, timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.id)
+        .bind(&w.name)
+        .bind(to_json(&w.server_ids))
+        .bind(to_json(&w.tags))
+        .bind(w.starts_at)
+        .bind(w.ends_at)
+        .bind(&w.cron)
+        .bind(w.duration_seconds)
+        .bind(&w.timezone)
+        .bind(w.created_at);
+        self.run(st).await?;
+        Ok(())
+    }
+
+    async fn list_windows(&self) -> StoreResult<Vec<WindowRecord>> {
+        let st = Statement::new("SELECT * FROM maintenance_windows ORDER BY created_at, id");
+        self.all(st).await
+    }
+
+    async fn delete_window(&self, id: &str) -> StoreResult<bool> {
+        self.delete_with_children(
+            &["DELETE FROM maintenance_held WHERE window_id = ?"],
+            "DELETE FROM maintenance_windows WHERE id = ?",
+            id,
+        )
+        .await
+    }
+
+    async fn due_held(&self, now: i64) -> StoreResult<Vec<HeldRecord>> {
+        let st = Statement::new(
+            "SELECT * FROM maintenance_held WHERE summarized = ? AND occurrence_end <= ? \
+             ORDER BY occurrence_end LIMIT 500",
+        )
+        .bind(false)
+        .bind(now);
+        self.all(st).await
+    }
+
+    async fn pending_deliveries(&self) -> StoreResult<i64> {
+        let st =
+            Statement::new("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')");
+        Ok(self.first::<(i64,)>(st).await?.map_or(0, |(n,)| n))
+    }
 }
 
 /// The key of the transaction-scoped advisory lock that serializes migrating replicas.
@@ -989,7 +979,7 @@ const MIGRATION_LOCK: i64 = 0x6d63_7077_6174_6368; // "mcpwatch"
 /// migrator holds a session-level lock across several transactions, which a transaction
 /// pooler breaks (the unlock lands on another session and the lock stays held); here a crash
 /// or a concurrent replica leaves either every migration applied or none.
-async fn migrate_postgres(conns: &PgConnections) -> StoreResult<()> {
+pub(super) async fn migrate_postgres(conns: &PgConnections) -> StoreResult<()> {
     let failed = |e: sqlx::Error| StoreError::Migration(super::pooler::explain(&e));
     let mut tx = conns.begin().await.map_err(StoreError::from)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -1094,7 +1084,7 @@ impl SqliteStore {
                     path.display()
                 ))
             })?;
-        Ok(SqliteStore { pool })
+        Ok(SqlStore { pool })
     }
 }
 
@@ -1174,7 +1164,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| cannot(e.to_string()))?;
-        Ok(PostgresStore {
+        Ok(SqlStore {
             pool: PgConnections::new(pool, pooler),
         })
     }
@@ -1195,17 +1185,6 @@ fn connect_cause(e: &sqlx::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres() {
-        assert_eq!(
-            postgres_sql("SELECT ? , ?, x = ?"),
-            "SELECT $1 , $2, x = $3"
-        );
-        assert_eq!(sqlite_sql("SELECT ?"), "SELECT ?");
-    }
-
     #[test]
     fn passwords_are_redacted_from_connection_errors() {
         assert_eq!(
