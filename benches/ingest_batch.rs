@@ -56,7 +56,7 @@ fn add_result(w: &mut BatchWrites, i: usize, round: usize, now: i64, tools: &ser
     region.status = RegionStatus::Up;
     region.consecutive_successes = round as u32 + 1;
     region.last_result_at = Some(at);
-    region.last_verdict = Some("up".into());
+    region.last_verdict = Some(mcpwatch::probe::Verdict::Up);
     region.last_schema_hash = Some("sha256:bench".into());
     w.region_states.push((server_id.clone(), region));
     let mut state = ServerState::new(now);

@@ -495,7 +495,7 @@ async fn dispatcher(
                 .list_channels()
                 .await?
                 .iter()
-                .filter(|c| c.kind == "email")
+                .filter(|c| c.kind == crate::store::ChannelKind::Email)
                 .count();
             if email > 0 {
                 return Err(AppError::Schedule(format!(

@@ -53,6 +53,165 @@ fn parse_cidrs(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
+/// Where the daemon listens and keeps its data: (listen, data dir, database).
+fn storage(raw: &Raw) -> Result<(SocketAddr, PathBuf, DatabaseUrl), ConfigError> {
+    let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
+    let listen: SocketAddr = listen.parse().map_err(|_| {
+        invalid(
+            "MCPWATCH_LISTEN",
+            format!("'{listen}' is not an address:port like 127.0.0.1:8080"),
+        )
+    })?;
+    let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
+    let database = match raw
+        .database_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => DatabaseUrl::Sqlite(data_dir.join("mcpwatch.db")),
+        Some(url) => parse_database_url(url)?,
+    };
+    Ok((listen, data_dir, database))
+}
+
+/// Who this node is: (region, admin token).
+fn identity(raw: &mut Raw) -> Result<(String, Option<String>), ConfigError> {
+    let region = raw.region.take().unwrap_or_else(|| "local".to_string());
+    refuse(
+        !is_region_name(&region),
+        "MCPWATCH_REGION",
+        format!("'{region}' must be 1-64 characters of letters, digits, - or _"),
+    )?;
+    let admin_token = raw.admin_token.take().filter(|t| !t.is_empty());
+    refuse(
+        admin_token.as_ref().is_some_and(|t| t.len() < 24),
+        "MCPWATCH_ADMIN_TOKEN",
+        "must be at least 24 characters (the value is not shown)",
+    )?;
+    Ok((region, admin_token))
+}
+
+/// The key that seals credentials at rest, when one is given.
+fn sealing_key(raw: &mut Raw) -> Result<Option<[u8; 32]>, ConfigError> {
+    match raw.secret_key.take().filter(|k| !k.is_empty()) {
+        None => Ok(None),
+        Some(k) => Ok(Some(
+            parse_secret_key(&k).map_err(|m| invalid("MCPWATCH_SECRET_KEY", m))?,
+        )),
+    }
+}
+
+/// The probe budget: (concurrent probes, shutdown drain time, default interval).
+fn probing(raw: &Raw) -> Result<(usize, Duration, u32), ConfigError> {
+    let max_concurrent_probes = raw.max_concurrent_probes.unwrap_or(256);
+    refuse(
+        max_concurrent_probes == 0,
+        "MCPWATCH_MAX_CONCURRENT_PROBES",
+        "must be at least 1",
+    )?;
+    let drain = raw.drain_timeout.unwrap_or(15);
+    refuse(
+        drain > 3600,
+        "MCPWATCH_DRAIN_TIMEOUT",
+        "must be at most 3600 seconds",
+    )?;
+    let default_interval = raw.default_interval.unwrap_or(60);
+    refuse(
+        default_interval < MIN_INTERVAL_SECONDS,
+        "MCPWATCH_DEFAULT_INTERVAL",
+        format!(
+            "{default_interval} is below the minimum interval of {MIN_INTERVAL_SECONDS} seconds"
+        ),
+    )?;
+    Ok((
+        max_concurrent_probes as usize,
+        Duration::from_secs(drain),
+        default_interval,
+    ))
+}
+
+/// Serving requests: (database connections, how long drift shows, trusted proxies).
+fn serving(raw: &Raw) -> Result<(u32, Duration, Vec<ipnet::IpNet>), ConfigError> {
+    let db_max_connections = raw.db_max_connections.unwrap_or(10);
+    refuse(
+        db_max_connections == 0,
+        "MCPWATCH_DB_MAX_CONNECTIONS",
+        "must be at least 1",
+    )?;
+    let drift_shown_days = raw.drift_shown_days.unwrap_or(7);
+    refuse(
+        drift_shown_days > 400,
+        "MCPWATCH_DRIFT_SHOWN_DAYS",
+        format!("{drift_shown_days} is more than the 400 days rollups are kept"),
+    )?;
+    let trusted_proxies =
+        parse_cidrs(raw.trusted_proxies.as_deref().unwrap_or("")).map_err(|bad| {
+            invalid(
+                "MCPWATCH_TRUSTED_PROXIES",
+                format!("'{bad}' is not a CIDR like 10.0.0.0/8 or ::1/128"),
+            )
+        })?;
+    let drift_shown = Duration::from_secs(u64::from(drift_shown_days) * 86_400);
+    Ok((db_max_connections, drift_shown, trusted_proxies))
+}
+
+/// Results and alerts in flight: (ingest queue length, spill bytes, delivery lease).
+fn queues(raw: &Raw) -> Result<(usize, u64, Duration), ConfigError> {
+    let ingest_buffer = raw.ingest_buffer.unwrap_or(100_000);
+    refuse(
+        ingest_buffer < 100,
+        "MCPWATCH_INGEST_BUFFER",
+        "must be at least 100 results",
+    )?;
+    let ingest_spill_mb = raw.ingest_spill_mb.unwrap_or(2048);
+    refuse(
+        ingest_spill_mb < 16,
+        "MCPWATCH_INGEST_SPILL_MB",
+        "must be at least 16 (MiB)",
+    )?;
+    let lease = raw.delivery_lease.unwrap_or(30);
+    refuse(
+        !(11..=3600).contains(&lease),
+        "MCPWATCH_DELIVERY_LEASE",
+        "must be between 11 and 3600 seconds (longer than the 10 s webhook timeout)",
+    )?;
+    Ok((
+        ingest_buffer,
+        ingest_spill_mb << 20,
+        Duration::from_secs(lease),
+    ))
+}
+
+/// How long history is kept, and when a quiet region is silent: (raw results, rollups,
+/// silence).
+fn retention(raw: &Raw) -> Result<(Duration, Duration, Duration), ConfigError> {
+    let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
+    let retention_raw = raw.retention_raw.unwrap_or(30);
+    refuse(
+        retention_raw == 0,
+        "MCPWATCH_RETENTION_RAW",
+        "must be at least 1 day",
+    )?;
+    let retention_rollup = raw.retention_rollup.unwrap_or(400);
+    refuse(
+        retention_rollup < 90,
+        "MCPWATCH_RETENTION_ROLLUP",
+        format!("{retention_rollup} days is less than the 90 days the status page shows"),
+    )?;
+    let region_silent_after = raw.region_silent_after.unwrap_or(180);
+    refuse(
+        !(5..=86_400).contains(&region_silent_after),
+        "MCPWATCH_REGION_SILENT_AFTER",
+        "must be between 5 and 86400 seconds",
+    )?;
+    Ok((
+        days(retention_raw),
+        days(retention_rollup),
+        Duration::from_secs(region_silent_after),
+    ))
+}
+
 /// An error naming `name` when `bad`.
 fn refuse(bad: bool, name: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
     if bad {
@@ -234,122 +393,24 @@ impl Settings {
         Self::validate(raw)
     }
 
-    fn validate(raw: Raw) -> Result<Self, ConfigError> {
-        let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen.parse().map_err(|_| {
-            invalid(
-                "MCPWATCH_LISTEN",
-                format!("'{listen}' is not an address:port like 127.0.0.1:8080"),
-            )
-        })?;
-        let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
-        let database = match raw
-            .database_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => DatabaseUrl::Sqlite(data_dir.join("mcpwatch.db")),
-            Some(url) => parse_database_url(url)?,
-        };
-        let region = raw.region.unwrap_or_else(|| "local".to_string());
-        refuse(
-            !is_region_name(&region),
-            "MCPWATCH_REGION",
-            format!("'{region}' must be 1-64 characters of letters, digits, - or _"),
-        )?;
-        let admin_token = raw.admin_token.filter(|t| !t.is_empty());
-        refuse(
-            admin_token.as_ref().is_some_and(|t| t.len() < 24),
-            "MCPWATCH_ADMIN_TOKEN",
-            "must be at least 24 characters (the value is not shown)",
-        )?;
-        let secret_key = match raw.secret_key.filter(|k| !k.is_empty()) {
-            None => None,
-            Some(k) => Some(parse_secret_key(&k).map_err(|m| invalid("MCPWATCH_SECRET_KEY", m))?),
-        };
+    fn validate(mut raw: Raw) -> Result<Self, ConfigError> {
+        let (listen, data_dir, database) = storage(&raw)?;
+        let (region, admin_token) = identity(&mut raw)?;
+        let secret_key = sealing_key(&mut raw)?;
         let policy =
             AddressPolicy::parse_allow_list(raw.allow_private_cidrs.as_deref().unwrap_or(""))
                 .map_err(|e| invalid("MCPWATCH_ALLOW_PRIVATE_CIDRS", e.to_string()))?;
-        let max_concurrent_probes = raw.max_concurrent_probes.unwrap_or(256);
-        refuse(
-            max_concurrent_probes == 0,
-            "MCPWATCH_MAX_CONCURRENT_PROBES",
-            "must be at least 1",
-        )?;
-        let drain = raw.drain_timeout.unwrap_or(15);
-        refuse(
-            drain > 3600,
-            "MCPWATCH_DRAIN_TIMEOUT",
-            "must be at most 3600 seconds",
-        )?;
-        let default_interval = raw.default_interval.unwrap_or(60);
-        refuse(
-            default_interval < MIN_INTERVAL_SECONDS,
-            "MCPWATCH_DEFAULT_INTERVAL",
-            format!(
-                "{default_interval} is below the minimum interval of {MIN_INTERVAL_SECONDS} seconds"
-            ),
-        )?;
+        let (max_concurrent_probes, drain_timeout, default_interval) = probing(&raw)?;
         let log_format = log_format(raw.log_format.as_deref())?;
-        let public_url = public_url(raw.public_url)?;
-        let db_max_connections = raw.db_max_connections.unwrap_or(10);
-        refuse(
-            db_max_connections == 0,
-            "MCPWATCH_DB_MAX_CONNECTIONS",
-            "must be at least 1",
+        let public_url = public_url(raw.public_url.take())?;
+        let (db_max_connections, drift_shown, trusted_proxies) = serving(&raw)?;
+        let (smtp_url, smtp_from, smtp_plaintext_auth) = smtp(
+            raw.smtp_url.take(),
+            raw.smtp_from.take(),
+            raw.smtp_plaintext_auth,
         )?;
-        let drift_shown_days = raw.drift_shown_days.unwrap_or(7);
-        refuse(
-            drift_shown_days > 400,
-            "MCPWATCH_DRIFT_SHOWN_DAYS",
-            format!("{drift_shown_days} is more than the 400 days rollups are kept"),
-        )?;
-        let trusted_proxies =
-            parse_cidrs(raw.trusted_proxies.as_deref().unwrap_or("")).map_err(|bad| {
-                invalid(
-                    "MCPWATCH_TRUSTED_PROXIES",
-                    format!("'{bad}' is not a CIDR like 10.0.0.0/8 or ::1/128"),
-                )
-            })?;
-        let (smtp_url, smtp_from, smtp_plaintext_auth) =
-            smtp(raw.smtp_url, raw.smtp_from, raw.smtp_plaintext_auth)?;
-        let lease = raw.delivery_lease.unwrap_or(30);
-        refuse(
-            !(11..=3600).contains(&lease),
-            "MCPWATCH_DELIVERY_LEASE",
-            "must be between 11 and 3600 seconds (longer than the 10 s webhook timeout)",
-        )?;
-        let ingest_buffer = raw.ingest_buffer.unwrap_or(100_000);
-        refuse(
-            ingest_buffer < 100,
-            "MCPWATCH_INGEST_BUFFER",
-            "must be at least 100 results",
-        )?;
-        let ingest_spill_mb = raw.ingest_spill_mb.unwrap_or(2048);
-        refuse(
-            ingest_spill_mb < 16,
-            "MCPWATCH_INGEST_SPILL_MB",
-            "must be at least 16 (MiB)",
-        )?;
-        let retention_raw = raw.retention_raw.unwrap_or(30);
-        refuse(
-            retention_raw == 0,
-            "MCPWATCH_RETENTION_RAW",
-            "must be at least 1 day",
-        )?;
-        let retention_rollup = raw.retention_rollup.unwrap_or(400);
-        refuse(
-            retention_rollup < 90,
-            "MCPWATCH_RETENTION_ROLLUP",
-            format!("{retention_rollup} days is less than the 90 days the status page shows"),
-        )?;
-        let region_silent_after = raw.region_silent_after.unwrap_or(180);
-        refuse(
-            !(5..=86_400).contains(&region_silent_after),
-            "MCPWATCH_REGION_SILENT_AFTER",
-            "must be between 5 and 86400 seconds",
-        )?;
+        let (ingest_buffer, ingest_spill_bytes, delivery_lease) = queues(&raw)?;
+        let (retention_raw, retention_rollup, region_silent_after) = retention(&raw)?;
         Ok(Settings {
             listen,
             database,
@@ -358,26 +419,26 @@ impl Settings {
             admin_token,
             secret_key,
             policy,
-            max_concurrent_probes: max_concurrent_probes as usize,
-            drain_timeout: Duration::from_secs(drain),
+            max_concurrent_probes,
+            drain_timeout,
             default_interval,
             log_format,
             rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(600).max(1),
             trusted_proxies,
-            drift_shown: Duration::from_secs(u64::from(drift_shown_days) * 86_400),
+            drift_shown,
             ingest_buffer,
-            ingest_spill_bytes: ingest_spill_mb << 20,
+            ingest_spill_bytes,
             db_max_connections,
             public_url,
-            delivery_lease: Duration::from_secs(lease),
+            delivery_lease,
             smtp_url,
             smtp_from,
             smtp_plaintext_auth,
             metrics_token: raw.metrics_token.filter(|t| !t.is_empty()),
-            retention_raw: Duration::from_secs(u64::from(retention_raw) * 86_400),
-            retention_rollup: Duration::from_secs(u64::from(retention_rollup) * 86_400),
+            retention_raw,
+            retention_rollup,
             probe_locally: raw.probe_locally.unwrap_or(true),
-            region_silent_after: Duration::from_secs(region_silent_after),
+            region_silent_after,
         })
     }
 

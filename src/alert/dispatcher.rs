@@ -16,7 +16,9 @@ use super::webhook;
 use super::{GIVE_UP_AFTER, backoff};
 use crate::probe::AddressPolicy;
 use crate::secrets::Sealer;
-use crate::store::{AttemptRecord, ChannelRecord, DeliveryRecord, EventRecord, Store};
+use crate::store::{
+    AttemptRecord, ChannelKind, ChannelRecord, DeliveryRecord, DeliveryStatus, EventRecord, Store,
+};
 
 /// Timeout of one webhook call.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -216,12 +218,12 @@ impl Dispatcher {
         let permanent = gone || outcome.permanent;
         let unusable = event.is_none() || channel.as_ref().is_none_or(|c| !c.enabled);
         if outcome.delivered() {
-            d.status = "delivered".into();
+            d.status = DeliveryStatus::Delivered;
             d.delivered_at = Some(now);
         } else if permanent || unusable || now - d.created_at >= GIVE_UP_AFTER.as_millis() as i64 {
-            d.status = "dead".into();
+            d.status = DeliveryStatus::Dead;
         } else {
-            d.status = "pending".into();
+            d.status = DeliveryStatus::Pending;
             d.next_attempt_at = now + backoff(d.attempts, jitter_unit()).as_millis() as i64;
         }
         if gone && let Some(mut c) = channel.clone() {
@@ -231,12 +233,12 @@ impl Dispatcher {
             let _ = self.store.update_channel(&c).await;
         }
         if let (Some(m), Some(c)) = (&self.metrics, &channel) {
-            let outcome_label = match d.status.as_str() {
-                "delivered" => "delivered",
-                "dead" => "dead",
-                _ => "retry",
+            let outcome_label = match d.status {
+                DeliveryStatus::Delivered => "delivered",
+                DeliveryStatus::Dead => "dead",
+                DeliveryStatus::Pending | DeliveryStatus::Sending => "retry",
             };
-            m.delivery(&c.kind, outcome_label);
+            m.delivery(c.kind.as_str(), outcome_label);
         }
         let attempt = AttemptRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -458,7 +460,7 @@ impl Dispatcher {
         delivery_id: &str,
     ) -> SendOutcome {
         let started = Instant::now();
-        let (http_status, error, permanent) = if channel.kind == "email" {
+        let (http_status, error, permanent) = if channel.kind == ChannelKind::Email {
             self.send_email(channel, event, delivery_id).await
         } else {
             let (status, error) = self.send_webhook(channel, event, delivery_id).await;

@@ -93,7 +93,7 @@ mod tests {
         ChannelRecord {
             id: "c".into(),
             name: "c".into(),
-            kind: "webhook".into(),
+            kind: crate::store::ChannelKind::Webhook,
             url: Some("https://hooks.example/x".into()),
             format: Some("standard".into()),
             headers_enc: None,

@@ -17,7 +17,7 @@ use super::views::{
 };
 use super::{AppState, next_cursor, now_ms, page};
 use crate::alert::{DEFAULT_EVENTS, EVENT_TYPES, webhook};
-use crate::store::{ChannelRecord, EventRecord};
+use crate::store::{ChannelKind, ChannelRecord, DeliveryStatus, EventRecord};
 
 /// A channel as clients send it (POST: `name` and `url` required; PATCH: any subset).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -91,10 +91,10 @@ fn apply_kind(
         None if creating => err("name", "is required".into()),
         None => {}
     }
-    match input.kind.as_deref() {
+    match input.kind.as_deref().map(|k| (k, k.parse::<ChannelKind>())) {
         None => {}
-        Some("webhook") if creating => c.kind = "webhook".into(),
-        Some("email") if creating => {
+        Some((_, Ok(ChannelKind::Webhook))) if creating => c.kind = ChannelKind::Webhook,
+        Some((_, Ok(ChannelKind::Email))) if creating => {
             if app.settings.smtp_url.is_none() {
                 err(
                     "kind",
@@ -102,15 +102,15 @@ fn apply_kind(
                         .into(),
                 );
             }
-            c.kind = "email".into();
+            c.kind = ChannelKind::Email;
             c.format = None;
         }
-        Some(k @ ("webhook" | "email")) if k != c.kind => err(
+        Some((_, Ok(k))) if k != c.kind => err(
             "kind",
             "a channel's kind cannot change; create a new channel".into(),
         ),
-        Some("webhook" | "email") => {}
-        Some(other) => err(
+        Some((_, Ok(_))) => {}
+        Some((other, Err(_))) => err(
             "kind",
             format!("'{other}' is not a channel kind (webhook, email)"),
         ),
@@ -125,7 +125,7 @@ fn apply_kind(
             None => c.recipients = recipients,
         }
     }
-    if c.kind == "email" && c.recipients.is_empty() && creating {
+    if c.kind == ChannelKind::Email && c.recipients.is_empty() && creating {
         err(
             "recipients",
             "an email channel needs at least one address".into(),
@@ -152,14 +152,14 @@ async fn apply_target(
 ) -> Result<Option<String>, ApiError> {
     let mut err = problem(problems);
     match input.url.take() {
-        Some(_) if c.kind == "email" => {
+        Some(_) if c.kind == ChannelKind::Email => {
             err("url", "email channels take recipients, not a URL".into())
         }
         Some(u) => match super::servers::validate_url(u.trim(), &app.settings.policy).await {
             Ok(()) => c.url = Some(u.trim().to_string()),
             Err(m) => err("url", m),
         },
-        None if creating && c.kind == "webhook" => err("url", "is required".into()),
+        None if creating && c.kind == ChannelKind::Webhook => err("url", "is required".into()),
         None => {}
     }
     if let Some(h) = input.headers.take() {
@@ -200,7 +200,10 @@ async fn apply_target(
             }
             Err(e) => err("secret", e.to_string()),
         },
-        None if creating && c.kind == "webhook" && c.format.as_deref() == Some("standard") => {
+        None if creating
+            && c.kind == ChannelKind::Webhook
+            && c.format.as_deref() == Some("standard") =>
+        {
             let s = webhook::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
             c.secret_enc = Some(
                 app.sealer
@@ -281,7 +284,7 @@ pub async fn create(
     let mut c = ChannelRecord {
         id: uuid::Uuid::now_v7().to_string(),
         name: String::new(),
-        kind: "webhook".into(),
+        kind: ChannelKind::Webhook,
         url: None,
         format: Some("standard".into()),
         headers_enc: None,
@@ -391,19 +394,18 @@ async fn delivery_page(
     channel: Option<&str>,
     q: DeliveriesQuery,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    if let Some(s) = &q.status
-        && !["pending", "sending", "delivered", "dead"].contains(&s.as_str())
-    {
-        return Err(ApiError::field(
-            "status",
-            "must be one of pending, sending, delivered, dead",
-        ));
-    }
+    let status = match q.status.as_deref().map(str::parse::<DeliveryStatus>) {
+        Some(Err(_)) => {
+            return Err(ApiError::field(
+                "status",
+                "must be one of pending, sending, delivered, dead",
+            ));
+        }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
     let pg = page(q.limit, q.cursor.as_deref())?;
-    let rows = app
-        .store
-        .list_deliveries(channel, q.status.as_deref(), &pg)
-        .await?;
+    let rows = app.store.list_deliveries(channel, status, &pg).await?;
     let mut items = Vec::with_capacity(rows.len());
     for d in &rows {
         let attempts = app.store.list_attempts(&d.id).await?;

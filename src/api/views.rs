@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 
 use super::rfc3339;
 use crate::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
-use crate::probe::{ProbeReport, Timings};
+use crate::probe::{FailureKind, Phase, ProbeReport, Timings, Verdict};
 use crate::schema::{SchemaDiff, ToolChange};
 use crate::store::{
-    ApiKeyRecord, AttemptRecord, ChannelRecord, DeliveryRecord, EventRecord, IncidentRecord,
-    ResultRecord, ServerRecord, SnapshotRecord, WindowRecord,
+    ApiKeyRecord, AttemptRecord, ChannelKind, ChannelRecord, DeliveryRecord, DeliveryStatus,
+    EventRecord, IncidentRecord, ResultRecord, ServerRecord, SnapshotRecord, WindowRecord,
 };
 
 /// A JSON object whose members are not fixed (a tool, an event's data).
@@ -72,7 +72,7 @@ impl ServerView {
         let protected = s.header_names.is_empty()
             && regions
                 .iter()
-                .any(|r| r.last_verdict.as_deref() == Some("auth_required"));
+                .any(|r| r.last_verdict == Some(Verdict::AuthRequired));
         let status = if s.paused {
             ServerStatus::Paused
         } else {
@@ -188,8 +188,8 @@ pub struct CheckResult {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResultFailure {
     /// A failure kind (`dns`, `connect`, `tls`, `timeout`, …; see the README).
-    pub kind: String,
-    pub phase: Option<String>,
+    pub kind: FailureKind,
+    pub phase: Option<Phase>,
     pub message: Option<String>,
     pub http_status: Option<i64>,
     pub jsonrpc_code: Option<i64>,
@@ -208,8 +208,7 @@ pub struct ResultView {
     pub id: String,
     pub region: String,
     pub started_at: String,
-    /// `up`, `degraded`, `auth_required` or `down`.
-    pub verdict: String,
+    pub verdict: Verdict,
     pub failure: Option<ResultFailure>,
     pub era: Option<String>,
     pub protocol_version: Option<String>,
@@ -223,9 +222,9 @@ pub struct ResultView {
 
 impl From<&ResultRecord> for ResultView {
     fn from(r: &ResultRecord) -> Self {
-        let failure = r.failure_kind.as_ref().map(|kind| ResultFailure {
-            kind: kind.clone(),
-            phase: r.failure_phase.clone(),
+        let failure = r.failure_kind.map(|kind| ResultFailure {
+            kind,
+            phase: r.failure_phase,
             message: r.failure_message.clone(),
             http_status: r.http_status,
             jsonrpc_code: r.jsonrpc_code,
@@ -234,7 +233,7 @@ impl From<&ResultRecord> for ResultView {
             id: r.id.clone(),
             region: r.region.clone(),
             started_at: rfc3339(r.started_at),
-            verdict: r.verdict.clone(),
+            verdict: r.verdict,
             failure,
             era: r.era.clone(),
             protocol_version: r.protocol_version.clone(),
@@ -512,8 +511,7 @@ pub struct KeyList {
 pub struct ChannelView {
     pub id: String,
     pub name: String,
-    /// `webhook` or `email`.
-    pub kind: String,
+    pub kind: ChannelKind,
     pub url: Option<String>,
     /// Webhook body format: `mcpwatch`, `slack` or `discord`.
     pub format: Option<String>,
@@ -539,7 +537,7 @@ impl From<&ChannelRecord> for ChannelView {
         ChannelView {
             id: c.id.clone(),
             name: c.name.clone(),
-            kind: c.kind.clone(),
+            kind: c.kind,
             url: c.url.clone(),
             format: c.format.clone(),
             headers: hidden_headers(&c.header_names),
@@ -612,8 +610,7 @@ pub struct DeliveryView {
     pub id: String,
     pub event_id: String,
     pub channel_id: String,
-    /// `pending`, `sending`, `delivered` or `dead`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     /// When the next attempt is due (pending only).
     pub next_attempt_at: Option<String>,
@@ -633,9 +630,10 @@ impl DeliveryView {
             id: d.id.clone(),
             event_id: d.event_id.clone(),
             channel_id: d.channel_id.clone(),
-            status: d.status.clone(),
+            status: d.status,
             attempts: d.attempts,
-            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+            next_attempt_at: (d.status == DeliveryStatus::Pending)
+                .then(|| rfc3339(d.next_attempt_at)),
             last_http_status: d.last_status,
             last_error: d.last_error.clone(),
             created_at: rfc3339(d.created_at),

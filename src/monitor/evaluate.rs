@@ -190,7 +190,7 @@ fn step_region(region: &mut RegionState, result: Outcome, policy: &Policy, obs: 
         }
     }
     region.last_result_at = Some(obs.at);
-    region.last_verdict = Some(obs.verdict.as_str().to_string());
+    region.last_verdict = Some(obs.verdict);
     if obs.schema_hash.is_some() {
         region.last_schema_hash = obs.schema_hash.clone();
     }

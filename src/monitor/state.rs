@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::Verdict;
+
 /// A server's overall state, decided across its regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -42,12 +44,6 @@ macro_rules! string_enum {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
-            }
-        }
-        impl TryFrom<String> for $t {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                s.parse()
             }
         }
         impl FromStr for $t {
@@ -127,14 +123,14 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct RegionState {
     pub region: String,
-    #[sqlx(rename = "state", try_from = "String")]
+    #[sqlx(rename = "state")]
     pub status: RegionStatus,
     #[sqlx(try_from = "i64")]
     pub consecutive_failures: u32,
     #[sqlx(try_from = "i64")]
     pub consecutive_successes: u32,
     pub last_result_at: Option<i64>,
-    pub last_verdict: Option<String>,
+    pub last_verdict: Option<Verdict>,
     pub last_schema_hash: Option<String>,
 }
 
@@ -155,7 +151,7 @@ impl RegionState {
 /// Per server state, persisted between results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ServerState {
-    #[sqlx(rename = "state", try_from = "String")]
+    #[sqlx(rename = "state")]
     pub status: ServerStatus,
     /// Unix ms of the last status change.
     pub since: i64,

@@ -117,6 +117,28 @@ impl fmt::Display for FailureKind {
     }
 }
 
+/// `FromStr` by the names `as_str` gives, which is how the store keeps
+/// them (a name it does not know is an error that says so, never a default).
+macro_rules! parse_by_name {
+    ($t:ident [$($v:ident),+ $(,)?]) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                [$($t::$v),+]
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!("unknown {} '{s}'", stringify!($t)))
+            }
+        }
+    };
+}
+
+parse_by_name!(Verdict [Up, Degraded, AuthRequired, Down]);
+parse_by_name!(FailureKind [
+    Dns, Connect, Tls, Timeout, HttpStatus, NotMcp, Protocol, EmptyTools, Blocked, TooLarge,
+]);
+parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList]);
+
 /// Where in the probe sequence something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -329,5 +351,35 @@ impl ProbeReport {
             Verdict::AuthRequired => allow_auth_required,
             Verdict::Down => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_read_back_and_unknown_names_are_refused() {
+        for v in [
+            Verdict::Up,
+            Verdict::Degraded,
+            Verdict::AuthRequired,
+            Verdict::Down,
+        ] {
+            assert_eq!(v.as_str().parse::<Verdict>(), Ok(v));
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+        for k in [
+            FailureKind::Timeout,
+            FailureKind::NotMcp,
+            FailureKind::TooLarge,
+        ] {
+            assert_eq!(k.as_str().parse::<FailureKind>(), Ok(k));
+        }
+        assert_eq!("tools_list".parse::<Phase>(), Ok(Phase::ToolsList));
+        assert_eq!(
+            "sideways".parse::<Verdict>(),
+            Err("unknown Verdict 'sideways'".to_string())
+        );
     }
 }

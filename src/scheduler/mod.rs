@@ -215,6 +215,162 @@ pub fn spawn(
     handle
 }
 
+/// The jobs of one region: a table by server id and a heap of due times. Ids are shared
+/// between the two, so a tick moves a pointer, not a string.
+struct Table {
+    clock: Clock,
+    entries: HashMap<Arc<str>, Entry>,
+    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    generation: u64,
+}
+
+/// A probe to start now: the job, when it was due, and the generation that scheduled it.
+struct Due {
+    job: Arc<Job>,
+    due: Instant,
+    generation: u64,
+}
+
+impl Table {
+    fn new(clock: Clock) -> Self {
+        Table {
+            clock,
+            entries: HashMap::new(),
+            heap: BinaryHeap::new(),
+            generation: 0,
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    fn upsert(&mut self, job: Job, probe_now: ProbeNow) {
+        self.generation += 1;
+        let now = Instant::now();
+        let known = self.entries.get(job.server_id.as_str());
+        let in_flight = known.is_some_and(|e| e.in_flight);
+        let at_once = match probe_now {
+            ProbeNow::Yes => true,
+            ProbeNow::IfNew => known.is_none(),
+            ProbeNow::No => false,
+        };
+        let mut due = if at_once {
+            now
+        } else {
+            self.clock.next_tick(&job, now)
+        };
+        // A replaced job keeps a sooner run it already had (a probe-now that has not started
+        // yet is not pushed back to the next tick).
+        if let Some(k) = known.filter(|k| !k.in_flight && k.due < due) {
+            due = k.due.max(now);
+        }
+        let key = self
+            .entries
+            .get_key_value(job.server_id.as_str())
+            .map_or_else(|| Arc::from(job.server_id.as_str()), |(k, _)| k.clone());
+        let generation = self.generation;
+        self.heap.push(Reverse((due, generation, key.clone())));
+        let job = Arc::new(job);
+        self.entries.insert(
+            key,
+            Entry {
+                job,
+                generation,
+                in_flight,
+                due,
+            },
+        );
+    }
+
+    fn remove(&mut self, server_id: &str) {
+        self.entries.remove(server_id);
+    }
+
+    /// The probe finished, whichever version of the job started it.
+    fn done(&mut self, server_id: &str, era: Option<Era>) {
+        if let Some(e) = self.entries.get_mut(server_id) {
+            e.in_flight = false;
+            if let Some(era) = era {
+                learn_era(&mut e.job, era);
+            }
+        }
+    }
+
+    /// Every job due by `now`, each rescheduled for its next tick; a job whose previous probe
+    /// still runs skips this tick (counted in `skipped`).
+    fn take_due(&mut self, now: Instant, region: &str, skipped: &AtomicU64) -> Vec<Due> {
+        let mut out = Vec::new();
+        while let Some(Reverse((due, g, id))) = self.heap.peek().cloned() {
+            if due > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(entry) = self.entries.get_mut(&*id) else {
+                continue;
+            };
+            if entry.generation != g {
+                continue; // replaced or rescheduled
+            }
+            let next = self.clock.next_tick(&entry.job, due.max(now));
+            self.heap.push(Reverse((next, g, id.clone())));
+            entry.due = next;
+            if entry.in_flight {
+                skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(server_id = %id, region = %region, "previous probe still running; tick skipped");
+                continue;
+            }
+            entry.in_flight = true;
+            out.push(Due {
+                job: entry.job.clone(),
+                due,
+                generation: g,
+            });
+        }
+        out
+    }
+}
+
+/// What every probe task shares.
+#[derive(Clone)]
+struct Probing {
+    runner: Arc<dyn Runner>,
+    sink: Arc<dyn Sink>,
+    permits: Arc<Semaphore>,
+    stats: Arc<SchedulerStats>,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Probing {
+    /// Run one due probe within the concurrency limit, hand its report to the sink, and tell
+    /// the scheduler it is done.
+    async fn run(self, d: Due) {
+        let Ok(_permit) = self.permits.acquire_owned().await else {
+            return;
+        };
+        let stats = &self.stats;
+        let lag = Instant::now().saturating_duration_since(d.due).as_micros() as u64;
+        stats.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
+        stats.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+        stats.started.fetch_add(1, Ordering::Relaxed);
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.as_millis() as i64)
+            .unwrap_or(0);
+        let report = self.runner.run(&d.job).await;
+        let era = report.era;
+        let lag = Duration::from_micros(lag);
+        self.sink.submit(&d.job, started_at, lag, report).await;
+        stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.tx.send(Command::Done {
+            server_id: d.job.server_id.clone(),
+            generation: d.generation,
+            era,
+        });
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     region: String,
@@ -231,17 +387,19 @@ async fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let clock = Clock {
+    let mut table = Table::new(Clock {
         anchor: Instant::now(),
         anchor_unix_ms: unix_now,
+    });
+    let probing = Probing {
+        runner,
+        sink,
+        permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
+        stats: stats.clone(),
+        tx,
     };
-    let permits = Arc::new(Semaphore::new(max_concurrency.max(1)));
-    // Ids shared between the table and the heap: a tick moves a pointer, not a string.
-    let mut entries: HashMap<Arc<str>, Entry> = HashMap::new();
-    let mut heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>> = BinaryHeap::new();
-    let mut generation = 0u64;
     loop {
-        let next_due = heap.peek().map(|Reverse((at, _, _))| *at);
+        let next_due = table.next_due();
         let sleep = async {
             match next_due {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -253,83 +411,15 @@ async fn run(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return };
                 match cmd {
-                    Command::Upsert { job, probe_now } => {
-                        generation += 1;
-                        let now = Instant::now();
-                        let known = entries.get(job.server_id.as_str());
-                        let in_flight = known.is_some_and(|e| e.in_flight);
-                        let at_once = match probe_now {
-                            ProbeNow::Yes => true,
-                            ProbeNow::IfNew => known.is_none(),
-                            ProbeNow::No => false,
-                        };
-                        let mut due = if at_once { now } else { clock.next_tick(&job, now) };
-                        // A replaced job keeps a sooner run it already had (a probe-now that
-                        // has not started yet is not pushed back to the next tick).
-                        if let Some(k) = known.filter(|k| !k.in_flight && k.due < due) {
-                            due = k.due.max(now);
-                        }
-                        let key = entries
-                            .get_key_value(job.server_id.as_str())
-                            .map_or_else(|| Arc::from(job.server_id.as_str()), |(k, _)| k.clone());
-                        heap.push(Reverse((due, generation, key.clone())));
-                        entries.insert(key, Entry { job: Arc::new(job), generation, in_flight, due });
-                        stats.jobs.store(entries.len() as u64, Ordering::Relaxed);
-                    }
-                    Command::Remove(id) => {
-                        entries.remove(id.as_str());
-                        stats.jobs.store(entries.len() as u64, Ordering::Relaxed);
-                    }
-                    Command::Done { server_id, era, .. } => {
-                        // The probe finished, whichever version of the job started it.
-                        if let Some(e) = entries.get_mut(server_id.as_str()) {
-                            e.in_flight = false;
-                            if let Some(era) = era {
-                                learn_era(&mut e.job, era);
-                            }
-                        }
-                    }
+                    Command::Upsert { job, probe_now } => table.upsert(job, probe_now),
+                    Command::Remove(id) => table.remove(&id),
+                    Command::Done { server_id, era, .. } => table.done(&server_id, era),
                 }
+                stats.jobs.store(table.entries.len() as u64, Ordering::Relaxed);
             }
             _ = sleep => {
-                let now = Instant::now();
-                while let Some(Reverse((due, g, id))) = heap.peek().cloned() {
-                    if due > now {
-                        break;
-                    }
-                    heap.pop();
-                    let Some(entry) = entries.get_mut(&*id) else { continue };
-                    if entry.generation != g {
-                        continue; // replaced or rescheduled
-                    }
-                    let next = clock.next_tick(&entry.job, due.max(now));
-                    heap.push(Reverse((next, g, id.clone())));
-                    entry.due = next;
-                    if entry.in_flight {
-                        stats.skipped_ticks.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(server_id = %id, region = %region, "previous probe still running; tick skipped");
-                        continue;
-                    }
-                    entry.in_flight = true;
-                    let job = entry.job.clone();
-                    let (runner, sink, permits, stats, tx) = (runner.clone(), sink.clone(), permits.clone(), stats.clone(), tx.clone());
-                    tracker.spawn(async move {
-                        let Ok(_permit) = permits.acquire_owned().await else { return };
-                        let lag = Instant::now().saturating_duration_since(due).as_micros() as u64;
-                        stats.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
-                        stats.lag_max_us.fetch_max(lag, Ordering::Relaxed);
-                        stats.started.fetch_add(1, Ordering::Relaxed);
-                        stats.in_flight.fetch_add(1, Ordering::Relaxed);
-                        let started_at = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as i64)
-                            .unwrap_or(0);
-                        let report = runner.run(&job).await;
-                        let era = report.era;
-                        sink.submit(&job, started_at, std::time::Duration::from_micros(lag), report).await;
-                        stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        let _ = tx.send(Command::Done { server_id: job.server_id.clone(), generation: g, era });
-                    });
+                for due in table.take_due(Instant::now(), &region, &stats.skipped_ticks) {
+                    tracker.spawn(probing.clone().run(due));
                 }
             }
         }

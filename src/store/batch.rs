@@ -19,6 +19,7 @@ use super::model::{
 use super::rollup::Rollup;
 use super::statement::{Arg, Statement};
 use crate::monitor::{RegionState, ServerState};
+use crate::probe::{FailureKind, Phase, Verdict};
 
 fn text(v: &str) -> Arg<'_> {
     Arg::Text(Some(Cow::Borrowed(v)))
@@ -26,6 +27,10 @@ fn text(v: &str) -> Arg<'_> {
 
 fn opt_text(v: &Option<String>) -> Arg<'_> {
     Arg::Text(v.as_deref().map(Cow::Borrowed))
+}
+
+fn opt_name<T: Copy>(v: Option<T>, name: fn(T) -> &'static str) -> Arg<'static> {
+    Arg::Text(v.map(|v| Cow::Borrowed(name(v))))
 }
 
 fn owned(v: String) -> Arg<'static> {
@@ -169,10 +174,13 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
         ]);
         a.extend([
             Arg::Real(r.tools_list_ms),
-            text(&r.verdict),
-            opt_text(&r.failure_kind),
+            text(r.verdict.as_str()),
+            opt_name(r.failure_kind, FailureKind::as_str),
         ]);
-        a.extend([opt_text(&r.failure_phase), opt_text(&r.failure_message)]);
+        a.extend([
+            opt_name(r.failure_phase, Phase::as_str),
+            opt_text(&r.failure_message),
+        ]);
         a.extend([
             Arg::Int(r.http_status),
             Arg::Int(r.jsonrpc_code),
@@ -230,13 +238,15 @@ pub(super) fn upsert_region_states(w: &BatchWrites) -> Vec<Statement<'_>> {
             int(i64::from(r.consecutive_successes)),
             Arg::Int(r.last_result_at),
         ]);
-        a.extend([opt_text(&r.last_verdict), opt_text(&r.last_schema_hash)]);
-        a.extend([Arg::Text(
-            last.and_then(|l| l.failure_kind.as_deref().map(Cow::Borrowed)),
+        a.extend([
+            opt_name(r.last_verdict, Verdict::as_str),
+            opt_text(&r.last_schema_hash),
+        ]);
+        a.extend([opt_name(
+            last.and_then(|l| l.failure_kind),
+            FailureKind::as_str,
         )]);
-        a.extend([Arg::Text(
-            last.and_then(|l| l.failure_phase.as_deref().map(Cow::Borrowed)),
-        )]);
+        a.extend([opt_name(last.and_then(|l| l.failure_phase), Phase::as_str)]);
         a.extend([Arg::Int(last.and_then(|l| l.http_status))]);
         a.extend([Arg::Int(last.and_then(|l| l.jsonrpc_code))]);
         a.extend([
@@ -404,7 +414,7 @@ pub(super) fn insert_outbox(outbox: &[DeliveryRecord]) -> Vec<Statement<'_>> {
             text(&d.id),
             text(&d.event_id),
             text(&d.channel_id),
-            text(&d.status),
+            text(d.status.as_str()),
         ]);
         a.extend([
             int(d.attempts),

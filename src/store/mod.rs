@@ -2,6 +2,7 @@
 //!
 //! - `model.rs`: the rows as the daemon uses them.
 //! - `batch.rs`: `commit_batch` as set-based statements (one per kind of write, not per row).
+//! - `column.rs`: enums kept by name and JSON kept as text, read back by sqlx (`Decode`).
 //! - `statement.rs`: a [`statement::Statement`], SQL with `?` placeholders and its bound values.
 //! - `dialect.rs`: what differs between SQLite and Postgres (placeholders, row locks, the pool,
 //!   migrations, running a statement), as a small trait implemented for each.
@@ -22,6 +23,7 @@
 
 mod batch;
 mod cluster_sql;
+mod column;
 mod dialect;
 pub mod gate;
 mod model;
@@ -41,9 +43,10 @@ use async_trait::async_trait;
 
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
-    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, Fence,
-    HeldRecord, IncidentRecord, Page, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
-    ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
+    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelKind, ChannelRecord, DeliveryRecord,
+    DeliveryStatus, EventRecord, Fence, HeldRecord, IncidentRecord, Page, ResultQuery,
+    ResultRecord, SchemaChangeRecord, ServerFilter, ServerRecord, ServerWithState, SnapshotRecord,
+    WindowRecord,
 };
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};
@@ -224,7 +227,7 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
     async fn list_deliveries(
         &self,
         channel_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         page: &Page,
     ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn list_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRecord>>;

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::column::JsonText;
 use crate::monitor::{RegionState, ServerState};
-use crate::probe::ProbeReport;
+use crate::probe::{FailureKind, Phase, ProbeReport, Verdict};
 
 /// A registered MCP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -18,7 +19,7 @@ pub struct ServerRecord {
     #[serde(skip)]
     pub url_enc: Option<String>,
     /// Names of the probe headers; the values live sealed in `headers_enc`.
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub header_names: Vec<String>,
     /// AES-256-GCM sealed JSON `[[name, value], …]`; never leaves the daemon.
     #[serde(skip)]
@@ -27,7 +28,7 @@ pub struct ServerRecord {
     pub interval_seconds: u32,
     #[sqlx(try_from = "i64")]
     pub timeout_seconds: u32,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub tags: Vec<String>,
     pub public: bool,
     pub paused: bool,
@@ -44,7 +45,7 @@ pub struct ServerRecord {
     pub updated_at: i64,
     /// Regions that probe it; empty: every region.
     #[serde(default)]
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub regions: Vec<String>,
     /// Regions down needed for the server to be down; `None`: a majority of its regions.
     #[serde(default)]
@@ -80,9 +81,9 @@ pub struct ResultRecord {
     pub tls_ms: Option<f64>,
     pub handshake_ms: Option<f64>,
     pub tools_list_ms: Option<f64>,
-    pub verdict: String,
-    pub failure_kind: Option<String>,
-    pub failure_phase: Option<String>,
+    pub verdict: Verdict,
+    pub failure_kind: Option<FailureKind>,
+    pub failure_phase: Option<Phase>,
     pub failure_message: Option<String>,
     pub http_status: Option<i64>,
     pub jsonrpc_code: Option<i64>,
@@ -119,9 +120,9 @@ impl ResultRecord {
             tls_ms: r.timings_ms.tls,
             handshake_ms: r.timings_ms.handshake,
             tools_list_ms: r.timings_ms.tools_list,
-            verdict: r.verdict.as_str().to_string(),
-            failure_kind: f.map(|f| f.kind.as_str().to_string()),
-            failure_phase: f.map(|f| f.phase.as_str().to_string()),
+            verdict: r.verdict,
+            failure_kind: f.map(|f| f.kind),
+            failure_phase: f.map(|f| f.phase),
             failure_message: f.map(|f| f.message.clone()),
             http_status: f.and_then(|f| f.http_status).map(i64::from),
             jsonrpc_code: f.and_then(|f| f.jsonrpc_code),
@@ -144,7 +145,7 @@ pub struct SnapshotRecord {
     pub hash: String,
     pub interface_hash: String,
     /// The canonical tool list.
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Value>")]
     pub tools: Value,
     pub first_seen: i64,
     pub last_seen: i64,
@@ -192,7 +193,7 @@ pub struct EventRecord {
     #[sqlx(rename = "type")]
     pub kind: String,
     pub at: i64,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Value>")]
     pub payload: Value,
 }
 
@@ -205,7 +206,7 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     #[serde(skip)]
     pub hash: String,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -309,27 +310,26 @@ pub struct ServerWithState {
 pub struct ChannelRecord {
     pub id: String,
     pub name: String,
-    /// `webhook` or `email`.
-    pub kind: String,
+    pub kind: ChannelKind,
     pub url: Option<String>,
     /// `standard`, `slack` or `discord` (webhooks).
     pub format: Option<String>,
     #[serde(skip)]
     pub headers_enc: Option<String>,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub header_names: Vec<String>,
     /// Sealed `whsec_` secret; never leaves the daemon after creation.
     #[serde(skip)]
     pub secret_enc: Option<String>,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub recipients: Vec<String>,
     /// Servers (ids) and tags this channel follows; both empty: every server.
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub server_ids: Vec<String>,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub tags: Vec<String>,
     /// Event types delivered.
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub events: Vec<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -341,14 +341,80 @@ pub struct ChannelRecord {
     pub updated_at: i64,
 }
 
+/// Where an alert goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// An HTTP POST (Standard Webhooks, Slack or Discord format).
+    Webhook,
+    /// Mail through the configured SMTP relay.
+    Email,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Claimed by a dispatcher (until its lease ends).
+    Sending,
+    /// The receiver accepted it.
+    Delivered,
+    /// Given up: out of attempts, or refused for good. Requeued only by an operator.
+    Dead,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Email => "email",
+        }
+    }
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+}
+
+/// Parsing by the stored name, for both.
+macro_rules! parse_by_name {
+    ($t:ident [$($v:ident),+]) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                [$($t::$v),+]
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!("unknown {} '{s}'", stringify!($t)))
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+parse_by_name!(ChannelKind [Webhook, Email]);
+parse_by_name!(DeliveryStatus [Pending, Sending, Delivered, Dead]);
+
 /// One (event, channel) delivery: the outbox row. Its id is the idempotency key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub id: String,
     pub event_id: String,
     pub channel_id: String,
-    /// `pending`, `sending`, `delivered` or `dead`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub lease_until: Option<i64>,
@@ -365,7 +431,7 @@ impl DeliveryRecord {
             id: uuid::Uuid::now_v7().to_string(),
             event_id: event_id.to_string(),
             channel_id: channel_id.to_string(),
-            status: "pending".into(),
+            status: DeliveryStatus::Pending,
             attempts: 0,
             next_attempt_at: at,
             lease_until: None,
@@ -393,9 +459,9 @@ pub struct AttemptRecord {
 pub struct WindowRecord {
     pub id: String,
     pub name: String,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub server_ids: Vec<String>,
-    #[sqlx(try_from = "JsonText")]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub tags: Vec<String>,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
@@ -414,25 +480,6 @@ pub struct HeldRecord {
     pub server_id: String,
     /// The server's state before the first held event.
     pub state_before: String,
-}
-
-/// A TEXT column holding JSON (a list, a tool list, a payload), read by `try_from`.
-#[derive(Debug, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct JsonText(pub String);
-
-impl TryFrom<JsonText> for Vec<String> {
-    type Error = String;
-    fn try_from(v: JsonText) -> Result<Self, String> {
-        serde_json::from_str(&v.0).map_err(|e| format!("a JSON list column: {e}"))
-    }
-}
-
-impl TryFrom<JsonText> for Value {
-    type Error = String;
-    fn try_from(v: JsonText) -> Result<Self, String> {
-        serde_json::from_str(&v.0).map_err(|e| format!("a JSON column: {e}"))
-    }
 }
 
 /// A nullable BIGINT read into a narrower unsigned field.

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::model::ResultRecord;
+use crate::probe::{FailureKind, Verdict};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -28,8 +29,11 @@ pub fn day_start(ms: i64) -> i64 {
 
 /// Whether a probe verdict counts toward uptime: the server answered MCP. `auth_required` is a
 /// live server that wants credentials (DESIGN: alive).
-pub fn counts_as_success(verdict: &str) -> bool {
-    matches!(verdict, "up" | "degraded" | "auth_required")
+pub fn counts_as_success(verdict: Verdict) -> bool {
+    matches!(
+        verdict,
+        Verdict::Up | Verdict::Degraded | Verdict::AuthRequired
+    )
 }
 
 fn bucket_of(ms: f64) -> i32 {
@@ -57,12 +61,12 @@ pub struct Rollup {
 impl Rollup {
     pub fn add(&mut self, r: &ResultRecord) {
         self.probes += 1;
-        if counts_as_success(&r.verdict) {
+        if counts_as_success(r.verdict) {
             self.successes += 1;
             *self.hist.entry(bucket_of(r.duration_ms)).or_default() += 1;
             self.max_ms = Some(self.max_ms.map_or(r.duration_ms, |m| m.max(r.duration_ms)));
         } else {
-            let kind = r.failure_kind.as_deref().unwrap_or("unknown");
+            let kind = r.failure_kind.map_or("unknown", FailureKind::as_str);
             *self.failures.entry(kind.to_string()).or_default() += 1;
         }
     }
@@ -204,8 +208,8 @@ mod tests {
             tls_ms: None,
             handshake_ms: None,
             tools_list_ms: None,
-            verdict: verdict.into(),
-            failure_kind: kind.map(str::to_string),
+            verdict: verdict.parse().unwrap(),
+            failure_kind: kind.map(|k| k.parse().unwrap()),
             failure_phase: None,
             failure_message: None,
             http_status: None,

@@ -260,7 +260,7 @@ impl<D: Dialect> SqlStore<D> {
         };
         let st = Statement::new(sql)
             .bind(&c.name)
-            .bind(&c.kind)
+            .bind(c.kind.as_str())
             .bind(&c.url)
             .bind(&c.format)
             .bind(&c.headers_enc)
@@ -845,7 +845,7 @@ where
             "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
              last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?",
         )
-        .bind(&d.status)
+        .bind(d.status.as_str())
         .bind(d.attempts)
         .bind(d.next_attempt_at)
         .bind(d.last_status)
@@ -867,7 +867,7 @@ where
     async fn list_deliveries(
         &self,
         channel_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         page: &Page,
     ) -> StoreResult<Vec<DeliveryRecord>> {
         let mut st = Statement::new("SELECT * FROM outbox WHERE 1 = 1");
@@ -875,7 +875,7 @@ where
             st = st.push(" AND channel_id = ?").bind(channel);
         }
         if let Some(status) = status {
-            st = st.push(" AND status = ?").bind(status);
+            st = st.push(" AND status = ?").bind(status.as_str());
         }
         self.all(newest_first(st, page, "created_at")).await
     }

@@ -17,6 +17,7 @@ use super::sql::{SERVER_WITH_STATE, SqlStore, run_all, server_with_state};
 use super::statement::Statement;
 use super::{StoreError, StoreResult};
 use crate::monitor::RegionState;
+use crate::probe::{FailureKind, Phase, Verdict};
 
 /// Which servers a status read covers.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +40,9 @@ pub struct RegionView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastSeen {
     pub at: i64,
-    pub verdict: String,
-    pub failure_kind: Option<String>,
-    pub failure_phase: Option<String>,
+    pub verdict: Verdict,
+    pub failure_kind: Option<FailureKind>,
+    pub failure_phase: Option<Phase>,
     pub http_status: Option<i64>,
     pub jsonrpc_code: Option<i64>,
     pub duration_ms: f64,
@@ -53,9 +54,9 @@ impl From<&ResultRecord> for LastSeen {
     fn from(r: &ResultRecord) -> Self {
         LastSeen {
             at: r.started_at,
-            verdict: r.verdict.clone(),
-            failure_kind: r.failure_kind.clone(),
-            failure_phase: r.failure_phase.clone(),
+            verdict: r.verdict,
+            failure_kind: r.failure_kind,
+            failure_phase: r.failure_phase,
             http_status: r.http_status,
             jsonrpc_code: r.jsonrpc_code,
             duration_ms: r.duration_ms,
@@ -202,8 +203,8 @@ pub(super) async fn write_rollups<D: Dialect>(
 #[derive(sqlx::FromRow)]
 struct LastColumns {
     server_id: String,
-    last_failure_kind: Option<String>,
-    last_failure_phase: Option<String>,
+    last_failure_kind: Option<FailureKind>,
+    last_failure_phase: Option<Phase>,
     last_http_status: Option<i64>,
     last_jsonrpc_code: Option<i64>,
     last_duration_ms: Option<f64>,
@@ -214,10 +215,10 @@ struct LastColumns {
 fn region_view<D: Dialect>(row: &D::Row) -> StoreResult<RegionView> {
     let state: RegionState = D::decode(row)?;
     let cols: LastColumns = D::decode(row)?;
-    let last = match (state.last_result_at, &state.last_verdict) {
+    let last = match (state.last_result_at, state.last_verdict) {
         (Some(at), Some(verdict)) => Some(LastSeen {
             at,
-            verdict: verdict.clone(),
+            verdict,
             failure_kind: cols.last_failure_kind,
             failure_phase: cols.last_failure_phase,
             http_status: cols.last_http_status,

@@ -238,7 +238,7 @@ fn server_json(s: &Summary) -> Value {
         "probe_success": {"24h": s.probe_success_24h, "90d": s.probe_success_90d},
         "last_check": s.last.as_ref().map(|r| rfc3339(r.at)),
         // null while the last probe failed: it listed no tools, it did not find zero.
-        "tool_count": s.last.as_ref().filter(|r| pages::served(&r.verdict)).map(|r| r.tool_count),
+        "tool_count": s.last.as_ref().filter(|r| pages::served(r.verdict)).map(|r| r.tool_count),
         "schema_hash": s.schema_hash,
         "schema_change": s.schema_change.as_ref().map(|c| json!({
             "at": rfc3339(c.at), "class": c.class, "summary": c.summary,

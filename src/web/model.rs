@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use crate::alert::maintenance::{covers, schedule_of};
+use crate::monitor::RegionStatus;
 use crate::monitor::availability::{Outage, availability};
+use crate::probe::Verdict;
 use crate::store::rollup::{DAY_MS, DailyRollup, HOUR_MS, HourlyRollup, day_start, hour_start};
 use crate::store::{
     IncidentRecord, LastSeen, RegionView, SchemaChangeRecord, Scope, ServerRecord, ServerWithState,
@@ -288,41 +290,7 @@ fn summarize(
         &state
     });
 
-    // Failing regions and what they saw, in plain words.
-    let failing: Vec<&RegionView> = regions
-        .iter()
-        .filter(|r| matches!(r.state.status.as_str(), "down" | "auth_failed"))
-        .collect();
-    let failing_regions: Vec<String> = failing.iter().map(|r| r.state.region.clone()).collect();
-    let words_of = |r: &RegionView| r.last.as_ref().map(words::failure_words);
-    let first_words = failing.iter().find_map(|r| words_of(r));
-    let same: Vec<String> = failing
-        .iter()
-        .filter(|r| words_of(r) == first_words)
-        .map(|r| r.state.region.clone())
-        .collect();
-    let explained = first_words.map(|w| words::reason(&w, &same));
-    let (reason, warning) = match state.as_str() {
-        "down" | "auth_failed" => (explained, None),
-        "degraded" => (
-            explained.or_else(|| {
-                let slow = regions
-                    .iter()
-                    .filter_map(|r| r.last.as_ref())
-                    .find(|r| r.verdict == "degraded");
-                Some(
-                    slow.map_or("answering slowly or with warnings".into(), |r| {
-                        format!("slow: {} for a full check", words::latency(r.duration_ms))
-                    }),
-                )
-            }),
-            None,
-        ),
-        _ => (
-            None,
-            explained.map(|w| format!("{w} (fewer regions than the quorum)")),
-        ),
-    };
+    let (reason, warning, failing_regions) = explain(&state, &regions);
     let last = regions
         .iter()
         .filter_map(|r| r.last.clone())
@@ -354,29 +322,7 @@ fn summarize(
         row.state.as_ref(),
         now,
     );
-    let by_day: HashMap<i64, &DailyRollup> = daily.iter().map(|d| (d.day_start, d)).collect();
-    let days: Vec<svg::Day> = (0..DAYS)
-        .map(|i| {
-            let day = today - (DAYS - 1 - i) * DAY_MS;
-            let incidents = incidents
-                .iter()
-                .filter(|inc| {
-                    inc.opened_at < day + DAY_MS && inc.closed_at.is_none_or(|c| c >= day)
-                })
-                .count();
-            let degraded_ms = degraded
-                .iter()
-                .map(|(from, to)| ((*to).min(day + DAY_MS) - (*from).max(day)).max(0))
-                .sum();
-            svg::Day {
-                start: day,
-                uptime: available(day, day + DAY_MS),
-                incidents,
-                degraded_ms,
-                failed_probes: by_day.get(&day).map_or(0, |d| d.probes - d.successes),
-            }
-        })
-        .collect();
+    let days = daily_bars(incidents, &degraded, daily, today, available);
     let window = |n: i64| available(today - (n - 1) * DAY_MS, now);
     let (p90, s90) = daily
         .iter()
@@ -385,20 +331,7 @@ fn summarize(
         .iter()
         .fold((0, 0), |(p, s), h| (p + h.probes, s + h.successes));
 
-    // The sparkline: per hour, the probe-weighted mean of the regions' p50.
-    let first_hour = hour_start(now) - 23 * HOUR_MS;
-    let mut spark = vec![(0.0, 0i64); 24];
-    for h in hourly {
-        let slot = ((h.hour_start - first_hour) / HOUR_MS) as usize;
-        if let (Some(p50), Some(cell)) = (h.p50_ms, spark.get_mut(slot)) {
-            cell.0 += p50 * h.successes as f64;
-            cell.1 += h.successes;
-        }
-    }
-    let spark = spark
-        .into_iter()
-        .map(|(sum, n)| (n > 0).then(|| sum / n as f64))
-        .collect();
+    let spark = sparkline(hourly, now);
 
     Summary {
         look,
@@ -422,6 +355,100 @@ fn summarize(
         state,
         server: row.server,
     }
+}
+
+/// Why a server is down or degraded, in plain words naming the regions that saw it, or a
+/// warning when regions fail below the quorum; and the failing regions.
+fn explain(state: &str, regions: &[RegionView]) -> (Option<String>, Option<String>, Vec<String>) {
+    let failing: Vec<&RegionView> = regions
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.state.status,
+                RegionStatus::Down | RegionStatus::AuthFailed
+            )
+        })
+        .collect();
+    let failing_regions: Vec<String> = failing.iter().map(|r| r.state.region.clone()).collect();
+    let words_of = |r: &RegionView| r.last.as_ref().map(words::failure_words);
+    let first_words = failing.iter().find_map(|r| words_of(r));
+    let same: Vec<String> = failing
+        .iter()
+        .filter(|r| words_of(r) == first_words)
+        .map(|r| r.state.region.clone())
+        .collect();
+    let explained = first_words.map(|w| words::reason(&w, &same));
+    let (reason, warning) = match state {
+        "down" | "auth_failed" => (explained, None),
+        "degraded" => (explained.or_else(|| Some(slowness(regions))), None),
+        _ => (
+            None,
+            explained.map(|w| format!("{w} (fewer regions than the quorum)")),
+        ),
+    };
+    (reason, warning, failing_regions)
+}
+
+/// What a degraded server's slow region saw.
+fn slowness(regions: &[RegionView]) -> String {
+    let slow = regions
+        .iter()
+        .filter_map(|r| r.last.as_ref())
+        .find(|r| r.verdict == Verdict::Degraded);
+    slow.map_or("answering slowly or with warnings".into(), |r| {
+        format!("slow: {} for a full check", words::latency(r.duration_ms))
+    })
+}
+
+/// The 90 daily bars ending `today`: availability (from `available`), incidents open that day,
+/// time degraded, and failed probes that changed nothing.
+fn daily_bars(
+    incidents: &[IncidentRecord],
+    degraded: &[(i64, i64)],
+    daily: &[DailyRollup],
+    today: i64,
+    available: impl Fn(i64, i64) -> Option<f64>,
+) -> Vec<svg::Day> {
+    let by_day: HashMap<i64, &DailyRollup> = daily.iter().map(|d| (d.day_start, d)).collect();
+    (0..DAYS)
+        .map(|i| {
+            let day = today - (DAYS - 1 - i) * DAY_MS;
+            let incidents = incidents
+                .iter()
+                .filter(|inc| {
+                    inc.opened_at < day + DAY_MS && inc.closed_at.is_none_or(|c| c >= day)
+                })
+                .count();
+            let degraded_ms = degraded
+                .iter()
+                .map(|(from, to)| ((*to).min(day + DAY_MS) - (*from).max(day)).max(0))
+                .sum();
+            svg::Day {
+                start: day,
+                uptime: available(day, day + DAY_MS),
+                incidents,
+                degraded_ms,
+                failed_probes: by_day.get(&day).map_or(0, |d| d.probes - d.successes),
+            }
+        })
+        .collect()
+}
+
+/// The last 24 hours' latency: per hour, the probe-weighted mean of the regions' p50.
+fn sparkline(hourly: &[HourlyRollup], now: i64) -> Vec<Option<f64>> {
+    let first_hour = hour_start(now) - 23 * HOUR_MS;
+    let mut spark = vec![(0.0, 0i64); 24];
+    for h in hourly {
+        let slot = ((h.hour_start - first_hour) / HOUR_MS) as usize;
+        if let (Some(p50), Some(cell)) = (h.p50_ms, spark.get_mut(slot)) {
+            cell.0 += p50 * h.successes as f64;
+            cell.1 += h.successes;
+        }
+    }
+    spark
+        .into_iter()
+        .map(|(sum, n)| (n > 0).then(|| sum / n as f64))
+        .collect()
 }
 
 /// The spans a server spent degraded, from its state changes (oldest first) and its current

@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use askama::Template;
 
 use crate::alert::maintenance::schedule_of;
+use crate::probe::Verdict;
 use crate::schema::{self, ToolChange};
 use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
-use crate::store::{IncidentRecord, SchemaChangeRecord, SnapshotRecord, WindowRecord};
+use crate::store::{
+    IncidentRecord, RegionView, ResultRecord, SchemaChangeRecord, SnapshotRecord, WindowRecord,
+};
 
 use super::model::{self, DAYS, Overall, Summary};
 use super::svg::{self, Bar, Chart};
@@ -358,96 +361,10 @@ pub struct ServerInputs<'a> {
 
 pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
     let s = i.s;
-    let regions = s
-        .regions
-        .iter()
-        .map(|r| RegionRow {
-            name: r.state.region.clone(),
-            look: words::state_look(r.state.status.as_str()),
-            last_check: r
-                .state
-                .last_result_at
-                .map(|t| format!("{} ago", words::duration(now - t)))
-                .unwrap_or_else(|| "—".into()),
-            // A failed probe has no latency to show (its duration is how long it took to fail).
-            latency: r
-                .last
-                .as_ref()
-                .filter(|l| served(&l.verdict))
-                .map(|l| words::latency(l.duration_ms))
-                .unwrap_or_else(|| "—".into()),
-            detail: r
-                .last
-                .as_ref()
-                .filter(|l| l.verdict != "up")
-                .map(words::failure_words)
-                .unwrap_or_default(),
-        })
-        .collect();
-    let last = i.last.map(|r| LastProbe {
-        at: words::date_time(r.started_at),
-        region: r.region.clone(),
-        era: opt(&r.era),
-        protocol: opt(&r.protocol_version),
-        server: match (&r.server_name, &r.server_version) {
-            (Some(n), Some(v)) => format!("{n} {v}"),
-            (n, v) => opt(&n.clone().or(v.clone())),
-        },
-        tools: if served(&r.verdict) {
-            r.tool_count.to_string()
-        } else {
-            "—".into()
-        },
-        schema: opt(&r.schema_hash),
-        timings: timings(r),
-    });
-    let incidents = i
-        .incidents
-        .iter()
-        .map(|inc| IncidentRow {
-            opened: words::date_time(inc.opened_at),
-            duration: match inc.closed_at {
-                Some(c) => words::duration(c - inc.opened_at),
-                None => format!("ongoing ({})", words::duration(now - inc.opened_at)),
-            },
-            kind: inc.kind.clone(),
-            cause: inc.cause.clone(),
-        })
-        .collect();
-    let windows = i
-        .windows
-        .iter()
-        .map(|w| {
-            let sched = schedule_of(w).ok();
-            let when = match sched.as_ref().and_then(|x| x.active_at(now)) {
-                Some((_, end)) => format!("active now, until {}", words::date_time(end)),
-                None => match sched.as_ref().and_then(|x| x.next_after(now)) {
-                    Some((start, end)) => format!(
-                        "next {} for {}",
-                        words::date_time(start),
-                        words::duration(end - start)
-                    ),
-                    None => "over".into(),
-                },
-            };
-            let schedule = match (&w.cron, w.starts_at, w.ends_at) {
-                (Some(cron), _, _) => format!(
-                    "{cron} ({}) for {}",
-                    w.timezone.as_deref().unwrap_or("UTC"),
-                    words::duration(w.duration_seconds.unwrap_or(0) * 1000)
-                ),
-                (None, Some(a), Some(b)) => {
-                    format!("{} – {}", words::date_time(a), words::date_time(b))
-                }
-                _ => "—".into(),
-            };
-            WindowRow {
-                name: w.name.clone(),
-                schedule,
-                when,
-            }
-        })
-        .collect();
+    let regions = s.regions.iter().map(|r| region_row(r, now)).collect();
+    let last = i.last.map(last_probe);
+    let incidents = i.incidents.iter().map(|x| incident_row(x, now)).collect();
+    let windows = i.windows.iter().map(|w| window_row(w, now)).collect();
     let pct = |v: Option<f64>| v.map_or("—".into(), words::percent);
     ServerPage {
         s,
@@ -478,7 +395,98 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
     .render()
 }
 
+/// One region's line: its state, last check, latency and what went wrong.
+fn region_row(r: &RegionView, now: i64) -> RegionRow {
+    RegionRow {
+        name: r.state.region.clone(),
+        look: words::state_look(r.state.status.as_str()),
+        last_check: r
+            .state
+            .last_result_at
+            .map(|t| format!("{} ago", words::duration(now - t)))
+            .unwrap_or_else(|| "—".into()),
+        // A failed probe has no latency to show (its duration is how long it took to fail).
+        latency: r
+            .last
+            .as_ref()
+            .filter(|l| served(l.verdict))
+            .map(|l| words::latency(l.duration_ms))
+            .unwrap_or_else(|| "—".into()),
+        detail: r
+            .last
+            .as_ref()
+            .filter(|l| l.verdict != Verdict::Up)
+            .map(words::failure_words)
+            .unwrap_or_default(),
+    }
+}
+
+/// The newest result's details.
+fn last_probe(r: &ResultRecord) -> LastProbe {
+    LastProbe {
+        at: words::date_time(r.started_at),
+        region: r.region.clone(),
+        era: opt(&r.era),
+        protocol: opt(&r.protocol_version),
+        server: match (&r.server_name, &r.server_version) {
+            (Some(n), Some(v)) => format!("{n} {v}"),
+            (n, v) => opt(&n.clone().or(v.clone())),
+        },
+        tools: if served(r.verdict) {
+            r.tool_count.to_string()
+        } else {
+            "—".into()
+        },
+        schema: opt(&r.schema_hash),
+        timings: timings(r),
+    }
+}
+
+fn incident_row(inc: &IncidentRecord, now: i64) -> IncidentRow {
+    IncidentRow {
+        opened: words::date_time(inc.opened_at),
+        duration: match inc.closed_at {
+            Some(c) => words::duration(c - inc.opened_at),
+            None => format!("ongoing ({})", words::duration(now - inc.opened_at)),
+        },
+        kind: inc.kind.clone(),
+        cause: inc.cause.clone(),
+    }
+}
+
+/// A maintenance window: its schedule in words, and whether it is on now or next.
+fn window_row(w: &WindowRecord, now: i64) -> WindowRow {
+    let sched = schedule_of(w).ok();
+    let when = match sched.as_ref().and_then(|x| x.active_at(now)) {
+        Some((_, end)) => format!("active now, until {}", words::date_time(end)),
+        None => match sched.as_ref().and_then(|x| x.next_after(now)) {
+            Some((start, end)) => format!(
+                "next {} for {}",
+                words::date_time(start),
+                words::duration(end - start)
+            ),
+            None => "over".into(),
+        },
+    };
+    let schedule = match (&w.cron, w.starts_at, w.ends_at) {
+        (Some(cron), _, _) => format!(
+            "{cron} ({}) for {}",
+            w.timezone.as_deref().unwrap_or("UTC"),
+            words::duration(w.duration_seconds.unwrap_or(0) * 1000)
+        ),
+        (None, Some(a), Some(b)) => {
+            format!("{} – {}", words::date_time(a), words::date_time(b))
+        }
+        _ => "—".into(),
+    };
+    WindowRow {
+        name: w.name.clone(),
+        schedule,
+        when,
+    }
+}
+
 /// Whether a probe got as far as listing tools (its counts and latency mean something).
-pub(super) fn served(verdict: &str) -> bool {
-    matches!(verdict, "up" | "degraded")
+pub(super) fn served(verdict: Verdict) -> bool {
+    matches!(verdict, Verdict::Up | Verdict::Degraded)
 }

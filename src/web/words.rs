@@ -1,6 +1,7 @@
 //! How states, failures, times and durations read on the status page: plain words, the same
 //! everywhere (HTML, badges, `/status.json`).
 
+use crate::probe::{FailureKind, Phase, Verdict};
 use crate::store::LastSeen;
 
 /// How a state shows: words, a shape (so colour is never the only signal) and a CSS class.
@@ -29,39 +30,27 @@ pub fn state_look(state: &str) -> StateLook {
     StateLook { key, label, glyph }
 }
 
-/// A phase as it reads in a sentence.
-pub fn phase_words(phase: &str) -> &'static str {
-    match phase {
-        "dns" => "DNS lookup",
-        "connect" => "TCP connect",
-        "tls" => "TLS handshake",
-        "handshake" => "MCP handshake",
-        "tools_list" => "tools/list",
-        _ => "the probe",
-    }
-}
-
 /// What went wrong in a failed result, in plain words: "tools/list timed out".
 pub fn failure_words(r: &LastSeen) -> String {
-    let phase = phase_words(r.failure_phase.as_deref().unwrap_or(""));
-    match r.failure_kind.as_deref().unwrap_or("") {
-        "timeout" => format!("{phase} timed out"),
-        "dns" => "the host name did not resolve".to_string(),
-        "connect" => "the connection was refused or unreachable".to_string(),
-        "tls" => "the TLS handshake failed".to_string(),
-        "http_status" => match r.http_status {
+    let phase = r.failure_phase.map_or("the probe", Phase::describe);
+    match r.failure_kind {
+        Some(FailureKind::Timeout) => format!("{phase} timed out"),
+        Some(FailureKind::Dns) => "the host name did not resolve".to_string(),
+        Some(FailureKind::Connect) => "the connection was refused or unreachable".to_string(),
+        Some(FailureKind::Tls) => "the TLS handshake failed".to_string(),
+        Some(FailureKind::HttpStatus) => match r.http_status {
             Some(code) => format!("HTTP {code} during {phase}"),
             None => format!("an unexpected HTTP status during {phase}"),
         },
-        "not_mcp" => format!("HTTP answered, but not with MCP, during {phase}"),
-        "protocol" => match r.jsonrpc_code {
+        Some(FailureKind::NotMcp) => format!("HTTP answered, but not with MCP, during {phase}"),
+        Some(FailureKind::Protocol) => match r.jsonrpc_code {
             Some(code) => format!("JSON-RPC error {code} during {phase}"),
             None => format!("a protocol error during {phase}"),
         },
-        "empty_tools" => "tools/list returned no tools".to_string(),
-        "blocked" => "the address is blocked by policy".to_string(),
-        "too_large" => format!("the response was too large during {phase}"),
-        _ if r.verdict == "auth_required" => "credentials are required".to_string(),
+        Some(FailureKind::EmptyTools) => "tools/list returned no tools".to_string(),
+        Some(FailureKind::Blocked) => "the address is blocked by policy".to_string(),
+        Some(FailureKind::TooLarge) => format!("the response was too large during {phase}"),
+        _ if r.verdict == Verdict::AuthRequired => "credentials are required".to_string(),
         _ => format!("the probe failed during {phase}"),
     }
 }

@@ -238,7 +238,7 @@ fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord 
     ChannelRecord {
         id: id.into(),
         name: id.into(),
-        kind: "webhook".into(),
+        kind: mcpwatch::store::ChannelKind::Webhook,
         url: Some(url.into()),
         format: Some("standard".into()),
         headers_enc: None,
@@ -299,7 +299,7 @@ fn events_with_deliveries(n: usize, channel_id: &str, at: i64) -> BatchWrites {
             id: format!("dlv-{i:03}"),
             event_id,
             channel_id: channel_id.into(),
-            status: "pending".into(),
+            status: mcpwatch::store::DeliveryStatus::Pending,
             attempts: 0,
             next_attempt_at: at,
             lease_until: None,
@@ -407,7 +407,7 @@ async fn a_failing_receiver_is_retried_on_schedule_with_the_same_id(backend: Bac
     now.store(t0 + 25 * 3600 * 1000, Ordering::SeqCst);
     d.tick().await.unwrap();
     let late = store.get_delivery("dlv-late").await.unwrap().unwrap();
-    assert_eq!(late.status, "dead");
+    assert_eq!(late.status, mcpwatch::store::DeliveryStatus::Dead);
     let ch = store.get_channel("ch").await.unwrap().unwrap();
     assert!(!ch.enabled && ch.disabled_reason.as_deref().unwrap().contains("410"));
     assert!(
@@ -937,7 +937,8 @@ async fn every_event_type_reaches_a_webhook_and_an_smtp_server(backend: Backend)
         .await
         .unwrap();
     let mut mail = channel("mail", &rx.url, &sealer, secret);
-    (mail.kind, mail.url, mail.format, mail.secret_enc) = ("email".into(), None, None, None);
+    (mail.kind, mail.url, mail.format, mail.secret_enc) =
+        (mcpwatch::store::ChannelKind::Email, None, None, None);
     mail.recipients = vec!["ops@example.test".into()];
     store.insert_channel(&mail).await.unwrap();
     let t0 = 1_800_000_000_000;
@@ -1115,7 +1116,7 @@ async fn start_up_refuses_email_channels_without_smtp() {
         &sealer,
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     );
-    (mail.kind, mail.url) = ("email".into(), None);
+    (mail.kind, mail.url) = (mcpwatch::store::ChannelKind::Email, None);
     mail.recipients = vec!["ops@example.test".into()];
     store.insert_channel(&mail).await.unwrap();
     store.close().await;

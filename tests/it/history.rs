@@ -35,8 +35,8 @@ async fn rollups_count_each_result_once_per_hour_region_and_day(backend: Backend
         rs.push(r);
     }
     let mut fail = result("rf", "a", T0 + 5 * 60_000, "eu");
-    fail.verdict = "down".into();
-    fail.failure_kind = Some("timeout".into());
+    fail.verdict = mcpwatch::probe::Verdict::Down;
+    fail.failure_kind = Some(mcpwatch::probe::FailureKind::Timeout);
     fail.duration_ms = 10_000.0;
     rs.push(fail);
     for i in 0..2 {
@@ -97,15 +97,15 @@ async fn status_reads_cover_public_servers_only(backend: Backend) {
     private.public = false;
     s.insert_server(&private).await.unwrap();
     let mut fail = result("f1", "pub", T0, "eu-west");
-    fail.verdict = "down".into();
-    fail.failure_kind = Some("timeout".into());
-    fail.failure_phase = Some("tools_list".into());
+    fail.verdict = mcpwatch::probe::Verdict::Down;
+    fail.failure_kind = Some(mcpwatch::probe::FailureKind::Timeout);
+    fail.failure_phase = Some(mcpwatch::probe::Phase::ToolsList);
     let mut w = batch(vec![fail, result("p1", "priv", T0, "eu-west")]);
     for id in ["pub", "priv"] {
         let mut rs = RegionState::new("eu-west");
         rs.status = RegionStatus::Down;
         rs.last_result_at = Some(T0);
-        rs.last_verdict = Some("down".into());
+        rs.last_verdict = Some(mcpwatch::probe::Verdict::Down);
         w.region_states.push((id.into(), rs));
     }
     w.incidents_opened.push(IncidentRecord {
@@ -125,7 +125,7 @@ async fn status_reads_cover_public_servers_only(backend: Backend) {
     assert_eq!(views.len(), 1, "{backend:?}: {views:?}");
     let last = views[0].last.as_ref().expect("the region's last result");
     assert_eq!((last.at, last.verdict.as_str()), (T0, "down"));
-    assert_eq!(last.failure_phase.as_deref(), Some("tools_list"));
+    assert_eq!(last.failure_phase, Some(mcpwatch::probe::Phase::ToolsList));
     assert!(
         s.daily_rollups(Scope::Public, 0)
             .await

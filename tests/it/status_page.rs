@@ -567,8 +567,8 @@ async fn the_in_memory_history_picks_up_new_results_at_once(backend: Backend) {
                 now - 30_000 + i,
                 "eu-west",
             );
-            r.verdict = "down".into();
-            r.failure_kind = Some("connect".into());
+            r.verdict = mcpwatch::probe::Verdict::Down;
+            r.failure_kind = Some(mcpwatch::probe::FailureKind::Connect);
             r
         })
         .collect();

@@ -586,3 +586,49 @@ async fn a_replaced_leaders_batch_stores_facts_and_drops_its_decisions() {
     s.close().await;
     db.cleanup().await;
 }
+
+/// Run one statement on the test database behind the store's back.
+async fn raw_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match db.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url_text())
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url_text()).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
+#[tokio::test]
+async fn a_stored_value_that_does_not_read_back_is_named_not_guessed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.insert_server(&server("s1", "one", 1)).await.unwrap();
+    let w = BatchWrites {
+        results: vec![result("r1", "s1", 10, "eu")],
+        ..Default::default()
+    };
+    s.commit_batch(&w).await.unwrap();
+    assert_eq!(s.last_result("s1").await.unwrap().unwrap().id, "r1");
+
+    raw_sql(&db, "UPDATE probe_results SET verdict = 'sideways'").await;
+    match s.last_result("s1").await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("unknown Verdict 'sideways'"), "{m}"),
+        other => panic!("{backend:?}: expected Corrupt, got {other:?}"),
+    }
+    raw_sql(&db, "UPDATE servers SET tags = 'not json'").await;
+    match s.get_server("s1").await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("tags"), "{m}"),
+        other => panic!("{backend:?}: expected Corrupt, got {other:?}"),
+    }
+    s.close().await;
+    db.cleanup().await;
+}

@@ -41,7 +41,7 @@ pub fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord 
         tls_ms: None,
         handshake_ms: Some(3.0),
         tools_list_ms: Some(2.0),
-        verdict: "up".into(),
+        verdict: mcpwatch::probe::Verdict::Up,
         failure_kind: None,
         failure_phase: None,
         failure_message: None,

@@ -68,9 +68,9 @@ fn result_at(
     let mut r = fixtures::result(&id, server_id, at, region);
     r.duration_ms = 40.0 + (at / 60_000 % 20) as f64;
     if let Some((kind, phase)) = fail {
-        r.verdict = "down".into();
-        r.failure_kind = Some(kind.into());
-        r.failure_phase = Some(phase.into());
+        r.verdict = mcpwatch::probe::Verdict::Down;
+        r.failure_kind = Some(kind.parse().unwrap());
+        r.failure_phase = Some(phase.parse().unwrap());
         r.failure_message = Some(format!("{kind} in {phase}"));
         r.tool_count = 0;
         r.schema_hash = None;
@@ -123,7 +123,11 @@ pub async fn seed(store: &dyn Store, s: &Seed<'_>, now: i64) -> String {
         let mut rs = RegionState::new(region);
         rs.status = *status;
         rs.last_result_at = Some(last_at);
-        rs.last_verdict = Some(if fail.is_some() { "down" } else { "up" }.into());
+        rs.last_verdict = Some(if fail.is_some() {
+            mcpwatch::probe::Verdict::Down
+        } else {
+            mcpwatch::probe::Verdict::Up
+        });
         w.region_states.push((id.clone(), rs));
     }
     let mut state = ServerState::new(now - 3 * 3_600_000);
