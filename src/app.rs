@@ -167,6 +167,56 @@ pub async fn seal_url_credentials(store: &dyn Store, sealer: &Sealer) -> Result<
     Ok(())
 }
 
+/// The ingest, with its spill directory under the data dir.
+fn start_ingest(
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+    dispatcher: &Dispatcher,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> Result<(IngestHandle, tokio::task::JoinHandle<()>), AppError> {
+    let spill_dir = settings.data_dir.join("spill");
+    let spill = ingest::Spill::open(&spill_dir, settings.ingest_spill_bytes)?;
+    Ok(ingest::spawn(
+        store.clone(),
+        settings.ingest_buffer,
+        Some(Arc::new(spill)),
+        stop.clone(),
+        dispatcher.wake.clone(),
+        metrics.clone(),
+        settings.region_silent_after,
+    ))
+}
+
+/// The listener, bound before anything is served (port 0 picks a free one for tests).
+async fn bind(settings: &Settings, backend: &str, leader: bool) -> Result<TcpListener, AppError> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| AppError::Bind {
+            addr: settings.listen,
+            reason: e.to_string(),
+        })?;
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        backend, region = %settings.region, leader, "mcpwatch serving"
+    );
+    Ok(listener)
+}
+
+/// What the cluster loop (leadership, the change feed) works with.
+fn cluster_parts(state: &AppState) -> crate::cluster::ClusterParts {
+    crate::cluster::ClusterParts {
+        store: state.store.clone(),
+        ingest: state.ingest.clone(),
+        scheduler: state.scheduler.clone(),
+        sealer: state.sealer.clone(),
+        region: state.settings.region.clone(),
+        probe_locally: state.settings.probe_locally,
+        leader: state.leader.clone(),
+        agent_config: state.agent_config.clone(),
+    }
+}
+
 impl App {
     pub async fn build(settings: Settings) -> Result<App, AppError> {
         let (store, sealer, lease) = open_store(&settings).await?;
@@ -181,28 +231,19 @@ impl App {
         record_states(store.as_ref(), &metrics).await?;
         let dispatcher = dispatcher(&store, &sealer, &settings, &metrics, &leader).await?;
         let stop_ingest = CancellationToken::new();
-        let spill_dir = settings.data_dir.join("spill");
-        let spill = ingest::Spill::open(&spill_dir, settings.ingest_spill_bytes)?;
-        let (ingest, ingest_task) = ingest::spawn(
-            store.clone(),
-            settings.ingest_buffer,
-            Some(Arc::new(spill)),
-            stop_ingest.clone(),
-            dispatcher.wake.clone(),
-            metrics.clone(),
-            settings.region_silent_after,
-        );
+        let (ingest, ingest_task) =
+            start_ingest(&store, &settings, &dispatcher, &metrics, &stop_ingest)?;
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
         let stop_retention = spawn_upkeep(&store, &settings, &leader, &dispatcher);
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let probe_runtime = ProbeRuntime::start()?;
         let sink = Arc::new(LocalSink {
             ingest: ingest.clone(),
             region: settings.region.clone(),
             metrics: metrics.clone(),
         });
-        let probe_runtime = ProbeRuntime::start()?;
         let scheduler = scheduler::spawn(
             settings.region.clone(),
             Arc::new(prober.clone()),
@@ -212,24 +253,15 @@ impl App {
             tracker.clone(),
             &probe_runtime.handle(),
         );
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|e| AppError::Bind {
-                addr: settings.listen,
-                reason: e.to_string(),
-            })?;
-        let (ip_limiter, key_limiter) = (
-            Arc::new(api::RateLimiter::new(settings.rate_limit_per_minute)),
-            Arc::new(api::RateLimiter::new(settings.rate_limit_per_minute)),
+        let listener = bind(&settings, store.backend(), lease.is_some()).await?;
+        let per_minute = settings.rate_limit_per_minute;
+        let db_gate = crate::store::gate::DbGate::new(store.clone());
+        let web = crate::web::WebState::new(
+            store.clone(),
+            db_gate.clone(),
+            settings.region_silent_after,
+            settings.drift_shown,
         );
-        tracing::info!(
-            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            backend = store.backend(), region = %settings.region, leader = lease.is_some(), "mcpwatch serving"
-        );
-        let store_for_gate = store.clone();
-        let db_gate = crate::store::gate::DbGate::new(store_for_gate.clone());
-        let region_silent_after = settings.region_silent_after;
-        let drift_shown = settings.drift_shown;
         let state = AppState {
             store,
             ingest,
@@ -238,32 +270,21 @@ impl App {
             sealer,
             settings: Arc::new(settings),
             accepting: Arc::new(AtomicBool::new(true)),
-            ip_limiter,
-            key_limiter,
+            ip_limiter: Arc::new(api::RateLimiter::new(per_minute)),
+            key_limiter: Arc::new(api::RateLimiter::new(per_minute)),
             keys: Arc::new(KeyCache::default()),
             dispatcher,
             metrics,
             agent_config: Arc::new(tokio::sync::watch::channel(0).0),
             leader,
-            web: crate::web::WebState::new(
-                store_for_gate.clone(),
-                db_gate.clone(),
-                region_silent_after,
-                drift_shown,
-            ),
+            web,
             db_gate,
         };
-        let cluster = crate::cluster::ClusterParts {
-            store: state.store.clone(),
-            ingest: state.ingest.clone(),
-            scheduler: state.scheduler.clone(),
-            sealer: state.sealer.clone(),
-            region: state.settings.region.clone(),
-            probe_locally: state.settings.probe_locally,
-            leader: state.leader.clone(),
-            agent_config: state.agent_config.clone(),
-        };
-        tokio::spawn(crate::cluster::run(cluster, lease, stop_scheduling.clone()));
+        tokio::spawn(crate::cluster::run(
+            cluster_parts(&state),
+            lease,
+            stop_scheduling.clone(),
+        ));
         Ok(App {
             listener,
             state,

@@ -636,88 +636,23 @@ mod tests {
         assert!(allowed.smtp_plaintext_auth);
     }
 
-    #[test]
-    fn each_bad_value_names_its_variable() {
-        let cases: Vec<(Raw, &str)> = vec![
-            (
-                Raw {
-                    database_url: Some("mysql://x".into()),
-                    ..raw()
-                },
-                "DATABASE_URL: scheme 'mysql'",
-            ),
-            (
-                Raw {
-                    listen: Some("8080".into()),
-                    ..raw()
-                },
-                "MCPWATCH_LISTEN",
-            ),
-            (
-                Raw {
-                    default_interval: Some(5),
-                    ..raw()
-                },
-                "MCPWATCH_DEFAULT_INTERVAL: 5 is below the minimum",
-            ),
-            (
-                Raw {
-                    allow_private_cidrs: Some("10.0.0.0/40".into()),
-                    ..raw()
-                },
-                "MCPWATCH_ALLOW_PRIVATE_CIDRS",
-            ),
-            (
-                Raw {
-                    region: Some("eu west".into()),
-                    ..raw()
-                },
-                "MCPWATCH_REGION",
-            ),
-            (
-                Raw {
-                    secret_key: Some("short".into()),
-                    ..raw()
-                },
-                "MCPWATCH_SECRET_KEY",
-            ),
-            (
-                Raw {
-                    admin_token: Some("tiny".into()),
-                    ..raw()
-                },
-                "MCPWATCH_ADMIN_TOKEN",
-            ),
-            (
-                Raw {
-                    log_format: Some("xml".into()),
-                    ..raw()
-                },
-                "MCPWATCH_LOG_FORMAT",
-            ),
-            (
-                Raw {
-                    retention_raw: Some(0),
-                    ..raw()
-                },
-                "MCPWATCH_RETENTION_RAW",
-            ),
-            (
-                Raw {
-                    retention_rollup: Some(30),
-                    ..raw()
-                },
-                "MCPWATCH_RETENTION_ROLLUP: 30 days is less than the 90",
-            ),
-        ];
-        for (r, expected) in cases {
-            let err = Settings::validate(r).unwrap_err().to_string();
-            assert!(err.starts_with(expected), "{err}");
-            assert!(
-                !err.contains("short") && !err.contains("tiny"),
-                "secrets never echoed: {err}"
-            );
-        }
+    #[test_case::test_case(Raw { database_url: Some("mysql://x".into()), ..raw() }, "DATABASE_URL: scheme 'mysql'" ; "database_url")]
+    #[test_case::test_case(Raw { listen: Some("8080".into()), ..raw() }, "MCPWATCH_LISTEN" ; "listen")]
+    #[test_case::test_case(Raw { default_interval: Some(5), ..raw() }, "MCPWATCH_DEFAULT_INTERVAL: 5 is below the minimum" ; "default_interval")]
+    #[test_case::test_case(Raw { allow_private_cidrs: Some("10.0.0.0/40".into()), ..raw() }, "MCPWATCH_ALLOW_PRIVATE_CIDRS" ; "allow_private_cidrs")]
+    #[test_case::test_case(Raw { region: Some("eu west".into()), ..raw() }, "MCPWATCH_REGION" ; "region")]
+    #[test_case::test_case(Raw { secret_key: Some("short".into()), ..raw() }, "MCPWATCH_SECRET_KEY" ; "secret_key")]
+    #[test_case::test_case(Raw { admin_token: Some("tiny".into()), ..raw() }, "MCPWATCH_ADMIN_TOKEN" ; "admin_token")]
+    #[test_case::test_case(Raw { log_format: Some("xml".into()), ..raw() }, "MCPWATCH_LOG_FORMAT" ; "log_format")]
+    #[test_case::test_case(Raw { retention_raw: Some(0), ..raw() }, "MCPWATCH_RETENTION_RAW" ; "retention_raw")]
+    #[test_case::test_case(Raw { retention_rollup: Some(30), ..raw() }, "MCPWATCH_RETENTION_ROLLUP: 30 days is less than the 90" ; "retention_rollup")]
+    fn each_bad_value_names_its_variable(r: Raw, expected: &str) {
+        let err = Settings::validate(r).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{err}");
+        assert!(
+            !err.contains("short") && !err.contains("tiny"),
+            "secrets never echoed: {err}"
+        );
     }
 
     #[test]

@@ -107,37 +107,54 @@ impl Sink for AgentSink {
     }
 }
 
+impl Shared {
+    /// The push client and the disk buffer (with what the last run left in it).
+    fn open(settings: &AgentSettings) -> Result<Self, AgentError> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .user_agent(concat!("mcpwatch-agent/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| AgentError::Start(e.to_string()))?;
+        let queue = DiskQueue::open(&settings.data_dir.join("buffer"), settings.buffer)?;
+        if !queue.is_empty() {
+            tracing::info!(
+                buffered = queue.len(),
+                "results left from the last run will be pushed first"
+            );
+        }
+        Ok(Shared {
+            settings: settings.clone(),
+            client,
+            queue,
+            vantage_ok: AtomicBool::new(true),
+            pending: Default::default(),
+            pushed: Notify::new(),
+        })
+    }
+}
+
+/// Move finished results from memory to the disk buffer every [`FLUSH_EVERY`], until `stop`.
+async fn flush_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => shared.flush(),
+            _ = stop.cancelled() => {}
+        }
+    }
+}
+
 /// Run until `shutdown`, then drain: finish probes, buffer, push what the drain time allows.
 pub async fn run(
     settings: AgentSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .user_agent(concat!("mcpwatch-agent/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| AgentError::Start(e.to_string()))?;
     let prober = Prober::new(ProberConfig {
         policy: settings.policy.clone(),
         ..ProberConfig::default()
     })
     .map_err(|e| AgentError::Start(e.to_string()))?;
-    let queue = DiskQueue::open(&settings.data_dir.join("buffer"), settings.buffer)?;
-    if !queue.is_empty() {
-        tracing::info!(
-            buffered = queue.len(),
-            "results left from the last run will be pushed first"
-        );
-    }
-    let shared = Arc::new(Shared {
-        settings: settings.clone(),
-        client,
-        queue,
-        vantage_ok: AtomicBool::new(true),
-        pending: Default::default(),
-        pushed: Notify::new(),
-    });
+    let shared = Arc::new(Shared::open(&settings)?);
     let stop = CancellationToken::new();
     let stop_probing = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -159,17 +176,7 @@ pub async fn run(
         wrong_tx,
     ));
     let canary = tokio::spawn(canaries(shared.clone(), prober, stop.clone()));
-    let flusher = tokio::spawn({
-        let (shared, stop) = (shared.clone(), stop.clone());
-        async move {
-            while !stop.is_cancelled() {
-                tokio::select! {
-                    _ = tokio::time::sleep(FLUSH_EVERY) => shared.flush(),
-                    _ = stop.cancelled() => {}
-                }
-            }
-        }
-    });
+    let flusher = tokio::spawn(flush_loop(shared.clone(), stop.clone()));
     let stop_push = CancellationToken::new();
     let pusher = tokio::spawn(push_loop(shared.clone(), stop_push.clone()));
 

@@ -167,20 +167,20 @@ impl Dispatcher {
         Ok(n)
     }
 
-    async fn deliver(&self, mut d: DeliveryRecord) {
-        let (event, channel) = match read_both(
-            self.store.get_event(&d.event_id).await,
-            self.store.get_channel(&d.channel_id).await,
-        ) {
-            Ok(both) => both,
-            Err(e) => {
-                // A database hiccup says nothing about the delivery: leave the row as it is;
-                // its lease runs out and it is tried again, with the same id.
-                tracing::warn!(delivery_id = %d.id, error = %e, "delivery postponed: its event or channel could not be read");
-                return;
-            }
+    /// Send `d` once, if its event and an enabled channel are there; otherwise why not.
+    async fn attempt(
+        &self,
+        d: &DeliveryRecord,
+        event: Option<&EventRecord>,
+        channel: Option<&ChannelRecord>,
+    ) -> SendOutcome {
+        let refused = |error: String| SendOutcome {
+            http_status: None,
+            error: Some(error),
+            duration_ms: 0.0,
+            permanent: true,
         };
-        let outcome = match (&event, &channel) {
+        match (event, channel) {
             // An outer bound: nothing inside a send (a pool, a stalled SMTP server) may hold
             // the dispatcher's batch forever.
             (Some(e), Some(c)) if c.enabled => {
@@ -194,38 +194,32 @@ impl Dispatcher {
                     },
                 }
             }
-            (_, Some(c)) if !c.enabled => SendOutcome {
-                http_status: None,
-                error: Some(format!(
-                    "channel disabled: {}",
-                    c.disabled_reason.clone().unwrap_or_default()
-                )),
-                duration_ms: 0.0,
-                permanent: true,
-            },
-            _ => SendOutcome {
-                http_status: None,
-                error: Some("event or channel no longer exists".into()),
-                duration_ms: 0.0,
-                permanent: true,
-            },
-        };
-        let now = (self.clock)();
-        d.attempts += 1;
-        d.last_status = outcome.http_status.map(i64::from);
-        d.last_error = outcome.error.clone();
-        let gone = outcome.http_status == Some(410);
-        let permanent = gone || outcome.permanent;
-        let unusable = event.is_none() || channel.as_ref().is_none_or(|c| !c.enabled);
-        if outcome.delivered() {
-            d.status = DeliveryStatus::Delivered;
-            d.delivered_at = Some(now);
-        } else if permanent || unusable || now - d.created_at >= GIVE_UP_AFTER.as_millis() as i64 {
-            d.status = DeliveryStatus::Dead;
-        } else {
-            d.status = DeliveryStatus::Pending;
-            d.next_attempt_at = now + backoff(d.attempts, jitter_unit()).as_millis() as i64;
+            (_, Some(c)) if !c.enabled => refused(format!(
+                "channel disabled: {}",
+                c.disabled_reason.clone().unwrap_or_default()
+            )),
+            _ => refused("event or channel no longer exists".into()),
         }
+    }
+
+    async fn deliver(&self, mut d: DeliveryRecord) {
+        let (event, channel) = match read_both(
+            self.store.get_event(&d.event_id).await,
+            self.store.get_channel(&d.channel_id).await,
+        ) {
+            Ok(both) => both,
+            Err(e) => {
+                // A database hiccup says nothing about the delivery: leave the row as it is;
+                // its lease runs out and it is tried again, with the same id.
+                tracing::warn!(delivery_id = %d.id, error = %e, "delivery postponed: its event or channel could not be read");
+                return;
+            }
+        };
+        let outcome = self.attempt(&d, event.as_ref(), channel.as_ref()).await;
+        let now = (self.clock)();
+        let unusable = event.is_none() || channel.as_ref().is_none_or(|c| !c.enabled);
+        record_outcome(&mut d, &outcome, unusable, now);
+        let gone = outcome.http_status == Some(410);
         if gone && let Some(mut c) = channel.clone() {
             c.enabled = false;
             c.disabled_reason = Some("the receiver answered 410 Gone".into());
@@ -615,6 +609,24 @@ async fn read_snippet(mut resp: reqwest::Response) -> Vec<u8> {
         }
     }
     snippet
+}
+
+/// What one attempt means for the delivery: delivered; dead (refused for good, unusable, or
+/// retried past [`GIVE_UP_AFTER`]); or pending again after a backoff.
+fn record_outcome(d: &mut DeliveryRecord, outcome: &SendOutcome, unusable: bool, now: i64) {
+    d.attempts += 1;
+    d.last_status = outcome.http_status.map(i64::from);
+    d.last_error = outcome.error.clone();
+    let permanent = outcome.http_status == Some(410) || outcome.permanent;
+    if outcome.delivered() {
+        d.status = DeliveryStatus::Delivered;
+        d.delivered_at = Some(now);
+    } else if permanent || unusable || now - d.created_at >= GIVE_UP_AFTER.as_millis() as i64 {
+        d.status = DeliveryStatus::Dead;
+    } else {
+        d.status = DeliveryStatus::Pending;
+        d.next_attempt_at = now + backoff(d.attempts, jitter_unit()).as_millis() as i64;
+    }
 }
 
 /// Both reads of a delivery, or the first read error. `Ok(None)` means gone for good (the

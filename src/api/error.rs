@@ -195,6 +195,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Database(m) | StoreError::Migration(m) => ApiError::Unavailable(m),
+            e @ StoreError::File { .. } => ApiError::Unavailable(e.to_string()),
             StoreError::Query(e) => ApiError::Unavailable(e.to_string()),
             StoreError::Unreachable(e) => ApiError::Unreachable(e.to_string()),
             other => ApiError::Internal(other.to_string()),

@@ -12,7 +12,7 @@ use super::options::{ProbeArgs, parse_duration, parse_fail_on};
 use super::render::render_report;
 use super::{CliError, ExitCode};
 use crate::probe::{ProbeReport, ProbeTarget, Prober};
-use crate::schema::{Snapshot, diff};
+use crate::schema::{SchemaDiff, Snapshot, diff};
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
@@ -55,6 +55,68 @@ pub async fn run_check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Writ
     }
 }
 
+/// The report as JSON, with how it compares to the baseline when one was given.
+fn write_json(
+    out: &mut dyn Write,
+    report: &ProbeReport,
+    baseline: Option<&Snapshot>,
+    args: &CheckArgs,
+    healthy: bool,
+    drift: Option<&SchemaDiff>,
+) {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let (Some(snap), Some(obj)) = (baseline, value.as_object_mut()) {
+        obj.insert(
+            "baseline".into(),
+            json!({
+                "file": args.baseline.as_ref().map(|p| p.display().to_string()),
+                "schema_hash": snap.schema_hash,
+                "matches": healthy.then_some(drift.is_none()),
+                "diff": drift,
+            }),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+/// The baseline line under the text report: a match, or the drift and whether it fails.
+fn write_baseline(
+    out: &mut dyn Write,
+    snap: &Snapshot,
+    args: &CheckArgs,
+    healthy: bool,
+    drift: Option<&SchemaDiff>,
+) {
+    match drift {
+        None if healthy => {
+            let file = args.baseline.as_ref().map(|p| p.display().to_string());
+            let _ = writeln!(out, "  baseline    matches {}", file.unwrap_or_default());
+        }
+        None => {}
+        Some(d) => {
+            let _ = writeln!(
+                out,
+                "  baseline    DRIFT from {} ({}{}){}",
+                snap.schema_hash,
+                d.class(),
+                if d.security { ", security" } else { "" },
+                if d.fails(&args.fail_on) {
+                    ""
+                } else {
+                    "; not failing (--fail-on)"
+                }
+            );
+            for line in d.render().lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+}
+
 async fn check(
     args: &CheckArgs,
     out: &mut dyn Write,
@@ -81,56 +143,18 @@ async fn check(
     }
 
     if args.json {
-        let mut value = serde_json::to_value(&report).unwrap_or_default();
-        if let (Some(snap), Some(obj)) = (&baseline, value.as_object_mut()) {
-            obj.insert(
-                "baseline".into(),
-                json!({
-                    "file": args.baseline.as_ref().map(|p| p.display().to_string()),
-                    "schema_hash": snap.schema_hash,
-                    "matches": healthy.then_some(drift.is_none()),
-                    "diff": drift,
-                }),
-            );
-        }
-        let _ = writeln!(
+        write_json(
             out,
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            &report,
+            baseline.as_ref(),
+            args,
+            healthy,
+            drift.as_ref(),
         );
     } else {
         let _ = write!(out, "{}", render_report(&report));
         if let Some(snap) = &baseline {
-            match &drift {
-                None if healthy => {
-                    let _ = writeln!(
-                        out,
-                        "  baseline    matches {}",
-                        args.baseline
-                            .as_ref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    );
-                }
-                None => {}
-                Some(d) => {
-                    let _ = writeln!(
-                        out,
-                        "  baseline    DRIFT from {} ({}{}){}",
-                        snap.schema_hash,
-                        d.class(),
-                        if d.security { ", security" } else { "" },
-                        if d.fails(&args.fail_on) {
-                            ""
-                        } else {
-                            "; not failing (--fail-on)"
-                        }
-                    );
-                    for line in d.render().lines() {
-                        let _ = writeln!(out, "    {line}");
-                    }
-                }
-            }
+            write_baseline(out, snap, args, healthy, drift.as_ref());
         }
     }
     Ok(match (healthy, drift) {

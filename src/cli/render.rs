@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::probe::{ProbeReport, Verdict};
+use crate::probe::{AuthChallenge, Failure, ProbeReport, Verdict};
 
 fn ms(v: Option<f64>) -> String {
     match v {
@@ -69,26 +69,7 @@ pub fn render_report(r: &ProbeReport) -> String {
         let _ = writeln!(out, "  certificate expires {}", cert.not_after);
     }
     if let Some(a) = &r.auth {
-        let mut line = format!("HTTP {}", a.http_status);
-        if let Some(s) = &a.scheme {
-            let _ = write!(line, ", scheme {s}");
-        }
-        if let Some(e) = &a.error {
-            let _ = write!(line, ", error {e}");
-        }
-        let _ = writeln!(out, "  auth        {line}");
-        if let Some(m) = &a.resource_metadata {
-            let _ = writeln!(out, "  metadata    {m}");
-        }
-        if let Some(s) = &a.scope {
-            let _ = writeln!(out, "  scope       {s}");
-        }
-        let hint = if a.credentials_sent {
-            "the credentials sent were refused: renew the probe credential"
-        } else {
-            "the server is alive but protected: pass a credential with --header, or --allow-auth-required"
-        };
-        let _ = writeln!(out, "  hint        {hint}");
+        write_auth(&mut out, a);
     }
     for w in &r.warnings {
         let _ = writeln!(out, "  warning     {w}");
@@ -97,21 +78,50 @@ pub fn render_report(r: &ProbeReport) -> String {
         let _ = writeln!(out, "  note        {n}");
     }
     if let Some(f) = &r.failure {
-        let mut codes = String::new();
-        if let Some(s) = f.http_status {
-            let _ = write!(codes, " [HTTP {s}]");
-        }
-        if let Some(c) = f.jsonrpc_code {
-            let _ = write!(codes, " [JSON-RPC {c}]");
-        }
-        let _ = writeln!(
-            out,
-            "  failure     {} in {}{codes}: {}",
-            f.kind, f.phase, f.message
-        );
-        let _ = writeln!(out, "  hint        {}", f.kind.hint());
+        write_failure(&mut out, f);
     }
     out
+}
+
+/// What a 401/403 said, and what to do about it.
+fn write_auth(out: &mut String, a: &AuthChallenge) {
+    let mut line = format!("HTTP {}", a.http_status);
+    if let Some(s) = &a.scheme {
+        let _ = write!(line, ", scheme {s}");
+    }
+    if let Some(e) = &a.error {
+        let _ = write!(line, ", error {e}");
+    }
+    let _ = writeln!(out, "  auth        {line}");
+    if let Some(m) = &a.resource_metadata {
+        let _ = writeln!(out, "  metadata    {m}");
+    }
+    if let Some(s) = &a.scope {
+        let _ = writeln!(out, "  scope       {s}");
+    }
+    let hint = if a.credentials_sent {
+        "the credentials sent were refused: renew the probe credential"
+    } else {
+        "the server is alive but protected: pass a credential with --header, or --allow-auth-required"
+    };
+    let _ = writeln!(out, "  hint        {hint}");
+}
+
+/// The failure with its codes, and where to look first.
+fn write_failure(out: &mut String, f: &Failure) {
+    let mut codes = String::new();
+    if let Some(s) = f.http_status {
+        let _ = write!(codes, " [HTTP {s}]");
+    }
+    if let Some(c) = f.jsonrpc_code {
+        let _ = write!(codes, " [JSON-RPC {c}]");
+    }
+    let _ = writeln!(
+        out,
+        "  failure     {} in {}{codes}: {}",
+        f.kind, f.phase, f.message
+    );
+    let _ = writeln!(out, "  hint        {}", f.kind.hint());
 }
 
 fn abbreviate(s: &str, max: usize) -> String {

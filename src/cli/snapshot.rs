@@ -2,7 +2,7 @@
 //! `--check` a committed one and exit 3 with the structural diff when the live schema differs.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -44,6 +44,49 @@ pub async fn run_snapshot(
     }
 }
 
+/// `--check`: the live tool list against the stored one; the exit code says whether it fails.
+fn compare(
+    out: &mut dyn Write,
+    base: &Snapshot,
+    live: &Snapshot,
+    path: &Path,
+    args: &SnapshotArgs,
+) -> ExitCode {
+    if base.schema_hash == live.schema_hash {
+        let _ = writeln!(
+            out,
+            "schema matches {}: {} ({} tools)",
+            path.display(),
+            live.schema_hash,
+            live.tools.len()
+        );
+        return ExitCode::Healthy;
+    }
+    let d = diff(&base.tools, &live.tools);
+    let _ = writeln!(
+        out,
+        "schema drift against {}: {} -> {}",
+        path.display(),
+        base.schema_hash,
+        live.schema_hash
+    );
+    let interface = if base.interface_hash == live.interface_hash {
+        "interface unchanged (names and input schemas are the same)"
+    } else {
+        "interface changed (names or input schemas differ)"
+    };
+    let _ = writeln!(out, "{interface}");
+    let _ = write!(out, "{}", d.render());
+    if !d.fails(&args.fail_on) {
+        let _ = writeln!(
+            out,
+            "not failing: --fail-on does not include this kind of change"
+        );
+        return ExitCode::Healthy;
+    }
+    ExitCode::Drift
+}
+
 async fn snapshot(
     args: &SnapshotArgs,
     out: &mut dyn Write,
@@ -74,39 +117,7 @@ async fn snapshot(
     .map_err(|e| CliError::Usage(e.to_string()))?;
 
     if let (Some(base), Some(path)) = (baseline, &args.check) {
-        if base.schema_hash == live.schema_hash {
-            let _ = writeln!(
-                out,
-                "schema matches {}: {} ({} tools)",
-                path.display(),
-                live.schema_hash,
-                live.tools.len()
-            );
-            return Ok(ExitCode::Healthy);
-        }
-        let d = diff(&base.tools, &live.tools);
-        let _ = writeln!(
-            out,
-            "schema drift against {}: {} -> {}",
-            path.display(),
-            base.schema_hash,
-            live.schema_hash
-        );
-        let interface = if base.interface_hash == live.interface_hash {
-            "interface unchanged (names and input schemas are the same)"
-        } else {
-            "interface changed (names or input schemas differ)"
-        };
-        let _ = writeln!(out, "{interface}");
-        let _ = write!(out, "{}", d.render());
-        if !d.fails(&args.fail_on) {
-            let _ = writeln!(
-                out,
-                "not failing: --fail-on does not include this kind of change"
-            );
-            return Ok(ExitCode::Healthy);
-        }
-        return Ok(ExitCode::Drift);
+        return Ok(compare(out, &base, &live, path, args));
     }
     match &args.out {
         Some(path) => {

@@ -29,7 +29,7 @@ pub use spill::Spill;
 use crate::alert::maintenance::Schedule;
 use crate::metrics::Metrics;
 use crate::monitor::{
-    IncidentChange, Monitor, Observation, Outcome, Policy, ServerState, ServerStatus,
+    EventKind, IncidentChange, Monitor, Observation, Outcome, Policy, ServerState, ServerStatus,
 };
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
@@ -670,7 +670,11 @@ fn record_metrics(metrics: &Metrics, cache: &Cache, writes: &BatchWrites) {
             metrics.server_state(&c.server.slug, state.status);
         }
     }
-    for e in writes.events.iter().filter(|e| e.kind == "schema.changed") {
+    for e in writes
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::SchemaChanged.as_str())
+    {
         if let Some(c) = e.server_id.as_ref().and_then(|id| cache.get(id)) {
             metrics.schema_changed(&c.server.slug);
         }

@@ -50,119 +50,133 @@ const STATES: [ServerStatus; 6] = [
     ServerStatus::Paused,
 ];
 
+/// Creates metrics and registers each in the registry it wraps.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        c: C,
+    ) -> Result<C, prometheus::Error> {
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn gauges(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn counters(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn histograms(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: &[f64],
+        labels: &[&str],
+    ) -> Result<HistogramVec, prometheus::Error> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.add(HistogramVec::new(opts, labels)?)
+    }
+}
+
+/// Probe phases: from a fast loopback answer to the 10 s timeout.
+const PHASE_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Scheduling lag: on time to a whole interval late.
+const LAG_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let probes_total = counter(
-            "mcpwatch_probes_total",
-            "Probes by verdict and failure kind",
-            &["region", "verdict", "kind"],
-        )?;
-        let deliveries = counter(
-            "mcpwatch_alert_deliveries_total",
-            "Alert delivery attempts by channel kind and outcome",
-            &["channel_kind", "outcome"],
-        )?;
-        let phase_duration = HistogramVec::new(
-            HistogramOpts::new(
+        let r = Registrar(&registry);
+        let metrics = Metrics {
+            servers: servers::ServerSeries::default(),
+            phase_duration: r.histograms(
                 "mcpwatch_probe_phase_duration_seconds",
                 "Probe phase durations",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["region", "phase"],
-        )?;
-        registry.register(Box::new(phase_duration.clone()))?;
-        let scheduler_lag = HistogramVec::new(
-            HistogramOpts::new(
+                &PHASE_BUCKETS,
+                &["region", "phase"],
+            )?,
+            probes_total: r.counters(
+                "mcpwatch_probes_total",
+                "Probes by verdict and failure kind",
+                &["region", "verdict", "kind"],
+            )?,
+            scheduler_lag: r.histograms(
                 "mcpwatch_scheduler_lag_seconds",
                 "Delay between a probe's due time and its start",
-            )
-            .buckets(vec![
-                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0,
-            ]),
-            &["region"],
-        )?;
-        registry.register(Box::new(scheduler_lag.clone()))?;
-        let probes_in_flight = IntGaugeVec::new(
-            Opts::new("mcpwatch_probes_in_flight", "Probes running now"),
-            &["region"],
-        )?;
-        registry.register(Box::new(probes_in_flight.clone()))?;
-        let scheduled_servers = IntGaugeVec::new(
-            Opts::new(
+                &LAG_BUCKETS,
+                &["region"],
+            )?,
+            probes_in_flight: r.gauges(
+                "mcpwatch_probes_in_flight",
+                "Probes running now",
+                &["region"],
+            )?,
+            scheduled_servers: r.gauges(
                 "mcpwatch_scheduled_servers",
                 "Servers this node's scheduler probes (0 on a standby)",
-            ),
-            &["region"],
-        )?;
-        registry.register(Box::new(scheduled_servers.clone()))?;
-        let outbox_pending = IntGauge::new(
-            "mcpwatch_outbox_pending",
-            "Alert deliveries not yet delivered or dead",
-        )?;
-        registry.register(Box::new(outbox_pending.clone()))?;
-        let ingest_queue_depth = IntGauge::new(
-            "mcpwatch_ingest_queue_depth",
-            "Results and changes queued for the ingest, not yet taken into a batch",
-        )?;
-        registry.register(Box::new(ingest_queue_depth.clone()))?;
-        let ingest_waiting_seconds = prometheus::Gauge::new(
-            "mcpwatch_ingest_waiting_seconds",
-            "How long the oldest result not yet stored has waited (0 when writes go through)",
-        )?;
-        registry.register(Box::new(ingest_waiting_seconds.clone()))?;
-        let ingest_spilled_results = IntGauge::new(
-            "mcpwatch_ingest_spilled_results",
-            "Results spilled to disk past the ingest queue, not yet stored",
-        )?;
-        registry.register(Box::new(ingest_spilled_results.clone()))?;
-        let ingest_spill_bytes = IntGauge::new(
-            "mcpwatch_ingest_spill_bytes",
-            "Bytes the spilled results take on disk",
-        )?;
-        registry.register(Box::new(ingest_spill_bytes.clone()))?;
-        let ingest_spill_dropped = prometheus::IntCounter::new(
-            "mcpwatch_ingest_spill_dropped_total",
-            "Spilled results dropped: past MCPWATCH_INGEST_SPILL_MB (oldest first) or unreadable",
-        )?;
-        registry.register(Box::new(ingest_spill_dropped.clone()))?;
-        let build_info = IntGaugeVec::new(
-            Opts::new("mcpwatch_build_info", "Build information"),
-            &["version"],
-        )?;
-        registry.register(Box::new(build_info.clone()))?;
-        build_info
+                &["region"],
+            )?,
+            deliveries: r.counters(
+                "mcpwatch_alert_deliveries_total",
+                "Alert delivery attempts by channel kind and outcome",
+                &["channel_kind", "outcome"],
+            )?,
+            outbox_pending: r.gauge(
+                "mcpwatch_outbox_pending",
+                "Alert deliveries not yet delivered or dead",
+            )?,
+            ingest_queue_depth: r.gauge(
+                "mcpwatch_ingest_queue_depth",
+                "Results and changes queued for the ingest, not yet taken into a batch",
+            )?,
+            ingest_waiting_seconds: r.add(prometheus::Gauge::new(
+                "mcpwatch_ingest_waiting_seconds",
+                "How long the oldest result not yet stored has waited (0 when writes go through)",
+            )?)?,
+            ingest_spilled_results: r.gauge(
+                "mcpwatch_ingest_spilled_results",
+                "Results spilled to disk past the ingest queue, not yet stored",
+            )?,
+            ingest_spill_bytes: r.gauge(
+                "mcpwatch_ingest_spill_bytes",
+                "Bytes the spilled results take on disk",
+            )?,
+            ingest_spill_dropped: r.add(prometheus::IntCounter::new(
+                "mcpwatch_ingest_spill_dropped_total",
+                "Spilled results dropped: past MCPWATCH_INGEST_SPILL_MB (oldest first) or unreadable",
+            )?)?,
+            build_info: r.gauges("mcpwatch_build_info", "Build information", &["version"])?,
+            registry,
+        };
+        metrics
+            .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(
+        metrics.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        Ok(Metrics {
-            registry,
-            servers: servers::ServerSeries::default(),
-            phase_duration,
-            probes_total,
-            scheduler_lag,
-            probes_in_flight,
-            scheduled_servers,
-            deliveries,
-            outbox_pending,
-            ingest_queue_depth,
-            ingest_waiting_seconds,
-            ingest_spilled_results,
-            ingest_spill_bytes,
-            ingest_spill_dropped,
-            build_info,
-        })
+        Ok(metrics)
     }
 
     /// Spilled results dropped since the start (a count kept by the spill).

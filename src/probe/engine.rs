@@ -16,6 +16,7 @@ use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
 use super::net::{Http, NetParts, redact_url, round_ms};
 use super::policy::AddressPolicy;
+use super::recorder::ConnTimings;
 use super::report::{
     Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo, Verdict,
 };
@@ -145,31 +146,10 @@ impl Prober {
             run_eras(&mut run, &target.url, target.era, target.timeout),
         )
         .await;
-        let open_session = run.with(|p| p.open_session.take());
-        if let Some((session, version, url)) = open_session {
-            let grace = deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .max(SESSION_CLOSE_GRACE);
-            let _ = tokio::time::timeout(
-                grace,
-                streamable::close_session(&run, &session, &version, &url),
-            )
-            .await;
-        }
+        close_open_session(&run, deadline).await;
         let total_ms = round_ms(started.elapsed().as_secs_f64() * 1000.0);
         let mut p = std::mem::take(&mut *progress.lock().unwrap_or_else(|e| e.into_inner()));
-        let conn = http.recorder.conn_timings();
-        let timings = Timings {
-            dns: conn.dns,
-            connect: conn.connect,
-            tls: conn.tls,
-            // Only when HTTP was exchanged: a refused connection has no handshake to time.
-            handshake: span_ms(p.handshake)
-                .filter(|_| !p.steps.is_empty())
-                .map(|h| round_ms((h - conn.total.unwrap_or(0.0)).max(0.0))),
-            tools_list: span_ms(p.tools_list),
-            total: total_ms,
-        };
+        let timings = phase_timings(&p, http.recorder.conn_timings(), total_ms);
         let tls = http.recorder.cert_not_after().map(|unix| TlsCertInfo {
             not_after: rfc3339(unix),
             not_after_unix: unix,
@@ -188,20 +168,8 @@ impl Prober {
         report.notes = std::mem::take(&mut p.notes);
         match outcome {
             Err(_elapsed) => {
-                let phase = http
-                    .recorder
-                    .in_flight_phase()
-                    .or(p.phase)
-                    .unwrap_or(Phase::Connect);
-                let mut message = format!(
-                    "no answer within {:?} ({} did not finish)",
-                    target.timeout,
-                    phase.describe()
-                );
-                if !p.fallbacks.is_empty() {
-                    message = format!("{message}; before that, {}", p.fallbacks.join("; "));
-                }
-                report.failure = Some(Failure::new(FailureKind::Timeout, phase, message));
+                let phase = http.recorder.in_flight_phase().or(p.phase);
+                report.failure = Some(timeout_failure(phase, &p, target.timeout));
             }
             Ok(Err(Stop::Auth(challenge))) => {
                 report.verdict = Verdict::AuthRequired;
@@ -223,6 +191,52 @@ impl Prober {
         );
         report
     }
+}
+
+/// End a session the handshake opened (DELETE), within what is left of the deadline but at
+/// least [`SESSION_CLOSE_GRACE`]: a timed-out probe still says goodbye.
+async fn close_open_session(run: &Run, deadline: tokio::time::Instant) {
+    let open_session = run.with(|p| p.open_session.take());
+    if let Some((session, version, url)) = open_session {
+        let grace = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(SESSION_CLOSE_GRACE);
+        let _ = tokio::time::timeout(
+            grace,
+            streamable::close_session(run, &session, &version, &url),
+        )
+        .await;
+    }
+}
+
+/// Milliseconds per phase: the connection's own from the recorder, the MCP phases from the
+/// progress spans.
+fn phase_timings(p: &Progress, conn: ConnTimings, total_ms: f64) -> Timings {
+    Timings {
+        dns: conn.dns,
+        connect: conn.connect,
+        tls: conn.tls,
+        // Only when HTTP was exchanged: a refused connection has no handshake to time.
+        handshake: span_ms(p.handshake)
+            .filter(|_| !p.steps.is_empty())
+            .map(|h| round_ms((h - conn.total.unwrap_or(0.0)).max(0.0))),
+        tools_list: span_ms(p.tools_list),
+        total: total_ms,
+    }
+}
+
+/// The deadline passed in `phase` (a connect when nothing started): say so, and what fell
+/// back before.
+fn timeout_failure(phase: Option<Phase>, p: &Progress, timeout: Duration) -> Failure {
+    let phase = phase.unwrap_or(Phase::Connect);
+    let mut message = format!(
+        "no answer within {timeout:?} ({} did not finish)",
+        phase.describe()
+    );
+    if !p.fallbacks.is_empty() {
+        message = format!("{message}; before that, {}", p.fallbacks.join("; "));
+    }
+    Failure::new(FailureKind::Timeout, phase, message)
 }
 
 /// A server may reflect request headers in an error body, which then reaches a message through

@@ -151,68 +151,10 @@ pub(crate) async fn handshake(
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
         return Err(Stop::Auth(challenge));
     }
-    let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if !status.is_success() {
-        let reply = Reply::NotJsonRpc {
-            content_type: String::new(),
-            snippet: String::new(),
-        };
-        return Err(Stop::NotThisEra(status_failure(
-            status,
-            &reply,
-            "GET (SSE)",
-            phase,
-        )));
-    }
-    if !content_type.starts_with("text/event-stream") {
-        return Err(Stop::NotThisEra(
-            Failure::new(
-                FailureKind::NotMcp,
-                phase,
-                format!(
-                    "GET answered {} instead of an event stream",
-                    if content_type.is_empty() {
-                        "no content type"
-                    } else {
-                        &content_type
-                    }
-                ),
-            )
-            .with_status(status.as_u16()),
-        ));
-    }
+    check_event_stream(&resp)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(read_stream(run.http.clone(), resp, tx));
-    let endpoint_data = match rx.recv().await {
-        Some(StreamItem::Endpoint(data)) => data,
-        Some(StreamItem::Message(_)) => {
-            reader.abort();
-            return Err(Failure::new(
-                FailureKind::Protocol,
-                phase,
-                "the first SSE event is a message, expected 'endpoint'",
-            )
-            .into());
-        }
-        Some(StreamItem::Closed(f)) => {
-            reader.abort();
-            return Err(Stop::NotThisEra(f));
-        }
-        None => {
-            return Err(Failure::new(
-                FailureKind::Protocol,
-                phase,
-                "event stream closed before the endpoint event",
-            )
-            .into());
-        }
-    };
+    let endpoint_data = endpoint_event(&mut rx, &reader).await?;
     let endpoint = answered.join(endpoint_data.trim()).map_err(|e| {
         Failure::new(
             FailureKind::Protocol,
@@ -253,6 +195,78 @@ pub(crate) async fn handshake(
         .await?;
     run.leave(phase);
     Ok((transport, init))
+}
+
+/// The GET must answer 2xx with an event stream; anything else is not an HTTP+SSE server.
+fn check_event_stream(resp: &Response) -> Result<(), Stop> {
+    let phase = Phase::Handshake;
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !status.is_success() {
+        let reply = Reply::NotJsonRpc {
+            content_type: String::new(),
+            snippet: String::new(),
+        };
+        return Err(Stop::NotThisEra(status_failure(
+            status,
+            &reply,
+            "GET (SSE)",
+            phase,
+        )));
+    }
+    if !content_type.starts_with("text/event-stream") {
+        return Err(Stop::NotThisEra(
+            Failure::new(
+                FailureKind::NotMcp,
+                phase,
+                format!(
+                    "GET answered {} instead of an event stream",
+                    if content_type.is_empty() {
+                        "no content type"
+                    } else {
+                        &content_type
+                    }
+                ),
+            )
+            .with_status(status.as_u16()),
+        ));
+    }
+    Ok(())
+}
+
+/// The stream's first event, which must be `endpoint` (its data is the message URL).
+async fn endpoint_event(
+    rx: &mut mpsc::UnboundedReceiver<StreamItem>,
+    reader: &tokio::task::JoinHandle<()>,
+) -> Result<String, Stop> {
+    let phase = Phase::Handshake;
+    match rx.recv().await {
+        Some(StreamItem::Endpoint(data)) => Ok(data),
+        Some(StreamItem::Message(_)) => {
+            reader.abort();
+            Err(Failure::new(
+                FailureKind::Protocol,
+                phase,
+                "the first SSE event is a message, expected 'endpoint'",
+            )
+            .into())
+        }
+        Some(StreamItem::Closed(f)) => {
+            reader.abort();
+            Err(Stop::NotThisEra(f))
+        }
+        None => Err(Failure::new(
+            FailureKind::Protocol,
+            phase,
+            "event stream closed before the endpoint event",
+        )
+        .into()),
+    }
 }
 
 /// Own the GET stream: parse events, forward the endpoint and JSON-RPC messages, enforce the cap.

@@ -101,59 +101,10 @@ pub(crate) async fn handshake(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let reply = jsonrpc::read_reply(&run.http, &mut resp, Some(id), phase).await?;
-    let result = match reply {
-        Reply::Message(msg) => {
-            if let Some(err) = RpcError::from_value(&msg) {
-                return Err(Stop::Failed(rpc_failure(&err, method, phase, status)));
-            }
-            msg.get("result").cloned().unwrap_or(Value::Null)
-        }
-        Reply::NotJsonRpc {
-            content_type,
-            snippet,
-        } if status.is_success() => {
-            return Err(Stop::Failed(
-                Failure::new(
-                    FailureKind::NotMcp,
-                    phase,
-                    format!(
-                        "initialize: HTTP {} with {content_type} instead of JSON-RPC: {snippet}",
-                        status.as_u16()
-                    ),
-                )
-                .with_status(status.as_u16()),
-            ));
-        }
-        // We asked in this era's own terms and the server answered 2xx: a wrong id is its fault.
-        Reply::NoMatch { ids } if status.is_success() => {
-            return Err(Stop::Failed(Failure::new(
-                FailureKind::Protocol,
-                phase,
-                format!(
-                    "initialize: response id {} does not match request id {id}",
-                    ids.join(", ")
-                ),
-            )));
-        }
-        other => {
-            let failure = status_failure(status, &other, method, phase);
-            let legacy_status = matches!(status.as_u16(), 400 | 404 | 405);
-            return Err(if may_fall_back && legacy_status {
-                Stop::NotThisEra(failure)
-            } else {
-                Stop::Failed(failure)
-            });
-        }
-    };
+    let result = initialize_result(reply, status, id, may_fall_back)?;
     let init = validate_initialize(&result)?;
     if let Some(sid) = &session {
-        if sid.is_empty() || !sid.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Err(Stop::Failed(Failure::new(
-                FailureKind::Protocol,
-                phase,
-                "initialize returned an Mcp-Session-Id with characters outside visible ASCII",
-            )));
-        }
+        check_session_id(sid)?;
         run.with(|p| {
             p.session_seen = true;
             p.open_session = Some((sid.clone(), init.protocol_version.clone(), answered.clone()));
@@ -168,7 +119,75 @@ pub(crate) async fn handshake(
         version: init.protocol_version.clone(),
         session,
     };
-    // notifications/initialized: 202 expected; anything else is a warning, not a failure.
+    send_initialized(run, &transport).await?;
+    run.leave(phase);
+    Ok((transport, init))
+}
+
+/// The `initialize` answer's result, or why there is none: a JSON-RPC error, not MCP at all,
+/// a wrong id, or a status that (when `may_fall_back`) means "try HTTP+SSE".
+fn initialize_result(
+    reply: Reply,
+    status: StatusCode,
+    id: u64,
+    may_fall_back: bool,
+) -> Result<Value, Stop> {
+    let (method, phase) = ("initialize", Phase::Handshake);
+    match reply {
+        Reply::Message(msg) => match RpcError::from_value(&msg) {
+            Some(err) => Err(Stop::Failed(rpc_failure(&err, method, phase, status))),
+            None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+        },
+        Reply::NotJsonRpc {
+            content_type,
+            snippet,
+        } if status.is_success() => Err(Stop::Failed(
+            Failure::new(
+                FailureKind::NotMcp,
+                phase,
+                format!(
+                    "initialize: HTTP {} with {content_type} instead of JSON-RPC: {snippet}",
+                    status.as_u16()
+                ),
+            )
+            .with_status(status.as_u16()),
+        )),
+        // We asked in this era's own terms and the server answered 2xx: a wrong id is its fault.
+        Reply::NoMatch { ids } if status.is_success() => Err(Stop::Failed(Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!(
+                "initialize: response id {} does not match request id {id}",
+                ids.join(", ")
+            ),
+        ))),
+        other => {
+            let failure = status_failure(status, &other, method, phase);
+            let legacy_status = matches!(status.as_u16(), 400 | 404 | 405);
+            Err(if may_fall_back && legacy_status {
+                Stop::NotThisEra(failure)
+            } else {
+                Stop::Failed(failure)
+            })
+        }
+    }
+}
+
+/// A session id must be visible ASCII (the spec's rule; anything else cannot be sent back).
+fn check_session_id(sid: &str) -> Result<(), Stop> {
+    if sid.is_empty() || !sid.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Stop::Failed(Failure::new(
+            FailureKind::Protocol,
+            Phase::Handshake,
+            "initialize returned an Mcp-Session-Id with characters outside visible ASCII",
+        )));
+    }
+    Ok(())
+}
+
+/// `notifications/initialized`: 202 expected; anything else is a warning, not a failure.
+async fn send_initialized(run: &mut Run, transport: &Streamable) -> Result<(), Stop> {
+    let phase = Phase::Handshake;
     let note = jsonrpc::notification("notifications/initialized", None);
     let (mut resp, _) = run
         .post(&transport.url, &note, transport.headers(), phase)
@@ -186,8 +205,7 @@ pub(crate) async fn handshake(
             st.as_u16()
         ));
     }
-    run.leave(phase);
-    Ok((transport, init))
+    Ok(())
 }
 
 /// Check an `initialize` result (any initialize-era transport) and read what it negotiated.

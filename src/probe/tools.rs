@@ -58,35 +58,7 @@ pub(crate) async fn list_tools<T: Transport>(
         check_result_type(&result, "tools/list", phase)?;
         // The cursor first: a cycle re-serves pages, and "cycle" is the diagnosis, not the
         // duplicate names it causes.
-        let next = match result.get("nextCursor") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(c)) if c.is_empty() => {
-                run.note("tools/list returned an empty nextCursor; treated as the last page");
-                None
-            }
-            Some(Value::String(c)) => {
-                if !seen_cursors.insert(c.clone()) {
-                    return Err(Failure::new(
-                        FailureKind::Protocol,
-                        phase,
-                        format!(
-                            "tools/list cursor cycle: cursor seen twice after {} pages",
-                            out.pages
-                        ),
-                    )
-                    .into());
-                }
-                Some(c.clone())
-            }
-            Some(other) => {
-                return Err(Failure::new(
-                    FailureKind::Protocol,
-                    phase,
-                    format!("tools/list nextCursor is not a string: {other}"),
-                )
-                .into());
-            }
-        };
+        let next = next_cursor(&result, run, &mut seen_cursors, out.pages)?;
         let tools = result
             .get("tools")
             .and_then(Value::as_array)
@@ -97,17 +69,7 @@ pub(crate) async fn list_tools<T: Transport>(
                     "tools/list result has no 'tools' array",
                 )
             })?;
-        for (i, tool) in tools.iter().enumerate() {
-            let name = validate_tool(tool, out.tools.len() + i, phase)?;
-            if !seen_names.insert(name.to_string()) {
-                return Err(Failure::new(
-                    FailureKind::Protocol,
-                    phase,
-                    format!("tools/list lists the tool '{name}' more than once"),
-                )
-                .into());
-            }
-        }
+        check_page(tools, out.tools.len(), &mut seen_names)?;
         out.tools.extend(tools.iter().cloned());
         match next {
             Some(c) => cursor = Some(c),
@@ -124,6 +86,50 @@ pub(crate) async fn list_tools<T: Transport>(
         .into());
     }
     Ok(out)
+}
+
+/// The page's `nextCursor`: `None` on the last page; a cursor seen before is a cycle.
+fn next_cursor(
+    result: &Value,
+    run: &mut Run,
+    seen: &mut HashSet<String>,
+    pages: u32,
+) -> Result<Option<String>, Failure> {
+    let phase = Phase::ToolsList;
+    match result.get("nextCursor") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(c)) if c.is_empty() => {
+            run.note("tools/list returned an empty nextCursor; treated as the last page");
+            Ok(None)
+        }
+        Some(Value::String(c)) if !seen.insert(c.clone()) => Err(Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("tools/list cursor cycle: cursor seen twice after {pages} pages"),
+        )),
+        Some(Value::String(c)) => Ok(Some(c.clone())),
+        Some(other) => Err(Failure::new(
+            FailureKind::Protocol,
+            phase,
+            format!("tools/list nextCursor is not a string: {other}"),
+        )),
+    }
+}
+
+/// Every tool on a page is valid, and no name repeats one listed before.
+fn check_page(tools: &[Value], before: usize, seen: &mut HashSet<String>) -> Result<(), Failure> {
+    let phase = Phase::ToolsList;
+    for (i, tool) in tools.iter().enumerate() {
+        let name = validate_tool(tool, before + i, phase)?;
+        if !seen.insert(name.to_string()) {
+            return Err(Failure::new(
+                FailureKind::Protocol,
+                phase,
+                format!("tools/list lists the tool '{name}' more than once"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `resultType` absent or `complete` (2026-07-28: anything else is invalid for a list).

@@ -82,14 +82,17 @@ impl ClusterStore for SqliteStore {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|source| StoreError::File {
+                what: format!("cannot open {}", path.display()),
+                source,
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(FileLease(file)))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Database(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            ))),
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::File {
+                what: format!("cannot lock {}", path.display()),
+                source,
+            }),
         }
     }
 

@@ -66,6 +66,14 @@ pub enum StoreError {
     /// string); the message says which and why.
     #[error("database error: {0}")]
     Database(String),
+    /// A database file, its folder or its lock could not be created or opened; `what` says
+    /// which ("cannot create /data/mcpwatch.db").
+    #[error("{what}: {source}")]
+    File {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The database refused a query (or a query failed in it).
     #[error("database error: {0}")]
     Query(#[source] sqlx::Error),
@@ -261,8 +269,9 @@ pub async fn open(url: &DatabaseUrl, max_connections: u32) -> StoreResult<Arc<dy
 /// Create the parent folder of a SQLite file.
 pub(crate) fn ensure_parent(path: &Path) -> StoreResult<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+            what: format!("cannot create {}", parent.display()),
+            source,
         })?;
     }
     Ok(())

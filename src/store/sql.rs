@@ -1093,11 +1093,9 @@ impl SqliteStore {
 /// (or tightening) the file before SQLite opens it covers all three.
 fn create_private(path: &Path) -> StoreResult<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let fail = |e: std::io::Error| {
-        StoreError::Database(format!(
-            "cannot create SQLite database {}: {e}",
-            path.display()
-        ))
+    let fail = |source: std::io::Error| StoreError::File {
+        what: format!("cannot create SQLite database {}", path.display()),
+        source,
     };
     std::fs::OpenOptions::new()
         .create(true)

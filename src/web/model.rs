@@ -278,11 +278,7 @@ fn summarize(
     let regions = input.regions.remove(&id).unwrap_or_default();
     let incidents = input.incidents.get(&id).map(Vec::as_slice).unwrap_or(&[]);
     let schema_change = input.changes.remove(&id);
-    let state = match (&row.state, row.server.paused) {
-        (_, true) => "paused".to_string(),
-        (Some(s), false) => s.status.as_str().to_string(),
-        (None, false) => "unknown".to_string(),
-    };
+    let state = state_name(&row);
     let maintenance = active_window(&input.windows, &row.server, now);
     let look = words::state_look(if maintenance.is_some() && state != "paused" {
         "maintenance"
@@ -306,16 +302,7 @@ fn summarize(
             closed_at: i.closed_at,
         })
         .collect();
-    // Watched since its registration, and not before its first probed day in the window (a
-    // server older than the window, or seeded with history).
-    let watched_since = daily
-        .iter()
-        .filter(|d| d.probes > 0)
-        .map(|d| d.day_start)
-        .min()
-        .map_or(row.server.created_at, |first| {
-            first.max(row.server.created_at)
-        });
+    let watched_since = watched_since(daily, row.server.created_at);
     let available = |from: i64, to: i64| availability(&outages, watched_since, from, to, now);
     let degraded = degraded_spans(
         input.state_changes.remove(&id).unwrap_or_default(),
@@ -330,9 +317,6 @@ fn summarize(
     let (p24, s24) = hourly
         .iter()
         .fold((0, 0), |(p, s), h| (p + h.probes, s + h.successes));
-
-    let spark = sparkline(hourly, now);
-
     Summary {
         look,
         since: row.state.as_ref().map(|s| s.since),
@@ -350,11 +334,31 @@ fn summarize(
         probe_success_24h: ratio(p24, s24),
         probe_success_90d: ratio(p90, s90),
         days,
-        spark,
+        spark: sparkline(hourly, now),
         schema_change,
         state,
         server: row.server,
     }
+}
+
+/// The state the page shows: `paused` by the flag, `unknown` before any result.
+fn state_name(row: &ServerWithState) -> String {
+    match (&row.state, row.server.paused) {
+        (_, true) => "paused".to_string(),
+        (Some(s), false) => s.status.as_str().to_string(),
+        (None, false) => "unknown".to_string(),
+    }
+}
+
+/// Watched since its registration, and not before its first probed day in the window (a
+/// server older than the window, or seeded with history).
+fn watched_since(daily: &[DailyRollup], created_at: i64) -> i64 {
+    daily
+        .iter()
+        .filter(|d| d.probes > 0)
+        .map(|d| d.day_start)
+        .min()
+        .map_or(created_at, |first| first.max(created_at))
 }
 
 /// Why a server is down or degraded, in plain words naming the regions that saw it, or a
