@@ -220,6 +220,9 @@ fn start_daemon(url: &DatabaseUrl, dir: &std::path::Path) -> (Child, String) {
         }
         None => Command::new(env!("CARGO_BIN_EXE_mcpwatch")),
     };
+    // Its own process group, so that stopping it also stops a daemon under a wrapper (which
+    // would otherwise keep probing in the background and skew the next run).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.arg("serve")
         .env("MCPWATCH_LISTEN", "127.0.0.1:0")
         .env("MCPWATCH_DATA_DIR", dir)
@@ -415,6 +418,9 @@ async fn run(backend: &str, servers: usize, interval: u64, window: u64) {
         (idle1 - idle0) * 100.0 / secs,
     );
     let rss = rss_bytes(pid);
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status();
     let _ = daemon.kill();
     let _ = daemon.wait();
     let probes = after.probes - before.probes;

@@ -653,7 +653,7 @@ async fn prefetch(store: &Arc<dyn Store>, cache: &mut Cache, batch: &[Msg]) {
             .state
             .unwrap_or_else(|| ServerState::new(row.server.created_at));
         let monitor = Monitor::new(state, row.regions);
-        let server = row.server;
+        let server = for_cache(row.server);
         let cached = Cached {
             server,
             monitor,
@@ -724,6 +724,14 @@ async fn commit(
     }
 }
 
+/// A server as the ingest keeps it for every server between results: without its sealed
+/// URL and headers (probes read those from the store; deciding never needs them).
+fn for_cache(mut server: ServerRecord) -> ServerRecord {
+    server.url_enc = None;
+    server.headers_enc = None;
+    server
+}
+
 async fn context<'a>(
     store: &Arc<dyn Store>,
     cache: &'a mut Cache,
@@ -733,7 +741,7 @@ async fn context<'a>(
         match store.get_server(server_id).await? {
             Some(server) => {
                 if let Some(c) = cache.get_mut(server_id) {
-                    c.server = server;
+                    c.server = for_cache(server);
                     c.settings_stale = false;
                 }
             }
@@ -750,7 +758,7 @@ async fn context<'a>(
         let (state, regions) = store.load_state(server_id).await?;
         let state = state.unwrap_or_else(|| ServerState::new(server.created_at));
         let cached = Cached {
-            server,
+            server: for_cache(server),
             monitor: Monitor::new(state, regions),
             settings_stale: false,
         };

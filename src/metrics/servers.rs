@@ -133,6 +133,9 @@ impl ServerSeries {
             let at = match v.regions.iter().position(|r| r.region == region) {
                 Some(i) => i,
                 None => {
+                    // Room for exactly one more: a push into an empty vector makes room for
+                    // four (224 bytes a server, for the one region most servers have).
+                    v.regions.reserve_exact(1);
                     v.regions.push(RegionValues {
                         region,
                         ..RegionValues::default()

@@ -62,7 +62,10 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(state: ServerState, regions: Vec<RegionState>) -> Self {
+    pub fn new(state: ServerState, mut regions: Vec<RegionState>) -> Self {
+        // Held for every server between results: no spare room (a vector filled by pushes
+        // has room for four regions).
+        regions.shrink_to_fit();
         Monitor {
             state,
             regions,
