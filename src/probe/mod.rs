@@ -57,6 +57,7 @@ mod net;
 mod policy;
 mod recorder;
 mod report;
+pub(crate) use report::parse_by_name;
 mod sse;
 mod stateless;
 mod streamable;

@@ -4,8 +4,6 @@
 //! These types are the contract between the probe and everything after it (CLI, store,
 //! evaluator, alerts), so their serialized names are stable and documented in the README.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::era::Era;
@@ -34,12 +32,6 @@ impl Verdict {
             Verdict::AuthRequired => "auth_required",
             Verdict::Down => "down",
         }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -111,16 +103,16 @@ impl FailureKind {
     }
 }
 
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `FromStr` by the names `as_str` gives, which is how the store keeps
-/// them (a name it does not know is an error that says so, never a default).
+/// `Display` and `FromStr` by the names `as_str` gives, which is how JSON, metrics and the store
+/// write them (a name `from_str` does not know is an error that says so, never a default). The
+/// enums a probe result carries use it here; the store's own (channel kind, delivery status) too.
 macro_rules! parse_by_name {
     ($t:ident [$($v:ident),+ $(,)?]) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
         impl std::str::FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
@@ -132,6 +124,7 @@ macro_rules! parse_by_name {
         }
     };
 }
+pub(crate) use parse_by_name;
 
 parse_by_name!(Verdict [Up, Degraded, AuthRequired, Down]);
 parse_by_name!(FailureKind [
@@ -176,12 +169,6 @@ impl Phase {
             Phase::Handshake => "MCP handshake",
             Phase::ToolsList => "tools/list",
         }
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

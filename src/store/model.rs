@@ -385,28 +385,8 @@ impl DeliveryStatus {
     }
 }
 
-/// Parsing by the stored name, for both.
-macro_rules! parse_by_name {
-    ($t:ident [$($v:ident),+]) => {
-        impl std::str::FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                [$($t::$v),+]
-                    .into_iter()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| format!("unknown {} '{s}'", stringify!($t)))
-            }
-        }
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-parse_by_name!(ChannelKind [Webhook, Email]);
-parse_by_name!(DeliveryStatus [Pending, Sending, Delivered, Dead]);
+crate::probe::parse_by_name!(ChannelKind [Webhook, Email]);
+crate::probe::parse_by_name!(DeliveryStatus [Pending, Sending, Delivered, Dead]);
 
 /// One (event, channel) delivery: the outbox row. Its id is the idempotency key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
