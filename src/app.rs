@@ -73,11 +73,15 @@ impl Sink for LocalSink {
         job: &Job,
         started_at_ms: i64,
         lag: std::time::Duration,
+        slot: Option<i64>,
         report: ProbeReport,
     ) {
         self.metrics
             .observe_probe(&job.slug, &self.region, &report, lag);
-        let result_id = uuid::Uuid::now_v7().to_string();
+        let result_id = match slot {
+            Some(slot) => scheduler::slot_id(&job.server_id, &self.region, slot),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
         tracing::info!(
             server_id = %job.server_id, region = %self.region, probe_id = %result_id,
             duration_ms = report.timings_ms.total, verdict = %report.verdict,
@@ -109,6 +113,8 @@ pub struct App {
     dispatch_task: tokio::task::JoinHandle<()>,
     stop_retention: CancellationToken,
     probe_runtime: ProbeRuntime,
+    /// Gives back the leader lease when it stops, released once the last results are stored.
+    cluster_task: tokio::task::JoinHandle<Option<Box<dyn store::LeaderLease>>>,
 }
 
 /// The runtime the scheduler and its probes run on, apart from the one that serves the API
@@ -173,12 +179,14 @@ fn start_ingest(
     settings: &Settings,
     dispatcher: &Dispatcher,
     metrics: &Arc<Metrics>,
+    ownership: &crate::shard::Ownership,
     stop: &CancellationToken,
 ) -> Result<(IngestHandle, tokio::task::JoinHandle<()>), AppError> {
     let spill_dir = settings.data_dir.join("spill");
     let spill = ingest::Spill::open(&spill_dir, settings.ingest_spill_bytes)?;
     Ok(ingest::spawn(
         store.clone(),
+        ownership.clone(),
         settings.ingest_buffer,
         Some(Arc::new(spill)),
         stop.clone(),
@@ -203,6 +211,58 @@ async fn bind(settings: &Settings, backend: &str, leader: bool) -> Result<TcpLis
     Ok(listener)
 }
 
+/// The built-in region's scheduler, its reports going to the local ingest; it runs on the
+/// probe runtime, stops starting probes at `stop`, and `tracker` drains them.
+fn start_scheduler(
+    settings: &Settings,
+    prober: &Prober,
+    ingest: &IngestHandle,
+    metrics: &Arc<Metrics>,
+    (stop, tracker, runtime): (&CancellationToken, &TaskTracker, &ProbeRuntime),
+) -> scheduler::SchedulerHandle {
+    let sink = Arc::new(LocalSink {
+        ingest: ingest.clone(),
+        region: settings.region.clone(),
+        metrics: metrics.clone(),
+    });
+    scheduler::spawn(
+        settings.region.clone(),
+        Arc::new(prober.clone()),
+        sink,
+        settings.max_concurrent_probes,
+        stop.clone(),
+        tracker.clone(),
+        &runtime.handle(),
+    )
+}
+
+/// This replica's buckets: all of them on a single node; on Postgres those it can take
+/// before it serves (`cluster::claim_at_start`).
+async fn own_buckets(store: &Arc<dyn Store>, holder: &str) -> crate::shard::Ownership {
+    let ownership = if store.sharded() {
+        crate::shard::Ownership::sharded(holder)
+    } else {
+        crate::shard::Ownership::everything(holder)
+    };
+    crate::cluster::claim_at_start(store.as_ref(), &ownership).await;
+    ownership
+}
+
+/// The database gate and the public pages' state.
+fn public_pages(
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+) -> (crate::store::gate::DbGate, crate::web::WebState) {
+    let db_gate = crate::store::gate::DbGate::new(store.clone());
+    let web = crate::web::WebState::new(
+        store.clone(),
+        db_gate.clone(),
+        settings.region_silent_after,
+        settings.drift_shown,
+    );
+    (db_gate, web)
+}
+
 /// What the cluster loop (leadership, the change feed) works with.
 fn cluster_parts(state: &AppState) -> crate::cluster::ClusterParts {
     crate::cluster::ClusterParts {
@@ -213,14 +273,19 @@ fn cluster_parts(state: &AppState) -> crate::cluster::ClusterParts {
         region: state.settings.region.clone(),
         probe_locally: state.settings.probe_locally,
         leader: state.leader.clone(),
+        ownership: state.ownership.clone(),
+        metrics: state.metrics.clone(),
         agent_config: state.agent_config.clone(),
     }
 }
 
 impl App {
     pub async fn build(settings: Settings) -> Result<App, AppError> {
-        let (store, sealer, lease) = open_store(&settings).await?;
+        // This replica's id: the holder of its leases and heartbeat.
+        let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        let (store, sealer, lease) = open_store(&settings, &holder).await?;
         let leader = Arc::new(AtomicBool::new(lease.is_some()));
+        let ownership = own_buckets(&store, &holder).await;
         let prober = Prober::new(ProberConfig {
             policy: settings.policy.clone(),
             ..ProberConfig::default()
@@ -231,37 +296,30 @@ impl App {
         record_states(store.as_ref(), &metrics).await?;
         let dispatcher = dispatcher(&store, &sealer, &settings, &metrics, &leader).await?;
         let stop_ingest = CancellationToken::new();
-        let (ingest, ingest_task) =
-            start_ingest(&store, &settings, &dispatcher, &metrics, &stop_ingest)?;
+        let (ingest, ingest_task) = start_ingest(
+            &store,
+            &settings,
+            &dispatcher,
+            &metrics,
+            &ownership,
+            &stop_ingest,
+        )?;
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
         let stop_retention = spawn_upkeep(&store, &settings, &leader, &dispatcher);
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
         let probe_runtime = ProbeRuntime::start()?;
-        let sink = Arc::new(LocalSink {
-            ingest: ingest.clone(),
-            region: settings.region.clone(),
-            metrics: metrics.clone(),
-        });
-        let scheduler = scheduler::spawn(
-            settings.region.clone(),
-            Arc::new(prober.clone()),
-            sink,
-            settings.max_concurrent_probes,
-            stop_scheduling.clone(),
-            tracker.clone(),
-            &probe_runtime.handle(),
+        let scheduler = start_scheduler(
+            &settings,
+            &prober,
+            &ingest,
+            &metrics,
+            (&stop_scheduling, &tracker, &probe_runtime),
         );
         let listener = bind(&settings, store.backend(), lease.is_some()).await?;
         let per_minute = settings.rate_limit_per_minute;
-        let db_gate = crate::store::gate::DbGate::new(store.clone());
-        let web = crate::web::WebState::new(
-            store.clone(),
-            db_gate.clone(),
-            settings.region_silent_after,
-            settings.drift_shown,
-        );
+        let (db_gate, web) = public_pages(&store, &settings);
         let state = AppState {
             store,
             ingest,
@@ -277,10 +335,11 @@ impl App {
             metrics,
             agent_config: Arc::new(tokio::sync::watch::channel(0).0),
             leader,
+            ownership,
             web,
             db_gate,
         };
-        tokio::spawn(crate::cluster::run(
+        let cluster_task = tokio::spawn(crate::cluster::run(
             cluster_parts(&state),
             lease,
             stop_scheduling.clone(),
@@ -296,6 +355,7 @@ impl App {
             dispatch_task,
             stop_retention,
             probe_runtime,
+            cluster_task,
         })
     }
 
@@ -325,6 +385,7 @@ impl App {
             dispatch_task,
             stop_retention,
             probe_runtime,
+            cluster_task,
         } = self;
         // Kept to the end of this function: probes drain before it stops.
         let _probe_runtime = probe_runtime;
@@ -363,6 +424,14 @@ impl App {
         stop_ingest.cancel();
         let _ = tokio::time::timeout_at(deadline + std::time::Duration::from_secs(5), ingest_task)
             .await;
+        // Everything decided here is stored: other replicas may take the buckets and the
+        // leader lease now, instead of after their expiry.
+        if let Ok(Ok(Some(mut lease))) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), cluster_task).await
+        {
+            lease.release().await;
+        }
+        state.store.leave(&state.ownership.holder()).await;
         // The dispatcher finishes the batch in hand; unsent rows stay in the outbox for the
         // next start (or another replica), with their ids.
         stop_dispatch.cancel();
@@ -439,6 +508,7 @@ async fn ensure_admin_key(store: &dyn store::Store, settings: &Settings) -> Resu
 /// lease if it leads.
 async fn open_store(
     settings: &Settings,
+    holder: &str,
 ) -> Result<
     (
         Arc<dyn store::Store>,
@@ -453,7 +523,7 @@ async fn open_store(
     seal_url_credentials(store.as_ref(), &sealer).await?;
     ensure_admin_key(store.as_ref(), settings).await?;
     // One replica leads (always, on SQLite); the cluster task schedules its servers.
-    let lease = store.try_lead().await?;
+    let lease = store.try_lead(holder).await?;
     if lease.is_none() && store.backend() == "sqlite" {
         return Err(AppError::Schedule(
             "SQLite is a single node and another mcpwatch serve already uses this database; \

@@ -18,7 +18,10 @@
 //! - [`web`]: the public status page, server pages, badges, `/status.json`, with their own
 //!   state ([`web::WebState`]).
 //! - [`agent`]: `mcpwatch agent`, a remote region: config sync, disk buffer, pusher, canaries.
-//! - [`cluster`]: which central replica leads, and the leader's servers → scheduler loop.
+//! - [`shard`]: buckets of servers, rendezvous hashing over live replicas, and what this
+//!   replica owns (read by the ingest and the API, set by `cluster`); depends on nothing.
+//! - [`cluster`]: bucket leases and heartbeats, the leader lease for singletons, the change
+//!   feed (servers → scheduler) and the handoff of results to their owner.
 //! - [`app`]: wiring, start and graceful shutdown of `mcpwatch serve`.
 //! - [`cli`]: `mcpwatch check` and `mcpwatch snapshot`, the CI deploy gates.
 //! - [`clock`]: Unix-millisecond clocks (system or manual) and RFC 3339 helpers.
@@ -44,6 +47,7 @@ pub mod probe;
 pub mod scheduler;
 pub mod schema;
 pub mod secrets;
+pub mod shard;
 pub mod store;
 pub mod targets;
 pub mod telemetry;

@@ -82,13 +82,27 @@ struct AgentSink(Arc<Shared>);
 
 #[async_trait]
 impl Sink for AgentSink {
-    async fn submit(&self, job: &Job, started_at_ms: i64, lag: Duration, mut report: ProbeReport) {
+    async fn submit(
+        &self,
+        job: &Job,
+        started_at_ms: i64,
+        lag: Duration,
+        slot: Option<i64>,
+        mut report: ProbeReport,
+    ) {
         // A success proves the vantage point works; a failure while the canaries fail says
         // nothing about the server.
         let blind = report.verdict == Verdict::Down && !self.0.vantage_ok.load(Ordering::Relaxed);
         let tools = std::mem::take(&mut report.tools);
         let result = AgentResult {
-            id: uuid::Uuid::now_v7().to_string(),
+            // One id per (server, region, slot): two agents of a region that both probe a
+            // slot while its servers move between them are stored once.
+            id: match slot {
+                Some(slot) => {
+                    crate::scheduler::slot_id(&job.server_id, &self.0.settings.region, slot)
+                }
+                None => uuid::Uuid::now_v7().to_string(),
+            },
             server_id: job.server_id.clone(),
             started_at: started_at_ms,
             lag_ms: lag.as_millis() as u64,

@@ -128,12 +128,8 @@ pub async fn results(
     if !app.accepting.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::NotHere("shutting down; retry shortly"));
     }
-    if !app.leads() {
-        // Only the leader evaluates; the agent keeps the batch and retries.
-        return Err(ApiError::NotHere(
-            "this replica stands by; the leader takes results (retry)",
-        ));
-    }
+    // Any replica takes a push: its ingest decides the results of its own buckets and hands
+    // the others to their owners, all committed before the answer.
     contact(&app, &region, &headers).await;
     let ids: Vec<String> = batch.results.iter().map(|r| r.id.clone()).collect();
     let stored: std::collections::HashSet<String> = app

@@ -65,7 +65,7 @@ fn ingest_problems(app: &AppState) -> Vec<String> {
     problems
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health", params(ReadyQuery), responses((status = 200, description = "ready, with this replica's role (leader or standby)", body = Readiness), (status = 503, description = "not ready, with the reasons", body = Readiness)))]
+#[utoipa::path(get, path = "/readyz", tag = "health", params(ReadyQuery), responses((status = 200, description = "ready, with this replica's role (leader or member) and its buckets", body = Readiness), (status = 503, description = "not ready, with the reasons", body = Readiness)))]
 pub async fn readyz(
     State(app): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<ReadyQuery>,
@@ -74,13 +74,13 @@ pub async fn readyz(
     let role = if app.leads() {
         Role::Leader
     } else {
-        Role::Standby
+        Role::Member
     };
     if !app.accepting.load(Ordering::Relaxed) {
         problems.push("shutting down".to_string());
     }
     if q.leader == Some(true) && !app.leads() {
-        problems.push("standby: another replica leads".to_string());
+        problems.push("member: another replica leads".to_string());
     }
     // Answered at once during an outage: from the gate when it is known, else within 1 s.
     if let Some(since) = app.db_gate.down_since() {
@@ -114,6 +114,7 @@ pub async fn readyz(
         Json(Readiness {
             status: word.into(),
             role,
+            buckets: app.ownership.bucket_count(),
             problems,
         }),
     )
@@ -168,6 +169,11 @@ pub async fn metrics(
         .scheduled_servers
         .with_label_values(&[app.settings.region.as_str()])
         .set(app.scheduler.stats.jobs.load(Ordering::Relaxed) as i64);
+    let cluster = &app.metrics.cluster;
+    cluster
+        .buckets_owned
+        .set(app.ownership.bucket_count() as i64);
+    cluster.leader.set(i64::from(app.leads()));
     (
         [(
             axum::http::header::CONTENT_TYPE,

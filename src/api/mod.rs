@@ -101,8 +101,10 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Bumped on every change to what agents probe; long-polling agents wait on it.
     pub agent_config: Arc<tokio::sync::watch::Sender<u64>>,
-    /// This replica leads (see `crate::cluster`): it probes and evaluates.
+    /// This replica holds the leader lease (see `crate::cluster`): it runs the singletons.
     pub leader: Arc<AtomicBool>,
+    /// The buckets of servers this replica probes and decides (`crate::shard`).
+    pub ownership: crate::shard::Ownership,
     /// Whether the database answers; while it does not, requests are answered at once.
     pub db_gate: crate::store::gate::DbGate,
     /// What the public pages read (their own state: `web` knows nothing of the API).
@@ -120,10 +122,12 @@ impl AppState {
         self.leader.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether this node's own scheduler probes `s` (its region is one of the server's, and
-    /// local probing is on).
+    /// Whether this node's own scheduler probes `s` (its region is one of the server's, local
+    /// probing is on, and its bucket is this replica's).
     pub fn probes_locally(&self, s: &crate::store::ServerRecord) -> bool {
-        self.settings.probe_locally && s.probed_from(&self.settings.region)
+        self.settings.probe_locally
+            && s.probed_from(&self.settings.region)
+            && self.ownership.owns(&s.id)
     }
 }
 

@@ -710,14 +710,15 @@ pub struct Alive {
     pub status: String,
 }
 
-/// Whether this replica leads or stands by.
+/// Whether this replica holds the leader lease.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// It probes, evaluates and alerts.
+    /// It runs the singletons (retention, reminders, maintenance summaries) besides probing
+    /// and deciding the servers of its buckets.
     Leader,
-    /// Another replica leads; this one serves reads and waits.
-    Standby,
+    /// Another replica leads; this one probes and decides the servers of its buckets.
+    Member,
 }
 
 /// `GET /readyz`: ready, or not with the reasons.
@@ -726,6 +727,9 @@ pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: String,
     pub role: Role,
+    /// Buckets of servers this replica probes and decides (of 128; all of them on a single
+    /// node).
+    pub buckets: usize,
     /// What keeps it from being ready (absent when ready).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(required = false)]

@@ -9,7 +9,13 @@
 //! reports the outage. API changes reach the cache through the same channel, so they are
 //! ordered with the results.
 //!
+//! Among several replicas, the ingest decides only the servers of the buckets this replica
+//! owns (`crate::shard`); a result for any other server (an agent's push or a check that came
+//! through this replica, a probe that finished after its bucket moved) is handed off to the
+//! owner through the database (`handoff.rs`), in the same transaction as the batch.
+//!
 //! - `regions.rs`: which regions a server's quorum counts (the live ones meant to probe it).
+//! - `handoff.rs`: a result for another replica, as a row of the `handoff` table.
 //! - `spill.rs`: the overflow to disk, bounded by bytes, read back oldest first.
 
 use std::collections::HashMap;
@@ -21,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub mod handoff;
 mod regions;
 pub mod spill;
 
@@ -34,7 +41,7 @@ use crate::monitor::{
 use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
-    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, Fence, HeldRecord, IncidentRecord,
+    BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
     ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
 };
 
@@ -181,8 +188,6 @@ pub struct IngestHandle {
     tx: mpsc::Sender<Msg>,
     pub health: Arc<IngestHealth>,
     spill: Option<Arc<Spill>>,
-    /// The lease this node decides under (see `BatchWrites::fence`).
-    fence: Arc<std::sync::Mutex<Option<Fence>>>,
 }
 
 impl IngestHandle {
@@ -202,10 +207,6 @@ impl IngestHandle {
 
     /// Decide under this lease from now on (set when this node starts leading). Never
     /// cleared: after the lease is lost, batches decided under it must still be checked.
-    pub fn set_fence(&self, fence: Option<Fence>) {
-        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = fence;
-    }
-
     /// Results spilled to disk, not yet taken back, and the spill's bytes and bound.
     pub fn spilled(&self) -> Option<(usize, u64, u64)> {
         let spill = self.spill.as_ref()?;
@@ -322,8 +323,10 @@ struct Cached {
 /// `wake` is notified after a batch that wrote outbox rows (the dispatcher's doorbell).
 /// With a `spill`, results that do not fit in the `buffer` go to disk instead of making the
 /// probes wait.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     store: Arc<dyn Store>,
+    ownership: crate::shard::Ownership,
     buffer: usize,
     spill: Option<Arc<Spill>>,
     stop: CancellationToken,
@@ -336,9 +339,8 @@ pub fn spawn(
         database_ok: AtomicBool::new(true),
         ..IngestHealth::default()
     });
-    let fence = Arc::new(std::sync::Mutex::new(None));
     let worker = Worker {
-        fence: fence.clone(),
+        ownership,
         store,
         health: health.clone(),
         stop,
@@ -353,21 +355,13 @@ pub fn spawn(
         database_lost_at_stop: false,
     };
     let task = tokio::spawn(worker.run(rx));
-    (
-        IngestHandle {
-            tx,
-            health,
-            spill,
-            fence,
-        },
-        task,
-    )
+    (IngestHandle { tx, health, spill }, task)
 }
 
 /// The ingest task's state.
 struct Worker {
-    /// The lease decisions are made under, stamped on every batch.
-    fence: Arc<std::sync::Mutex<Option<Fence>>>,
+    /// The buckets this replica decides; each batch carries them as its fence.
+    ownership: crate::shard::Ownership,
     store: Arc<dyn Store>,
     health: Arc<IngestHealth>,
     stop: CancellationToken,
@@ -463,15 +457,24 @@ impl Worker {
         if self.database_lost_at_stop {
             return self.keep_for_next_start(batch);
         }
-        prefetch(&self.store, &mut self.cache, &batch).await;
+        // One view of what this replica owns for the whole batch: what it decides here is
+        // what the batch's fence claims.
+        let owned = self.ownership.now();
+        prefetch(&self.store, &mut self.cache, &batch, &owned).await;
         let mut writes = BatchWrites {
-            fence: self.fence.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            fence: owned.fence(),
             ..BatchWrites::default()
         };
         let mut flushes = Vec::new();
         let mut taken = Vec::new();
         for msg in batch {
             match msg {
+                Msg::Result(item) if !owned.owns(&item.server_id) => {
+                    writes
+                        .handoff
+                        .push(handoff::encode(&item, crate::clock::now_ms()));
+                    taken.push(Msg::Result(item));
+                }
                 Msg::Result(item) => {
                     if !self.recent.insert(&item.result_id) {
                         // Re-sent while the first copy was still on its way (an agent's
@@ -490,12 +493,16 @@ impl Worker {
                     self.cache.remove(&id);
                 }
                 Msg::RoutingChanged => self.routing = None,
+                // Another replica's server: its owner follows the change (`cluster`).
+                Msg::Paused { server_id, .. } if !owned.owns(&server_id) => {}
                 Msg::Paused {
                     server_id,
                     paused,
                     at,
                 } => {
-                    if let Ok(Some(c)) = context(&self.store, &mut self.cache, &server_id).await {
+                    if let Ok(Some(c)) = context(&self.store, &mut self.cache, &server_id).await
+                        && (c.monitor.state().status == ServerStatus::Paused) != paused
+                    {
                         c.monitor.set_paused(paused, at);
                         c.server.paused = paused;
                         writes
@@ -622,11 +629,18 @@ impl Worker {
 /// server: after a start or a bulk registration, every first result would otherwise wait on
 /// its own reads in this one task). If the database does not answer, each result loads its
 /// own context later, with retries.
-async fn prefetch(store: &Arc<dyn Store>, cache: &mut Cache, batch: &[Msg]) {
+async fn prefetch(
+    store: &Arc<dyn Store>,
+    cache: &mut Cache,
+    batch: &[Msg],
+    owned: &crate::shard::Owned,
+) {
     let mut ids: Vec<String> = batch
         .iter()
         .filter_map(|m| match m {
-            Msg::Result(item) if !cache.contains_key(&item.server_id) => {
+            Msg::Result(item)
+                if !cache.contains_key(&item.server_id) && owned.owns(&item.server_id) =>
+            {
                 Some(item.server_id.clone())
             }
             _ => None,
@@ -965,7 +979,9 @@ fn record_incident(item: &IngestItem, outcome: &Outcome, writes: &mut BatchWrite
             })
         }
         Some(IncidentChange::Close { id }) => {
-            writes.incidents_closed.push((id.clone(), item.started_at))
+            writes
+                .incidents_closed
+                .push((id.clone(), item.server_id.clone(), item.started_at))
         }
         None => {}
     }

@@ -28,6 +28,7 @@ pub struct Metrics {
     scheduler_lag: HistogramVec,
     pub probes_in_flight: IntGaugeVec,
     pub scheduled_servers: IntGaugeVec,
+    pub cluster: ClusterMetrics,
     deliveries: IntCounterVec,
     pub outbox_pending: IntGauge,
     /// Results queued for the ingest, and how long the oldest one not yet stored has waited.
@@ -96,6 +97,47 @@ impl Registrar<'_> {
     }
 }
 
+/// This replica among others: its buckets, the replicas it sees, the leader lease.
+pub struct ClusterMetrics {
+    /// Buckets of servers this replica owns.
+    pub buckets_owned: IntGauge,
+    /// Replicas seen live.
+    pub replicas_live: IntGauge,
+    /// The leader lease held (1/0), and its term.
+    pub leader: IntGauge,
+    pub leader_term: IntGauge,
+    /// Buckets gained or lost.
+    pub bucket_handovers: IntCounterVec,
+}
+
+impl ClusterMetrics {
+    fn new(r: &Registrar<'_>) -> Result<Self, prometheus::Error> {
+        Ok(ClusterMetrics {
+            buckets_owned: r.gauge(
+                "mcpwatch_buckets_owned",
+                "Buckets of servers this replica probes and decides (all 128 on a single node)",
+            )?,
+            replicas_live: r.gauge(
+                "mcpwatch_replicas_live",
+                "Replicas with a live heartbeat, as this one last saw them",
+            )?,
+            leader: r.gauge(
+                "mcpwatch_leader",
+                "1 while this replica holds the leader lease (retention, reminders, summaries)",
+            )?,
+            leader_term: r.gauge(
+                "mcpwatch_leader_term",
+                "The term of the leader lease this replica holds (0 when it holds none)",
+            )?,
+            bucket_handovers: r.counters(
+                "mcpwatch_bucket_handovers_total",
+                "Buckets this replica took (gained) or gave up or lost (lost)",
+                &["change"],
+            )?,
+        })
+    }
+}
+
 /// Probe phases: from a fast loopback answer to the 10 s timeout.
 const PHASE_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -133,9 +175,10 @@ impl Metrics {
             )?,
             scheduled_servers: r.gauges(
                 "mcpwatch_scheduled_servers",
-                "Servers this node's scheduler probes (0 on a standby)",
+                "Servers this node's scheduler probes (those of its buckets)",
                 &["region"],
             )?,
+            cluster: ClusterMetrics::new(&r)?,
             deliveries: r.counters(
                 "mcpwatch_alert_deliveries_total",
                 "Alert delivery attempts by channel kind and outcome",
@@ -253,12 +296,17 @@ impl Metrics {
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 13] = [
+        let collectors: [&dyn Collector; 18] = [
             &self.phase_duration,
             &self.probes_total,
             &self.scheduler_lag,
             &self.probes_in_flight,
             &self.scheduled_servers,
+            &self.cluster.buckets_owned,
+            &self.cluster.replicas_live,
+            &self.cluster.leader,
+            &self.cluster.leader_term,
+            &self.cluster.bucket_handovers,
             &self.deliveries,
             &self.outbox_pending,
             &self.ingest_queue_depth,

@@ -63,8 +63,36 @@ impl Runner for Prober {
 /// Receives each report (the local ingest, or an agent's upload queue).
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
-    /// `lag`: how late the probe started after its due time.
-    async fn submit(&self, job: &Job, started_at_ms: i64, lag: Duration, report: ProbeReport);
+    /// `lag`: how late the probe started after its due time; `slot`: the aligned tick it
+    /// was due at (unix ms), `None` for a probe run at once. The same server, region and
+    /// slot is the same probe wherever it runs (see [`slot_id`]).
+    async fn submit(
+        &self,
+        job: &Job,
+        started_at_ms: i64,
+        lag: Duration,
+        slot: Option<i64>,
+        report: ProbeReport,
+    );
+}
+
+/// The result id of the probe of `server_id` from `region` due at the aligned tick `slot_ms`:
+/// the same wherever and however often it runs, so two replicas that both probe one slot
+/// during a handover (one of them cut off from the database) store it once. Laid out like
+/// a version 7 UUID (the slot's milliseconds first, so ids still sort by time), the rest from
+/// a SHA-256 of the three.
+pub fn slot_id(server_id: &str, region: &str, slot_ms: i64) -> String {
+    let mut h = Sha256::new();
+    for part in [server_id.as_bytes(), b"\0", region.as_bytes(), b"\0"] {
+        h.update(part);
+    }
+    h.update(slot_ms.to_be_bytes());
+    let digest = h.finalize();
+    let mut rand = [0u8; 10];
+    rand.copy_from_slice(&digest[..10]);
+    uuid::Builder::from_unix_timestamp_millis(slot_ms.max(0) as u64, &rand)
+        .into_uuid()
+        .to_string()
 }
 
 /// Changes to the set of jobs.
@@ -167,6 +195,16 @@ impl Clock {
         self.anchor_unix_ms + at.saturating_duration_since(self.anchor).as_millis() as u64
     }
 
+    /// `at` as unix ms if it is one of `job`'s aligned ticks.
+    fn is_tick(&self, job: &Job, at: Instant) -> Option<i64> {
+        let interval = (job.interval.as_millis() as u64).max(1);
+        let offset = offset_of(&job.server_id, job.interval).as_millis() as u64;
+        let ms = self.unix_ms(at);
+        (ms + interval - offset % interval)
+            .is_multiple_of(interval)
+            .then_some(ms as i64)
+    }
+
     /// The first aligned tick of `job` strictly after `now`.
     fn next_tick(&self, job: &Job, now: Instant) -> Instant {
         let interval = (job.interval.as_millis() as u64).max(1);
@@ -228,6 +266,8 @@ struct Table {
 struct Due {
     job: Arc<Job>,
     due: Instant,
+    /// The aligned tick it was due at (unix ms); `None` for a probe run at once.
+    slot: Option<i64>,
     generation: u64,
 }
 
@@ -321,9 +361,11 @@ impl Table {
                 continue;
             }
             entry.in_flight = true;
+            let slot = self.clock.is_tick(&entry.job, due);
             out.push(Due {
                 job: entry.job.clone(),
                 due,
+                slot,
                 generation: g,
             });
         }
@@ -361,7 +403,9 @@ impl Probing {
         let report = self.runner.run(&d.job).await;
         let era = report.era;
         let lag = Duration::from_micros(lag);
-        self.sink.submit(&d.job, started_at, lag, report).await;
+        self.sink
+            .submit(&d.job, started_at, lag, d.slot, report)
+            .await;
         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         let _ = self.tx.send(Command::Done {
             server_id: d.job.server_id.clone(),

@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::model::{
-    BatchWrites, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord, ResultRecord,
-    SchemaChangeRecord, ServerRecord, SnapshotRecord,
+    BatchWrites, DeliveryRecord, EventRecord, HandoffRecord, HeldRecord, IncidentRecord,
+    ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord,
 };
 use super::rollup::Rollup;
 use super::statement::{Arg, Statement};
@@ -151,6 +151,16 @@ pub(super) fn slugs_taken(slugs: &[String]) -> Vec<Statement<'_>> {
 
 pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy";
 
+/// Results for another replica's servers; a result handed off twice is kept once.
+pub(super) fn insert_handoff(rows: &[HandoffRecord]) -> Vec<Statement<'_>> {
+    let template = "INSERT INTO handoff (id, bucket, server_id, payload, created_at) \
+         SELECT * FROM ({values}) AS v ON CONFLICT (id) DO NOTHING";
+    over_rows(template, 5, rows, |h, a| {
+        a.extend([text(&h.id), int(i64::from(h.bucket)), text(&h.server_id)]);
+        a.extend([text(&h.payload), int(h.created_at)]);
+    })
+}
+
 /// New results; `RETURNING id` names those stored now (a re-sent result is skipped, and must
 /// not be counted in the rollups again).
 pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
@@ -284,13 +294,18 @@ pub(super) fn insert_incidents(opened: &[IncidentRecord]) -> Vec<Statement<'_>> 
 }
 
 /// Close incidents still open (the first close of an incident wins, as it would row by row).
-pub(super) fn close_incidents(closed: &[(String, i64)]) -> Vec<Statement<'_>> {
+pub(super) fn close_incidents(closed: &[(String, String, i64)]) -> Vec<Statement<'_>> {
     let template = "UPDATE incidents SET closed_at = v.column2 FROM ({values}) AS v \
          WHERE incidents.id = v.column1 AND incidents.closed_at IS NULL";
-    let rows = first_per_key(closed, |(id, _)| id.as_str());
-    over_rows(template, 2, rows, |(id, at): &(String, i64), a| {
-        a.extend([text(id), int(*at)]);
-    })
+    let rows = first_per_key(closed, |(id, _, _)| id.as_str());
+    over_rows(
+        template,
+        2,
+        rows,
+        |(id, _, at): &(String, String, i64), a| {
+            a.extend([text(id), int(*at)]);
+        },
+    )
 }
 
 /// A sighting of a known tool list only moves its `last_seen`; the list itself (the bulk of
@@ -664,7 +679,10 @@ mod tests {
 
     #[test]
     fn an_incident_closed_twice_keeps_its_first_close() {
-        let closed = vec![("i".to_string(), 5), ("i".to_string(), 9)];
+        let closed = vec![
+            ("i".to_string(), "s".to_string(), 5),
+            ("i".to_string(), "s".to_string(), 9),
+        ];
         assert_eq!(close_incidents(&closed)[0].args, vec![text("i"), int(5)]);
     }
 

@@ -1,12 +1,18 @@
-//! Which central replica leads: on Postgres, the holder of the `leader` row in `leases`, with a
-//! term that grows at every change of holder and an expiry on database time (renewed every
-//! 2 s, [`LEASE_TTL_SECONDS`] long). The leader probes the built-in region, evaluates results
-//! and runs alert housekeeping; the others stand by (not ready) and take the row once it
-//! expires (its holder was killed or cut off) or is released (a graceful shutdown). A leader
-//! that cannot reach the database keeps leading, so probing never stops during an outage; when
-//! the database is back it either renews (same term) or finds a higher term and stands by. No
-//! session state, so PgBouncer in transaction mode works. SQLite is a single node: the first
-//! `serve` on a file leads, and a second one refuses to start.
+//! Replicas on one Postgres, coordinated by rows with a term and an expiry on database time
+//! ([`LEASE_TTL_SECONDS`], renewed every 2 s), never by a session (so PgBouncer in
+//! transaction mode works):
+//! - each live replica has a heartbeat row in `replicas`;
+//! - each bucket of servers (`crate::shard`) is a `bucket:N` row of `leases`, held by the
+//!   replica that probes and decides its servers; the term grows at every change of holder
+//!   and fences the holder's writes;
+//! - the `leader` row names the replica that runs the singletons (retention, reminders,
+//!   maintenance summaries);
+//! - `handoff` holds results taken by a replica that does not own their server, for the owner.
+//!
+//! A replica that cannot reach the database keeps what it holds, so probing never stops during
+//! an outage; when the database is back it renews (same terms) or finds higher terms and lets
+//! those buckets go. SQLite is a single node: the first `serve` on a file owns everything, and a
+//! second one refuses to start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,17 +44,47 @@ pub trait LeaderLease: Send {
     async fn release(&mut self);
     /// The lease's term: it grows with every change of holder.
     fn term(&self) -> i64;
-    /// What the ingest's batches carry so a replaced leader's decisions are not written
-    /// (`BatchWrites::fence`); `None` where no one else can take the lease (SQLite).
-    fn fence(&self) -> Option<super::Fence> {
-        None
-    }
 }
 
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
-    /// Take leadership if no other replica holds it.
-    async fn try_lead(&self) -> StoreResult<Option<Box<dyn LeaderLease>>>;
+    /// Take leadership (the singletons: retention, reminders, maintenance summaries) for
+    /// `holder` if no other replica holds it.
+    async fn try_lead(&self, holder: &str) -> StoreResult<Option<Box<dyn LeaderLease>>>;
+    /// Whether replicas share the servers by bucket leases (Postgres); otherwise this node
+    /// owns every server (SQLite).
+    fn sharded(&self) -> bool {
+        false
+    }
+    /// Renew `holder`'s heartbeat and return the live replicas (their ids, sorted).
+    async fn heartbeat(&self, _holder: &str) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// Make `holder`'s bucket leases what it wants: release those it holds and no longer
+    /// wants, renew the rest, take the wanted ones that are free or expired. Returns every
+    /// bucket it holds now, with its term.
+    async fn settle_buckets(
+        &self,
+        _holder: &str,
+        _want: &[u16],
+    ) -> StoreResult<std::collections::BTreeMap<u16, i64>> {
+        Ok(Default::default())
+    }
+    /// A graceful stop: `holder`'s heartbeat and bucket leases go at once.
+    async fn leave(&self, _holder: &str) {}
+    /// Results handed off to the owner of `buckets`, oldest first.
+    async fn take_handoff(
+        &self,
+        _buckets: &[u16],
+        _limit: u32,
+    ) -> StoreResult<Vec<super::HandoffRecord>> {
+        Ok(Vec::new())
+    }
+    /// Delete the handed-off results among `ids` that are stored now (or whose server is
+    /// gone); returns how many.
+    async fn clear_handoff(&self, _ids: &[String]) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// A doorbell rung soon after any replica writes a server (Postgres `LISTEN`), until
     /// `stop`; `None` where nothing else can write (SQLite: this process is the only writer
     /// and tells its scheduler itself). A missed ring costs only the poll interval.
@@ -74,7 +110,7 @@ impl LeaderLease for FileLease {
 
 #[async_trait]
 impl ClusterStore for SqliteStore {
-    async fn try_lead(&self) -> StoreResult<Option<Box<dyn LeaderLease>>> {
+    async fn try_lead(&self, _holder: &str) -> StoreResult<Option<Box<dyn LeaderLease>>> {
         let db = self.pool.connect_options().get_filename().to_path_buf();
         let path = db.with_extension("db.lock");
         let file = std::fs::OpenOptions::new()
@@ -147,19 +183,11 @@ impl LeaderLease for PgLease {
     fn term(&self) -> i64 {
         self.term
     }
-
-    fn fence(&self) -> Option<super::Fence> {
-        Some(super::Fence {
-            holder: self.holder.clone(),
-            term: self.term,
-        })
-    }
 }
 
 #[async_trait]
 impl ClusterStore for PostgresStore {
-    async fn try_lead(&self) -> StoreResult<Option<Box<dyn LeaderLease>>> {
-        let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    async fn try_lead(&self, holder: &str) -> StoreResult<Option<Box<dyn LeaderLease>>> {
         // Take the row when it is free or expired; every change of holder raises the term.
         let term: Option<i64> = sqlx::query_scalar(
             "INSERT INTO leases (name, holder, term, expires_at) \
@@ -169,17 +197,153 @@ impl ClusterStore for PostgresStore {
              WHERE leases.expires_at < now() \
              RETURNING term",
         )
-        .bind(&holder)
+        .bind(holder)
         .bind(LEASE_TTL_SECONDS as f64)
         .fetch_optional(&self.pool)
         .await?;
         Ok(term.map(|term| {
             Box::new(PgLease {
                 pool: self.pool.clone(),
-                holder,
+                holder: holder.to_string(),
                 term,
             }) as Box<dyn LeaderLease>
         }))
+    }
+
+    fn sharded(&self) -> bool {
+        true
+    }
+
+    async fn heartbeat(&self, holder: &str) -> StoreResult<Vec<String>> {
+        sqlx::query(
+            "INSERT INTO replicas (holder, expires_at) VALUES ($1, now() + make_interval(secs => $2)) \
+             ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+        )
+        .bind(holder)
+        .bind(LEASE_TTL_SECONDS as f64)
+        .execute(&self.pool)
+        .await?;
+        // Rows of replicas gone for a minute are of no use to anyone.
+        sqlx::query("DELETE FROM replicas WHERE expires_at < now() - interval '1 minute'")
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar(
+            "SELECT holder FROM replicas WHERE expires_at > now() ORDER BY holder",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn settle_buckets(
+        &self,
+        holder: &str,
+        want: &[u16],
+    ) -> StoreResult<std::collections::BTreeMap<u16, i64>> {
+        let names: Vec<String> = want.iter().map(|b| crate::shard::lease_name(*b)).collect();
+        let mut tx = self.pool.begin().await?;
+        // Our rows first, in name order (as the ingest's fence check locks them): no deadlock.
+        sqlx::query(
+            "SELECT name FROM leases WHERE holder = $1 AND name LIKE 'bucket:%' \
+             ORDER BY name FOR UPDATE",
+        )
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?;
+        // Let go by expiring, not deleting: the row keeps its term, so the next holder's is
+        // higher.
+        sqlx::query(
+            "UPDATE leases SET expires_at = now() - interval '1 second' \
+             WHERE holder = $1 AND name LIKE 'bucket:%' AND NOT (name = ANY($2)) \
+             AND expires_at > now() - interval '1 second'",
+        )
+        .bind(holder)
+        .bind(&names)
+        .execute(&mut *tx)
+        .await?;
+        let mut held: Vec<(String, i64)> = sqlx::query_as(
+            "UPDATE leases SET expires_at = now() + make_interval(secs => $3) \
+             WHERE holder = $1 AND name = ANY($2) RETURNING name, term",
+        )
+        .bind(holder)
+        .bind(&names)
+        .bind(LEASE_TTL_SECONDS as f64)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Free or expired rows only; every change of holder raises the bucket's term.
+        held.extend(
+            sqlx::query_as::<_, (String, i64)>(
+                "INSERT INTO leases (name, holder, term, expires_at) \
+                 SELECT n, $1, 1, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS n \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET holder = EXCLUDED.holder, term = leases.term + 1, expires_at = EXCLUDED.expires_at \
+                 WHERE leases.expires_at < now() AND leases.holder <> EXCLUDED.holder \
+                 RETURNING name, term",
+            )
+            .bind(holder)
+            .bind(&names)
+            .bind(LEASE_TTL_SECONDS as f64)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+        tx.commit().await?;
+        Ok(held
+            .into_iter()
+            .filter_map(|(name, term)| Some((crate::shard::bucket_of_lease(&name)?, term)))
+            .collect())
+    }
+
+    async fn leave(&self, holder: &str) {
+        let _ = sqlx::query(
+            "UPDATE leases SET expires_at = now() - interval '1 second' \
+             WHERE holder = $1 AND name LIKE 'bucket:%'",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await;
+        let _ = sqlx::query("DELETE FROM replicas WHERE holder = $1")
+            .bind(holder)
+            .execute(&self.pool)
+            .await;
+    }
+
+    async fn take_handoff(
+        &self,
+        buckets: &[u16],
+        limit: u32,
+    ) -> StoreResult<Vec<super::HandoffRecord>> {
+        let buckets: Vec<i32> = buckets.iter().map(|b| i32::from(*b)).collect();
+        let rows: Vec<(String, i32, String, String, i64)> = sqlx::query_as(
+            "SELECT id, bucket, server_id, payload, created_at FROM handoff \
+             WHERE bucket = ANY($1) ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(&buckets)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, bucket, server_id, payload, created_at)| super::HandoffRecord {
+                    id,
+                    bucket: bucket as u16,
+                    server_id,
+                    payload,
+                    created_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn clear_handoff(&self, ids: &[String]) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM handoff WHERE id = ANY($1) \
+             AND (EXISTS (SELECT 1 FROM probe_results p WHERE p.id = handoff.id) \
+                  OR NOT EXISTS (SELECT 1 FROM servers s WHERE s.id = handoff.server_id))",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     fn server_changes(&self, stop: CancellationToken) -> Option<Arc<Notify>> {

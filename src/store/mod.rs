@@ -44,9 +44,9 @@ use async_trait::async_trait;
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelKind, ChannelRecord, DeliveryRecord,
-    DeliveryStatus, EventRecord, Fence, HeldRecord, IncidentRecord, Page, ResultQuery,
-    ResultRecord, SchemaChangeRecord, ServerFilter, ServerRecord, ServerWithState, SnapshotRecord,
-    WindowRecord,
+    DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord, IncidentRecord, Page,
+    ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter, ServerRecord, ServerWithState,
+    SnapshotRecord, WindowRecord,
 };
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};

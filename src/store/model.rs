@@ -214,11 +214,19 @@ pub struct ApiKeyRecord {
     pub region: Option<String>,
 }
 
-/// A leadership lease as it was when a batch was decided: its holder and term.
+pub use crate::shard::Fence;
+
+/// A result taken by a replica that does not own its server, waiting in the database for the
+/// owner (`handoff` table): the owner's ingest decides it, then the row goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub holder: String,
-    pub term: i64,
+pub struct HandoffRecord {
+    /// The result's id (a result is handed off once).
+    pub id: String,
+    pub bucket: u16,
+    pub server_id: String,
+    /// The ingest item, as `ingest::handoff` encodes it.
+    pub payload: String,
+    pub created_at: i64,
 }
 
 /// Everything a batch of results changes, written in one transaction.
@@ -229,8 +237,8 @@ pub struct BatchWrites {
     pub server_states: Vec<(String, ServerState)>,
     pub events: Vec<EventRecord>,
     pub incidents_opened: Vec<IncidentRecord>,
-    /// (incident id, closed_at)
-    pub incidents_closed: Vec<(String, i64)>,
+    /// (incident id, server id, closed_at)
+    pub incidents_closed: Vec<(String, String, i64)>,
     /// Inserted, or `last_seen` bumped when already known.
     pub snapshots: Vec<SnapshotRecord>,
     /// (server id, hash, seen at): a tool list the server serves already, seen again. Only its
@@ -255,16 +263,53 @@ pub struct BatchWrites {
     /// already and has not spoken since; otherwise the whole batch is refused with
     /// `StoreError::Conflict`, so one replica, once, raises `region.silent`.
     pub region_silent: Vec<(String, i64, i64)>,
-    /// The leadership lease under which this batch's states, events and alerts were decided.
-    /// If another holder or term holds it when the batch commits (this node was cut off and
-    /// replaced meanwhile), only the facts are written: results, rollups, tool lists and era
-    /// hints. `None`: nothing to check (SQLite, a single node).
+    /// Results of servers this replica does not own, for their owner (facts: always written).
+    pub handoff: Vec<HandoffRecord>,
+    /// The bucket leases under which this batch's states, events and alerts were decided. For
+    /// a server whose bucket another holder or term holds when the batch commits (this node
+    /// was cut off and replaced meanwhile), only the facts are written: results, rollups,
+    /// tool lists and era hints. `None`: nothing to check (SQLite, a single node).
     pub fence: Option<Fence>,
 }
 
 impl BatchWrites {
     pub fn is_empty(&self) -> bool {
-        self.results.is_empty() && self.events.is_empty() && self.server_states.is_empty()
+        self.results.is_empty()
+            && self.events.is_empty()
+            && self.server_states.is_empty()
+            && self.handoff.is_empty()
+    }
+
+    /// The servers whose states, incidents, schema history, events or alerts this batch
+    /// writes (the decisions a fence guards).
+    pub fn decided_servers(&self) -> std::collections::BTreeSet<&str> {
+        let ids = self.region_states.iter().map(|(id, _)| id.as_str());
+        ids.chain(self.server_states.iter().map(|(id, _)| id.as_str()))
+            .chain(self.incidents_opened.iter().map(|i| i.server_id.as_str()))
+            .chain(self.incidents_closed.iter().map(|(_, id, _)| id.as_str()))
+            .chain(self.schema_changes.iter().map(|c| c.server_id.as_str()))
+            .chain(self.events.iter().filter_map(|e| e.server_id.as_deref()))
+            .chain(self.held.iter().map(|h| h.server_id.as_str()))
+            .collect()
+    }
+
+    /// Drop every decision about the servers `lost` names (their bucket moved to another
+    /// replica before this batch committed), with the alerts of the events dropped.
+    pub fn drop_decisions_of(&mut self, lost: impl Fn(&str) -> bool) {
+        self.region_states.retain(|(id, _)| !lost(id));
+        self.server_states.retain(|(id, _)| !lost(id));
+        self.incidents_opened.retain(|i| !lost(&i.server_id));
+        self.incidents_closed.retain(|(_, id, _)| !lost(id));
+        self.schema_changes.retain(|c| !lost(&c.server_id));
+        self.held.retain(|h| !lost(&h.server_id));
+        let dropped: std::collections::HashSet<String> = self
+            .events
+            .iter()
+            .filter(|e| e.server_id.as_deref().is_some_and(&lost))
+            .map(|e| e.id.clone())
+            .collect();
+        self.events.retain(|e| !dropped.contains(&e.id));
+        self.outbox.retain(|d| !dropped.contains(&d.event_id));
     }
 }
 

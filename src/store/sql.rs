@@ -3,7 +3,7 @@
 //! use portable types so one decoder serves both: TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN; rows
 //! decode through the records' `#[derive(sqlx::FromRow)]`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -155,15 +155,44 @@ impl<D: Dialect> SqlStore<D> {
         D::begin(&self.pool).await
     }
 
-    /// Whether `fence` still holds the leadership lease; the row stays locked against a
-    /// take-over until the transaction ends.
-    async fn fence_holds(tx: &mut Transaction<'static, D>, fence: &Fence) -> StoreResult<bool> {
-        let sql = format!(
-            "SELECT term FROM leases WHERE name = 'leader' AND holder = ? AND term = ? {}",
-            D::SHARE_LOCK
-        );
-        let st = Statement::new(sql).bind(&fence.holder).bind(fence.term);
-        Ok(!rows_in(tx, &st).await?.is_empty())
+    /// Of the buckets `needed` (those whose servers a batch decides about), the ones `fence`
+    /// does not hold, or whose lease its holder no longer holds with the same term (the
+    /// replica was cut off and another took them meanwhile). The rows still held stay locked
+    /// against a take-over until the transaction ends; they are locked in name order, as
+    /// `settle_buckets` locks them, so the two never deadlock.
+    async fn buckets_lost(
+        tx: &mut Transaction<'static, D>,
+        fence: &Fence,
+        needed: &BTreeSet<u16>,
+    ) -> StoreResult<HashSet<u16>> {
+        let fenced: HashMap<u16, i64> = fence.buckets.iter().copied().collect();
+        let names: Vec<String> = needed
+            .iter()
+            .filter(|b| fenced.contains_key(b))
+            .map(|b| crate::shard::lease_name(*b))
+            .collect();
+        let mut held = HashSet::new();
+        if !names.is_empty() {
+            let sql = format!(
+                "SELECT name, term FROM leases WHERE holder = ? AND name IN ({}) \
+                 ORDER BY name {}",
+                marks(names.len()),
+                D::SHARE_LOCK
+            );
+            let mut st = Statement::new(sql).bind(&fence.holder);
+            for n in &names {
+                st = st.bind(n.as_str());
+            }
+            held = decode_all::<D, (String, i64)>(&rows_in(tx, &st).await?)?
+                .into_iter()
+                .filter_map(|(name, term)| Some((crate::shard::bucket_of_lease(&name)?, term)))
+                .collect();
+        }
+        Ok(needed
+            .iter()
+            .filter(|b| fenced.get(b).is_none_or(|t| !held.contains(&(**b, *t))))
+            .copied()
+            .collect())
     }
 
     /// Sightings of known tool lists move `last_seen`; only new lists are sent whole.
@@ -226,6 +255,7 @@ impl<D: Dialect> SqlStore<D> {
         write_rollups(tx, &rollups).await?;
         Self::write_snapshots(tx, &w.snapshots, &w.sightings).await?;
         run_all(tx, batch::set_era_hints(&w.era_hints)).await?;
+        run_all(tx, batch::insert_handoff(&w.handoff)).await?;
         Ok(())
     }
 
@@ -618,23 +648,33 @@ where
     async fn commit_batch(&self, w: &BatchWrites) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         Self::write_facts(&mut tx, w).await?;
-        if let Some(fence) = &w.fence
-            && !Self::fence_holds(&mut tx, fence).await?
-        {
-            // Cut off and replaced meanwhile: the results are facts, the decisions belong to
-            // the new leader.
-            tracing::warn!(
-                term = fence.term,
-                results = w.results.len(),
-                events = w.events.len(),
-                "leadership lost while these results waited: stored as facts, their state changes and alerts dropped"
-            );
-            tx.commit().await?;
-            return Ok(());
+        let Some(fence) = &w.fence else {
+            Self::write_decisions(&mut tx, w).await?;
+            return Ok(tx.commit().await?);
+        };
+        let decided = w.decided_servers();
+        let needed: BTreeSet<u16> = decided
+            .iter()
+            .map(|id| crate::shard::bucket_of(id))
+            .collect();
+        let lost = Self::buckets_lost(&mut tx, fence, &needed).await?;
+        let not_ours = |id: &str| lost.contains(&crate::shard::bucket_of(id));
+        if lost.is_empty() {
+            Self::write_decisions(&mut tx, w).await?;
+            return Ok(tx.commit().await?);
         }
-        Self::write_decisions(&mut tx, w).await?;
-        tx.commit().await?;
-        Ok(())
+        // Cut off and replaced meanwhile: the results are facts, the decisions about servers
+        // of the buckets that moved belong to their new owner.
+        let mut kept = w.clone();
+        kept.drop_decisions_of(not_ours);
+        tracing::warn!(
+            buckets = lost.len(),
+            results = w.results.len(),
+            dropped_events = w.events.len() - kept.events.len(),
+            "buckets moved while these results waited: stored as facts, their state changes and alerts dropped"
+        );
+        Self::write_decisions(&mut tx, &kept).await?;
+        Ok(tx.commit().await?)
     }
 
     async fn list_results(&self, q: &ResultQuery) -> StoreResult<Vec<ResultRecord>> {

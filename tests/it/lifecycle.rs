@@ -143,6 +143,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
     let stop = CancellationToken::new();
     let (handle, task) = ingest::spawn(
         store.clone(),
+        mcpwatch::shard::Ownership::everything("test"),
         1000,
         None,
         stop.clone(),
@@ -340,6 +341,7 @@ fn spawn_ingest(
     let stop = CancellationToken::new();
     let (handle, task) = ingest::spawn(
         store.clone(),
+        mcpwatch::shard::Ownership::everything("test"),
         100,
         spill.map(Arc::new),
         stop.clone(),

@@ -1,6 +1,8 @@
-//! Two central replicas (`mcpwatch serve`, the real binary) on one Postgres: one leads and
-//! probes, the other stands by (serving pages and the API); each due probe runs once per tick; SIGKILL of the
-//! leader hands the work to the other within seconds; an outage alerts once.
+//! Central replicas (`mcpwatch serve`, the real binary) sharing one Postgres: the servers are
+//! spread over the replicas by bucket leases; each server is probed once per tick by one of
+//! them; a fourth replica takes about a quarter of the buckets; SIGKILL of one hands its
+//! buckets to the others within seconds, no server misses more than one tick, and an outage
+//! alerts once.
 
 use crate::support;
 
@@ -78,12 +80,71 @@ async fn scheduled_servers(client: &reqwest::Client, base: &str) -> Option<u64> 
         .ok()
 }
 
-fn tools_lists(fake: &FakeServer) -> usize {
-    fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count())
+/// `/readyz` of a replica: (role, buckets), or `None` if it does not answer.
+async fn readiness(client: &reqwest::Client, base: &str) -> Option<(String, u64)> {
+    let text = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some((v["role"].as_str()?.to_string(), v["buckets"].as_u64()?))
+}
+
+/// The buckets each replica in `bases` owns (0 for one that does not answer).
+async fn buckets(client: &reqwest::Client, bases: &[&String]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for b in bases {
+        out.push(readiness(client, b).await.map_or(0, |(_, n)| n));
+    }
+    out
+}
+
+/// Wait until the replicas at `bases` hold all 128 buckets between them, each some.
+async fn shared_by_all(client: &reqwest::Client, bases: &[&String]) {
+    eventually(
+        &format!("{} replicas share the 128 buckets", bases.len()),
+        Duration::from_secs(20),
+        async || {
+            let n = buckets(client, bases).await;
+            (n.iter().sum::<u64>() != 128 || n.contains(&0)).then(|| format!("{n:?}"))
+        },
+    )
+    .await;
+}
+
+/// Every built-in-region result per server: server id → start times, ascending.
+async fn probe_times(db_url: &str) -> std::collections::HashMap<String, Vec<i64>> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT server_id, started_at FROM probe_results WHERE region = 'local' \
+         ORDER BY server_id, started_at",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut out: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for (id, at) in rows {
+        out.entry(id).or_default().push(at);
+    }
+    out
+}
+
+/// Servers this test registers: 3,000 at 10 s as the issue asks (`TEST_REPLICA_SERVERS`
+/// changes it, e.g. for a quick local run).
+fn fleet_size() -> usize {
+    std::env::var("TEST_REPLICA_SERVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
 }
 
 #[tokio::test]
-async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
+async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_once() {
     let db = TestDb::new(Backend::Postgres).await;
     let db_url = match &db.url {
         mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
@@ -92,128 +153,146 @@ async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let rx = Receiver::start().await;
-    let fake = FakeServer::start(FakeConfig::default()).await;
+    let fleet = FakeServer::start(FakeConfig::default()).await;
+    let victim = FakeServer::start(FakeConfig::default()).await;
 
     let (first, a) = replica(&db_url, dir.path(), "a");
     let (second, b) = replica(&db_url, dir.path(), "b");
+    let (third, c) = replica(&db_url, dir.path(), "c");
+    let three = [&a, &b, &c];
+    shared_by_all(&client, &three).await;
+    let roles: Vec<String> = {
+        let mut r = Vec::new();
+        for base in three {
+            r.push(readiness(&client, base).await.unwrap().0);
+        }
+        r
+    };
     assert_eq!(
-        status(&client, format!("{a}/readyz?leader=true")).await,
-        200,
-        "the first replica leads"
+        roles.iter().filter(|r| *r == "leader").count(),
+        1,
+        "one leads the singletons: {roles:?}"
     );
-    let standby = client
-        .get(format!("{b}/readyz?leader=true"))
-        .send()
-        .await
-        .unwrap();
-    let (code, body) = (standby.status().as_u16(), standby.text().await.unwrap());
-    assert_eq!(code, 503, "the second stands by: {body}");
-    assert!(body.contains("standby"), "{body}");
+    let mut leader_only = Vec::new();
+    for base in three {
+        leader_only.push(status(&client, format!("{base}/readyz?leader=true")).await);
+    }
+    let expected: Vec<u16> = roles
+        .iter()
+        .map(|r| if r == "leader" { 200 } else { 503 })
+        .collect();
     assert_eq!(
-        status(&client, format!("{b}/readyz")).await,
-        200,
-        "but serves pages and the API"
+        leader_only, expected,
+        "?leader=true routes to the leader alone"
     );
 
-    // Registered through the standby: the leader picks it up from the database.
+    // The fleet, registered in one request through one replica; the others find their
+    // servers by the change feed. One more server on its own target, to fail later.
+    let n = fleet_size();
+    let servers: Vec<Value> = (0..n)
+        .map(|i| json!({"name": format!("fleet-{i}"), "url": fleet.url(), "interval_seconds": 10, "timeout_seconds": 5}))
+        .chain([json!({"name": "victim", "url": victim.url(), "interval_seconds": 10, "timeout_seconds": 5, "failures_to_down": 1})])
+        .collect();
+    let (s, v) = post(
+        &client,
+        format!("{b}/api/v1/servers:batch"),
+        json!({"servers": servers}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let victim_id = v["servers"][n]["id"].as_str().unwrap().to_string();
     let (s, ch) = post(
         &client,
-        format!("{b}/api/v1/channels"),
+        format!("{c}/api/v1/channels"),
         json!({"name": "ops", "url": rx.url}),
     )
     .await;
     assert_eq!(s, 201, "{ch}");
-    let (s, v) = post(
-        &client,
-        format!("{b}/api/v1/servers"),
-        json!({"name": "Shared", "url": fake.url(), "interval_seconds": 10, "timeout_seconds": 5, "failures_to_down": 1}),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-
-    // Every tick probes once, not once per replica: three more probes take at least two
-    // intervals (two replicas would make them in one).
     eventually(
-        "the leader picks up the server registered on the standby",
-        Duration::from_secs(15),
-        || async { tools_lists(&fake) >= 1 },
+        "every server probed twice",
+        Duration::from_secs(60),
+        async || {
+            let times = probe_times(&db.url_text()).await;
+            let done = times.values().filter(|t| t.len() >= 2).count();
+            (done < n + 1).then(|| format!("{done} of {}", n + 1))
+        },
     )
     .await;
-    let (before, start) = (tools_lists(&fake), Instant::now());
-    eventually("three more ticks", Duration::from_secs(40), || async {
-        tools_lists(&fake) >= before + 3
-    })
-    .await;
+
+    // A fourth replica takes about a quarter of the buckets, from all three.
+    let before = buckets(&client, &three).await;
+    let (fourth, d) = replica(&db_url, dir.path(), "d");
+    let four = [&a, &b, &c, &d];
+    shared_by_all(&client, &four).await;
+    let after = buckets(&client, &four).await;
     assert!(
-        start.elapsed() >= Duration::from_secs(15),
-        "3 probes in {:?} at a 10 s interval: more than one per tick",
-        start.elapsed()
+        (20..=45).contains(&after[3]),
+        "the fourth took {} of 128 ({before:?} -> {after:?})",
+        after[3]
     );
+    for i in 0..3 {
+        assert!(
+            after[i] <= before[i],
+            "{before:?} -> {after:?}: only the newcomer gains"
+        );
+    }
 
-    // Changes through the standby reach the leader's schedule by the change feed: a server
-    // added is scheduled there (rung by NOTIFY: well before the 2 s poll), a server deleted
-    // is dropped (the feed's count tells a deletion).
-    let scheduled = async || scheduled_servers(&client, &a).await;
-    assert_eq!(
-        scheduled().await,
-        Some(1),
-        "the leader schedules one server"
-    );
-    let (s, extra) = post(
-        &client,
-        format!("{b}/api/v1/servers"),
-        json!({"name": "Extra", "url": fake.url(), "interval_seconds": 60}),
-    )
-    .await;
-    assert_eq!(s, 201, "{extra}");
-    let added = Instant::now();
+    // SIGKILL one: its buckets move to the others within 10 s (its leases expire in 8 s,
+    // the others look every 2 s).
+    let survivors = [&a, &b, &d];
+    let killed_at_ms = mcpwatch::clock::now_ms();
+    let killed_at = Instant::now();
+    drop(third);
     eventually(
-        "the leader schedules the server added on the standby",
-        Duration::from_secs(10),
-        async || scheduled().await == Some(2),
+        "the killed replica's buckets are taken over",
+        Duration::from_secs(20),
+        async || {
+            let n = buckets(&client, &survivors).await;
+            (n.iter().sum::<u64>() != 128).then(|| format!("{n:?}"))
+        },
     )
     .await;
+    let moved_in = killed_at.elapsed();
     assert!(
-        added.elapsed() < Duration::from_millis(1500),
-        "scheduled {:?} after it was added: the notification did not ring",
-        added.elapsed()
+        moved_in <= Duration::from_millis(11_000),
+        "buckets moved {moved_in:?} after the kill"
     );
-    let gone = client
-        .delete(format!(
-            "{b}/api/v1/servers/{}",
-            extra["id"].as_str().unwrap()
-        ))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status().as_u16(), 204);
-    eventually(
-        "the leader drops the server deleted on the standby",
-        Duration::from_secs(10),
-        async || scheduled().await == Some(1),
-    )
-    .await;
+    // Two more intervals, then look at every server's probes: once per tick throughout (no
+    // two in one tick), and no server missed more than one tick across the kill.
+    tokio::time::sleep(Duration::from_secs(22)).await;
+    let times = probe_times(&db.url_text()).await;
+    assert_eq!(times.len(), n + 1, "every server has results");
+    let mut worst = (0i64, String::new());
+    for (id, t) in &times {
+        for pair in t.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap >= 5_000, "{id}: two probes {gap} ms apart: {t:?}");
+            if gap > worst.0 {
+                worst = (gap, id.clone());
+            }
+        }
+        let last = *t.last().unwrap();
+        assert!(
+            last > killed_at_ms + 12_000,
+            "{id} not probed since the kill: {t:?}"
+        );
+    }
+    assert!(
+        worst.0 <= 2 * 10_000 + 3_000,
+        "{} waited {} ms between probes (more than one missed tick)",
+        worst.1,
+        worst.0
+    );
+    eprintln!(
+        "replicas: {} servers, buckets {before:?} -> {after:?}, taken over in {moved_in:?}, longest gap {} ms",
+        n + 1,
+        worst.0
+    );
 
-    // SIGKILL the leader: the standby leads within seconds and probing goes on.
-    drop(first);
-    eventually(
-        "the standby takes over",
-        Duration::from_secs(15),
-        || async { status(&client, format!("{b}/readyz?leader=true")).await == 200 },
-    )
-    .await;
-    let taken_over = tools_lists(&fake);
-    eventually(
-        "the new leader probes within one interval",
-        Duration::from_secs(12),
-        || async { tools_lists(&fake) > taken_over },
-    )
-    .await;
-
-    // An outage now: one server.down, delivered once. That no second one comes is read from
-    // the database once two more probes have been judged, not waited for.
-    fake.update(|c| {
+    // An outage of one server now: one server.down, delivered once, whichever replica owns
+    // it and whichever sends. That no second one comes is read from the database once two
+    // more probes have been judged, not waited for.
+    victim.update(|c| {
         c.fault = Fault::Status(500);
         c.fault_on = "*";
     });
@@ -228,17 +307,11 @@ async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
     })
     .await;
     let store = db.store().await;
-    let server_id = v["id"].as_str().unwrap().to_string();
     let stored = async || {
-        let q = mcpwatch::store::ResultQuery {
-            server_id: server_id.clone(),
-            page: mcpwatch::store::Page {
-                limit: 1000,
-                after: None,
-            },
-            ..Default::default()
-        };
-        store.list_results(&q).await.unwrap().len()
+        probe_times(&db.url_text())
+            .await
+            .get(&victim_id)
+            .map_or(0, Vec::len)
     };
     let at_alert = stored().await;
     eventually(
@@ -265,7 +338,108 @@ async fn two_replicas_probe_once_per_tick_fail_over_and_alert_once() {
     assert_eq!(events.len(), 1, "one server.down event: {events:?}");
     assert_eq!(downs(), 1, "one alert, once");
     store.close().await;
-    drop(second);
+    drop((first, second, fourth));
+    db.cleanup().await;
+}
+
+/// Servers registered, edited and deleted through any replica reach the owner's schedule by
+/// the change feed (rung by NOTIFY: well before the 2 s poll); a check made through a replica
+/// that does not own the server is handed to the owner and decided there.
+#[tokio::test]
+async fn changes_and_checks_through_any_replica_reach_the_owner() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let db_url = match &db.url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (first, a) = replica(&db_url, dir.path(), "a");
+    let (second, b) = replica(&db_url, dir.path(), "b");
+    shared_by_all(&client, &[&a, &b]).await;
+    // A server owned by `a`, registered through `b`.
+    let owned_by = async || {
+        let total = async |base: &str| scheduled_servers(&client, base).await.unwrap_or(0);
+        (total(&a).await, total(&b).await)
+    };
+    let mut made = Vec::new();
+    for i in 0..8 {
+        let (s, v) = post(
+            &client,
+            format!("{b}/api/v1/servers"),
+            json!({"name": format!("s{i}"), "url": fake.url(), "interval_seconds": 60}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        made.push(v);
+    }
+    let added = Instant::now();
+    eventually(
+        "the owners schedule the servers added through b",
+        Duration::from_secs(10),
+        async || {
+            let (x, y) = owned_by().await;
+            (x + y != 8).then(|| format!("a {x}, b {y}"))
+        },
+    )
+    .await;
+    assert!(
+        added.elapsed() < Duration::from_millis(1500),
+        "scheduled {:?} after they were added: the notification did not ring",
+        added.elapsed()
+    );
+    let (on_a, on_b) = owned_by().await;
+    assert!(
+        on_a > 0 && on_b > 0,
+        "8 servers all on one replica: a {on_a}, b {on_b}"
+    );
+
+    // Every server checked through `a`: the results of b's servers are handed to b, which
+    // decides them (each server's state leaves `unknown` for `up`, probed once each).
+    for v in &made {
+        let id = v["id"].as_str().unwrap();
+        let (s, r) = post(&client, format!("{a}/api/v1/servers/{id}/check"), json!({})).await;
+        assert_eq!(s, 200, "{r}");
+    }
+    let store = db.store().await;
+    eventually(
+        "every check decided by its owner",
+        Duration::from_secs(15),
+        async || {
+            let mut unknown = 0;
+            for v in &made {
+                let (state, _) = store.load_state(v["id"].as_str().unwrap()).await.unwrap();
+                if state.is_none_or(|s| s.status != mcpwatch::monitor::ServerStatus::Up) {
+                    unknown += 1;
+                }
+            }
+            (unknown > 0).then(|| format!("{unknown} not up yet"))
+        },
+    )
+    .await;
+
+    // Deleted through `a`: dropped from whichever schedule held it.
+    for v in &made {
+        let gone = client
+            .delete(format!("{a}/api/v1/servers/{}", v["id"].as_str().unwrap()))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status().as_u16(), 204);
+    }
+    eventually(
+        "both schedules empty",
+        Duration::from_secs(10),
+        async || {
+            let (x, y) = owned_by().await;
+            (x + y != 0).then(|| format!("a {x}, b {y}"))
+        },
+    )
+    .await;
+    store.close().await;
+    drop((first, second));
     db.cleanup().await;
 }
 

@@ -41,11 +41,23 @@ impl Runner for StubRunner {
 struct Recorder {
     start: Instant,
     seen: Mutex<Vec<(String, Duration)>>,
+    slots: Mutex<Vec<(String, Option<i64>)>>,
 }
 
 #[async_trait]
 impl Sink for Recorder {
-    async fn submit(&self, job: &Job, _started_at_ms: i64, _lag: Duration, _report: ProbeReport) {
+    async fn submit(
+        &self,
+        job: &Job,
+        _started_at_ms: i64,
+        _lag: Duration,
+        slot: Option<i64>,
+        _report: ProbeReport,
+    ) {
+        self.slots
+            .lock()
+            .unwrap()
+            .push((job.server_id.clone(), slot));
         self.seen
             .lock()
             .unwrap()
@@ -82,6 +94,7 @@ fn start<R: Runner>(
     let rec = Arc::new(Recorder {
         start: Instant::now(),
         seen: Mutex::new(Vec::new()),
+        slots: Mutex::new(Vec::new()),
     });
     let stop = CancellationToken::new();
     let h = scheduler::spawn(
@@ -293,5 +306,36 @@ async fn a_pending_probe_now_survives_a_replaced_job() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     let missed: Vec<&String> = ids.iter().filter(|id| rec.times(id).is_empty()).collect();
     assert!(missed.is_empty(), "still probed at once: {missed:?}");
+    stop.cancel();
+}
+
+/// A regular tick carries its aligned slot (so the result id is the same wherever the slot is
+/// probed); a probe run at once carries none (so it never collides with a regular one).
+#[tokio::test(start_paused = true)]
+async fn regular_ticks_carry_their_aligned_slot_and_a_probe_now_none() {
+    let (h, rec, _, stop) = start(StubRunner::default(), 10);
+    h.upsert(job("a", 10), true);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let slots: Vec<Option<i64>> = rec.slots.lock().unwrap().iter().map(|(_, s)| *s).collect();
+    assert!(slots.len() >= 3, "{slots:?}");
+    assert_eq!(slots[0], None, "the probe at once: {slots:?}");
+    let offset = scheduler::offset_of("a", Duration::from_secs(10)).as_millis() as i64;
+    for pair in slots[1..].windows(2) {
+        let (a, b) = (pair[0].unwrap(), pair[1].unwrap());
+        assert_eq!(b - a, 10_000, "{slots:?}");
+        assert_eq!((a - offset).rem_euclid(10_000), 0, "aligned: {slots:?}");
+    }
+    let id = |region: &str, slot: i64| scheduler::slot_id("a", region, slot);
+    let slot = slots[1].unwrap();
+    assert_eq!(id("local", slot), id("local", slot), "one id per slot");
+    assert_ne!(id("local", slot), id("eu-west", slot));
+    assert_ne!(id("local", slot), id("local", slot + 10_000));
+    let uuid = uuid::Uuid::parse_str(&id("local", slot)).unwrap();
+    let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+    assert_eq!(
+        secs as i64 * 1000 + i64::from(nanos / 1_000_000),
+        slot,
+        "sorts by time"
+    );
     stop.cancel();
 }

@@ -230,7 +230,7 @@ async fn a_batch_writes_everything_and_reads_back(backend: Backend) {
     again.last_seen = 500;
     let close = BatchWrites {
         snapshots: vec![again],
-        incidents_closed: vec![("inc-1".into(), 600)],
+        incidents_closed: vec![("inc-1".into(), "s1".into(), 600)],
         ..BatchWrites::default()
     };
     s.commit_batch(&close).await.unwrap();
@@ -526,63 +526,198 @@ async fn plaintext_url_credentials_are_sealed_at_start(backend: Backend) {
     );
 }
 
-/// A leader cut off from the database and replaced meanwhile: its batch, committed when the
-/// database is back, stores the results (facts) but none of the states, events or alerts it
-/// decided; the new leader's batches are written whole.
+/// Two server ids in different buckets.
+fn ids_in_two_buckets() -> (String, String) {
+    use mcpwatch::shard::bucket_of;
+    let a = "srv-a".to_string();
+    let b = (0..)
+        .map(|i| format!("srv-b{i}"))
+        .find(|b| bucket_of(b) != bucket_of(&a))
+        .unwrap();
+    (a, b)
+}
+
+/// Bucket leases: a replica takes the buckets it wants that are free or expired (never one
+/// another replica holds), renews them under the same term, lets go of those it no longer
+/// wants; a bucket taken over gets a higher term.
 #[tokio::test]
-async fn a_replaced_leaders_batch_stores_facts_and_drops_its_decisions() {
+async fn bucket_leases_are_taken_renewed_and_released_by_term() {
+    let db = TestDb::new(support::db::Backend::Postgres).await;
+    let s = db.store().await;
+    assert!(s.sharded());
+    let live = s.heartbeat("one").await.unwrap();
+    assert_eq!(live, vec!["one".to_string()]);
+    let held = s.settle_buckets("one", &[1, 2, 3]).await.unwrap();
+    assert_eq!(held.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    let again = s.settle_buckets("one", &[1, 2, 3]).await.unwrap();
+    assert_eq!(again, held, "renewed under the same terms");
+    // Another replica wants bucket 2 too: held by "one", not taken.
+    assert_eq!(s.heartbeat("two").await.unwrap(), vec!["one", "two"]);
+    let two = s.settle_buckets("two", &[2, 4]).await.unwrap();
+    assert_eq!(two.keys().copied().collect::<Vec<_>>(), vec![4]);
+    // "one" lets go of 2: "two" takes it at its next look, under a higher term.
+    let one = s.settle_buckets("one", &[1, 3]).await.unwrap();
+    assert_eq!(one.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+    let two = s.settle_buckets("two", &[2, 4]).await.unwrap();
+    assert!(two[&2] > held[&2], "{two:?} after {held:?}");
+    // "one" leaves: its heartbeat and buckets go at once.
+    s.leave("one").await;
+    assert_eq!(s.heartbeat("two").await.unwrap(), vec!["two"]);
+    let two = s.settle_buckets("two", &[1, 2, 3, 4]).await.unwrap();
+    assert_eq!(two.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    s.close().await;
+    db.cleanup().await;
+}
+
+/// A replica cut off from the database whose bucket was taken over meanwhile: its batch,
+/// committed when the database is back, stores the results (facts) but none of the states,
+/// events or alerts it decided for the servers of that bucket; its decisions for a bucket it
+/// still holds are written, and so are the new owner's.
+#[tokio::test]
+async fn a_batch_decided_under_a_bucket_lost_meanwhile_stores_facts_only_for_that_bucket() {
+    use mcpwatch::shard::{Fence, bucket_of};
     use sqlx::Connection;
     let db = TestDb::new(support::db::Backend::Postgres).await;
     let s = db.store().await;
-    s.insert_server(&server("srv", "srv", 1)).await.unwrap();
-    let old = s.try_lead().await.unwrap().expect("the lease is free");
+    let (kept, moved) = ids_in_two_buckets();
+    s.insert_server(&server(&kept, "kept", 1)).await.unwrap();
+    s.insert_server(&server(&moved, "moved", 1)).await.unwrap();
+    let (bk, bm) = (bucket_of(&kept), bucket_of(&moved));
+    let old = s.settle_buckets("old", &[bk, bm]).await.unwrap();
     let mut conn = sqlx::PgConnection::connect(&db.url_text()).await.unwrap();
-    sqlx::query("UPDATE leases SET expires_at = now() - interval '1 second'")
+    sqlx::query("UPDATE leases SET expires_at = now() - interval '1 second' WHERE name = $1")
+        .bind(mcpwatch::shard::lease_name(bm))
         .execute(&mut conn)
         .await
         .unwrap();
-    let new = s
-        .try_lead()
-        .await
-        .unwrap()
-        .expect("an expired lease is taken");
-    assert!(new.term() > old.term());
-    let batch = |lease: &dyn mcpwatch::store::LeaderLease, id: &str| {
+    let new = s.settle_buckets("new", &[bm]).await.unwrap();
+    assert!(new[&bm] > old[&bm], "a take-over raises the term");
+    let down = |server: &str, id: &str| {
         let mut state = ServerState::new(1);
         state.status = ServerStatus::Down;
-        BatchWrites {
-            results: vec![result(id, "srv", 1_800_000_000_000, "local")],
-            server_states: vec![("srv".into(), state)],
-            events: vec![EventRecord {
+        (
+            result(id, server, 1_800_000_000_000, "local"),
+            (server.to_string(), state),
+            EventRecord {
                 id: format!("event-{id}"),
-                server_id: Some("srv".into()),
+                server_id: Some(server.into()),
                 kind: "server.down".into(),
                 at: 100,
                 payload: json!({"to": "down"}),
-            }],
-            fence: lease.fence(),
-            ..BatchWrites::default()
-        }
+            },
+        )
     };
+    let fence = |holder: &str, held: &std::collections::BTreeMap<u16, i64>| Fence {
+        holder: holder.into(),
+        buckets: held.iter().map(|(b, t)| (*b, *t)).collect(),
+    };
+    let (r1, s1, e1) = down(&kept, "r-kept");
+    let (r2, s2, e2) = down(&moved, "r-moved-old");
+    let stale = BatchWrites {
+        results: vec![r1, r2],
+        server_states: vec![s1, s2],
+        events: vec![e1, e2],
+        fence: Some(fence("old", &old)),
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&stale).await.unwrap();
     let page = Page {
         limit: 10,
         after: None,
     };
-    let query = ResultQuery {
-        server_id: "srv".into(),
+    let results = |id: &str| ResultQuery {
+        server_id: id.into(),
         page: page.clone(),
         ..ResultQuery::default()
     };
-    s.commit_batch(&batch(old.as_ref(), "r-old")).await.unwrap();
-    assert_eq!(s.list_results(&query).await.unwrap().len(), 1, "the fact");
-    assert!(s.load_state("srv").await.unwrap().0.is_none(), "no state");
-    assert!(s.list_events(None, None, &page).await.unwrap().is_empty());
+    assert_eq!(
+        s.list_results(&results(&moved)).await.unwrap().len(),
+        1,
+        "the fact"
+    );
+    assert!(
+        s.load_state(&moved).await.unwrap().0.is_none(),
+        "no state for the moved one"
+    );
+    let (kept_state, _) = s.load_state(&kept).await.unwrap();
+    assert_eq!(
+        kept_state.unwrap().status,
+        ServerStatus::Down,
+        "the kept one's is written"
+    );
+    let events = s.list_events(None, None, &page).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].server_id.as_deref(), Some(kept.as_str()));
 
-    s.commit_batch(&batch(new.as_ref(), "r-new")).await.unwrap();
-    assert_eq!(s.list_results(&query).await.unwrap().len(), 2);
-    let (state, _) = s.load_state("srv").await.unwrap();
+    let (r3, s3, e3) = down(&moved, "r-moved-new");
+    let fresh = BatchWrites {
+        results: vec![r3],
+        server_states: vec![s3],
+        events: vec![e3],
+        fence: Some(fence("new", &new)),
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&fresh).await.unwrap();
+    let (state, _) = s.load_state(&moved).await.unwrap();
     assert_eq!(state.unwrap().status, ServerStatus::Down);
-    assert_eq!(s.list_events(None, None, &page).await.unwrap().len(), 1);
+    assert_eq!(s.list_events(None, None, &page).await.unwrap().len(), 2);
+    s.close().await;
+    db.cleanup().await;
+}
+
+/// A result handed off to another replica waits in the database for its bucket's owner,
+/// once however often it is handed off, and goes once its result is stored (or its server
+/// is gone).
+#[tokio::test]
+async fn handed_off_results_wait_for_their_owner_and_go_once_stored() {
+    use mcpwatch::shard::bucket_of;
+    let db = TestDb::new(support::db::Backend::Postgres).await;
+    let s = db.store().await;
+    let (a, b) = ids_in_two_buckets();
+    s.insert_server(&server(&a, "a", 1)).await.unwrap();
+    s.insert_server(&server(&b, "b", 1)).await.unwrap();
+    let row = |id: &str, server: &str| mcpwatch::store::HandoffRecord {
+        id: id.into(),
+        bucket: bucket_of(server),
+        server_id: server.into(),
+        payload: "{}".into(),
+        created_at: 5,
+    };
+    let w = BatchWrites {
+        handoff: vec![row("h1", &a), row("h2", &b)],
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&w).await.unwrap();
+    s.commit_batch(&w).await.unwrap();
+    let mine = s.take_handoff(&[bucket_of(&a)], 10).await.unwrap();
+    assert_eq!(
+        mine,
+        vec![row("h1", &a)],
+        "once, and only the owner's bucket"
+    );
+    assert_eq!(
+        s.clear_handoff(&["h1".into()]).await.unwrap(),
+        0,
+        "not stored yet"
+    );
+    let stored = BatchWrites {
+        results: vec![result("h1", &a, 10, "eu")],
+        ..BatchWrites::default()
+    };
+    s.commit_batch(&stored).await.unwrap();
+    assert_eq!(s.clear_handoff(&["h1".into()]).await.unwrap(), 1);
+    s.delete_server(&b).await.unwrap();
+    assert_eq!(
+        s.clear_handoff(&["h2".into()]).await.unwrap(),
+        1,
+        "server gone"
+    );
+    assert!(
+        s.take_handoff(&[bucket_of(&a), bucket_of(&b)], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     s.close().await;
     db.cleanup().await;
 }
