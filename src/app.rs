@@ -64,6 +64,7 @@ struct LocalSink {
     ingest: IngestHandle,
     region: String,
     metrics: Arc<Metrics>,
+    ownership: crate::shard::Ownership,
 }
 
 #[async_trait]
@@ -76,8 +77,14 @@ impl Sink for LocalSink {
         slot: Option<i64>,
         report: ProbeReport,
     ) {
-        self.metrics
-            .observe_probe(&job.slug, &self.region, &report, lag);
+        // A probe that finished after its server's bucket moved: the new owner keeps its series.
+        if self.ownership.owns(&job.server_id) {
+            self.metrics
+                .observe_probe(&job.slug, &self.region, &report, lag);
+        } else {
+            self.metrics
+                .observe_region_probe(&self.region, &report, lag);
+        }
         let result_id = match slot {
             Some(slot) => scheduler::slot_id(&job.server_id, &self.region, slot),
             None => uuid::Uuid::now_v7().to_string(),
@@ -216,7 +223,7 @@ async fn bind(settings: &Settings, backend: &str, leader: bool) -> Result<TcpLis
 fn start_scheduler(
     settings: &Settings,
     prober: &Prober,
-    ingest: &IngestHandle,
+    (ingest, ownership): (&IngestHandle, &crate::shard::Ownership),
     metrics: &Arc<Metrics>,
     (stop, tracker, runtime): (&CancellationToken, &TaskTracker, &ProbeRuntime),
 ) -> scheduler::SchedulerHandle {
@@ -224,6 +231,7 @@ fn start_scheduler(
         ingest: ingest.clone(),
         region: settings.region.clone(),
         metrics: metrics.clone(),
+        ownership: ownership.clone(),
     });
     scheduler::spawn(
         settings.region.clone(),
@@ -293,7 +301,8 @@ impl App {
 
         let metrics =
             Arc::new(Metrics::new().map_err(|e| AppError::Schedule(format!("metrics: {e}")))?);
-        record_states(store.as_ref(), &metrics).await?;
+        crate::cluster::export_states(store.as_ref(), &metrics, |id| ownership.owns(id), |_| false)
+            .await?;
         let dispatcher = dispatcher(&store, &sealer, &settings, &metrics, &leader).await?;
         let stop_ingest = CancellationToken::new();
         let (ingest, ingest_task) = start_ingest(
@@ -313,7 +322,7 @@ impl App {
         let scheduler = start_scheduler(
             &settings,
             &prober,
-            &ingest,
+            (&ingest, &ownership),
             &metrics,
             (&stop_scheduling, &tracker, &probe_runtime),
         );
@@ -532,25 +541,6 @@ async fn open_store(
         ));
     }
     Ok((store, sealer, lease))
-}
-
-/// Every server's state as `/metrics` shows it from the start.
-async fn record_states(store: &dyn store::Store, metrics: &Metrics) -> Result<(), AppError> {
-    for row in store.all_states().await? {
-        let status = row
-            .state
-            .map(|s| s.status)
-            .unwrap_or(crate::monitor::ServerStatus::Unknown);
-        metrics.server_state(
-            &row.server.slug,
-            if row.server.paused {
-                crate::monitor::ServerStatus::Paused
-            } else {
-                status
-            },
-        );
-    }
-    Ok(())
 }
 
 /// The alert dispatcher, with email when SMTP is set (and refusing to start without it when

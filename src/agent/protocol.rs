@@ -1,9 +1,13 @@
 //! What a regional agent and the central say to each other (JSON over HTTPS, the agent's
 //! bearer key deciding its region):
 //!
-//! - `GET /api/v1/agent/config?wait=25` with `If-None-Match`: the servers this region probes,
-//!   with their probe credentials, and an `ETag`; `304` when unchanged (after waiting up to
-//!   `wait` seconds for a change, so a change reaches every region within a second or two).
+//! - `GET /api/v1/agent/config?wait=25&instance=ID` with `If-None-Match`: the servers this
+//!   agent probes, with their probe credentials, and an `ETag`; `304` when unchanged (after
+//!   waiting up to `wait` seconds for a change, so a change reaches every region within a
+//!   second or two). `instance` names this run of the agent: the region's servers are shared
+//!   among its live instances by rendezvous hashing over the same buckets as the central's
+//!   replicas, so several agents can serve one region; an instance that stops polling drops
+//!   out `wait` + 20 s later and its servers go to the others.
 //! - `POST /api/v1/agent/results`: a batch of results, each with a unique id; the central
 //!   ingests each id once and answers only after the batch is committed.
 

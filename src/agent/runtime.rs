@@ -50,6 +50,8 @@ struct Shared {
     vantage_ok: AtomicBool,
     pending: std::sync::Mutex<Vec<AgentResult>>,
     pushed: Notify,
+    /// This run's instance name: several agents of one region share its servers by it.
+    instance: String,
 }
 
 impl Shared {
@@ -144,6 +146,7 @@ impl Shared {
             vantage_ok: AtomicBool::new(true),
             pending: Default::default(),
             pushed: Notify::new(),
+            instance: uuid::Uuid::new_v4().to_string(),
         })
     }
 }
@@ -248,7 +251,10 @@ async fn sync_config(
     loop {
         let mut req = shared
             .client
-            .get(shared.url(&format!("/api/v1/agent/config?wait={wait}")))
+            .get(shared.url(&format!(
+                "/api/v1/agent/config?wait={wait}&instance={}",
+                shared.instance
+            )))
             .bearer_auth(&shared.settings.token)
             .timeout(shared.settings.config_wait + Duration::from_secs(15));
         if let Some(tag) = &etag {

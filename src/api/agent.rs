@@ -23,6 +23,43 @@ use crate::targets::agent_server;
 pub struct ConfigQuery {
     /// Seconds to wait for a change when `If-None-Match` matches (long poll), at most 55.
     wait: Option<u64>,
+    /// This agent's instance (1 to 64 letters, digits and dashes; a new one at each start).
+    /// Several agents of one region that name their instances share its servers: each gets
+    /// those of the buckets rendezvous hashing gives it among the region's live instances.
+    /// Without it an agent gets all of the region's servers.
+    instance: Option<String>,
+}
+
+/// How long an agent instance counts as live after its config poll's wait ends: it polls
+/// again at once, so a live one is never past it; a stopped one drops out this much later.
+const INSTANCE_GRACE: Duration = Duration::from_secs(20);
+
+/// How often a waiting long poll of a named instance looks whether the region's instances
+/// changed (an instance gone or new moves servers between them).
+const INSTANCE_RECHECK: Duration = Duration::from_secs(5);
+
+/// `instance`, if given, when it is a plausible instance name.
+fn instance_of(q: &ConfigQuery) -> Result<Option<&str>, ApiError> {
+    let Some(i) = q.instance.as_deref() else {
+        return Ok(None);
+    };
+    let ok =
+        (1..=64).contains(&i.len()) && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(Some(i))
+    } else {
+        Err(ApiError::field(
+            "instance",
+            "1 to 64 letters, digits or dashes".to_string(),
+        ))
+    }
+}
+
+/// Whether `server_id` is `me`'s among the region's `live` instances (`None`: not shared).
+fn is_share(server_id: &str, share: &Option<(&str, Vec<String>)>) -> bool {
+    share.as_ref().is_none_or(|(me, live)| {
+        crate::shard::rendezvous(crate::shard::bucket_of(server_id), live) == Some(*me)
+    })
 }
 
 fn region_of(caller: &Caller) -> Result<&str, ApiError> {
@@ -47,10 +84,24 @@ async fn contact(app: &AppState, region: &str, headers: &HeaderMap) {
     }
 }
 
-async fn config_body(app: &AppState, region: &str) -> Result<(Vec<u8>, String), ApiError> {
+async fn config_body(
+    app: &AppState,
+    region: &str,
+    instance: Option<&str>,
+) -> Result<(Vec<u8>, String), ApiError> {
+    let share = match instance {
+        Some(me) => {
+            let mut live = app.store.live_agents(region, now_ms()).await?;
+            if !live.iter().any(|i| i == me) {
+                live.push(me.to_string());
+            }
+            Some((me, live))
+        }
+        None => None,
+    };
     let mut servers = Vec::new();
     for s in app.store.all_servers().await? {
-        if !s.paused && s.probed_from(region) {
+        if !s.paused && s.probed_from(region) && is_share(&s.id, &share) {
             servers.push(agent_server(&s, &app.sealer)?);
         }
     }
@@ -85,10 +136,15 @@ pub async fn config(
         .map(str::to_string);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
+    let instance = instance_of(&q)?;
+    if let Some(i) = instance {
+        let until = now_ms() + (wait + INSTANCE_GRACE).as_millis() as i64;
+        app.store.touch_agent(region, i, until).await?;
+    }
     let mut changes = app.agent_config.subscribe();
     loop {
         changes.mark_unchanged();
-        let (body, etag) = config_body(&app, region).await?;
+        let (body, etag) = config_body(&app, region, instance).await?;
         if known.as_deref() != Some(etag.as_str()) {
             let mut r = (StatusCode::OK, body).into_response();
             let h = r.headers_mut();
@@ -102,9 +158,15 @@ pub async fn config(
             }
             return Ok(r);
         }
-        // Unchanged: wait for a change (or the deadline, or shutdown), then look again.
-        let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
-        if !matches!(changed, Ok(Ok(())))
+        // Unchanged: wait for a change (or the deadline, or shutdown), then look again; a
+        // named instance looks every few seconds whether its region's instances changed.
+        let wake = match instance {
+            Some(_) => deadline.min(tokio::time::Instant::now() + INSTANCE_RECHECK),
+            None => deadline,
+        };
+        let changed = tokio::time::timeout_at(wake, changes.changed()).await;
+        let recheck = changed.is_err() && wake < deadline;
+        if !recheck && !matches!(changed, Ok(Ok(())))
             || !app.accepting.load(std::sync::atomic::Ordering::Relaxed)
         {
             let mut r = StatusCode::NOT_MODIFIED.into_response();
@@ -150,8 +212,13 @@ pub async fn results(
             reply.unknown_servers += 1;
             continue;
         };
-        app.metrics
-            .observe_probe(slug, &region, &r.report, Duration::from_millis(r.lag_ms));
+        // A server's own series are kept by its owner (for one handed off, when it takes it).
+        let lag = Duration::from_millis(r.lag_ms);
+        if app.ownership.owns(&r.server_id) {
+            app.metrics.observe_probe(slug, &region, &r.report, lag);
+        } else {
+            app.metrics.observe_region_probe(&region, &r.report, lag);
+        }
         let mut report = r.report;
         report.tools = r.tools;
         let item = IngestItem {

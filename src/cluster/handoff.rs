@@ -42,6 +42,23 @@ pub(super) async fn drain(app: ClusterParts, stop: CancellationToken) {
     }
 }
 
+/// The slugs of the servers of `rows` (for their metric series).
+async fn slugs_of(
+    app: &ClusterParts,
+    rows: &[&crate::store::HandoffRecord],
+) -> Result<std::collections::HashMap<String, String>, crate::store::StoreError> {
+    let mut ids: Vec<String> = rows.iter().map(|r| r.server_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    Ok(app
+        .store
+        .servers_by_id(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.slug))
+        .collect())
+}
+
 /// One round: returns how many rows it cleared.
 async fn take_once(app: &ClusterParts) -> Result<u64, crate::store::StoreError> {
     let buckets: Vec<u16> = app.ownership.now().terms.keys().copied().collect();
@@ -59,9 +76,16 @@ async fn take_once(app: &ClusterParts) -> Result<u64, crate::store::StoreError> 
         .await?
         .into_iter()
         .collect();
-    for row in rows.iter().filter(|r| !stored.contains(&r.id)) {
+    let fresh: Vec<&crate::store::HandoffRecord> =
+        rows.iter().filter(|r| !stored.contains(&r.id)).collect();
+    let slugs = slugs_of(app, &fresh).await?;
+    for row in fresh {
         match crate::ingest::handoff::decode(row) {
             Ok(item) => {
+                if let Some(slug) = slugs.get(&item.server_id) {
+                    app.metrics
+                        .observe_server_probe(slug, &item.region, &item.report);
+                }
                 if app.ingest.submit(item).await.is_err() {
                     return Ok(0); // shutting down: the rows stay for the next owner
                 }

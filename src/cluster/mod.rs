@@ -195,7 +195,43 @@ async fn settle(app: &ClusterParts, feed: &mut Feed) -> bool {
     if let Err(e) = feed.take(app, &gained).await {
         tracing::warn!(error = %e, "cannot load the servers of new buckets; the next look will");
     }
+    let bucket = crate::shard::bucket_of;
+    let exported = export_states(
+        app.store.as_ref(),
+        &app.metrics,
+        |id| gained.contains(&bucket(id)),
+        |id| lost.contains(&bucket(id)),
+    );
+    if let Err(e) = exported.await {
+        tracing::warn!(error = %e, "cannot read the states of the servers that moved");
+    }
     true
+}
+
+/// The per-server state series of `/metrics` are this replica's own servers' (another
+/// replica's would go stale here): set from the database for the servers `arriving` (at start,
+/// or when buckets arrive), dropped for those `leaving`.
+pub async fn export_states(
+    store: &dyn Store,
+    metrics: &Metrics,
+    arriving: impl Fn(&str) -> bool,
+    leaving: impl Fn(&str) -> bool,
+) -> Result<(), crate::store::StoreError> {
+    use crate::monitor::ServerStatus;
+    for row in store.all_states().await? {
+        let s = &row.server;
+        if leaving(&s.id) {
+            metrics.forget_server(&s.slug);
+        } else if arriving(&s.id) {
+            let status = match &row.state {
+                _ if s.paused => ServerStatus::Paused,
+                Some(state) => state.status,
+                None => ServerStatus::Unknown,
+            };
+            metrics.server_state(&s.slug, status);
+        }
+    }
+    Ok(())
 }
 
 /// Take this replica's buckets before it serves (a single Postgres node takes them all), so

@@ -229,8 +229,14 @@ impl Metrics {
             .inc_by(total.saturating_sub(counted));
     }
 
-    /// One probe's report.
+    /// One probe's report: its server's series and its region's counts.
     pub fn observe_probe(&self, server: &str, region: &str, report: &ProbeReport, lag: Duration) {
+        self.observe_server_probe(server, region, report);
+        self.observe_region_probe(region, report, lag);
+    }
+
+    /// A probe's report in its server's series (kept by the replica that owns the server).
+    pub fn observe_server_probe(&self, server: &str, region: &str, report: &ProbeReport) {
         let ok = matches!(report.verdict, Verdict::Up | Verdict::Degraded);
         self.servers.probed(
             server,
@@ -243,6 +249,10 @@ impl Metrics {
                 .then(|| u32::try_from(report.tools_count).unwrap_or(u32::MAX)),
             report.tls.as_ref().map(|t| t.not_after_unix),
         );
+    }
+
+    /// A probe's report in its region's counts and histograms (by whichever replica took it).
+    pub fn observe_region_probe(&self, region: &str, report: &ProbeReport, lag: Duration) {
         let kind = report
             .failure
             .as_ref()

@@ -30,6 +30,10 @@ pub trait RegionStore: Send + Sync {
     async fn list_regions(&self) -> StoreResult<Vec<RegionRecord>>;
     /// Which of `ids` are stored results already.
     async fn existing_result_ids(&self, ids: &[String]) -> StoreResult<Vec<String>>;
+    /// Agent `instance` of `region` is alive until `expires_at` (unix ms).
+    async fn touch_agent(&self, region: &str, instance: &str, expires_at: i64) -> StoreResult<()>;
+    /// The agent instances of `region` alive at `now`, sorted.
+    async fn live_agents(&self, region: &str, now: i64) -> StoreResult<Vec<String>>;
 }
 
 #[async_trait]
@@ -80,5 +84,32 @@ impl<D: Dialect> RegionStore for SqlStore<D> {
             found.extend(rows.into_iter().map(|(id,)| id));
         }
         Ok(found)
+    }
+
+    async fn touch_agent(&self, region: &str, instance: &str, expires_at: i64) -> StoreResult<()> {
+        let touch = Statement::new(
+            "INSERT INTO agent_instances (region, instance, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (region, instance) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(region)
+        .bind(instance)
+        .bind(expires_at);
+        self.run(touch).await?;
+        // Instances gone for a day are of no use to anyone.
+        let old = Statement::new("DELETE FROM agent_instances WHERE expires_at < ?")
+            .bind(expires_at - 86_400_000);
+        self.run(old).await?;
+        Ok(())
+    }
+
+    async fn live_agents(&self, region: &str, now: i64) -> StoreResult<Vec<String>> {
+        let st = Statement::new(
+            "SELECT instance FROM agent_instances WHERE region = ? AND expires_at > ? \
+             ORDER BY instance",
+        )
+        .bind(region)
+        .bind(now);
+        let rows: Vec<(String,)> = self.all(st).await?;
+        Ok(rows.into_iter().map(|(instance,)| instance).collect())
     }
 }

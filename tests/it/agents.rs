@@ -397,3 +397,151 @@ async fn three_regions_decide_by_quorum_buffer_through_outages_and_count_once() 
     drop(central_again);
     db.cleanup().await;
 }
+
+/// The last "config applied" line of an agent's JSON log: how many servers it probes.
+fn servers_applied(log: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["msg"] == "config applied")
+        .and_then(|v| v["servers"].as_u64())
+}
+
+/// Two agents of one region share its servers (each its own part, by instance), so a region
+/// scales out like the central does; when one stops, the other takes all of them within a
+/// minute, and every server is probed once per tick throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_of_one_region_share_its_servers_and_one_takes_over_for_the_other() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let db_url = match &db.url {
+        mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (central_proc, base) = central(&db_url, "127.0.0.1:0", dir.path());
+    let api = Api {
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        base: base.clone(),
+    };
+    let (s, key) = api
+        .call(
+            Method::POST,
+            "/api/v1/keys",
+            ADMIN,
+            Some(json!({"name": "agents eu-west", "scopes": ["agent"], "region": "eu-west"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    let token = key["token"].as_str().unwrap().to_string();
+    let (s, bad) = api
+        .call(
+            Method::GET,
+            "/api/v1/agent/config?instance=no%20spaces",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert!(bad.to_string().contains("instance"), "{bad}");
+    const N: u64 = 40;
+    let servers: Vec<Value> = (0..N)
+        .map(|i| json!({"name": format!("s{i}"), "url": fake.url(), "regions": ["eu-west"], "interval_seconds": 10, "timeout_seconds": 5}))
+        .collect();
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/servers:batch",
+            ADMIN,
+            Some(json!({"servers": servers})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let start_agent = |name: &str| {
+        let data = dir.path().join(name).to_string_lossy().to_string();
+        let cmd = command(
+            &["agent", "--region", "eu-west", "--central", &base],
+            &[
+                ("MCPWATCH_AGENT_TOKEN", token.as_str()),
+                ("MCPWATCH_DATA_DIR", &data),
+                ("MCPWATCH_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"),
+                ("MCPWATCH_LOG_FORMAT", "json"),
+            ],
+        );
+        let log = dir.path().join(format!("{name}.log"));
+        (start(cmd, None, log.clone()).0, log)
+    };
+    let (first, first_log) = start_agent("agent-one");
+    let (second, second_log) = start_agent("agent-two");
+    eventually(
+        "the two agents split the region's servers",
+        Duration::from_secs(40),
+        async || {
+            let (a, b) = (servers_applied(&first_log), servers_applied(&second_log));
+            match (a, b) {
+                (Some(a), Some(b)) if a + b == N && a > 0 && b > 0 => None,
+                other => Some(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let split = (servers_applied(&first_log), servers_applied(&second_log));
+
+    // Once per tick: two intervals bring about 2 × N probes, not twice that.
+    let tools_lists = || fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count());
+    let before = tools_lists();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let probes = tools_lists() - before;
+    assert!(
+        (N as usize..=3 * N as usize).contains(&probes),
+        "{probes} probes of {N} servers in two intervals ({split:?})"
+    );
+
+    // One stops: the other takes all the region's servers once the first's instance lapses.
+    drop(first);
+    let stopped = std::time::Instant::now();
+    eventually(
+        "the remaining agent takes every server",
+        Duration::from_secs(90),
+        async || {
+            let b = servers_applied(&second_log);
+            (b != Some(N)).then(|| format!("{b:?}"))
+        },
+    )
+    .await;
+    let took = stopped.elapsed();
+    let store = db.store().await;
+    let after_take = support::seed::now_ms();
+    eventually(
+        "every server probed from eu-west since",
+        Duration::from_secs(30),
+        async || {
+            let mut behind = 0;
+            for s in v["servers"].as_array().unwrap() {
+                let q = mcpwatch::store::ResultQuery {
+                    server_id: s["id"].as_str().unwrap().into(),
+                    region: Some("eu-west".into()),
+                    page: mcpwatch::store::Page {
+                        limit: 1,
+                        after: None,
+                    },
+                    ..Default::default()
+                };
+                let newest = store.list_results(&q).await.unwrap();
+                if newest.first().is_none_or(|r| r.started_at < after_take) {
+                    behind += 1;
+                }
+            }
+            (behind > 0).then(|| format!("{behind} not probed yet"))
+        },
+    )
+    .await;
+    eprintln!(
+        "agents: split {split:?}, {probes} probes in 20 s, one took over all {N} in {took:?}"
+    );
+    store.close().await;
+    drop((second, central_proc));
+    db.cleanup().await;
+}

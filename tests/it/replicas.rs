@@ -419,6 +419,28 @@ async fn changes_and_checks_through_any_replica_reach_the_owner() {
     )
     .await;
 
+    // Each replica exports the state series of its own servers only (another's would go
+    // stale there).
+    for base in [&a, &b] {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let states = text
+            .lines()
+            .filter(|l| l.starts_with("mcpwatch_server_up{"))
+            .count();
+        let scheduled = scheduled_servers(&client, base).await.unwrap() as usize;
+        assert_eq!(
+            states, scheduled,
+            "{base}: {states} state series, {scheduled} servers"
+        );
+    }
+
     // Deleted through `a`: dropped from whichever schedule held it.
     for v in &made {
         let gone = client
