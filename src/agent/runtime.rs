@@ -238,6 +238,24 @@ fn job_of(server: &AgentServer, region: &str) -> Option<Job> {
     }
 }
 
+/// The long poll for this agent's config (as of `etag`, if it has one).
+fn config_request(shared: &Shared, etag: Option<&str>) -> reqwest::RequestBuilder {
+    let wait = shared.settings.config_wait;
+    let req = shared
+        .client
+        .get(shared.url(&format!(
+            "/api/v1/agent/config?wait={}&instance={}",
+            wait.as_secs(),
+            shared.instance
+        )))
+        .bearer_auth(&shared.settings.token)
+        .timeout(wait + Duration::from_secs(15));
+    match etag {
+        Some(tag) => req.header(reqwest::header::IF_NONE_MATCH, tag),
+        None => req,
+    }
+}
+
 async fn sync_config(
     shared: Arc<Shared>,
     scheduler: SchedulerHandle,
@@ -247,21 +265,9 @@ async fn sync_config(
     let mut etag: Option<String> = None;
     let mut current: HashMap<String, AgentServer> = HashMap::new();
     let mut backoff = Duration::from_secs(1);
-    let wait = shared.settings.config_wait.as_secs();
     loop {
-        let mut req = shared
-            .client
-            .get(shared.url(&format!(
-                "/api/v1/agent/config?wait={wait}&instance={}",
-                shared.instance
-            )))
-            .bearer_auth(&shared.settings.token)
-            .timeout(shared.settings.config_wait + Duration::from_secs(15));
-        if let Some(tag) = &etag {
-            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
-        }
         let outcome = tokio::select! {
-            r = req.send() => r,
+            r = config_request(&shared, etag.as_deref()).send() => r,
             _ = stop.cancelled() => return,
         };
         let retry = match outcome {

@@ -55,8 +55,28 @@ fn instance_of(q: &ConfigQuery) -> Result<Option<&str>, ApiError> {
     }
 }
 
+/// An instance and the live instances of its region it shares the servers with.
+type Share<'a> = Option<(&'a str, Vec<String>)>;
+
+/// `instance` and its region's live instances (itself included); `None` without an instance.
+async fn share_of<'a>(
+    app: &AppState,
+    region: &str,
+    instance: Option<&'a str>,
+) -> Result<Share<'a>, ApiError> {
+    let Some(me) = instance else {
+        return Ok(None);
+    };
+    let mut live = app.store.live_agents(region, now_ms()).await?;
+    if !live.iter().any(|i| i == me) {
+        live.push(me.to_string());
+        live.sort();
+    }
+    Ok(Some((me, live)))
+}
+
 /// Whether `server_id` is `me`'s among the region's `live` instances (`None`: not shared).
-fn is_share(server_id: &str, share: &Option<(&str, Vec<String>)>) -> bool {
+fn is_share(server_id: &str, share: &Share<'_>) -> bool {
     share.as_ref().is_none_or(|(me, live)| {
         crate::shard::rendezvous(crate::shard::bucket_of(server_id), live) == Some(*me)
     })
@@ -87,21 +107,11 @@ async fn contact(app: &AppState, region: &str, headers: &HeaderMap) {
 async fn config_body(
     app: &AppState,
     region: &str,
-    instance: Option<&str>,
+    share: &Share<'_>,
 ) -> Result<(Vec<u8>, String), ApiError> {
-    let share = match instance {
-        Some(me) => {
-            let mut live = app.store.live_agents(region, now_ms()).await?;
-            if !live.iter().any(|i| i == me) {
-                live.push(me.to_string());
-            }
-            Some((me, live))
-        }
-        None => None,
-    };
     let mut servers = Vec::new();
     for s in app.store.all_servers().await? {
-        if !s.paused && s.probed_from(region) && is_share(&s.id, &share) {
+        if !s.paused && s.probed_from(region) && is_share(&s.id, share) {
             servers.push(agent_server(&s, &app.sealer)?);
         }
     }
@@ -144,7 +154,8 @@ pub async fn config(
     let mut changes = app.agent_config.subscribe();
     loop {
         changes.mark_unchanged();
-        let (body, etag) = config_body(&app, region, instance).await?;
+        let share = share_of(&app, region, instance).await?;
+        let (body, etag) = config_body(&app, region, &share).await?;
         if known.as_deref() != Some(etag.as_str()) {
             let mut r = (StatusCode::OK, body).into_response();
             let h = r.headers_mut();
@@ -158,22 +169,46 @@ pub async fn config(
             }
             return Ok(r);
         }
-        // Unchanged: wait for a change (or the deadline, or shutdown), then look again; a
-        // named instance looks every few seconds whether its region's instances changed.
-        let wake = match instance {
-            Some(_) => deadline.min(tokio::time::Instant::now() + INSTANCE_RECHECK),
-            None => deadline,
-        };
-        let changed = tokio::time::timeout_at(wake, changes.changed()).await;
-        let recheck = changed.is_err() && wake < deadline;
-        if !recheck && !matches!(changed, Ok(Ok(())))
-            || !app.accepting.load(std::sync::atomic::Ordering::Relaxed)
-        {
+        // Unchanged: wait for a change (or the deadline, or shutdown), then look again.
+        if !changed_before(&app, &mut changes, deadline, region, &share).await? {
             let mut r = StatusCode::NOT_MODIFIED.into_response();
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 r.headers_mut().insert(header::ETAG, v);
             }
             return Ok(r);
+        }
+    }
+}
+
+/// Wait until the servers change, or (for a named instance) its region's instances do; false
+/// at the deadline or shutdown. The instances are read every few seconds, the servers only
+/// when they changed: reading and unsealing every server is the expensive part.
+async fn changed_before(
+    app: &AppState,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    deadline: tokio::time::Instant,
+    region: &str,
+    share: &Share<'_>,
+) -> Result<bool, ApiError> {
+    loop {
+        let wake = match share {
+            Some(_) => deadline.min(tokio::time::Instant::now() + INSTANCE_RECHECK),
+            None => deadline,
+        };
+        let changed = tokio::time::timeout_at(wake, changes.changed()).await;
+        if !app.accepting.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match changed {
+            Ok(Ok(())) => return Ok(true),
+            Ok(Err(_)) => return Ok(false),
+            Err(_) if wake >= deadline => return Ok(false),
+            Err(_) => {
+                let now = share_of(app, region, share.as_ref().map(|(me, _)| *me)).await?;
+                if now != *share {
+                    return Ok(true);
+                }
+            }
         }
     }
 }
