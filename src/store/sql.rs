@@ -354,17 +354,24 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Delete `parent` and, first, the rows that refer to it (SQLite enforces foreign keys
     /// per connection, Postgres always), all in one transaction.
+    /// Delete the row `id` of `table` and, first, its `children` (statements taking the id).
     async fn delete_with_children(
         &self,
         children: &[&str],
-        parent: &str,
+        table: &str,
         id: &str,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        // The parent row first: a batch still writing results for it (which holds a key
+        // lock on it and then updates its states) finishes before any child is touched;
+        // deleting the children first deadlocked with such a batch.
+        let lock = format!("SELECT id FROM {table} WHERE id = ? {}", D::UPDATE_LOCK);
+        rows_in(&mut tx, &Statement::one_off(lock).bind(id)).await?;
         for child in children {
             run_in(&mut tx, Statement::new(*child).bind(id)).await?;
         }
-        let n = run_in(&mut tx, Statement::new(parent).bind(id)).await?;
+        let parent = Statement::one_off(format!("DELETE FROM {table} WHERE id = ?")).bind(id);
+        let n = run_in(&mut tx, parent).await?;
         tx.commit().await?;
         Ok(n > 0)
     }
@@ -470,7 +477,7 @@ where
                 "DELETE FROM incidents WHERE server_id = ?",
                 "UPDATE events SET server_id = NULL WHERE server_id = ?",
             ],
-            "DELETE FROM servers WHERE id = ?",
+            "servers",
             id,
         )
         .await
@@ -826,7 +833,7 @@ where
                  (SELECT id FROM outbox WHERE channel_id = ?)",
                 "DELETE FROM outbox WHERE channel_id = ?",
             ],
-            "DELETE FROM channels WHERE id = ?",
+            "channels",
             id,
         )
         .await
@@ -987,7 +994,7 @@ where
     async fn delete_window(&self, id: &str) -> StoreResult<bool> {
         self.delete_with_children(
             &["DELETE FROM maintenance_held WHERE window_id = ?"],
-            "DELETE FROM maintenance_windows WHERE id = ?",
+            "maintenance_windows",
             id,
         )
         .await
