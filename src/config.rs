@@ -354,7 +354,13 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub database_url: Option<String>,
     pub data_dir: Option<String>,
+    /// Local mode (`serve --local`): targets on loopback are allowed, besides the ranges of
+    /// `MCPWATCH_ALLOW_PRIVATE_CIDRS`.
+    pub local: bool,
 }
+
+/// The ranges local mode allows.
+pub const LOOPBACK_CIDRS: &str = "127.0.0.0/8,::1/128";
 
 impl Settings {
     /// Load from the real environment and an optional file.
@@ -389,6 +395,12 @@ impl Settings {
         }
         if overrides.data_dir.is_some() {
             raw.data_dir = overrides.data_dir.clone();
+        }
+        if overrides.local {
+            raw.allow_private_cidrs = Some(match raw.allow_private_cidrs.take() {
+                Some(given) if !given.trim().is_empty() => format!("{given},{LOOPBACK_CIDRS}"),
+                _ => LOOPBACK_CIDRS.to_string(),
+            });
         }
         Self::validate(raw)
     }

@@ -24,6 +24,7 @@
 //!   feed (servers → scheduler) and the handoff of results to their owner.
 //! - [`app`]: wiring, start and graceful shutdown of `mcpwatch serve`.
 //! - [`cli`]: `mcpwatch check` and `mcpwatch snapshot`, the CI deploy gates.
+//! - [`demo`]: `mcpwatch demo-server`, a small MCP server to try mcpwatch on.
 //! - [`clock`]: Unix-millisecond clocks (system or manual) and RFC 3339 helpers.
 //! - [`config`]: settings from the environment and an optional file, validated at start.
 //! - [`secrets`]: AES-256-GCM sealing, API tokens and their hashes.
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod metrics;
 pub mod monitor;

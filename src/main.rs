@@ -37,6 +37,10 @@ struct DaemonArgs {
     /// Folder for the SQLite database, the secret key and the admin token (MCPWATCH_DATA_DIR).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<String>,
+    /// Local mode, to try mcpwatch on one machine: targets on loopback (127.0.0.0/8, ::1)
+    /// are allowed, besides MCPWATCH_ALLOW_PRIVATE_CIDRS.
+    #[arg(long)]
+    local: bool,
 }
 
 impl DaemonArgs {
@@ -46,6 +50,7 @@ impl DaemonArgs {
             listen: self.listen.clone(),
             database_url: self.database_url.clone(),
             data_dir: self.data_dir.clone(),
+            local: self.local,
         };
         Settings::load(&overrides).map_err(|e| {
             eprintln!("mcpwatch: configuration error: {e}");
@@ -66,6 +71,12 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Probe from another region for a central `serve`, with an agent key; no database.
     Agent(mcpwatch::agent::AgentArgs),
+    /// Run a small MCP server (three tools) to try mcpwatch on, until a signal.
+    DemoServer {
+        /// Where it listens; its endpoint is /mcp there.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:39141")]
+        listen: std::net::SocketAddr,
+    },
     /// Exit 0 if the local daemon answers /healthz (for container health checks).
     Healthcheck {
         /// The URL to check; default: /healthz on MCPWATCH_LISTEN's port on 127.0.0.1.
@@ -91,6 +102,16 @@ async fn main() -> ExitCode {
         Command::Healthcheck { url } => healthcheck(url.clone()).await,
         Command::Agent(a) => agent(a).await,
         Command::Serve(a) => serve(a).await,
+        Command::DemoServer { listen } => demo_server(*listen).await,
+    }
+}
+
+/// `mcpwatch demo-server`: the demo MCP server, until a signal.
+async fn demo_server(listen: std::net::SocketAddr) -> ExitCode {
+    let ready = |at| eprintln!("mcpwatch: demo MCP server on http://{at}/mcp");
+    match mcpwatch::demo::run(listen, ready, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot listen on {listen}: {e}")),
     }
 }
 
@@ -164,15 +185,40 @@ async fn serve(a: &DaemonArgs) -> ExitCode {
         Err(code) => return code,
     };
     mcpwatch::telemetry::init("info", settings.log_format);
+    let token_file = settings
+        .admin_token
+        .is_none()
+        .then(|| settings.data_dir.join("admin-token"));
     let app = match App::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(&e),
     };
     eprintln!("mcpwatch: serving on http://{}", app.local_addr());
+    banner(app.local_addr(), token_file.as_deref(), a.local);
     match app.run(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// What to do next, after the line that says where it serves.
+fn banner(at: std::net::SocketAddr, token_file: Option<&std::path::Path>, local: bool) {
+    eprintln!("mcpwatch: status page http://{at}/, API http://{at}/api/v1 (/openapi.json)");
+    if local {
+        eprintln!(
+            "mcpwatch: local mode: targets on loopback ({}) are allowed",
+            mcpwatch::config::LOOPBACK_CIDRS
+        );
+    }
+    let token = match token_file {
+        Some(path) => format!("$(cat {})", path.display()),
+        None => "$MCPWATCH_ADMIN_TOKEN".into(),
+    };
+    eprintln!(
+        "mcpwatch: register a server: curl -X POST http://{at}/api/v1/servers \
+         -H \"Authorization: Bearer {token}\" -H 'Content-Type: application/json' \
+         -d '{{\"name\": \"Demo\", \"url\": \"http://127.0.0.1:39141/mcp\", \"public\": true}}'"
+    );
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

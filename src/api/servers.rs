@@ -456,7 +456,7 @@ pub(crate) async fn validate_url(text: &str, policy: &AddressPolicy) -> Result<(
     for ip in addrs {
         if let Err(blocked) = policy.check(ip) {
             return Err(format!(
-                "resolves to {blocked}; to monitor private targets, add the range to MCPWATCH_ALLOW_PRIVATE_CIDRS"
+                "resolves to {blocked}; to monitor private targets, add the range to MCPWATCH_ALLOW_PRIVATE_CIDRS (or, for loopback on one machine, start `mcpwatch serve --local`) and restart"
             ));
         }
     }

@@ -1,0 +1,140 @@
+//! The first hour, with the real binary: `mcpwatch demo-server` answers both protocol eras a
+//! modern SDK answers, and `mcpwatch serve --local` (SQLite in a fresh folder, nothing else
+//! set) takes the walkthrough's registration of it, says what to do next, and sees it up.
+
+use crate::support;
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use mcpwatch::probe::{Era, EraChoice, Verdict};
+use serde_json::{Value, json};
+use support::eventually;
+use support::proc::{Proc, command};
+
+/// `mcpwatch demo-server` on a free port; returns it and its endpoint.
+fn demo_server() -> (Proc, String) {
+    let (proc, rest) = support::proc::start(
+        command(&["demo-server", "--listen", "127.0.0.1:0"], &[]),
+        Some("mcpwatch: demo MCP server on "),
+        std::env::temp_dir().join(format!("mcpwatch-demo-{}.log", uuid::Uuid::new_v4())),
+    );
+    (proc, rest.trim().to_string())
+}
+
+#[tokio::test]
+async fn the_demo_server_is_up_in_both_eras_with_three_tools() {
+    let (_demo, url) = demo_server();
+    let modern = support::probe(&url).await;
+    assert_eq!(modern.verdict, Verdict::Up, "{modern:?}");
+    assert_eq!(modern.era, Some(Era::Stateless));
+    assert_eq!(modern.tool_names, vec!["add", "echo", "now"]);
+    assert!(modern.warnings.is_empty(), "{:?}", modern.warnings);
+    let legacy = support::probe_with(&url, |t| {
+        t.era = EraChoice::Force(Era::StreamableHttp);
+    })
+    .await;
+    assert_eq!(legacy.verdict, Verdict::Up, "{legacy:?}");
+    assert_eq!(legacy.protocol_version.as_deref(), Some("2025-11-25"));
+    assert_eq!(
+        legacy.schema_hash, modern.schema_hash,
+        "the same tools either way"
+    );
+}
+
+/// `serve` in a fresh folder, `--local` or not; returns it, its base URL and what it printed
+/// after the line that says where it serves.
+fn serve_in(dir: &std::path::Path, local: bool) -> (Proc, String, Vec<String>) {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    if local {
+        args.push("--local");
+    }
+    let mut cmd = command(&args, &[]);
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("MCPWATCH_ALLOW_PRIVATE_CIDRS");
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve's output").unwrap();
+        if let Some(rest) = line.strip_prefix("mcpwatch: serving on ") {
+            break rest.trim().to_string();
+        }
+    };
+    let banner: Vec<String> = lines
+        .by_ref()
+        .take(if local { 3 } else { 2 })
+        .map_while(Result::ok)
+        .collect();
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), base, banner)
+}
+
+async fn register(base: &str, token: &str, url: &str) -> (u16, Value) {
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{base}/api/v1/servers"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(json!({"name": "Demo", "url": url, "public": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn local_mode_takes_the_walkthroughs_registration_and_says_what_to_do_next() {
+    let (_demo, url) = demo_server();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Without local mode a loopback target is refused, and the refusal says how to allow it.
+    let (plain, base, banner) = serve_in(dir.path(), false);
+    assert!(
+        !banner.iter().any(|l| l.contains("local mode")),
+        "{banner:?}"
+    );
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let (code, refused) = register(&base, token.trim(), &url).await;
+    assert_eq!(code, 422, "{refused}");
+    let why = refused.to_string();
+    assert!(
+        why.contains("MCPWATCH_ALLOW_PRIVATE_CIDRS") && why.contains("--local"),
+        "{why}"
+    );
+    drop(plain);
+
+    let (_daemon, base, banner) = serve_in(dir.path(), true);
+    let said = banner.join("\n");
+    assert!(said.contains(&format!("status page {base}/")), "{said}");
+    assert!(said.contains("local mode: targets on loopback"), "{said}");
+    assert!(
+        said.contains("data/admin-token") && said.contains("/api/v1/servers"),
+        "{said}"
+    );
+    let (code, made) = register(&base, token.trim(), &url).await;
+    assert_eq!(code, 201, "{made}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    eventually(
+        "the demo server is up on the status page",
+        Duration::from_secs(10),
+        async || {
+            let text = client
+                .get(format!("{base}/status.json"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap_or_default();
+            let page: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let state = page["servers"][0]["state"].clone();
+            (state != "up").then(|| format!("{state}"))
+        },
+    )
+    .await;
+}
