@@ -71,6 +71,11 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Probe from another region for a central `serve`, with an agent key; no database.
     Agent(mcpwatch::agent::AgentArgs),
+    /// Servers on a running daemon: ls, add, show, rm, pause, resume, check
+    /// (MCPWATCH_URL, MCPWATCH_TOKEN). Exit 0 done, 1 refused or unhealthy, 2 usage, 3 no daemon.
+    Servers(cli::ServersArgs),
+    /// The fleet's state on a running daemon: counts by state and every server.
+    Status(cli::ClientArgs),
     /// Run a small MCP server (three tools) to try mcpwatch on, until a signal.
     DemoServer {
         /// Where it listens; its endpoint is /mcp there.
@@ -103,6 +108,11 @@ async fn main() -> ExitCode {
         Command::Agent(a) => agent(a).await,
         Command::Serve(a) => serve(a).await,
         Command::DemoServer { listen } => demo_server(*listen).await,
+        Command::Servers(a) => {
+            mcpwatch::telemetry::init("warn", LogFormat::Auto);
+            ExitCode::from(cli::run_servers(a, &mut out, &mut err).await)
+        }
+        Command::Status(a) => ExitCode::from(cli::run_status(a, &mut out, &mut err).await),
     }
 }
 

@@ -138,3 +138,92 @@ async fn local_mode_takes_the_walkthroughs_registration_and_says_what_to_do_next
     )
     .await;
 }
+
+/// `mcpwatch <args>` against a daemon; (exit code, stdout, stderr).
+fn client(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = command(args, envs);
+    // No key but the one given: no token file where it runs, none inherited.
+    let nowhere = tempfile::tempdir().unwrap();
+    cmd.current_dir(nowhere.path())
+        .env_remove("MCPWATCH_URL")
+        .env_remove("MCPWATCH_TOKEN")
+        .env_remove("MCPWATCH_DATA_DIR");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.stdout(std::process::Stdio::piped()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI client: `servers add` names a server after its serverInfo, `ls` and `status` show
+/// it up, `check` renders the report, `pause`, `rm`; a wrong key, a missing daemon and no key
+/// at all each get their own exit code and a line that says what to do.
+#[tokio::test]
+async fn the_cli_client_adds_lists_checks_pauses_and_removes_servers() {
+    let (_demo, url) = demo_server();
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, base, _) = serve_in(dir.path(), true);
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let env = [
+        ("MCPWATCH_URL", base.as_str()),
+        ("MCPWATCH_TOKEN", token.trim()),
+    ];
+
+    let (code, out, err) = client(&["servers", "add", &url, "--tag", "demo", "--json"], &env);
+    assert_eq!(code, 0, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        made["name"], "mcpwatch-demo",
+        "named after serverInfo: {made}"
+    );
+    assert_eq!(made["tags"], json!(["demo"]));
+    eventually("ls shows it up", Duration::from_secs(10), async || {
+        let (code, out, err) = client(&["servers", "ls"], &env);
+        assert_eq!(code, 0, "{err}");
+        let row = out.lines().find(|l| l.starts_with("mcpwatch-demo"));
+        (!row.is_some_and(|r| r.contains(" up ") && r.contains("stateless") && r.contains(" 3 ")))
+            .then(|| out.clone())
+    })
+    .await;
+    let (code, out, _) = client(&["status"], &env);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("up 1 · degraded 0"), "{out}");
+    let (code, out, _) = client(&["servers", "check", "mcpwatch-demo"], &env);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("UP ") && out.contains("add, echo, now"),
+        "{out}"
+    );
+    let (code, out, _) = client(&["servers", "pause", "mcpwatch-demo"], &env);
+    assert_eq!(code, 0);
+    assert!(out.contains("paused"), "{out}");
+
+    let (code, _, err) = client(
+        &["servers", "ls", "--token", "wrong-token-0123456789"],
+        &env,
+    );
+    assert_eq!(code, 1, "refused: {err}");
+    assert!(err.contains("401"), "{err}");
+    let (code, _, err) = client(&["servers", "ls", "--url", "http://127.0.0.1:1"], &env);
+    assert_eq!(code, 3, "unreachable: {err}");
+    assert!(
+        err.contains("cannot reach the daemon at http://127.0.0.1:1"),
+        "{err}"
+    );
+    let (code, _, err) = client(&["servers", "ls"], &[("MCPWATCH_URL", base.as_str())]);
+    assert_eq!(code, 2, "no key: {err}");
+    assert!(err.contains("MCPWATCH_TOKEN"), "{err}");
+
+    let (code, out, _) = client(&["servers", "rm", "mcpwatch-demo"], &env);
+    assert_eq!((code, out.trim()), (0, "deleted mcpwatch-demo"));
+    let (code, _, err) = client(&["servers", "show", "mcpwatch-demo"], &env);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("404") && err.contains("mcpwatch-demo"),
+        "{err}"
+    );
+}
