@@ -76,6 +76,18 @@ enum Command {
     Servers(cli::ServersArgs),
     /// The fleet's state on a running daemon: counts by state and every server.
     Status(cli::ClientArgs),
+    /// Alert channels on a running daemon: ls, add, test.
+    Channels(cli::ChannelsArgs),
+    /// Incidents on a running daemon.
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
+    /// Events on a running daemon.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Run a small MCP server (three tools) to try mcpwatch on, until a signal.
     DemoServer {
         /// Where it listens; its endpoint is /mcp there.
@@ -88,6 +100,18 @@ enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum IncidentsCommand {
+    /// Incidents, newest first.
+    Ls(cli::IncidentsArgs),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// The last events, then each new one as it happens, until interrupted.
+    Tail(cli::EventsArgs),
 }
 
 #[tokio::main]
@@ -113,6 +137,13 @@ async fn main() -> ExitCode {
             ExitCode::from(cli::run_servers(a, &mut out, &mut err).await)
         }
         Command::Status(a) => ExitCode::from(cli::run_status(a, &mut out, &mut err).await),
+        Command::Channels(a) => ExitCode::from(cli::run_channels(a, &mut out, &mut err).await),
+        Command::Incidents {
+            command: IncidentsCommand::Ls(a),
+        } => ExitCode::from(cli::run_incidents(a, &mut out, &mut err).await),
+        Command::Events {
+            command: EventsCommand::Tail(a),
+        } => ExitCode::from(cli::run_events_tail(a, &mut out, &mut err).await),
     }
 }
 

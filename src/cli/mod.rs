@@ -4,13 +4,14 @@
 //! - `check.rs`: `mcpwatch check`: one probe (or `--wait` until healthy), `--baseline` drift.
 //! - `snapshot.rs`: `mcpwatch snapshot`: write a baseline, or `--check` one.
 //! - `render.rs`: the human-readable report.
-//! - `client.rs`, `servers.rs`: `mcpwatch servers …` and `mcpwatch status`, the API from a
-//!   terminal.
+//! - `client.rs`, `servers.rs`, `history.rs`: `mcpwatch servers …`, `status`, `channels …`,
+//!   `incidents ls` and `events tail`: the API from a terminal.
 //!
 //! Exit codes are part of the interface: see [`ExitCode`].
 
 mod check;
 mod client;
+mod history;
 mod options;
 mod render;
 mod servers;
@@ -18,6 +19,9 @@ mod snapshot;
 
 pub use check::{CheckArgs, run_check};
 pub use client::{ClientArgs, ClientError};
+pub use history::{
+    ChannelsArgs, EventsArgs, IncidentsArgs, run_channels, run_events_tail, run_incidents,
+};
 pub use options::{ProbeArgs, parse_duration, parse_header, parse_target_url};
 pub use render::render_report;
 pub use servers::{ServersArgs, ServersCommand, run_servers, run_status};

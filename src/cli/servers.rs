@@ -94,7 +94,7 @@ pub async fn run_status(args: &ClientArgs, out: &mut dyn Write, err: &mut dyn Wr
     finish(done.await, err)
 }
 
-fn finish(done: Result<u8, ClientError>, err: &mut dyn Write) -> u8 {
+pub(super) fn finish(done: Result<u8, ClientError>, err: &mut dyn Write) -> u8 {
     match done {
         Ok(code) => code,
         Err(e) => {
@@ -226,7 +226,7 @@ fn show(out: &mut dyn Write, v: &Value, json: bool) {
     }
 }
 
-fn print_json(out: &mut dyn Write, v: &Value) {
+pub(super) fn print_json(out: &mut dyn Write, v: &Value) {
     let _ = writeln!(
         out,
         "{}",
@@ -236,35 +236,50 @@ fn print_json(out: &mut dyn Write, v: &Value) {
 
 /// Servers as an aligned table: slug, state, era, tools, last probe, URL.
 fn table(out: &mut dyn Write, servers: &[Value]) {
-    let rows: Vec<[String; 6]> = servers
+    let rows: Vec<Vec<String>> = servers
         .iter()
         .map(|s| {
-            let text = |v: &Value| v.as_str().unwrap_or("—").to_string();
             let tools = s["last_result"]["tools_count"]
                 .as_u64()
                 .filter(|_| s["last_result"]["verdict"] != "down")
                 .map_or("—".to_string(), |n| n.to_string());
-            [
-                text(&s["slug"]),
-                text(&s["state"]),
-                text(&s["era"]),
+            vec![
+                cell(&s["slug"]),
+                cell(&s["state"]),
+                cell(&s["era"]),
                 tools,
-                text(&s["last_result_at"]),
-                text(&s["url"]),
+                cell(&s["last_result_at"]),
+                cell(&s["url"]),
             ]
         })
         .collect();
-    let head = ["SLUG", "STATE", "ERA", "TOOLS", "LAST PROBE", "URL"].map(String::from);
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&head).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    let head = ["SLUG", "STATE", "ERA", "TOOLS", "LAST PROBE", "URL"];
+    print_table(out, &head, &rows);
+}
+
+/// A JSON value as a table cell: strings as they are, `null` as "—".
+pub(super) fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Rows under a heading, each column as wide as its widest cell.
+pub(super) fn print_table(out: &mut dyn Write, head: &[&str], rows: &[Vec<String>]) {
+    let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+    let mut widths = vec![0usize; head.len()];
+    for row in std::iter::once(&head).chain(rows) {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
         }
     }
-    for row in std::iter::once(&head).chain(&rows) {
+    for row in std::iter::once(&head).chain(rows) {
         let cells: Vec<String> = row
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
@@ -272,6 +287,6 @@ fn table(out: &mut dyn Write, servers: &[Value]) {
 }
 
 /// A path segment or query value, percent-encoded.
-fn urlencoding(s: &str) -> String {
+pub(super) fn urlencoding(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

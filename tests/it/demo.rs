@@ -227,3 +227,94 @@ async fn the_cli_client_adds_lists_checks_pauses_and_removes_servers() {
         "{err}"
     );
 }
+
+/// Channels, incidents and events from the CLI: a webhook added and tested, `events tail`
+/// following a real outage of the demo server as it happens, and the incident it opened.
+// Several workers: the CLI runs as a blocking child while the receiver answers on this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_client_adds_a_channel_and_follows_an_outage() {
+    let (demo, url) = demo_server();
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, base, _) = serve_in(dir.path(), true);
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let env = [
+        ("MCPWATCH_URL", base.as_str()),
+        ("MCPWATCH_TOKEN", token.trim()),
+    ];
+    let rx = support::webhook_rx::Receiver::start().await;
+
+    let (code, _, err) = client(&["servers", "add", &url, "--name", "demo"], &env);
+    assert_eq!(code, 0, "{err}");
+    let add = [
+        "channels",
+        "add",
+        "--name",
+        "ops",
+        "--webhook",
+        rx.url.as_str(),
+    ];
+    let (code, out, err) = client(&add, &env);
+    assert_eq!(code, 0, "{err}");
+    let channel: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        channel["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{channel}"
+    );
+    let (code, out, _) = client(&["channels", "ls"], &env);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("ops") && l.contains(rx.url.as_str())),
+        "{out}"
+    );
+    let (code, out, err) = client(&["channels", "test", channel["id"].as_str().unwrap()], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        rx.received().iter().any(|r| r.json()["type"] == "test"),
+        "{out}"
+    );
+
+    // `events tail` follows what happens next.
+    let mut tail = command(&["events", "tail", "--last", "0"], &env);
+    tail.env("MCPWATCH_URL", &base)
+        .env("MCPWATCH_TOKEN", token.trim())
+        .stdout(std::process::Stdio::piped());
+    let mut tail = tail.spawn().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let tail = Proc(tail);
+
+    drop(demo);
+    for _ in 0..2 {
+        let (code, _, _) = client(&["servers", "check", "demo"], &env);
+        assert_eq!(code, 1, "the demo server is gone: unhealthy");
+    }
+    eventually(
+        "events tail shows the outage",
+        Duration::from_secs(10),
+        async || {
+            let seen = lines.lock().unwrap().clone();
+            (!seen
+                .iter()
+                .any(|l| l.contains("server.down") && l.contains("demo")))
+            .then(|| format!("{seen:?}"))
+        },
+    )
+    .await;
+    let (code, out, _) = client(&["incidents", "ls"], &env);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("down") && l.contains("open")),
+        "{out}"
+    );
+    drop(tail);
+}
