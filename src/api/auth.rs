@@ -63,6 +63,8 @@ pub struct Caller {
     pub key_id: String,
     /// Set for agent keys: the region their results are for.
     pub region: Option<String>,
+    /// The key's highest scope (read for an agent key).
+    pub scope: Scope,
 }
 
 /// A rate limit per key (an API key id, or a client address), on GCRA: `per_minute` requests
@@ -201,7 +203,8 @@ fn required_scope(method: &Method, path: &str) -> Scope {
     let path = path.strip_prefix("/api/v1").unwrap_or(path);
     if path == "/keys" || path.starts_with("/keys/") {
         Scope::Admin
-    } else if method == Method::GET || method == Method::HEAD {
+    } else if method == Method::GET || method == Method::HEAD || path == "/mcp" {
+        // `/mcp` is a POST for every call; each tool checks the scope it needs.
         Scope::Read
     } else {
         Scope::Write
@@ -242,26 +245,24 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     let path = req.uri().path();
     let agent_route = path.starts_with("/agent/") || path.starts_with("/api/v1/agent/");
     let agent_key = key.scopes.iter().any(|s| s == AGENT_SCOPE);
-    if agent_route || agent_key {
-        if !(agent_route && agent_key && key.region.is_some()) {
-            return ApiError::Forbidden(if agent_route { AGENT_SCOPE } else { "read" })
-                .into_response();
-        }
-    } else {
-        let scope = key
-            .scopes
-            .iter()
-            .filter_map(|s| Scope::parse(s))
-            .max()
-            .unwrap_or(Scope::Read);
-        let needed = required_scope(req.method(), path);
-        if scope < needed {
-            return ApiError::Forbidden(needed.as_str()).into_response();
-        }
+    if (agent_route || agent_key) && !(agent_route && agent_key && key.region.is_some()) {
+        return ApiError::Forbidden(if agent_route { AGENT_SCOPE } else { "read" })
+            .into_response();
+    }
+    let scope = key
+        .scopes
+        .iter()
+        .filter_map(|s| Scope::parse(s))
+        .max()
+        .unwrap_or(Scope::Read);
+    let needed = required_scope(req.method(), path);
+    if !agent_key && scope < needed {
+        return ApiError::Forbidden(needed.as_str()).into_response();
     }
     req.extensions_mut().insert(Caller {
         key_id: key.id.clone(),
         region: key.region.clone(),
+        scope,
     });
     next.run(req).await
 }

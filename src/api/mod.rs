@@ -24,6 +24,7 @@ mod health;
 mod history;
 mod keys;
 mod maintenance;
+mod mcp;
 mod servers;
 pub mod views;
 
@@ -183,9 +184,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::readyz))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    mcp::know_schemas(&doc);
     let doc = Arc::new(doc);
     let public = crate::web::router(state.web.clone());
+    // mcpwatch's own MCP endpoint, behind the same keys as the API.
+    let mcp = Router::new()
+        .route("/mcp", axum::routing::post(mcp::endpoint))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), database_gate));
     router
+        .merge(mcp)
         .route("/metrics", get(health::metrics))
         .route(
             "/openapi.json",

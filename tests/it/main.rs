@@ -14,6 +14,7 @@ mod e2e_alerts;
 mod e2e_serve;
 mod history;
 mod lifecycle;
+mod mcp_endpoint;
 mod outage;
 mod pgbouncer;
 mod probe_era_table;
