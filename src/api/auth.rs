@@ -246,8 +246,7 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     let agent_route = path.starts_with("/agent/") || path.starts_with("/api/v1/agent/");
     let agent_key = key.scopes.iter().any(|s| s == AGENT_SCOPE);
     if (agent_route || agent_key) && !(agent_route && agent_key && key.region.is_some()) {
-        return ApiError::Forbidden(if agent_route { AGENT_SCOPE } else { "read" })
-            .into_response();
+        return ApiError::Forbidden(if agent_route { AGENT_SCOPE } else { "read" }).into_response();
     }
     let scope = key
         .scopes

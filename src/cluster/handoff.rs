@@ -79,6 +79,7 @@ async fn take_once(app: &ClusterParts) -> Result<u64, crate::store::StoreError> 
     let fresh: Vec<&crate::store::HandoffRecord> =
         rows.iter().filter(|r| !stored.contains(&r.id)).collect();
     let slugs = slugs_of(app, &fresh).await?;
+    let mut unreadable = Vec::new();
     for row in fresh {
         match crate::ingest::handoff::decode(row) {
             Ok(item) => {
@@ -91,9 +92,15 @@ async fn take_once(app: &ClusterParts) -> Result<u64, crate::store::StoreError> 
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "a handed-off result does not read back; left in the handoff table")
+                // Written by a replica of another version, or damaged: it can never be
+                // decided, and left in place it would be read again every second.
+                tracing::error!(error = %e, result_id = %row.id, server_id = %row.server_id, "a handed-off result does not read back; discarded");
+                unreadable.push(row.id.clone());
             }
         }
+    }
+    if !unreadable.is_empty() {
+        app.store.discard_handoff(&unreadable).await?;
     }
     if tokio::time::timeout(COMMIT_WAIT, app.ingest.flush())
         .await

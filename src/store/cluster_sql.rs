@@ -85,6 +85,10 @@ pub trait ClusterStore: Send + Sync {
     async fn clear_handoff(&self, _ids: &[String]) -> StoreResult<u64> {
         Ok(0)
     }
+    /// Delete the handed-off rows `ids` whatever their state (rows that do not read back).
+    async fn discard_handoff(&self, _ids: &[String]) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// A doorbell rung soon after any replica writes a server (Postgres `LISTEN`), until
     /// `stop`; `None` where nothing else can write (SQLite: this process is the only writer
     /// and tells its scheduler itself). A missed ring costs only the poll interval.
@@ -343,6 +347,14 @@ impl ClusterStore for PostgresStore {
         .bind(ids)
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn discard_handoff(&self, ids: &[String]) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM handoff WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 

@@ -103,17 +103,26 @@ async fn buckets(client: &reqwest::Client, bases: &[&String]) -> Vec<u64> {
     out
 }
 
-/// Wait until the replicas at `bases` hold all 128 buckets between them, each some.
-async fn shared_by_all(client: &reqwest::Client, bases: &[&String]) {
+/// Wait until the replicas at `bases` hold all 128 buckets between them, each some, and the
+/// shares have settled (the same over two of their 2 s looks: while buckets move, one may be
+/// let go a look before its new owner takes it).
+async fn shared_by_all(client: &reqwest::Client, bases: &[&String]) -> Vec<u64> {
+    let mut last = Vec::new();
     eventually(
         &format!("{} replicas share the 128 buckets", bases.len()),
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         async || {
             let n = buckets(client, bases).await;
-            (n.iter().sum::<u64>() != 128 || n.contains(&0)).then(|| format!("{n:?}"))
+            let settled = n == last && n.iter().sum::<u64>() == 128 && !n.contains(&0);
+            last = n.clone();
+            if !settled {
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+            }
+            (!settled).then(|| format!("{n:?}"))
         },
     )
     .await;
+    last
 }
 
 /// Every built-in-region result per server: server id → start times, ascending.
@@ -221,10 +230,10 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
 
     // A fourth replica takes about a quarter of the buckets, from all three.
     let before = buckets(&client, &three).await;
+    assert_eq!(before.iter().sum::<u64>(), 128, "{before:?}");
     let (fourth, d) = replica(&db_url, dir.path(), "d");
     let four = [&a, &b, &c, &d];
-    shared_by_all(&client, &four).await;
-    let after = buckets(&client, &four).await;
+    let after = shared_by_all(&client, &four).await;
     assert!(
         (20..=45).contains(&after[3]),
         "the fourth took {} of 128 ({before:?} -> {after:?})",
