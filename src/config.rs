@@ -359,6 +359,20 @@ pub struct Overrides {
     pub local: bool,
 }
 
+/// `MCPWATCH_*` variables that belong to other commands (the config file's path, the CLI
+/// client's daemon and key, the agent's settings): a shell that sets them for those must not
+/// keep `serve` from starting.
+const OTHER_COMMANDS_VARIABLES: &[&str] = &[
+    "config",
+    "url",
+    "token",
+    "agent_token",
+    "agent_region",
+    "agent_buffer",
+    "agent_canary",
+    "central_url",
+];
+
 /// The ranges local mode allows.
 pub const LOOPBACK_CIDRS: &str = "127.0.0.0/8,::1/128";
 
@@ -378,7 +392,7 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment
-            .merge(Env::prefixed("MCPWATCH_").ignore(&["config"]))
+            .merge(Env::prefixed("MCPWATCH_").ignore(OTHER_COMMANDS_VARIABLES))
             .merge(
                 Env::raw()
                     .only(&["DATABASE_URL"])

@@ -205,8 +205,6 @@ impl IngestHandle {
         }
     }
 
-    /// Decide under this lease from now on (set when this node starts leading). Never
-    /// cleared: after the lease is lost, batches decided under it must still be checked.
     /// Results spilled to disk, not yet taken back, and the spill's bytes and bound.
     pub fn spilled(&self) -> Option<(usize, u64, u64)> {
         let spill = self.spill.as_ref()?;

@@ -49,7 +49,13 @@ fn serve_in(dir: &std::path::Path, local: bool) -> (Proc, String, Vec<String>) {
     if local {
         args.push("--local");
     }
-    let mut cmd = command(&args, &[]);
+    // The CLI client's and the agent's variables, set in the same shell, are not the daemon's.
+    let others = [
+        ("MCPWATCH_URL", "http://127.0.0.1:9"),
+        ("MCPWATCH_TOKEN", "for-the-cli-client-0123456789"),
+        ("MCPWATCH_AGENT_TOKEN", "for-an-agent-0123456789"),
+    ];
+    let mut cmd = command(&args, &others);
     cmd.current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("MCPWATCH_ALLOW_PRIVATE_CIDRS");
