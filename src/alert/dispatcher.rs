@@ -495,7 +495,14 @@ impl Dispatcher {
         event: &EventRecord,
         delivery_id: &str,
     ) -> (Option<u16>, Option<String>) {
-        let Some(url) = channel.url.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
+        let pagerduty = channel.format.as_deref() == Some("pagerduty");
+        let target = match channel.url.as_deref() {
+            Some(u) if pagerduty && super::pagerduty::is_change(event) => {
+                Some(super::pagerduty::change_url(u))
+            }
+            other => other.map(str::to_string),
+        };
+        let Some(url) = target.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
             return (None, Some("channel has no valid URL".into()));
         };
         let literal = match url.host() {
@@ -545,6 +552,19 @@ impl Dispatcher {
         delivery_id: &str,
     ) -> Result<(Vec<u8>, HeaderMap), String> {
         let format = channel.format.as_deref().unwrap_or("standard");
+        if format == "pagerduty" {
+            let key = channel
+                .secret_enc
+                .as_deref()
+                .and_then(|s| self.sealer.open(s).ok())
+                .ok_or("the channel's routing key cannot be opened")?;
+            let key = String::from_utf8_lossy(&key);
+            let body = super::pagerduty::body(&key, event, self.public_url.as_deref());
+            return Ok((
+                serde_json::to_vec(&body).unwrap_or_default(),
+                HeaderMap::new(),
+            ));
+        }
         if matches!(format, "slack" | "discord") {
             let body = webhook::chat_body(format, event, self.public_url.as_deref());
             return Ok((

@@ -6,6 +6,7 @@
 //! - `dispatcher.rs`: claims due outbox rows (a lease; `FOR UPDATE SKIP LOCKED` on Postgres),
 //!   sends, records every attempt, retries with backoff and jitter, gives up after 24 h.
 //! - `webhook.rs`: Standard Webhooks signing and payload, Slack and Discord bodies.
+//! - `pagerduty.rs`: PagerDuty Events API v2 (trigger and resolve by incident, change events).
 //! - `email.rs`: multipart text + HTML messages over SMTP.
 //!
 //! Delivery is at least once; the outbox row id is the idempotency key (`webhook-id`), the
@@ -14,6 +15,7 @@
 pub mod dispatcher;
 pub mod email;
 pub mod maintenance;
+pub mod pagerduty;
 pub mod webhook;
 
 use std::time::Duration;

@@ -29,8 +29,11 @@ pub struct ChannelInput {
     /// Email addresses (email channels).
     recipients: Option<Vec<String>>,
     url: Option<String>,
-    /// `standard` (default), `slack` or `discord`.
+    /// `standard` (default), `slack`, `discord` or `pagerduty` (Events API v2; `url` defaults
+    /// to PagerDuty's, `routing_key` is required).
     format: Option<String>,
+    /// The PagerDuty integration's routing key (write-only, sealed).
+    routing_key: Option<String>,
     /// Extra request headers (write-only).
     headers: Option<std::collections::BTreeMap<String, String>>,
     /// A `whsec_…` secret for the standard format; generated when absent.
@@ -133,12 +136,38 @@ fn apply_kind(
     }
     match input.format.as_deref() {
         None => {}
-        Some(f @ ("standard" | "slack" | "discord")) => c.format = Some(f.to_string()),
+        Some(f @ ("standard" | "slack" | "discord" | "pagerduty")) => {
+            c.format = Some(f.to_string())
+        }
         Some(other) => err(
             "format",
-            format!("'{other}' is not one of standard, slack, discord"),
+            format!("'{other}' is not one of standard, slack, discord, pagerduty"),
         ),
     }
+}
+
+/// A PagerDuty channel's routing key, sealed where other channels keep their secret.
+fn apply_routing_key(
+    app: &AppState,
+    input: &mut ChannelInput,
+    c: &mut ChannelRecord,
+    creating: bool,
+    err: &mut impl FnMut(&str, String),
+) -> Result<(), ApiError> {
+    let pagerduty = c.format.as_deref() == Some("pagerduty");
+    match input.routing_key.take() {
+        Some(_) if !pagerduty => err("routing_key", "only pagerduty channels take one".into()),
+        Some(k) => match crate::alert::pagerduty::validate_routing_key(k.trim()) {
+            Ok(()) => {
+                let sealed = app.sealer.seal(k.trim().as_bytes());
+                c.secret_enc = Some(sealed.map_err(|e| ApiError::Internal(e.to_string()))?);
+            }
+            Err(m) => err("routing_key", m),
+        },
+        None if creating && pagerduty => err("routing_key", "is required".into()),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Where deliveries go: the URL, extra headers (sealed) and the signing secret (sealed; a
@@ -159,9 +188,13 @@ async fn apply_target(
             Ok(()) => c.url = Some(u.trim().to_string()),
             Err(m) => err("url", m),
         },
+        None if creating && c.format.as_deref() == Some("pagerduty") => {
+            c.url = Some(crate::alert::pagerduty::EVENTS_URL.to_string())
+        }
         None if creating && c.kind == ChannelKind::Webhook => err("url", "is required".into()),
         None => {}
     }
+    apply_routing_key(app, input, c, creating, &mut err)?;
     if let Some(h) = input.headers.take() {
         let bad = h.iter().find(|(k, v)| {
             !crate::probe::is_header_name(k)

@@ -1230,3 +1230,119 @@ async fn first_probe_done(app: &support::app::TestApp, slug: &str) {
     })
     .await;
 }
+
+/// PagerDuty (Events API v2) through the outbox: the channel takes a routing key (write-only,
+/// checked), an outage triggers an alert keyed by its incident, the recovery resolves the
+/// same key, a tool change is a change event, and `POST /channels/{id}/test` shows what
+/// PagerDuty answered; every request is the JSON PagerDuty documents.
+#[test_case(Backend::Sqlite ; "sqlite")]
+#[test_case(Backend::Postgres ; "postgres")]
+#[tokio::test]
+async fn pagerduty_triggers_by_incident_resolves_and_records_changes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pd = support::pagerduty::PagerDuty::start().await;
+    let key = "R0UTINGKEY0123456789abcdefABCDEF";
+    let (s, bad) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "pd", "format": "pagerduty", "url": pd.url, "routing_key": "nope"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert!(bad.to_string().contains("routing_key"), "{bad}");
+    let (s, ch) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "pd", "format": "pagerduty", "url": pd.url, "routing_key": key,
+                   "events": ["server.down", "server.up", "schema.changed"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    assert!(
+        !ch.to_string().contains(key),
+        "the routing key is never shown: {ch}"
+    );
+    let (s, default_url) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "pd-default", "format": "pagerduty", "routing_key": key}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{default_url}");
+    assert_eq!(
+        default_url["url"],
+        "https://events.pagerduty.com/v2/enqueue"
+    );
+    let id = ch["id"].as_str().unwrap();
+    let (s, tested) = app
+        .post(&format!("/api/v1/channels/{id}/test"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tested}");
+    assert_eq!(tested["http_status"], 202, "PagerDuty's answer: {tested}");
+    assert_eq!(tested["delivered"], true, "{tested}");
+
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (s, _) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    first_probe_done(&app, "weather").await;
+    fake.update(|c| {
+        c.fault = Fault::Status(500);
+        c.fault_on = "*";
+    });
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    fake.update(|c| {
+        c.fault = Fault::None;
+        c.tools
+            .push(json!({"name": "radar", "inputSchema": {"type": "object"}}));
+    });
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    support::eventually(
+        "trigger, resolve and change delivered",
+        Duration::from_secs(20),
+        async || {
+            let got = pd.requests();
+            (got.len() < 4).then(|| format!("{got:?}"))
+        },
+    )
+    .await;
+    let got = pd.requests();
+    let (path, trigger) = got
+        .iter()
+        .find(|(_, b)| b["event_action"] == "trigger" && b["payload"]["class"] == "server.down")
+        .unwrap();
+    assert_eq!(path, "/v2/enqueue");
+    assert_eq!(trigger["routing_key"], key);
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(trigger["payload"]["source"], fake.url());
+    assert!(
+        trigger["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("DOWN: Weather"),
+        "{trigger}"
+    );
+    let incident = trigger["dedup_key"].as_str().unwrap();
+    let (_, incidents) = app.get("/api/v1/servers/weather/incidents").await;
+    assert_eq!(
+        incidents["items"][0]["id"], incident,
+        "dedup_key is the incident id"
+    );
+    let (path, resolve) = got
+        .iter()
+        .find(|(_, b)| b["event_action"] == "resolve")
+        .unwrap();
+    assert_eq!(path, "/v2/enqueue");
+    assert_eq!(
+        resolve["dedup_key"], incident,
+        "the recovery resolves the same alert"
+    );
+    let (path, change) = got.iter().find(|(p, _)| p == "/v2/change/enqueue").unwrap();
+    assert_eq!(path, "/v2/change/enqueue");
+    assert!(change["payload"]["summary"].is_string(), "{change}");
+    assert!(pd.content_types().iter().all(|c| c == "application/json"));
+}
