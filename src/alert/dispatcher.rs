@@ -565,7 +565,7 @@ impl Dispatcher {
                 HeaderMap::new(),
             ));
         }
-        if matches!(format, "slack" | "discord") {
+        if webhook::CHAT_FORMATS.contains(&format) {
             let body = webhook::chat_body(format, event, self.public_url.as_deref());
             return Ok((
                 serde_json::to_vec(&body).unwrap_or_default(),

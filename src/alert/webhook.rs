@@ -155,19 +155,62 @@ pub fn headline(event: &EventRecord) -> String {
     }
 }
 
-/// The body for a chat incoming webhook.
+/// The chat formats a webhook channel may use (besides `standard` and `pagerduty`).
+pub const CHAT_FORMATS: [&str; 5] = ["slack", "discord", "teams", "googlechat", "mattermost"];
+
+/// The body for a chat incoming webhook: Slack's `{"text"}` (also what Mattermost and
+/// Rocket.Chat take, and Google Chat), Discord's `{"content"}`, or a Microsoft Teams Workflows
+/// message carrying an Adaptive Card.
 pub fn chat_body(format: &str, event: &EventRecord, public_url: Option<&str>) -> Value {
-    let mut text = headline(event);
-    if let Some(message) = event.payload["failure"]["message"].as_str() {
+    let title = headline(event);
+    let message = event.payload["failure"]["message"].as_str();
+    let link = match (public_url, event.payload["server"]["slug"].as_str()) {
+        (Some(base), Some(slug)) => Some(format!("{base}/s/{slug}")),
+        _ => None,
+    };
+    if format == "teams" {
+        return teams_card(&title, message, link.as_deref());
+    }
+    let mut text = title;
+    if let Some(message) = message {
         text.push_str(&format!("\n> {message}"));
     }
-    if let (Some(base), Some(slug)) = (public_url, event.payload["server"]["slug"].as_str()) {
-        text.push_str(&format!("\n{base}/s/{slug}"));
+    if let Some(link) = link {
+        text.push_str(&format!("\n{link}"));
     }
     match format {
         "discord" => json!({"content": text}),
         _ => json!({"text": text}),
     }
+}
+
+/// A Teams Workflows ("When a Teams webhook request is received") message: one Adaptive Card
+/// with the headline, the failure and a button to the status page.
+fn teams_card(title: &str, message: Option<&str>, link: Option<&str>) -> Value {
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": true}),
+    ];
+    if let Some(m) = message {
+        body.push(json!({"type": "TextBlock", "text": m, "wrap": true, "isSubtle": true}));
+    }
+    let actions: Vec<Value> = link
+        .map(|l| json!({"type": "Action.OpenUrl", "title": "Status page", "url": l}))
+        .into_iter()
+        .collect();
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "actions": actions
+            }
+        }]
+    })
 }
 
 #[cfg(test)]

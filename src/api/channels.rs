@@ -136,12 +136,15 @@ fn apply_kind(
     }
     match input.format.as_deref() {
         None => {}
-        Some(f @ ("standard" | "slack" | "discord" | "pagerduty")) => {
+        Some(f) if f == "standard" || f == "pagerduty" || webhook::CHAT_FORMATS.contains(&f) => {
             c.format = Some(f.to_string())
         }
         Some(other) => err(
             "format",
-            format!("'{other}' is not one of standard, slack, discord, pagerduty"),
+            format!(
+                "'{other}' is not one of standard, pagerduty, {}",
+                webhook::CHAT_FORMATS.join(", ")
+            ),
         ),
     }
 }

@@ -1346,3 +1346,61 @@ async fn pagerduty_triggers_by_incident_resolves_and_records_changes(backend: Ba
     assert!(change["payload"]["summary"].is_string(), "{change}");
     assert!(pd.content_types().iter().all(|c| c == "application/json"));
 }
+
+/// The chat formats each send the body their vendor documents for an incoming webhook:
+/// Microsoft Teams (Workflows) an Adaptive Card message, Google Chat and Mattermost /
+/// Rocket.Chat a `text` message; each channel's test event arrives as such.
+#[tokio::test]
+async fn chat_formats_send_the_bodies_their_vendors_document() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let rx = Receiver::start().await;
+    for format in ["teams", "googlechat", "mattermost"] {
+        let (s, ch) = app
+            .post(
+                "/api/v1/channels",
+                json!({"name": format, "url": rx.url, "format": format}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{ch}");
+        assert!(ch["secret"].is_null(), "{format} is not signed");
+        let id = ch["id"].as_str().unwrap();
+        let (s, t) = app
+            .post(&format!("/api/v1/channels/{id}/test"), json!({}))
+            .await;
+        assert_eq!((s, &t["delivered"]), (StatusCode::OK, &json!(true)), "{t}");
+    }
+    let got: Vec<Value> = rx.received().iter().map(|r| r.json()).collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let teams = &got[0];
+    assert_eq!(teams["type"], "message");
+    let card = &teams["attachments"][0];
+    assert_eq!(
+        card["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(card["content"]["type"], "AdaptiveCard");
+    assert!(
+        card["content"]["body"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("TEST:")
+    );
+    for chat in &got[1..] {
+        assert!(
+            chat["text"].as_str().unwrap().starts_with("TEST:"),
+            "{chat}"
+        );
+        assert_eq!(chat.as_object().unwrap().len(), 1, "just the text: {chat}");
+    }
+    let (s, bad) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "x", "url": rx.url, "format": "carrier-pigeon"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.to_string().contains("teams, googlechat, mattermost"),
+        "{bad}"
+    );
+}
