@@ -495,14 +495,11 @@ impl Dispatcher {
         event: &EventRecord,
         delivery_id: &str,
     ) -> (Option<u16>, Option<String>) {
-        let pagerduty = channel.format.as_deref() == Some("pagerduty");
-        let target = match channel.url.as_deref() {
-            Some(u) if pagerduty && super::pagerduty::is_change(event) => {
-                Some(super::pagerduty::change_url(u))
-            }
-            other => other.map(str::to_string),
+        let (target, bytes, mut headers) = match self.request_for(channel, event, delivery_id) {
+            Ok(request) => request,
+            Err(e) => return (None, Some(e)),
         };
-        let Some(url) = target.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
+        let Ok(url) = url::Url::parse(&target) else {
             return (None, Some("channel has no valid URL".into()));
         };
         let literal = match url.host() {
@@ -513,10 +510,6 @@ impl Dispatcher {
         if let Some(Err(b)) = literal.map(|ip| self.policy.check(ip)) {
             return (None, Some(format!("refused: {b}")));
         }
-        let (bytes, mut headers) = match self.webhook_body(channel, event, delivery_id) {
-            Ok(body) => body,
-            Err(e) => return (None, Some(e)),
-        };
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         self.add_channel_headers(channel, &mut headers);
         match self
@@ -543,35 +536,67 @@ impl Dispatcher {
         }
     }
 
-    /// The body in the channel's format and, for the standard format, the Standard Webhooks
-    /// headers. Serialized once: the signature covers exactly the bytes sent.
-    fn webhook_body(
+    /// The channel's key or secret, opened.
+    fn opened_secret(&self, channel: &ChannelRecord) -> Option<String> {
+        let plain = self.sealer.open(channel.secret_enc.as_deref()?).ok()?;
+        Some(String::from_utf8_lossy(&plain).into_owned())
+    }
+
+    /// Where this event goes for this channel, the body in the channel's format, and the
+    /// headers that format needs (Standard Webhooks signature, an Opsgenie key).
+    fn request_for(
+        &self,
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        delivery_id: &str,
+    ) -> Result<(String, Vec<u8>, HeaderMap), String> {
+        let url = channel.url.clone().ok_or("channel has no valid URL")?;
+        let public = self.public_url.as_deref();
+        let json = |v: &serde_json::Value| serde_json::to_vec(v).unwrap_or_default();
+        match channel.format.as_deref().unwrap_or("standard") {
+            "pagerduty" => {
+                let key = self
+                    .opened_secret(channel)
+                    .ok_or("the routing key cannot be opened")?;
+                let body = super::pagerduty::body(&key, event, public);
+                let url = match super::pagerduty::is_change(event) {
+                    true => super::pagerduty::change_url(&url),
+                    false => url,
+                };
+                Ok((url, json(&body), HeaderMap::new()))
+            }
+            "opsgenie" => {
+                let key = self
+                    .opened_secret(channel)
+                    .ok_or("the API key cannot be opened")?;
+                let (url, body) = super::opsgenie::request(&url, event, public);
+                let mut h = HeaderMap::new();
+                let mut auth = HeaderValue::from_str(&format!("GenieKey {key}"))
+                    .map_err(|_| "the API key is not a header value")?;
+                auth.set_sensitive(true);
+                h.insert(reqwest::header::AUTHORIZATION, auth);
+                Ok((url, json(&body), h))
+            }
+            f if webhook::CHAT_FORMATS.contains(&f) => Ok((
+                url,
+                json(&webhook::chat_body(f, event, public)),
+                HeaderMap::new(),
+            )),
+            _ => {
+                let (bytes, headers) = self.standard_body(channel, event, delivery_id)?;
+                Ok((url, bytes, headers))
+            }
+        }
+    }
+
+    /// The Standard Webhooks body and headers. Serialized once: the signature covers exactly
+    /// the bytes sent.
+    fn standard_body(
         &self,
         channel: &ChannelRecord,
         event: &EventRecord,
         delivery_id: &str,
     ) -> Result<(Vec<u8>, HeaderMap), String> {
-        let format = channel.format.as_deref().unwrap_or("standard");
-        if format == "pagerduty" {
-            let key = channel
-                .secret_enc
-                .as_deref()
-                .and_then(|s| self.sealer.open(s).ok())
-                .ok_or("the channel's routing key cannot be opened")?;
-            let key = String::from_utf8_lossy(&key);
-            let body = super::pagerduty::body(&key, event, self.public_url.as_deref());
-            return Ok((
-                serde_json::to_vec(&body).unwrap_or_default(),
-                HeaderMap::new(),
-            ));
-        }
-        if webhook::CHAT_FORMATS.contains(&format) {
-            let body = webhook::chat_body(format, event, self.public_url.as_deref());
-            return Ok((
-                serde_json::to_vec(&body).unwrap_or_default(),
-                HeaderMap::new(),
-            ));
-        }
         let body = webhook::payload(event, self.public_url.as_deref());
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut h = HeaderMap::new();

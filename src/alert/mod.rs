@@ -6,7 +6,9 @@
 //! - `dispatcher.rs`: claims due outbox rows (a lease; `FOR UPDATE SKIP LOCKED` on Postgres),
 //!   sends, records every attempt, retries with backoff and jitter, gives up after 24 h.
 //! - `webhook.rs`: Standard Webhooks signing and payload, Slack and Discord bodies.
-//! - `pagerduty.rs`: PagerDuty Events API v2 (trigger and resolve by incident, change events).
+//! - `oncall.rs`: what an event asks of an on-call tool (open at a level under a key, close a
+//!   key, record a change); `pagerduty.rs` (Events API v2) and `opsgenie.rs` (Alert API) speak
+//!   it to their vendors.
 //! - `email.rs`: multipart text + HTML messages over SMTP.
 //!
 //! Delivery is at least once; the outbox row id is the idempotency key (`webhook-id`), the
@@ -15,6 +17,8 @@
 pub mod dispatcher;
 pub mod email;
 pub mod maintenance;
+pub mod oncall;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod webhook;
 

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use super::oncall::{Level, OnCall, on_call};
 use crate::store::EventRecord;
 
 /// Where PagerDuty takes events (a channel's URL when it does not name another).
@@ -23,13 +24,7 @@ pub fn validate_routing_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `event` goes to the change-events endpoint.
-pub fn is_change(event: &EventRecord) -> bool {
-    matches!(
-        event.kind.as_str(),
-        "schema.changed" | "server.version_changed"
-    )
-}
+pub use super::oncall::is_change;
 
 /// The change-events URL beside an events URL (`…/v2/enqueue` → `…/v2/change/enqueue`).
 pub fn change_url(events_url: &str) -> String {
@@ -39,45 +34,13 @@ pub fn change_url(events_url: &str) -> String {
     }
 }
 
-/// What an event asks of PagerDuty.
-enum Action {
-    Trigger {
-        severity: &'static str,
-        dedup_key: String,
-    },
-    Resolve {
-        dedup_key: String,
-    },
-    Change,
-}
-
-fn action(event: &EventRecord) -> Action {
-    let d = &event.payload;
-    let incident = d["incident_id"].as_str().map(str::to_string);
-    let server = d["server"]["id"]
-        .as_str()
-        .or(event.server_id.as_deref())
-        .unwrap_or("fleet");
-    let degraded_key = format!("mcpwatch:degraded:{server}");
-    let trigger = |severity, key: Option<String>| Action::Trigger {
-        severity,
-        dedup_key: key.unwrap_or_else(|| event.id.clone()),
-    };
-    match event.kind.as_str() {
-        "server.down" | "server.still_down" => trigger("critical", incident),
-        "server.auth_failed" => trigger("error", incident),
-        "server.up" | "server.degraded" if incident.is_some() => Action::Resolve {
-            dedup_key: incident.unwrap_or_default(),
-        },
-        "server.degraded" => trigger("warning", Some(degraded_key)),
-        "server.up" => Action::Resolve {
-            dedup_key: degraded_key,
-        },
-        _ if is_change(event) => Action::Change,
-        "region.down" | "region.silent" | "channel.failing" | "server.flapping" => {
-            trigger("warning", None)
-        }
-        _ => trigger("info", None),
+/// PagerDuty's word for a level.
+fn severity(level: Level) -> &'static str {
+    match level {
+        Level::Critical => "critical",
+        Level::Error => "error",
+        Level::Warning => "warning",
+        Level::Info => "info",
     }
 }
 
@@ -97,20 +60,20 @@ pub fn body(routing_key: &str, event: &EventRecord, public_url: Option<&str>) ->
         _ => Vec::new(),
     };
     let timestamp = crate::clock::rfc3339(event.at);
-    match action(event) {
-        Action::Resolve { dedup_key } => json!({
+    match on_call(event) {
+        OnCall::Close { key: dedup_key } => json!({
             "routing_key": routing_key,
             "event_action": "resolve",
             "dedup_key": dedup_key,
         }),
-        Action::Change => json!({
+        OnCall::Change => json!({
             "routing_key": routing_key,
             "payload": {"summary": summary, "timestamp": timestamp, "source": source, "custom_details": d},
             "links": links,
         }),
-        Action::Trigger {
-            severity,
-            dedup_key,
+        OnCall::Open {
+            level,
+            key: dedup_key,
         } => json!({
             "routing_key": routing_key,
             "event_action": "trigger",
@@ -118,7 +81,7 @@ pub fn body(routing_key: &str, event: &EventRecord, public_url: Option<&str>) ->
             "payload": {
                 "summary": summary,
                 "source": source,
-                "severity": severity,
+                "severity": severity(level),
                 "timestamp": timestamp,
                 "component": d["server"]["slug"],
                 "class": event.kind,

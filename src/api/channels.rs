@@ -34,6 +34,8 @@ pub struct ChannelInput {
     format: Option<String>,
     /// The PagerDuty integration's routing key (write-only, sealed).
     routing_key: Option<String>,
+    /// The Opsgenie API integration's key (write-only, sealed; sent as `GenieKey`).
+    api_key: Option<String>,
     /// Extra request headers (write-only).
     headers: Option<std::collections::BTreeMap<String, String>>,
     /// A `whsec_…` secret for the standard format; generated when absent.
@@ -136,39 +138,60 @@ fn apply_kind(
     }
     match input.format.as_deref() {
         None => {}
-        Some(f) if f == "standard" || f == "pagerduty" || webhook::CHAT_FORMATS.contains(&f) => {
+        Some(f)
+            if ["standard", "pagerduty", "opsgenie"].contains(&f)
+                || webhook::CHAT_FORMATS.contains(&f) =>
+        {
             c.format = Some(f.to_string())
         }
         Some(other) => err(
             "format",
             format!(
-                "'{other}' is not one of standard, pagerduty, {}",
+                "'{other}' is not one of standard, pagerduty, opsgenie, {}",
                 webhook::CHAT_FORMATS.join(", ")
             ),
         ),
     }
 }
 
-/// A PagerDuty channel's routing key, sealed where other channels keep their secret.
-fn apply_routing_key(
+/// A PagerDuty routing key or an Opsgenie API key, sealed where other channels keep their
+/// signing secret; each only for its format, required when such a channel is created.
+fn apply_vendor_key(
     app: &AppState,
     input: &mut ChannelInput,
     c: &mut ChannelRecord,
     creating: bool,
     err: &mut impl FnMut(&str, String),
 ) -> Result<(), ApiError> {
-    let pagerduty = c.format.as_deref() == Some("pagerduty");
-    match input.routing_key.take() {
-        Some(_) if !pagerduty => err("routing_key", "only pagerduty channels take one".into()),
-        Some(k) => match crate::alert::pagerduty::validate_routing_key(k.trim()) {
-            Ok(()) => {
-                let sealed = app.sealer.seal(k.trim().as_bytes());
-                c.secret_enc = Some(sealed.map_err(|e| ApiError::Internal(e.to_string()))?);
-            }
-            Err(m) => err("routing_key", m),
-        },
-        None if creating && pagerduty => err("routing_key", "is required".into()),
-        None => {}
+    type Check = fn(&str) -> Result<(), String>;
+    let keys: [(&str, &str, Option<String>, Check); 2] = [
+        (
+            "routing_key",
+            "pagerduty",
+            input.routing_key.take(),
+            crate::alert::pagerduty::validate_routing_key,
+        ),
+        (
+            "api_key",
+            "opsgenie",
+            input.api_key.take(),
+            crate::alert::opsgenie::validate_api_key,
+        ),
+    ];
+    for (field, format, given, check) in keys {
+        let ours = c.format.as_deref() == Some(format);
+        match given {
+            Some(_) if !ours => err(field, format!("only {format} channels take one")),
+            Some(k) => match check(k.trim()) {
+                Ok(()) => {
+                    let sealed = app.sealer.seal(k.trim().as_bytes());
+                    c.secret_enc = Some(sealed.map_err(|e| ApiError::Internal(e.to_string()))?);
+                }
+                Err(m) => err(field, m),
+            },
+            None if creating && ours => err(field, "is required".into()),
+            None => {}
+        }
     }
     Ok(())
 }
@@ -194,10 +217,13 @@ async fn apply_target(
         None if creating && c.format.as_deref() == Some("pagerduty") => {
             c.url = Some(crate::alert::pagerduty::EVENTS_URL.to_string())
         }
+        None if creating && c.format.as_deref() == Some("opsgenie") => {
+            c.url = Some(crate::alert::opsgenie::ALERTS_URL.to_string())
+        }
         None if creating && c.kind == ChannelKind::Webhook => err("url", "is required".into()),
         None => {}
     }
-    apply_routing_key(app, input, c, creating, &mut err)?;
+    apply_vendor_key(app, input, c, creating, &mut err)?;
     if let Some(h) = input.headers.take() {
         let bad = h.iter().find(|(k, v)| {
             !crate::probe::is_header_name(k)

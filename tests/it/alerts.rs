@@ -65,7 +65,7 @@ async fn channels_validate_input_and_never_show_secrets_again(backend: Backend) 
             "kind",
         ),
         (
-            json!({"name": "x", "url": "https://hooks.example/x", "format": "teams"}),
+            json!({"name": "x", "url": "https://hooks.example/x", "format": "telegraph"}),
             "format",
         ),
         (
@@ -1402,5 +1402,87 @@ async fn chat_formats_send_the_bodies_their_vendors_document() {
     assert!(
         bad.to_string().contains("teams, googlechat, mattermost"),
         "{bad}"
+    );
+}
+
+/// Opsgenie (Alert API) through the outbox: the API key is write-only and sent as
+/// `GenieKey`, an outage creates an alert whose alias is its incident, and the recovery closes
+/// the alert of that alias; the test endpoint shows Opsgenie's answer.
+#[tokio::test]
+async fn opsgenie_creates_by_incident_alias_and_closes_on_recovery() {
+    let app = spawn_app(Backend::Postgres).await;
+    let og = support::opsgenie::Opsgenie::start().await;
+    let key = "3f0e2a1c-5b7d-4e2f-9a10-b2c3d4e5f607";
+    let (s, bad) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "og", "format": "opsgenie", "url": og.url, "api_key": "nope"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let (s, ch) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "og", "format": "opsgenie", "url": og.url, "api_key": key, "events": ["server.down", "server.up"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    assert!(!ch.to_string().contains(key), "{ch}");
+    let id = ch["id"].as_str().unwrap();
+    let (_, tested) = app
+        .post(&format!("/api/v1/channels/{id}/test"), json!({}))
+        .await;
+    assert_eq!(tested["http_status"], 202, "{tested}");
+
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (s, _) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    first_probe_done(&app, "weather").await;
+    fake.update(|c| {
+        c.fault = Fault::Status(500);
+        c.fault_on = "*";
+    });
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    fake.update(|c| c.fault = Fault::None);
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    support::eventually(
+        "create and close delivered",
+        Duration::from_secs(20),
+        async || {
+            let got = og.requests();
+            (got.len() < 3).then(|| format!("{got:?}"))
+        },
+    )
+    .await;
+    let got = og.requests();
+    assert!(
+        got.iter()
+            .all(|(_, auth, _)| auth == &format!("GenieKey {key}"))
+    );
+    let (path, _, create) = got.iter().find(|(_, _, b)| b["priority"] == "P1").unwrap();
+    assert_eq!(path, "/v2/alerts");
+    assert!(
+        create["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("DOWN: Weather"),
+        "{create}"
+    );
+    let alias = create["alias"].as_str().unwrap();
+    let (_, incidents) = app.get("/api/v1/servers/weather/incidents").await;
+    assert_eq!(
+        incidents["items"][0]["id"], alias,
+        "the alias is the incident id"
+    );
+    let close = format!("/v2/alerts/{alias}/close?identifierType=alias");
+    assert!(
+        got.iter()
+            .any(|(p, _, b)| p == &close && b["source"] == "mcpwatch"),
+        "{got:?}"
     );
 }

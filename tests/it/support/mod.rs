@@ -32,6 +32,7 @@ pub mod browser;
 pub mod contract;
 pub mod db;
 pub mod fixtures;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod pgbouncer;
 pub mod private_pg;
