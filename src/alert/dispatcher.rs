@@ -510,7 +510,9 @@ impl Dispatcher {
         if let Some(Err(b)) = literal.map(|ip| self.policy.check(ip)) {
             return (None, Some(format!("refused: {b}")));
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers
+            .entry(CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
         self.add_channel_headers(channel, &mut headers);
         match self
             .client
@@ -576,6 +578,20 @@ impl Dispatcher {
                 auth.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, auth);
                 Ok((url, json(&body), h))
+            }
+            "ntfy" => {
+                let (text, fields) = webhook::ntfy_message(event, public);
+                let mut h = HeaderMap::new();
+                for (name, value) in fields {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        h.insert(name, v);
+                    }
+                }
+                h.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                Ok((url, text.into_bytes(), h))
             }
             f if webhook::CHAT_FORMATS.contains(&f) => Ok((
                 url,

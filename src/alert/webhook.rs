@@ -184,6 +184,56 @@ pub fn chat_body(format: &str, event: &EventRecord, public_url: Option<&str>) ->
     }
 }
 
+/// An ntfy message (publish by POST to the topic URL): the failure and link as the plain-text
+/// body, the headline as `Title`, and `Priority`, `Tags` and `Click` headers; an access token
+/// goes in the channel's own `Authorization` header.
+pub fn ntfy_message(
+    event: &EventRecord,
+    public_url: Option<&str>,
+) -> (String, Vec<(&'static str, String)>) {
+    use super::oncall::{Level, OnCall, on_call};
+    let (priority, tag) = match on_call(event) {
+        OnCall::Open {
+            level: Level::Critical,
+            ..
+        } => ("5", "rotating_light"),
+        OnCall::Open {
+            level: Level::Error,
+            ..
+        } => ("4", "lock"),
+        OnCall::Open {
+            level: Level::Warning,
+            ..
+        } => ("4", "warning"),
+        OnCall::Close { .. } => ("3", "white_check_mark"),
+        _ => ("2", "information_source"),
+    };
+    let d = &event.payload;
+    let link = match (public_url, d["server"]["slug"].as_str()) {
+        (Some(base), Some(slug)) => Some(format!("{base}/s/{slug}")),
+        _ => None,
+    };
+    let body = d["failure"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| headline(event));
+    // Header values are ASCII-safe here: the headline's dash is spelled out.
+    let title: String = headline(event)
+        .replace('—', "-")
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
+    let mut headers = vec![
+        ("Title", title),
+        ("Priority", priority.to_string()),
+        ("Tags", format!("{tag},mcpwatch")),
+    ];
+    if let Some(l) = link {
+        headers.push(("Click", l));
+    }
+    (body, headers)
+}
+
 /// A Teams Workflows ("When a Teams webhook request is received") message: one Adaptive Card
 /// with the headline, the failure and a button to the status page.
 fn teams_card(title: &str, message: Option<&str>, link: Option<&str>) -> Value {

@@ -139,7 +139,7 @@ fn apply_kind(
     match input.format.as_deref() {
         None => {}
         Some(f)
-            if ["standard", "pagerduty", "opsgenie"].contains(&f)
+            if ["standard", "pagerduty", "opsgenie", "ntfy"].contains(&f)
                 || webhook::CHAT_FORMATS.contains(&f) =>
         {
             c.format = Some(f.to_string())
@@ -147,7 +147,7 @@ fn apply_kind(
         Some(other) => err(
             "format",
             format!(
-                "'{other}' is not one of standard, pagerduty, opsgenie, {}",
+                "'{other}' is not one of standard, pagerduty, opsgenie, ntfy, {}",
                 webhook::CHAT_FORMATS.join(", ")
             ),
         ),

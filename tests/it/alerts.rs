@@ -1486,3 +1486,50 @@ async fn opsgenie_creates_by_incident_alias_and_closes_on_recovery() {
         "{got:?}"
     );
 }
+
+/// ntfy: a message published by POST to the topic URL, the failure as the plain-text body and
+/// the headline, priority, tags and link as the headers ntfy reads; an access token rides in
+/// the channel's own (sealed) `Authorization` header.
+#[tokio::test]
+async fn ntfy_publishes_to_the_topic_with_title_priority_and_tags() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let rx = Receiver::start().await;
+    let (s, ch) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "phone", "format": "ntfy", "url": rx.url,
+                   "headers": {"Authorization": "Bearer tk_0123456789abcdef"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (s, _) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    first_probe_done(&app, "weather").await;
+    fake.update(|c| {
+        c.fault = Fault::Status(500);
+        c.fault_on = "*";
+    });
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    support::eventually("the down message", Duration::from_secs(20), async || {
+        !rx.received().is_empty()
+    })
+    .await;
+    let got = &rx.received()[0];
+    assert!(
+        got.header("title").starts_with("DOWN: Weather - "),
+        "{:?}",
+        got.headers
+    );
+    assert_eq!(got.header("priority"), "5");
+    assert_eq!(got.header("tags"), "rotating_light,mcpwatch");
+    assert!(got.header("content-type").starts_with("text/plain"));
+    assert_eq!(got.header("authorization"), "Bearer tk_0123456789abcdef");
+    let body = String::from_utf8_lossy(&got.body);
+    assert!(body.contains("500"), "the failure in words: {body}");
+}
