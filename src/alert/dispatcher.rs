@@ -579,6 +579,17 @@ impl Dispatcher {
                 h.insert(reqwest::header::AUTHORIZATION, auth);
                 Ok((url, json(&body), h))
             }
+            "telegram" => {
+                let token = self
+                    .opened_secret(channel)
+                    .ok_or("the bot token cannot be opened")?;
+                let chat = channel
+                    .recipients
+                    .first()
+                    .ok_or("the channel has no chat id")?;
+                let (url, body) = super::telegram::request(&url, &token, chat, event, public);
+                Ok((url, json(&body), HeaderMap::new()))
+            }
             "ntfy" => {
                 let (text, fields) = webhook::ntfy_message(event, public);
                 let mut h = HeaderMap::new();

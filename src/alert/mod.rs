@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod oncall;
 pub mod opsgenie;
 pub mod pagerduty;
+pub mod telegram;
 pub mod webhook;
 
 use std::time::Duration;

@@ -36,6 +36,10 @@ pub struct ChannelInput {
     routing_key: Option<String>,
     /// The Opsgenie API integration's key (write-only, sealed; sent as `GenieKey`).
     api_key: Option<String>,
+    /// The Telegram bot's token (write-only, sealed).
+    bot_token: Option<String>,
+    /// The Telegram chat to send to (a number, or `@channelname`).
+    chat_id: Option<String>,
     /// Extra request headers (write-only).
     headers: Option<std::collections::BTreeMap<String, String>>,
     /// A `whsec_…` secret for the standard format; generated when absent.
@@ -139,7 +143,7 @@ fn apply_kind(
     match input.format.as_deref() {
         None => {}
         Some(f)
-            if ["standard", "pagerduty", "opsgenie", "ntfy"].contains(&f)
+            if ["standard", "pagerduty", "opsgenie", "ntfy", "telegram"].contains(&f)
                 || webhook::CHAT_FORMATS.contains(&f) =>
         {
             c.format = Some(f.to_string())
@@ -147,7 +151,7 @@ fn apply_kind(
         Some(other) => err(
             "format",
             format!(
-                "'{other}' is not one of standard, pagerduty, opsgenie, ntfy, {}",
+                "'{other}' is not one of standard, pagerduty, opsgenie, ntfy, telegram, {}",
                 webhook::CHAT_FORMATS.join(", ")
             ),
         ),
@@ -164,7 +168,7 @@ fn apply_vendor_key(
     err: &mut impl FnMut(&str, String),
 ) -> Result<(), ApiError> {
     type Check = fn(&str) -> Result<(), String>;
-    let keys: [(&str, &str, Option<String>, Check); 2] = [
+    let keys: [(&str, &str, Option<String>, Check); 3] = [
         (
             "routing_key",
             "pagerduty",
@@ -177,7 +181,23 @@ fn apply_vendor_key(
             input.api_key.take(),
             crate::alert::opsgenie::validate_api_key,
         ),
+        (
+            "bot_token",
+            "telegram",
+            input.bot_token.take(),
+            crate::alert::telegram::validate_bot_token,
+        ),
     ];
+    let telegram = c.format.as_deref() == Some("telegram");
+    match input.chat_id.take() {
+        Some(_) if !telegram => err("chat_id", "only telegram channels take one".into()),
+        Some(id) => match crate::alert::telegram::validate_chat_id(id.trim()) {
+            Ok(()) => c.recipients = vec![id.trim().to_string()],
+            Err(m) => err("chat_id", m),
+        },
+        None if creating && telegram => err("chat_id", "is required".into()),
+        None => {}
+    }
     for (field, format, given, check) in keys {
         let ours = c.format.as_deref() == Some(format);
         match given {
@@ -219,6 +239,9 @@ async fn apply_target(
         }
         None if creating && c.format.as_deref() == Some("opsgenie") => {
             c.url = Some(crate::alert::opsgenie::ALERTS_URL.to_string())
+        }
+        None if creating && c.format.as_deref() == Some("telegram") => {
+            c.url = Some(crate::alert::telegram::API_URL.to_string())
         }
         None if creating && c.kind == ChannelKind::Webhook => err("url", "is required".into()),
         None => {}

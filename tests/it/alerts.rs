@@ -1533,3 +1533,70 @@ async fn ntfy_publishes_to_the_topic_with_title_priority_and_tags() {
     let body = String::from_utf8_lossy(&got.body);
     assert!(body.contains("500"), "the failure in words: {body}");
 }
+
+/// Telegram: `sendMessage` on the Bot API with the chat id and the readable text; the bot
+/// token appears only in the request path Telegram needs, never in the channel as shown, the
+/// delivery log, or the test's answer.
+#[tokio::test]
+async fn telegram_sends_the_message_to_the_chat_and_keeps_the_token_out_of_sight() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let bot_api = axum::Router::new().route(
+        "/{bot}/sendMessage",
+        axum::routing::post(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+            let record = record.clone();
+            async move {
+                let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                record.lock().unwrap().push((uri.path().to_string(), json));
+                axum::Json(json!({"ok": true, "result": {"message_id": 7}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, bot_api).await });
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = "123456789:AAFh3kQ-abcdefghijklmnopqrstuvwxyz_0";
+    let (s, bad) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "tg", "format": "telegram", "url": base, "bot_token": token}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a chat id is required: {bad}"
+    );
+    let (s, ch) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "tg", "format": "telegram", "url": base, "bot_token": token, "chat_id": "-1001234567890"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let id = ch["id"].as_str().unwrap();
+    let (s, tested) = app
+        .post(&format!("/api/v1/channels/{id}/test"), json!({}))
+        .await;
+    assert_eq!(
+        (s, &tested["delivered"]),
+        (StatusCode::OK, &json!(true)),
+        "{tested}"
+    );
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, format!("/bot{token}/sendMessage"));
+    assert_eq!(got[0].1["chat_id"], "-1001234567890");
+    assert!(got[0].1["text"].as_str().unwrap().starts_with("TEST:"));
+    let (_, shown) = app.get(&format!("/api/v1/channels/{id}")).await;
+    for answer in [&ch, &tested, &shown] {
+        assert!(
+            !answer.to_string().contains("AAFh3kQ"),
+            "the token shows: {answer}"
+        );
+    }
+    server.abort();
+}
