@@ -158,7 +158,17 @@ fn apply_kind(
     }
 }
 
-/// A PagerDuty routing key or an Opsgenie API key, sealed where other channels keep their
+/// The URL a vendor's format uses when the channel names none.
+fn vendor_url(format: Option<&str>) -> Option<&'static str> {
+    match format? {
+        "pagerduty" => Some(crate::alert::pagerduty::EVENTS_URL),
+        "opsgenie" => Some(crate::alert::opsgenie::ALERTS_URL),
+        "telegram" => Some(crate::alert::telegram::API_URL),
+        _ => None,
+    }
+}
+
+/// A PagerDuty routing key, an Opsgenie API key or a Telegram bot token, sealed where other channels keep their
 /// signing secret; each only for its format, required when such a channel is created.
 fn apply_vendor_key(
     app: &AppState,
@@ -234,14 +244,8 @@ async fn apply_target(
             Ok(()) => c.url = Some(u.trim().to_string()),
             Err(m) => err("url", m),
         },
-        None if creating && c.format.as_deref() == Some("pagerduty") => {
-            c.url = Some(crate::alert::pagerduty::EVENTS_URL.to_string())
-        }
-        None if creating && c.format.as_deref() == Some("opsgenie") => {
-            c.url = Some(crate::alert::opsgenie::ALERTS_URL.to_string())
-        }
-        None if creating && c.format.as_deref() == Some("telegram") => {
-            c.url = Some(crate::alert::telegram::API_URL.to_string())
+        None if creating && vendor_url(c.format.as_deref()).is_some() => {
+            c.url = vendor_url(c.format.as_deref()).map(str::to_string)
         }
         None if creating && c.kind == ChannelKind::Webhook => err("url", "is required".into()),
         None => {}
