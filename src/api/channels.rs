@@ -168,8 +168,9 @@ fn vendor_url(format: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// A PagerDuty routing key, an Opsgenie API key or a Telegram bot token, sealed where other channels keep their
-/// signing secret; each only for its format, required when such a channel is created.
+/// A PagerDuty routing key, an Opsgenie API key or a Telegram bot token, sealed where other
+/// channels keep their signing secret; each only for its format, required when such a channel
+/// is created. A Telegram channel's chat id too.
 fn apply_vendor_key(
     app: &AppState,
     input: &mut ChannelInput,
