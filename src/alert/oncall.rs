@@ -66,3 +66,15 @@ pub fn on_call(event: &EventRecord) -> OnCall {
         _ => open(Level::Info, None),
     }
 }
+
+/// An event of `kind` about server `srv`, for the vendors' tests.
+#[cfg(test)]
+pub(crate) fn test_event(kind: &str, payload: serde_json::Value) -> EventRecord {
+    EventRecord {
+        id: "ev-1".into(),
+        server_id: Some("srv".into()),
+        kind: kind.into(),
+        at: 1_800_000_000_000,
+        payload,
+    }
+}

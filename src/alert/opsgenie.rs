@@ -64,15 +64,7 @@ fn urlencode(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn event(kind: &str, payload: Value) -> EventRecord {
-        EventRecord {
-            id: "ev-1".into(),
-            server_id: Some("srv".into()),
-            kind: kind.into(),
-            at: 1_800_000_000_000,
-            payload,
-        }
-    }
+    use crate::alert::oncall::test_event as event;
 
     #[test]
     fn an_outage_creates_by_incident_alias_and_its_recovery_closes_it() {

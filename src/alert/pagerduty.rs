@@ -97,15 +97,7 @@ pub fn body(routing_key: &str, event: &EventRecord, public_url: Option<&str>) ->
 mod tests {
     use super::*;
 
-    fn event(kind: &str, payload: Value) -> EventRecord {
-        EventRecord {
-            id: "ev-1".into(),
-            server_id: Some("srv".into()),
-            kind: kind.into(),
-            at: 1_800_000_000_000,
-            payload,
-        }
-    }
+    use crate::alert::oncall::test_event as event;
 
     const KEY: &str = "R0UTINGKEY0123456789abcdefABCDEF";
 

@@ -1231,6 +1231,26 @@ async fn first_probe_done(app: &support::app::TestApp, slug: &str) {
     .await;
 }
 
+/// "Weather" (a fake MCP server, down after one failure) registered, probed, and checked once
+/// while it answers 500: down, with an incident. Its fake is returned to bring it back.
+async fn weather_goes_down(app: &support::app::TestApp) -> FakeServer {
+    let fake = FakeServer::start(FakeConfig::default()).await;
+    let (s, _) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    first_probe_done(app, "weather").await;
+    fake.update(|c| {
+        c.fault = Fault::Status(500);
+        c.fault_on = "*";
+    });
+    app.post("/api/v1/servers/weather/check", json!({})).await;
+    fake
+}
+
 /// PagerDuty (Events API v2) through the outbox: the channel takes a routing key (write-only,
 /// checked), an outage triggers an alert keyed by its incident, the recovery resolves the
 /// same key, a tool change is a change event, and `POST /channels/{id}/test` shows what
@@ -1281,20 +1301,7 @@ async fn pagerduty_triggers_by_incident_resolves_and_records_changes(backend: Ba
     assert_eq!(tested["http_status"], 202, "PagerDuty's answer: {tested}");
     assert_eq!(tested["delivered"], true, "{tested}");
 
-    let fake = FakeServer::start(FakeConfig::default()).await;
-    let (s, _) = app
-        .post(
-            "/api/v1/servers",
-            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
-    first_probe_done(&app, "weather").await;
-    fake.update(|c| {
-        c.fault = Fault::Status(500);
-        c.fault_on = "*";
-    });
-    app.post("/api/v1/servers/weather/check", json!({})).await;
+    let fake = weather_goes_down(&app).await;
     fake.update(|c| {
         c.fault = Fault::None;
         c.tools
@@ -1434,20 +1441,7 @@ async fn opsgenie_creates_by_incident_alias_and_closes_on_recovery() {
         .await;
     assert_eq!(tested["http_status"], 202, "{tested}");
 
-    let fake = FakeServer::start(FakeConfig::default()).await;
-    let (s, _) = app
-        .post(
-            "/api/v1/servers",
-            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
-    first_probe_done(&app, "weather").await;
-    fake.update(|c| {
-        c.fault = Fault::Status(500);
-        c.fault_on = "*";
-    });
-    app.post("/api/v1/servers/weather/check", json!({})).await;
+    let fake = weather_goes_down(&app).await;
     fake.update(|c| c.fault = Fault::None);
     app.post("/api/v1/servers/weather/check", json!({})).await;
     support::eventually(
@@ -1502,20 +1496,7 @@ async fn ntfy_publishes_to_the_topic_with_title_priority_and_tags() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{ch}");
-    let fake = FakeServer::start(FakeConfig::default()).await;
-    let (s, _) = app
-        .post(
-            "/api/v1/servers",
-            json!({"name": "Weather", "url": fake.url(), "failures_to_down": 1}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
-    first_probe_done(&app, "weather").await;
-    fake.update(|c| {
-        c.fault = Fault::Status(500);
-        c.fault_on = "*";
-    });
-    app.post("/api/v1/servers/weather/check", json!({})).await;
+    let _fake = weather_goes_down(&app).await;
     support::eventually("the down message", Duration::from_secs(20), async || {
         !rx.received().is_empty()
     })
