@@ -128,10 +128,7 @@ fn batch_for(server_id: &str) -> AgentBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_regions_decide_by_quorum_buffer_through_outages_and_count_once() {
     let db = TestDb::new(Backend::Postgres).await;
-    let db_url = match &db.url {
-        mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
-        other => panic!("{other:?}"),
-    };
+    let db_url = db.url_text();
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let healthy = FakeServer::start(FakeConfig::default()).await;
@@ -414,10 +411,7 @@ fn servers_applied(log: &std::path::Path) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_of_one_region_share_its_servers_and_one_takes_over_for_the_other() {
     let db = TestDb::new(Backend::Postgres).await;
-    let db_url = match &db.url {
-        mcpwatch::config::DatabaseUrl::Postgres(u) => u.clone(),
-        other => panic!("{other:?}"),
-    };
+    let db_url = db.url_text();
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeServer::start(FakeConfig::default()).await;
     let (central_proc, base) = central(&db_url, "127.0.0.1:0", dir.path());
@@ -489,14 +483,45 @@ async fn two_agents_of_one_region_share_its_servers_and_one_takes_over_for_the_o
     .await;
     let split = (servers_applied(&first_log), servers_applied(&second_log));
 
-    // Once per tick: two intervals bring about 2 × N probes, not twice that.
+    // Once per tick: by the time every server has two more results, the target saw about
+    // 2 × N probes (up to 3 × N, as some got a third meanwhile), not twice that.
     let tools_lists = || fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count());
     let before = tools_lists();
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    let since = support::seed::now_ms();
+    let store = db.store().await;
+    let ids: Vec<String> = v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    eventually(
+        "two more probes of every server",
+        Duration::from_secs(40),
+        async || {
+            let mut short = 0;
+            for id in &ids {
+                let q = mcpwatch::store::ResultQuery {
+                    server_id: id.clone(),
+                    since: Some(since),
+                    page: mcpwatch::store::Page {
+                        limit: 5,
+                        after: None,
+                    },
+                    ..Default::default()
+                };
+                if store.list_results(&q).await.unwrap().len() < 2 {
+                    short += 1;
+                }
+            }
+            (short > 0).then(|| format!("{short} servers short"))
+        },
+    )
+    .await;
     let probes = tools_lists() - before;
     assert!(
-        (N as usize..=3 * N as usize).contains(&probes),
-        "{probes} probes of {N} servers in two intervals ({split:?})"
+        (2 * N as usize..=3 * N as usize).contains(&probes),
+        "{probes} probes of {N} servers for two each ({split:?})"
     );
 
     // One stops: the other takes all the region's servers once the first's instance lapses.
@@ -512,7 +537,6 @@ async fn two_agents_of_one_region_share_its_servers_and_one_takes_over_for_the_o
     )
     .await;
     let took = stopped.elapsed();
-    let store = db.store().await;
     let after_take = support::seed::now_ms();
     eventually(
         "every server probed from eu-west since",

@@ -145,6 +145,13 @@ async fn local_mode_takes_the_walkthroughs_registration_and_says_what_to_do_next
     .await;
 }
 
+/// `serve --local` in `dir`: the process, its base URL and its admin token.
+fn local_daemon(dir: &std::path::Path) -> (Proc, String, String) {
+    let (daemon, base, _) = serve_in(dir, true);
+    let token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
+    (daemon, base, token.trim().to_string())
+}
+
 /// `mcpwatch <args>` against a daemon; (exit code, stdout, stderr).
 fn client(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = command(args, envs);
@@ -172,11 +179,10 @@ fn client(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
 async fn the_cli_client_adds_lists_checks_pauses_and_removes_servers() {
     let (_demo, url) = demo_server();
     let dir = tempfile::tempdir().unwrap();
-    let (_daemon, base, _) = serve_in(dir.path(), true);
-    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let (_daemon, base, token) = local_daemon(dir.path());
     let env = [
         ("MCPWATCH_URL", base.as_str()),
-        ("MCPWATCH_TOKEN", token.trim()),
+        ("MCPWATCH_TOKEN", token.as_str()),
     ];
 
     let (code, out, err) = client(&["servers", "add", &url, "--tag", "demo", "--json"], &env);
@@ -241,11 +247,10 @@ async fn the_cli_client_adds_lists_checks_pauses_and_removes_servers() {
 async fn the_cli_client_adds_a_channel_and_follows_an_outage() {
     let (demo, url) = demo_server();
     let dir = tempfile::tempdir().unwrap();
-    let (_daemon, base, _) = serve_in(dir.path(), true);
-    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let (_daemon, base, token) = local_daemon(dir.path());
     let env = [
         ("MCPWATCH_URL", base.as_str()),
-        ("MCPWATCH_TOKEN", token.trim()),
+        ("MCPWATCH_TOKEN", token.as_str()),
     ];
     let rx = support::webhook_rx::Receiver::start().await;
 
@@ -285,7 +290,7 @@ async fn the_cli_client_adds_a_channel_and_follows_an_outage() {
     // `events tail` follows what happens next.
     let mut tail = command(&["events", "tail", "--last", "0"], &env);
     tail.env("MCPWATCH_URL", &base)
-        .env("MCPWATCH_TOKEN", token.trim())
+        .env("MCPWATCH_TOKEN", &token)
         .stdout(std::process::Stdio::piped());
     let mut tail = tail.spawn().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
