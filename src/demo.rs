@@ -9,18 +9,12 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-/// The protocol versions it speaks: the modern one, and the handshake era.
-const MODERN: &str = "2026-07-28";
-const LEGACY: &str = "2025-11-25";
-
-/// The `_meta` key carrying a modern request's protocol version.
-const VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+use crate::mcp_wire as wire;
 
 /// The demo's routes: `POST /mcp`.
 pub fn router() -> axum::Router {
@@ -55,98 +49,19 @@ fn tools() -> Value {
     ])
 }
 
-fn reply(id: &Value, result: Value) -> Response {
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
-}
-
-fn error(
-    status: StatusCode,
-    id: &Value,
-    code: i64,
-    message: &str,
-    data: Option<Value>,
-) -> Response {
-    let mut err = json!({"code": code, "message": message});
-    if let Some(d) = data {
-        err["data"] = d;
-    }
-    (
-        status,
-        Json(json!({"jsonrpc": "2.0", "id": id, "error": err})),
-    )
-        .into_response()
-}
-
 /// One JSON-RPC message.
 async fn mcp(headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &Value::Null,
-            -32700,
-            "Parse error",
-            None,
-        );
+    let req = match wire::begin(&headers, &body, &server_info()) {
+        Ok(req) => req,
+        Err(answered) => return *answered,
     };
-    let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
-    let version = msg
-        .get("params")
-        .and_then(|p| p.get("_meta"))
-        .and_then(|m| m.get(VERSION_META))
-        .and_then(Value::as_str);
-    match version {
-        Some(v) => modern(&headers, &id, method, v, &msg),
-        None => legacy(&id, method, &msg),
-    }
-}
-
-/// A 2026-07-28 request: its headers must repeat its version and method.
-fn modern(headers: &HeaderMap, id: &Value, method: &str, version: &str, msg: &Value) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if version != MODERN {
-        let data = json!({"supported": [MODERN, LEGACY], "requested": version});
-        let msg = "Unsupported protocol version";
-        return error(StatusCode::BAD_REQUEST, id, -32022, msg, Some(data));
-    }
-    if header("mcp-protocol-version") != Some(version) || header("mcp-method") != Some(method) {
-        let msg = "Mcp-Protocol-Version and Mcp-Method must match the request";
-        return error(StatusCode::BAD_REQUEST, id, -32020, msg, None);
-    }
-    match method {
-        "server/discover" => reply(
-            id,
-            json!({
-                "resultType": "complete",
-                "supportedVersions": [MODERN],
-                "capabilities": {"tools": {}},
-                "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
-                "ttlMs": 60000
-            }),
-        ),
-        "tools/list" => reply(id, json!({"resultType": "complete", "tools": tools()})),
-        "tools/call" => call(id, msg, true),
-        "ping" => reply(id, json!({"resultType": "complete"})),
-        _ => error(StatusCode::NOT_FOUND, id, -32601, "Method not found", None),
-    }
-}
-
-/// The 2025-11-25 handshake era, without sessions.
-fn legacy(id: &Value, method: &str, msg: &Value) -> Response {
-    match method {
-        "initialize" => reply(
-            id,
-            json!({
-                "protocolVersion": LEGACY,
-                "capabilities": {"tools": {"listChanged": false}},
-                "serverInfo": server_info()
-            }),
-        ),
-        "notifications/initialized" => StatusCode::ACCEPTED.into_response(),
-        "tools/list" => reply(id, json!({"tools": tools()})),
-        "tools/call" => call(id, msg, false),
-        "ping" => reply(id, json!({})),
-        _ => error(StatusCode::OK, id, -32601, "Method not found", None),
+    match req.method.as_str() {
+        "tools/list" => wire::reply(&req, json!({"tools": tools()})),
+        "tools/call" => match call(&req.params) {
+            Some(result) => wire::reply(&req, result),
+            None => wire::error(StatusCode::OK, &req.id, -32602, "Unknown tool", None),
+        },
+        _ => wire::method_not_found(&req),
     }
 }
 
@@ -155,8 +70,7 @@ fn server_info() -> Value {
 }
 
 /// `tools/call` of one of the three tools.
-fn call(id: &Value, msg: &Value, modern: bool) -> Response {
-    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+fn call(params: &Value) -> Option<Value> {
     let args = params.get("arguments").cloned().unwrap_or(json!({}));
     let result = match params.get("name").and_then(Value::as_str) {
         Some("echo") => match args.get("text").and_then(Value::as_str) {
@@ -176,13 +90,9 @@ fn call(id: &Value, msg: &Value, modern: bool) -> Response {
         Some("now") => {
             json!({"content": [{"type": "text", "text": crate::clock::rfc3339(crate::clock::now_ms())}]})
         }
-        _ => return error(StatusCode::OK, id, -32602, "Unknown tool", None),
+        _ => return None,
     };
-    let mut result = result;
-    if modern {
-        result["resultType"] = json!("complete");
-    }
-    reply(id, result)
+    Some(result)
 }
 
 fn tool_error(message: &str) -> Value {

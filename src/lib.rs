@@ -25,6 +25,8 @@
 //! - [`app`]: wiring, start and graceful shutdown of `mcpwatch serve`.
 //! - [`cli`]: `mcpwatch check` and `mcpwatch snapshot`, the CI deploy gates.
 //! - [`demo`]: `mcpwatch demo-server`, a small MCP server to try mcpwatch on.
+//! - [`mcp_wire`]: the server side of MCP over HTTP for a tools-only server (both eras), used
+//!   by the demo server and the daemon's `/mcp`; depends on nothing of ours.
 //! - [`clock`]: Unix-millisecond clocks (system or manual) and RFC 3339 helpers.
 //! - [`config`]: settings from the environment and an optional file, validated at start.
 //! - [`secrets`]: AES-256-GCM sealing, API tokens and their hashes.
@@ -43,6 +45,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod mcp_wire;
 pub mod metrics;
 pub mod monitor;
 pub mod probe;

@@ -7,19 +7,15 @@
 //! own; a tool's `outputSchema` is the route's OpenAPI schema (the components it uses, as
 //! `$defs`), so it cannot drift from the answer either.
 
-use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiJson};
 use super::{AppState, history, servers};
-
-const MODERN: &str = "2026-07-28";
-const LEGACY: &str = "2025-11-25";
-const VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+use crate::mcp_wire as wire;
 
 /// Longest `wait_seconds` of `assert_server_healthy`.
 const MAX_WAIT_SECONDS: u64 = 120;
@@ -112,72 +108,15 @@ pub async fn endpoint(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
-        return rpc_error(StatusCode::BAD_REQUEST, &Value::Null, -32700, "Parse error");
+    let req = match wire::begin(&headers, &body, &server_info()) {
+        Ok(req) => req,
+        Err(answered) => return *answered,
     };
-    let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
-    let params = msg.get("params").cloned().unwrap_or(json!({}));
-    let version = params
-        .pointer(&format!("/_meta/{}", VERSION_META.replace('/', "~1")))
-        .and_then(Value::as_str);
-    let modern = version.is_some();
-    if let Some(v) = version
-        && let Some(refused) = check_modern(&headers, &id, method, v)
-    {
-        return refused;
+    match req.method.as_str() {
+        "tools/list" => wire::reply(&req, json!({"tools": tool_list()})),
+        "tools/call" => wire::reply(&req, call(&app, &caller, &req.params).await),
+        _ => wire::method_not_found(&req),
     }
-    let result = match method {
-        "server/discover" if modern => json!({
-            "supportedVersions": [MODERN],
-            "capabilities": {"tools": {}},
-            "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
-            "ttlMs": 60000
-        }),
-        "initialize" if !modern => json!({
-            "protocolVersion": LEGACY,
-            "capabilities": {"tools": {"listChanged": false}},
-            "serverInfo": server_info()
-        }),
-        "notifications/initialized" => return StatusCode::ACCEPTED.into_response(),
-        "ping" => json!({}),
-        "tools/list" => json!({"tools": tool_list()}),
-        "tools/call" => call(&app, &caller, &params).await,
-        _ => {
-            let status = if modern {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::OK
-            };
-            return rpc_error(status, &id, -32601, "Method not found");
-        }
-    };
-    let mut result = result;
-    if modern {
-        result["resultType"] = json!("complete");
-    }
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
-}
-
-/// A 2026-07-28 request's headers must repeat its version and method.
-fn check_modern(headers: &HeaderMap, id: &Value, method: &str, version: &str) -> Option<Response> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if version != MODERN {
-        let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32022,
-            "message": "Unsupported protocol version",
-            "data": {"supported": [MODERN, LEGACY], "requested": version}}});
-        return Some((StatusCode::BAD_REQUEST, Json(body)).into_response());
-    }
-    if header("mcp-protocol-version") != Some(version) || header("mcp-method") != Some(method) {
-        let msg = "Mcp-Protocol-Version and Mcp-Method must match the request";
-        return Some(rpc_error(StatusCode::BAD_REQUEST, id, -32020, msg));
-    }
-    None
-}
-
-fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-    (status, Json(body)).into_response()
 }
 
 fn server_info() -> Value {
