@@ -109,6 +109,9 @@ fn seed_sql(postgres: bool) -> Vec<String> {
 
 fn server(i: usize, now: i64) -> ServerRecord {
     ServerRecord {
+        registry: None,
+        paused_reason: None,
+        managed_by: None,
         id: format!("bench-{i:04}"),
         slug: format!("server-{i:04}"),
         name: format!("MCP server {i:04}"),

@@ -57,6 +57,9 @@ pub enum AppError {
     /// The HTTP server stopped with an error.
     #[error("HTTP server error: {0}")]
     Serve(String),
+    /// The monitors file could not be applied at start (every problem, with its line).
+    #[error("the monitors file was not applied, nothing of it is:\n{0}")]
+    Monitors(#[from] crate::api::monitors::watch::WatchError),
 }
 
 /// Reports from the built-in region go into the local ingest, the same path agents use.
@@ -348,6 +351,7 @@ impl App {
             web,
             db_gate,
         };
+        start_monitors_file(&state, &stop_scheduling).await?;
         let cluster_task = tokio::spawn(crate::cluster::run(
             cluster_parts(&state),
             lease,
@@ -456,6 +460,21 @@ impl App {
             _ => Ok(()),
         }
     }
+}
+
+/// `serve --monitors FILE`: applied before the daemon serves (a bad file stops the start),
+/// then watched until `stop`; and the registry sync, when asked for.
+async fn start_monitors_file(state: &AppState, stop: &CancellationToken) -> Result<(), AppError> {
+    use crate::api::monitors::watch;
+    if let Some(path) = state.settings.monitors_file.clone() {
+        let view = watch::apply_file(state, &path).await?;
+        watch::report(&view, &path);
+        watch::spawn(state.clone(), path, stop.clone());
+    }
+    if let Some(every) = state.settings.registry_sync {
+        crate::api::registry::spawn_sync(state.clone(), every, stop.clone());
+    }
+    Ok(())
 }
 
 /// The first admin key: from `MCPWATCH_ADMIN_TOKEN`, or generated into `<data dir>/admin-token`

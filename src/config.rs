@@ -269,6 +269,35 @@ struct Raw {
     retention_rollup: Option<u32>,
     probe_locally: Option<bool>,
     region_silent_after: Option<u64>,
+    monitors_file: Option<String>,
+    registry_url: Option<String>,
+    registry_sync: Option<u64>,
+}
+
+/// The registry sync's period: off (0 or unset), or 5 minutes to a week.
+fn registry_sync(seconds: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match seconds {
+        None | Some(0) => Ok(None),
+        Some(s) if (300..=7 * 86_400).contains(&s) => Ok(Some(Duration::from_secs(s))),
+        Some(_) => Err(invalid(
+            "MCPWATCH_REGISTRY_SYNC",
+            "must be 0 (off) or 300-604800 seconds",
+        )),
+    }
+}
+
+/// A monitors file that exists (its content is checked when it is applied).
+fn monitors_file(given: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(path) = given.filter(|p| !p.trim().is_empty()).map(PathBuf::from) else {
+        return Ok(None);
+    };
+    if !path.is_file() {
+        return Err(invalid(
+            "MCPWATCH_MONITORS_FILE",
+            format!("monitors file {} does not exist", path.display()),
+        ));
+    }
+    Ok(Some(path))
 }
 
 /// How logs are written.
@@ -335,6 +364,14 @@ pub struct Settings {
     pub probe_locally: bool,
     /// A region (agent) not heard from for this long raises `region.silent`.
     pub region_silent_after: Duration,
+    /// A monitors file applied at start, on SIGHUP and when it changes (`--monitors`,
+    /// `MCPWATCH_MONITORS_FILE`).
+    pub monitors_file: Option<PathBuf>,
+    /// The MCP registry `registry import` and the sync read (`MCPWATCH_REGISTRY_URL`; `None`:
+    /// the official one).
+    pub registry_url: Option<String>,
+    /// Import from the registry this often (`MCPWATCH_REGISTRY_SYNC`, seconds; `None`: never).
+    pub registry_sync: Option<Duration>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -357,6 +394,8 @@ pub struct Overrides {
     /// Local mode (`serve --local`): targets on loopback are allowed, besides the ranges of
     /// `MCPWATCH_ALLOW_PRIVATE_CIDRS`.
     pub local: bool,
+    /// `serve --monitors FILE`.
+    pub monitors_file: Option<PathBuf>,
 }
 
 /// `MCPWATCH_*` variables that belong to other commands (the config file's path, the CLI
@@ -409,6 +448,9 @@ impl Settings {
         }
         if overrides.data_dir.is_some() {
             raw.data_dir = overrides.data_dir.clone();
+        }
+        if let Some(f) = &overrides.monitors_file {
+            raw.monitors_file = Some(f.display().to_string());
         }
         if overrides.local {
             raw.allow_private_cidrs = Some(match raw.allow_private_cidrs.take() {
@@ -465,6 +507,9 @@ impl Settings {
             retention_rollup,
             probe_locally: raw.probe_locally.unwrap_or(true),
             region_silent_after,
+            monitors_file: monitors_file(raw.monitors_file.take())?,
+            registry_url: raw.registry_url.take().filter(|u| !u.trim().is_empty()),
+            registry_sync: registry_sync(raw.registry_sync)?,
         })
     }
 

@@ -14,7 +14,12 @@
 //! - [`store`]: the `Store` trait on SQLite and Postgres, rollups, retention, and the
 //!   [`store::gate::DbGate`] that knows whether the database answers.
 //! - [`alert`]: routing, the outbox dispatcher, Standard Webhooks, Slack/Discord, email.
-//! - [`api`]: the REST API (axum), keys and scopes, rate limits, problem+json, OpenAPI.
+//! - [`api`]: the REST API (axum), keys and scopes, rate limits, problem+json, OpenAPI, and
+//!   monitors as code (plan, apply, export; `serve --monitors`), registry import and sync.
+//! - [`monitors`]: reading a monitors file (`${VAR}` references, literal secrets refused,
+//!   lines of problems); depends on nothing of ours.
+//! - [`registry`]: the MCP Registry's list API read page by page, and a listed remote as a
+//!   monitor needs it (variables filled, fixed headers, what it still needs).
 //! - [`web`]: the public status page, server pages, badges, `/status.json`, with their own
 //!   state ([`web::WebState`]).
 //! - [`agent`]: `mcpwatch agent`, a remote region: config sync, disk buffer, pusher, canaries.
@@ -48,7 +53,9 @@ pub mod ingest;
 pub mod mcp_wire;
 pub mod metrics;
 pub mod monitor;
+pub mod monitors;
 pub mod probe;
+pub mod registry;
 pub mod scheduler;
 pub mod schema;
 pub mod secrets;

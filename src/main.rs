@@ -41,6 +41,10 @@ struct DaemonArgs {
     /// are allowed, besides MCPWATCH_ALLOW_PRIVATE_CIDRS.
     #[arg(long)]
     local: bool,
+    /// A monitors file (servers, channels, maintenance windows) applied at start, on SIGHUP
+    /// and when it changes (MCPWATCH_MONITORS_FILE).
+    #[arg(long, value_name = "FILE")]
+    monitors: Option<PathBuf>,
 }
 
 impl DaemonArgs {
@@ -51,6 +55,7 @@ impl DaemonArgs {
             database_url: self.database_url.clone(),
             data_dir: self.data_dir.clone(),
             local: self.local,
+            monitors_file: self.monitors.clone(),
         };
         Settings::load(&overrides).map_err(|e| {
             eprintln!("mcpwatch: configuration error: {e}");
@@ -87,6 +92,18 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// What a monitors file would change on a running daemon, field by field.
+    /// Exit 0 done, 1 the file has problems, 2 usage, 3 no daemon.
+    Plan(cli::MonitorsArgs),
+    /// Make a running daemon match a monitors file, all or nothing.
+    Apply(cli::MonitorsArgs),
+    /// Write a running daemon's servers, channels and windows as a monitors file.
+    Export(cli::ExportArgs),
+    /// An MCP registry's remote servers as monitors on a running daemon.
+    Registry {
+        #[command(subcommand)]
+        command: cli::RegistryCommand,
     },
     /// Run a small MCP server (three tools) to try mcpwatch on, until a signal.
     DemoServer {
@@ -135,6 +152,12 @@ async fn main() -> ExitCode {
         Command::Servers(a) => {
             mcpwatch::telemetry::init("warn", LogFormat::Auto);
             ExitCode::from(cli::run_servers(a, &mut out, &mut err).await)
+        }
+        Command::Plan(a) => ExitCode::from(cli::run_plan(a, false, &mut out, &mut err).await),
+        Command::Apply(a) => ExitCode::from(cli::run_plan(a, true, &mut out, &mut err).await),
+        Command::Export(a) => ExitCode::from(cli::run_export(a, &mut out, &mut err).await),
+        Command::Registry { command } => {
+            ExitCode::from(cli::run_registry(command, &mut out, &mut err).await)
         }
         Command::Status(a) => ExitCode::from(cli::run_status(a, &mut out, &mut err).await),
         Command::Channels(a) => ExitCode::from(cli::run_channels(a, &mut out, &mut err).await),

@@ -98,6 +98,7 @@ mod tests {
 
     fn channel(server_ids: &[&str], tags: &[&str]) -> ChannelRecord {
         ChannelRecord {
+            managed_by: None,
             id: "c".into(),
             name: "c".into(),
             kind: crate::store::ChannelKind::Webhook,
@@ -121,6 +122,9 @@ mod tests {
 
     fn server(id: &str, tags: &[&str]) -> ServerRecord {
         ServerRecord {
+            registry: None,
+            paused_reason: None,
+            managed_by: None,
             id: id.into(),
             slug: id.into(),
             name: id.into(),

@@ -23,15 +23,15 @@ use crate::store::{ChannelKind, ChannelRecord, DeliveryStatus, EventRecord};
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `webhook` (default) or `email`.
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Email addresses (email channels).
     recipients: Option<Vec<String>>,
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// `standard` (default), `slack`, `discord` or `pagerduty` (Events API v2; `url` defaults
     /// to PagerDuty's, `routing_key` is required).
-    format: Option<String>,
+    pub(crate) format: Option<String>,
     /// The PagerDuty integration's routing key (write-only, sealed).
     routing_key: Option<String>,
     /// The Opsgenie API integration's key (write-only, sealed; sent as `GenieKey`).
@@ -43,13 +43,13 @@ pub struct ChannelInput {
     /// Extra request headers (write-only).
     headers: Option<std::collections::BTreeMap<String, String>>,
     /// A `whsec_…` secret for the standard format; generated when absent.
-    secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// Server ids or slugs to follow; with `tags` empty too: every server.
-    servers: Option<Vec<String>>,
+    pub(crate) servers: Option<Vec<String>>,
     tags: Option<Vec<String>>,
     /// Event types; default: server.down, server.up, server.auth_failed, schema.changed.
     events: Option<Vec<String>>,
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
     /// Remind (`server.still_down`) this often while a followed server is down; 0 turns it off
     /// (the default).
     reminder_interval_seconds: Option<i64>,
@@ -68,7 +68,7 @@ fn problem(problems: &mut Problems) -> impl FnMut(&str, String) + '_ {
 }
 
 /// Validate `input` over `c`; returns a newly generated secret to show once.
-async fn apply(
+pub(crate) async fn apply(
     app: &AppState,
     mut input: ChannelInput,
     c: &mut ChannelRecord,
@@ -370,8 +370,21 @@ pub async fn create(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<ChannelInput>,
 ) -> Result<(StatusCode, Json<CreatedChannel>), ApiError> {
-    let now = now_ms();
-    let mut c = ChannelRecord {
+    let mut c = new_channel(now_ms());
+    let secret = apply(&app, input, &mut c, true).await?;
+    app.store.insert_channel(&c).await?;
+    app.ingest.routing_changed().await;
+    let mut channel = ChannelView::from(&c);
+    let note = secret.map(|s| {
+        channel.secret = Some(s);
+        "the signing secret is shown only now; store it with the receiver".to_string()
+    });
+    Ok((StatusCode::CREATED, Json(CreatedChannel { channel, note })))
+}
+
+/// A new channel's defaults: a standard webhook following every server's default events.
+pub(crate) fn new_channel(now: i64) -> ChannelRecord {
+    ChannelRecord {
         id: uuid::Uuid::now_v7().to_string(),
         name: String::new(),
         kind: ChannelKind::Webhook,
@@ -388,18 +401,10 @@ pub async fn create(
         disabled_reason: None,
         failing_since: None,
         reminder_interval_seconds: None,
+        managed_by: None,
         created_at: now,
         updated_at: now,
-    };
-    let secret = apply(&app, input, &mut c, true).await?;
-    app.store.insert_channel(&c).await?;
-    app.ingest.routing_changed().await;
-    let mut channel = ChannelView::from(&c);
-    let note = secret.map(|s| {
-        channel.secret = Some(s);
-        "the signing secret is shown only now; store it with the receiver".to_string()
-    });
-    Ok((StatusCode::CREATED, Json(CreatedChannel { channel, note })))
+    }
 }
 
 #[utoipa::path(get, path = "/channels", tag = "alerts", responses((status = 200, description = "every channel", body = ChannelList), Guarded), security(("bearer" = [])))]
@@ -418,13 +423,14 @@ pub async fn get(
     Ok(Json(ChannelView::from(&find_channel(&app, &id).await?)))
 }
 
-#[utoipa::path(patch, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), request_body = ChannelInput, responses((status = 200, description = "the changed channel", body = ChannelView), BadInput, NoSuch, Guarded), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), request_body = ChannelInput, responses((status = 200, description = "the changed channel", body = ChannelView), BadInput, NoSuch, Taken, Guarded), security(("bearer" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ChannelInput>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let mut c = find_channel(&app, &id).await?;
+    super::error::not_managed("channel", &c.name, &c.managed_by)?;
     apply(&app, input, &mut c, false).await?;
     c.updated_at = now_ms();
     app.store.update_channel(&c).await?;
@@ -432,12 +438,14 @@ pub async fn update(
     Ok(Json(ChannelView::from(&c)))
 }
 
-#[utoipa::path(delete, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 204, description = "deleted with its deliveries"), NoSuch, Guarded), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/channels/{id}", tag = "alerts", params(("id" = String, Path, description = "channel id")), responses((status = 204, description = "deleted with its deliveries"), NoSuch, Taken, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !app.store.delete_channel(&id).await? {
+    let c = find_channel(&app, &id).await?;
+    super::error::not_managed("channel", &c.name, &c.managed_by)?;
+    if !app.store.delete_channel(&c.id).await? {
         return Err(ApiError::NotFound(format!("no channel with id '{id}'")));
     }
     app.ingest.routing_changed().await;

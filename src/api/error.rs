@@ -78,6 +78,13 @@ pub struct NoSuch(Problem);
 /// A unique value is taken, or the resource is not in a state that allows this.
 pub struct Taken(Problem);
 
+// The answer of a route that reads another service (documentation only).
+#[derive(utoipa::IntoResponses)]
+#[response(status = 502, content_type = "application/problem+json")]
+#[allow(dead_code)]
+/// The other service (e.g. an MCP registry) could not be read; the detail says why.
+pub struct Upstream(Problem);
+
 /// An API error, rendered as problem+json.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -104,6 +111,8 @@ pub enum ApiError {
     /// 503 with `Retry-After: 1`: this replica does not do that now (it stands by, or it is
     /// shutting down); the detail says so.
     NotHere(&'static str),
+    /// 502: a service the request reads (an MCP registry) failed; the detail says how.
+    Upstream(String),
     /// 500: a bug; the detail is logged, not returned.
     Internal(String),
 }
@@ -171,6 +180,7 @@ impl ApiError {
                 d.to_string(),
                 None,
             ),
+            ApiError::Upstream(d) => (StatusCode::BAD_GATEWAY, "Bad gateway", d, None),
             ApiError::Internal(d) => {
                 tracing::error!(detail = %d, "internal error");
                 (
@@ -181,6 +191,17 @@ impl ApiError {
                 )
             }
         }
+    }
+}
+
+/// Refuse to change an object a monitors file manages, saying where to change it instead.
+pub fn not_managed(kind: &str, name: &str, managed_by: &Option<String>) -> Result<(), ApiError> {
+    match managed_by {
+        None => Ok(()),
+        Some(file) => Err(ApiError::Conflict(format!(
+            "{kind} '{name}' is managed by the monitors file '{file}': change it there and apply \
+             it (`mcpwatch apply -f {file}`, or SIGHUP a daemon started with --monitors)"
+        ))),
     }
 }
 

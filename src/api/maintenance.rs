@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::error::{ApiError, ApiJson, BadInput, Guarded, NoSuch};
+use super::error::{ApiError, ApiJson, BadInput, Guarded, NoSuch, Taken};
 use super::views::{WindowList, WindowView};
 use super::{AppState, now_ms, parse_time};
 use crate::alert::maintenance::{Schedule, schedule_of};
@@ -15,9 +15,9 @@ use crate::store::WindowRecord;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowInput {
-    name: String,
+    pub(crate) name: String,
     /// Server ids or slugs; with `tags` empty too: every server.
-    servers: Option<Vec<String>>,
+    pub(crate) servers: Option<Vec<String>>,
     tags: Option<Vec<String>>,
     /// One-off: RFC 3339 start and end.
     starts_at: Option<String>,
@@ -38,14 +38,10 @@ fn window_view(w: &WindowRecord, now: i64) -> WindowView {
 #[utoipa::path(post, path = "/maintenance", tag = "alerts", request_body = WindowInput, responses((status = 201, description = "the window", body = WindowView), BadInput, Guarded), security(("bearer" = [])))]
 pub async fn create(
     State(app): State<AppState>,
-    ApiJson(input): ApiJson<WindowInput>,
+    ApiJson(mut input): ApiJson<WindowInput>,
 ) -> Result<(StatusCode, Json<WindowView>), ApiError> {
-    let name = input.name.trim().to_string();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::field("name", "must be 1-200 characters"));
-    }
     let mut server_ids = Vec::new();
-    for s in input.servers.unwrap_or_default() {
+    for s in input.servers.take().unwrap_or_default() {
         match app.store.get_server(&s).await? {
             Some(found) => server_ids.push(found.id),
             None => {
@@ -55,6 +51,22 @@ pub async fn create(
                 ));
             }
         }
+    }
+    let w = window_from(input, server_ids, now_ms())?;
+    app.store.insert_window(&w).await?;
+    app.ingest.routing_changed().await;
+    Ok((StatusCode::CREATED, Json(window_view(&w, now_ms()))))
+}
+
+/// A new window from `input` (whose `servers` the caller resolved to `server_ids`).
+pub(crate) fn window_from(
+    input: WindowInput,
+    server_ids: Vec<String>,
+    now: i64,
+) -> Result<WindowRecord, ApiError> {
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::field("name", "must be 1-200 characters"));
     }
     let mut w = WindowRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -66,7 +78,8 @@ pub async fn create(
         cron: None,
         duration_seconds: None,
         timezone: None,
-        created_at: now_ms(),
+        created_at: now,
+        managed_by: None,
     };
     match (input.cron, input.starts_at, input.ends_at) {
         (Some(cron), None, None) => {
@@ -99,9 +112,7 @@ pub async fn create(
             ));
         }
     }
-    app.store.insert_window(&w).await?;
-    app.ingest.routing_changed().await;
-    Ok((StatusCode::CREATED, Json(window_view(&w, now_ms()))))
+    Ok(w)
 }
 
 #[utoipa::path(get, path = "/maintenance", tag = "alerts", responses((status = 200, description = "every window, with whether it is active now", body = WindowList), Guarded), security(("bearer" = [])))]
@@ -113,16 +124,19 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<WindowList>, ApiEr
     }))
 }
 
-#[utoipa::path(delete, path = "/maintenance/{id}", tag = "alerts", params(("id" = String, Path, description = "window id")), responses((status = 204, description = "deleted"), NoSuch, Guarded), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/maintenance/{id}", tag = "alerts", params(("id" = String, Path, description = "window id")), responses((status = 204, description = "deleted"), NoSuch, Taken, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !app.store.delete_window(&id).await? {
+    let all = app.store.list_windows().await?;
+    let Some(w) = all.iter().find(|w| w.id == id) else {
         return Err(ApiError::NotFound(format!(
             "no maintenance window with id '{id}'"
         )));
-    }
+    };
+    super::error::not_managed("maintenance window", &w.name, &w.managed_by)?;
+    app.store.delete_window(&w.id).await?;
     app.ingest.routing_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }

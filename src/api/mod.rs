@@ -18,14 +18,16 @@
 
 mod agent;
 mod auth;
-mod channels;
-mod error;
+pub(crate) mod channels;
+pub(crate) mod error;
 mod health;
 mod history;
 mod keys;
-mod maintenance;
+pub(crate) mod maintenance;
 mod mcp;
-mod servers;
+pub mod monitors;
+pub mod registry;
+pub(crate) mod servers;
 pub mod views;
 
 use std::sync::Arc;
@@ -63,6 +65,7 @@ use crate::store::{Page, Store};
         (name = "schema", description = "tool lists, their history and diffs"),
         (name = "keys", description = "API keys (admin)"),
         (name = "alerts", description = "alert channels and deliveries"),
+        (name = "monitors", description = "monitors as code: plan, apply and export a monitors file"),
         (name = "health", description = "liveness and readiness"),
         (name = "agents", description = "regional agents (agent keys only)")
     )
@@ -132,7 +135,7 @@ impl AppState {
     }
 }
 
-/// Largest body of `POST /servers:batch`.
+/// Largest body of `POST /servers:batch` and of a monitors document.
 const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The whole HTTP surface, and the OpenAPI document generated from the same route list.
@@ -144,6 +147,8 @@ pub fn router(state: AppState) -> Router {
     // axum's default 2 MiB.
     let bulk: OpenApiRouter<AppState> = OpenApiRouter::new()
         .routes(routes!(servers::create_batch))
+        .routes(routes!(monitors::plan_document))
+        .routes(routes!(monitors::apply_document))
         .layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_LIMIT));
     let v1: OpenApiRouter<AppState> = OpenApiRouter::new()
         .merge(bulk)
@@ -170,6 +175,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(channels::retry))
         .routes(routes!(maintenance::list, maintenance::create))
         .routes(routes!(maintenance::delete))
+        .routes(routes!(monitors::export_document))
+        .routes(routes!(registry::import_route))
         .routes(routes!(agent::config))
         .routes(routes!(agent::results))
         .fallback(error::not_found)

@@ -31,9 +31,9 @@ use crate::store::{Page, ServerFilter, ServerRecord};
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerInput {
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     url: Option<String>,
-    slug: Option<String>,
+    pub(crate) slug: Option<String>,
     /// Probe credentials, e.g. `{"Authorization": "Bearer …"}`; `null` clears them.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
@@ -45,7 +45,7 @@ pub struct ServerInput {
     timeout_seconds: Option<u32>,
     tags: Option<Vec<String>>,
     public: Option<bool>,
-    paused: Option<bool>,
+    pub(crate) paused: Option<bool>,
     failures_to_down: Option<u32>,
     successes_to_up: Option<u32>,
     /// Above this probe duration the server is degraded; `null` clears it.
@@ -85,7 +85,7 @@ fn bad(problems: &mut Problems, field: &str, message: impl Into<String>) {
 }
 
 /// Validate `input` over `s` (a new record's defaults, or the stored record for PATCH).
-async fn apply(
+pub(crate) async fn apply(
     input: ServerInput,
     mut s: ServerRecord,
     creating: bool,
@@ -398,7 +398,7 @@ fn apply_judgement(input: Judgement, s: &mut ServerRecord, problems: &mut Proble
     }
 }
 
-fn valid_slug(s: &str) -> bool {
+pub(crate) fn valid_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('-')
@@ -408,7 +408,7 @@ fn valid_slug(s: &str) -> bool {
 }
 
 /// A slug from a name: "My MCP Server!" → "my-mcp-server".
-fn slugify(name: &str) -> String {
+pub(crate) fn slugify(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {
@@ -487,9 +487,11 @@ pub async fn find(app: &AppState, id: &str) -> Result<ServerRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no server with id or slug '{id}'")))
 }
 
-fn defaults(app: &AppState) -> ServerRecord {
+pub(crate) fn defaults(app: &AppState) -> ServerRecord {
     let now = now_ms();
     ServerRecord {
+        registry: None,
+        paused_reason: None,
         id: uuid::Uuid::now_v7().to_string(),
         slug: String::new(),
         name: String::new(),
@@ -511,11 +513,16 @@ fn defaults(app: &AppState) -> ServerRecord {
         updated_at: now,
         regions: vec![],
         quorum: None,
+        managed_by: None,
     }
 }
 
 /// Tell the scheduler and the ingest about a changed server.
-async fn propagate(app: &AppState, s: &ServerRecord, probe_now: bool) -> Result<(), ApiError> {
+pub(crate) async fn propagate(
+    app: &AppState,
+    s: &ServerRecord,
+    probe_now: bool,
+) -> Result<(), ApiError> {
     app.ingest.invalidate(&s.id).await;
     app.agent_config_changed();
     // Another replica's server: its owner follows the change by the change feed.
@@ -652,7 +659,7 @@ pub async fn create_batch(
 /// New servers reach the scheduler and the agents. Unlike [`propagate`], nothing goes through
 /// the ingest's queue: a new server has nothing cached to invalidate, and a request must not
 /// wait behind a full queue of results (measured: with 100,000 servers probing, it did).
-fn schedule_new(app: &AppState, servers: &[ServerRecord]) -> Result<(), ApiError> {
+pub(crate) fn schedule_new(app: &AppState, servers: &[ServerRecord]) -> Result<(), ApiError> {
     app.agent_config_changed();
     // Servers of other replicas' buckets are scheduled by their owners (the change feed).
     for s in servers
@@ -666,7 +673,7 @@ fn schedule_new(app: &AppState, servers: &[ServerRecord]) -> Result<(), ApiError
 }
 
 /// A new server's state: unknown, or paused.
-fn first_state(s: &ServerRecord) -> (String, ServerState) {
+pub(crate) fn first_state(s: &ServerRecord) -> (String, ServerState) {
     let mut state = ServerState::new(s.created_at);
     if s.paused {
         state.status = ServerStatus::Paused;
@@ -841,16 +848,21 @@ pub async fn get(
     }))
 }
 
-#[utoipa::path(patch, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), request_body = ServerInput, responses((status = 200, description = "the changed server", body = ServerView), BadInput, NoSuch, Guarded), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), request_body = ServerInput, responses((status = 200, description = "the changed server", body = ServerView), BadInput, NoSuch, Taken, Guarded), security(("bearer" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ServerInput>,
 ) -> Result<Json<ServerView>, ApiError> {
     let existing = find(&app, &id).await?;
+    super::error::not_managed("server", &existing.slug, &existing.managed_by)?;
     let was_paused = existing.paused;
     let mut s = apply(input, existing, false, &app.settings.policy, &app.sealer).await?;
     s.updated_at = now_ms();
+    if s.paused != was_paused {
+        // An operator's decision replaces whatever paused it before.
+        s.paused_reason = None;
+    }
     app.store.update_server(&s).await.map_err(|e| match e {
         crate::store::StoreError::Conflict(_) => {
             ApiError::Conflict(format!("a server with slug '{}' already exists", s.slug))
@@ -866,25 +878,33 @@ pub async fn update(
     Ok(Json(ServerView::new(&s, state.as_ref(), &regions)))
 }
 
-#[utoipa::path(delete, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 204, description = "deleted"), NoSuch, Guarded), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/servers/{id}", tag = "servers", params(("id" = String, Path, description = "server id or slug")), responses((status = 204, description = "deleted"), NoSuch, Taken, Guarded), security(("bearer" = [])))]
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let s = find(&app, &id).await?;
+    super::error::not_managed("server", &s.slug, &s.managed_by)?;
     app.scheduler.remove(&s.id);
     app.store.delete_server(&s.id).await?;
-    app.metrics.forget_server(&s.slug);
-    app.ingest.invalidate(&s.id).await;
-    app.agent_config_changed();
+    forget(&app, &s).await;
     tracing::info!(server_id = %s.id, "server deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Tell the scheduler, metrics, ingest and agents that a server is gone.
+pub(crate) async fn forget(app: &AppState, s: &ServerRecord) {
+    app.scheduler.remove(&s.id);
+    app.metrics.forget_server(&s.slug);
+    app.ingest.invalidate(&s.id).await;
+    app.agent_config_changed();
+}
+
 async fn set_paused(app: &AppState, id: &str, paused: bool) -> Result<Json<ServerView>, ApiError> {
     let mut s = find(app, id).await?;
-    if s.paused != paused {
+    if s.paused != paused || s.paused_reason.is_some() {
         s.paused = paused;
+        s.paused_reason = None;
         s.updated_at = now_ms();
         app.store.update_server(&s).await?;
         app.ingest.set_paused(&s.id, paused, s.updated_at).await;

@@ -16,7 +16,8 @@ use crate::probe::{FailureKind, Phase, ProbeReport, Timings, Verdict};
 use crate::schema::{SchemaDiff, ToolChange};
 use crate::store::{
     ApiKeyRecord, AttemptRecord, ChannelKind, ChannelRecord, DeliveryRecord, DeliveryStatus,
-    EventRecord, IncidentRecord, ResultRecord, ServerRecord, SnapshotRecord, WindowRecord,
+    EventRecord, IncidentRecord, RegistryOrigin, ResultRecord, ServerRecord, SnapshotRecord,
+    WindowRecord,
 };
 
 /// A JSON object whose members are not fixed (a tool, an event's data).
@@ -63,6 +64,14 @@ pub struct ServerView {
     pub last_result_at: Option<String>,
     pub schema_hash: Option<String>,
     pub open_incident_id: Option<String>,
+    /// The monitors file that manages it (the API refuses to change or delete it); `null`:
+    /// made through the API.
+    pub managed_by: Option<String>,
+    /// Why mcpwatch paused it (e.g. `registry: needs configuration: header Authorization: a
+    /// secret`); `null` when an operator paused it, or it is not paused.
+    pub paused_reason: Option<String>,
+    /// The MCP Registry entry it was imported from.
+    pub registry: Option<RegistryOrigin>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -117,6 +126,12 @@ impl ServerView {
             last_result_at: state.and_then(|st| st.last_result_at).map(rfc3339),
             schema_hash: state.and_then(|st| st.schema_hash.clone()),
             open_incident_id: state.and_then(|st| st.open_incident_id.clone()),
+            managed_by: s.managed_by.clone(),
+            paused_reason: s.paused_reason.clone(),
+            registry: s
+                .registry
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
         }
@@ -528,6 +543,9 @@ pub struct ChannelView {
     pub disabled_reason: Option<String>,
     pub failing_since: Option<String>,
     pub reminder_interval_seconds: Option<i64>,
+    /// The monitors file that manages it (the API refuses to change or delete it); `null`:
+    /// made through the API.
+    pub managed_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -550,6 +568,7 @@ impl From<&ChannelRecord> for ChannelView {
             disabled_reason: c.disabled_reason.clone(),
             failing_since: c.failing_since.map(rfc3339),
             reminder_interval_seconds: c.reminder_interval_seconds,
+            managed_by: c.managed_by.clone(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
         }
@@ -671,6 +690,9 @@ pub struct WindowView {
     pub timezone: Option<String>,
     pub active_now: bool,
     pub current_occurrence: Option<Occurrence>,
+    /// The monitors file that manages it (the API refuses to change or delete it); `null`:
+    /// made through the API.
+    pub managed_by: Option<String>,
     pub created_at: String,
 }
 
@@ -692,6 +714,7 @@ impl WindowView {
                 start: rfc3339(s),
                 end: rfc3339(e),
             }),
+            managed_by: w.managed_by.clone(),
             created_at: rfc3339(w.created_at),
         }
     }

@@ -95,6 +95,23 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        let (status, json, text) = self.send(method, path, body).await?;
+        if (200..300).contains(&status) {
+            return Ok(json);
+        }
+        Err(ClientError::Refused {
+            status,
+            detail: problem_words(&json).unwrap_or(text),
+        })
+    }
+
+    /// `method path`: the status, the answer's JSON (`null` when it is not JSON) and text.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value, String), ClientError> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
@@ -106,16 +123,18 @@ impl Client {
             url: self.base.clone(),
             reason: crate::probe::redact_error(&e),
         })?;
-        let status = resp.status();
+        let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(json);
+        Ok((status, json, text))
+    }
+
+    /// The error for an answer `call` would refuse.
+    pub fn refused(status: u16, json: &Value, text: String) -> ClientError {
+        ClientError::Refused {
+            status,
+            detail: problem_words(json).unwrap_or(text),
         }
-        Err(ClientError::Refused {
-            status: status.as_u16(),
-            detail: problem_words(&json).unwrap_or(text),
-        })
     }
 }
 

@@ -6,13 +6,17 @@
 //! - `render.rs`: the human-readable report.
 //! - `client.rs`, `servers.rs`, `history.rs`: `mcpwatch servers …`, `status`, `channels …`,
 //!   `incidents ls` and `events tail`: the API from a terminal.
+//! - `registry.rs`: `mcpwatch registry import`.
+//! - `monitors.rs`: `mcpwatch plan`, `apply` and `export`: a monitors file against a daemon.
 //!
 //! Exit codes are part of the interface: see [`ExitCode`].
 
 mod check;
 mod client;
 mod history;
+mod monitors;
 mod options;
+mod registry;
 mod render;
 mod servers;
 mod snapshot;
@@ -22,7 +26,9 @@ pub use client::{ClientArgs, ClientError};
 pub use history::{
     ChannelsArgs, EventsArgs, IncidentsArgs, run_channels, run_events_tail, run_incidents,
 };
+pub use monitors::{ExportArgs, MonitorsArgs, run_export, run_plan};
 pub use options::{ProbeArgs, parse_duration, parse_header, parse_target_url};
+pub use registry::{RegistryCommand, run_registry};
 pub use render::render_report;
 pub use servers::{ServersArgs, ServersCommand, run_servers, run_status};
 pub use snapshot::{SnapshotArgs, run_snapshot};

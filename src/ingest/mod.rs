@@ -737,10 +737,14 @@ async fn commit(
 }
 
 /// A server as the ingest keeps it for every server between results: without its sealed
-/// URL and headers (probes read those from the store; deciding never needs them).
+/// URL and headers (probes read those from the store; deciding never needs them), nor which
+/// monitors file manages it, nor its registry origin and pause reason.
 fn for_cache(mut server: ServerRecord) -> ServerRecord {
     server.url_enc = None;
     server.headers_enc = None;
+    server.managed_by = None;
+    server.registry = None;
+    server.paused_reason = None;
     server
 }
 

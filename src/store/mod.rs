@@ -11,6 +11,8 @@
 //!   `#[derive(sqlx::FromRow)]` records. No `sqlx::Any`, no macro.
 //! - `rollup.rs`: hourly/daily rollups with a mergeable latency histogram (pure).
 //! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (a lease row with a term).
+//! - `rows.rs`: writing one server, channel or window row, deleting one with its children,
+//!   and a monitors file's whole apply in one transaction.
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
 //! - `nodelay.rs`: `TCP_NODELAY` on Postgres connections (sqlx 0.9.0 no longer sets it).
@@ -32,6 +34,7 @@ pub mod pooler;
 mod region_sql;
 pub mod retention;
 pub mod rollup;
+mod rows;
 mod sql;
 mod statement;
 mod status_sql;
@@ -44,9 +47,9 @@ use async_trait::async_trait;
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelKind, ChannelRecord, DeliveryRecord,
-    DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord, IncidentRecord, Page,
-    ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter, ServerRecord, ServerWithState,
-    SnapshotRecord, WindowRecord,
+    DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord, IncidentRecord, MonitorWrites,
+    Page, RegistryOrigin, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
+    ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};
@@ -252,6 +255,8 @@ pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'stati
     async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()>;
     async fn list_windows(&self) -> StoreResult<Vec<WindowRecord>>;
     async fn delete_window(&self, id: &str) -> StoreResult<bool>;
+    /// Write what a monitors file's apply decided, all or nothing.
+    async fn apply_monitors(&self, w: &MonitorWrites) -> StoreResult<()>;
     /// Held alerts whose occurrence has ended by `now` and whose summary has not gone out.
     async fn due_held(&self, now: i64) -> StoreResult<Vec<HeldRecord>>;
     /// Count of deliveries not yet delivered or dead.

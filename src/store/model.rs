@@ -51,6 +51,31 @@ pub struct ServerRecord {
     #[serde(default)]
     #[sqlx(try_from = "NullableInt")]
     pub quorum: Option<u32>,
+    /// The monitors file that manages it (`None`: made through the API).
+    #[serde(default)]
+    pub managed_by: Option<String>,
+    /// JSON [`RegistryOrigin`]: the MCP Registry entry it was imported from.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Why mcpwatch paused it (`registry: …`); `None` when an operator did, or it runs.
+    #[serde(default)]
+    pub paused_reason: Option<String>,
+}
+
+/// Where a server imported from an MCP registry came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RegistryOrigin {
+    /// The registry's base URL.
+    pub registry: String,
+    /// The server's name there (reverse-DNS, e.g. `io.github.user/weather`).
+    pub name: String,
+    pub title: Option<String>,
+    pub version: Option<String>,
+    pub website_url: Option<String>,
+    /// `streamable-http` or `sse`.
+    pub transport: String,
+    /// `active`, `deprecated` or `deleted`, as the registry last said.
+    pub status: String,
 }
 
 impl ServerRecord {
@@ -382,6 +407,8 @@ pub struct ChannelRecord {
     pub failing_since: Option<i64>,
     /// Send `server.still_down` this often while a followed server is down; `None`: never.
     pub reminder_interval_seconds: Option<i64>,
+    /// The monitors file that manages it (`None`: made through the API).
+    pub managed_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -494,6 +521,25 @@ pub struct WindowRecord {
     pub duration_seconds: Option<i64>,
     pub timezone: Option<String>,
     pub created_at: i64,
+    /// The monitors file that manages it (`None`: made through the API).
+    pub managed_by: Option<String>,
+}
+
+/// What applying a monitors file writes, all in one transaction.
+#[derive(Debug, Default)]
+pub struct MonitorWrites {
+    pub servers_created: Vec<ServerRecord>,
+    /// The first state of each created server.
+    pub first_states: Vec<(String, crate::monitor::ServerState)>,
+    pub servers_changed: Vec<ServerRecord>,
+    /// Ids.
+    pub servers_deleted: Vec<String>,
+    pub channels_created: Vec<ChannelRecord>,
+    pub channels_changed: Vec<ChannelRecord>,
+    pub channels_deleted: Vec<String>,
+    pub windows_created: Vec<WindowRecord>,
+    pub windows_changed: Vec<WindowRecord>,
+    pub windows_deleted: Vec<String>,
 }
 
 /// Alerts a window held for a server during one occurrence.

@@ -16,6 +16,10 @@ use super::dialect::{Decoded, Dialect, Exec};
 use super::model::*;
 use super::pooler::{PgConnections, Pooler};
 use super::rollup::RollupDeltas;
+use super::rows::{
+    CHANNEL_CHILDREN, SERVER_CHILDREN, WINDOW_CHILDREN, channel_row, delete_in, server_row,
+    slug_conflict, window_row, write_monitors,
+};
 use super::statement::{Statement, marks};
 use super::status_sql::write_rollups;
 use super::{Store, StoreError, StoreResult, ensure_parent};
@@ -277,78 +281,14 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn write_channel(&self, c: &ChannelRecord, insert: bool) -> StoreResult<()> {
-        let sql = if insert {
-            "INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, \
-             recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, \
-             reminder_interval_seconds, created_at, updated_at, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        } else {
-            "UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, \
-             header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, \
-             events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, \
-             reminder_interval_seconds = ?, created_at = ?, updated_at = ? WHERE id = ?"
-        };
-        let st = Statement::new(sql)
-            .bind(&c.name)
-            .bind(c.kind.as_str())
-            .bind(&c.url)
-            .bind(&c.format)
-            .bind(&c.headers_enc)
-            .bind(to_json(&c.header_names))
-            .bind(&c.secret_enc)
-            .bind(to_json(&c.recipients))
-            .bind(to_json(&c.server_ids))
-            .bind(to_json(&c.tags))
-            .bind(to_json(&c.events))
-            .bind(c.enabled)
-            .bind(&c.disabled_reason)
-            .bind(c.failing_since)
-            .bind(c.reminder_interval_seconds)
-            .bind(c.created_at)
-            .bind(c.updated_at)
-            .bind(&c.id);
-        self.run(st).await?;
+        self.run(channel_row(c, insert)).await?;
         Ok(())
     }
 
     async fn write_server(&self, s: &ServerRecord, insert: bool) -> StoreResult<()> {
-        let sql = if insert {
-            format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(21))
-        } else {
-            "UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, \
-             header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, \
-             paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, \
-             expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, \
-             quorum = ?, url_enc = ? WHERE id = ?"
-                .to_string()
-        };
-        let st = Statement::new(sql)
-            .bind(&s.id)
-            .bind(&s.slug)
-            .bind(&s.name)
-            .bind(&s.url)
-            .bind(&s.headers_enc)
-            .bind(to_json(&s.header_names))
-            .bind(i64::from(s.interval_seconds))
-            .bind(i64::from(s.timeout_seconds))
-            .bind(to_json(&s.tags))
-            .bind(s.public)
-            .bind(s.paused)
-            .bind(i64::from(s.failures_to_down))
-            .bind(i64::from(s.successes_to_up))
-            .bind(s.degraded_latency_ms.map(|v| v as i64))
-            .bind(s.expect_auth)
-            .bind(&s.era_hint)
-            .bind(s.created_at)
-            .bind(s.updated_at)
-            .bind(to_json(&s.regions))
-            .bind(s.quorum.map(i64::from))
-            .bind(&s.url_enc);
-        let st = if insert { st } else { st.bind(&s.id) };
-        self.run(st).await.map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("slug '{}'", s.slug)),
-            other => other,
-        })?;
+        self.run(server_row(s, insert))
+            .await
+            .map_err(|e| slug_conflict(e, s))?;
         Ok(())
     }
 
@@ -362,18 +302,9 @@ impl<D: Dialect> SqlStore<D> {
         id: &str,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        // The parent row first: a batch still writing results for it (which holds a key
-        // lock on it and then updates its states) finishes before any child is touched;
-        // deleting the children first deadlocked with such a batch.
-        let lock = format!("SELECT id FROM {table} WHERE id = ? {}", D::UPDATE_LOCK);
-        rows_in(&mut tx, &Statement::one_off(lock).bind(id)).await?;
-        for child in children {
-            run_in(&mut tx, Statement::new(*child).bind(id)).await?;
-        }
-        let parent = Statement::one_off(format!("DELETE FROM {table} WHERE id = ?")).bind(id);
-        let n = run_in(&mut tx, parent).await?;
+        let deleted = delete_in(&mut tx, children, table, id).await?;
         tx.commit().await?;
-        Ok(n > 0)
+        Ok(deleted)
     }
 
     /// Region states of these servers, added to each.
@@ -468,19 +399,8 @@ where
     }
 
     async fn delete_server(&self, id: &str) -> StoreResult<bool> {
-        self.delete_with_children(
-            &[
-                "DELETE FROM probe_results WHERE server_id = ?",
-                "DELETE FROM schema_snapshots WHERE server_id = ?",
-                "DELETE FROM region_state WHERE server_id = ?",
-                "DELETE FROM server_state WHERE server_id = ?",
-                "DELETE FROM incidents WHERE server_id = ?",
-                "UPDATE events SET server_id = NULL WHERE server_id = ?",
-            ],
-            "servers",
-            id,
-        )
-        .await
+        self.delete_with_children(SERVER_CHILDREN, "servers", id)
+            .await
     }
 
     async fn get_server(&self, id_or_slug: &str) -> StoreResult<Option<ServerRecord>> {
@@ -827,16 +747,8 @@ where
     }
 
     async fn delete_channel(&self, id: &str) -> StoreResult<bool> {
-        self.delete_with_children(
-            &[
-                "DELETE FROM delivery_attempts WHERE delivery_id IN \
-                 (SELECT id FROM outbox WHERE channel_id = ?)",
-                "DELETE FROM outbox WHERE channel_id = ?",
-            ],
-            "channels",
-            id,
-        )
-        .await
+        self.delete_with_children(CHANNEL_CHILDREN, "channels", id)
+            .await
     }
 
     async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>> {
@@ -968,21 +880,7 @@ where
     }
 
     async fn insert_window(&self, w: &WindowRecord) -> StoreResult<()> {
-        let st = Statement::new(
-            "INSERT INTO maintenance_windows (id, name, server_ids, tags, starts_at, ends_at, \
-             cron, duration_seconds, timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&w.id)
-        .bind(&w.name)
-        .bind(to_json(&w.server_ids))
-        .bind(to_json(&w.tags))
-        .bind(w.starts_at)
-        .bind(w.ends_at)
-        .bind(&w.cron)
-        .bind(w.duration_seconds)
-        .bind(&w.timezone)
-        .bind(w.created_at);
-        self.run(st).await?;
+        self.run(window_row(w, true)).await?;
         Ok(())
     }
 
@@ -992,12 +890,15 @@ where
     }
 
     async fn delete_window(&self, id: &str) -> StoreResult<bool> {
-        self.delete_with_children(
-            &["DELETE FROM maintenance_held WHERE window_id = ?"],
-            "maintenance_windows",
-            id,
-        )
-        .await
+        self.delete_with_children(WINDOW_CHILDREN, "maintenance_windows", id)
+            .await
+    }
+
+    async fn apply_monitors(&self, w: &MonitorWrites) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        write_monitors(&mut tx, w).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn due_held(&self, now: i64) -> StoreResult<Vec<HeldRecord>> {

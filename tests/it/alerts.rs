@@ -236,6 +236,7 @@ fn manual_clock(start: i64) -> (Arc<AtomicI64>, Clock) {
 
 fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord {
     ChannelRecord {
+        managed_by: None,
         id: id.into(),
         name: id.into(),
         kind: mcpwatch::store::ChannelKind::Webhook,
@@ -259,6 +260,9 @@ fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord 
 
 fn server() -> ServerRecord {
     ServerRecord {
+        registry: None,
+        paused_reason: None,
+        managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),
         name: "Srv".into(),

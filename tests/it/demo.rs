@@ -124,6 +124,11 @@ async fn local_mode_takes_the_walkthroughs_registration_and_says_what_to_do_next
     );
     let (code, made) = register(&base, token.trim(), &url).await;
     assert_eq!(code, 201, "{made}");
+    demo_up_on_the_page(&base).await;
+}
+
+/// Wait until the status page's `/status.json` shows the demo server (named `Demo`) up.
+async fn demo_up_on_the_page(base: &str) {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     eventually(
         "the demo server is up on the status page",
@@ -138,8 +143,8 @@ async fn local_mode_takes_the_walkthroughs_registration_and_says_what_to_do_next
                 .await
                 .unwrap_or_default();
             let page: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let state = page["servers"][0]["state"].clone();
-            (state != "up").then(|| format!("{state}"))
+            let demo = &page["servers"][0];
+            (demo["name"] != "Demo" || demo["state"] != "up").then(|| text.clone())
         },
     )
     .await;
@@ -154,22 +159,9 @@ fn local_daemon(dir: &std::path::Path) -> (Proc, String, String) {
 
 /// `mcpwatch <args>` against a daemon; (exit code, stdout, stderr).
 fn client(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = command(args, envs);
     // No key but the one given: no token file where it runs, none inherited.
     let nowhere = tempfile::tempdir().unwrap();
-    cmd.current_dir(nowhere.path())
-        .env_remove("MCPWATCH_URL")
-        .env_remove("MCPWATCH_TOKEN")
-        .env_remove("MCPWATCH_DATA_DIR");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.stdout(std::process::Stdio::piped()).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::proc::run_client(nowhere.path(), args, envs)
 }
 
 /// The CLI client: `servers add` names a server after its serverInfo, `ls` and `status` show
@@ -328,4 +320,45 @@ async fn the_cli_client_adds_a_channel_and_follows_an_outage() {
         "{out}"
     );
     drop(tail);
+}
+
+/// The quick start's second way: `config/demo.monitors.toml` applied with the CLI to a local
+/// daemon (its key found in ./data) puts the demo server, on its documented port, on the
+/// public status page with a signed webhook configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthroughs_monitors_file_shows_the_demo_with_a_webhook() {
+    let (_demo, url) = support::proc::start(
+        command(&["demo-server"], &[]),
+        Some("mcpwatch: demo MCP server on "),
+        std::env::temp_dir().join(format!("mcpwatch-demo-{}.log", uuid::Uuid::new_v4())),
+    );
+    assert_eq!(
+        url.trim(),
+        "http://127.0.0.1:39141/mcp",
+        "the documented port"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, base, _) = serve_in(dir.path(), true);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.monitors.toml");
+    let env = [
+        ("MCPWATCH_URL", base.as_str()),
+        (
+            "DEMO_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+    ];
+    let (code, out, err) = support::proc::run_client(dir.path(), &["apply", "-f", file], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  + server demo\n") && out.contains("  + channel demo-webhook\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Applied: 2 created, 0 changed, 0 deleted (0 unchanged).\n"),
+        "{out}"
+    );
+    let (code, out, _) = support::proc::run_client(dir.path(), &["channels", "ls"], &env);
+    assert_eq!(code, 0);
+    assert!(out.contains("demo-webhook"), "{out}");
+    demo_up_on_the_page(&base).await;
 }

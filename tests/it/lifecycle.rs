@@ -117,6 +117,9 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
     };
     let store = db.store().await;
     let server = ServerRecord {
+        registry: None,
+        paused_reason: None,
+        managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),
         name: "srv".into(),

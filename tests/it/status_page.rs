@@ -123,6 +123,7 @@ async fn every_state_renders_with_words_shape_reason_and_history(backend: Backen
     }
     store
         .insert_window(&WindowRecord {
+            managed_by: None,
             id: "w1".into(),
             name: "Database upgrade".into(),
             server_ids: vec!["id-fixing".into()],
@@ -386,6 +387,7 @@ async fn the_server_page_shows_regions_probe_details_charts_incidents_windows_an
     .await;
     app.store
         .insert_window(&WindowRecord {
+            managed_by: None,
             id: "w1".into(),
             name: "Weekly deploy".into(),
             server_ids: vec![],

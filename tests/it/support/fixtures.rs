@@ -5,6 +5,9 @@ use mcpwatch::store::{ResultRecord, ServerRecord};
 
 pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
     ServerRecord {
+        registry: None,
+        paused_reason: None,
+        managed_by: None,
         id: id.into(),
         slug: slug.into(),
         name: format!("Server {slug}"),

@@ -37,6 +37,7 @@ pub mod pagerduty;
 pub mod pgbouncer;
 pub mod private_pg;
 pub mod proc;
+pub mod registry;
 pub mod seed;
 pub mod smtp;
 pub mod webhook_rx;

@@ -36,6 +36,25 @@ pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// `mcpwatch <args>` as a client in `dir`, with no daemon address or key but those in `envs`;
+/// (exit code, stdout, stderr).
+pub fn run_client(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = command(args, &[]);
+    cmd.current_dir(dir)
+        .env_remove("MCPWATCH_URL")
+        .env_remove("MCPWATCH_TOKEN")
+        .env_remove("MCPWATCH_DATA_DIR");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.stdout(Stdio::piped()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Start a command; when `until` is given, wait for the stderr line starting with it and
 /// return the rest of that line. Everything else the process writes goes to `log`.
 pub fn start(mut cmd: Command, until: Option<&str>, log: PathBuf) -> (Proc, String) {
