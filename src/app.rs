@@ -265,12 +265,13 @@ fn public_pages(
     settings: &Settings,
 ) -> (crate::store::gate::DbGate, crate::web::WebState) {
     let db_gate = crate::store::gate::DbGate::new(store.clone());
-    let web = crate::web::WebState::new(
+    let mut web = crate::web::WebState::new(
         store.clone(),
         db_gate.clone(),
         settings.region_silent_after,
         settings.drift_shown,
     );
+    web.public_url = settings.public_url.clone();
     (db_gate, web)
 }
 

@@ -604,6 +604,10 @@ impl Dispatcher {
                 );
                 Ok((url, text.into_bytes(), h))
             }
+            "template" => {
+                let (body, h) = Self::template_body(channel, event, public)?;
+                Ok((url, body, h))
+            }
             f if webhook::CHAT_FORMATS.contains(&f) => Ok((
                 url,
                 json(&webhook::chat_body(f, event, public)),
@@ -614,6 +618,26 @@ impl Dispatcher {
                 Ok((url, bytes, headers))
             }
         }
+    }
+
+    /// The channel's own template rendered for `event`, and its content type.
+    fn template_body(
+        channel: &ChannelRecord,
+        event: &EventRecord,
+        public: Option<&str>,
+    ) -> Result<(Vec<u8>, HeaderMap), String> {
+        let source = channel
+            .template
+            .as_deref()
+            .ok_or("the channel has no template")?;
+        let body = super::template::render(source, &webhook::payload(event, public))
+            .map_err(|e| format!("the template does not render: {e}"))?;
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(super::template::content_type(&body)),
+        );
+        Ok((body.into_bytes(), h))
     }
 
     /// The Standard Webhooks body and headers. Serialized once: the signature covers exactly

@@ -21,6 +21,7 @@ pub mod oncall;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod telegram;
+pub mod template;
 pub mod webhook;
 
 use std::time::Duration;
@@ -98,6 +99,7 @@ mod tests {
 
     fn channel(server_ids: &[&str], tags: &[&str]) -> ChannelRecord {
         ChannelRecord {
+            template: None,
             managed_by: None,
             id: "c".into(),
             name: "c".into(),

@@ -26,6 +26,7 @@ mod keys;
 pub(crate) mod maintenance;
 mod mcp;
 pub mod monitors;
+pub(crate) mod posts;
 pub mod registry;
 pub(crate) mod servers;
 pub mod views;
@@ -65,6 +66,7 @@ use crate::store::{Page, Store};
         (name = "schema", description = "tool lists, their history and diffs"),
         (name = "keys", description = "API keys (admin)"),
         (name = "alerts", description = "alert channels and deliveries"),
+        (name = "posts", description = "incident posts and announced maintenance on the status page"),
         (name = "monitors", description = "monitors as code: plan, apply and export a monitors file"),
         (name = "health", description = "liveness and readiness"),
         (name = "agents", description = "regional agents (agent keys only)")
@@ -177,6 +179,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(maintenance::delete))
         .routes(routes!(monitors::export_document))
         .routes(routes!(registry::import_route))
+        .routes(routes!(posts::list, posts::create))
+        .routes(routes!(posts::get, posts::delete))
+        .routes(routes!(posts::add_update))
         .routes(routes!(agent::config))
         .routes(routes!(agent::results))
         .fallback(error::not_found)

@@ -543,6 +543,8 @@ pub struct ChannelView {
     pub disabled_reason: Option<String>,
     pub failing_since: Option<String>,
     pub reminder_interval_seconds: Option<i64>,
+    /// The body template of the `template` format.
+    pub template: Option<String>,
     /// The monitors file that manages it (the API refuses to change or delete it); `null`:
     /// made through the API.
     pub managed_by: Option<String>,
@@ -568,6 +570,7 @@ impl From<&ChannelRecord> for ChannelView {
             disabled_reason: c.disabled_reason.clone(),
             failing_since: c.failing_since.map(rfc3339),
             reminder_interval_seconds: c.reminder_interval_seconds,
+            template: c.template.clone(),
             managed_by: c.managed_by.clone(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),

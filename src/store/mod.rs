@@ -13,6 +13,7 @@
 //! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (a lease row with a term).
 //! - `rows.rs`: writing one server, channel or window row, deleting one with its children,
 //!   and a monitors file's whole apply in one transaction.
+//! - `post_sql.rs`: [`PostStore`], incident posts and announced maintenance with updates.
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
 //! - `nodelay.rs`: `TCP_NODELAY` on Postgres connections (sqlx 0.9.0 no longer sets it).
@@ -31,6 +32,7 @@ pub mod gate;
 mod model;
 mod nodelay;
 pub mod pooler;
+mod post_sql;
 mod region_sql;
 pub mod retention;
 pub mod rollup;
@@ -51,6 +53,7 @@ pub use model::{
     Page, RegistryOrigin, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
     ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
+pub use post_sql::{PostRecord, PostStore, PostUpdateRecord};
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};
 pub use status_sql::{LastSeen, RegionView, Scope, StatusStore};
@@ -128,7 +131,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the daemon stores. One implementation per backend.
 #[async_trait]
-pub trait Store: StatusStore + RegionStore + ClusterStore + Send + Sync + 'static {
+pub trait Store:
+    StatusStore + RegionStore + ClusterStore + PostStore + Send + Sync + 'static
+{
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;

@@ -407,6 +407,8 @@ pub struct ChannelRecord {
     pub failing_since: Option<i64>,
     /// Send `server.still_down` this often while a followed server is down; `None`: never.
     pub reminder_interval_seconds: Option<i64>,
+    /// The body template of the `template` format.
+    pub template: Option<String>,
     /// The monitors file that manages it (`None`: made through the API).
     pub managed_by: Option<String>,
     pub created_at: i64,

@@ -88,14 +88,14 @@ pub(super) fn channel_row(c: &ChannelRecord, insert: bool) -> Statement<'_> {
     let sql = if insert {
         "INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, \
          recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, \
-         reminder_interval_seconds, managed_by, created_at, updated_at, id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         reminder_interval_seconds, managed_by, template, created_at, updated_at, id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     } else {
         "UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, \
          header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, \
          events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, \
-         reminder_interval_seconds = ?, managed_by = ?, created_at = ?, updated_at = ? \
-         WHERE id = ?"
+         reminder_interval_seconds = ?, managed_by = ?, template = ?, created_at = ?, \
+         updated_at = ? WHERE id = ?"
     };
     Statement::new(sql)
         .bind(&c.name)
@@ -114,6 +114,7 @@ pub(super) fn channel_row(c: &ChannelRecord, insert: bool) -> Statement<'_> {
         .bind(c.failing_since)
         .bind(c.reminder_interval_seconds)
         .bind(&c.managed_by)
+        .bind(&c.template)
         .bind(c.created_at)
         .bind(c.updated_at)
         .bind(&c.id)

@@ -7,6 +7,8 @@
 //!   the database is unreachable.
 //! - `model.rs`: the data of a page, read once and shared by HTML, badges and JSON.
 //! - `pages.rs`: the askama templates (`templates/` at the crate root), escaped by default.
+//! - `posts.rs`: operators' incident posts and maintenance notices: on `/`, per server, one
+//!   page each (`/incidents/{id}`), in `/status.json`, and as Atom feeds.
 //! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
 //! - `words.rs`: states, failures, times and durations in plain words.
 
@@ -14,6 +16,7 @@ mod history;
 mod last_good;
 mod model;
 mod pages;
+mod posts;
 mod svg;
 mod words;
 
@@ -45,6 +48,9 @@ pub fn router(state: WebState) -> Router {
         .route("/status.json", get(status_json))
         .route("/badge/{file}", get(state_badge))
         .route("/badge/{slug}/uptime.svg", get(uptime_badge))
+        .route("/incidents/{id}", get(post_page))
+        .route("/feed.atom", get(feed))
+        .route("/s/{slug}/feed.atom", get(server_feed))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             last_good::serve,
@@ -66,6 +72,8 @@ pub struct WebState {
     pub region_silent_after: Duration,
     /// How long a change of the tool list shows on `/` and in `/status.json`.
     pub drift_shown: Duration,
+    /// `MCPWATCH_PUBLIC_URL`: the base of absolute links (feeds).
+    pub public_url: Option<String>,
 }
 
 impl WebState {
@@ -82,6 +90,7 @@ impl WebState {
             db_gate,
             region_silent_after,
             drift_shown,
+            public_url: None,
         }
     }
 }
@@ -155,9 +164,10 @@ async fn index(
 ) -> Result<Response, WebError> {
     let now = now_ms();
     let started = std::time::Instant::now();
-    let (summaries, regions) = tokio::try_join!(
+    let (summaries, regions, active) = tokio::try_join!(
         public_summaries(app.store.as_ref(), &app.history, now, app.drift_shown),
-        app.store.list_regions()
+        app.store.list_regions(),
+        posts::active(app.store.as_ref())
     )?;
     let read = started.elapsed();
     let silent = regions
@@ -165,7 +175,7 @@ async fn index(
         .filter(|r| is_silent(&app, r, now))
         .map(|r| (r.name.clone(), words::date_time(r.last_seen_at)))
         .collect();
-    let html = pages::index(&summaries, q.page.unwrap_or(1), silent, now)?;
+    let html = pages::index(&summaries, q.page.unwrap_or(1), silent, &active, now)?;
     tracing::debug!(
         servers = summaries.len(),
         read_ms = read.as_secs_f64() * 1000.0,
@@ -197,6 +207,7 @@ async fn server_page(
     let snapshots = store.list_snapshots(&s.server.id).await?;
     let schema_changes = store.list_schema_changes(&s.server.id).await?;
     let last = store.last_result(&s.server.id).await?;
+    let notices = posts::recent(store, Some(&s.server.id), 20).await?;
     let html = pages::server(
         pages::ServerInputs {
             s: &s,
@@ -207,10 +218,94 @@ async fn server_page(
             hourly: &hourly,
             daily: &daily,
             last: last.as_ref(),
+            posts: &notices,
         },
         now,
     )?;
     Ok((no_store(), Html(html)).into_response())
+}
+
+/// `/incidents/{id}`: one post and its timeline (a 404 unless it is public).
+async fn post_page(
+    State(app): State<WebState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let store = app.store.as_ref();
+    let Some(post) = store.get_post(&id).await? else {
+        return Err(WebError::NotFound);
+    };
+    let Some(p) = posts::public(store, vec![post]).await?.pop() else {
+        return Err(WebError::NotFound);
+    };
+    Ok((no_store(), Html(posts::page(&p, now_ms())?)).into_response())
+}
+
+/// Where this page is reached from: `MCPWATCH_PUBLIC_URL`, else the request's Host.
+fn base_url(app: &WebState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(u) = &app.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn atom_response(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/atom+xml; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `/feed.atom`: the latest 50 public posts.
+async fn feed(
+    State(app): State<WebState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, WebError> {
+    let shown = posts::recent(app.store.as_ref(), None, 50).await?;
+    let base = base_url(&app, &headers);
+    let body = posts::atom(
+        "MCP server status: incidents and maintenance",
+        &base,
+        "/feed.atom",
+        "/",
+        &shown,
+    );
+    Ok(atom_response(body))
+}
+
+/// `/s/{slug}/feed.atom`: the latest 50 posts about one public server.
+async fn server_feed(
+    State(app): State<WebState>,
+    Path(slug): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, WebError> {
+    let store = app.store.as_ref();
+    let Some(server) = store
+        .get_server(&slug)
+        .await?
+        .filter(|s| s.public && s.slug == slug)
+    else {
+        return Err(WebError::NotFound);
+    };
+    let shown = posts::recent(store, Some(&server.id), 50).await?;
+    let base = base_url(&app, &headers);
+    let title = format!("{}: incidents and maintenance", server.name);
+    let body = posts::atom(
+        &title,
+        &base,
+        &format!("/s/{slug}/feed.atom"),
+        &format!("/s/{slug}"),
+        &shown,
+    );
+    Ok(atom_response(body))
 }
 
 /// A region that stopped reporting (agents only: the central's own region reports through
@@ -268,10 +363,11 @@ async fn status_json(State(app): State<WebState>) -> Response {
     ];
     let read = tokio::try_join!(
         public_summaries(app.store.as_ref(), &app.history, now, app.drift_shown),
-        app.store.list_regions()
+        app.store.list_regions(),
+        posts::active(app.store.as_ref())
     );
     match read {
-        Ok((summaries, regions)) => {
+        Ok((summaries, regions, active)) => {
             let body = json!({
                 "overall": Overall::of(&summaries).key(),
                 "overall_label": Overall::of(&summaries).label(),
@@ -282,6 +378,7 @@ async fn status_json(State(app): State<WebState>) -> Response {
                     "silent": is_silent(&app, r, now),
                 })).collect::<Vec<_>>(),
                 "servers": summaries.iter().map(server_json).collect::<Vec<_>>(),
+                "incidents": active.iter().map(posts::json).collect::<Vec<_>>(),
             });
             (cors, axum::Json(body)).into_response()
         }
@@ -365,15 +462,29 @@ async fn state_badge(State(app): State<WebState>, Path(file): Path<String>) -> R
     let Some(slug) = file.strip_suffix(".svg") else {
         return badge_not_found();
     };
-    match public_badge_summary(&app, slug).await {
-        Ok(Some(s)) => svg_response(
-            StatusCode::OK,
-            svg::badge(
-                "mcp",
-                &s.look.label.to_lowercase(),
-                svg::state_color(s.look.key),
-            ),
-        ),
+    let read = async {
+        let Some(s) = public_badge_summary(&app, slug).await? else {
+            return Ok(None);
+        };
+        let posts = app.store.active_posts().await?;
+        let post = posts
+            .into_iter()
+            .find(|p| p.server_ids.contains(&s.server.id));
+        Ok::<_, StoreError>(Some((s, post)))
+    };
+    match read.await {
+        Ok(Some((s, post))) => {
+            // An operator's open post about this server is named beside its state.
+            let mut value = s.look.label.to_lowercase();
+            let mut color = svg::state_color(s.look.key);
+            if let Some(p) = post {
+                value = format!("{value} · {}", p.kind);
+                if s.look.key == "up" && matches!(p.impact.as_str(), "major" | "critical") {
+                    color = svg::state_color("degraded");
+                }
+            }
+            svg_response(StatusCode::OK, svg::badge("mcp", &value, color))
+        }
         Ok(None) => badge_not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "badge unavailable");

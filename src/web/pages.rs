@@ -14,6 +14,7 @@ use crate::store::{
 };
 
 use super::model::{self, DAYS, Overall, Summary};
+use super::posts::PublicPost;
 use super::svg::{self, Bar, Chart};
 use super::words;
 
@@ -62,13 +63,16 @@ pub struct IndexPage<'a> {
     pub bars_width: u32,
     /// Regions that stopped reporting: (name, last seen).
     pub silent: Vec<(String, String)>,
+    /// Operators' active posts, newest first.
+    pub posts: &'a [PublicPost],
 }
 
 /// Page `page` (from 1; clamped into range) of the public servers, grouped by first tag.
-pub fn index(
-    summaries: &[Summary],
+pub fn index<'a>(
+    summaries: &'a [Summary],
     page: usize,
     silent: Vec<(String, String)>,
+    posts: &'a [PublicPost],
     now: i64,
 ) -> Result<String, askama::Error> {
     let ordered: Vec<(String, &Summary)> = model::grouped(summaries)
@@ -118,6 +122,7 @@ pub fn index(
         generated: words::date_time(now),
         bars_width: svg::bars_width(DAYS as usize),
         silent,
+        posts,
     }
     .render()
 }
@@ -147,6 +152,8 @@ pub struct IncidentRow {
     pub duration: String,
     pub kind: String,
     pub cause: String,
+    /// The operator's post that explains it: (post id, title).
+    pub post: Option<(String, String)>,
 }
 
 pub struct WindowRow {
@@ -185,6 +192,8 @@ pub struct ServerPage<'a> {
     pub schema: Vec<SchemaRow>,
     /// The tools of the list served now.
     pub tools: Vec<ToolRow>,
+    /// Operators' posts about this server, newest first.
+    pub posts: &'a [PublicPost],
 }
 
 /// One tool as the page lists it: its name, description and parameters.
@@ -357,16 +366,22 @@ pub struct ServerInputs<'a> {
     pub daily: &'a [crate::store::rollup::DailyRollup],
     /// The newest stored result, for the probe details.
     pub last: Option<&'a crate::store::ResultRecord>,
+    pub posts: &'a [PublicPost],
 }
 
 pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
     let s = i.s;
     let regions = s.regions.iter().map(|r| region_row(r, now)).collect();
     let last = i.last.map(last_probe);
-    let incidents = i.incidents.iter().map(|x| incident_row(x, now)).collect();
+    let incidents = i
+        .incidents
+        .iter()
+        .map(|x| incident_row(x, i.posts, now))
+        .collect();
     let windows = i.windows.iter().map(|w| window_row(w, now)).collect();
     let pct = |v: Option<f64>| v.map_or("—".into(), words::percent);
     ServerPage {
+        posts: i.posts,
         s,
         now,
         generated: words::date_time(now),
@@ -442,8 +457,12 @@ fn last_probe(r: &ResultRecord) -> LastProbe {
     }
 }
 
-fn incident_row(inc: &IncidentRecord, now: i64) -> IncidentRow {
+fn incident_row(inc: &IncidentRecord, posts: &[PublicPost], now: i64) -> IncidentRow {
     IncidentRow {
+        post: posts
+            .iter()
+            .find(|p| p.incident_id.as_deref() == Some(inc.id.as_str()))
+            .map(|p| (p.id.clone(), p.title.clone())),
         opened: words::date_time(inc.opened_at),
         duration: match inc.closed_at {
             Some(c) => words::duration(c - inc.opened_at),

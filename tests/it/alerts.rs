@@ -236,6 +236,7 @@ fn manual_clock(start: i64) -> (Arc<AtomicI64>, Clock) {
 
 fn channel(id: &str, url: &str, sealer: &Sealer, secret: &str) -> ChannelRecord {
     ChannelRecord {
+        template: None,
         managed_by: None,
         id: id.into(),
         name: id.into(),
@@ -1584,4 +1585,57 @@ async fn telegram_sends_the_message_to_the_chat_and_keeps_the_token_out_of_sight
         );
     }
     server.abort();
+}
+
+/// The `template` format: an error in the template is refused when the channel is saved, with
+/// its line; a good one renders each event from the standard payload's data (JSON when it is
+/// JSON), through the same outbox as every delivery.
+#[tokio::test]
+async fn a_templated_webhook_is_checked_when_saved_and_renders_each_event() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let rx = Receiver::start().await;
+    let (s, bad) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "custom", "format": "template", "url": rx.url,
+                   "template": "{\"text\": 1}\n{% for x in %}\n"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(bad["errors"][0]["field"], "template");
+    assert!(
+        bad["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2: "),
+        "{bad}"
+    );
+    let template = "{\"text\": {{ (type ~ ': ' ~ data.server.name ~ ' (' ~ data.failure.kind ~ ')') | tojson }}, \"at\": {{ timestamp | tojson }}}";
+    let (s, ch) = app
+        .post(
+            "/api/v1/channels",
+            json!({"name": "custom", "format": "template", "url": rx.url, "template": template}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    assert_eq!(ch["template"], template);
+    let _fake = weather_goes_down(&app).await;
+    support::eventually("the down message", Duration::from_secs(20), async || {
+        !rx.received().is_empty()
+    })
+    .await;
+    let got = &rx.received()[0];
+    assert_eq!(got.header("content-type"), "application/json");
+    let body = got.json();
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("server.down: Weather ("),
+        "{body}"
+    );
+    assert!(
+        body["at"].as_str().is_some_and(|t| t.contains('T')),
+        "{body}"
+    );
 }

@@ -83,6 +83,7 @@ async fn seeded_app() -> TestApp {
 #[tokio::test]
 async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
     let app = seeded_app().await;
+    let post = post_incident(&app).await;
     let mut b = Browser::launch().await;
     let dir = screenshots();
 
@@ -115,6 +116,12 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
         b.eval("document.scripts.length").await,
         0,
         "no JavaScript needed"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('.post h3').textContent.trim()")
+            .await,
+        "Search answers slowly from eu-west and us-east while a cache node is replaced",
+        "the active incident post on top"
     );
     b.screenshot(&dir.join("index.png")).await;
 
@@ -162,13 +169,19 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
             .contains("tools/list timed out from eu-west, us-east"),
         "{reason}"
     );
+    assert_eq!(
+        b.eval("document.querySelector('tr.incident a').getAttribute('href')")
+            .await,
+        post.as_str(),
+        "the open incident links to the post that explains it"
+    );
     b.screenshot(&dir.join("server.png")).await;
 
     // Phones (360 and 390 px): nothing overflows the page, and nothing is cut off: an element
     // wider than its box must scroll (overflow-x auto), never hide what it holds.
     for width in [360, 390] {
         b.viewport(width, 800, true).await;
-        for path in ["/", "/s/search"] {
+        for path in ["/", "/s/search", post.as_str()] {
             b.goto(&format!("{}{path}", app.base)).await;
             let overflow = b
                 .eval("document.documentElement.scrollWidth - window.innerWidth")
@@ -226,9 +239,36 @@ fn vnu_jar() -> PathBuf {
     jar
 }
 
+/// An incident post with two updates about the seeded `search` server, explaining its open
+/// automatic incident; its page's path.
+async fn post_incident(app: &TestApp) -> String {
+    let (_, search) = app.get("/api/v1/servers/search").await;
+    // The seed opens an incident `{id}-open` for a server it seeds down.
+    let open = format!("{}-open", search["id"].as_str().unwrap());
+    let (status, post) = app
+        .post(
+            "/api/v1/posts",
+            serde_json::json!({"title": "Search answers slowly from eu-west and us-east while a cache node is replaced",
+                               "impact": "major", "servers": ["search"], "incident": open,
+                               "message": "We are looking into slow tools/list answers."}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{post}");
+    let id = post["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/posts/{id}/updates"),
+            serde_json::json!({"status": "identified", "message": "A cache node failed; replacing it."}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    format!("/incidents/{id}")
+}
+
 #[tokio::test]
 async fn the_pages_are_valid_html() {
     let app = seeded_app().await;
+    let post = post_incident(&app).await;
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (name, path) in [
@@ -236,6 +276,7 @@ async fn the_pages_are_valid_html() {
         ("server.html", "/s/weather"),
         ("down.html", "/s/search"),
         ("new.html", "/s/new"),
+        ("incident.html", post.as_str()),
     ] {
         let html = app
             .raw()

@@ -259,11 +259,11 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     )
     .await;
     let moved_in = killed_at.elapsed();
-    // Leases expire after 8 s and survivors settle every 2 s: 10 s, measured 7.9-9.0 s when
-    // this test runs alone. In the whole suite another test shares the two cores with these
-    // four daemons and their 3,000 servers; seen up to 12.5 s there.
+    // Leases expire after 8 s and survivors settle every 2 s: 10 s, measured 7.9-9.0 s. (This
+    // test runs in its own binary, tests/cluster.rs: inside `it`, another test shared the two
+    // cores with these four daemons and their 3,000 servers, and take-overs took up to 12.5 s.)
     assert!(
-        moved_in <= Duration::from_millis(14_000),
+        moved_in <= Duration::from_millis(11_000),
         "buckets moved {moved_in:?} after the kill"
     );
     // Once every server has been probed again well after the kill, look at every server's

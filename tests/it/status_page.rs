@@ -13,15 +13,7 @@ use support::db::Backend;
 use support::seed::{Seed, now_ms, seed};
 
 async fn fetch(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
-    let resp = app
-        .raw()
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    (status, headers, resp.text().await.unwrap())
+    app.fetch(path).await
 }
 
 fn count(hay: &str, needle: &str) -> usize {

@@ -83,6 +83,8 @@ pub struct ExportedChannel {
     pub enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reminder_interval_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// A maintenance window as `POST /maintenance` takes it.
@@ -251,6 +253,7 @@ fn channel(c: &ChannelRecord, servers: Vec<String>, vars: &mut Variables) -> Exp
         events: c.events.clone(),
         enabled: c.enabled,
         reminder_interval_seconds: c.reminder_interval_seconds,
+        template: c.template.clone(),
     }
 }
 

@@ -124,6 +124,7 @@ pub(super) fn channel_fields(
         "reminder_interval_seconds",
         json!(c.reminder_interval_seconds),
     );
+    plain(&mut f, "template", json!(c.template));
     f
 }
 

@@ -132,6 +132,19 @@ impl TestApp {
             .await
     }
 
+    /// A public page (no key): status, headers and text.
+    pub async fn fetch(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.unwrap())
+    }
+
     pub fn raw(&self) -> &reqwest::Client {
         &self.client
     }
