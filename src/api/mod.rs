@@ -26,6 +26,7 @@ mod keys;
 pub(crate) mod maintenance;
 mod mcp;
 pub mod monitors;
+pub(crate) mod pages;
 pub(crate) mod posts;
 pub mod registry;
 pub(crate) mod servers;
@@ -66,7 +67,7 @@ use crate::store::{Page, Store};
         (name = "schema", description = "tool lists, their history and diffs"),
         (name = "keys", description = "API keys (admin)"),
         (name = "alerts", description = "alert channels and deliveries"),
-        (name = "posts", description = "incident posts and announced maintenance on the status page"),
+        (name = "posts", description = "the status pages: incident posts, announced maintenance, branding and several pages by host"),
         (name = "monitors", description = "monitors as code: plan, apply and export a monitors file"),
         (name = "health", description = "liveness and readiness"),
         (name = "agents", description = "regional agents (agent keys only)")
@@ -140,9 +141,8 @@ impl AppState {
 /// Largest body of `POST /servers:batch` and of a monitors document.
 const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// The whole HTTP surface, and the OpenAPI document generated from the same route list.
-pub fn router(state: AppState) -> Router {
-    use utoipa::OpenApi;
+/// The routes of `/api/v1`, behind keys (their layers are added by [`router`]).
+fn v1_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
     // A bulk registration of 10,000 servers is a few MiB; every other body stays under
@@ -152,7 +152,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(monitors::plan_document))
         .routes(routes!(monitors::apply_document))
         .layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_LIMIT));
-    let v1: OpenApiRouter<AppState> = OpenApiRouter::new()
+    OpenApiRouter::new()
         .merge(bulk)
         .routes(routes!(servers::list, servers::create))
         .routes(routes!(servers::get, servers::update, servers::delete))
@@ -182,8 +182,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(posts::list, posts::create))
         .routes(routes!(posts::get, posts::delete))
         .routes(routes!(posts::add_update))
+        .routes(routes!(pages::list, pages::create))
+        .routes(routes!(pages::delete))
         .routes(routes!(agent::config))
         .routes(routes!(agent::results))
+}
+
+/// The whole HTTP surface, and the OpenAPI document generated from the same route list.
+pub fn router(state: AppState) -> Router {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let v1 = v1_routes()
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -83,6 +83,12 @@ impl From<JsonText<Vec<String>>> for Vec<String> {
     }
 }
 
+impl From<JsonText<Vec<(String, String)>>> for Vec<(String, String)> {
+    fn from(v: JsonText<Vec<(String, String)>>) -> Self {
+        v.0
+    }
+}
+
 impl From<JsonText<serde_json::Value>> for serde_json::Value {
     fn from(v: JsonText<serde_json::Value>) -> Self {
         v.0

@@ -13,6 +13,7 @@
 //! - `cluster_sql.rs`: [`ClusterStore`], which central replica leads (a lease row with a term).
 //! - `rows.rs`: writing one server, channel or window row, deleting one with its children,
 //!   and a monitors file's whole apply in one transaction.
+//! - `page_sql.rs`: [`PageStore`], status pages (branding, servers shown, chosen by Host).
 //! - `post_sql.rs`: [`PostStore`], incident posts and announced maintenance with updates.
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
@@ -31,6 +32,7 @@ mod dialect;
 pub mod gate;
 mod model;
 mod nodelay;
+mod page_sql;
 pub mod pooler;
 mod post_sql;
 mod region_sql;
@@ -53,6 +55,7 @@ pub use model::{
     Page, RegistryOrigin, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
     ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
+pub use page_sql::{PageRecord, PageStore};
 pub use post_sql::{PostRecord, PostStore, PostUpdateRecord};
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};
@@ -132,7 +135,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the daemon stores. One implementation per backend.
 #[async_trait]
 pub trait Store:
-    StatusStore + RegionStore + ClusterStore + PostStore + Send + Sync + 'static
+    StatusStore + RegionStore + ClusterStore + PostStore + PageStore + Send + Sync + 'static
 {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;

@@ -71,11 +71,18 @@ impl LastGood {
 
 /// Middleware for the public routes.
 pub async fn serve(State(app): State<WebState>, req: Request, next: Next) -> Response {
-    let key = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    // Pages differ by Host (several status pages): the page is part of the key.
+    let page = app
+        .pages
+        .cached(super::brand::host_of(req.headers()).as_deref())
+        .key;
+    let key = format!(
+        "{page} {}",
+        req.uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+    );
     if let Some(since) = app.db_gate.down_since() {
         return app
             .last_good

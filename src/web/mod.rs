@@ -2,6 +2,7 @@
 //! public servers appear (a private one is a 404 everywhere, exactly like one that does not
 //! exist). Everything reads state, rollups and incidents, never raw results.
 //!
+//! - `brand.rs`: several pages, each reader's Host picking one: its branding and servers.
 //! - `history.rs`: the in-memory copy of recent rollups, topped up with what changed.
 //! - `last_good.rs`: the last good copy of every public response, served (marked stale) while
 //!   the database is unreachable.
@@ -12,6 +13,7 @@
 //! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
 //! - `words.rs`: states, failures, times and durations in plain words.
 
+mod brand;
 mod history;
 mod last_good;
 mod model;
@@ -36,6 +38,7 @@ use crate::store::gate::DbGate;
 use crate::store::rollup::{DAY_MS, HOUR_MS, day_start, hour_start};
 use crate::store::{Scope, Store, StoreError};
 
+pub use brand::{Brand, Pages};
 pub use history::HistoryCache;
 pub use last_good::LastGood;
 pub use model::{Overall, Summary, public_summaries};
@@ -74,6 +77,8 @@ pub struct WebState {
     pub drift_shown: Duration,
     /// `MCPWATCH_PUBLIC_URL`: the base of absolute links (feeds).
     pub public_url: Option<String>,
+    /// The status pages (branding and servers), by Host.
+    pub pages: Arc<brand::Pages>,
 }
 
 impl WebState {
@@ -91,7 +96,14 @@ impl WebState {
             region_silent_after,
             drift_shown,
             public_url: None,
+            pages: Arc::default(),
         }
+    }
+
+    /// The page the request's Host asks for.
+    async fn brand(&self, headers: &axum::http::HeaderMap) -> Brand {
+        let host = brand::host_of(headers);
+        self.pages.brand(self.store.as_ref(), host.as_deref()).await
     }
 }
 
@@ -160,22 +172,32 @@ struct IndexQuery {
 
 async fn index(
     State(app): State<WebState>,
+    headers: axum::http::HeaderMap,
     axum::extract::Query(q): axum::extract::Query<IndexQuery>,
 ) -> Result<Response, WebError> {
     let now = now_ms();
     let started = std::time::Instant::now();
-    let (summaries, regions, active) = tokio::try_join!(
+    let brand = app.brand(&headers).await;
+    let (mut summaries, regions, mut active) = tokio::try_join!(
         public_summaries(app.store.as_ref(), &app.history, now, app.drift_shown),
         app.store.list_regions(),
         posts::active(app.store.as_ref())
     )?;
+    summaries.retain(|s| brand.shows(&s.server));
+    active.retain(|p| brand.shows_post(p));
     let read = started.elapsed();
     let silent = regions
         .iter()
         .filter(|r| is_silent(&app, r, now))
         .map(|r| (r.name.clone(), words::date_time(r.last_seen_at)))
         .collect();
-    let html = pages::index(&summaries, q.page.unwrap_or(1), silent, &active, now)?;
+    let html = pages::index(
+        &summaries,
+        q.page.unwrap_or(1),
+        silent,
+        (&active, &brand),
+        now,
+    )?;
     tracing::debug!(
         servers = summaries.len(),
         read_ms = read.as_secs_f64() * 1000.0,
@@ -188,15 +210,20 @@ async fn index(
 
 async fn server_page(
     State(app): State<WebState>,
+    headers: axum::http::HeaderMap,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
     let now = now_ms();
     let store = app.store.as_ref();
+    let brand = app.brand(&headers).await;
     let Some((s, incidents, windows)) =
         model::public_summary(store, &slug, now, app.drift_shown).await?
     else {
         return Err(WebError::NotFound);
     };
+    if !brand.shows(&s.server) {
+        return Err(WebError::NotFound);
+    }
     let scope = Scope::Server(&s.server.id);
     let hourly = store
         .hourly_rollups(scope, hour_start(now) - (24 * 7 - 1) * HOUR_MS)
@@ -219,6 +246,7 @@ async fn server_page(
             daily: &daily,
             last: last.as_ref(),
             posts: &notices,
+            brand: &brand,
         },
         now,
     )?;
@@ -228,29 +256,40 @@ async fn server_page(
 /// `/incidents/{id}`: one post and its timeline (a 404 unless it is public).
 async fn post_page(
     State(app): State<WebState>,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let store = app.store.as_ref();
+    let brand = app.brand(&headers).await;
     let Some(post) = store.get_post(&id).await? else {
         return Err(WebError::NotFound);
     };
     let Some(p) = posts::public(store, vec![post]).await?.pop() else {
         return Err(WebError::NotFound);
     };
-    Ok((no_store(), Html(posts::page(&p, now_ms())?)).into_response())
+    if !brand.shows_post(&p) {
+        return Err(WebError::NotFound);
+    }
+    Ok((no_store(), Html(posts::page(&p, &brand, now_ms())?)).into_response())
 }
 
-/// Where this page is reached from: `MCPWATCH_PUBLIC_URL`, else the request's Host.
-fn base_url(app: &WebState, headers: &axum::http::HeaderMap) -> String {
-    if let Some(u) = &app.public_url {
-        return u.trim_end_matches('/').to_string();
+/// Where this page is reached from: `MCPWATCH_PUBLIC_URL` for the default page, else the
+/// request's Host (a page of its own host: with the public URL's scheme).
+fn base_url(app: &WebState, headers: &axum::http::HeaderMap, brand: &Brand) -> String {
+    let public = app.public_url.as_deref().map(|u| u.trim_end_matches('/'));
+    let scheme = match public {
+        Some(u) if u.starts_with("https://") => "https",
+        _ => "http",
+    };
+    if let (Some(u), "default") = (public, brand.key.as_str()) {
+        return u.to_string();
     }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
         .unwrap_or("localhost");
-    format!("http://{host}")
+    format!("{scheme}://{host}")
 }
 
 fn atom_response(body: String) -> Response {
@@ -269,10 +308,13 @@ async fn feed(
     State(app): State<WebState>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
-    let shown = posts::recent(app.store.as_ref(), None, 50).await?;
-    let base = base_url(&app, &headers);
+    let brand = app.brand(&headers).await;
+    let mut shown = posts::recent(app.store.as_ref(), None, 200).await?;
+    shown.retain(|p| brand.shows_post(p));
+    shown.truncate(50);
+    let base = base_url(&app, &headers, &brand);
     let body = posts::atom(
-        "MCP server status: incidents and maintenance",
+        &format!("{}: incidents and maintenance", brand.title),
         &base,
         "/feed.atom",
         "/",
@@ -288,15 +330,16 @@ async fn server_feed(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
     let store = app.store.as_ref();
+    let brand = app.brand(&headers).await;
     let Some(server) = store
         .get_server(&slug)
         .await?
-        .filter(|s| s.public && s.slug == slug)
+        .filter(|s| s.public && s.slug == slug && brand.shows(s))
     else {
         return Err(WebError::NotFound);
     };
     let shown = posts::recent(store, Some(&server.id), 50).await?;
-    let base = base_url(&app, &headers);
+    let base = base_url(&app, &headers, &brand);
     let title = format!("{}: incidents and maintenance", server.name);
     let body = posts::atom(
         &title,
@@ -349,8 +392,9 @@ fn server_json(s: &Summary) -> Value {
 }
 
 /// `/status.json`: what the page shows, as data. Uptimes are ratios (0–1) or null without data.
-async fn status_json(State(app): State<WebState>) -> Response {
+async fn status_json(State(app): State<WebState>, headers: axum::http::HeaderMap) -> Response {
     let now = now_ms();
+    let brand = app.brand(&headers).await;
     let cors = [
         (
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -367,8 +411,11 @@ async fn status_json(State(app): State<WebState>) -> Response {
         posts::active(app.store.as_ref())
     );
     match read {
-        Ok((summaries, regions, active)) => {
+        Ok((mut summaries, regions, mut active)) => {
+            summaries.retain(|s| brand.shows(&s.server));
+            active.retain(|p| brand.shows_post(p));
             let body = json!({
+                "page": {"title": brand.title},
                 "overall": Overall::of(&summaries).key(),
                 "overall_label": Overall::of(&summaries).label(),
                 "generated_at": rfc3339(now),

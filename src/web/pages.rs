@@ -13,6 +13,7 @@ use crate::store::{
     IncidentRecord, RegionView, ResultRecord, SchemaChangeRecord, SnapshotRecord, WindowRecord,
 };
 
+use super::brand::Brand;
 use super::model::{self, DAYS, Overall, Summary};
 use super::posts::PublicPost;
 use super::svg::{self, Bar, Chart};
@@ -65,6 +66,7 @@ pub struct IndexPage<'a> {
     pub silent: Vec<(String, String)>,
     /// Operators' active posts, newest first.
     pub posts: &'a [PublicPost],
+    pub brand: &'a Brand,
 }
 
 /// Page `page` (from 1; clamped into range) of the public servers, grouped by first tag.
@@ -72,7 +74,7 @@ pub fn index<'a>(
     summaries: &'a [Summary],
     page: usize,
     silent: Vec<(String, String)>,
-    posts: &'a [PublicPost],
+    (posts, brand): (&'a [PublicPost], &'a Brand),
     now: i64,
 ) -> Result<String, askama::Error> {
     let ordered: Vec<(String, &Summary)> = model::grouped(summaries)
@@ -123,6 +125,7 @@ pub fn index<'a>(
         bars_width: svg::bars_width(DAYS as usize),
         silent,
         posts,
+        brand,
     }
     .render()
 }
@@ -194,6 +197,7 @@ pub struct ServerPage<'a> {
     pub tools: Vec<ToolRow>,
     /// Operators' posts about this server, newest first.
     pub posts: &'a [PublicPost],
+    pub brand: &'a Brand,
 }
 
 /// One tool as the page lists it: its name, description and parameters.
@@ -367,6 +371,7 @@ pub struct ServerInputs<'a> {
     /// The newest stored result, for the probe details.
     pub last: Option<&'a crate::store::ResultRecord>,
     pub posts: &'a [PublicPost],
+    pub brand: &'a Brand,
 }
 
 pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
@@ -382,6 +387,7 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
     let pct = |v: Option<f64>| v.map_or("—".into(), words::percent);
     ServerPage {
         posts: i.posts,
+        brand: i.brand,
         s,
         now,
         generated: words::date_time(now),

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::clock::rfc3339;
 use crate::store::{PostRecord, PostUpdateRecord, Store, StoreError};
 
+use super::brand::Brand;
 use super::words;
 
 /// A post as readers see it.
@@ -26,6 +27,8 @@ pub struct PublicPost {
     pub impact: String,
     /// Public servers it concerns: (slug, name).
     pub servers: Vec<(String, String)>,
+    /// The same servers as (id, tags), for choosing the pages that show it.
+    pub concerns: Vec<(String, Vec<String>)>,
     /// Oldest first.
     pub updates: Vec<PostUpdateRecord>,
     /// The automatic incident it explains.
@@ -76,12 +79,12 @@ pub async fn public(
     posts: Vec<PostRecord>,
 ) -> Result<Vec<PublicPost>, StoreError> {
     let ids: Vec<String> = posts.iter().flat_map(|p| p.server_ids.clone()).collect();
-    let public: HashMap<String, (String, String)> = store
+    let public: HashMap<String, crate::store::ServerRecord> = store
         .servers_by_id(&ids)
         .await?
         .into_iter()
         .filter(|s| s.public)
-        .map(|s| (s.id, (s.slug, s.name)))
+        .map(|s| (s.id.clone(), s))
         .collect();
     let post_ids: Vec<String> = posts.iter().map(|p| p.id.clone()).collect();
     let mut updates: HashMap<String, Vec<PostUpdateRecord>> = HashMap::new();
@@ -91,14 +94,22 @@ pub async fn public(
     Ok(posts
         .into_iter()
         .filter_map(|p| {
-            let servers: Vec<(String, String)> = p
+            let known: Vec<&crate::store::ServerRecord> = p
                 .server_ids
                 .iter()
-                .filter_map(|id| public.get(id).cloned())
+                .filter_map(|id| public.get(id))
                 .collect();
-            if !p.server_ids.is_empty() && servers.is_empty() {
+            if !p.server_ids.is_empty() && known.is_empty() {
                 return None;
             }
+            let servers = known
+                .iter()
+                .map(|s| (s.slug.clone(), s.name.clone()))
+                .collect();
+            let concerns = known
+                .iter()
+                .map(|s| (s.id.clone(), s.tags.clone()))
+                .collect();
             Some(PublicPost {
                 active: !matches!(p.status.as_str(), "resolved" | "completed"),
                 updates: updates.remove(&p.id).unwrap_or_default(),
@@ -108,6 +119,7 @@ pub async fn public(
                 status: p.status,
                 impact: p.impact,
                 servers,
+                concerns,
                 incident_id: p.incident_id,
                 created_at: p.created_at,
                 updated_at: p.updated_at,
@@ -158,13 +170,15 @@ pub fn json(p: &PublicPost) -> Value {
 #[template(path = "incident.html")]
 pub struct PostPage<'a> {
     pub p: &'a PublicPost,
+    pub brand: &'a Brand,
     pub generated: String,
 }
 
 /// `/incidents/{id}`.
-pub fn page(p: &PublicPost, now: i64) -> Result<String, askama::Error> {
+pub fn page(p: &PublicPost, brand: &Brand, now: i64) -> Result<String, askama::Error> {
     PostPage {
         p,
+        brand,
         generated: words::date_time(now),
     }
     .render()
@@ -251,6 +265,7 @@ mod tests {
             status: "investigating".into(),
             impact: "major".into(),
             servers: vec![],
+            concerns: vec![],
             updates: vec![],
             incident_id: None,
             created_at: 0,

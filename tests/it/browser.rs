@@ -128,13 +128,7 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
     // Phone width: nothing overflows sideways.
     b.viewport(375, 800, true).await;
     b.goto(&format!("{}/", app.base)).await;
-    let overflow = b
-        .eval("document.documentElement.scrollWidth - window.innerWidth")
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "horizontal overflow of {overflow} px at 375 px"
-    );
+    assert_fits(&mut b, "/ at 375 px").await;
     b.screenshot(&dir.join("index-phone.png")).await;
 
     // Dark mode by prefers-color-scheme.
@@ -211,6 +205,29 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
     }
     b.viewport(1280, 900, false).await;
 
+    // A branded page on its own host: its title, and only its server; fits a phone.
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    // The logo: an image this daemon serves (its badge), so the page loads nothing from away.
+    brand_a_page(
+        &app,
+        &format!("http://status.acme.test:{port}/badge/weather.svg"),
+    )
+    .await;
+    b.goto(&format!("http://status.acme.test:{port}/")).await;
+    assert_eq!(b.eval("document.title").await, "Acme MCP status");
+    assert_eq!(
+        b.eval(
+            "[...document.querySelectorAll('article.server h3')].map(e => e.textContent.trim())"
+        )
+        .await,
+        serde_json::json!(["Weather MCP"])
+    );
+    b.viewport(360, 800, true).await;
+    b.goto(&format!("http://status.acme.test:{port}/")).await;
+    assert_fits(&mut b, "the branded page at 360 px").await;
+    b.screenshot(&dir.join("branded-360.png")).await;
+    b.viewport(1280, 900, false).await;
+
     assert!(
         b.seen.errors.is_empty(),
         "console errors: {:#?}",
@@ -237,6 +254,34 @@ fn vnu_jar() -> PathBuf {
         );
     }
     jar
+}
+
+/// Nothing on the page overflows the viewport sideways.
+async fn assert_fits(b: &mut Browser, what: &str) {
+    let overflow = b
+        .eval("document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "{what}: horizontal overflow of {overflow} px"
+    );
+}
+
+/// A branded page for `status.acme.test` showing only the seeded `weather` server, with the
+/// logo at `logo`.
+async fn brand_a_page(app: &TestApp, logo: &str) {
+    let (status, page) = app
+        .post(
+            "/api/v1/pages",
+            serde_json::json!({"host": "status.acme.test", "title": "Acme MCP status",
+                               "description": "The MCP servers behind Acme's assistants.",
+                               "logo_url": logo, "accent": "#0a7cff",
+                               "footer": "Acme Inc., 1 Loop Road", "servers": ["weather"],
+                               "links": [{"label": "Docs", "url": "https://docs.acme.test/"},
+                                         {"label": "Support", "url": "https://acme.test/support"}]}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{page}");
 }
 
 /// An incident post with two updates about the seeded `search` server, explaining its open
@@ -319,6 +364,21 @@ async fn the_pages_are_valid_html() {
         std::fs::write(&file, html).unwrap();
         files.push(file);
     }
+    brand_a_page(&app, "https://acme.test/logo.png").await;
+    let branded = app
+        .raw()
+        .get(format!("{}/", app.base))
+        .header("host", "status.acme.test")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(branded.contains("Acme MCP status"));
+    let file = dir.path().join("branded.html");
+    std::fs::write(&file, branded).unwrap();
+    files.push(file);
     app.stop().await;
     let out = Command::new("java")
         .arg("-jar")

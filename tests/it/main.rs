@@ -17,6 +17,7 @@ mod lifecycle;
 mod mcp_endpoint;
 mod monitors;
 mod outage;
+mod pages;
 mod pgbouncer;
 mod posts;
 mod probe_era_table;

@@ -84,6 +84,8 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
                 "--window-size=1280,900",
+                // The branded-page test's host name, on loopback (no DNS is asked).
+                "--host-resolver-rules=MAP status.acme.test 127.0.0.1",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
