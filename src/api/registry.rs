@@ -145,9 +145,11 @@ pub async fn import(
         created: Vec::new(),
         changed: Vec::new(),
     };
+    let mut pending = Vec::new();
     for entry in &listed {
-        run.entry(entry, &existing).await?;
+        pending.extend(run.entry(entry, &existing));
     }
+    run.create_all(pending).await?;
     if !input.dry_run {
         run.write().await?;
     }
@@ -185,6 +187,17 @@ fn slug_for(name: &str, index: usize, count: usize) -> String {
     slug
 }
 
+/// A monitor to create once checked.
+struct Pending {
+    slug: String,
+    /// The server's name in the registry.
+    name: String,
+    /// As for `POST /servers`.
+    input: serde_json::Value,
+    origin: String,
+    paused_reason: Option<String>,
+}
+
 /// One import in progress.
 struct Run<'a> {
     app: &'a AppState,
@@ -197,13 +210,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn note(
-        &mut self,
-        slug: &str,
-        entry: &ServerResponse,
-        action: ImportKind,
-        reason: Option<String>,
-    ) {
+    fn note(&mut self, slug: &str, name: &str, action: ImportKind, reason: Option<String>) {
         let s = &mut self.report.summary;
         match action {
             ImportKind::Create => s.created += 1,
@@ -215,40 +222,40 @@ impl Run<'_> {
         }
         self.report.actions.push(ImportAction {
             slug: slug.to_string(),
-            registry_name: entry.server.name.clone(),
+            registry_name: name.to_string(),
             action,
             reason,
         });
     }
 
-    async fn entry(
+    /// Update what exists; the creations this entry asks for, to check all at once.
+    fn entry(
         &mut self,
         entry: &ServerResponse,
         existing: &HashMap<String, ServerRecord>,
-    ) -> Result<(), ApiError> {
+    ) -> Vec<Pending> {
         let remotes: Vec<&Remote> = entry
             .server
             .remotes
             .iter()
             .filter(|r| r.monitored())
             .collect();
+        let mut pending = Vec::new();
         for (i, remote) in remotes.iter().enumerate() {
             let slug = slug_for(&entry.server.name, i, remotes.len());
             let origin = self.origin(entry, remote);
+            let name = entry.server.name.as_str();
             match existing.get(&slug) {
-                None => self.create(&slug, entry, remote, origin).await?,
-                Some(s) if s.registry.is_none() => self.note(
-                    &slug,
-                    entry,
-                    ImportKind::Skip,
-                    Some(format!(
-                        "slug '{slug}' is taken by a server not imported from a registry"
-                    )),
-                ),
+                None => pending.extend(self.pending(slug, entry, remote, origin)),
+                Some(s) if s.registry.is_none() => {
+                    let why =
+                        format!("slug '{slug}' is taken by a server not imported from a registry");
+                    self.note(&slug, name, ImportKind::Skip, Some(why))
+                }
                 Some(s) => self.update(s, entry, remote, origin),
             }
         }
-        Ok(())
+        pending
     }
 
     fn origin(&self, entry: &ServerResponse, remote: &Remote) -> String {
@@ -269,25 +276,27 @@ impl Run<'_> {
         serde_json::to_string(&origin).unwrap_or_default()
     }
 
-    async fn create(
+    /// A new monitor for `remote`, as the API would take it (a deprecated or deleted server
+    /// is not created).
+    fn pending(
         &mut self,
-        slug: &str,
+        slug: String,
         entry: &ServerResponse,
         remote: &Remote,
         origin: String,
-    ) -> Result<(), ApiError> {
+    ) -> Option<Pending> {
+        let name = entry.server.name.clone();
         if entry.status() != Status::Active {
             let reason = pause_reason(&entry.status(), &[]);
             self.note(
-                slug,
-                entry,
+                &slug,
+                &name,
                 ImportKind::Skip,
                 reason.map(|r| format!("not monitored: {r}")),
             );
-            return Ok(());
+            return None;
         }
         let endpoint = remote.endpoint();
-        let paused = !endpoint.needs.is_empty();
         let input = json!({
             "name": display_name(entry, remote),
             "slug": slug,
@@ -295,40 +304,60 @@ impl Run<'_> {
             "headers": endpoint.headers.iter().cloned().collect::<HashMap<_, _>>(),
             "tags": [TAG],
             "public": self.public,
-            "paused": paused,
+            "paused": !endpoint.needs.is_empty(),
         });
-        let input: ServerInput = serde_json::from_value(input)
-            .map_err(|e| ApiError::Internal(format!("registry import input: {e}")))?;
-        let app = self.app;
-        let made = servers::apply(
+        Some(Pending {
+            slug,
+            name,
             input,
-            servers::defaults(app),
-            true,
-            &app.settings.policy,
-            &app.sealer,
-        )
-        .await;
-        let mut s = match made {
-            Ok(s) => s,
-            Err(ApiError::Invalid(problems)) => {
-                let why = problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.field, p.message))
-                    .collect::<Vec<_>>();
-                self.note(slug, entry, ImportKind::Skip, Some(why.join("; ")));
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        s.registry = Some(origin);
-        s.paused_reason = needs_reason(&endpoint);
-        let kind = if paused {
-            ImportKind::CreatePaused
-        } else {
-            ImportKind::Create
-        };
-        self.note(slug, entry, kind, s.paused_reason.clone());
-        self.created.push(s);
+            origin,
+            paused_reason: needs_reason(&endpoint),
+        })
+    }
+
+    /// Check every new monitor with the API's rules, at once as the bulk registration does (a
+    /// URL check may resolve a name), and keep those that pass.
+    async fn create_all(&mut self, pending: Vec<Pending>) -> Result<(), ApiError> {
+        use futures_util::StreamExt;
+        let app = self.app;
+        let checked: Vec<(Pending, Result<ServerRecord, ApiError>)> =
+            futures_util::stream::iter(pending)
+                .map(|p| async move {
+                    let made = match serde_json::from_value::<ServerInput>(p.input.clone()) {
+                        Ok(input) => {
+                            let defaults = servers::defaults(app);
+                            let policy = &app.settings.policy;
+                            servers::apply(input, defaults, true, policy, &app.sealer).await
+                        }
+                        Err(e) => Err(ApiError::Internal(format!("registry import input: {e}"))),
+                    };
+                    (p, made)
+                })
+                .buffered(servers::VALIDATE_CONCURRENCY)
+                .collect()
+                .await;
+        for (p, made) in checked {
+            let mut s = match made {
+                Ok(s) => s,
+                Err(ApiError::Invalid(problems)) => {
+                    let why: Vec<String> = problems
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect();
+                    self.note(&p.slug, &p.name, ImportKind::Skip, Some(why.join("; ")));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            s.registry = Some(p.origin);
+            s.paused_reason = p.paused_reason;
+            let kind = match s.paused {
+                true => ImportKind::CreatePaused,
+                false => ImportKind::Create,
+            };
+            self.note(&p.slug, &p.name, kind, s.paused_reason.clone());
+            self.created.push(s);
+        }
         Ok(())
     }
 
@@ -377,7 +406,12 @@ impl Run<'_> {
             _ => ImportKind::Update,
         };
         s.updated_at = now_ms();
-        self.note(&s.slug.clone(), entry, action, s.paused_reason.clone());
+        self.note(
+            &s.slug.clone(),
+            &entry.server.name,
+            action,
+            s.paused_reason.clone(),
+        );
         let pause_changed = old.paused != s.paused;
         self.changed.push((s, pause_changed));
     }

@@ -588,7 +588,7 @@ pub async fn create(
 /// Most servers one bulk registration takes.
 pub const MAX_BATCH: usize = 10_000;
 /// Servers validated at once in a bulk registration (a URL check may resolve a name).
-const VALIDATE_CONCURRENCY: usize = 32;
+pub(crate) const VALIDATE_CONCURRENCY: usize = 32;
 /// Candidate slugs tried per name (`name`, `name-2`, …), as for one registration.
 const SLUG_ATTEMPTS: usize = 20;
 

@@ -143,8 +143,12 @@ pub async fn plan(app: &AppState, doc: MonitorsDocument) -> Result<Plan, ApiErro
         windows: app.store.list_windows().await?,
     };
     let mut b = Builder::new(app, source);
-    for (i, input) in doc.servers.into_iter().enumerate() {
-        b.server(i, input, &current).await?;
+    for (i, checked) in check_servers(app, doc.servers)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        b.server(i, checked, &current)?;
     }
     b.server_deletions(&current, doc.prune);
     for (i, input) in doc.channels.into_iter().enumerate() {
@@ -199,6 +203,39 @@ pub async fn apply(app: &AppState, plan: Plan) -> Result<PlanView, ApiError> {
         "monitors applied"
     );
     Ok(plan.view(true))
+}
+
+/// A server entry checked with the API's rules: its identity, whether it says `paused`, and
+/// the record (or why not).
+struct Checked {
+    key: Option<String>,
+    gave_paused: bool,
+    record: Result<ServerRecord, ApiError>,
+}
+
+/// Server entries checked at once as the bulk registration does (a URL check may resolve a
+/// name, up to 3 s each: a file of hundreds must not take minutes), in their order.
+async fn check_servers(app: &AppState, inputs: Vec<ServerInput>) -> Vec<Checked> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(inputs)
+        .map(|input| async move {
+            let key = input
+                .slug
+                .clone()
+                .or_else(|| input.name.as_deref().map(servers::slugify));
+            let gave_paused = input.paused.is_some();
+            let defaults = servers::defaults(app);
+            let policy = &app.settings.policy;
+            let record = servers::apply(input, defaults, true, policy, &app.sealer).await;
+            Checked {
+                key,
+                gave_paused,
+                record,
+            }
+        })
+        .buffered(servers::VALIDATE_CONCURRENCY)
+        .collect()
+        .await
 }
 
 /// The field errors of a validation, each under `at`; other errors as they are.
@@ -319,28 +356,20 @@ impl<'a> Builder<'a> {
         Some(if adopt { Action::Adopt } else { Action::Update })
     }
 
-    async fn server(
-        &mut self,
-        i: usize,
-        input: ServerInput,
-        current: &Current,
-    ) -> Result<(), ApiError> {
+    fn server(&mut self, i: usize, checked: Checked, current: &Current) -> Result<(), ApiError> {
         let at = format!("servers[{i}]");
-        let key = input
-            .slug
-            .clone()
-            .or_else(|| input.name.as_deref().map(servers::slugify));
-        let gave_paused = input.paused.is_some();
-        let (app, sealer) = (self.app, &self.app.sealer);
-        let defaults = servers::defaults(app);
-        let mut new =
-            match servers::apply(input, defaults, true, &app.settings.policy, sealer).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.problems.extend(under(e, &at)?);
-                    return Ok(());
-                }
-            };
+        let Checked {
+            key,
+            gave_paused,
+            record,
+        } = checked;
+        let mut new = match record {
+            Ok(s) => s,
+            Err(e) => {
+                self.problems.extend(under(e, &at)?);
+                return Ok(());
+            }
+        };
         let key = key.unwrap_or_default();
         if !servers::valid_slug(&key) {
             self.problem(
