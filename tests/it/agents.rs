@@ -483,10 +483,12 @@ async fn two_agents_of_one_region_share_its_servers_and_one_takes_over_for_the_o
     .await;
     let split = (servers_applied(&first_log), servers_applied(&second_log));
 
-    // Once per tick: by the time every server has two more results, the target saw about
-    // 2 × N probes (up to 3 × N, as some got a third meanwhile), not twice that.
+    // Once per tick: while every server gets two more results, the target sees one probe per
+    // server per 10 s tick (plus one in flight each), not two: counted against the time it
+    // took, which grows when the machine is busy (results reach the central a little later).
     let tools_lists = || fake.seen(|s| s.methods.iter().filter(|m| *m == "tools/list").count());
     let before = tools_lists();
+    let counting = std::time::Instant::now();
     let since = support::seed::now_ms();
     let store = db.store().await;
     let ids: Vec<String> = v["servers"]
@@ -519,9 +521,12 @@ async fn two_agents_of_one_region_share_its_servers_and_one_takes_over_for_the_o
     )
     .await;
     let probes = tools_lists() - before;
+    let ticks = counting.elapsed().as_secs_f64() / 10.0 + 1.0;
+    let once_per_tick = (N as f64 * ticks * 1.2) as usize;
     assert!(
-        (2 * N as usize..=3 * N as usize).contains(&probes),
-        "{probes} probes of {N} servers for two each ({split:?})"
+        (2 * N as usize..=once_per_tick).contains(&probes),
+        "{probes} probes of {N} servers in {ticks:.1} ticks; once per tick is at most \
+         {once_per_tick} ({split:?})"
     );
 
     // One stops: the other takes all the region's servers once the first's instance lapses.
