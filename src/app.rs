@@ -263,6 +263,7 @@ async fn own_buckets(store: &Arc<dyn Store>, holder: &str) -> crate::shard::Owne
 fn public_pages(
     store: &Arc<dyn Store>,
     settings: &Settings,
+    (sealer, dispatcher): (&Sealer, &Dispatcher),
 ) -> (crate::store::gate::DbGate, crate::web::WebState) {
     let db_gate = crate::store::gate::DbGate::new(store.clone());
     let mut web = crate::web::WebState::new(
@@ -272,7 +273,26 @@ fn public_pages(
         settings.drift_shown,
     );
     web.public_url = settings.public_url.clone();
+    if settings.subscriptions {
+        web.subscriptions = Some(Arc::new(subscriptions(sealer, settings, dispatcher)));
+    }
     (db_gate, web)
+}
+
+/// Readers' subscriptions: confirmation requests ring the dispatcher.
+fn subscriptions(
+    sealer: &Sealer,
+    settings: &Settings,
+    dispatcher: &Dispatcher,
+) -> crate::web::Subscriptions {
+    let mut subs = crate::web::Subscriptions::new(
+        sealer.clone(),
+        settings.smtp_url.is_some() && settings.smtp_from.is_some(),
+        settings.policy.clone(),
+        dispatcher.wake.clone(),
+    );
+    subs.trusted_proxies = settings.trusted_proxies.clone();
+    subs
 }
 
 /// What the cluster loop (leadership, the change feed) works with.
@@ -332,7 +352,7 @@ impl App {
         );
         let listener = bind(&settings, store.backend(), lease.is_some()).await?;
         let per_minute = settings.rate_limit_per_minute;
-        let (db_gate, web) = public_pages(&store, &settings);
+        let (db_gate, web) = public_pages(&store, &settings, (&sealer, &dispatcher));
         let state = AppState {
             store,
             ingest,

@@ -268,6 +268,7 @@ struct Raw {
     retention_raw: Option<u32>,
     retention_rollup: Option<u32>,
     probe_locally: Option<bool>,
+    subscriptions: Option<bool>,
     region_silent_after: Option<u64>,
     monitors_file: Option<String>,
     registry_url: Option<String>,
@@ -362,6 +363,9 @@ pub struct Settings {
     /// Whether this node probes from its own region (`MCPWATCH_REGION`) besides taking agents'
     /// results. Off for a central that only coordinates agents.
     pub probe_locally: bool,
+    /// Whether readers can subscribe to the status pages (needs `public_url`, or a page with
+    /// a host of its own; email needs SMTP).
+    pub subscriptions: bool,
     /// A region (agent) not heard from for this long raises `region.silent`.
     pub region_silent_after: Duration,
     /// A monitors file applied at start, on SIGHUP and when it changes (`--monitors`,
@@ -506,6 +510,7 @@ impl Settings {
             retention_raw,
             retention_rollup,
             probe_locally: raw.probe_locally.unwrap_or(true),
+            subscriptions: raw.subscriptions.unwrap_or(true),
             region_silent_after,
             monitors_file: monitors_file(raw.monitors_file.take())?,
             registry_url: raw.registry_url.take().filter(|u| !u.trim().is_empty()),
@@ -776,6 +781,7 @@ mod tests {
             "retention_raw",
             "retention_rollup",
             "probe_locally",
+            "subscriptions",
             "region_silent_after",
         ] {
             assert!(

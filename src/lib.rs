@@ -36,6 +36,8 @@
 //! - [`config`]: settings from the environment and an optional file, validated at start.
 //! - [`secrets`]: AES-256-GCM sealing, API tokens and their hashes.
 //! - [`metrics`]: the Prometheus registry; [`telemetry`]: logging setup.
+//! - [`ratelimit`]: keyed rate limits on tokio's clock and the client address they key by
+//!   (the API and the public subscription form); depends on nothing of ours.
 //!
 //! No module depends on one that depends back on it (`clock` depends on nothing; `api` and
 //! `app` sit on top). `main.rs` only parses arguments and calls into here.
@@ -55,6 +57,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod monitors;
 pub mod probe;
+pub mod ratelimit;
 pub mod registry;
 pub mod scheduler;
 pub mod schema;

@@ -40,6 +40,8 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretError> {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// The key of [`Sealer::mac`]: derived from the sealing key, never the key itself.
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -52,7 +54,23 @@ impl Sealer {
     pub fn new(key: &[u8; 32]) -> Self {
         Sealer {
             cipher: Aes256Gcm::new(key.into()),
+            mac_key: hmac_sha256(key, b"mcpwatch mac key v1"),
         }
+    }
+
+    /// A keyed digest (HMAC-SHA256, base64url) of `value` for `purpose`: finds a stored
+    /// personal value without opening every row, and signs links (a subscriber's confirm and
+    /// unsubscribe links) without storing a token. Different purposes never share digests.
+    pub fn mac(&self, purpose: &str, value: &str) -> String {
+        let mut input = purpose.as_bytes().to_vec();
+        input.push(0);
+        input.extend_from_slice(value.as_bytes());
+        URL_SAFE_NO_PAD.encode(hmac_sha256(&self.mac_key, &input))
+    }
+
+    /// Whether `digest` is [`Sealer::mac`] of `value` for `purpose` (constant time).
+    pub fn mac_matches(&self, purpose: &str, value: &str, digest: &str) -> bool {
+        hashes_equal(&self.mac(purpose, value), digest)
     }
 
     /// The configured key, or the one in `<data_dir>/secret-key`, created (0600) if missing.
@@ -101,6 +119,14 @@ impl Sealer {
             .decrypt(Nonce::from_slice(nonce), ciphertext)
             .map_err(|_| SecretError::Open)
     }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac =
+        <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 /// Write a file readable by its owner only (0600 on Unix), failing if it already exists.
@@ -153,6 +179,18 @@ pub fn hashes_equal(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_depend_on_key_purpose_and_value() {
+        let a = Sealer::new(&[1; 32]);
+        let b = Sealer::new(&[2; 32]);
+        let m = a.mac("confirm", "id-1");
+        assert!(a.mac_matches("confirm", "id-1", &m));
+        assert!(!a.mac_matches("unsubscribe", "id-1", &m));
+        assert!(!a.mac_matches("confirm", "id-2", &m));
+        assert!(!b.mac_matches("confirm", "id-1", &m));
+        assert_eq!(m.len(), 43);
+    }
 
     #[test]
     fn seal_open_round_trip_and_wrong_key_fails() {

@@ -53,14 +53,14 @@ impl SendOutcome {
 /// Sends events to channels.
 #[derive(Clone)]
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
-    sealer: Sealer,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) sealer: Sealer,
     client: reqwest::Client,
     policy: AddressPolicy,
     public_url: Option<String>,
-    clock: Clock,
-    lease: Duration,
-    mailer: Option<super::email::Mailer>,
+    pub(super) clock: Clock,
+    pub(super) lease: Duration,
+    pub(super) mailer: Option<super::email::Mailer>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Serializes channel-health decisions, so concurrent sends raise one event.
     health: Arc<tokio::sync::Mutex<()>>,
@@ -116,7 +116,7 @@ impl Dispatcher {
     }
 
     /// A send ends inside its lease, so no other dispatcher can take the row while it runs.
-    fn send_bound(&self) -> Duration {
+    pub(super) fn send_bound(&self) -> Duration {
         SEND_BOUND.min(self.lease.saturating_sub(Duration::from_secs(1)))
     }
 
@@ -164,7 +164,7 @@ impl Dispatcher {
             sends.spawn(async move { this.deliver(d).await });
         }
         while sends.join_next().await.is_some() {}
-        Ok(n)
+        Ok(n + self.deliver_notices(now).await?)
     }
 
     /// Send `d` once, if its event and an enabled channel are there; otherwise why not.
@@ -499,7 +499,23 @@ impl Dispatcher {
             Ok(request) => request,
             Err(e) => return (None, Some(e)),
         };
-        let Ok(url) = url::Url::parse(&target) else {
+        // The format's content type first: a channel's own headers never replace it.
+        headers
+            .entry(CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
+        self.add_channel_headers(channel, &mut headers);
+        self.post_to(&target, bytes, headers).await
+    }
+
+    /// POST `bytes` (JSON unless `headers` say otherwise) to `target` through the address
+    /// policy: the receiver's status and, unless 2xx, why it failed.
+    pub(super) async fn post_to(
+        &self,
+        target: &str,
+        bytes: Vec<u8>,
+        mut headers: HeaderMap,
+    ) -> (Option<u16>, Option<String>) {
+        let Ok(url) = url::Url::parse(target) else {
             return (None, Some("channel has no valid URL".into()));
         };
         let literal = match url.host() {
@@ -513,7 +529,6 @@ impl Dispatcher {
         headers
             .entry(CONTENT_TYPE)
             .or_insert(HeaderValue::from_static("application/json"));
-        self.add_channel_headers(channel, &mut headers);
         match self
             .client
             .post(url)
@@ -709,7 +724,12 @@ async fn read_snippet(mut resp: reqwest::Response) -> Vec<u8> {
 
 /// What one attempt means for the delivery: delivered; dead (refused for good, unusable, or
 /// retried past [`GIVE_UP_AFTER`]); or pending again after a backoff.
-fn record_outcome(d: &mut DeliveryRecord, outcome: &SendOutcome, unusable: bool, now: i64) {
+pub(super) fn record_outcome(
+    d: &mut DeliveryRecord,
+    outcome: &SendOutcome,
+    unusable: bool,
+    now: i64,
+) {
     d.attempts += 1;
     d.last_status = outcome.http_status.map(i64::from);
     d.last_error = outcome.error.clone();

@@ -2,6 +2,7 @@
 //! a subject that says what happened, and `Message-ID: <delivery id@mcpwatch>` so a retry of
 //! the same delivery is recognisably the same message.
 
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -46,25 +47,50 @@ impl Mailer {
         delivery_id: &str,
         public_url: Option<&str>,
     ) -> Result<(), MailError> {
-        let subject = format!("[mcpwatch] {}", headline(event));
         let (text, html) = bodies(event, public_url);
+        let mail = Mail {
+            to: &channel.recipients,
+            subject: format!("[mcpwatch] {}", headline(event)),
+            text,
+            html,
+            message_id: delivery_id,
+            unsubscribe: None,
+        };
+        self.send_mail(mail).await
+    }
+
+    /// One multipart message; with `unsubscribe`, the RFC 8058 one-click headers
+    /// (`List-Unsubscribe` with that URL and `List-Unsubscribe-Post`).
+    pub async fn send_mail(&self, mail: Mail<'_>) -> Result<(), MailError> {
+        let refused = |message: String| MailError {
+            message,
+            permanent: true,
+        };
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(subject)
-            .message_id(Some(format!("<{delivery_id}@mcpwatch>")));
-        for r in &channel.recipients {
-            let to = r.parse::<Mailbox>().map_err(|e| MailError {
-                message: format!("recipient '{r}': {e}"),
-                permanent: true,
-            })?;
+            .subject(mail.subject)
+            .message_id(Some(format!("<{}@mcpwatch>", mail.message_id)));
+        for r in mail.to {
+            // The address itself is left out: it may be a reader's, and errors are logged.
+            let to = r
+                .parse::<Mailbox>()
+                .map_err(|e| refused(format!("a recipient address is not valid: {e}")))?;
             builder = builder.to(to);
         }
+        if let Some(url) = mail.unsubscribe {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
         let message = builder
-            .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| MailError {
-                message: e.to_string(),
-                permanent: true,
-            })?;
+            .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
+            .map_err(|e| refused(e.to_string()))?;
         self.transport
             .send(message)
             .await
@@ -76,7 +102,20 @@ impl Mailer {
     }
 }
 
-fn escape(s: &str) -> String {
+/// One message to send.
+pub struct Mail<'a> {
+    pub to: &'a [String],
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Becomes `Message-ID: <id@mcpwatch>`: the same on every retry.
+    pub message_id: &'a str,
+    /// A one-click unsubscribe URL (RFC 8058).
+    pub unsubscribe: Option<&'a str>,
+}
+
+/// `s` with `&`, `<`, `>` and `"` escaped for HTML.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -10,6 +10,8 @@
 //!   key, record a change); `pagerduty.rs` (Events API v2) and `opsgenie.rs` (Alert API) speak
 //!   it to their vendors.
 //! - `email.rs`: multipart text + HTML messages over SMTP.
+//! - `notice.rs`: status page subscribers' notices (confirmation requests, post updates) by
+//!   email with one-click unsubscribe, or by webhook, with the outbox's retry rules.
 //!
 //! Delivery is at least once; the outbox row id is the idempotency key (`webhook-id`), the
 //! same on every retry and after a crash.
@@ -17,6 +19,7 @@
 pub mod dispatcher;
 pub mod email;
 pub mod maintenance;
+pub mod notice;
 pub mod oncall;
 pub mod opsgenie;
 pub mod pagerduty;

@@ -10,20 +10,18 @@
 //! `X-Forwarded-For` only when the peer is a configured trusted proxy.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::Clock as _;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ipnet::IpNet;
 
 use super::AppState;
 use super::error::{ApiError, rate_limited};
+pub use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{address_key, client_ip};
 use crate::secrets::{hashes_equal, token_hash};
 use crate::store::ApiKeyRecord;
 
@@ -67,92 +65,6 @@ pub struct Caller {
     pub scope: Scope,
 }
 
-/// A rate limit per key (an API key id, or a client address), on GCRA: `per_minute` requests
-/// a minute with bursts up to the same number. Runs on tokio's clock, so tests with paused
-/// time drive it.
-pub struct RateLimiter {
-    limiter: governor::RateLimiter<
-        String,
-        governor::state::keyed::DashMapStateStore<String>,
-        TokioClock,
-        governor::middleware::NoOpMiddleware<TokioInstant>,
-    >,
-}
-
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        let per_minute =
-            std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-        let quota = governor::Quota::per_minute(per_minute);
-        RateLimiter {
-            limiter: governor::RateLimiter::dashmap_with_clock(quota, TokioClock),
-        }
-    }
-
-    /// `Ok`, or the whole seconds to wait (at least 1).
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        if self.limiter.len() > 100_000 {
-            // Forget keys whose buckets are full again, so the map cannot grow without bound.
-            self.limiter.retain_recent();
-        }
-        self.limiter
-            .check_key(&key.to_string())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(TokioClock.now());
-                wait.as_secs_f64().ceil().max(1.0) as u64
-            })
-    }
-}
-
-/// The key a client address is limited by: an IPv4 address, or the /64 an IPv6 address is in
-/// (one host can use a whole /64, so per-address keys would not limit it at all).
-pub(crate) fn address_key(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
-/// An instant on tokio's clock, for governor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TokioInstant(tokio::time::Instant);
-
-impl std::ops::Add<governor::nanos::Nanos> for TokioInstant {
-    type Output = TokioInstant;
-
-    fn add(self, other: governor::nanos::Nanos) -> TokioInstant {
-        TokioInstant(self.0 + Duration::from(other))
-    }
-}
-
-impl governor::clock::Reference for TokioInstant {
-    fn duration_since(&self, earlier: Self) -> governor::nanos::Nanos {
-        self.0.saturating_duration_since(earlier.0).into()
-    }
-
-    fn saturating_sub(&self, duration: governor::nanos::Nanos) -> Self {
-        TokioInstant(self.0.checked_sub(duration.into()).unwrap_or(self.0))
-    }
-}
-
-/// tokio's clock, for governor.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
-
-impl governor::clock::Clock for TokioClock {
-    type Instant = TokioInstant;
-
-    fn now(&self) -> TokioInstant {
-        TokioInstant(tokio::time::Instant::now())
-    }
-}
-
 /// Short-lived cache of keys by hash, so a busy client does not cost a query per request.
 #[derive(Default)]
 pub struct KeyCache {
@@ -168,34 +80,6 @@ impl KeyCache {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
-}
-
-/// The client's address: the peer's, or, when the peer is a trusted proxy, the right-most
-/// `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left are
-/// whatever the client chose to send).
-pub(crate) fn client_ip(req: &Request, trusted: &[IpNet]) -> IpAddr {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
 }
 
 /// `path` as seen inside the `/api/v1` router (prefix stripped) or from outside it.

@@ -11,6 +11,8 @@
 //! - `maintenance.rs`: maintenance windows that hold alerts.
 //! - `agent.rs`: regional agents' config (long poll, ETag) and result pushes.
 //! - `health.rs`: liveness and readiness.
+//! - `posts.rs`, `pages.rs`, `subscribers.rs`: incident posts (with their subscribers'
+//!   notices), status pages, and the readers subscribed to them (never their addresses).
 //!
 //! Conventions: snake_case JSON; `_seconds` integers for durations; RFC 3339 UTC times; UUID
 //! ids, and a server's slug wherever its id is accepted; lists take `limit` and an opaque
@@ -30,6 +32,7 @@ pub(crate) mod pages;
 pub(crate) mod posts;
 pub mod registry;
 pub(crate) mod servers;
+pub(crate) mod subscribers;
 pub mod views;
 
 use std::sync::Arc;
@@ -184,6 +187,9 @@ fn v1_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(posts::add_update))
         .routes(routes!(pages::list, pages::create))
         .routes(routes!(pages::delete))
+        .routes(routes!(subscribers::list))
+        .routes(routes!(subscribers::delete))
+        .routes(routes!(subscribers::forget))
         .routes(routes!(agent::config))
         .routes(routes!(agent::results))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiJson, BadInput, Guarded, NoSuch};
 use super::{AppState, now_ms};
 use crate::clock::rfc3339;
-use crate::store::{PostRecord, PostUpdateRecord};
+use crate::store::{NoticeRecord, PostRecord, PostUpdateRecord, SubscriberRecord};
 
 /// Statuses of an incident post, in their usual order; the last closes it.
 pub const INCIDENT_STATUSES: &[&str] = &["investigating", "identified", "monitoring", "resolved"];
@@ -227,8 +227,39 @@ pub async fn create(
         message: text("message", &input.message, 5000)?,
         at: now,
     };
-    app.store.insert_post(&post, &first).await?;
+    let notices = notices_for(&app, &post, &first).await?;
+    app.store.insert_post(&post, &first, &notices).await?;
+    app.dispatcher.wake.notify_one();
     Ok((StatusCode::CREATED, Json(view(&post, &[first]))))
+}
+
+/// A notice of update `u` of `post` to every confirmed subscriber of a page that shows the
+/// post (none for a post that names only private servers).
+async fn notices_for(
+    app: &AppState,
+    post: &PostRecord,
+    u: &PostUpdateRecord,
+) -> Result<Vec<NoticeRecord>, ApiError> {
+    let subscribers: Vec<SubscriberRecord> = app
+        .store
+        .list_subscribers()
+        .await?
+        .into_iter()
+        .filter(|s| s.confirmed_at.is_some())
+        .collect();
+    if subscribers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shown = crate::web::public_posts(app.store.as_ref(), vec![post.clone()]).await?;
+    let Some(public) = shown.first() else {
+        return Ok(Vec::new());
+    };
+    let pages = app.store.list_pages().await?;
+    Ok(subscribers
+        .iter()
+        .filter(|s| crate::web::Pages::of_page_id(&pages, &s.page_id).shows_post(public))
+        .map(|s| NoticeRecord::post(&post.id, &u.id, &s.id, u.at))
+        .collect())
 }
 
 async fn find(app: &AppState, id: &str) -> Result<PostRecord, ApiError> {
@@ -264,7 +295,9 @@ pub async fn add_update(
     post.status = input.status;
     post.updated_at = now;
     post.resolved_at = closes(&post.status).then_some(post.resolved_at.unwrap_or(now));
-    app.store.add_post_update(&post, &update).await?;
+    let notices = notices_for(&app, &post, &update).await?;
+    app.store.add_post_update(&post, &update, &notices).await?;
+    app.dispatcher.wake.notify_one();
     let updates = app
         .store
         .post_updates(std::slice::from_ref(&post.id))

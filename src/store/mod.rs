@@ -15,6 +15,8 @@
 //!   and a monitors file's whole apply in one transaction.
 //! - `page_sql.rs`: [`PageStore`], status pages (branding, servers shown, chosen by Host).
 //! - `post_sql.rs`: [`PostStore`], incident posts and announced maintenance with updates.
+//! - `subscriber_sql.rs`: [`SubscriberStore`], readers subscribed to a page (addresses sealed)
+//!   and the outbox of notices they are sent.
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
 //! - `gate.rs`: [`gate::DbGate`], whether the database answers, as the HTTP side sees it.
 //! - `nodelay.rs`: `TCP_NODELAY` on Postgres connections (sqlx 0.9.0 no longer sets it).
@@ -42,6 +44,7 @@ mod rows;
 mod sql;
 mod statement;
 mod status_sql;
+mod subscriber_sql;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -60,6 +63,7 @@ pub use post_sql::{PostRecord, PostStore, PostUpdateRecord};
 pub use region_sql::{RegionRecord, RegionStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};
 pub use status_sql::{LastSeen, RegionView, Scope, StatusStore};
+pub use subscriber_sql::{NoticeRecord, SubscriberRecord, SubscriberStore, UNCONFIRMED_KEPT_MS};
 
 use crate::config::DatabaseUrl;
 use crate::monitor::{RegionState, ServerState, ServerStatus};
@@ -135,7 +139,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the daemon stores. One implementation per backend.
 #[async_trait]
 pub trait Store:
-    StatusStore + RegionStore + ClusterStore + PostStore + PageStore + Send + Sync + 'static
+    StatusStore
+    + RegionStore
+    + ClusterStore
+    + PostStore
+    + PageStore
+    + SubscriberStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::StoreResult;
 use super::column::JsonText;
-use super::dialect::Dialect;
+use super::dialect::{Dialect, Exec};
 use super::sql::SqlStore;
 use super::statement::Statement;
 
@@ -74,9 +74,19 @@ impl<D: Dialect> PageStore for SqlStore<D> {
     }
 
     async fn delete_page(&self, id: &str) -> StoreResult<bool> {
-        let n = self
-            .run(Statement::new("DELETE FROM pages WHERE id = ?").bind(id))
-            .await?;
+        // A page's subscribers subscribed to it alone: they go with it.
+        let mut tx = self.begin().await?;
+        let notices = Statement::new(
+            "DELETE FROM notices WHERE subscriber_id IN \
+             (SELECT id FROM subscribers WHERE page_id = ?)",
+        )
+        .bind(id);
+        D::execute(Exec::Tx(&mut tx), &notices).await?;
+        let subscribers = Statement::new("DELETE FROM subscribers WHERE page_id = ?").bind(id);
+        D::execute(Exec::Tx(&mut tx), &subscribers).await?;
+        let page = Statement::new("DELETE FROM pages WHERE id = ?").bind(id);
+        let n = D::execute(Exec::Tx(&mut tx), &page).await?;
+        tx.commit().await?;
         Ok(n > 0)
     }
 }

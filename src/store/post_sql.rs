@@ -10,6 +10,7 @@ use super::dialect::{Dialect, Exec};
 use super::model::IncidentRecord;
 use super::sql::SqlStore;
 use super::statement::{Statement, marks};
+use super::subscriber_sql::{NoticeRecord, notice_row};
 
 /// A post: an incident write-up or an announced maintenance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -47,10 +48,21 @@ pub struct PostUpdateRecord {
 
 #[async_trait]
 pub trait PostStore: Send + Sync {
-    /// A new post with its first update.
-    async fn insert_post(&self, p: &PostRecord, first: &PostUpdateRecord) -> StoreResult<()>;
-    /// An update, and the post's status and times as it leaves them, atomically.
-    async fn add_post_update(&self, p: &PostRecord, u: &PostUpdateRecord) -> StoreResult<()>;
+    /// A new post with its first update and the subscribers' notices of it, atomically.
+    async fn insert_post(
+        &self,
+        p: &PostRecord,
+        first: &PostUpdateRecord,
+        notices: &[NoticeRecord],
+    ) -> StoreResult<()>;
+    /// An update, the post's status and times as it leaves them, and the subscribers'
+    /// notices of it, atomically.
+    async fn add_post_update(
+        &self,
+        p: &PostRecord,
+        u: &PostUpdateRecord,
+        notices: &[NoticeRecord],
+    ) -> StoreResult<()>;
     async fn get_post(&self, id: &str) -> StoreResult<Option<PostRecord>>;
     /// Newest first (by creation), at most `limit`.
     async fn list_posts(&self, limit: u32) -> StoreResult<Vec<PostRecord>>;
@@ -72,7 +84,12 @@ const ACTIVE: &str = "status NOT IN ('resolved', 'completed')";
 
 #[async_trait]
 impl<D: Dialect> PostStore for SqlStore<D> {
-    async fn insert_post(&self, p: &PostRecord, first: &PostUpdateRecord) -> StoreResult<()> {
+    async fn insert_post(
+        &self,
+        p: &PostRecord,
+        first: &PostUpdateRecord,
+        notices: &[NoticeRecord],
+    ) -> StoreResult<()> {
         let post = Statement::new(
             "INSERT INTO posts (id, kind, title, status, impact, server_ids, window_id, \
              incident_id, created_at, updated_at, resolved_at) \
@@ -92,11 +109,19 @@ impl<D: Dialect> PostStore for SqlStore<D> {
         let mut tx = self.begin().await?;
         D::execute(Exec::Tx(&mut tx), &post).await?;
         D::execute(Exec::Tx(&mut tx), &update_row(first)).await?;
+        for n in notices {
+            D::execute(Exec::Tx(&mut tx), &notice_row(n)).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn add_post_update(&self, p: &PostRecord, u: &PostUpdateRecord) -> StoreResult<()> {
+    async fn add_post_update(
+        &self,
+        p: &PostRecord,
+        u: &PostUpdateRecord,
+        notices: &[NoticeRecord],
+    ) -> StoreResult<()> {
         let post = Statement::new(
             "UPDATE posts SET title = ?, status = ?, impact = ?, server_ids = ?, updated_at = ?, \
              resolved_at = ? WHERE id = ?",
@@ -111,6 +136,9 @@ impl<D: Dialect> PostStore for SqlStore<D> {
         let mut tx = self.begin().await?;
         D::execute(Exec::Tx(&mut tx), &post).await?;
         D::execute(Exec::Tx(&mut tx), &update_row(u)).await?;
+        for n in notices {
+            D::execute(Exec::Tx(&mut tx), &notice_row(n)).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -147,6 +175,9 @@ impl<D: Dialect> PostStore for SqlStore<D> {
 
     async fn delete_post(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        // Notices not yet sent would tell readers of a post that is gone.
+        let notices = Statement::new("DELETE FROM notices WHERE post_id = ?").bind(id);
+        D::execute(Exec::Tx(&mut tx), &notices).await?;
         let updates = Statement::new("DELETE FROM post_updates WHERE post_id = ?").bind(id);
         D::execute(Exec::Tx(&mut tx), &updates).await?;
         let post = Statement::new("DELETE FROM posts WHERE id = ?").bind(id);

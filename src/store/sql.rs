@@ -774,18 +774,7 @@ where
         lease_until: i64,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>> {
-        let sql = format!(
-            "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id IN \
-             (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) \
-             OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ? {}) \
-             RETURNING *",
-            D::CLAIM_LOCK
-        );
-        let st = Statement::new(sql)
-            .bind(lease_until)
-            .bind(now)
-            .bind(now)
-            .bind(i64::from(limit));
+        let st = claim_due::<D>("outbox", "*", now, lease_until, limit);
         self.all(st).await
     }
 
@@ -800,17 +789,7 @@ where
         .bind(a.http_status)
         .bind(&a.error)
         .bind(a.duration_ms);
-        let delivery = Statement::new(
-            "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
-             last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?",
-        )
-        .bind(d.status.as_str())
-        .bind(d.attempts)
-        .bind(d.next_attempt_at)
-        .bind(d.last_status)
-        .bind(&d.last_error)
-        .bind(d.delivered_at)
-        .bind(&d.id);
+        let delivery = settle("outbox", d);
         let mut tx = self.begin().await?;
         run_in(&mut tx, attempt).await?;
         run_in(&mut tx, delivery).await?;
@@ -916,6 +895,45 @@ where
             Statement::new("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')");
         Ok(self.first::<(i64,)>(st).await?.map_or(0, |(n,)| n))
     }
+}
+
+/// Claim the due rows of an outbox-shaped table (`outbox`, `notices`) until `lease_until`:
+/// pending ones whose time has come, and ones whose sender's lease ran out. On Postgres,
+/// rows another dispatcher holds are skipped.
+pub(super) fn claim_due<D: Dialect>(
+    table: &str,
+    returning: &str,
+    now: i64,
+    lease_until: i64,
+    limit: u32,
+) -> Statement<'static> {
+    let sql = format!(
+        "UPDATE {table} SET status = 'sending', lease_until = ? WHERE id IN \
+         (SELECT id FROM {table} WHERE (status = 'pending' AND next_attempt_at <= ?) \
+         OR (status = 'sending' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT ? {}) \
+         RETURNING {returning}",
+        D::CLAIM_LOCK
+    );
+    Statement::new(sql)
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+}
+
+/// Record an attempt's outcome on a row of an outbox-shaped table, releasing its lease.
+pub(super) fn settle<'a>(table: &str, d: &'a DeliveryRecord) -> Statement<'a> {
+    Statement::new(format!(
+        "UPDATE {table} SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
+         last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?"
+    ))
+    .bind(d.status.as_str())
+    .bind(d.attempts)
+    .bind(d.next_attempt_at)
+    .bind(d.last_status)
+    .bind(&d.last_error)
+    .bind(d.delivered_at)
+    .bind(&d.id)
 }
 
 /// The key of the transaction-scoped advisory lock that serializes migrating replicas.

@@ -23,6 +23,8 @@ const FRESH_MS: i64 = 10_000;
 pub struct Brand {
     /// Which page (its id, or `default`): part of the last-good copies' keys.
     pub key: String,
+    /// The Host that picks this page (`None`: the default page).
+    pub host: Option<String>,
     pub title: String,
     pub description: Option<String>,
     pub logo_url: Option<String>,
@@ -30,14 +32,15 @@ pub struct Brand {
     pub accent: Option<String>,
     pub footer: Option<String>,
     pub links: Vec<(String, String)>,
-    tags: Vec<String>,
-    server_ids: Vec<String>,
+    pub(super) tags: Vec<String>,
+    pub(super) server_ids: Vec<String>,
 }
 
 impl Default for Brand {
     fn default() -> Self {
         Brand {
             key: "default".into(),
+            host: None,
             title: "MCP server status".into(),
             description: None,
             logo_url: None,
@@ -54,6 +57,7 @@ impl Brand {
     fn of(p: &PageRecord) -> Self {
         Brand {
             key: p.id.clone(),
+            host: p.host.clone(),
             title: p.title.clone(),
             description: p.description.clone(),
             logo_url: p.logo_url.clone(),
@@ -110,6 +114,17 @@ impl Pages {
         let by_host = host.and_then(|h| rows.iter().find(|p| p.host.as_deref() == Some(h)));
         by_host
             .or_else(|| rows.iter().find(|p| p.host.is_none()))
+            .map(Brand::of)
+            .unwrap_or_default()
+    }
+
+    /// The page subscribers of `page_id` belong to (`default`: the page without a host).
+    pub fn of_page_id(rows: &[PageRecord], page_id: &str) -> Brand {
+        if page_id == "default" {
+            return Self::pick(rows, None);
+        }
+        rows.iter()
+            .find(|p| p.id == page_id)
             .map(Brand::of)
             .unwrap_or_default()
     }

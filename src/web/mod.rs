@@ -10,6 +10,8 @@
 //! - `pages.rs`: the askama templates (`templates/` at the crate root), escaped by default.
 //! - `posts.rs`: operators' incident posts and maintenance notices: on `/`, per server, one
 //!   page each (`/incidents/{id}`), in `/status.json`, and as Atom feeds.
+//! - `subscribe.rs`: readers subscribing by email or webhook (double opt-in, one-click
+//!   unsubscribe); the notices themselves go out through `alert::notice`.
 //! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
 //! - `words.rs`: states, failures, times and durations in plain words.
 
@@ -19,6 +21,7 @@ mod last_good;
 mod model;
 mod pages;
 mod posts;
+pub mod subscribe;
 mod svg;
 mod words;
 
@@ -42,6 +45,9 @@ pub use brand::{Brand, Pages};
 pub use history::HistoryCache;
 pub use last_good::LastGood;
 pub use model::{Overall, Summary, public_summaries};
+pub use posts::{PublicPost, label as status_label, public as public_posts};
+pub use subscribe::Subscriptions;
+pub use words::date_time;
 
 /// The public routes, merged into the daemon's router.
 pub fn router(state: WebState) -> Router {
@@ -58,6 +64,20 @@ pub fn router(state: WebState) -> Router {
             state.clone(),
             last_good::serve,
         ))
+        // Writes and one-off answers: never a stale copy.
+        .route(
+            "/subscribe",
+            get(|| async { axum::response::Redirect::to("/#subscribe") })
+                .post(subscribe::subscribe),
+        )
+        .route(
+            "/subscribe/confirm",
+            get(subscribe::confirm_form).post(subscribe::confirm),
+        )
+        .route(
+            "/unsubscribe",
+            get(subscribe::unsubscribe_form).post(subscribe::unsubscribe),
+        )
         .with_state(state)
 }
 
@@ -79,6 +99,8 @@ pub struct WebState {
     pub public_url: Option<String>,
     /// The status pages (branding and servers), by Host.
     pub pages: Arc<brand::Pages>,
+    /// Readers' subscriptions; `None`: off.
+    pub subscriptions: Option<Arc<Subscriptions>>,
 }
 
 impl WebState {
@@ -97,6 +119,7 @@ impl WebState {
             drift_shown,
             public_url: None,
             pages: Arc::default(),
+            subscriptions: None,
         }
     }
 
@@ -195,7 +218,7 @@ async fn index(
         &summaries,
         q.page.unwrap_or(1),
         silent,
-        (&active, &brand),
+        (&active, &brand, subscribe::offer(&app, &headers, &brand)),
         now,
     )?;
     tracing::debug!(

@@ -67,6 +67,8 @@ pub struct IndexPage<'a> {
     /// Operators' active posts, newest first.
     pub posts: &'a [PublicPost],
     pub brand: &'a Brand,
+    /// The subscription form, when readers can subscribe.
+    pub offer: Option<super::subscribe::Offer>,
 }
 
 /// Page `page` (from 1; clamped into range) of the public servers, grouped by first tag.
@@ -74,7 +76,7 @@ pub fn index<'a>(
     summaries: &'a [Summary],
     page: usize,
     silent: Vec<(String, String)>,
-    (posts, brand): (&'a [PublicPost], &'a Brand),
+    (posts, brand, offer): (&'a [PublicPost], &'a Brand, Option<super::subscribe::Offer>),
     now: i64,
 ) -> Result<String, askama::Error> {
     let ordered: Vec<(String, &Summary)> = model::grouped(summaries)
@@ -126,6 +128,7 @@ pub fn index<'a>(
         silent,
         posts,
         brand,
+        offer,
     }
     .render()
 }

@@ -7,17 +7,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mcpwatch::monitor::{RegionStatus, ServerStatus};
-use support::app::{TestApp, spawn_app};
+use support::app::{TestApp, spawn_app_with};
 use support::browser::Browser;
 use support::db::Backend;
 use support::seed::{Seed, now_ms, seed};
+use support::smtp::SmtpServer;
 
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
 }
 
-async fn seeded_app() -> TestApp {
-    let app = spawn_app(Backend::Sqlite).await;
+/// The seeded app, with a real SMTP server and a public URL, so readers can subscribe.
+async fn seeded_app() -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.smtp_url = Some(url);
+        s.smtp_from = Some("status@mcpwatch.test".into());
+        s.public_url = Some(PUBLIC.into());
+    })
+    .await;
     let now = now_ms();
     let store = app.store.as_ref();
     let timeout = Some(("timeout", "tools_list"));
@@ -77,12 +86,32 @@ async fn seeded_app() -> TestApp {
         now,
     )
     .await;
-    app
+    (app, smtp)
+}
+
+const PUBLIC: &str = "http://status.mcpwatch.test";
+
+/// The path of the confirm link in the `n`th message (waiting up to 10 s for it).
+async fn confirm_path(smtp: &SmtpServer, n: usize) -> String {
+    for _ in 0..200 {
+        if let Some(m) = smtp.mails().get(n) {
+            let parsed = mail_parser::MessageParser::default().parse(m.data.as_bytes());
+            let text = parsed.and_then(|p| p.body_text(0).map(|t| t.to_string()));
+            let text = text.expect("a text body");
+            let start = text.find("/subscribe/confirm?").expect("a confirm link");
+            return text[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no confirmation message");
 }
 
 #[tokio::test]
 async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
-    let app = seeded_app().await;
+    let (app, smtp) = seeded_app().await;
     let post = post_incident(&app).await;
     let mut b = Browser::launch().await;
     let dir = screenshots();
@@ -226,6 +255,38 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
     b.goto(&format!("http://status.acme.test:{port}/")).await;
     assert_fits(&mut b, "the branded page at 360 px").await;
     b.screenshot(&dir.join("branded-360.png")).await;
+
+    // The subscription form on a phone: subscribe, then confirm with the mailed link's button.
+    b.goto(&format!("{}/", app.base)).await;
+    b.navigate_by(
+        "document.querySelector('#sub-email').value = 'reader@example.test'; \
+         document.querySelector('form.subscribe').submit(); true",
+    )
+    .await;
+    shows(
+        &mut b,
+        "Almost done — MCP server status",
+        "subscribe-360.png",
+    )
+    .await;
+    let confirm = confirm_path(&smtp, 0).await;
+    b.goto(&format!("{}{confirm}", app.base)).await;
+    shows(
+        &mut b,
+        "Confirm your subscription — MCP server status",
+        "confirm-360.png",
+    )
+    .await;
+    b.navigate_by("document.querySelector('form.subscribe button').click(); true")
+        .await;
+    shows(
+        &mut b,
+        "Subscribed — MCP server status",
+        "subscribed-360.png",
+    )
+    .await;
+    let confirmed = app.store.list_subscribers().await.unwrap();
+    assert!(confirmed[0].confirmed_at.is_some(), "the button confirmed");
     b.viewport(1280, 900, false).await;
 
     assert!(
@@ -254,6 +315,13 @@ fn vnu_jar() -> PathBuf {
         );
     }
     jar
+}
+
+/// The page is titled `title`, fits the viewport, and is kept as screenshot `file`.
+async fn shows(b: &mut Browser, title: &str, file: &str) {
+    assert_eq!(b.eval("document.title").await, title);
+    assert_fits(b, title).await;
+    b.screenshot(&screenshots().join(file)).await;
 }
 
 /// Nothing on the page overflows the viewport sideways.
@@ -312,7 +380,7 @@ async fn post_incident(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn the_pages_are_valid_html() {
-    let app = seeded_app().await;
+    let (app, smtp) = seeded_app().await;
     let post = post_incident(&app).await;
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
@@ -360,6 +428,25 @@ async fn the_pages_are_valid_html() {
             html.contains("rel=\"") && html.contains("class=\"problems\""),
             "{path}"
         );
+        let file = dir.path().join(name);
+        std::fs::write(&file, html).unwrap();
+        files.push(file);
+    }
+    // The subscription pages: the answer to the form, the confirm button, a link not valid.
+    let (_, done) = app
+        .post_form("/subscribe", &[("email", "reader@example.test")])
+        .await;
+    assert!(done.contains("Almost done"), "{done}");
+    let confirm = confirm_path(&smtp, 0).await;
+    for (name, path, html) in [
+        ("subscribe.html", "/subscribe", Some(done)),
+        ("confirm.html", confirm.as_str(), None),
+        ("not-valid.html", "/unsubscribe?s=x&t=y", None),
+    ] {
+        let html = match html {
+            Some(html) => html,
+            None => app.fetch(path).await.2,
+        };
         let file = dir.path().join(name);
         std::fs::write(&file, html).unwrap();
         files.push(file);

@@ -29,3 +29,4 @@ mod registry;
 mod scheduler;
 mod status_page;
 mod store;
+mod subscriptions;

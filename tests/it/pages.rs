@@ -23,14 +23,7 @@ async fn on_host(app: &TestApp, host: &str, path: &str) -> (StatusCode, String) 
 }
 
 async fn register(app: &TestApp, name: &str, tags: &[&str]) {
-    let (status, body) = app
-        .post(
-            "/api/v1/servers",
-            json!({"name": name, "url": "http://127.0.0.1:9/mcp", "public": true,
-                   "paused": true, "tags": tags}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.add_paused_server(name, true, tags).await;
 }
 
 const ACME: &str = "status.acme.test:8080";

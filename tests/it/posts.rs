@@ -26,13 +26,7 @@ async fn feed(app: &TestApp, path: &str) -> atom_syndication::Feed {
 }
 
 async fn register(app: &TestApp, name: &str, public: bool) {
-    let (status, body) = app
-        .post(
-            "/api/v1/servers",
-            json!({"name": name, "url": "http://127.0.0.1:9/mcp", "public": public, "paused": true}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.add_paused_server(name, public, &[]).await;
 }
 
 #[test_case(Backend::Sqlite ; "sqlite")]

@@ -145,6 +145,30 @@ impl TestApp {
         (status, headers, resp.text().await.unwrap())
     }
 
+    /// A form POST to the public pages, as a browser sends it: status and HTML.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+
+    /// Register a paused server (nothing probes it), public or not, with these tags.
+    pub async fn add_paused_server(&self, name: &str, public: bool, tags: &[&str]) {
+        let body = serde_json::json!({"name": name, "url": "http://127.0.0.1:9/mcp",
+                                      "public": public, "paused": true, "tags": tags});
+        let (status, answer) = self.post("/api/v1/servers", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+
     pub fn raw(&self) -> &reqwest::Client {
         &self.client
     }

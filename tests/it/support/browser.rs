@@ -199,6 +199,17 @@ impl Browser {
     /// Load `url` and wait for its load event.
     pub async fn goto(&mut self, url: &str) {
         self.cmd("Page.navigate", json!({"url": url})).await;
+        self.wait_for_load().await;
+    }
+
+    /// Run `expr`, which navigates (a form's submit, a button's click), and wait for the new
+    /// page's load event.
+    pub async fn navigate_by(&mut self, expr: &str) {
+        self.eval(expr).await;
+        self.wait_for_load().await;
+    }
+
+    async fn wait_for_load(&mut self) {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
                 .await
