@@ -66,6 +66,8 @@ pub trait PostStore: Send + Sync {
     async fn get_post(&self, id: &str) -> StoreResult<Option<PostRecord>>;
     /// Newest first (by creation), at most `limit`.
     async fn list_posts(&self, limit: u32) -> StoreResult<Vec<PostRecord>>;
+    /// The latest posts naming server `server_id`, newest first, at most `limit`.
+    async fn posts_about(&self, server_id: &str, limit: u32) -> StoreResult<Vec<PostRecord>>;
     /// Posts not resolved or completed, newest first.
     async fn active_posts(&self) -> StoreResult<Vec<PostRecord>>;
     /// The updates of these posts, oldest first.
@@ -151,6 +153,17 @@ impl<D: Dialect> PostStore for SqlStore<D> {
     async fn list_posts(&self, limit: u32) -> StoreResult<Vec<PostRecord>> {
         let st = Statement::new("SELECT * FROM posts ORDER BY created_at DESC, id DESC LIMIT ?")
             .bind(i64::from(limit));
+        self.all(st).await
+    }
+
+    async fn posts_about(&self, server_id: &str, limit: u32) -> StoreResult<Vec<PostRecord>> {
+        // `server_ids` is a JSON array of ids: a quoted id matches only that id (ids are
+        // UUIDs, free of `%`, `_` and quotes).
+        let st = Statement::new(
+            "SELECT * FROM posts WHERE server_ids LIKE ? ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(format!("%{}%", to_json(&[server_id.to_string()]).trim_matches(['[', ']'])))
+        .bind(i64::from(limit));
         self.all(st).await
     }
 

@@ -140,12 +140,13 @@ pub async fn recent(
     server_id: Option<&str>,
     limit: usize,
 ) -> Result<Vec<PublicPost>, StoreError> {
-    let posts: Vec<PostRecord> = store
-        .list_posts(500)
-        .await?
-        .into_iter()
-        .filter(|p| server_id.is_none_or(|id| p.server_ids.iter().any(|s| s == id)))
-        .collect();
+    // A post naming a public server is public, so a server's latest are its latest shown;
+    // the whole page's are chosen from more, as some name only private servers or servers
+    // another page shows (the caller picks).
+    let posts: Vec<PostRecord> = match server_id {
+        Some(id) => store.posts_about(id, limit as u32).await?,
+        None => store.list_posts(500).await?,
+    };
     let mut shown = public(store, posts).await?;
     shown.truncate(limit);
     Ok(shown)

@@ -145,6 +145,11 @@ async fn an_incident_post_with_two_updates_reaches_every_reader(backend: Backend
     assert!(!page(&app, "/").await.1.contains("Backoffice"));
     assert_eq!(feed(&app, "/feed.atom").await.entries().len(), 1);
     assert_eq!(
+        feed(&app, "/s/search/feed.atom").await.entries().len(),
+        1,
+        "a server's feed holds only the posts naming it"
+    );
+    assert_eq!(
         page(&app, "/s/backoffice/feed.atom").await.0,
         StatusCode::NOT_FOUND
     );
