@@ -339,7 +339,7 @@ impl App {
         )?;
         let stop_dispatch = CancellationToken::new();
         let dispatch_task = tokio::spawn(dispatcher.clone().run(stop_dispatch.clone()));
-        let stop_retention = spawn_upkeep(&store, &settings, &leader, &dispatcher);
+        let stop_retention = spawn_upkeep(&store, &settings, (&leader, &metrics), &dispatcher);
         let stop_scheduling = CancellationToken::new();
         let tracker = TaskTracker::new();
         let probe_runtime = ProbeRuntime::start()?;
@@ -635,7 +635,7 @@ async fn dispatcher(
 fn spawn_upkeep(
     store: &Arc<dyn store::Store>,
     settings: &Settings,
-    leader: &Arc<AtomicBool>,
+    (leader, metrics): (&Arc<AtomicBool>, &Arc<Metrics>),
     dispatcher: &Dispatcher,
 ) -> CancellationToken {
     let stop_retention = CancellationToken::new();
@@ -654,5 +654,12 @@ fn spawn_upkeep(
         stop_retention.clone(),
         leader.clone(),
     ));
+    let objectives = crate::slo::watch::SloWatch {
+        store: store.clone(),
+        clock: system_clock(),
+        metrics: Some(metrics.clone()),
+        wake: dispatcher.wake.clone(),
+    };
+    tokio::spawn(objectives.run(leader.clone(), stop_retention.clone()));
     stop_retention
 }

@@ -13,6 +13,8 @@
 //! - [`monitor`]: the pure state machine: results in, states, events and incidents out.
 //! - [`store`]: the `Store` trait on SQLite and Postgres, rollups, retention, and the
 //!   [`store::gate::DbGate`] that knows whether the database answers.
+//! - [`slo`]: objectives, error budgets and multi-window burn-rate alerts from the same
+//!   availability the status page shows; the leader's evaluator; monthly reports.
 //! - [`alert`]: routing, the outbox dispatcher, Standard Webhooks, Slack/Discord, email.
 //! - [`api`]: the REST API (axum), keys and scopes, rate limits, problem+json, OpenAPI, and
 //!   monitors as code (plan, apply, export; `serve --monitors`), registry import and sync.
@@ -63,6 +65,7 @@ pub mod scheduler;
 pub mod schema;
 pub mod secrets;
 pub mod shard;
+pub mod slo;
 pub mod store;
 pub mod targets;
 pub mod telemetry;

@@ -151,6 +151,24 @@ pub fn bodies(event: &EventRecord, public_url: Option<&str>) -> (String, String)
     if let Some(summary) = d["summary"].as_str() {
         lines.push(("Schema".into(), summary.to_string()));
     }
+    if let Some(slo) = d["slo"]["name"].as_str() {
+        let f = &d["figures"];
+        lines.push((
+            "Objective".into(),
+            format!(
+                "{slo}: {} % over {} days",
+                d["slo"]["objective"].as_f64().unwrap_or(0.0) * 100.0,
+                d["slo"]["window_days"]
+            ),
+        ));
+        let pct = |v: &serde_json::Value| v.as_f64().map(|r| format!("{:.2} %", r * 100.0));
+        if let Some(left) = pct(&f["budget_left"]) {
+            lines.push(("Budget left".into(), left));
+        }
+        if let Some(r) = f["burn_rates"]["1h"].as_f64() {
+            lines.push(("Burn rate (1 h)".into(), format!("{r:.1}×")));
+        }
+    }
     if let Some(id) = d["incident_id"].as_str() {
         lines.push(("Incident".into(), id.to_string()));
     }

@@ -31,17 +31,20 @@ use std::time::Duration;
 
 use crate::store::{ChannelRecord, ServerRecord};
 
-/// Event types a channel gets when it names none.
-pub const DEFAULT_EVENTS: [&str; 5] = [
+/// Event types a channel gets when it names none (objectives' alerts come only where an
+/// objective exists, so asking for them by default costs nothing).
+pub const DEFAULT_EVENTS: [&str; 7] = [
     "server.down",
     "server.up",
     "server.auth_failed",
     "schema.changed",
     "region.silent",
+    "slo.burning",
+    "slo.recovered",
 ];
 
 /// Every event type a channel may subscribe to.
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 11] = [
     "server.down",
     "server.up",
     "server.degraded",
@@ -51,6 +54,8 @@ pub const EVENT_TYPES: [&str; 9] = [
     "server.version_changed",
     "region.down",
     "region.silent",
+    "slo.burning",
+    "slo.recovered",
 ];
 
 /// Whether `channel` wants event `kind` about `server`.

@@ -58,6 +58,11 @@ pub fn on_call(event: &EventRecord) -> OnCall {
             key: incident.unwrap_or_default(),
         },
         "server.degraded" => open(Level::Warning, Some(degraded_key)),
+        // One alert per objective while it burns: recovery closes exactly it.
+        "slo.burning" => open(Level::Error, Some(slo_key(event))),
+        "slo.recovered" => OnCall::Close {
+            key: slo_key(event),
+        },
         "server.up" => OnCall::Close { key: degraded_key },
         _ if is_change(event) => OnCall::Change,
         "region.down" | "region.silent" | "channel.failing" | "server.flapping" => {
@@ -65,6 +70,14 @@ pub fn on_call(event: &EventRecord) -> OnCall {
         }
         _ => open(Level::Info, None),
     }
+}
+
+/// The key of an objective's burn-rate alert.
+fn slo_key(event: &EventRecord) -> String {
+    format!(
+        "mcpwatch:slo:{}",
+        event.payload["slo"]["id"].as_str().unwrap_or("?")
+    )
 }
 
 /// An event of `kind` about server `srv`, for the vendors' tests.

@@ -151,8 +151,32 @@ pub fn headline(event: &EventRecord) -> String {
             "CHANNEL RECOVERED: alerts to '{}' are delivered again",
             d["channel"]["name"].as_str().unwrap_or("?")
         ),
+        "slo.burning" => format!(
+            "SLO BURNING: {} — {}× its error budget over 1 h ({}); {} of the budget left",
+            d["slo"]["name"].as_str().unwrap_or("?"),
+            rate(&d["figures"]["burn_rates"]["1h"]),
+            d["rule"].as_str().unwrap_or("?"),
+            share(&d["figures"]["budget_left"])
+        ),
+        "slo.recovered" => format!(
+            "SLO RECOVERED: {} — burned for {} min; {} of the budget left",
+            d["slo"]["name"].as_str().unwrap_or("?"),
+            d["burned_for_seconds"].as_i64().unwrap_or(0) / 60,
+            share(&d["figures"]["budget_left"])
+        ),
         other => format!("{other}: {name}"),
     }
+}
+
+/// A burn rate in words: "19.4".
+fn rate(v: &Value) -> String {
+    v.as_f64().map_or("?".into(), |r| format!("{:.1}", r))
+}
+
+/// A ratio as a percentage: "97.3 %".
+fn share(v: &Value) -> String {
+    v.as_f64()
+        .map_or("?".into(), |r| format!("{:.1} %", r * 100.0))
 }
 
 /// The chat formats a webhook channel may use (besides `standard` and `pagerduty`).

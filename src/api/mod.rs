@@ -11,6 +11,7 @@
 //! - `maintenance.rs`: maintenance windows that hold alerts.
 //! - `agent.rs`: regional agents' config (long poll, ETag) and result pushes.
 //! - `health.rs`: liveness and readiness.
+//! - `slos.rs`: objectives with their live figures; a server's monthly report.
 //! - `posts.rs`, `pages.rs`, `subscribers.rs`: incident posts (with their subscribers'
 //!   notices), status pages, and the readers subscribed to them (never their addresses).
 //!
@@ -32,6 +33,7 @@ pub(crate) mod pages;
 pub(crate) mod posts;
 pub mod registry;
 pub(crate) mod servers;
+pub(crate) mod slos;
 pub(crate) mod subscribers;
 pub mod views;
 
@@ -190,6 +192,9 @@ fn v1_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(subscribers::list))
         .routes(routes!(subscribers::delete))
         .routes(routes!(subscribers::forget))
+        .routes(routes!(slos::list, slos::create))
+        .routes(routes!(slos::get, slos::delete))
+        .routes(routes!(slos::server_report))
         .routes(routes!(agent::config))
         .routes(routes!(agent::results))
 }

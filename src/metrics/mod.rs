@@ -29,6 +29,7 @@ pub struct Metrics {
     pub probes_in_flight: IntGaugeVec,
     pub scheduled_servers: IntGaugeVec,
     pub cluster: ClusterMetrics,
+    pub slo: SloMetrics,
     deliveries: IntCounterVec,
     pub outbox_pending: IntGauge,
     /// Results queued for the ingest, and how long the oldest one not yet stored has waited.
@@ -138,6 +139,71 @@ impl ClusterMetrics {
     }
 }
 
+/// Every objective's figures, as the leader last evaluated them (label `slo`: its name).
+pub struct SloMetrics {
+    pub objective: prometheus::GaugeVec,
+    pub attainment: prometheus::GaugeVec,
+    pub budget_remaining: prometheus::GaugeVec,
+    /// Label `window`: 5m, 30m, 1h, 6h.
+    pub burn_rate: prometheus::GaugeVec,
+    pub burning: prometheus::GaugeVec,
+    pub latency_attainment: prometheus::GaugeVec,
+}
+
+impl SloMetrics {
+    fn new(r: &Registrar<'_>) -> Result<Self, prometheus::Error> {
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            r.add(prometheus::GaugeVec::new(Opts::new(name, help), labels)?)
+        };
+        Ok(SloMetrics {
+            objective: vec(
+                "mcpwatch_slo_objective_ratio",
+                "The availability an objective promises (e.g. 0.999)",
+                &["slo"],
+            )?,
+            attainment: vec(
+                "mcpwatch_slo_attainment_ratio",
+                "Availability over the objective's window (time outside outages)",
+                &["slo"],
+            )?,
+            budget_remaining: vec(
+                "mcpwatch_slo_error_budget_remaining_ratio",
+                "Share of the window's error budget not spent (negative when overspent)",
+                &["slo"],
+            )?,
+            burn_rate: vec(
+                "mcpwatch_slo_burn_rate",
+                "How fast the error budget burns over a window (1: it lasts exactly the objective's window)",
+                &["slo", "window"],
+            )?,
+            burning: vec(
+                "mcpwatch_slo_burning",
+                "1 while the objective's burn-rate alert is open",
+                &["slo"],
+            )?,
+            latency_attainment: vec(
+                "mcpwatch_slo_latency_attainment_ratio",
+                "Share of successful probes within the objective's latency bound over its window",
+                &["slo"],
+            )?,
+        })
+    }
+
+    /// Forget every objective's series (before setting those that still exist).
+    pub fn reset(&self) {
+        for v in [
+            &self.objective,
+            &self.attainment,
+            &self.budget_remaining,
+            &self.burn_rate,
+            &self.burning,
+            &self.latency_attainment,
+        ] {
+            v.reset();
+        }
+    }
+}
+
 /// Probe phases: from a fast loopback answer to the 10 s timeout.
 const PHASE_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -179,6 +245,7 @@ impl Metrics {
                 &["region"],
             )?,
             cluster: ClusterMetrics::new(&r)?,
+            slo: SloMetrics::new(&r)?,
             deliveries: r.counters(
                 "mcpwatch_alert_deliveries_total",
                 "Alert delivery attempts by channel kind and outcome",
@@ -301,12 +368,17 @@ impl Metrics {
         self.servers.forget(server);
     }
 
-    /// The text exposition format.
     /// The name of every metric family this exports (also the ones with no samples yet), so
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 18] = [
+        let collectors: [&dyn Collector; 24] = [
+            &self.slo.objective,
+            &self.slo.attainment,
+            &self.slo.budget_remaining,
+            &self.slo.burn_rate,
+            &self.slo.burning,
+            &self.slo.latency_attainment,
             &self.phase_duration,
             &self.probes_total,
             &self.scheduler_lag,

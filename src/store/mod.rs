@@ -15,6 +15,7 @@
 //!   and a monitors file's whole apply in one transaction.
 //! - `page_sql.rs`: [`PageStore`], status pages (branding, servers shown, chosen by Host).
 //! - `post_sql.rs`: [`PostStore`], incident posts and announced maintenance with updates.
+//! - `slo_sql.rs`: [`SloStore`], service level objectives and their open burn-rate alerts.
 //! - `subscriber_sql.rs`: [`SubscriberStore`], readers subscribed to a page (addresses sealed)
 //!   and the outbox of notices they are sent.
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
@@ -41,6 +42,7 @@ mod region_sql;
 pub mod retention;
 pub mod rollup;
 mod rows;
+mod slo_sql;
 mod sql;
 mod statement;
 mod status_sql;
@@ -61,6 +63,7 @@ pub use model::{
 pub use page_sql::{PageRecord, PageStore};
 pub use post_sql::{PostRecord, PostStore, PostUpdateRecord};
 pub use region_sql::{RegionRecord, RegionStore};
+pub use slo_sql::{SloAlert, SloRecord, SloStore};
 pub use sql::{PostgresStore, SqlStore, SqliteStore};
 pub use status_sql::{LastSeen, RegionView, Scope, StatusStore};
 pub use subscriber_sql::{NoticeRecord, SubscriberRecord, SubscriberStore, UNCONFIRMED_KEPT_MS};
@@ -145,6 +148,7 @@ pub trait Store:
     + PostStore
     + PageStore
     + SubscriberStore
+    + SloStore
     + Send
     + Sync
     + 'static

@@ -162,7 +162,10 @@ impl<D: Dialect> PostStore for SqlStore<D> {
         let st = Statement::new(
             "SELECT * FROM posts WHERE server_ids LIKE ? ORDER BY created_at DESC, id DESC LIMIT ?",
         )
-        .bind(format!("%{}%", to_json(&[server_id.to_string()]).trim_matches(['[', ']'])))
+        .bind(format!(
+            "%{}%",
+            to_json(&[server_id.to_string()]).trim_matches(['[', ']'])
+        ))
         .bind(i64::from(limit));
         self.all(st).await
     }

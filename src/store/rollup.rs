@@ -104,6 +104,19 @@ impl Rollup {
         self.max_ms
     }
 
+    /// (successful probes within `ms`, successful probes): a bucket counts as within when its
+    /// middle is, so the bound is met to within half a bucket (±4.4 %).
+    pub fn within(&self, ms: f64) -> (i64, i64) {
+        let total = self.hist.values().sum();
+        let within = self
+            .hist
+            .iter()
+            .filter(|(b, _)| bucket_value(**b) <= ms)
+            .map(|(_, n)| n)
+            .sum();
+        (within, total)
+    }
+
     pub fn failures_json(&self) -> String {
         serde_json::to_string(&self.failures).unwrap_or_else(|_| "{}".into())
     }

@@ -22,6 +22,7 @@ pub(super) const SERVER_CHILDREN: &[&str] = &[
     "DELETE FROM region_state WHERE server_id = ?",
     "DELETE FROM server_state WHERE server_id = ?",
     "DELETE FROM incidents WHERE server_id = ?",
+    "DELETE FROM slos WHERE server_id = ?",
     "UPDATE events SET server_id = NULL WHERE server_id = ?",
 ];
 

@@ -10,6 +10,7 @@
 //! - `pages.rs`: the askama templates (`templates/` at the crate root), escaped by default.
 //! - `posts.rs`: operators' incident posts and maintenance notices: on `/`, per server, one
 //!   page each (`/incidents/{id}`), in `/status.json`, and as Atom feeds.
+//! - `report.rs`: a server's printable monthly report (`/s/{slug}/report/{YYYY-MM}`).
 //! - `subscribe.rs`: readers subscribing by email or webhook (double opt-in, one-click
 //!   unsubscribe); the notices themselves go out through `alert::notice`.
 //! - `svg.rs`: bars, sparklines, charts and badges, drawn on the server (works without JS).
@@ -21,6 +22,7 @@ mod last_good;
 mod model;
 mod pages;
 mod posts;
+mod report;
 pub mod subscribe;
 mod svg;
 mod words;
@@ -46,6 +48,7 @@ pub use history::HistoryCache;
 pub use last_good::LastGood;
 pub use model::{Overall, Summary, public_summaries};
 pub use posts::{PublicPost, label as status_label, public as public_posts};
+pub use report::report_page;
 pub use subscribe::Subscriptions;
 pub use words::date_time;
 
@@ -60,6 +63,7 @@ pub fn router(state: WebState) -> Router {
         .route("/incidents/{id}", get(post_page))
         .route("/feed.atom", get(feed))
         .route("/s/{slug}/feed.atom", get(server_feed))
+        .route("/s/{slug}/report/{month}", get(report::public_report))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             last_good::serve,
@@ -258,6 +262,7 @@ async fn server_page(
     let schema_changes = store.list_schema_changes(&s.server.id).await?;
     let last = store.last_result(&s.server.id).await?;
     let notices = posts::recent(store, Some(&s.server.id), 20).await?;
+    let objectives = report::objective_rows(store, &s.server, now).await?;
     let html = pages::server(
         pages::ServerInputs {
             s: &s,
@@ -270,6 +275,7 @@ async fn server_page(
             last: last.as_ref(),
             posts: &notices,
             brand: &brand,
+            objectives,
         },
         now,
     )?;

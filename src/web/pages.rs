@@ -201,6 +201,9 @@ pub struct ServerPage<'a> {
     /// Operators' posts about this server, newest first.
     pub posts: &'a [PublicPost],
     pub brand: &'a Brand,
+    pub objectives: Vec<super::report::ObjectiveRow>,
+    /// The last complete month (`YYYY-MM`), for the report link.
+    pub report_month: String,
 }
 
 /// One tool as the page lists it: its name, description and parameters.
@@ -375,6 +378,8 @@ pub struct ServerInputs<'a> {
     pub last: Option<&'a crate::store::ResultRecord>,
     pub posts: &'a [PublicPost],
     pub brand: &'a Brand,
+    /// The objectives covering it, with their figures.
+    pub objectives: Vec<super::report::ObjectiveRow>,
 }
 
 pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
@@ -389,6 +394,8 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
     let windows = i.windows.iter().map(|w| window_row(w, now)).collect();
     let pct = |v: Option<f64>| v.map_or("—".into(), words::percent);
     ServerPage {
+        report_month: crate::slo::report::last_month(now),
+        objectives: i.objectives,
         posts: i.posts,
         brand: i.brand,
         s,

@@ -44,7 +44,9 @@ async fn channels_validate_input_and_never_show_secrets_again(backend: Backend) 
             "server.up",
             "server.auth_failed",
             "schema.changed",
-            "region.silent"
+            "region.silent",
+            "slo.burning",
+            "slo.recovered"
         ])
     );
     let id = created["id"].as_str().unwrap();

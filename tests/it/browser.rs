@@ -202,9 +202,20 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
 
     // Phones (360 and 390 px): nothing overflows the page, and nothing is cut off: an element
     // wider than its box must scroll (overflow-x auto), never hide what it holds.
+    let (status, _) = app
+        .post(
+            "/api/v1/slos",
+            serde_json::json!({"name": "search", "server": "search", "objective": 0.999}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let report = format!(
+        "/s/search/report/{}",
+        mcpwatch::slo::report::last_month(now_ms())
+    );
     for width in [360, 390] {
         b.viewport(width, 800, true).await;
-        for path in ["/", "/s/search", post.as_str()] {
+        for path in ["/", "/s/search", post.as_str(), report.as_str()] {
             b.goto(&format!("{}{path}", app.base)).await;
             let overflow = b
                 .eval("document.documentElement.scrollWidth - window.innerWidth")
@@ -384,8 +395,21 @@ async fn the_pages_are_valid_html() {
     let post = post_incident(&app).await;
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
+    let (status, slo) = app
+        .post(
+            "/api/v1/slos",
+            serde_json::json!({"name": "weather", "server": "weather", "objective": 0.995,
+                               "latency": {"threshold_ms": 800, "objective": 0.95}}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{slo}");
+    let report = format!(
+        "/s/weather/report/{}",
+        mcpwatch::slo::report::last_month(now_ms())
+    );
     for (name, path) in [
         ("index.html", "/"),
+        ("report.html", report.as_str()),
         ("server.html", "/s/weather"),
         ("down.html", "/s/search"),
         ("new.html", "/s/new"),

@@ -332,29 +332,6 @@ async fn stored_results(db: &TestDb, server_id: &str) -> i64 {
         .unwrap()
 }
 
-/// An ingest over `store` with a 100-result queue, spilling to `spill` when given.
-fn spawn_ingest(
-    store: &Arc<dyn Store>,
-    spill: Option<ingest::Spill>,
-) -> (
-    ingest::IngestHandle,
-    tokio::task::JoinHandle<()>,
-    CancellationToken,
-) {
-    let stop = CancellationToken::new();
-    let (handle, task) = ingest::spawn(
-        store.clone(),
-        mcpwatch::shard::Ownership::everything("test"),
-        100,
-        spill.map(Arc::new),
-        stop.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
-        Duration::from_secs(180),
-    );
-    (handle, task, stop)
-}
-
 fn spawn_spilling_ingest(
     store: &Arc<dyn Store>,
     spill_dir: &std::path::Path,
@@ -364,7 +341,7 @@ fn spawn_spilling_ingest(
     CancellationToken,
 ) {
     let spill = ingest::Spill::open(spill_dir, ingest::spill::MIN_BYTES).unwrap();
-    spawn_ingest(store, Some(spill))
+    support::fixtures::ingest(store, Some(spill))
 }
 
 /// An outage longer than the in-memory queue: results spill to disk and the probes never
@@ -453,7 +430,7 @@ async fn a_result_arriving_after_a_newer_one_is_stored_but_decides_nothing(backe
         .insert_server(&support::fixtures::server("srv", "srv", 1))
         .await
         .unwrap();
-    let (handle, task, stop) = spawn_ingest(&store, None);
+    let (handle, task, stop) = support::fixtures::ingest(&store, None);
     let item = |id: &str, started_at: i64, report: ProbeReport| IngestItem {
         result_id: id.into(),
         server_id: "srv".into(),
@@ -525,7 +502,7 @@ async fn a_settings_change_between_two_results_keeps_the_first_ones_decisions(ba
     let store = db.store().await;
     let mut server = support::fixtures::server("srv", "srv", 1);
     store.insert_server(&server).await.unwrap();
-    let (handle, task, stop) = spawn_ingest(&store, None);
+    let (handle, task, stop) = support::fixtures::ingest(&store, None);
     let item = |id: &str, started_at: i64| IngestItem {
         result_id: id.into(),
         server_id: "srv".into(),

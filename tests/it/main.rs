@@ -27,6 +27,7 @@ mod probe_rmcp;
 mod probe_tls;
 mod registry;
 mod scheduler;
+mod slos;
 mod status_page;
 mod store;
 mod subscriptions;

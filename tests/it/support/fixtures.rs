@@ -1,7 +1,62 @@
-//! Rows for store-level tests: a public server and an `up` result, to adjust per test.
+//! Rows for store-level tests: a public server, an `up` result and a webhook channel, to
+//! adjust per test; and an ingest task over a store.
 #![allow(dead_code)]
 
-use mcpwatch::store::{ResultRecord, ServerRecord};
+use std::sync::Arc;
+
+use mcpwatch::ingest;
+use mcpwatch::store::{ChannelKind, ChannelRecord, ResultRecord, ServerRecord, Store};
+use tokio_util::sync::CancellationToken;
+
+/// An ingest task over `store` owning every server (queue of 100, with `spill` if given),
+/// stopped by the token.
+pub fn ingest(
+    store: &Arc<dyn Store>,
+    spill: Option<ingest::Spill>,
+) -> (
+    ingest::IngestHandle,
+    tokio::task::JoinHandle<()>,
+    CancellationToken,
+) {
+    let stop = CancellationToken::new();
+    let (handle, task) = ingest::spawn(
+        store.clone(),
+        mcpwatch::shard::Ownership::everything("test"),
+        100,
+        spill.map(Arc::new),
+        stop.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(mcpwatch::metrics::Metrics::new().unwrap()),
+        std::time::Duration::from_secs(180),
+    );
+    (handle, task, stop)
+}
+
+/// An enabled standard webhook channel for `events`, following servers with `tags`.
+pub fn webhook_channel(id: &str, events: &[&str], tags: &[&str]) -> ChannelRecord {
+    ChannelRecord {
+        template: None,
+        managed_by: None,
+        id: id.into(),
+        name: id.into(),
+        kind: ChannelKind::Webhook,
+        url: Some("https://hooks.example.com/mcpwatch".into()),
+        format: Some("standard".into()),
+        headers_enc: None,
+        header_names: vec![],
+        secret_enc: None,
+        recipients: vec![],
+        server_ids: vec![],
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        reminder_interval_seconds: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
 
 pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
     ServerRecord {
