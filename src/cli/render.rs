@@ -99,12 +99,33 @@ fn write_auth(out: &mut String, a: &AuthChallenge) {
     if let Some(s) = &a.scope {
         let _ = writeln!(out, "  scope       {s}");
     }
+    if let Some(d) = &a.discovery {
+        write_discovery(out, d);
+    }
     let hint = if a.credentials_sent {
         "the credentials sent were refused: renew the probe credential"
     } else {
         "the server is alive but protected: pass a credential with --header, or --allow-auth-required"
     };
     let _ = writeln!(out, "  hint        {hint}");
+}
+
+/// The OAuth discovery chain: complete (issuer, token endpoint), not advertised, or where it
+/// broke (the failure below says why).
+fn write_discovery(out: &mut String, d: &crate::probe::discovery::Discovery) {
+    use crate::probe::discovery::DiscoveryStatus;
+    let line = match d.status {
+        DiscoveryStatus::Ok => format!(
+            "OK: issuer {} · token endpoint {}",
+            d.issuer.as_deref().unwrap_or("?"),
+            d.token_endpoint.as_deref().unwrap_or("?")
+        ),
+        DiscoveryStatus::NotAdvertised => {
+            "no OAuth metadata advertised (RFC 9728): a key out of band".into()
+        }
+        DiscoveryStatus::Broken => d.explain(),
+    };
+    let _ = writeln!(out, "  oauth       {line}");
 }
 
 /// The failure with its codes, and where to look first.

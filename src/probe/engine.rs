@@ -18,7 +18,8 @@ use super::net::{Http, NetParts, redact_url, round_ms};
 use super::policy::AddressPolicy;
 use super::recorder::ConnTimings;
 use super::report::{
-    Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo, Verdict,
+    AuthChallenge, Failure, FailureKind, Phase, ProbeReport, ServerInfo, Timings, TlsCertInfo,
+    Verdict,
 };
 use super::tls::{TlsBase, TlsSetupError};
 use super::tools::list_tools;
@@ -171,10 +172,7 @@ impl Prober {
                 let phase = http.recorder.in_flight_phase().or(p.phase);
                 report.failure = Some(timeout_failure(phase, &p, target.timeout));
             }
-            Ok(Err(Stop::Auth(challenge))) => {
-                report.verdict = Verdict::AuthRequired;
-                report.auth = Some(challenge);
-            }
+            Ok(Err(Stop::Auth(challenge))) => settle_auth(&mut report, *challenge),
             Ok(Err(Stop::Failed(f) | Stop::NotThisEra(f))) => report.failure = Some(f),
             Ok(Ok(found)) => finish_up(&mut report, found, target),
         }
@@ -307,6 +305,24 @@ fn for_each_message(report: &mut ProbeReport, mut f: impl FnMut(&mut String)) {
         .flatten()
         .for_each(f);
     }
+}
+
+/// A server that asks for credentials: alive and protected (`auth_required`), unless it
+/// advertises OAuth and its discovery chain is broken: then no client can log in, a failure of
+/// its own (`auth_discovery`, saying at which step and why).
+fn settle_auth(report: &mut ProbeReport, challenge: AuthChallenge) {
+    report.verdict = Verdict::AuthRequired;
+    if let Some(d) = &challenge.discovery
+        && d.status == super::discovery::DiscoveryStatus::Broken
+    {
+        report.verdict = Verdict::Down;
+        report.failure = Some(Failure::new(
+            FailureKind::AuthDiscovery,
+            Phase::Handshake,
+            d.explain(),
+        ));
+    }
+    report.auth = Some(challenge);
 }
 
 /// Hash the tools and settle up / degraded.

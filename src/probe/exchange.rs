@@ -12,6 +12,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+use super::discovery::prm_candidates;
 use super::era::Era;
 use super::jsonrpc::{self, Reply, RpcError};
 use super::net::{Http, redact_url};
@@ -24,8 +25,9 @@ pub(crate) enum Stop {
     NotThisEra(Failure),
     /// The server speaks this era (or we cannot tell) and failed: final.
     Failed(Failure),
-    /// The server asks for credentials: final, `auth_required`.
-    Auth(AuthChallenge),
+    /// The server asks for credentials: final, `auth_required` (boxed: with its discovery
+    /// chain it is the largest variant by far).
+    Auth(Box<AuthChallenge>),
 }
 
 impl From<Failure> for Stop {
@@ -181,7 +183,7 @@ impl Run {
     ) -> Result<Value, Stop> {
         let status = resp.status();
         if let Some(challenge) = self.auth_challenge(&resp, url).await {
-            return Err(Stop::Auth(challenge));
+            return Err(Stop::Auth(Box::new(challenge)));
         }
         let reply = jsonrpc::read_reply(&self.http, &mut resp, Some(id), phase).await?;
         match (status.is_success(), reply) {
@@ -262,6 +264,11 @@ impl Run {
             let mut c = parse_www_authenticate(header);
             c.http_status = status.as_u16();
             c.credentials_sent = credentials_sent;
+            if !credentials_sent {
+                let named = c.resource_metadata.clone();
+                c.discovery =
+                    Some(super::discovery::discover(&self.http, url, named.as_deref()).await);
+            }
             return Some(c);
         }
         // No challenge header: RFC 9728 protected-resource metadata still marks a protected API.
@@ -300,6 +307,9 @@ impl Run {
                                 .join(" ")
                         }),
                     credentials_sent,
+                    discovery: (!credentials_sent).then_some(
+                        super::discovery::discover(&self.http, url, Some(candidate.as_str())).await,
+                    ),
                     ..AuthChallenge::default()
                 });
             }
@@ -352,21 +362,6 @@ pub(crate) fn status_failure(
         format!("{method}: HTTP {} {what}{detail}", status.as_u16()),
     )
     .with_status(status.as_u16())
-}
-
-/// The RFC 9728 well-known URLs for an MCP endpoint: path-suffixed first, then the root.
-fn prm_candidates(url: &Url) -> Vec<Url> {
-    let mut out = Vec::new();
-    let path = url.path().trim_end_matches('/');
-    if !path.is_empty()
-        && let Ok(u) = url.join(&format!("/.well-known/oauth-protected-resource{path}"))
-    {
-        out.push(u);
-    }
-    if let Ok(u) = url.join("/.well-known/oauth-protected-resource") {
-        out.push(u);
-    }
-    out
 }
 
 /// Parse the first challenge of a `WWW-Authenticate` header (RFC 9110 §11.6.1).

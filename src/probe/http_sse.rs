@@ -104,7 +104,7 @@ impl HttpSse {
         let rpc = message.get("method").and_then(Value::as_str).unwrap_or("?");
         run.step(&Method::POST, rpc, resp.status());
         if let Some(challenge) = run.auth_challenge(&resp, &url).await {
-            return Err(Stop::Auth(challenge));
+            return Err(Stop::Auth(Box::new(challenge)));
         }
         let status = resp.status();
         let body = run.http.read_body(&mut resp, phase).await?;
@@ -149,7 +149,7 @@ pub(crate) async fn handshake(
         .await?;
     run.step(&Method::GET, "sse", resp.status());
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
-        return Err(Stop::Auth(challenge));
+        return Err(Stop::Auth(Box::new(challenge)));
     }
     check_event_stream(&resp)?;
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -47,6 +47,7 @@
 //! vary their tool list by declared capabilities, and the schema hash must not move because of
 //! us.
 
+pub mod discovery;
 mod dns;
 mod engine;
 mod era;

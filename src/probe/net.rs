@@ -106,6 +106,11 @@ impl Http {
         })
     }
 
+    /// See [`AddressPolicy::allows_private`].
+    pub(crate) fn allows_private(&self, ip: IpAddr) -> bool {
+        self.policy.allows_private(ip)
+    }
+
     pub(crate) fn sends_credentials(&self) -> bool {
         !self.credentials.is_empty()
     }

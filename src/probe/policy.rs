@@ -72,6 +72,12 @@ impl AddressPolicy {
     }
 
     /// Whether the probe may connect to `ip`.
+    /// Whether `ip` is a non-public address (private, loopback…) that this policy allows:
+    /// where plain HTTP is accepted for OAuth endpoints (a test, an internal deployment).
+    pub fn allows_private(&self, ip: IpAddr) -> bool {
+        non_public_range(canonical(ip)).is_some() && self.permits(ip)
+    }
+
     pub fn permits(&self, ip: IpAddr) -> bool {
         if self.allow_all {
             return true;

@@ -61,6 +61,9 @@ pub enum FailureKind {
     Blocked,
     /// A size cap was hit (body, decoded body, SSE stream, page count).
     TooLarge,
+    /// The server asks for OAuth, but its discovery chain is broken (metadata missing,
+    /// unreachable or inconsistent): no spec-following client can log in.
+    AuthDiscovery,
 }
 
 impl FailureKind {
@@ -77,6 +80,7 @@ impl FailureKind {
             FailureKind::EmptyTools => "empty_tools",
             FailureKind::Blocked => "blocked",
             FailureKind::TooLarge => "too_large",
+            FailureKind::AuthDiscovery => "auth_discovery",
         }
     }
 
@@ -99,6 +103,9 @@ impl FailureKind {
                 "the target resolves to a non-public address; allow-list its range if intended"
             }
             FailureKind::TooLarge => "the server sent more than the probe's size caps allow",
+            FailureKind::AuthDiscovery => {
+                "fix the step named: its metadata URL, issuer, token endpoint or PKCE S256 support"
+            }
         }
     }
 }
@@ -129,6 +136,7 @@ pub(crate) use parse_by_name;
 parse_by_name!(Verdict [Up, Degraded, AuthRequired, Down]);
 parse_by_name!(FailureKind [
     Dns, Connect, Tls, Timeout, HttpStatus, NotMcp, Protocol, EmptyTools, Blocked, TooLarge,
+    AuthDiscovery,
 ]);
 parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList]);
 
@@ -255,6 +263,9 @@ pub struct AuthChallenge {
     pub error: Option<String>,
     /// Whether the probe sent configured credentials: a 401 despite them means they failed.
     pub credentials_sent: bool,
+    /// The OAuth discovery chain behind the challenge (probes without credentials only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<super::discovery::Discovery>,
 }
 
 /// The server's TLS certificate, for expiry monitoring.

@@ -142,7 +142,7 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
         .await
         .map_err(before_http_is_final)?;
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
-        return Err(Stop::Auth(challenge));
+        return Err(Stop::Auth(Box::new(challenge)));
     }
     let status = resp.status();
     // Below, every answer that does not prove a 2026 server is "older era" (table row 5…9).

@@ -92,7 +92,7 @@ pub(crate) async fn handshake(
     let message = jsonrpc::request(id, method, params);
     let (mut resp, answered) = run.post(url, &message, HeaderMap::new(), phase).await?;
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
-        return Err(Stop::Auth(challenge));
+        return Err(Stop::Auth(Box::new(challenge)));
     }
     let status = resp.status();
     let session = resp

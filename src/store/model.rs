@@ -148,7 +148,7 @@ impl ResultRecord {
             verdict: r.verdict,
             failure_kind: f.map(|f| f.kind),
             failure_phase: f.map(|f| f.phase),
-            failure_message: f.map(|f| f.message.clone()),
+            failure_message: f.map(|f| f.message.clone()).or_else(|| auth_words(r)),
             http_status: f.and_then(|f| f.http_status).map(i64::from),
             jsonrpc_code: f.and_then(|f| f.jsonrpc_code),
             era: r.era.map(|e| e.as_str().to_string()),
@@ -160,6 +160,22 @@ impl ResultRecord {
             tls_not_after: r.tls.as_ref().map(|t| t.not_after_unix),
             vantage_unhealthy: false,
         }
+    }
+}
+
+/// For an `auth_required` result, what its OAuth discovery showed, in words: stored as the
+/// result's message so the API and the status page say "alive and correctly protected" (or
+/// that no OAuth is advertised) rather than nothing.
+fn auth_words(r: &ProbeReport) -> Option<String> {
+    use crate::probe::discovery::DiscoveryStatus;
+    let d = r.auth.as_ref()?.discovery.as_ref()?;
+    match d.status {
+        DiscoveryStatus::Ok => Some(format!(
+            "OAuth discovery OK: issuer {}",
+            d.issuer.as_deref().unwrap_or("?")
+        )),
+        DiscoveryStatus::NotAdvertised => Some("no OAuth metadata advertised".into()),
+        DiscoveryStatus::Broken => None,
     }
 }
 

@@ -151,6 +151,8 @@ pub struct LastProbe {
     pub tools: String,
     pub schema: String,
     pub timings: String,
+    /// What went wrong, or what a protected server's OAuth discovery showed.
+    pub outcome: Option<String>,
 }
 
 pub struct IncidentRow {
@@ -455,6 +457,7 @@ fn region_row(r: &RegionView, now: i64) -> RegionRow {
 /// The newest result's details.
 fn last_probe(r: &ResultRecord) -> LastProbe {
     LastProbe {
+        outcome: r.failure_message.clone(),
         at: words::date_time(r.started_at),
         region: r.region.clone(),
         era: opt(&r.era),

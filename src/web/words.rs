@@ -50,6 +50,9 @@ pub fn failure_words(r: &LastSeen) -> String {
         Some(FailureKind::EmptyTools) => "tools/list returned no tools".to_string(),
         Some(FailureKind::Blocked) => "the address is blocked by policy".to_string(),
         Some(FailureKind::TooLarge) => format!("the response was too large during {phase}"),
+        Some(FailureKind::AuthDiscovery) => {
+            "its OAuth discovery is broken: clients cannot log in".to_string()
+        }
         _ if r.verdict == Verdict::AuthRequired => "credentials are required".to_string(),
         _ => format!("the probe failed during {phase}"),
     }

@@ -5,10 +5,11 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
+use mcpwatch::probe::discovery::DiscoveryStatus;
 use mcpwatch::probe::{
     AddressPolicy, FailureKind, Phase, ProbeReport, ProbeTarget, Prober, ProberConfig, Verdict,
 };
-use support::fake_mcp::{FakeConfig, FakeEra, FakeServer, Fault};
+use support::fake_mcp::{FakeConfig, FakeEra, FakeServer, Fault, OAuthChain};
 use support::{probe, probe_with};
 
 async fn faulty(era: FakeEra, fault: Fault) -> FakeServer {
@@ -366,6 +367,22 @@ async fn bearer_challenge_is_auth_required_and_credentials_are_sent_and_never_re
             .ends_with("/.well-known/oauth-protected-resource/mcp")
     );
     assert!(!auth.credentials_sent);
+    // Alive and correctly protected: the chain a client would walk checks out.
+    let d = auth
+        .discovery
+        .as_ref()
+        .expect("the discovery chain was walked");
+    assert_eq!(d.status, DiscoveryStatus::Ok, "{d:?}");
+    let base = fake.url().trim_end_matches("/mcp").to_string();
+    assert_eq!(d.issuer.as_deref(), Some(format!("{base}/auth").as_str()));
+    assert_eq!(
+        d.metadata_url.as_deref(),
+        Some(format!("{base}/.well-known/oauth-authorization-server/auth").as_str())
+    );
+    assert_eq!(
+        d.token_endpoint.as_deref(),
+        Some(format!("{base}/auth/token").as_str())
+    );
 
     let good = probe_with(&fake.url(), |t| {
         t.headers = vec![("Authorization".into(), "Bearer s3cret-token".into())]
@@ -384,10 +401,83 @@ async fn bearer_challenge_is_auth_required_and_credentials_are_sent_and_never_re
     })
     .await;
     assert_eq!(wrong.verdict, Verdict::AuthRequired);
+    let wrong = wrong.auth.unwrap();
     assert!(
-        wrong.auth.unwrap().credentials_sent,
+        wrong.credentials_sent,
         "a 401 despite credentials means they failed"
     );
+    assert!(
+        wrong.discovery.is_none(),
+        "nothing is fetched from other hosts while the probe holds credentials"
+    );
+}
+
+/// Each broken step of the OAuth chain is its own failure, naming the step and why; a server
+/// that advertises no OAuth at all stays `auth_required`.
+#[tokio::test]
+async fn a_broken_oauth_discovery_chain_names_its_step() {
+    use mcpwatch::probe::discovery::DiscoveryStep::*;
+    for (chain, step, says) in [
+        (
+            OAuthChain::NoS256,
+            AuthorizationServerMetadata,
+            "does not advertise PKCE S256",
+        ),
+        (
+            OAuthChain::WrongIssuer,
+            AuthorizationServerMetadata,
+            "says issuer 'https://login.other.example'",
+        ),
+        (
+            OAuthChain::NoMetadata,
+            AuthorizationServerMetadata,
+            "no metadata at",
+        ),
+        (
+            OAuthChain::WrongResource,
+            ProtectedResourceMetadata,
+            "is not this server",
+        ),
+        (
+            OAuthChain::NoResourceMetadata,
+            ProtectedResourceMetadata,
+            "answered HTTP 404",
+        ),
+    ] {
+        let fake = FakeServer::start(FakeConfig {
+            era: FakeEra::Streamable,
+            bearer: Some("t".into()),
+            oauth: chain,
+            ..FakeConfig::default()
+        })
+        .await;
+        let r = probe(&fake.url()).await;
+        assert_down(&r, FailureKind::AuthDiscovery, Phase::Handshake);
+        let message = &r.failure.as_ref().unwrap().message;
+        assert!(message.contains(says), "{chain:?}: {message}");
+        let d = r.auth.as_ref().unwrap().discovery.as_ref().unwrap();
+        assert_eq!(
+            (d.status, d.step),
+            (DiscoveryStatus::Broken, Some(step)),
+            "{chain:?}"
+        );
+        assert!(message.starts_with(&format!(
+            "OAuth discovery broken at the {}",
+            step.describe()
+        )));
+    }
+    // A plain bearer challenge, no metadata anywhere: protected by a key, not by OAuth.
+    let fake = FakeServer::start(FakeConfig {
+        era: FakeEra::Streamable,
+        bearer: Some("t".into()),
+        oauth: OAuthChain::NotAdvertised,
+        ..FakeConfig::default()
+    })
+    .await;
+    let keyed = probe(&fake.url()).await;
+    assert_eq!(keyed.verdict, Verdict::AuthRequired, "{keyed:#?}");
+    let d = keyed.auth.unwrap().discovery.unwrap();
+    assert_eq!(d.status, DiscoveryStatus::NotAdvertised);
 }
 
 #[tokio::test]

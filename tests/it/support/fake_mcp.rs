@@ -108,6 +108,8 @@ pub struct FakeConfig {
     /// POST /mcp answers `307 Location: http://host/mcp/` (Starlette's slash redirect, as
     /// some Python SDK 1.9 releases do); /mcp/ serves the endpoint.
     pub redirect_to_slash: bool,
+    /// How its OAuth discovery chain answers (when it asks for a bearer token).
+    pub oauth: OAuthChain,
     /// Answer 503 to probes from these regions (by the agents' `x-mcpwatch-region` header):
     /// a regional outage, seen from one vantage point only.
     pub refuse_regions: Vec<String>,
@@ -131,8 +133,30 @@ impl Default for FakeConfig {
             modern_versions: vec!["2026-07-28"],
             refuse_regions: Vec::new(),
             redirect_to_slash: false,
+            oauth: OAuthChain::Complete,
         }
     }
+}
+
+/// How the fake's OAuth discovery chain answers: complete (its protected-resource metadata
+/// names `{base}/auth`, whose RFC 8414 metadata it serves too), or broken at one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OAuthChain {
+    #[default]
+    Complete,
+    /// The authorization server's metadata has no `S256` in code_challenge_methods_supported.
+    NoS256,
+    /// The authorization server's metadata names another issuer.
+    WrongIssuer,
+    /// The authorization server has no metadata at any well-known URL.
+    NoMetadata,
+    /// The protected-resource metadata names another resource.
+    WrongResource,
+    /// The challenge names protected-resource metadata that is not there (404).
+    NoResourceMetadata,
+    /// No OAuth at all: a bare `Bearer realm="mcp"` challenge, no metadata anywhere (a server
+    /// behind an API key).
+    NotAdvertised,
 }
 
 /// Three tools with nested schemas and numbers.
@@ -158,6 +182,8 @@ pub struct Seen {
 }
 
 struct Shared {
+    /// `http` or `https`: the scheme of the URLs its OAuth metadata names.
+    scheme: &'static str,
     config: Mutex<FakeConfig>,
     seen: Mutex<Seen>,
     sse_streams: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
@@ -199,6 +225,7 @@ impl FakeServer {
     ) -> Self {
         let https = tls.is_some();
         let shared = Arc::new(Shared {
+            scheme: if https { "https" } else { "http" },
             config: Mutex::new(config),
             seen: Mutex::new(Seen::default()),
             sse_streams: Mutex::new(HashMap::new()),
@@ -214,6 +241,10 @@ impl FakeServer {
             .route("/messages", post(sse_message))
             .route("/.well-known/oauth-protected-resource/mcp", get(prm))
             .route("/.well-known/oauth-protected-resource", get(prm))
+            .route(
+                "/.well-known/oauth-authorization-server/auth",
+                get(as_metadata),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -276,26 +307,77 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-async fn prm(State(s): State<AppState>) -> Response {
-    if s.config.lock().unwrap().prm {
-        json_response(
-            StatusCode::OK,
-            &json!({"resource": "http://127.0.0.1/mcp", "authorization_servers": ["http://127.0.0.1/auth"], "scopes_supported": ["tools:read"]}),
-        )
-    } else {
-        StatusCode::NOT_FOUND.into_response()
-    }
+/// `http://127.0.0.1:PORT`, as the client reached it.
+fn base_of(s: &Shared, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", s.scheme)
 }
 
-fn unauthorized(cfg: &FakeConfig) -> Response {
+/// RFC 9728 metadata: served when asked for (`prm`) or named by the challenge.
+async fn prm(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let cfg = s.config.lock().unwrap().clone();
+    let gone = matches!(
+        cfg.oauth,
+        OAuthChain::NoResourceMetadata | OAuthChain::NotAdvertised
+    );
+    if !(cfg.prm || cfg.challenge_header) || gone {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let base = base_of(&s, &headers);
+    let resource = if cfg.oauth == OAuthChain::WrongResource {
+        "https://other.example/mcp".to_string()
+    } else {
+        base.clone()
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"resource": resource, "authorization_servers": [format!("{base}/auth")],
+                "scopes_supported": ["tools:read"]}),
+    )
+}
+
+/// RFC 8414 metadata of the issuer `{base}/auth` (path-inserted).
+async fn as_metadata(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let chain = s.config.lock().unwrap().oauth;
+    if chain == OAuthChain::NoMetadata {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let base = base_of(&s, &headers);
+    let issuer = if chain == OAuthChain::WrongIssuer {
+        "https://login.other.example".to_string()
+    } else {
+        format!("{base}/auth")
+    };
+    let pkce = if chain == OAuthChain::NoS256 {
+        json!(["plain"])
+    } else {
+        json!(["S256"])
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"issuer": issuer, "authorization_endpoint": format!("{base}/auth/authorize"),
+                "token_endpoint": format!("{base}/auth/token"), "response_types_supported": ["code"],
+                "code_challenge_methods_supported": pkce}),
+    )
+}
+
+fn unauthorized(s: &Shared, cfg: &FakeConfig, headers: &HeaderMap) -> Response {
     let mut resp = (StatusCode::UNAUTHORIZED, "{\"error\":\"invalid_token\"}").into_response();
-    if cfg.challenge_header {
+    if cfg.challenge_header && cfg.oauth == OAuthChain::NotAdvertised {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            "Bearer error=\"invalid_token\", error_description=\"Missing Authorization header\", resource_metadata=\"http://127.0.0.1/.well-known/oauth-protected-resource/mcp\""
-                .parse()
-                .unwrap(),
+            "Bearer realm=\"mcp\"".parse().unwrap(),
         );
+    } else if cfg.challenge_header {
+        let challenge = format!(
+            "Bearer error=\"invalid_token\", error_description=\"Missing Authorization header\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            base_of(s, headers)
+        );
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.parse().unwrap());
     }
     resp
 }
@@ -350,7 +432,7 @@ async fn mcp(
         return (StatusCode::SERVICE_UNAVAILABLE, "not from your region").into_response();
     }
     if !authorized(&cfg, &headers, &s.seen) {
-        return unauthorized(&cfg);
+        return unauthorized(&s, &cfg, &headers);
     }
     if method == Method::DELETE {
         let sid = headers
@@ -757,7 +839,7 @@ async fn reply_response(cfg: &FakeConfig, reply: &Value, _method: &str) -> Respo
 async fn sse_open(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let cfg = s.config.lock().unwrap().clone();
     if !authorized(&cfg, &headers, &s.seen) {
-        return unauthorized(&cfg);
+        return unauthorized(&s, &cfg, &headers);
     }
     let sid = format!("sse-{}", s.sse_streams.lock().unwrap().len() + 1);
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
@@ -782,7 +864,7 @@ async fn sse_message(
 ) -> Response {
     let cfg = s.config.lock().unwrap().clone();
     if !authorized(&cfg, &headers, &s.seen) {
-        return unauthorized(&cfg);
+        return unauthorized(&s, &cfg, &headers);
     }
     let Some(tx) = q
         .get("session_id")
