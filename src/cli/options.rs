@@ -15,6 +15,7 @@ use crate::probe::{
 };
 
 use super::CliError;
+use crate::probe::oauth::{ClientAuth, ClientCredentials};
 
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
@@ -65,6 +66,110 @@ pub struct ProbeArgs {
     /// Cap on tools/list pages.
     #[arg(long, default_value_t = DEFAULT_MAX_PAGES)]
     pub max_pages: u32,
+
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+}
+
+/// A probe identity by OAuth client credentials: the probe gets its own access token.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OAuthArgs {
+    /// OAuth client id of the probe identity (client-credentials grant).
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// Name of the environment variable holding the client secret (never on the command line).
+    #[arg(long, value_name = "VAR")]
+    pub oauth_client_secret_env: Option<String>,
+
+    /// PEM private key (RSA or EC P-256) for private_key_jwt instead of a secret.
+    #[arg(long, value_name = "FILE")]
+    pub oauth_private_key_file: Option<PathBuf>,
+
+    /// client_secret_basic (default with a secret), client_secret_post or private_key_jwt.
+    #[arg(long, value_name = "METHOD")]
+    pub oauth_auth_method: Option<String>,
+
+    /// The token endpoint; default: found through the server's OAuth discovery chain.
+    #[arg(long, value_name = "URL")]
+    pub oauth_token_endpoint: Option<String>,
+
+    /// Scope to ask for.
+    #[arg(long, value_name = "SCOPE")]
+    pub oauth_scope: Option<String>,
+
+    /// RFC 8707 resource to ask a token for (default: the server's URL).
+    #[arg(long, value_name = "URI")]
+    pub oauth_resource: Option<String>,
+}
+
+impl OAuthArgs {
+    /// The identity, if one is given; what is wrong with it, otherwise.
+    pub fn credentials(&self) -> Result<Option<ClientCredentials>, CliError> {
+        let usage = |m: &str| Err(CliError::Usage(m.into()));
+        let Some(client_id) = self.oauth_client_id.clone() else {
+            if self.oauth_client_secret_env.is_some() || self.oauth_private_key_file.is_some() {
+                return usage(
+                    "--oauth-client-secret-env and --oauth-private-key-file need --oauth-client-id",
+                );
+            }
+            return Ok(None);
+        };
+        let (secret, default_auth) = match (
+            &self.oauth_client_secret_env,
+            &self.oauth_private_key_file,
+        ) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => (v, ClientAuth::ClientSecretBasic),
+                _ => return usage(&format!("--oauth-client-secret-env: ${var} is not set")),
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(pem) => (pem, ClientAuth::PrivateKeyJwt),
+                Err(e) => {
+                    return Err(CliError::File(format!(
+                        "--oauth-private-key-file {}: {e}",
+                        path.display()
+                    )));
+                }
+            },
+            _ => {
+                return usage(
+                    "--oauth-client-id needs one of --oauth-client-secret-env or --oauth-private-key-file",
+                );
+            }
+        };
+        let auth = match self.oauth_auth_method.as_deref() {
+            None => default_auth,
+            Some("client_secret_basic") => ClientAuth::ClientSecretBasic,
+            Some("client_secret_post") => ClientAuth::ClientSecretPost,
+            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
+            Some(other) => {
+                return usage(&format!(
+                    "--oauth-auth-method '{other}': one of client_secret_basic, client_secret_post, private_key_jwt"
+                ));
+            }
+        };
+        if (auth == ClientAuth::PrivateKeyJwt) != (default_auth == ClientAuth::PrivateKeyJwt) {
+            return usage(
+                "private_key_jwt goes with --oauth-private-key-file, the others with --oauth-client-secret-env",
+            );
+        }
+        if let Some(e) = &self.oauth_token_endpoint {
+            parse_target_url(e).map_err(|_| {
+                CliError::Usage(format!(
+                    "--oauth-token-endpoint '{e}' is not an http(s) URL"
+                ))
+            })?;
+        }
+        Ok(Some(ClientCredentials {
+            token_endpoint: self.oauth_token_endpoint.clone(),
+            client_id,
+            auth,
+            secret,
+            scope: self.oauth_scope.clone(),
+            resource: self.oauth_resource.clone(),
+        }))
+    }
 }
 
 impl ProbeArgs {
@@ -93,6 +198,7 @@ impl ProbeArgs {
         }
         target.body_cap = self.max_body;
         target.max_pages = self.max_pages;
+        target.oauth = self.oauth.credentials()?.map(std::sync::Arc::new);
 
         let policy = if self.deny_private {
             AddressPolicy::parse_allow_list(&self.allow_cidrs.join(","))

@@ -291,7 +291,11 @@ async fn authorization_server(http: &Http, issuer: &Url) -> Discovery {
         step: None,
         reason: None,
         resource_metadata: None,
-        issuer: Some(issuer.to_string()),
+        // As the metadata says it (checked equal to the one named, but for a trailing slash).
+        issuer: doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         metadata_url: Some(redact_url(&at)),
         token_endpoint: doc
             .get("token_endpoint")

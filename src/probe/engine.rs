@@ -15,6 +15,7 @@ use super::dns::Dns;
 use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
 use super::net::{Http, NetParts, redact_url, round_ms};
+use super::oauth::{ClientCredentials, TokenCache};
 use super::policy::AddressPolicy;
 use super::recorder::ConnTimings;
 use super::report::{
@@ -61,6 +62,8 @@ pub struct ProbeTarget {
     pub max_pages: u32,
     /// Follow 307/308 redirects on POST (each hop still checked by the address policy).
     pub follow_post_redirects: bool,
+    /// An OAuth client-credentials identity: the probe gets and sends its own access token.
+    pub oauth: Option<Arc<ClientCredentials>>,
 }
 
 impl std::fmt::Debug for ProbeTarget {
@@ -86,6 +89,7 @@ impl ProbeTarget {
             body_cap: DEFAULT_BODY_CAP,
             max_pages: DEFAULT_MAX_PAGES,
             follow_post_redirects: false,
+            oauth: None,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct ProberConfig {
 #[derive(Debug, Clone)]
 pub struct Prober {
     parts: NetParts,
+    /// OAuth access tokens of client-credentials identities, until shortly before they expire.
+    tokens: Arc<TokenCache>,
 }
 
 /// What the engine found when everything worked.
@@ -123,11 +129,80 @@ impl Prober {
                 policy: Arc::new(config.policy),
                 tls: TlsBase::new(&config.extra_roots)?,
             },
+            tokens: Arc::default(),
         })
     }
 
     /// Probe one target. Never panics and never returns an error: every problem is a verdict.
+    /// With an OAuth identity, its access token (held, or fetched now) goes with every
+    /// request; a held token the server refuses is dropped and the probe tried once more with
+    /// a fresh one, so a token revoked early is not reported as a refused credential.
     pub async fn probe(&self, target: &ProbeTarget) -> ProbeReport {
+        let Some(creds) = target.oauth.clone() else {
+            return self.probe_once(target).await;
+        };
+        let held = self.tokens.held(&creds, &target.url);
+        let first = match &held {
+            Some(token) => token.clone(),
+            None => match self.fresh_token(target, &creds).await {
+                Ok(token) => token,
+                Err(report) => return *report,
+            },
+        };
+        let report = self.probe_once(&with_bearer(target, &first)).await;
+        if held.is_none() || report.verdict != Verdict::AuthRequired {
+            return report;
+        }
+        self.tokens.forget(&creds, &target.url);
+        match self.fresh_token(target, &creds).await {
+            Ok(token) => self.probe_once(&with_bearer(target, &token)).await,
+            Err(report) => *report,
+        }
+    }
+
+    /// A new token for `target`, or the report of why there is none: `auth` in phase `token`,
+    /// `auth_required` with the credential marked refused when the token endpoint refused the
+    /// client (the state machine's `auth_failed`), `down` when it could not be reached.
+    async fn fresh_token(
+        &self,
+        target: &ProbeTarget,
+        creds: &ClientCredentials,
+    ) -> Result<String, Box<ProbeReport>> {
+        let started = Instant::now();
+        let started_at = now_rfc3339();
+        let fetched = match Http::new(&self.parts, &[], target.body_cap, false) {
+            Ok(plain) => {
+                let fetch = self.tokens.fetch(&plain, creds, &target.url);
+                tokio::time::timeout(target.timeout, fetch)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure::new(
+                            FailureKind::Auth,
+                            Phase::Token,
+                            format!(
+                                "the token endpoint did not answer within {:?}",
+                                target.timeout
+                            ),
+                        ))
+                    })
+            }
+            Err(f) => Err(f),
+        };
+        fetched.map_err(|f| {
+            let refused = f.http_status.is_some_and(|s| (400..500).contains(&s));
+            let mut report = down_report(target, f, started, started_at);
+            if refused {
+                report.verdict = Verdict::AuthRequired;
+                report.auth = Some(AuthChallenge {
+                    credentials_sent: true,
+                    ..AuthChallenge::default()
+                });
+            }
+            Box::new(report)
+        })
+    }
+
+    async fn probe_once(&self, target: &ProbeTarget) -> ProbeReport {
         let started = Instant::now();
         let started_at = now_rfc3339();
         let progress = Arc::new(Mutex::new(Progress::default()));
@@ -305,6 +380,16 @@ fn for_each_message(report: &mut ProbeReport, mut f: impl FnMut(&mut String)) {
         .flatten()
         .for_each(f);
     }
+}
+
+/// `target` with `Authorization: Bearer token` instead of any configured one.
+fn with_bearer(target: &ProbeTarget, token: &str) -> ProbeTarget {
+    let mut t = target.clone();
+    t.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+    t.headers
+        .push(("Authorization".into(), format!("Bearer {token}")));
+    t
 }
 
 /// A server that asks for credentials: alive and protected (`auth_required`), unless it

@@ -55,6 +55,7 @@ mod exchange;
 mod http_sse;
 mod jsonrpc;
 mod net;
+pub mod oauth;
 mod policy;
 mod recorder;
 mod report;

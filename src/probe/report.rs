@@ -61,6 +61,10 @@ pub enum FailureKind {
     Blocked,
     /// A size cap was hit (body, decoded body, SSE stream, page count).
     TooLarge,
+    /// The probe's OAuth identity could not get a token (phase `token`): the token endpoint
+    /// refused the client (a wrong or expired secret) or could not be reached. The MCP server
+    /// itself was not asked.
+    Auth,
     /// The server asks for OAuth, but its discovery chain is broken (metadata missing,
     /// unreachable or inconsistent): no spec-following client can log in.
     AuthDiscovery,
@@ -80,6 +84,7 @@ impl FailureKind {
             FailureKind::EmptyTools => "empty_tools",
             FailureKind::Blocked => "blocked",
             FailureKind::TooLarge => "too_large",
+            FailureKind::Auth => "auth",
             FailureKind::AuthDiscovery => "auth_discovery",
         }
     }
@@ -103,6 +108,9 @@ impl FailureKind {
                 "the target resolves to a non-public address; allow-list its range if intended"
             }
             FailureKind::TooLarge => "the server sent more than the probe's size caps allow",
+            FailureKind::Auth => {
+                "check the probe's OAuth client (id, secret or key, token endpoint) and the authorization server"
+            }
             FailureKind::AuthDiscovery => {
                 "fix the step named: its metadata URL, issuer, token endpoint or PKCE S256 support"
             }
@@ -136,9 +144,9 @@ pub(crate) use parse_by_name;
 parse_by_name!(Verdict [Up, Degraded, AuthRequired, Down]);
 parse_by_name!(FailureKind [
     Dns, Connect, Tls, Timeout, HttpStatus, NotMcp, Protocol, EmptyTools, Blocked, TooLarge,
-    AuthDiscovery,
+    Auth, AuthDiscovery,
 ]);
-parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList]);
+parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList, Token]);
 
 /// Where in the probe sequence something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -154,6 +162,8 @@ pub enum Phase {
     Handshake,
     /// Every page of `tools/list`.
     ToolsList,
+    /// Obtaining the probe's OAuth access token (client credentials) from the token endpoint.
+    Token,
 }
 
 impl Phase {
@@ -165,6 +175,7 @@ impl Phase {
             Phase::Tls => "tls",
             Phase::Handshake => "handshake",
             Phase::ToolsList => "tools_list",
+            Phase::Token => "token",
         }
     }
 
@@ -176,6 +187,7 @@ impl Phase {
             Phase::Tls => "TLS handshake",
             Phase::Handshake => "MCP handshake",
             Phase::ToolsList => "tools/list",
+            Phase::Token => "OAuth token request",
         }
     }
 }

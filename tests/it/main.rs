@@ -23,6 +23,7 @@ mod posts;
 mod probe_era_table;
 mod probe_eras;
 mod probe_faults;
+mod probe_oauth;
 mod probe_rmcp;
 mod probe_tls;
 mod registry;

@@ -110,6 +110,11 @@ pub struct FakeConfig {
     pub redirect_to_slash: bool,
     /// How its OAuth discovery chain answers (when it asks for a bearer token).
     pub oauth: OAuthChain,
+    /// The authorization server its metadata names (default: its own `{base}/auth`).
+    pub issuer: Option<String>,
+    /// Accept a bearer token only when this introspection endpoint (RFC 7662) says it is
+    /// active: (URL, client id, client secret) of a real authorization server.
+    pub introspect: Option<(String, String, String)>,
     /// Answer 503 to probes from these regions (by the agents' `x-mcpwatch-region` header):
     /// a regional outage, seen from one vantage point only.
     pub refuse_regions: Vec<String>,
@@ -134,6 +139,8 @@ impl Default for FakeConfig {
             refuse_regions: Vec::new(),
             redirect_to_slash: false,
             oauth: OAuthChain::Complete,
+            issuer: None,
+            introspect: None,
         }
     }
 }
@@ -334,7 +341,8 @@ async fn prm(State(s): State<AppState>, headers: HeaderMap) -> Response {
     };
     json_response(
         StatusCode::OK,
-        &json!({"resource": resource, "authorization_servers": [format!("{base}/auth")],
+        &json!({"resource": resource,
+                "authorization_servers": [cfg.issuer.clone().unwrap_or(format!("{base}/auth"))],
                 "scopes_supported": ["tools:read"]}),
     )
 }
@@ -382,6 +390,34 @@ fn unauthorized(s: &Shared, cfg: &FakeConfig, headers: &HeaderMap) -> Response {
     resp
 }
 
+/// Whether the authorization server says the request's bearer token is active.
+async fn introspected(cfg: &FakeConfig, headers: &HeaderMap) -> bool {
+    let Some((url, id, secret)) = &cfg.introspect else {
+        return true;
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if token.is_empty() {
+        return false;
+    }
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token)
+        .finish();
+    let answer = reqwest::Client::new()
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await;
+    let Ok(r) = answer else { return false };
+    let body = r.bytes().await.unwrap_or_default();
+    serde_json::from_slice::<Value>(&body).is_ok_and(|v| v["active"] == true)
+}
+
 fn authorized(cfg: &FakeConfig, headers: &HeaderMap, seen: &Mutex<Seen>) -> bool {
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -391,7 +427,7 @@ fn authorized(cfg: &FakeConfig, headers: &HeaderMap, seen: &Mutex<Seen>) -> bool
         seen.lock().unwrap().authorization.push(auth.to_string());
     }
     match &cfg.bearer {
-        None => true,
+        None => cfg.introspect.is_none() || auth.starts_with("Bearer "),
         Some(token) => auth == format!("Bearer {token}"),
     }
 }
@@ -431,7 +467,7 @@ async fn mcp(
     if cfg.refuse_regions.iter().any(|r| r == region) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not from your region").into_response();
     }
-    if !authorized(&cfg, &headers, &s.seen) {
+    if !authorized(&cfg, &headers, &s.seen) || !introspected(&cfg, &headers).await {
         return unauthorized(&s, &cfg, &headers);
     }
     if method == Method::DELETE {

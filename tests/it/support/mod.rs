@@ -32,6 +32,7 @@ pub mod browser;
 pub mod contract;
 pub mod db;
 pub mod fixtures;
+pub mod oauth_as;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod pgbouncer;

@@ -1,0 +1,272 @@
+//! The probe's OAuth against a real authorization server (npm's oidc-provider, see
+//! support/oauth_as.rs): an MCP server (our fake) that names it in its protected-resource
+//! metadata and accepts a bearer token only when the server's introspection says it is active.
+//! The discovery chain checks out against the real metadata; a client-credentials identity
+//! (basic, post, private_key_jwt) gets tokens, keeps them and renews them as they expire; and a
+//! wrong secret, a token endpoint that is down, missing metadata, an issuer that does not match
+//! and a server refusing a fresh token each give their own, explained verdict. The CLI's
+//! options do the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support;
+
+use base64::Engine;
+use mcpwatch::probe::discovery::DiscoveryStatus;
+use mcpwatch::probe::oauth::{ClientAuth, ClientCredentials};
+use mcpwatch::probe::{FailureKind, Phase, ProbeReport, ProbeTarget, Verdict};
+use serde_json::{Value, json};
+use support::fake_mcp::{FakeConfig, FakeEra, FakeServer};
+use support::oauth_as::AuthServer;
+
+const INTROSPECTOR: (&str, &str) = ("mcp-server", "introspector-secret");
+
+/// An EC P-256 key: (PKCS#8 PEM, its public JWK).
+fn key_pair() -> (String, Value) {
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let raw = kp.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65]), "use": "sig", "alg": "ES256"});
+    (kp.serialize_pem(), jwk)
+}
+
+/// An authorization server with three probe clients, tokens living `ttl` seconds.
+fn authorization_server(ttl: u64, issuer: Option<&str>, jwk: &Value) -> AuthServer {
+    AuthServer::start(&json!({
+        "clients": [
+            {"client_id": "probe", "client_secret": "probe-secret", "token_endpoint_auth_method": "client_secret_basic"},
+            {"client_id": "probe-post", "client_secret": "post-secret", "token_endpoint_auth_method": "client_secret_post"},
+            {"client_id": "probe-jwt", "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk]}},
+        ],
+        "introspector": {"client_id": INTROSPECTOR.0, "client_secret": INTROSPECTOR.1},
+        "resource": "http://127.0.0.1/mcp",
+        "ttl": ttl,
+        "issuer": issuer,
+    }))
+}
+
+/// An MCP server that names `issuer` and checks tokens with `server`'s introspection.
+async fn protected(server: &AuthServer, issuer: &str) -> FakeServer {
+    FakeServer::start(FakeConfig {
+        era: FakeEra::Streamable,
+        issuer: Some(issuer.to_string()),
+        introspect: Some((
+            server.introspection_endpoint(),
+            INTROSPECTOR.0.into(),
+            INTROSPECTOR.1.into(),
+        )),
+        ..FakeConfig::default()
+    })
+    .await
+}
+
+fn client(id: &str, auth: ClientAuth, secret: &str) -> Arc<ClientCredentials> {
+    Arc::new(ClientCredentials {
+        token_endpoint: None,
+        client_id: id.into(),
+        auth,
+        secret: secret.into(),
+        scope: Some("tools:read".into()),
+        resource: None,
+    })
+}
+
+async fn probe_as(
+    prober: &mcpwatch::probe::Prober,
+    url: &str,
+    creds: Option<Arc<ClientCredentials>>,
+) -> ProbeReport {
+    let mut target = ProbeTarget::new(url.parse().unwrap());
+    target.timeout = Duration::from_secs(5);
+    target.oauth = creds;
+    prober.probe(&target).await
+}
+
+#[track_caller]
+fn assert_token_failure(r: &ProbeReport, verdict: Verdict, says: &str) {
+    assert_eq!(r.verdict, verdict, "{r:#?}");
+    let f = r.failure.as_ref().expect("a failure");
+    assert_eq!(
+        (f.kind, f.phase),
+        (FailureKind::Auth, Phase::Token),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains(says), "{}", f.message);
+}
+
+#[tokio::test]
+async fn tokens_from_a_real_authorization_server_are_used_kept_and_renewed() {
+    let (pem, jwk) = key_pair();
+    let server = authorization_server(2, None, &jwk);
+    let mcp = protected(&server, &server.issuer()).await;
+    let url = mcp.url();
+    let prober = support::loopback_prober();
+
+    // Without an identity: alive, protected, and the real chain checks out.
+    let open = probe_as(&prober, &url, None).await;
+    assert_eq!(open.verdict, Verdict::AuthRequired, "{open:#?}");
+    let d = open.auth.unwrap().discovery.unwrap();
+    assert_eq!(d.status, DiscoveryStatus::Ok, "{d:?}");
+    assert_eq!(d.issuer.as_deref(), Some(server.issuer().as_str()));
+    assert_eq!(
+        d.token_endpoint.as_deref(),
+        Some(server.token_endpoint().as_str())
+    );
+
+    // Each way to authenticate gets a token the server accepts (endpoint found by discovery).
+    for creds in [
+        client("probe", ClientAuth::ClientSecretBasic, "probe-secret"),
+        client("probe-post", ClientAuth::ClientSecretPost, "post-secret"),
+        client("probe-jwt", ClientAuth::PrivateKeyJwt, &pem),
+    ] {
+        let r = probe_as(&prober, &url, Some(creds.clone())).await;
+        assert_eq!(r.verdict, Verdict::Up, "{}: {r:#?}", creds.client_id);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            !json.contains("secret") && !json.contains("PRIVATE KEY"),
+            "{json}"
+        );
+    }
+
+    // Kept while good, renewed once it expires (2 s here), and never reported down meanwhile.
+    let basic = client("probe", ClientAuth::ClientSecretBasic, "probe-secret");
+    let last_token = || {
+        let mut seen = String::new();
+        mcp.seen(|s| seen = s.authorization.last().cloned().unwrap_or_default());
+        seen
+    };
+    assert_eq!(
+        probe_as(&prober, &url, Some(basic.clone())).await.verdict,
+        Verdict::Up
+    );
+    let first = last_token();
+    assert_eq!(
+        probe_as(&prober, &url, Some(basic.clone())).await.verdict,
+        Verdict::Up
+    );
+    assert_eq!(last_token(), first, "the held token is used again");
+    support::eventually("a renewed token", Duration::from_secs(15), async || {
+        let r = probe_as(&prober, &url, Some(basic.clone())).await;
+        assert_eq!(r.verdict, Verdict::Up, "{r:#?}");
+        last_token() != first
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_broken_part_of_a_real_oauth_setup_has_its_own_verdict() {
+    let (_, jwk) = key_pair();
+    let server = authorization_server(60, None, &jwk);
+    let prober = support::loopback_prober();
+    let mcp = protected(&server, &server.issuer()).await;
+    let url = mcp.url();
+
+    // A wrong secret: the credential is refused (auth_failed), at the token endpoint.
+    let wrong = client("probe", ClientAuth::ClientSecretBasic, "not-the-secret");
+    let r = probe_as(&prober, &url, Some(wrong)).await;
+    assert_token_failure(&r, Verdict::AuthRequired, "invalid_client");
+    assert!(r.auth.unwrap().credentials_sent);
+
+    // The token endpoint is down: not the MCP server's fault, and said so.
+    let mut down = (*client("probe", ClientAuth::ClientSecretBasic, "probe-secret")).clone();
+    down.token_endpoint = Some("http://127.0.0.1:9/token".into());
+    let r = probe_as(&prober, &url, Some(Arc::new(down))).await;
+    assert_token_failure(&r, Verdict::Down, "token endpoint http://127.0.0.1:9/token");
+
+    // A server that refuses a fresh token: auth_failed, as for any refused credential.
+    let refusing = FakeServer::start(FakeConfig {
+        era: FakeEra::Streamable,
+        bearer: Some("only-this-one".into()),
+        issuer: Some(server.issuer()),
+        ..FakeConfig::default()
+    })
+    .await;
+    let basic = client("probe", ClientAuth::ClientSecretBasic, "probe-secret");
+    let r = probe_as(&prober, &refusing.url(), Some(basic.clone())).await;
+    assert_eq!(r.verdict, Verdict::AuthRequired, "{r:#?}");
+    assert!(r.auth.unwrap().credentials_sent);
+
+    // Metadata missing: the chain names an issuer with nothing at its well-known URLs.
+    let lost = protected(&server, &format!("{}/tenant", server.issuer())).await;
+    let r = probe_as(&prober, &lost.url(), None).await;
+    assert_eq!(
+        r.failure.as_ref().unwrap().kind,
+        FailureKind::AuthDiscovery,
+        "{r:#?}"
+    );
+    assert!(r.failure.unwrap().message.contains("no metadata at"));
+    let r = probe_as(&prober, &lost.url(), Some(basic.clone())).await;
+    assert_token_failure(
+        &r,
+        Verdict::Down,
+        "no token endpoint configured, and OAuth discovery broken",
+    );
+
+    // An authorization server whose metadata claims another issuer than it is reached at.
+    let other = authorization_server(60, Some("http://127.0.0.1:1/realms/other"), &jwk);
+    let mismatched = protected(&other, &other.issuer()).await;
+    let r = probe_as(&prober, &mismatched.url(), None).await;
+    let f = r.failure.expect("a failure");
+    assert_eq!(f.kind, FailureKind::AuthDiscovery);
+    assert!(
+        f.message
+            .contains("says issuer 'http://127.0.0.1:1/realms/other'"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn the_cli_takes_an_oauth_identity() {
+    let (_, jwk) = key_pair();
+    let server = authorization_server(60, None, &jwk);
+    let mcp = protected(&server, &server.issuer()).await;
+    let run = |secret: &'static str| {
+        let url = mcp.url();
+        let endpoint = server.token_endpoint();
+        async move {
+            // The binary runs off the test's runtime, which serves the MCP server meanwhile.
+            let out = tokio::task::spawn_blocking(move || {
+                support::proc::command(
+                    &[
+                        "check",
+                        &url,
+                        "--json",
+                        "--oauth-client-id",
+                        "probe",
+                        "--oauth-client-secret-env",
+                        "PROBE_SECRET",
+                        "--oauth-token-endpoint",
+                        &endpoint,
+                        "--oauth-scope",
+                        "tools:read",
+                    ],
+                    &[("PROBE_SECRET", secret)],
+                )
+                .output()
+                .unwrap()
+            })
+            .await
+            .unwrap();
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            (
+                out.status.code(),
+                report,
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let (code, report, stderr) = run("probe-secret").await;
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(report["verdict"], "up");
+    let (code, report, _) = run("wrong").await;
+    assert_eq!(code, Some(1));
+    assert_eq!(report["failure"]["kind"], "auth");
+    assert_eq!(report["failure"]["phase"], "token");
+    assert!(
+        !report.to_string().contains("wrong"),
+        "the secret is never printed"
+    );
+}
