@@ -111,6 +111,9 @@ fn server(i: usize, now: i64) -> ServerRecord {
     ServerRecord {
         registry: None,
         paused_reason: None,
+        oauth: None,
+        oauth_enc: None,
+        bearer_expires_at: None,
         managed_by: None,
         id: format!("bench-{i:04}"),
         slug: format!("server-{i:04}"),

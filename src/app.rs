@@ -631,7 +631,7 @@ async fn dispatcher(
     Ok(dispatcher)
 }
 
-/// Background upkeep: regions gone silent, and retention; stopped by the returned token.
+/// Background upkeep: regions gone silent, retention, objectives and credential expiry; stopped by the returned token.
 fn spawn_upkeep(
     store: &Arc<dyn store::Store>,
     settings: &Settings,
@@ -661,5 +661,13 @@ fn spawn_upkeep(
         wake: dispatcher.wake.clone(),
     };
     tokio::spawn(objectives.run(leader.clone(), stop_retention.clone()));
+    let credentials = crate::credentials::watch::CredentialWatch {
+        store: store.clone(),
+        clock: system_clock(),
+        metrics: Some(metrics.clone()),
+        wake: dispatcher.wake.clone(),
+        leads: settings.credential_warn.clone(),
+    };
+    tokio::spawn(credentials.run(leader.clone(), stop_retention.clone()));
     stop_retention
 }

@@ -212,6 +212,16 @@ fn retention(raw: &Raw) -> Result<(Duration, Duration, Duration), ConfigError> {
     ))
 }
 
+/// The credential watchdog's lead times (`7d,1d` unless set).
+fn credential_warn(text: Option<String>) -> Result<Vec<Duration>, ConfigError> {
+    match text {
+        None => Ok(crate::credentials::DEFAULT_LEADS.to_vec()),
+        Some(t) => {
+            crate::credentials::parse_leads(&t).map_err(|m| invalid("MCPWATCH_CREDENTIAL_WARN", m))
+        }
+    }
+}
+
 /// An error naming `name` when `bad`.
 fn refuse(bad: bool, name: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
     if bad {
@@ -269,6 +279,7 @@ struct Raw {
     retention_rollup: Option<u32>,
     probe_locally: Option<bool>,
     subscriptions: Option<bool>,
+    credential_warn: Option<String>,
     region_silent_after: Option<u64>,
     monitors_file: Option<String>,
     registry_url: Option<String>,
@@ -366,6 +377,9 @@ pub struct Settings {
     /// Whether readers can subscribe to the status pages (needs `public_url`, or a page with
     /// a host of its own; email needs SMTP).
     pub subscriptions: bool,
+    /// Lead times before a probe credential expires at which `credential.expiring` goes out,
+    /// longest first (`MCPWATCH_CREDENTIAL_WARN`, default `7d,1d`).
+    pub credential_warn: Vec<Duration>,
     /// A region (agent) not heard from for this long raises `region.silent`.
     pub region_silent_after: Duration,
     /// A monitors file applied at start, on SIGHUP and when it changes (`--monitors`,
@@ -511,6 +525,7 @@ impl Settings {
             retention_rollup,
             probe_locally: raw.probe_locally.unwrap_or(true),
             subscriptions: raw.subscriptions.unwrap_or(true),
+            credential_warn: credential_warn(raw.credential_warn.take())?,
             region_silent_after,
             monitors_file: monitors_file(raw.monitors_file.take())?,
             registry_url: raw.registry_url.take().filter(|u| !u.trim().is_empty()),
@@ -782,6 +797,7 @@ mod tests {
             "retention_rollup",
             "probe_locally",
             "subscriptions",
+            "credential_warn",
             "region_silent_after",
         ] {
             assert!(

@@ -8,13 +8,15 @@
 //!   and snapshot files.
 //! - [`scheduler`]: when each server is probed (timer heap, offsets, no overlap, a bound on
 //!   concurrency); hands each report to a sink.
-//! - [`targets`]: a stored server as a prober needs it (sealed URL and headers opened).
+//! - [`targets`]: a stored server as a prober needs it (sealed URL, headers, OAuth opened).
 //! - [`ingest`]: the one way in for results: batches, the evaluator, one transaction each.
 //! - [`monitor`]: the pure state machine: results in, states, events and incidents out.
 //! - [`store`]: the `Store` trait on SQLite and Postgres, rollups, retention, and the
 //!   [`store::gate::DbGate`] that knows whether the database answers.
 //! - [`slo`]: objectives, error budgets and multi-window burn-rate alerts from the same
 //!   availability the status page shows; the leader's evaluator; monthly reports.
+//! - [`credentials`]: the credential-expiry watchdog (a static bearer JWT's `exp`, an OAuth
+//!   client secret's `expires_at`): `credential.expiring` at lead times, `credential.expired`.
 //! - [`alert`]: routing, the outbox dispatcher, Standard Webhooks, Slack/Discord, email.
 //! - [`api`]: the REST API (axum), keys and scopes, rate limits, problem+json, OpenAPI, and
 //!   monitors as code (plan, apply, export; `serve --monitors`), registry import and sync.
@@ -52,6 +54,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod ingest;
 pub mod mcp_wire;

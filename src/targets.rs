@@ -1,6 +1,6 @@
-//! A registered server as a prober needs it: its sealed URL and probe headers opened, in
-//! memory only. The local scheduler's jobs (`cluster`, "check now") and the agents' config
-//! entries are built from this one shape.
+//! A registered server as a prober needs it: its sealed URL, probe headers and OAuth identity
+//! opened, in memory only. The local scheduler's jobs (`cluster`, "check now") and the agents'
+//! config entries are built from this one shape.
 
 use crate::agent::protocol::AgentServer;
 use crate::scheduler::Job;
@@ -12,7 +12,7 @@ use crate::store::ServerRecord;
 #[error("server {slug}: cannot open its sealed {what}: {reason}")]
 pub struct TargetError {
     pub slug: String,
-    /// `URL` or `headers`.
+    /// `URL`, `headers` or `OAuth credentials`.
     pub what: &'static str,
     pub reason: String,
 }
@@ -35,6 +35,18 @@ pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, Ta
         }
         None => Vec::new(),
     };
+    let oauth = match &s.oauth_enc {
+        Some(sealed) => {
+            let plain = sealer
+                .open(sealed)
+                .map_err(|e| fail("OAuth credentials")(e.to_string()))?;
+            Some(
+                serde_json::from_slice(&plain)
+                    .map_err(|e| fail("OAuth credentials")(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     Ok(AgentServer {
         id: s.id.clone(),
         slug: s.slug.clone(),
@@ -44,6 +56,7 @@ pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, Ta
         timeout_seconds: s.timeout_seconds,
         degraded_latency_ms: s.degraded_latency_ms,
         era_hint: s.era_hint.clone(),
+        oauth,
     })
 }
 

@@ -11,10 +11,12 @@
 //! - `POST /api/v1/agent/results`: a batch of results, each with a unique id; the central
 //!   ingests each id once and answers only after the batch is committed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::oauth::ClientCredentials;
 use crate::probe::{Era, EraChoice, ProbeReport, ProbeTarget};
 use crate::scheduler::Job;
 
@@ -36,6 +38,11 @@ pub struct AgentServer {
     pub timeout_seconds: u32,
     pub degraded_latency_ms: Option<u64>,
     pub era_hint: Option<String>,
+    /// The probe's OAuth client-credentials identity (with its secret): only ever sent to an
+    /// authenticated agent, like the headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub oauth: Option<ClientCredentials>,
 }
 
 impl AgentServer {
@@ -44,6 +51,7 @@ impl AgentServer {
         let url = url::Url::parse(&self.url).map_err(|e| format!("{}: {e}", self.slug))?;
         let mut target = ProbeTarget::new(url);
         target.headers = self.headers.clone();
+        target.oauth = self.oauth.clone().map(Arc::new);
         target.timeout = Duration::from_secs(u64::from(self.timeout_seconds));
         target.degraded_after = self.degraded_latency_ms.map(Duration::from_millis);
         target.era = match self.era_hint.as_deref().and_then(|e| e.parse::<Era>().ok()) {

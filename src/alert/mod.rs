@@ -33,7 +33,7 @@ use crate::store::{ChannelRecord, ServerRecord};
 
 /// Event types a channel gets when it names none (objectives' alerts come only where an
 /// objective exists, so asking for them by default costs nothing).
-pub const DEFAULT_EVENTS: [&str; 7] = [
+pub const DEFAULT_EVENTS: [&str; 9] = [
     "server.down",
     "server.up",
     "server.auth_failed",
@@ -41,10 +41,12 @@ pub const DEFAULT_EVENTS: [&str; 7] = [
     "region.silent",
     "slo.burning",
     "slo.recovered",
+    "credential.expiring",
+    "credential.expired",
 ];
 
 /// Every event type a channel may subscribe to.
-pub const EVENT_TYPES: [&str; 11] = [
+pub const EVENT_TYPES: [&str; 13] = [
     "server.down",
     "server.up",
     "server.degraded",
@@ -56,6 +58,8 @@ pub const EVENT_TYPES: [&str; 11] = [
     "region.silent",
     "slo.burning",
     "slo.recovered",
+    "credential.expiring",
+    "credential.expired",
 ];
 
 /// Whether `channel` wants event `kind` about `server`.
@@ -134,6 +138,9 @@ mod tests {
         ServerRecord {
             registry: None,
             paused_reason: None,
+            oauth: None,
+            oauth_enc: None,
+            bearer_expires_at: None,
             managed_by: None,
             id: id.into(),
             slug: id.into(),

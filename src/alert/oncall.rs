@@ -65,9 +65,12 @@ pub fn on_call(event: &EventRecord) -> OnCall {
         },
         "server.up" => OnCall::Close { key: degraded_key },
         _ if is_change(event) => OnCall::Change,
-        "region.down" | "region.silent" | "channel.failing" | "server.flapping" => {
-            open(Level::Warning, None)
-        }
+        "credential.expired" => open(Level::Error, None),
+        "region.down"
+        | "region.silent"
+        | "channel.failing"
+        | "server.flapping"
+        | "credential.expiring" => open(Level::Warning, None),
         _ => open(Level::Info, None),
     }
 }

@@ -164,6 +164,21 @@ pub fn headline(event: &EventRecord) -> String {
             d["burned_for_seconds"].as_i64().unwrap_or(0) / 60,
             share(&d["figures"]["budget_left"])
         ),
+        "credential.expiring" => format!(
+            "CREDENTIAL EXPIRING: {} for {name} expires within {} ({}); rotate it before probes fail as auth_failed",
+            d["credential_description"]
+                .as_str()
+                .unwrap_or("a credential"),
+            d["lead"].as_str().unwrap_or("?"),
+            d["expires_at"].as_str().unwrap_or("?")
+        ),
+        "credential.expired" => format!(
+            "CREDENTIAL EXPIRED: {} for {name} expired at {}; probes will be refused until it is replaced",
+            d["credential_description"]
+                .as_str()
+                .unwrap_or("a credential"),
+            d["expires_at"].as_str().unwrap_or("?")
+        ),
         other => format!("{other}: {name}"),
     }
 }

@@ -4,7 +4,8 @@
 //! - `error.rs`: problem+json errors, the shared error answers of the OpenAPI document, and the
 //!   JSON extractor that names bad fields.
 //! - `views.rs`: every typed answer (records become views there).
-//! - `servers.rs`: register, list, change, pause, delete, check now.
+//! - `servers.rs`: register, list, change, pause, delete, check now; `server_oauth.rs`: a
+//!   server's OAuth client-credentials identity (secret write-only, kept across writes).
 //! - `history.rs`: results, schema and its history and diffs, incidents, events, status.
 //! - `keys.rs`: API key management.
 //! - `channels.rs`: alert channels, deliveries and retries.
@@ -32,6 +33,7 @@ pub mod monitors;
 pub(crate) mod pages;
 pub(crate) mod posts;
 pub mod registry;
+mod server_oauth;
 pub(crate) mod servers;
 pub(crate) mod slos;
 pub(crate) mod subscribers;

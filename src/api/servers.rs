@@ -38,6 +38,11 @@ pub struct ServerInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     headers: Option<Value>,
+    /// The probe's OAuth client-credentials identity (the probe gets its own tokens); the
+    /// secret or key is write-only and kept when left out; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<super::server_oauth::OAuthInput>)]
+    oauth: Option<Value>,
     /// Seconds between probes: 10 … 86400, default 60 (`MCPWATCH_DEFAULT_INTERVAL`).
     interval_seconds: Option<u32>,
     /// The probe's total deadline: 1 … 60 and shorter than `interval_seconds`. Default: 10, or
@@ -98,6 +103,7 @@ pub(crate) async fn apply(
         url,
         slug,
         headers,
+        oauth,
         interval_seconds,
         timeout_seconds,
         tags,
@@ -120,6 +126,18 @@ pub(crate) async fn apply(
     )
     .await?;
     apply_headers(headers, &mut s, sealer, &mut problems)?;
+    super::server_oauth::apply_oauth(oauth, &mut s, sealer, &mut problems)?;
+    if s.oauth.is_some()
+        && s.header_names
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("authorization"))
+    {
+        bad(
+            &mut problems,
+            "oauth",
+            "the probe's OAuth identity sends its own Authorization header: remove the Authorization probe header",
+        );
+    }
     apply_timing(interval_seconds, timeout_seconds, &mut s, &mut problems);
     apply_grouping(tags, regions, quorum, &mut s, &mut problems);
     apply_judgement(
@@ -199,6 +217,7 @@ fn apply_headers(
         Some(Value::Null) => {
             s.header_names.clear();
             s.headers_enc = None;
+            s.bearer_expires_at = None;
         }
         Some(Value::Object(map)) => {
             let mut pairs: BTreeMap<String, String> = BTreeMap::new();
@@ -220,8 +239,9 @@ fn apply_headers(
                 }
             }
             s.header_names = pairs.keys().cloned().collect();
-            let plain =
-                serde_json::to_vec(&pairs.into_iter().collect::<Vec<_>>()).unwrap_or_default();
+            let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+            s.bearer_expires_at = crate::credentials::bearer_exp(&pairs);
+            let plain = serde_json::to_vec(&pairs).unwrap_or_default();
             s.headers_enc = if s.header_names.is_empty() {
                 None
             } else {
@@ -492,6 +512,9 @@ pub(crate) fn defaults(app: &AppState) -> ServerRecord {
     ServerRecord {
         registry: None,
         paused_reason: None,
+        oauth: None,
+        oauth_enc: None,
+        bearer_expires_at: None,
         id: uuid::Uuid::now_v7().to_string(),
         slug: String::new(),
         name: String::new(),

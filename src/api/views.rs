@@ -11,13 +11,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::rfc3339;
+use crate::credentials::{CredentialKind, Expiry};
 use crate::monitor::{RegionState, RegionStatus, ServerState, ServerStatus};
+use crate::probe::oauth::ClientAuth;
 use crate::probe::{FailureKind, Phase, ProbeReport, Timings, Verdict};
 use crate::schema::{SchemaDiff, ToolChange};
 use crate::store::{
     ApiKeyRecord, AttemptRecord, ChannelKind, ChannelRecord, DeliveryRecord, DeliveryStatus,
-    EventRecord, IncidentRecord, RegistryOrigin, ResultRecord, ServerRecord, SnapshotRecord,
-    WindowRecord,
+    EventRecord, IncidentRecord, OAuthShown, RegistryOrigin, ResultRecord, ServerRecord,
+    SnapshotRecord, WindowRecord,
 };
 
 /// A JSON object whose members are not fixed (a tool, an event's data).
@@ -30,6 +32,59 @@ fn hidden_headers(names: &[String]) -> BTreeMap<String, String> {
     names.iter().map(|n| (n.clone(), HIDDEN.into())).collect()
 }
 
+/// A server's OAuth client-credentials identity as shown: the secret or key never is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthView {
+    pub client_id: String,
+    pub auth_method: ClientAuth,
+    /// `***` when it authenticates with a client secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// `***` when it signs `private_key_jwt` assertions with a key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// `null`: found by the discovery chain.
+    pub token_endpoint: Option<String>,
+    pub scope: Option<String>,
+    /// `null`: the server's URL.
+    pub resource: Option<String>,
+    /// When the secret or key expires, as set (the watchdog warns before).
+    pub expires_at: Option<String>,
+}
+
+impl From<OAuthShown> for OAuthView {
+    fn from(o: OAuthShown) -> Self {
+        let key = o.auth_method == ClientAuth::PrivateKeyJwt;
+        OAuthView {
+            client_id: o.client_id,
+            auth_method: o.auth_method,
+            client_secret: (!key).then(|| HIDDEN.into()),
+            private_key: key.then(|| HIDDEN.into()),
+            token_endpoint: o.token_endpoint,
+            scope: o.scope,
+            resource: o.resource,
+            expires_at: o.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// A probe credential with a known expiry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// `bearer` (a static bearer JWT's `exp`) or `oauth_client` (the `expires_at` set).
+    pub credential: CredentialKind,
+    pub expires_at: String,
+}
+
+impl From<&Expiry> for CredentialView {
+    fn from(e: &Expiry) -> Self {
+        CredentialView {
+            credential: e.credential,
+            expires_at: rfc3339(e.expires_at),
+        }
+    }
+}
+
 /// A registered server, its settings and its decided state. Header values never appear.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerView {
@@ -40,6 +95,10 @@ pub struct ServerView {
     pub url: String,
     /// Probe header names, each with the value `***`.
     pub headers: BTreeMap<String, String>,
+    /// The probe's OAuth client-credentials identity; its secret or key appears as `***`.
+    pub oauth: Option<OAuthView>,
+    /// Probe credentials with a known expiry, which the watchdog warns before.
+    pub credentials: Vec<CredentialView>,
     pub interval_seconds: u32,
     pub timeout_seconds: u32,
     pub tags: Vec<String>,
@@ -78,7 +137,7 @@ pub struct ServerView {
 
 impl ServerView {
     pub fn new(s: &ServerRecord, state: Option<&ServerState>, regions: &[RegionState]) -> Self {
-        let protected = s.header_names.is_empty()
+        let protected = !s.has_credentials()
             && regions
                 .iter()
                 .any(|r| r.last_verdict == Some(Verdict::AuthRequired));
@@ -107,6 +166,11 @@ impl ServerView {
             name: s.name.clone(),
             url: s.url.clone(),
             headers: hidden_headers(&s.header_names),
+            oauth: s.oauth_shown().map(OAuthView::from),
+            credentials: crate::credentials::expiries(s)
+                .iter()
+                .map(CredentialView::from)
+                .collect(),
             interval_seconds: s.interval_seconds,
             timeout_seconds: s.timeout_seconds,
             tags: s.tags.clone(),

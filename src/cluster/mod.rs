@@ -20,6 +20,8 @@
 //!
 //! - `feed.rs`: the servers table → this replica's scheduler and ingest cache.
 //! - `handoff.rs`: results handed off by other replicas → this replica's ingest.
+//!
+//! [`while_leading`] is the loop of the leader's periodic singletons (objectives, credentials).
 
 mod feed;
 mod handoff;
@@ -294,6 +296,33 @@ pub async fn run(
                 }
                 _ = stop.cancelled() => return leadership.lease,
             }
+        }
+    }
+}
+
+/// Run `tick` every `period` while `leader` is set, until `stop`; a failed tick is logged as
+/// `what` and tried again next period. The loop of the leader's periodic singletons.
+pub async fn while_leading<T, E, Fut>(
+    (period, what): (Duration, &str),
+    leader: Arc<AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+    mut tick: impl FnMut() -> Fut,
+) where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut timer = tokio::time::interval(period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = timer.tick() => {}
+        }
+        if !leader.load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(e) = tick().await {
+            tracing::warn!(error = %e, "{what} failed; trying again in {period:?}");
         }
     }
 }

@@ -737,11 +737,12 @@ async fn commit(
 }
 
 /// A server as the ingest keeps it for every server between results: without its sealed
-/// URL and headers (probes read those from the store; deciding never needs them), nor which
+/// URL, headers and OAuth secret (probes read those from the store; deciding never needs them), nor which
 /// monitors file manages it, nor its registry origin and pause reason.
 fn for_cache(mut server: ServerRecord) -> ServerRecord {
     server.url_enc = None;
     server.headers_enc = None;
+    server.oauth_enc = None;
     server.managed_by = None;
     server.registry = None;
     server.paused_reason = None;
@@ -903,7 +904,7 @@ fn policy_of(server: &ServerRecord) -> Policy {
     Policy {
         failures_to_down: server.failures_to_down,
         successes_to_up: server.successes_to_up,
-        has_credentials: !server.header_names.is_empty(),
+        has_credentials: server.has_credentials(),
         expect_auth: server.expect_auth,
         quorum: server.quorum,
     }

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub scheduled_servers: IntGaugeVec,
     pub cluster: ClusterMetrics,
     pub slo: SloMetrics,
+    /// When each probe credential with a known expiry expires (label `credential`: `bearer`
+    /// or `oauth_client`), as the leader's credential watchdog last read it.
+    pub credential_expiry: IntGaugeVec,
     deliveries: IntCounterVec,
     pub outbox_pending: IntGauge,
     /// Results queued for the ingest, and how long the oldest one not yet stored has waited.
@@ -246,6 +249,11 @@ impl Metrics {
             )?,
             cluster: ClusterMetrics::new(&r)?,
             slo: SloMetrics::new(&r)?,
+            credential_expiry: r.gauges(
+                "mcpwatch_credential_expiry_timestamp_seconds",
+                "When a probe credential expires (Unix seconds): a static bearer JWT's exp, or an OAuth client secret's expires_at",
+                &["server", "credential"],
+            )?,
             deliveries: r.counters(
                 "mcpwatch_alert_deliveries_total",
                 "Alert delivery attempts by channel kind and outcome",
@@ -372,7 +380,8 @@ impl Metrics {
     /// the shipped dashboard and alert rules can be checked against it.
     pub fn family_names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 24] = [
+        let collectors: [&dyn Collector; 25] = [
+            &self.credential_expiry,
             &self.slo.objective,
             &self.slo.attainment,
             &self.slo.budget_remaining,

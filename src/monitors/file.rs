@@ -363,6 +363,9 @@ fn secret_field(path: &[Seg]) -> bool {
     };
     match (key(0), key(2)) {
         ("servers" | "channels", "headers") => path.len() == 4,
+        ("servers", "oauth") => {
+            path.len() == 4 && matches!(key(3), "client_secret" | "private_key")
+        }
         ("channels", "secret" | "routing_key" | "api_key" | "bot_token") => path.len() == 3,
         _ => false,
     }
@@ -462,6 +465,7 @@ mod tests {
         interval_seconds: Option<u32>,
         secret: Option<String>,
         headers: Option<std::collections::BTreeMap<String, String>>,
+        oauth: Option<std::collections::BTreeMap<String, String>>,
     }
 
     fn parse(text: &str) -> Result<MonitorsFile, FileErrors> {
@@ -484,6 +488,27 @@ mod tests {
             "https://a.example/mcp?key=s3cret"
         );
         assert_eq!(f.document["source"], "m.toml");
+    }
+
+    #[test]
+    fn an_oauth_secret_or_key_is_a_reference_and_its_client_id_need_not_be() {
+        let f = parse(
+            "[[servers]]\nname = \"A\"\nurl = \"https://a.example/mcp\"\n\
+             oauth = { client_id = \"probe\", client_secret = \"${TOKEN}\" }\n",
+        )
+        .unwrap();
+        assert_eq!(f.document["servers"][0]["oauth"]["client_secret"], "s3cret");
+        for field in ["client_secret", "private_key"] {
+            let e = parse(&format!(
+                "[[servers]]\nname = \"A\"\nurl = \"https://a.example/mcp\"\n\
+                 oauth = {{ client_id = \"probe\", {field} = \"literal\" }}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{e}");
+            assert_eq!(e.problems[0].field, format!("servers[0].oauth.{field}"));
+            assert!(e.problems[0].message.contains("is a secret"), "{e}");
+            assert!(!e.to_string().contains("literal"), "{e}");
+        }
     }
 
     #[test]

@@ -256,28 +256,30 @@ fn token_request(
     Ok((form.finish(), headers))
 }
 
-/// An RFC 7523 client assertion: signed by the client's key (RSA → RS256, EC P-256 → ES256),
-/// for this token endpoint, good for 5 minutes, never reused.
+/// The signing key and algorithm of a PEM private key: RSA → RS256, EC P-256 → ES256.
+pub fn signing_key(
+    pem: &str,
+) -> Result<(jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm), String> {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let pem = pem.as_bytes();
+    match EncodingKey::from_rsa_pem(pem) {
+        Ok(k) => Ok((k, Algorithm::RS256)),
+        Err(_) => EncodingKey::from_ec_pem(pem)
+            .map(|k| (k, Algorithm::ES256))
+            .map_err(|_| "the private key is not an RSA or EC (P-256) key in PEM".to_string()),
+    }
+}
+
+/// An RFC 7523 client assertion: signed by the client's key, for this token endpoint, good
+/// for 5 minutes, never reused.
 fn assertion(c: &ClientCredentials, endpoint: &Url) -> Result<String, Failure> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let pem = c.secret.as_bytes();
-    let (key, alg) = match EncodingKey::from_rsa_pem(pem) {
-        Ok(k) => (k, Algorithm::RS256),
-        Err(_) => match EncodingKey::from_ec_pem(pem) {
-            Ok(k) => (k, Algorithm::ES256),
-            Err(_) => {
-                return Err(token_failure(
-                    "the private key is not an RSA or EC (P-256) key in PEM".into(),
-                ));
-            }
-        },
-    };
+    let (key, alg) = signing_key(&c.secret).map_err(token_failure)?;
     let now = crate::clock::now_ms() / 1000;
     let claims = serde_json::json!({
         "iss": c.client_id, "sub": c.client_id, "aud": endpoint.as_str(),
         "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
     });
-    jsonwebtoken::encode(&Header::new(alg), &claims, &key)
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key)
         .map_err(|e| token_failure(format!("cannot sign the client assertion: {e}")))
 }
 

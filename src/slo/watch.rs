@@ -4,7 +4,7 @@
 //! one transaction that only succeeds if no other leader decided first.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -103,20 +103,8 @@ pub struct SloWatch {
 impl SloWatch {
     /// Every `EVERY` while `leader` is set, until `stop`.
     pub async fn run(self, leader: Arc<AtomicBool>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if !leader.load(Ordering::Relaxed) {
-                continue;
-            }
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "objectives not evaluated; trying again in 30 s");
-            }
-        }
+        let what = "objectives not evaluated";
+        crate::cluster::while_leading((EVERY, what), leader, stop, || self.tick()).await;
     }
 
     /// Evaluate every objective once; the alert events it wrote.

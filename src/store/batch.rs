@@ -108,13 +108,13 @@ fn first_per_key<'a, T, K: std::hash::Hash + Eq>(
     items.iter().filter(|i| seen.insert(key(i))).collect()
 }
 
-pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc, managed_by, registry, paused_reason";
+pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc, managed_by, registry, paused_reason, oauth, oauth_enc, bearer_expires_at";
 
 /// New servers (a bulk registration), in the column order of [`SERVER_COLS`].
 pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
     let template = format!("INSERT INTO servers ({SERVER_COLS}) {{values}}");
     let json = |v: &Vec<String>| owned(serde_json::to_string(v).unwrap_or_default());
-    over_rows(&template, 24, servers, |s, a| {
+    over_rows(&template, 27, servers, |s, a| {
         a.extend([text(&s.id), text(&s.slug), text(&s.name), text(&s.url)]);
         a.extend([opt_text(&s.headers_enc), json(&s.header_names)]);
         a.extend([
@@ -138,6 +138,9 @@ pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
             opt_text(&s.managed_by),
             opt_text(&s.registry),
             opt_text(&s.paused_reason),
+            opt_text(&s.oauth),
+            opt_text(&s.oauth_enc),
+            Arg::Int(s.bearer_expires_at),
         ]);
     })
 }

@@ -16,6 +16,7 @@
 //! - `page_sql.rs`: [`PageStore`], status pages (branding, servers shown, chosen by Host).
 //! - `post_sql.rs`: [`PostStore`], incident posts and announced maintenance with updates.
 //! - `slo_sql.rs`: [`SloStore`], service level objectives and their open burn-rate alerts.
+//! - `credential_sql.rs`: [`CredentialStore`], which credential-expiry warnings went out (once each).
 //! - `subscriber_sql.rs`: [`SubscriberStore`], readers subscribed to a page (addresses sealed)
 //!   and the outbox of notices they are sent.
 //! - `region_sql.rs`: [`RegionStore`], regions' last contact and result-id checks for agents.
@@ -31,6 +32,7 @@
 mod batch;
 mod cluster_sql;
 mod column;
+mod credential_sql;
 mod dialect;
 pub mod gate;
 mod model;
@@ -54,10 +56,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
+pub use credential_sql::{CredentialStore, CredentialWarning};
 pub use model::{
     ApiKeyRecord, AttemptRecord, BatchWrites, ChannelKind, ChannelRecord, DeliveryRecord,
     DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord, IncidentRecord, MonitorWrites,
-    Page, RegistryOrigin, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
+    OAuthShown, Page, RegistryOrigin, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
     ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
 pub use page_sql::{PageRecord, PageStore};
@@ -149,6 +152,7 @@ pub trait Store:
     + PageStore
     + SubscriberStore
     + SloStore
+    + CredentialStore
     + Send
     + Sync
     + 'static

@@ -60,6 +60,32 @@ pub struct ServerRecord {
     /// Why mcpwatch paused it (`registry: …`); `None` when an operator did, or it runs.
     #[serde(default)]
     pub paused_reason: Option<String>,
+    /// JSON [`OAuthShown`]: the probe's OAuth client-credentials identity, without its secret.
+    #[serde(default)]
+    pub oauth: Option<String>,
+    /// AES-256-GCM sealed JSON [`crate::probe::oauth::ClientCredentials`] (with the secret).
+    #[serde(skip)]
+    pub oauth_enc: Option<String>,
+    /// The `exp` of a static `Authorization: Bearer` JWT among the probe headers (Unix ms),
+    /// read when the headers are written; the credential-expiry watchdog warns before it.
+    #[serde(default)]
+    pub bearer_expires_at: Option<i64>,
+}
+
+/// A server's OAuth client-credentials identity as shown (the secret or key never is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OAuthShown {
+    pub client_id: String,
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub auth_method: crate::probe::oauth::ClientAuth,
+    /// `null`: found by the discovery chain.
+    pub token_endpoint: Option<String>,
+    pub scope: Option<String>,
+    /// RFC 8707 `resource`; `null`: the server's URL.
+    pub resource: Option<String>,
+    /// When the client secret or key expires, as the operator said (Unix ms); the
+    /// credential-expiry watchdog warns before it.
+    pub expires_at: Option<i64>,
 }
 
 /// Where a server imported from an MCP registry came from.
@@ -82,6 +108,19 @@ impl ServerRecord {
     /// Whether `region` probes this server.
     pub fn probed_from(&self, region: &str) -> bool {
         self.regions.is_empty() || self.regions.iter().any(|r| r == region)
+    }
+
+    /// Whether probes send credentials (headers or an OAuth identity): a 401 then means they
+    /// were refused, not that the server is merely protected.
+    pub fn has_credentials(&self) -> bool {
+        !self.header_names.is_empty() || self.oauth.is_some()
+    }
+
+    /// The OAuth identity as shown, when it has one.
+    pub fn oauth_shown(&self) -> Option<OAuthShown> {
+        self.oauth
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
     }
 
     /// The server as events and alerts show it: never credentials or the query string.

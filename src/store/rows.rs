@@ -23,6 +23,7 @@ pub(super) const SERVER_CHILDREN: &[&str] = &[
     "DELETE FROM server_state WHERE server_id = ?",
     "DELETE FROM incidents WHERE server_id = ?",
     "DELETE FROM slos WHERE server_id = ?",
+    "DELETE FROM credential_warnings WHERE server_id = ?",
     "UPDATE events SET server_id = NULL WHERE server_id = ?",
 ];
 
@@ -39,13 +40,14 @@ pub(super) const WINDOW_CHILDREN: &[&str] = &["DELETE FROM maintenance_held WHER
 /// Insert or update (by id) one server.
 pub(super) fn server_row(s: &ServerRecord, insert: bool) -> Statement<'_> {
     let sql = if insert {
-        format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(24))
+        format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(27))
     } else {
         "UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, \
          header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, \
          paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, \
          expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, \
-         quorum = ?, url_enc = ?, managed_by = ?, registry = ?, paused_reason = ? WHERE id = ?"
+         quorum = ?, url_enc = ?, managed_by = ?, registry = ?, paused_reason = ?, oauth = ?, \
+         oauth_enc = ?, bearer_expires_at = ? WHERE id = ?"
             .to_string()
     };
     let st = Statement::new(sql)
@@ -72,7 +74,10 @@ pub(super) fn server_row(s: &ServerRecord, insert: bool) -> Statement<'_> {
         .bind(&s.url_enc)
         .bind(&s.managed_by)
         .bind(&s.registry)
-        .bind(&s.paused_reason);
+        .bind(&s.paused_reason)
+        .bind(&s.oauth)
+        .bind(&s.oauth_enc)
+        .bind(s.bearer_expires_at);
     if insert { st } else { st.bind(&s.id) }
 }
 

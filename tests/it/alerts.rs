@@ -46,7 +46,9 @@ async fn channels_validate_input_and_never_show_secrets_again(backend: Backend) 
             "schema.changed",
             "region.silent",
             "slo.burning",
-            "slo.recovered"
+            "slo.recovered",
+            "credential.expiring",
+            "credential.expired"
         ])
     );
     let id = created["id"].as_str().unwrap();
@@ -265,6 +267,9 @@ fn server() -> ServerRecord {
     ServerRecord {
         registry: None,
         paused_reason: None,
+        oauth: None,
+        oauth_enc: None,
+        bearer_expires_at: None,
         managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),

@@ -119,6 +119,9 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
     let server = ServerRecord {
         registry: None,
         paused_reason: None,
+        oauth: None,
+        oauth_enc: None,
+        bearer_expires_at: None,
         managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),

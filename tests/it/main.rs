@@ -9,6 +9,7 @@ mod alerts;
 mod api;
 mod browser;
 mod cli;
+mod credentials;
 mod demo;
 mod e2e_alerts;
 mod e2e_serve;

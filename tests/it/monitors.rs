@@ -554,3 +554,52 @@ async fn serve_applies_its_monitors_file_at_start_on_sighup_and_on_change() {
         "{err}"
     );
 }
+
+/// An OAuth identity in a monitors document: planned with its secret "(sensitive)", applied
+/// sealed, exported with its secret as a reference, and the export applied back changes nothing.
+#[tokio::test]
+async fn an_oauth_identity_is_planned_applied_and_exported_as_a_reference() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc = json!({"source": "oauth.toml", "servers": [{
+        "slug": "billing", "name": "Billing", "url": "https://billing.example.com/mcp",
+        "paused": true,
+        "oauth": {"client_id": "probe", "client_secret": "oauth-secret-value",
+                  "token_endpoint": "https://auth.example.com/token",
+                  "expires_at": "2031-01-01T00:00:00Z"},
+    }]});
+    let (status, view) = plan(&app, &doc).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let (_, fields) = change(&view, "server", "billing");
+    assert!(
+        fields.contains(&"oauth.secret: null → \"(sensitive)\"".to_string()),
+        "{fields:?}"
+    );
+    assert!(!view.to_string().contains("oauth-secret-value"), "{view}");
+    let (status, view) = apply(&app, &doc).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+
+    let (_, exported) = app.get("/api/v1/monitors/export").await;
+    assert_eq!(exported["variables"], json!(["BILLING_OAUTH_SECRET"]));
+    let mut back = exported["document"].clone();
+    let oauth = &back["servers"][0]["oauth"];
+    assert_eq!(
+        oauth["client_secret"], "${BILLING_OAUTH_SECRET}",
+        "{exported}"
+    );
+    assert_eq!(oauth["expires_at"], "2031-01-01T00:00:00Z");
+    assert!(!exported.to_string().contains("oauth-secret-value"));
+    back["servers"][0]["oauth"]["client_secret"] = json!("oauth-secret-value");
+    let (_, again) = plan(&app, &back).await;
+    assert_eq!(again["changes"], json!([]), "{again}");
+    // A changed secret is a change, shown only as "(sensitive)".
+    back["servers"][0]["oauth"]["client_secret"] = json!("rotated");
+    let (_, rotated) = plan(&app, &back).await;
+    let (action, fields) = change(&rotated, "server", "billing");
+    assert_eq!(action, "update");
+    assert_eq!(
+        fields,
+        ["oauth.secret: \"(sensitive)\" → \"(sensitive)\""],
+        "{rotated}"
+    );
+    app.stop().await;
+}

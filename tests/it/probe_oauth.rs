@@ -270,3 +270,104 @@ async fn the_cli_takes_an_oauth_identity() {
         "the secret is never printed"
     );
 }
+
+/// Check `slug` now through the daemon's API; the stored result as the API answers it.
+async fn check_now(app: &support::app::TestApp, slug: &str) -> Value {
+    let (s, r) = app
+        .post(&format!("/api/v1/servers/{slug}/check"), json!({}))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{r}");
+    assert!(
+        !r.to_string().contains("probe-secret"),
+        "the secret never comes back: {r}"
+    );
+    r
+}
+
+#[tokio::test]
+async fn the_daemon_monitors_a_server_behind_a_real_authorization_server() {
+    let (_, jwk) = key_pair();
+    // Tokens live 3 s: the probes below span several lifetimes, as hours would span many.
+    let server = authorization_server(3, None, &jwk);
+    let mcp = protected(&server, &server.issuer()).await;
+    let app = support::app::spawn_app(support::db::Backend::Sqlite).await;
+    let identity =
+        json!({"client_id": "probe", "client_secret": "probe-secret", "scope": "tools:read"});
+    let (s, created) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Billing", "slug": "billing", "url": mcp.url(), "oauth": identity,
+                   "interval_seconds": 3600, "failures_to_down": 1}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{created}");
+    assert_eq!(created["oauth"]["client_secret"], "***");
+
+    // Up on every probe while tokens expire and renew by themselves.
+    let tokens = || {
+        let mut seen = Vec::new();
+        mcp.seen(|s| seen = s.authorization.clone());
+        seen.sort();
+        seen.dedup();
+        seen.len()
+    };
+    let mut probes = 0;
+    let started = std::time::Instant::now();
+    support::eventually("four tokens used", Duration::from_secs(40), async || {
+        let r = check_now(&app, "billing").await;
+        assert_eq!(r["verdict"], "up", "{r}");
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokens() >= 4
+    })
+    .await;
+    let used = tokens();
+    assert!(
+        probes > used,
+        "a token is kept while good: {probes} probes, {used} tokens in {:?}",
+        started.elapsed()
+    );
+    let (_, view) = app.get("/api/v1/servers/billing").await;
+    assert_eq!(view["state"], "up", "{view}");
+
+    // A wrong secret: refused at the token endpoint; auth_failed, and said where.
+    let wrong = json!({"oauth": {"client_id": "probe", "client_secret": "not-the-secret"}});
+    assert_eq!(app.patch("/api/v1/servers/billing", wrong).await.0, 200);
+    let r = check_now(&app, "billing").await;
+    assert_eq!(r["verdict"], "auth_required", "{r}");
+    assert_eq!(
+        (&r["failure"]["kind"], &r["failure"]["phase"]),
+        (&json!("auth"), &json!("token"))
+    );
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_client"),
+        "{r}"
+    );
+    let (_, view) = app.get("/api/v1/servers/billing").await;
+    assert_eq!(view["state"], "auth_failed", "{view}");
+
+    // The token endpoint down: the MCP server is not blamed for it… but nothing works either.
+    let down = json!({"oauth": {"client_id": "probe", "client_secret": "probe-secret",
+                                "token_endpoint": "http://127.0.0.1:9/token"}});
+    assert_eq!(app.patch("/api/v1/servers/billing", down).await.0, 200);
+    let r = check_now(&app, "billing").await;
+    assert_eq!(r["verdict"], "down", "{r}");
+    assert_eq!(r["failure"]["phase"], "token", "{r}");
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token endpoint"),
+        "{r}"
+    );
+
+    // Mended, with the secret kept from the last write: up again.
+    let mended = json!({"oauth": {"client_id": "probe", "scope": "tools:read"}});
+    assert_eq!(app.patch("/api/v1/servers/billing", mended).await.0, 200);
+    let r = check_now(&app, "billing").await;
+    assert_eq!(r["verdict"], "up", "{r}");
+    app.stop().await;
+}

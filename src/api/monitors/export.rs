@@ -39,6 +39,8 @@ pub struct ExportedServer {
     pub url: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<ExportedOAuth>,
     pub interval_seconds: u32,
     pub timeout_seconds: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -54,6 +56,25 @@ pub struct ExportedServer {
     pub regions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
+}
+
+/// A server's OAuth identity as `POST /servers` takes it, its secret or key as a reference.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportedOAuth {
+    pub client_id: String,
+    pub auth_method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// A channel as `POST /channels` takes it; the sealed value under its format's name.
@@ -209,6 +230,7 @@ fn server(s: &ServerRecord, vars: &mut Variables) -> ExportedServer {
         name: s.name.clone(),
         url,
         headers,
+        oauth: s.oauth_shown().map(|o| oauth(&s.slug, o, vars)),
         interval_seconds: s.interval_seconds,
         timeout_seconds: s.timeout_seconds,
         tags: s.tags.clone(),
@@ -220,6 +242,21 @@ fn server(s: &ServerRecord, vars: &mut Variables) -> ExportedServer {
         expect_auth: s.expect_auth,
         regions: s.regions.clone(),
         quorum: s.quorum,
+    }
+}
+
+fn oauth(slug: &str, o: crate::store::OAuthShown, vars: &mut Variables) -> ExportedOAuth {
+    let key = o.auth_method == crate::probe::oauth::ClientAuth::PrivateKeyJwt;
+    let secret = vars.reference(&[slug, "oauth", if key { "key" } else { "secret" }]);
+    ExportedOAuth {
+        client_id: o.client_id,
+        auth_method: o.auth_method.as_str().into(),
+        client_secret: (!key).then(|| secret.clone()),
+        private_key: key.then_some(secret),
+        token_endpoint: o.token_endpoint,
+        scope: o.scope,
+        resource: o.resource,
+        expires_at: o.expires_at.map(rfc3339),
     }
 }
 

@@ -73,6 +73,12 @@ pub(super) fn server_fields(s: &ServerRecord, sealer: &Sealer) -> Fields {
         None => plain(&mut f, "url", json!(s.url)),
     }
     headers(&mut f, &s.header_names, s.headers_enc.as_deref(), sealer);
+    if let Some(shown) = s.oauth_shown() {
+        plain(&mut f, "oauth", json!(shown));
+    }
+    if let Some(sealed) = &s.oauth_enc {
+        f.insert("oauth.secret".into(), secret(sealed, sealer));
+    }
     plain(&mut f, "interval_seconds", json!(s.interval_seconds));
     plain(&mut f, "timeout_seconds", json!(s.timeout_seconds));
     plain(&mut f, "tags", json!(s.tags));

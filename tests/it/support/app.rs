@@ -127,6 +127,11 @@ impl TestApp {
         self.call(Method::GET, path, Some(ADMIN_TOKEN), None).await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(ADMIN_TOKEN), Some(body))
+            .await
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(ADMIN_TOKEN), Some(body))
             .await

@@ -62,6 +62,9 @@ pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
     ServerRecord {
         registry: None,
         paused_reason: None,
+        oauth: None,
+        oauth_enc: None,
+        bearer_expires_at: None,
         managed_by: None,
         id: id.into(),
         slug: slug.into(),
