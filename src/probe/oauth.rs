@@ -73,7 +73,7 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
-/// A token while it is good, and the endpoint the chain showed.
+/// A token while it is good.
 struct Held {
     token: String,
     until: Instant,
@@ -83,7 +83,6 @@ struct Held {
 #[derive(Default)]
 pub struct TokenCache {
     tokens: Mutex<HashMap<String, Held>>,
-    endpoints: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -161,7 +160,9 @@ impl TokenCache {
         Ok(token)
     }
 
-    /// The configured token endpoint, or the one the discovery chain names (kept).
+    /// The configured token endpoint, or the one the discovery chain names now. The chain is
+    /// walked again at every token request (once per token lifetime), not remembered: metadata
+    /// that breaks later is reported at the next renewal, as a new client would meet it.
     async fn endpoint(
         &self,
         http: &Http,
@@ -170,20 +171,7 @@ impl TokenCache {
     ) -> Result<Url, Failure> {
         let named = match &c.token_endpoint {
             Some(e) => e.clone(),
-            None => {
-                let k = key(c, server);
-                let known = self.endpoints.lock().ok().and_then(|e| e.get(&k).cloned());
-                match known {
-                    Some(e) => e,
-                    None => {
-                        let e = discovered_endpoint(http, server).await?;
-                        if let Ok(mut endpoints) = self.endpoints.lock() {
-                            endpoints.insert(k, e.clone());
-                        }
-                        e
-                    }
-                }
-            }
+            None => discovered_endpoint(http, server).await?,
         };
         Url::parse(&named)
             .map_err(|_| token_failure(format!("the token endpoint '{named}' is not a URL")))

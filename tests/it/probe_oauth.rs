@@ -286,6 +286,8 @@ async fn check_now(app: &support::app::TestApp, slug: &str) -> Value {
 
 #[tokio::test]
 async fn the_daemon_monitors_a_server_behind_a_real_authorization_server() {
+    // Up across token lifetimes; then a wrong secret, a token endpoint down, and broken
+    // metadata each give their own, explained verdict.
     let (_, jwk) = key_pair();
     // Tokens live 3 s: the probes below span several lifetimes, as hours would span many.
     let server = authorization_server(3, None, &jwk);
@@ -369,5 +371,104 @@ async fn the_daemon_monitors_a_server_behind_a_real_authorization_server() {
     assert_eq!(app.patch("/api/v1/servers/billing", mended).await.0, 200);
     let r = check_now(&app, "billing").await;
     assert_eq!(r["verdict"], "up", "{r}");
+
+    // Its metadata breaks (it names an issuer with nothing at its well-known URLs): at the next
+    // renewal the probe walks the chain again, as a new client would, and says where it broke.
+    let lost = format!("{}/tenant", server.issuer());
+    mcp.update(|c| c.issuer = Some(lost));
+    support::eventually(
+        "the broken chain seen",
+        Duration::from_secs(15),
+        async || {
+            let r = check_now(&app, "billing").await;
+            let message = r["failure"]["message"].as_str().unwrap_or("").to_string();
+            if r["verdict"] == "up" {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return false;
+            }
+            assert_eq!(r["verdict"], "down", "{r}");
+            assert!(message.contains("OAuth discovery broken"), "{r}");
+            assert!(message.contains("no metadata at"), "{r}");
+            true
+        },
+    )
+    .await;
+    app.stop().await;
+}
+
+/// Every stored result of `slug`, newest first.
+async fn all_results(app: &support::app::TestApp, slug: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut path = format!("/api/v1/servers/{slug}/results?limit=500");
+    loop {
+        let (_, page) = app.get(&path).await;
+        out.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/servers/{slug}/results?limit=500&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+/// A soak: the daemon's own scheduler probes a server behind the real authorization server
+/// every 10 s for `MCPWATCH_SOAK_SECONDS` (default 35) while tokens living
+/// `MCPWATCH_SOAK_TOKEN_TTL` seconds (default 5) expire and renew; every result must be up.
+/// Run long by hand: `MCPWATCH_SOAK_SECONDS=6000 MCPWATCH_SOAK_TOKEN_TTL=60 cargo test --test
+/// it -- probe_oauth::a_soak --nocapture` (the figures it prints are in the README).
+#[tokio::test]
+async fn a_soak_of_scheduled_probes_stays_up_as_tokens_renew() {
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (seconds, ttl) = (
+        number("MCPWATCH_SOAK_SECONDS", 35),
+        number("MCPWATCH_SOAK_TOKEN_TTL", 5),
+    );
+    let (_, jwk) = key_pair();
+    let server = authorization_server(ttl, None, &jwk);
+    let mcp = protected(&server, &server.issuer()).await;
+    let app = support::app::spawn_app(support::db::Backend::Sqlite).await;
+    let (s, created) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Soak", "slug": "soak", "url": mcp.url(), "interval_seconds": 10,
+                   "failures_to_down": 1,
+                   "oauth": {"client_id": "probe", "client_secret": "probe-secret"}}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{created}");
+    let started = std::time::Instant::now();
+    // A soak is time passing, not an event stood in for: the scheduler probes meanwhile.
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let results = all_results(&app, "soak").await;
+    let not_up: Vec<&Value> = results.iter().filter(|r| r["verdict"] != "up").collect();
+    let mut tokens = Vec::new();
+    mcp.seen(|s| tokens = s.authorization.clone());
+    tokens.sort();
+    tokens.dedup();
+    println!(
+        "soak: {} scheduled probes over {:?}, {} not up, {} tokens of {ttl} s",
+        results.len(),
+        started.elapsed(),
+        not_up.len(),
+        tokens.len()
+    );
+    assert!(not_up.is_empty(), "{not_up:#?}");
+    assert!(
+        results.len() as u64 >= seconds / 10 - 1,
+        "{}",
+        results.len()
+    );
+    let lifetimes = seconds / ttl.max(10);
+    assert!(
+        tokens.len() as u64 >= lifetimes.saturating_sub(1).max(2),
+        "renewed by itself: {} tokens over {seconds} s",
+        tokens.len()
+    );
+    let (_, view) = app.get("/api/v1/servers/soak").await;
+    assert_eq!(view["state"], "up", "{view}");
     app.stop().await;
 }
