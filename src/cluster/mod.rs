@@ -277,17 +277,20 @@ pub async fn run(
     if sharded {
         tokio::spawn(handoff::drain(app.clone(), stop.clone()));
     }
+    // Looks start every 2 s however long one takes (a sleep after the work would stretch the
+    // period by the work, and with it how long a dead replica's buckets wait for a new owner).
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
     loop {
         let reachable = !sharded || settle(&app, &mut feed).await;
         let reachable = leadership.step(&app).await && reachable;
         if reachable {
             feed.sync(&app).await;
         }
-        let tick = tokio::time::sleep(EVERY);
-        tokio::pin!(tick);
         loop {
             tokio::select! {
-                _ = &mut tick => break,
+                _ = every.tick() => break,
                 // A server written through another replica: follow it now, not at the tick.
                 _ = rung(bell.as_ref()) => {
                     if reachable {

@@ -143,6 +143,28 @@ async fn probe_times(db_url: &str) -> std::collections::HashMap<String, Vec<i64>
     out
 }
 
+/// The replicas whose heartbeats are live (their holder ids, `{pid}-{uuid}`).
+async fn live_replicas(db_url: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await.unwrap();
+    sqlx::query_scalar("SELECT holder FROM replicas WHERE expires_at > now() ORDER BY holder")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// How many results one server has.
+async fn results_of(db_url: &str, server_id: &str) -> usize {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM probe_results WHERE server_id = $1")
+        .bind(server_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    n as usize
+}
+
 /// Servers this test registers: 3,000 at 10 s as the issue asks (`TEST_REPLICA_SERVERS`
 /// changes it, e.g. for a quick local run).
 fn fleet_size() -> usize {
@@ -152,7 +174,10 @@ fn fleet_size() -> usize {
         .unwrap_or(3000)
 }
 
-#[tokio::test]
+// Multi-threaded so the fake fleet answers on worker threads: on the test's own thread it
+// stalled for seconds while the test read tens of thousands of probe times, and its 3,000
+// healthy servers timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_once() {
     let db = TestDb::new(Backend::Postgres).await;
     let db_url = db.url_text();
@@ -231,10 +256,18 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     let (fourth, d) = replica(&db_url, dir.path(), "d");
     let four = [&a, &b, &c, &d];
     let after = shared_by_all(&client, &four).await;
-    assert!(
-        (20..=45).contains(&after[3]),
-        "the fourth took {} of 128 ({before:?} -> {after:?})",
-        after[3]
+    // Exactly the buckets rendezvous hashing gives it among the four (about a quarter, but
+    // random replica ids spread that from under 20 to over 45 in about 1 % of runs).
+    let live = live_replicas(&db_url).await;
+    assert_eq!(live.len(), 4, "{live:?}");
+    let fourth_id = live
+        .iter()
+        .find(|h| h.starts_with(&format!("{}-", fourth.0.id())))
+        .expect("the fourth replica's heartbeat");
+    assert_eq!(
+        after[3],
+        mcpwatch::shard::wanted(fourth_id, &live).len() as u64,
+        "the fourth's share by rendezvous ({before:?} -> {after:?})"
     );
     for i in 0..3 {
         assert!(
@@ -259,7 +292,7 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     )
     .await;
     let moved_in = killed_at.elapsed();
-    // Leases expire after 8 s and survivors settle every 2 s: 10 s, measured 7.9-9.0 s. (This
+    // Leases expire after 8 s and survivors settle every 2 s: 10 s, measured 7.6-9.3 s. (This
     // test runs in its own binary, tests/cluster.rs: inside `it`, another test shared the two
     // cores with these four daemons and their 3,000 servers, and take-overs took up to 12.5 s.)
     assert!(
@@ -284,12 +317,23 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     .await;
     let times = probe_times(&db.url_text()).await;
     assert_eq!(times.len(), n + 1, "every server has results");
+    // Across the kill the bound is the take-over, not a tick count: the killed replica's
+    // last probes may never have been stored (SIGKILL loses its unflushed batch), so a
+    // server's last stored probe can be a whole tick before the kill. What the survivors
+    // owe is a probe at the first aligned tick after they take the bucket.
+    let first_after_kill_by = killed_at_ms + moved_in.as_millis() as i64 + 10_000 + 2_000;
     let mut worst = (0i64, String::new());
     for (id, t) in &times {
         for pair in t.windows(2) {
             let gap = pair[1] - pair[0];
             assert!(gap >= 5_000, "{id}: two probes {gap} ms apart: {t:?}");
-            if gap > worst.0 {
+            if pair[0] <= killed_at_ms && pair[1] > killed_at_ms {
+                assert!(
+                    pair[1] <= first_after_kill_by,
+                    "{id}: first probe after the kill came {} ms after it (taken over in {moved_in:?}): {t:?}",
+                    pair[1] - killed_at_ms
+                );
+            } else if gap > worst.0 {
                 worst = (gap, id.clone());
             }
         }
@@ -301,12 +345,12 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     }
     assert!(
         worst.0 <= 2 * 10_000 + 3_000,
-        "{} waited {} ms between probes (more than one missed tick)",
+        "{} waited {} ms between probes away from the kill (more than one missed tick)",
         worst.1,
         worst.0
     );
     eprintln!(
-        "replicas: {} servers, buckets {before:?} -> {after:?}, taken over in {moved_in:?}, longest gap {} ms",
+        "replicas: {} servers, buckets {before:?} -> {after:?}, taken over in {moved_in:?}, longest gap away from the kill {} ms",
         n + 1,
         worst.0
     );
@@ -329,12 +373,7 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     })
     .await;
     let store = db.store().await;
-    let stored = async || {
-        probe_times(&db.url_text())
-            .await
-            .get(&victim_id)
-            .map_or(0, Vec::len)
-    };
+    let stored = async || results_of(&db.url_text(), &victim_id).await;
     let at_alert = stored().await;
     eventually(
         "two more probes judged and every delivery done",
