@@ -297,6 +297,9 @@ pub struct ResultView {
     /// Milliseconds per phase; `null` where the phase did not run.
     pub timings_ms: Timings,
     pub tls_not_after: Option<String>,
+    /// The W3C trace id the probe's requests carried in `traceparent`: search the server's
+    /// own traces and logs for it.
+    pub trace_id: Option<String>,
 }
 
 impl From<&ResultRecord> for ResultView {
@@ -331,6 +334,7 @@ impl From<&ResultRecord> for ResultView {
                 total: r.duration_ms,
             },
             tls_not_after: r.tls_not_after.map(|s| rfc3339(s * 1000)),
+            trace_id: r.trace_id.clone(),
         }
     }
 }

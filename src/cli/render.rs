@@ -68,6 +68,12 @@ pub fn render_report(r: &ProbeReport) -> String {
     if let Some(cert) = &r.tls {
         let _ = writeln!(out, "  certificate expires {}", cert.not_after);
     }
+    if let Some(trace) = &r.trace_id {
+        let _ = writeln!(
+            out,
+            "  trace       {trace} (W3C traceparent on every request)"
+        );
+    }
     if let Some(a) = &r.auth {
         write_auth(&mut out, a);
     }

@@ -242,6 +242,7 @@ impl Prober {
         report.tls = tls;
         report.warnings = std::mem::take(&mut p.warnings);
         report.notes = std::mem::take(&mut p.notes);
+        report.trace_id = Some(http.trace().trace_id().to_string());
         match outcome {
             Err(_elapsed) => {
                 let phase = http.recorder.in_flight_phase().or(p.phase);

@@ -17,6 +17,7 @@ use super::era::Era;
 use super::jsonrpc::{self, Reply, RpcError};
 use super::net::{Http, redact_url};
 use super::report::{AuthChallenge, Failure, FailureKind, HttpStep, Phase, ServerInfo};
+use super::trace;
 
 /// Why an era attempt stopped.
 #[derive(Debug)]
@@ -84,6 +85,13 @@ impl Run {
         self.next_id
     }
 
+    /// A JSON-RPC request carrying this probe's trace in `params._meta.traceparent`.
+    pub(crate) fn request(&self, id: u64, method: &str, params: Value) -> Value {
+        let mut message = jsonrpc::request(id, method, params);
+        trace::add_to_meta(&mut message, self.http.trace().traceparent());
+        message
+    }
+
     pub(crate) fn enter(&self, phase: Phase) {
         self.with(|p| {
             p.phase = Some(phase);
@@ -138,6 +146,7 @@ impl Run {
         phase: Phase,
     ) -> Result<(Response, Url), Stop> {
         let mut headers = extra;
+        trace::header_for(message, &mut headers);
         headers.insert(
             ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),

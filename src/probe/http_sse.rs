@@ -96,6 +96,7 @@ impl HttpSse {
     async fn send(&mut self, run: &mut Run, message: &Value, phase: Phase) -> Result<(), Stop> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        super::trace::header_for(message, &mut headers);
         let body = serde_json::to_vec(message).unwrap_or_default();
         let (mut resp, url) = run
             .http
@@ -128,8 +129,8 @@ impl Transport for HttpSse {
         phase: Phase,
     ) -> Result<Value, Stop> {
         let id = run.next_id();
-        self.send(run, &jsonrpc::request(id, method, params), phase)
-            .await?;
+        let message = run.request(id, method, params);
+        self.send(run, &message, phase).await?;
         self.wait_for(id, method, phase).await
     }
 }

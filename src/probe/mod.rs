@@ -10,7 +10,8 @@
 //! - `jsonrpc.rs`, `sse.rs`: message shapes and SSE framing.
 //! - `net.rs`: the HTTP client per probe; `recorder.rs`: its timings and connection evidence;
 //!   `dns.rs`: resolution plus the address policy hook; `tls.rs`: certificate and TLS-start
-//!   hooks; `policy.rs`: the address policy (SSRF guard).
+//!   hooks; `policy.rs`: the address policy (SSRF guard); `trace.rs`: W3C `traceparent` on
+//!   every request, one trace per probe.
 //!
 //! ## Era detection: the decision table
 //!
@@ -65,6 +66,7 @@ mod stateless;
 mod streamable;
 mod tls;
 mod tools;
+mod trace;
 
 pub use engine::{
     DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober,

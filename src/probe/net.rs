@@ -23,6 +23,7 @@ use super::policy::{AddressPolicy, BlockedAddress};
 use super::recorder::ConnTimingLayer;
 pub(crate) use super::recorder::{Recorder, round_ms};
 use super::report::{Failure, FailureKind, Phase};
+use super::trace::{TRACEPARENT, Trace};
 
 /// Shared, built-once parts every probe's client is assembled from.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub(crate) struct Http {
     credentials: HeaderMap,
     pub body_cap: usize,
     follow_post_redirects: bool,
+    /// The probe's trace: every request carries a `traceparent` of it.
+    trace: Trace,
 }
 
 /// How many redirects a GET follows before giving up.
@@ -103,7 +106,13 @@ impl Http {
             credentials: headers,
             body_cap,
             follow_post_redirects,
+            trace: Trace::new(),
         })
+    }
+
+    /// The trace this client's requests belong to.
+    pub(crate) fn trace(&self) -> &Trace {
+        &self.trace
     }
 
     /// See [`AddressPolicy::allows_private`].
@@ -128,6 +137,12 @@ impl Http {
         phase: Phase,
     ) -> Result<(Response, Url), Failure> {
         let mut url = url.clone();
+        let mut headers = headers;
+        if !headers.contains_key(TRACEPARENT)
+            && let Ok(value) = HeaderValue::from_str(&self.trace.traceparent())
+        {
+            headers.insert(TRACEPARENT, value);
+        }
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url, phase)?;
             let mut req = self

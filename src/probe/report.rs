@@ -321,6 +321,10 @@ pub struct ProbeReport {
     pub notes: Vec<String>,
     /// RFC 3339 time the probe started.
     pub started_at: String,
+    /// The W3C trace id every request of this probe carried in `traceparent` (header and
+    /// `_meta`): search the server's traces and logs for it. `None` when nothing was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The tool list as received (all pages, server order). Not part of the JSON report:
     /// `snapshot` writes its canonical form.
     #[serde(skip)]
@@ -350,6 +354,7 @@ impl ProbeReport {
             warnings: Vec::new(),
             notes: Vec::new(),
             started_at,
+            trace_id: None,
             tools: Vec::new(),
         }
     }

@@ -42,7 +42,7 @@ impl Transport for Stateless {
         phase: Phase,
     ) -> Result<Value, Stop> {
         let id = run.next_id();
-        let message = jsonrpc::request(id, method, with_meta(params, &self.version));
+        let message = run.request(id, method, with_meta(params, &self.version));
         let (resp, url) = run
             .post(&self.url, &message, headers(&self.version, method), phase)
             .await?;
@@ -136,7 +136,7 @@ async fn discover_once(run: &mut Run, url: &Url, version: &str) -> Result<Discov
     let phase = Phase::Handshake;
     let method = "server/discover";
     let id = run.next_id();
-    let message = jsonrpc::request(id, method, with_meta(json!({}), version));
+    let message = run.request(id, method, with_meta(json!({}), version));
     let (mut resp, answered) = run
         .post(url, &message, headers(version, method), phase)
         .await

@@ -57,7 +57,7 @@ impl Transport for Streamable {
         phase: Phase,
     ) -> Result<Value, Stop> {
         let id = run.next_id();
-        let message = jsonrpc::request(id, method, params);
+        let message = run.request(id, method, params);
         let (resp, url) = run.post(&self.url, &message, self.headers(), phase).await?;
         if resp.status() == StatusCode::NOT_FOUND && self.session.is_some() {
             return Err(Stop::Failed(
@@ -89,7 +89,7 @@ pub(crate) async fn handshake(
         "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     });
-    let message = jsonrpc::request(id, method, params);
+    let message = run.request(id, method, params);
     let (mut resp, answered) = run.post(url, &message, HeaderMap::new(), phase).await?;
     if let Some(challenge) = run.auth_challenge(&resp, &answered).await {
         return Err(Stop::Auth(Box::new(challenge)));

@@ -161,6 +161,9 @@ pub struct ResultRecord {
     /// From an agent whose canaries were failing: stored, never counted.
     #[serde(default)]
     pub vantage_unhealthy: bool,
+    /// The W3C trace id every request of the probe carried (`None` when none was sent).
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 impl ResultRecord {
@@ -198,6 +201,7 @@ impl ResultRecord {
             schema_hash: r.schema_hash.clone(),
             tls_not_after: r.tls.as_ref().map(|t| t.not_after_unix),
             vantage_unhealthy: false,
+            trace_id: r.trace_id.clone(),
         }
     }
 }

@@ -235,6 +235,7 @@ mod tests {
             schema_hash: None,
             tls_not_after: None,
             vantage_unhealthy: false,
+            trace_id: None,
         }
     }
 

@@ -27,6 +27,7 @@ mod probe_faults;
 mod probe_oauth;
 mod probe_rmcp;
 mod probe_tls;
+mod probe_trace;
 mod registry;
 mod scheduler;
 mod slos;

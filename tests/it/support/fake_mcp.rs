@@ -186,6 +186,20 @@ pub struct Seen {
     pub mcp_method_headers: Vec<String>,
     /// Path and query of every request to the MCP endpoint.
     pub uris: Vec<String>,
+    /// The trace context of every request to the MCP endpoint, in order.
+    pub traces: Vec<Traced>,
+}
+
+/// The W3C trace context one request carried.
+#[derive(Debug, Clone, Default)]
+pub struct Traced {
+    pub http_method: String,
+    /// The JSON-RPC method, for a POST.
+    pub rpc: Option<String>,
+    /// The `traceparent` header.
+    pub header: Option<String>,
+    /// `params._meta.traceparent`, for a POST.
+    pub meta: Option<String>,
 }
 
 struct Shared {
@@ -441,7 +455,20 @@ async fn mcp(
     body: Bytes,
 ) -> Response {
     let cfg = s.config.lock().unwrap().clone();
-    s.seen.lock().unwrap().uris.push(uri.to_string());
+    // Where this request's trace context is recorded (its JSON-RPC method is added below).
+    let traced_at = {
+        let mut seen = s.seen.lock().unwrap();
+        seen.uris.push(uri.to_string());
+        seen.traces.push(Traced {
+            http_method: method.to_string(),
+            header: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            ..Traced::default()
+        });
+        seen.traces.len() - 1
+    };
     if cfg.fault == Fault::EchoUri {
         return (
             StatusCode::BAD_REQUEST,
@@ -503,6 +530,13 @@ async fn mcp(
     {
         let mut seen = s.seen.lock().unwrap();
         seen.methods.push(rpc_method.clone());
+        if let Some(last) = seen.traces.get_mut(traced_at) {
+            last.rpc = Some(rpc_method.clone());
+            last.meta = msg
+                .pointer("/params/_meta/traceparent")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
         if let Some(h) = headers.get("mcp-method").and_then(|v| v.to_str().ok()) {
             seen.mcp_method_headers.push(h.to_string());
         }

@@ -116,5 +116,6 @@ pub fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord 
         schema_hash: Some("sha256:aa".into()),
         tls_not_after: Some(1_900_000_000),
         vantage_unhealthy: false,
+        trace_id: None,
     }
 }
