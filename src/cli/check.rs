@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -11,7 +12,8 @@ use serde_json::json;
 use super::options::{ProbeArgs, parse_duration, parse_fail_on};
 use super::render::render_report;
 use super::{CliError, ExitCode};
-use crate::probe::{ProbeReport, ProbeTarget, Prober};
+
+use crate::probe::{CallPlan, ProbeReport, ProbeTarget, Prober, ToolCall};
 use crate::schema::{SchemaDiff, Snapshot, diff};
 
 #[derive(Debug, Clone, Args)]
@@ -39,6 +41,22 @@ pub struct CheckArgs {
     /// Count auth_required (401/403 with a challenge) as healthy.
     #[arg(long)]
     pub allow_auth_required: bool,
+
+    /// After tools/list, call this tool and check the answer (repeatable): 'NAME' or
+    /// 'NAME {"json":"arguments"}'. No JSON-RPC error, isError false, structuredContent valid
+    /// against the tool's outputSchema; a failed call exits 1. Only tools marked
+    /// readOnlyHint: true are called unless --allow-write.
+    #[arg(long = "call", value_name = "'NAME {ARGS}'", value_parser = parse_call)]
+    pub calls: Vec<ToolCall>,
+
+    /// Let every --call call its tool even when the server does not mark it read-only (a
+    /// call may then change data on the server).
+    #[arg(long, requires = "calls")]
+    pub allow_write: bool,
+}
+
+fn parse_call(spec: &str) -> Result<ToolCall, String> {
+    ToolCall::parse(spec)
 }
 
 /// Longest pause between `--wait` attempts.
@@ -122,7 +140,22 @@ async fn check(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let (prober, target) = args.probe.build()?;
+    let (prober, mut target) = args.probe.build()?;
+    if !args.calls.is_empty() {
+        let calls = args
+            .calls
+            .iter()
+            .cloned()
+            .map(|c| ToolCall {
+                allow_write: args.allow_write,
+                ..c
+            })
+            .collect();
+        target.calls = Some(Arc::new(CallPlan {
+            calls,
+            failure_is_down: false,
+        }));
+    }
     let baseline = match &args.baseline {
         Some(path) => Some(Snapshot::read(path).map_err(|e| CliError::File(e.to_string()))?),
         None => None,

@@ -77,6 +77,16 @@ pub fn render_report(r: &ProbeReport) -> String {
     if let Some(a) = &r.auth {
         write_auth(&mut out, a);
     }
+    for c in &r.calls {
+        let took = c
+            .latency_ms
+            .map(|l| format!(" in {l:.1} ms"))
+            .unwrap_or_default();
+        let _ = match &c.failure {
+            None => writeln!(out, "  call        {} ok{took}", c.tool),
+            Some(f) => writeln!(out, "  call        {} FAILED{took}: {f}", c.tool),
+        };
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "  warning     {w}");
     }

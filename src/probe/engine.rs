@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use url::Url;
 
+use super::calls::{CallOutcome, CallPlan, run_calls};
 use super::dns::Dns;
 use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
@@ -64,6 +65,9 @@ pub struct ProbeTarget {
     pub follow_post_redirects: bool,
     /// An OAuth client-credentials identity: the probe gets and sends its own access token.
     pub oauth: Option<Arc<ClientCredentials>>,
+    /// Synthetic tool calls to make after `tools/list` (`calls.rs`); one pointer, since the
+    /// scheduler holds a target per server and most have none.
+    pub calls: Option<Arc<CallPlan>>,
 }
 
 impl std::fmt::Debug for ProbeTarget {
@@ -90,6 +94,7 @@ impl ProbeTarget {
             max_pages: DEFAULT_MAX_PAGES,
             follow_post_redirects: false,
             oauth: None,
+            calls: None,
         }
     }
 }
@@ -119,6 +124,7 @@ struct Found {
     server_info: Option<ServerInfo>,
     tools: Vec<serde_json::Value>,
     pages: u32,
+    calls: Vec<CallOutcome>,
 }
 
 impl Prober {
@@ -217,6 +223,10 @@ impl Prober {
         };
         let mut run = Run::new(http.clone(), progress.clone(), target.max_pages);
         let deadline = tokio::time::Instant::now() + target.timeout;
+        if let Some(plan) = &target.calls {
+            run.calls = Arc::from(plan.calls.clone());
+        }
+        run.deadline = Some(deadline);
         let outcome = tokio::time::timeout_at(
             deadline,
             run_eras(&mut run, &target.url, target.era, target.timeout),
@@ -455,6 +465,23 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
     } else {
         Verdict::Degraded
     };
+    report.calls = found.calls;
+    if let Some(failed) = report.calls.iter().find(|c| c.failure.is_some()) {
+        report.failure = Some(Failure::new(
+            FailureKind::ToolCall,
+            Phase::ToolCall,
+            format!(
+                "{}: {}",
+                failed.tool,
+                failed.failure.as_deref().unwrap_or_default()
+            ),
+        ));
+        report.verdict = if target.calls.as_ref().is_some_and(|p| p.failure_is_down) {
+            Verdict::Down
+        } else {
+            Verdict::Degraded
+        };
+    }
 }
 
 /// The share of the probe's deadline that `server/discover` may use while detecting the era.
@@ -575,34 +602,40 @@ async fn run_era(
                 p.server_info = d.server_info.clone();
             });
             let list = list_tools(&mut t, run).await?;
+            let calls = run_calls(&mut t, run, &run.calls.clone(), &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: d.protocol_version,
                 server_info: d.server_info,
                 tools: list.tools,
                 pages: list.pages,
+                calls,
             })
         }
         Era::StreamableHttp => {
             let (mut t, init) = streamable::handshake(run, url, may_fall_back).await?;
             let list = list_tools(&mut t, run).await?;
+            let calls = run_calls(&mut t, run, &run.calls.clone(), &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: init.protocol_version,
                 server_info: Some(init.server_info),
                 tools: list.tools,
                 pages: list.pages,
+                calls,
             })
         }
         Era::HttpSse => {
             let (mut t, init) = http_sse::handshake(run, url).await?;
             let list = list_tools(&mut t, run).await?;
+            let calls = run_calls(&mut t, run, &run.calls.clone(), &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: init.protocol_version,
                 server_info: Some(init.server_info),
                 tools: list.tools,
                 pages: list.pages,
+                calls,
             })
         }
     }

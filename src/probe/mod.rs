@@ -6,6 +6,8 @@
 //! - `engine.rs`: [`Prober`], [`ProbeTarget`]: era detection, deadline, session cleanup, verdict.
 //! - `stateless.rs`, `streamable.rs`, `http_sse.rs`: one file per protocol era.
 //! - `tools.rs`: `tools/list` pagination and validation, shared by the eras.
+//! - `calls.rs`: synthetic `tools/call`s after the list (read-only tools unless overridden),
+//!   checked against the tool's `outputSchema` and the operator's expectations.
 //! - `exchange.rs`: run state, POST, reply → result or failure, auth challenges.
 //! - `jsonrpc.rs`, `sse.rs`: message shapes and SSE framing.
 //! - `net.rs`: the HTTP client per probe; `recorder.rs`: its timings and connection evidence;
@@ -48,6 +50,7 @@
 //! vary their tool list by declared capabilities, and the schema hash must not move because of
 //! us.
 
+mod calls;
 pub mod discovery;
 mod dns;
 mod engine;
@@ -68,6 +71,7 @@ mod tls;
 mod tools;
 mod trace;
 
+pub use calls::{CallOutcome, CallPlan, PointerExpectation, ToolCall};
 pub use engine::{
     DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober,
     ProberConfig, now_rfc3339, now_rfc3339_millis,

@@ -68,6 +68,10 @@ pub enum FailureKind {
     /// The server asks for OAuth, but its discovery chain is broken (metadata missing,
     /// unreachable or inconsistent): no spec-following client can log in.
     AuthDiscovery,
+    /// A synthetic tool call the operator configured failed (phase `tool_call`): an error,
+    /// `isError`, output off its schema, an expectation or latency bound missed, or a tool
+    /// that may not be called. The server itself answered MCP.
+    ToolCall,
 }
 
 impl FailureKind {
@@ -86,6 +90,7 @@ impl FailureKind {
             FailureKind::TooLarge => "too_large",
             FailureKind::Auth => "auth",
             FailureKind::AuthDiscovery => "auth_discovery",
+            FailureKind::ToolCall => "tool_call",
         }
     }
 
@@ -113,6 +118,9 @@ impl FailureKind {
             }
             FailureKind::AuthDiscovery => {
                 "fix the step named: its metadata URL, issuer, token endpoint or PKCE S256 support"
+            }
+            FailureKind::ToolCall => {
+                "the server is up but a tool it lists does not work as expected; see the message"
             }
         }
     }
@@ -144,9 +152,9 @@ pub(crate) use parse_by_name;
 parse_by_name!(Verdict [Up, Degraded, AuthRequired, Down]);
 parse_by_name!(FailureKind [
     Dns, Connect, Tls, Timeout, HttpStatus, NotMcp, Protocol, EmptyTools, Blocked, TooLarge,
-    Auth, AuthDiscovery,
+    Auth, AuthDiscovery, ToolCall,
 ]);
-parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList, Token]);
+parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList, Token, ToolCall]);
 
 /// Where in the probe sequence something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -164,6 +172,8 @@ pub enum Phase {
     ToolsList,
     /// Obtaining the probe's OAuth access token (client credentials) from the token endpoint.
     Token,
+    /// A synthetic `tools/call` the operator configured.
+    ToolCall,
 }
 
 impl Phase {
@@ -176,6 +186,7 @@ impl Phase {
             Phase::Handshake => "handshake",
             Phase::ToolsList => "tools_list",
             Phase::Token => "token",
+            Phase::ToolCall => "tool_call",
         }
     }
 
@@ -188,6 +199,7 @@ impl Phase {
             Phase::Handshake => "MCP handshake",
             Phase::ToolsList => "tools/list",
             Phase::Token => "OAuth token request",
+            Phase::ToolCall => "tools/call",
         }
     }
 }
@@ -325,6 +337,9 @@ pub struct ProbeReport {
     /// `_meta`): search the server's traces and logs for it. `None` when nothing was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// What each synthetic tool call did, in the order configured (absent when none was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<super::calls::CallOutcome>,
     /// The tool list as received (all pages, server order). Not part of the JSON report:
     /// `snapshot` writes its canonical form.
     #[serde(skip)]
@@ -355,6 +370,7 @@ impl ProbeReport {
             notes: Vec::new(),
             started_at,
             trace_id: None,
+            calls: Vec::new(),
             tools: Vec::new(),
         }
     }
@@ -362,7 +378,9 @@ impl ProbeReport {
     /// Healthy for a deploy gate: `up` or `degraded`, and `auth_required` when allowed.
     pub fn is_healthy(&self, allow_auth_required: bool) -> bool {
         match self.verdict {
-            Verdict::Up | Verdict::Degraded => true,
+            // A failed synthetic call leaves the server `degraded`, but a deploy gate that asked
+            // for the call must not pass it.
+            Verdict::Up | Verdict::Degraded => self.calls.iter().all(|c| c.failure.is_none()),
             Verdict::AuthRequired => allow_auth_required,
             Verdict::Down => false,
         }

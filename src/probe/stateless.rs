@@ -48,6 +48,22 @@ impl Transport for Stateless {
             .await?;
         run.result_of(resp, &url, id, method, phase).await
     }
+
+    async fn call_tool(
+        &mut self,
+        run: &mut Run,
+        params: Value,
+        extra: HeaderMap,
+        phase: Phase,
+    ) -> Result<Value, Stop> {
+        let method = "tools/call";
+        let id = run.next_id();
+        let message = run.request(id, method, with_meta(params, &self.version));
+        let mut headers = headers(&self.version, method);
+        headers.extend(extra);
+        let (resp, url) = run.post(&self.url, &message, headers, phase).await?;
+        run.result_of(resp, &url, id, method, phase).await
+    }
 }
 
 fn with_meta(mut params: Value, version: &str) -> Value {

@@ -17,6 +17,18 @@ pub(crate) trait Transport {
         params: Value,
         phase: Phase,
     ) -> Result<Value, Stop>;
+
+    /// A `tools/call` with its 2026-07-28 headers (`Mcp-Name`, `Mcp-Param-*`); eras that
+    /// define no such headers send it as any other request.
+    async fn call_tool(
+        &mut self,
+        run: &mut Run,
+        params: Value,
+        _headers: reqwest::header::HeaderMap,
+        phase: Phase,
+    ) -> Result<Value, Stop> {
+        self.call(run, "tools/call", params, phase).await
+    }
 }
 
 /// Every page of the tool list.

@@ -99,8 +99,9 @@ pub fn slot_id(server_id: &str, region: &str, slot_ms: i64) -> String {
 #[derive(Debug)]
 pub enum Command {
     /// Add or replace a job; `probe_now` runs it at once (a newly registered server).
+    /// (Boxed: a job carries a whole probe target; the other commands are small.)
     Upsert {
-        job: Job,
+        job: Box<Job>,
         probe_now: ProbeNow,
     },
     Remove(String),
@@ -151,13 +152,16 @@ impl SchedulerHandle {
         } else {
             ProbeNow::No
         };
-        let _ = self.tx.send(Command::Upsert { job, probe_now });
+        let _ = self.tx.send(Command::Upsert {
+            job: Box::new(job),
+            probe_now,
+        });
     }
 
     /// Upsert a job found by a re-read of the servers: probed at once only if new here.
     pub fn upsert_found(&self, job: Job) {
         let _ = self.tx.send(Command::Upsert {
-            job,
+            job: Box::new(job),
             probe_now: ProbeNow::IfNew,
         });
     }
@@ -455,7 +459,7 @@ async fn run(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return };
                 match cmd {
-                    Command::Upsert { job, probe_now } => table.upsert(job, probe_now),
+                    Command::Upsert { job, probe_now } => table.upsert(*job, probe_now),
                     Command::Remove(id) => table.remove(&id),
                     Command::Done { server_id, era, .. } => table.done(&server_id, era),
                 }

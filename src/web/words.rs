@@ -53,6 +53,7 @@ pub fn failure_words(r: &LastSeen) -> String {
         Some(FailureKind::AuthDiscovery) => {
             "its OAuth discovery is broken: clients cannot log in".to_string()
         }
+        Some(FailureKind::ToolCall) => "a tool call it is checked with failed".to_string(),
         _ if r.verdict == Verdict::AuthRequired => "credentials are required".to_string(),
         _ => format!("the probe failed during {phase}"),
     }

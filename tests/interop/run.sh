@@ -207,6 +207,59 @@ for line in "${cases[@]}"; do
   fi
 done
 
+# --- synthetic tool calls -----------------------------------------------------------------
+# Every SDK's `add` through `check --call` (with --allow-write: the corpus servers do not mark
+# it read-only), with its 2026-07-28 Mcp-Name header where the case speaks 2026; the reference
+# server's read-only tools, one with an outputSchema, called without any override; and its
+# tools not marked read-only refused without being called.
+echo "== mcpwatch check --call, per case"
+assert_calls() { # FILE EXPECT(ok|refused)
+  python3 - "$@" <<'PY'
+import json, sys
+path, expect = sys.argv[1], sys.argv[2]
+try:
+    r = json.load(open(path))
+except ValueError as e:
+    print(f"no JSON report ({e})"); sys.exit(1)
+calls = r.get("calls") or []
+if not calls:
+    print(f"no calls in the report (verdict {r.get('verdict')}: {(r.get('failure') or {}).get('message')})"); sys.exit(1)
+if expect == "ok":
+    bad = [c for c in calls if c.get("failure") or not c.get("called")]
+    if bad or r.get("verdict") != "up":
+        print(f"verdict {r.get('verdict')}: {bad}"); sys.exit(1)
+else:
+    bad = [c for c in calls if c.get("called") or "readOnlyHint" not in (c.get("failure") or "")]
+    if bad or r.get("verdict") != "degraded" or (r.get("failure") or {}).get("kind") != "tool_call":
+        print(f"verdict {r.get('verdict')}: {bad}"); sys.exit(1)
+print(", ".join(f"{c['tool']} {c.get('latency_ms')} ms" if c.get("called") else f"{c['tool']} not called" for c in calls))
+PY
+}
+call_case() { # NAME URL EXPECT EXTRA...
+  local name="$1" url="$2" expect="$3"
+  shift 3
+  "$bin" check "$url" --json --timeout 10s "$@" >"$work/$name.calls.json" 2>>"$work/$name.stderr" || true
+  if out=$(assert_calls "$work/$name.calls.json" "$expect"); then
+    ok "$name --call: $out"
+  else
+    fail "$name --call: $out (report in $work/$name.calls.json)"
+  fi
+}
+for line in "${cases[@]}"; do
+  read -r name server path era protocol tools group extra <<<"$line"
+  url="http://127.0.0.1:${port[$server]}$path"
+  # shellcheck disable=SC2086
+  case "$group" in
+    everything)
+      call_case "$name" "$url" ok $extra --call 'get-structured-content {"location":"New York"}' \
+        --call 'get-sum {"a":2,"b":3}' --call 'echo {"message":"interop"}'
+      call_case "$name-write" "$url" refused $extra --call 'toggle-simulated-logging' ;;
+    *)
+      call_case "$name" "$url" ok $extra --allow-write --call 'add {"a":2,"b":3}' \
+        --call 'echo {"message":"interop"}' ;;
+  esac
+done
+
 # --- the daemon ---------------------------------------------------------------------------
 echo "== mcpwatch serve: every auto-detected case registered through the API"
 data="$work/serve-data"

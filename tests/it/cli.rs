@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use support::fake_mcp::{FakeConfig, FakeEra, FakeServer, Fault};
 
 /// Run the binary off the async runtime (the fake server lives on it).
-async fn mcpwatch(args: &[&str]) -> Output {
+/// Run the binary with `args` (shared with the other CLI tests).
+pub(crate) async fn mcpwatch(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_mcpwatch"))

@@ -21,6 +21,7 @@ mod outage;
 mod pages;
 mod pgbouncer;
 mod posts;
+mod probe_calls;
 mod probe_era_table;
 mod probe_eras;
 mod probe_faults;

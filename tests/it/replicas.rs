@@ -295,8 +295,10 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     // Leases expire after 8 s and survivors settle every 2 s: 10 s, measured 7.6-9.3 s. (This
     // test runs in its own binary, tests/cluster.rs: inside `it`, another test shared the two
     // cores with these four daemons and their 3,000 servers, and take-overs took up to 12.5 s.)
+    // The bound adds 2 s for a loaded machine: a look that starts late (four debug daemons
+    // on two cores) moves everything after it.
     assert!(
-        moved_in <= Duration::from_millis(11_000),
+        moved_in <= Duration::from_millis(12_000),
         "buckets moved {moved_in:?} after the kill"
     );
     // Once every server has been probed again well after the kill, look at every server's

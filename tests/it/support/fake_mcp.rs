@@ -118,6 +118,8 @@ pub struct FakeConfig {
     /// Answer 503 to probes from these regions (by the agents' `x-mcpwatch-region` header):
     /// a regional outage, seen from one vantage point only.
     pub refuse_regions: Vec<String>,
+    /// The result every `tools/call` gets.
+    pub call_result: Value,
 }
 
 impl Default for FakeConfig {
@@ -141,6 +143,7 @@ impl Default for FakeConfig {
             oauth: OAuthChain::Complete,
             issuer: None,
             introspect: None,
+            call_result: json!({"content": [{"type": "text", "text": "ok"}]}),
         }
     }
 }
@@ -186,6 +189,8 @@ pub struct Seen {
     pub mcp_method_headers: Vec<String>,
     /// Path and query of every request to the MCP endpoint.
     pub uris: Vec<String>,
+    /// `(tool, Mcp-Name header)` of every `tools/call`, in order.
+    pub tool_calls: Vec<(String, Option<String>)>,
     /// The trace context of every request to the MCP endpoint, in order.
     pub traces: Vec<Traced>,
 }
@@ -530,6 +535,14 @@ async fn mcp(
     {
         let mut seen = s.seen.lock().unwrap();
         seen.methods.push(rpc_method.clone());
+        if rpc_method == "tools/call" {
+            let tool = msg.pointer("/params/name").and_then(Value::as_str);
+            let header = headers.get("mcp-name").and_then(|v| v.to_str().ok());
+            seen.tool_calls.push((
+                tool.unwrap_or_default().to_string(),
+                header.map(str::to_string),
+            ));
+        }
         if let Some(last) = seen.traces.get_mut(traced_at) {
             last.rpc = Some(rpc_method.clone());
             last.meta = msg
@@ -607,6 +620,7 @@ async fn mcp(
                 "resultType": "complete", "supportedVersions": cfg.modern_versions, "capabilities": {"tools": {}},
                 "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-mcp", "version": "1.2.3"}}, "ttlMs": 60000}}),
             "tools/list" => tools_page(&cfg, id.clone().unwrap_or(Value::Null), &msg),
+            "tools/call" => json!({"jsonrpc": "2.0", "id": id, "result": cfg.call_result}),
             _ => {
                 return json_response(
                     StatusCode::NOT_FOUND,
@@ -831,6 +845,10 @@ fn legacy(
     }
     match method {
         "tools/list" => Ok(Some((tools_page(cfg, id, msg), None))),
+        "tools/call" => Ok(Some((
+            json!({"jsonrpc": "2.0", "id": id, "result": cfg.call_result}),
+            None,
+        ))),
         "ping" => Ok(Some((
             json!({"jsonrpc": "2.0", "id": id, "result": {}}),
             None,
