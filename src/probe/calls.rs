@@ -113,15 +113,17 @@ pub struct CallOutcome {
     pub failure: Option<String>,
 }
 
-/// Call each of `calls` in order over the probe's transport; `tools` is the listed tools.
+/// Make the probe's calls (if any) in order over its transport; `tools` is the listed tools.
 pub(crate) async fn run_calls<T: Transport>(
     transport: &mut T,
     run: &mut Run,
-    calls: &[ToolCall],
     tools: &[Value],
 ) -> Vec<CallOutcome> {
-    let mut out = Vec::with_capacity(calls.len());
-    for call in calls {
+    let Some(plan) = run.calls.clone() else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(plan.calls.len());
+    for call in &plan.calls {
         out.push(run_call(transport, run, call, tools).await);
     }
     out

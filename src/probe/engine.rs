@@ -223,9 +223,7 @@ impl Prober {
         };
         let mut run = Run::new(http.clone(), progress.clone(), target.max_pages);
         let deadline = tokio::time::Instant::now() + target.timeout;
-        if let Some(plan) = &target.calls {
-            run.calls = Arc::from(plan.calls.clone());
-        }
+        run.calls = target.calls.clone();
         run.deadline = Some(deadline);
         let outcome = tokio::time::timeout_at(
             deadline,
@@ -602,7 +600,7 @@ async fn run_era(
                 p.server_info = d.server_info.clone();
             });
             let list = list_tools(&mut t, run).await?;
-            let calls = run_calls(&mut t, run, &run.calls.clone(), &list.tools).await;
+            let calls = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: d.protocol_version,
@@ -615,7 +613,7 @@ async fn run_era(
         Era::StreamableHttp => {
             let (mut t, init) = streamable::handshake(run, url, may_fall_back).await?;
             let list = list_tools(&mut t, run).await?;
-            let calls = run_calls(&mut t, run, &run.calls.clone(), &list.tools).await;
+            let calls = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: init.protocol_version,
@@ -628,7 +626,7 @@ async fn run_era(
         Era::HttpSse => {
             let (mut t, init) = http_sse::handshake(run, url).await?;
             let list = list_tools(&mut t, run).await?;
-            let calls = run_calls(&mut t, run, &run.calls.clone(), &list.tools).await;
+            let calls = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: init.protocol_version,

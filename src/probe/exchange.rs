@@ -12,7 +12,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::calls::ToolCall;
+use super::calls::CallPlan;
 use super::discovery::prm_candidates;
 use super::era::Era;
 use super::jsonrpc::{self, Reply, RpcError};
@@ -64,7 +64,7 @@ pub(crate) struct Run {
     pub progress: Arc<Mutex<Progress>>,
     pub max_pages: u32,
     /// The synthetic tool calls to make after `tools/list` (usually none).
-    pub calls: Arc<[ToolCall]>,
+    pub calls: Option<Arc<CallPlan>>,
     /// When the probe's deadline passes: a call stops short of it, so a tool that hangs is
     /// that call's failure, not the probe's timeout.
     pub deadline: Option<tokio::time::Instant>,
@@ -77,7 +77,7 @@ impl Run {
             http,
             progress,
             max_pages,
-            calls: Arc::from(Vec::new()),
+            calls: None,
             deadline: None,
             next_id: 0,
         }
