@@ -114,6 +114,7 @@ fn server(i: usize, now: i64) -> ServerRecord {
         oauth: None,
         oauth_enc: None,
         bearer_expires_at: None,
+        calls: None,
         managed_by: None,
         id: format!("bench-{i:04}"),
         slug: format!("server-{i:04}"),

@@ -57,6 +57,7 @@ pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, Ta
         degraded_latency_ms: s.degraded_latency_ms,
         era_hint: s.era_hint.clone(),
         oauth,
+        calls: s.call_plan(),
     })
 }
 

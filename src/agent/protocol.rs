@@ -43,6 +43,10 @@ pub struct AgentServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub oauth: Option<ClientCredentials>,
+    /// The synthetic tool calls each probe makes (`{"calls": [...], "failure_is_down": …}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub calls: Option<crate::probe::CallPlan>,
 }
 
 impl AgentServer {
@@ -52,6 +56,7 @@ impl AgentServer {
         let mut target = ProbeTarget::new(url);
         target.headers = self.headers.clone();
         target.oauth = self.oauth.clone().map(Arc::new);
+        target.calls = self.calls.clone().map(Arc::new);
         target.timeout = Duration::from_secs(u64::from(self.timeout_seconds));
         target.degraded_after = self.degraded_latency_ms.map(Duration::from_millis);
         target.era = match self.era_hint.as_deref().and_then(|e| e.parse::<Era>().ok()) {

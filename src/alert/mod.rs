@@ -81,6 +81,26 @@ pub fn routes_to(channel: &ChannelRecord, kind: &str, server: &ServerRecord) -> 
     channel.server_ids.contains(&server.id) || channel.tags.iter().any(|t| server.tags.contains(t))
 }
 
+/// The classes of schema change a channel may choose (`drift`): a change may be several.
+pub const DRIFT_CLASSES: [&str; 3] = ["breaking", "security", "compatible"];
+
+/// Whether `channel` is sent this event as far as its drift classes go: every event but a
+/// `schema.changed`, and a `schema.changed` whose `breaking` / `security` flags (in its
+/// payload) meet one of the classes it chose (none chosen: every change).
+pub fn drift_wanted(channel: &ChannelRecord, kind: &str, payload: &serde_json::Value) -> bool {
+    if kind != "schema.changed" || channel.drift.is_empty() {
+        return true;
+    }
+    let breaking = payload["breaking"] == serde_json::Value::Bool(true);
+    let security = payload["security"] == serde_json::Value::Bool(true);
+    channel.drift.iter().any(|class| match class.as_str() {
+        "breaking" => breaking,
+        "security" => security,
+        "compatible" => !breaking,
+        _ => false,
+    })
+}
+
 /// Retry schedule: 10 s, 30 s, 1 min, 2 min, 5 min, 10 min, 30 min, then hourly; ±20 %
 /// jitter so a recovering receiver is not hit by every retry at once. After 24 h: dead.
 pub const RETRY_SCHEDULE: [Duration; 7] = [
@@ -125,6 +145,7 @@ mod tests {
             server_ids: server_ids.iter().map(|s| s.to_string()).collect(),
             tags: tags.iter().map(|s| s.to_string()).collect(),
             events: DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
+            drift: vec![],
             enabled: true,
             disabled_reason: None,
             failing_since: None,
@@ -141,6 +162,7 @@ mod tests {
             oauth: None,
             oauth_enc: None,
             bearer_expires_at: None,
+            calls: None,
             managed_by: None,
             id: id.into(),
             slug: id.into(),
@@ -164,6 +186,44 @@ mod tests {
             regions: vec![],
             quorum: None,
         }
+    }
+
+    #[test]
+    fn a_channel_chooses_the_classes_of_schema_change_it_is_sent() {
+        use serde_json::json;
+        let wanting = |classes: &[&str]| ChannelRecord {
+            drift: classes.iter().map(|c| c.to_string()).collect(),
+            ..channel(&[], &[])
+        };
+        let rug_pull = json!({"breaking": false, "security": true});
+        let removed_tool = json!({"breaking": true, "security": false});
+        let added_tool = json!({"breaking": false, "security": false});
+        let every = wanting(&[]);
+        let security = wanting(&["security"]);
+        let breaking_or_security = wanting(&["breaking", "security"]);
+        let compatible = wanting(&["compatible"]);
+        for (c, payload, sent) in [
+            (&every, &added_tool, true),
+            (&security, &rug_pull, true),
+            (&security, &removed_tool, false),
+            (&security, &added_tool, false),
+            (&breaking_or_security, &removed_tool, true),
+            (&breaking_or_security, &added_tool, false),
+            (&compatible, &added_tool, true),
+            (&compatible, &rug_pull, true),
+            (&compatible, &removed_tool, false),
+        ] {
+            assert_eq!(
+                drift_wanted(c, "schema.changed", payload),
+                sent,
+                "{:?} {payload}",
+                c.drift
+            );
+        }
+        assert!(
+            drift_wanted(&security, "server.down", &json!({})),
+            "other events are not filtered by drift"
+        );
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct ChannelInput {
     tags: Option<Vec<String>>,
     /// Event types; default: server.down, server.up, server.auth_failed, schema.changed.
     events: Option<Vec<String>>,
+    /// Which schema changes to send: any of `breaking`, `security` (descriptions, titles,
+    /// annotations: what a rug pull edits), `compatible`; empty (default): every change.
+    drift: Option<Vec<String>>,
     pub(crate) enabled: Option<bool>,
     /// Remind (`server.still_down`) this often while a followed server is down; 0 turns it off
     /// (the default).
@@ -377,6 +380,24 @@ async fn apply_following(
             None => c.events = events,
         }
     }
+    if let Some(drift) = input.drift.take() {
+        let classes = &crate::alert::DRIFT_CLASSES;
+        match drift.iter().find(|d| !classes.contains(&d.as_str())) {
+            Some(bad) => err(
+                "drift",
+                format!(
+                    "'{bad}' is not a class of schema change ({})",
+                    classes.join(", ")
+                ),
+            ),
+            None => {
+                let mut drift = drift;
+                drift.sort();
+                drift.dedup();
+                c.drift = drift;
+            }
+        }
+    }
     match input.reminder_interval_seconds {
         None => {}
         Some(0) => c.reminder_interval_seconds = None,
@@ -434,6 +455,7 @@ pub(crate) fn new_channel(now: i64) -> ChannelRecord {
         server_ids: Vec::new(),
         tags: Vec::new(),
         events: DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect(),
+        drift: Vec::new(),
         enabled: true,
         disabled_reason: None,
         failing_since: None,

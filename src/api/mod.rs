@@ -5,7 +5,8 @@
 //!   JSON extractor that names bad fields.
 //! - `views.rs`: every typed answer (records become views there).
 //! - `servers.rs`: register, list, change, pause, delete, check now; `server_oauth.rs`: a
-//!   server's OAuth client-credentials identity (secret write-only, kept across writes).
+//!   server's OAuth client-credentials identity (secret write-only, kept across writes);
+//!   `server_calls.rs`: its synthetic tool calls (`calls`, `call_failure`).
 //! - `history.rs`: results, schema and its history and diffs, incidents, events, status.
 //! - `keys.rs`: API key management.
 //! - `channels.rs`: alert channels, deliveries and retries.
@@ -33,6 +34,7 @@ pub mod monitors;
 pub(crate) mod pages;
 pub(crate) mod posts;
 pub mod registry;
+pub(crate) mod server_calls;
 mod server_oauth;
 pub(crate) mod servers;
 pub(crate) mod slos;

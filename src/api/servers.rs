@@ -64,6 +64,14 @@ pub struct ServerInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
     quorum: Option<Value>,
+    /// Synthetic tool calls after `tools/list` (at most 10). Only tools the server marks
+    /// `readOnlyHint: true` are called unless a call sets `allow_write`; `null` or `[]`:
+    /// none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<crate::probe::ToolCall>>)]
+    calls: Option<Value>,
+    /// What a failed call makes the probe: `degraded` (default) or `down`.
+    call_failure: Option<super::server_calls::CallFailure>,
 }
 
 /// Distinguish "absent" (None) from "null" (Some(Null)).
@@ -115,6 +123,8 @@ pub(crate) async fn apply(
         expect_auth,
         regions,
         quorum,
+        calls,
+        call_failure,
     } = input;
     apply_identity(
         (name, url, slug),
@@ -140,6 +150,7 @@ pub(crate) async fn apply(
     }
     apply_timing(interval_seconds, timeout_seconds, &mut s, &mut problems);
     apply_grouping(tags, regions, quorum, &mut s, &mut problems);
+    super::server_calls::apply_calls(calls, call_failure, &mut s, &mut problems);
     apply_judgement(
         Judgement {
             public,
@@ -515,6 +526,7 @@ pub(crate) fn defaults(app: &AppState) -> ServerRecord {
         oauth: None,
         oauth_enc: None,
         bearer_expires_at: None,
+        calls: None,
         id: uuid::Uuid::now_v7().to_string(),
         slug: String::new(),
         name: String::new(),

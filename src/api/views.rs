@@ -114,6 +114,11 @@ pub struct ServerView {
     pub regions: Vec<String>,
     /// Regions down needed for the server to be down; `null`: a majority.
     pub quorum: Option<u32>,
+    /// The synthetic tool calls each probe makes; a call with `allow_write: true` is one the
+    /// operator allowed on a tool not marked read-only.
+    pub calls: Vec<crate::probe::ToolCall>,
+    /// What a failed call makes the probe: `degraded` or `down`.
+    pub call_failure: super::server_calls::CallFailure,
     pub state: ServerStatus,
     /// Regions down while the server stays up (fewer than the quorum).
     pub warnings: Vec<String>,
@@ -147,6 +152,7 @@ impl ServerView {
             state.map(|st| st.status).unwrap_or(ServerStatus::Unknown)
         };
         let serving = matches!(status, ServerStatus::Up | ServerStatus::Degraded);
+        let plan = s.call_plan();
         let warnings = regions
             .iter()
             .filter(|r| {
@@ -183,6 +189,8 @@ impl ServerView {
             era: s.era_hint.clone(),
             regions: s.regions.clone(),
             quorum: s.quorum,
+            calls: plan.as_ref().map(|p| p.calls.clone()).unwrap_or_default(),
+            call_failure: super::server_calls::CallFailure::of(plan.as_ref()),
             state: status,
             warnings,
             protected,
@@ -300,6 +308,8 @@ pub struct ResultView {
     /// The W3C trace id the probe's requests carried in `traceparent`: search the server's
     /// own traces and logs for it.
     pub trace_id: Option<String>,
+    /// What each synthetic tool call did (empty when the server has none).
+    pub calls: Vec<crate::probe::CallOutcome>,
 }
 
 impl From<&ResultRecord> for ResultView {
@@ -335,6 +345,11 @@ impl From<&ResultRecord> for ResultView {
             },
             tls_not_after: r.tls_not_after.map(|s| rfc3339(s * 1000)),
             trace_id: r.trace_id.clone(),
+            calls: r
+                .calls
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -607,6 +622,9 @@ pub struct ChannelView {
     pub servers: Vec<String>,
     pub tags: Vec<String>,
     pub events: Vec<String>,
+    /// Which schema changes it is sent (`breaking`, `security`, `compatible`); empty: every
+    /// one.
+    pub drift: Vec<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub failing_since: Option<String>,
@@ -634,6 +652,7 @@ impl From<&ChannelRecord> for ChannelView {
             servers: c.server_ids.clone(),
             tags: c.tags.clone(),
             events: c.events.clone(),
+            drift: c.drift.clone(),
             enabled: c.enabled,
             disabled_reason: c.disabled_reason.clone(),
             failing_since: c.failing_since.map(rfc3339),

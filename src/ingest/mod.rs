@@ -738,9 +738,10 @@ async fn commit(
 
 /// A server as the ingest keeps it for every server between results: without its sealed
 /// URL, headers and OAuth secret (probes read those from the store; deciding never needs them), nor which
-/// monitors file manages it, nor its registry origin and pause reason.
+/// monitors file manages it, nor its registry origin, pause reason and tool calls.
 fn for_cache(mut server: ServerRecord) -> ServerRecord {
     server.url_enc = None;
+    server.calls = None;
     server.headers_enc = None;
     server.oauth_enc = None;
     server.managed_by = None;
@@ -1043,7 +1044,9 @@ fn route(
             continue;
         }
         for channel in &routing.channels {
-            if crate::alert::routes_to(channel, &event.kind, server) {
+            if crate::alert::routes_to(channel, &event.kind, server)
+                && crate::alert::drift_wanted(channel, &event.kind, &event.payload)
+            {
                 writes
                     .outbox
                     .push(DeliveryRecord::pending(&event.id, &channel.id, event.at));

@@ -324,6 +324,7 @@ impl Metrics {
                 .then(|| u32::try_from(report.tools_count).unwrap_or(u32::MAX)),
             report.tls.as_ref().map(|t| t.not_after_unix),
         );
+        self.servers.called(server, region, &report.calls);
     }
 
     /// A probe's report in its region's counts and histograms (by whichever replica took it).

@@ -21,6 +21,17 @@ struct RegionValues {
     /// Tools of the last probe that listed them.
     tools: Option<u32>,
     tls_not_after: Option<i64>,
+    /// The last probe's synthetic tool calls (empty for most servers: no allocation).
+    calls: Box<[CallValues]>,
+}
+
+/// One synthetic tool call of the last probe.
+#[derive(Debug, Clone)]
+struct CallValues {
+    tool: Box<str>,
+    success: bool,
+    /// `None` when it was not called (refused, not listed) or did not answer.
+    latency_seconds: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -41,13 +52,15 @@ enum Kind {
     Up,
     State,
     SchemaChanges,
+    CallSuccess,
+    CallDuration,
 }
 
 /// A family: kind, name, help, type.
 struct Family(Kind, &'static str, &'static str, &'static str);
 
 /// Every per-server family, in the order they are written.
-const FAMILIES: [Family; 7] = [
+const FAMILIES: [Family; 9] = [
     Family(
         Kind::Success,
         "mcpwatch_probe_success",
@@ -89,6 +102,18 @@ const FAMILIES: [Family; 7] = [
         "mcpwatch_schema_changes_total",
         "Schema changes seen",
         "counter",
+    ),
+    Family(
+        Kind::CallSuccess,
+        "mcpwatch_tool_call_success",
+        "1 if the synthetic call of the tool met every expectation at the last probe, else 0",
+        "gauge",
+    ),
+    Family(
+        Kind::CallDuration,
+        "mcpwatch_tool_call_duration_seconds",
+        "How long the tool took to answer its synthetic call at the last probe",
+        "gauge",
     ),
 ];
 
@@ -155,6 +180,27 @@ impl ServerSeries {
         });
     }
 
+    /// The synthetic tool calls of a probe from `region` (replacing the last probe's).
+    pub fn called(&self, server: &str, region: &str, calls: &[crate::probe::CallOutcome]) {
+        let region = self.region(region);
+        self.with(server, |v| {
+            let Some(r) = v.regions.iter_mut().find(|r| r.region == region) else {
+                return;
+            };
+            if calls.is_empty() && r.calls.is_empty() {
+                return;
+            }
+            r.calls = calls
+                .iter()
+                .map(|c| CallValues {
+                    tool: c.tool.as_str().into(),
+                    success: c.called && c.failure.is_none(),
+                    latency_seconds: c.latency_ms.map(|ms| ms / 1000.0),
+                })
+                .collect();
+        });
+    }
+
     pub fn state(&self, server: &str, status: ServerStatus) {
         self.with(server, |v| v.status = Some(status));
     }
@@ -197,7 +243,23 @@ fn write_samples(out: &mut String, family: &Family, server: &str, v: &ServerValu
             }
         }
     };
+    let per_call = |out: &mut String, value: &dyn Fn(&CallValues) -> Option<f64>| {
+        for r in &v.regions {
+            let region = escape(&r.region);
+            for c in r.calls.iter() {
+                if let Some(x) = value(c) {
+                    let tool = escape(&c.tool);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{server=\"{server}\",region=\"{region}\",tool=\"{tool}\"}} {x}"
+                    );
+                }
+            }
+        }
+    };
     match family.0 {
+        Kind::CallSuccess => per_call(out, &|c| Some(if c.success { 1.0 } else { 0.0 })),
+        Kind::CallDuration => per_call(out, &|c| c.latency_seconds),
         Kind::Success => per_region(out, &|r| Some(if r.success { 1.0 } else { 0.0 })),
         Kind::Duration => per_region(out, &|r| Some(r.duration_seconds)),
         Kind::Tools => per_region(out, &|r| r.tools.map(f64::from)),
@@ -251,6 +313,23 @@ mod tests {
         s.state("a\"b", ServerStatus::Down);
         s.schema_changed("a\"b");
         s.schema_changed("a\"b");
+        let call = |tool: &str, latency_ms: Option<f64>, failure: Option<&str>| {
+            crate::probe::CallOutcome {
+                tool: tool.into(),
+                called: latency_ms.is_some(),
+                latency_ms,
+                failure: failure.map(Into::into),
+            }
+        };
+        s.called(
+            "a\"b",
+            "eu",
+            &[
+                call("get-sum", Some(250.0), None),
+                call("slow", Some(1500.0), Some("over the bound")),
+                call("write", None, Some("not called")),
+            ],
+        );
         let mut out = String::new();
         s.render(&mut out);
         for line in [
@@ -263,6 +342,11 @@ mod tests {
             r#"mcpwatch_server_state{server="a\"b",state="down"} 1"#,
             r#"mcpwatch_schema_changes_total{server="a\"b"} 2"#,
             "# TYPE mcpwatch_schema_changes_total counter",
+            r#"mcpwatch_tool_call_success{server="a\"b",region="eu",tool="get-sum"} 1"#,
+            r#"mcpwatch_tool_call_success{server="a\"b",region="eu",tool="slow"} 0"#,
+            r#"mcpwatch_tool_call_success{server="a\"b",region="eu",tool="write"} 0"#,
+            r#"mcpwatch_tool_call_duration_seconds{server="a\"b",region="eu",tool="get-sum"} 0.25"#,
+            r#"mcpwatch_tool_call_duration_seconds{server="a\"b",region="eu",tool="slow"} 1.5"#,
         ] {
             assert!(
                 out.lines().any(|l| l == line),
@@ -270,6 +354,19 @@ mod tests {
             );
         }
         assert!(!out.contains(r#"mcpwatch_tools{server="a\"b",region="us"}"#));
+        assert!(
+            !out.contains(
+                r#"mcpwatch_tool_call_duration_seconds{server="a\"b",region="eu",tool="write"}"#
+            ),
+            "a call never made has no duration"
+        );
+        s.called("a\"b", "eu", &[]);
+        let mut after = String::new();
+        s.render(&mut after);
+        assert!(
+            !after.contains("tool="),
+            "calls removed from the server: {after}"
+        );
         s.forget("a\"b");
         let mut out = String::new();
         s.render(&mut out);

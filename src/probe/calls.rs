@@ -23,21 +23,30 @@ const CALL_MARGIN: Duration = Duration::from_millis(300);
 /// Longest stretch of the server's own words kept in a call's failure.
 const WORDS_CAP: usize = 300;
 
-/// The calls one server is checked with.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Most calls one server is checked with: each is a request inside one probe's deadline.
+pub const MAX_CALLS: usize = 10;
+
+/// Largest serialized `arguments` of one call.
+const MAX_ARGUMENTS_BYTES: usize = 16 * 1024;
+
+/// The calls one server is checked with (stored on the server as this JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallPlan {
     pub calls: Vec<ToolCall>,
     /// A failed call makes the probe `down` instead of `degraded`.
+    #[serde(default)]
     pub failure_is_down: bool,
 }
 
 /// One call the operator asked for, and what its result must show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ToolCall {
     /// The tool's name as `tools/list` gives it.
     pub tool: String,
     /// The call's `arguments` (an object).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub arguments: Value,
     /// Call it even though the server does not mark it `readOnlyHint: true`.
     #[serde(default)]
@@ -55,9 +64,27 @@ pub struct ToolCall {
 
 /// `pointer` (RFC 6901, into the whole `tools/call` result) must hold `equals`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PointerExpectation {
     pub pointer: String,
+    /// Any JSON value.
+    #[schema(schema_with = any_json)]
     pub equals: Value,
+}
+
+/// The schema of a member that may hold any JSON value, said as every JSON type.
+fn any_json() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+            Type::Object,
+            Type::Array,
+            Type::Null,
+        ]))
+        .build()
 }
 
 fn empty_object() -> Value {
@@ -97,6 +124,44 @@ impl ToolCall {
             return Err(format!("the arguments of '{name}' must be a JSON object"));
         }
         Ok(ToolCall::new(name, arguments))
+    }
+
+    /// What is wrong with this call as an operator configured it (the API, a monitors
+    /// file): every problem, each naming its field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let name_ok = !self.tool.is_empty()
+            && self.tool.chars().count() <= 128
+            && !self.tool.chars().any(char::is_control);
+        if !name_ok {
+            out.push("tool: must be 1-128 characters without control characters".into());
+        }
+        if !self.arguments.is_object() {
+            out.push("arguments: must be a JSON object".into());
+        } else if self.arguments.to_string().len() > MAX_ARGUMENTS_BYTES {
+            out.push(format!(
+                "arguments: at most {MAX_ARGUMENTS_BYTES} bytes of JSON"
+            ));
+        }
+        if let Some(p) = &self.expect_pointer
+            && !(p.pointer.is_empty() || p.pointer.starts_with('/'))
+        {
+            out.push(format!(
+                "expect_pointer.pointer: '{}' is not a JSON pointer (RFC 6901: empty, or starting with /)",
+                p.pointer
+            ));
+        }
+        if let Some(text) = &self.expect_contains
+            && (text.is_empty() || text.chars().count() > 1000)
+        {
+            out.push("expect_contains: must be 1-1000 characters".into());
+        }
+        if let Some(ms) = self.max_latency_ms
+            && !(1..=60_000).contains(&ms)
+        {
+            out.push("max_latency_ms: must be between 1 and 60000".into());
+        }
+        out
     }
 }
 

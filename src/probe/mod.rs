@@ -71,7 +71,7 @@ mod tls;
 mod tools;
 mod trace;
 
-pub use calls::{CallOutcome, CallPlan, PointerExpectation, ToolCall};
+pub use calls::{CallOutcome, CallPlan, MAX_CALLS, PointerExpectation, ToolCall};
 pub use engine::{
     DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober,
     ProberConfig, now_rfc3339, now_rfc3339_millis,

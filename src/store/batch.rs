@@ -108,13 +108,13 @@ fn first_per_key<'a, T, K: std::hash::Hash + Eq>(
     items.iter().filter(|i| seen.insert(key(i))).collect()
 }
 
-pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc, managed_by, registry, paused_reason, oauth, oauth_enc, bearer_expires_at";
+pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc, managed_by, registry, paused_reason, oauth, oauth_enc, bearer_expires_at, calls";
 
 /// New servers (a bulk registration), in the column order of [`SERVER_COLS`].
 pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
     let template = format!("INSERT INTO servers ({SERVER_COLS}) {{values}}");
     let json = |v: &Vec<String>| owned(serde_json::to_string(v).unwrap_or_default());
-    over_rows(&template, 27, servers, |s, a| {
+    over_rows(&template, 28, servers, |s, a| {
         a.extend([text(&s.id), text(&s.slug), text(&s.name), text(&s.url)]);
         a.extend([opt_text(&s.headers_enc), json(&s.header_names)]);
         a.extend([
@@ -141,6 +141,7 @@ pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
             opt_text(&s.oauth),
             opt_text(&s.oauth_enc),
             Arg::Int(s.bearer_expires_at),
+            opt_text(&s.calls),
         ]);
     })
 }
@@ -155,7 +156,7 @@ pub(super) fn slugs_taken(slugs: &[String]) -> Vec<Statement<'_>> {
     )
 }
 
-pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy, trace_id";
+pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy, trace_id, calls";
 
 /// Results for another replica's servers; a result handed off twice is kept once.
 pub(super) fn insert_handoff(rows: &[HandoffRecord]) -> Vec<Statement<'_>> {
@@ -175,7 +176,7 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
          WHERE EXISTS (SELECT 1 FROM servers s WHERE s.id = v.column2) \
          ON CONFLICT (id) DO NOTHING RETURNING id"
     );
-    over_rows(&template, 25, results, |r, a| {
+    over_rows(&template, 26, results, |r, a| {
         a.extend([
             text(&r.id),
             text(&r.server_id),
@@ -209,7 +210,7 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
             opt_text(&r.schema_hash),
         ]);
         a.extend([Arg::Int(r.tls_not_after), Arg::Bool(r.vantage_unhealthy)]);
-        a.push(opt_text(&r.trace_id));
+        a.extend([opt_text(&r.trace_id), opt_text(&r.calls)]);
     })
 }
 

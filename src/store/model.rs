@@ -70,6 +70,10 @@ pub struct ServerRecord {
     /// read when the headers are written; the credential-expiry watchdog warns before it.
     #[serde(default)]
     pub bearer_expires_at: Option<i64>,
+    /// JSON [`crate::probe::CallPlan`]: the synthetic tool calls each probe makes (`None`:
+    /// none). Not a credential: the API and the page show it, write overrides included.
+    #[serde(default)]
+    pub calls: Option<String>,
 }
 
 /// A server's OAuth client-credentials identity as shown (the secret or key never is).
@@ -123,6 +127,13 @@ impl ServerRecord {
             .and_then(|j| serde_json::from_str(j).ok())
     }
 
+    /// The synthetic tool calls it is checked with, when it has any.
+    pub fn call_plan(&self) -> Option<crate::probe::CallPlan> {
+        self.calls
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+    }
+
     /// The server as events and alerts show it: never credentials or the query string.
     pub fn event_json(&self) -> Value {
         let url = url::Url::parse(&self.url)
@@ -164,6 +175,9 @@ pub struct ResultRecord {
     /// The W3C trace id every request of the probe carried (`None` when none was sent).
     #[serde(default)]
     pub trace_id: Option<String>,
+    /// JSON `[CallOutcome]`: what each synthetic tool call did (`None`: none were asked for).
+    #[serde(default)]
+    pub calls: Option<String>,
 }
 
 impl ResultRecord {
@@ -202,6 +216,8 @@ impl ResultRecord {
             tls_not_after: r.tls.as_ref().map(|t| t.not_after_unix),
             vantage_unhealthy: false,
             trace_id: r.trace_id.clone(),
+            calls: (!r.calls.is_empty())
+                .then(|| serde_json::to_string(&r.calls).unwrap_or_default()),
         }
     }
 }
@@ -460,6 +476,11 @@ pub struct ChannelRecord {
     /// Event types delivered.
     #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub events: Vec<String>,
+    /// Which schema changes it is sent: any of `breaking`, `security`, `compatible`; empty:
+    /// every one.
+    #[serde(default)]
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
+    pub drift: Vec<String>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     /// When the channel started failing (5 failed attempts in a row); `None` when healthy.

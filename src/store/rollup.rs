@@ -236,6 +236,7 @@ mod tests {
             tls_not_after: None,
             vantage_unhealthy: false,
             trace_id: None,
+            calls: None,
         }
     }
 

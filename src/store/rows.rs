@@ -40,14 +40,14 @@ pub(super) const WINDOW_CHILDREN: &[&str] = &["DELETE FROM maintenance_held WHER
 /// Insert or update (by id) one server.
 pub(super) fn server_row(s: &ServerRecord, insert: bool) -> Statement<'_> {
     let sql = if insert {
-        format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(27))
+        format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(28))
     } else {
         "UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, \
          header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, \
          paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, \
          expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, \
          quorum = ?, url_enc = ?, managed_by = ?, registry = ?, paused_reason = ?, oauth = ?, \
-         oauth_enc = ?, bearer_expires_at = ? WHERE id = ?"
+         oauth_enc = ?, bearer_expires_at = ?, calls = ? WHERE id = ?"
             .to_string()
     };
     let st = Statement::new(sql)
@@ -77,7 +77,8 @@ pub(super) fn server_row(s: &ServerRecord, insert: bool) -> Statement<'_> {
         .bind(&s.paused_reason)
         .bind(&s.oauth)
         .bind(&s.oauth_enc)
-        .bind(s.bearer_expires_at);
+        .bind(s.bearer_expires_at)
+        .bind(&s.calls);
     if insert { st } else { st.bind(&s.id) }
 }
 
@@ -94,14 +95,14 @@ pub(super) fn channel_row(c: &ChannelRecord, insert: bool) -> Statement<'_> {
     let sql = if insert {
         "INSERT INTO channels (name, kind, url, format, headers_enc, header_names, secret_enc, \
          recipients, server_ids, tags, events, enabled, disabled_reason, failing_since, \
-         reminder_interval_seconds, managed_by, template, created_at, updated_at, id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         reminder_interval_seconds, managed_by, template, created_at, updated_at, drift, id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     } else {
         "UPDATE channels SET name = ?, kind = ?, url = ?, format = ?, headers_enc = ?, \
          header_names = ?, secret_enc = ?, recipients = ?, server_ids = ?, tags = ?, \
          events = ?, enabled = ?, disabled_reason = ?, failing_since = ?, \
          reminder_interval_seconds = ?, managed_by = ?, template = ?, created_at = ?, \
-         updated_at = ? WHERE id = ?"
+         updated_at = ?, drift = ? WHERE id = ?"
     };
     Statement::new(sql)
         .bind(&c.name)
@@ -123,6 +124,7 @@ pub(super) fn channel_row(c: &ChannelRecord, insert: bool) -> Statement<'_> {
         .bind(&c.template)
         .bind(c.created_at)
         .bind(c.updated_at)
+        .bind(to_json(&c.drift))
         .bind(&c.id)
 }
 

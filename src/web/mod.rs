@@ -1,8 +1,12 @@
 //! The public face: status page, per-server pages, badges and `/status.json`. No login; only
 //! public servers appear (a private one is a 404 everywhere, exactly like one that does not
-//! exist). Everything reads state, rollups and incidents, never raw results.
+//! exist). Everything reads state, rollups and incidents, never raw results, except the
+//! newest result (the last probe's details) and, for a server with synthetic tool calls, the
+//! recent results its call charts need.
 //!
 //! - `brand.rs`: several pages, each reader's Host picking one: its branding and servers.
+//! - `calls.rs`: a server's synthetic tool calls: each call, its write override, its last
+//!   outcome and a latency chart per tool.
 //! - `history.rs`: the in-memory copy of recent rollups, topped up with what changed.
 //! - `last_good.rs`: the last good copy of every public response, served (marked stale) while
 //!   the database is unreachable.
@@ -17,6 +21,7 @@
 //! - `words.rs`: states, failures, times and durations in plain words.
 
 mod brand;
+mod calls;
 mod history;
 mod last_good;
 mod model;
@@ -261,6 +266,10 @@ async fn server_page(
     let snapshots = store.list_snapshots(&s.server.id).await?;
     let schema_changes = store.list_schema_changes(&s.server.id).await?;
     let last = store.last_result(&s.server.id).await?;
+    let calls = match s.server.call_plan() {
+        Some(plan) => calls::rows(&plan, &recent_results(store, &s.server.id).await?),
+        None => Vec::new(),
+    };
     let notices = posts::recent(store, Some(&s.server.id), 20).await?;
     let objectives = report::objective_rows(store, &s.server, now).await?;
     let html = pages::server(
@@ -276,10 +285,28 @@ async fn server_page(
             posts: &notices,
             brand: &brand,
             objectives,
+            calls,
         },
         now,
     )?;
     Ok((no_store(), Html(html)).into_response())
+}
+
+/// The newest results of a server, for its tool-call charts.
+async fn recent_results(
+    store: &dyn crate::store::Store,
+    server_id: &str,
+) -> Result<Vec<crate::store::ResultRecord>, crate::store::StoreError> {
+    store
+        .list_results(&crate::store::ResultQuery {
+            server_id: server_id.to_string(),
+            page: crate::store::Page {
+                limit: calls::PROBES_CHARTED,
+                after: None,
+            },
+            ..Default::default()
+        })
+        .await
 }
 
 /// `/incidents/{id}`: one post and its timeline (a 404 unless it is public).

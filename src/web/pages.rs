@@ -206,6 +206,7 @@ pub struct ServerPage<'a> {
     pub objectives: Vec<super::report::ObjectiveRow>,
     /// The last complete month (`YYYY-MM`), for the report link.
     pub report_month: String,
+    pub calls: Vec<super::calls::CallRow>,
 }
 
 /// One tool as the page lists it: its name, description and parameters.
@@ -382,6 +383,8 @@ pub struct ServerInputs<'a> {
     pub brand: &'a Brand,
     /// The objectives covering it, with their figures.
     pub objectives: Vec<super::report::ObjectiveRow>,
+    /// Its synthetic tool calls (empty when it has none).
+    pub calls: Vec<super::calls::CallRow>,
 }
 
 pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
@@ -396,6 +399,7 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
     let windows = i.windows.iter().map(|w| window_row(w, now)).collect();
     let pct = |v: Option<f64>| v.map_or("—".into(), words::percent);
     ServerPage {
+        calls: i.calls,
         report_month: crate::slo::report::last_month(now),
         objectives: i.objectives,
         posts: i.posts,

@@ -660,16 +660,7 @@ async fn metrics_expose_probes_states_and_schema_changes() {
         StatusCode::UNAUTHORIZED,
         "the metrics token is required when set"
     );
-    let text = app
-        .raw()
-        .get(format!("{}/metrics", app.base))
-        .bearer_auth("scrape-token-123")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics(Some("scrape-token-123")).await;
     let m = |name: &str, labels: &[(&str, &str)]| metric(&text, name, labels);
     assert_eq!(
         m("mcpwatch_server_up", &[("server", "metered")]),

@@ -178,9 +178,21 @@ async fn the_page_loads_in_chromium_with_servers_bars_and_no_console_errors() {
         2
     );
     assert_eq!(
-        b.eval("document.querySelectorAll('svg.chart').length")
+        b.eval("document.querySelectorAll('svg.chart:not(.tool-chart)').length")
             .await,
         3
+    );
+    // The seeded server has one synthetic call (`get-sum`) with a stored latency: its row and
+    // its chart.
+    assert_eq!(
+        b.eval("document.querySelectorAll('tr.tool-call').length")
+            .await,
+        1
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('svg.tool-chart polyline').length")
+            .await,
+        1
     );
     let reason = b
         .eval("document.querySelector('.reason').textContent")

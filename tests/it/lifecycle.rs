@@ -122,6 +122,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
         oauth: None,
         oauth_enc: None,
         bearer_expires_at: None,
+        calls: None,
         managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),

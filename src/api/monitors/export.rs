@@ -56,6 +56,10 @@ pub struct ExportedServer {
     pub regions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<crate::probe::ToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_failure: Option<crate::api::server_calls::CallFailure>,
 }
 
 /// A server's OAuth identity as `POST /servers` takes it, its secret or key as a reference.
@@ -101,6 +105,8 @@ pub struct ExportedChannel {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     pub events: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
     pub enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reminder_interval_seconds: Option<i64>,
@@ -225,6 +231,7 @@ fn server(s: &ServerRecord, vars: &mut Variables) -> ExportedServer {
         .iter()
         .map(|h| (h.clone(), vars.reference(&[&s.slug, h])))
         .collect();
+    let plan = s.call_plan();
     ExportedServer {
         slug: s.slug.clone(),
         name: s.name.clone(),
@@ -242,6 +249,10 @@ fn server(s: &ServerRecord, vars: &mut Variables) -> ExportedServer {
         expect_auth: s.expect_auth,
         regions: s.regions.clone(),
         quorum: s.quorum,
+        calls: plan.as_ref().map(|p| p.calls.clone()).unwrap_or_default(),
+        call_failure: plan
+            .as_ref()
+            .map(|p| crate::api::server_calls::CallFailure::of(Some(p))),
     }
 }
 
@@ -288,6 +299,7 @@ fn channel(c: &ChannelRecord, servers: Vec<String>, vars: &mut Variables) -> Exp
         servers,
         tags: c.tags.clone(),
         events: c.events.clone(),
+        drift: c.drift.clone(),
         enabled: c.enabled,
         reminder_interval_seconds: c.reminder_interval_seconds,
         template: c.template.clone(),

@@ -90,6 +90,11 @@ pub(super) fn server_fields(s: &ServerRecord, sealer: &Sealer) -> Fields {
     plain(&mut f, "expect_auth", json!(s.expect_auth));
     plain(&mut f, "regions", json!(s.regions));
     plain(&mut f, "quorum", json!(s.quorum));
+    if let Some(plan) = s.call_plan() {
+        plain(&mut f, "calls", json!(plan.calls));
+        let failure = crate::api::server_calls::CallFailure::of(Some(&plan));
+        plain(&mut f, "call_failure", json!(failure));
+    }
     f
 }
 
@@ -124,6 +129,9 @@ pub(super) fn channel_fields(
     plain(&mut f, "servers", json!(servers));
     plain(&mut f, "tags", json!(c.tags));
     plain(&mut f, "events", json!(c.events));
+    if !c.drift.is_empty() {
+        plain(&mut f, "drift", json!(c.drift));
+    }
     plain(&mut f, "enabled", json!(c.enabled));
     plain(
         &mut f,

@@ -137,6 +137,17 @@ impl TestApp {
             .await
     }
 
+    /// `GET /metrics` as Prometheus scrapes it (with the metrics token, if one is set).
+    pub async fn metrics(&self, token: Option<&str>) -> String {
+        let mut req = self.client.get(format!("{}/metrics", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "/metrics: {}", resp.status());
+        resp.text().await.unwrap()
+    }
+
     /// A public page (no key): status, headers and text.
     pub async fn fetch(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
         let resp = self

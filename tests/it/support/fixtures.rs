@@ -49,6 +49,7 @@ pub fn webhook_channel(id: &str, events: &[&str], tags: &[&str]) -> ChannelRecor
         server_ids: vec![],
         tags: tags.iter().map(|t| t.to_string()).collect(),
         events: events.iter().map(|e| e.to_string()).collect(),
+        drift: vec![],
         enabled: true,
         disabled_reason: None,
         failing_since: None,
@@ -65,6 +66,9 @@ pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
         oauth: None,
         oauth_enc: None,
         bearer_expires_at: None,
+        calls: Some(
+            r#"{"calls":[{"tool":"get-sum","arguments":{"a":1}}],"failure_is_down":false}"#.into(),
+        ),
         managed_by: None,
         id: id.into(),
         slug: slug.into(),
@@ -117,5 +121,6 @@ pub fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord 
         tls_not_after: Some(1_900_000_000),
         vantage_unhealthy: false,
         trace_id: None,
+        calls: Some(r#"[{"tool":"get-sum","called":true,"latency_ms":1.5,"failure":null}]"#.into()),
     }
 }
