@@ -71,9 +71,9 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate(DaemonArgs),
     /// Probe an MCP endpoint once and report; exit 0 healthy, 1 unhealthy, 2 usage, 3 drift.
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Write the canonical tool list and its hash, or --check it against a committed file.
-    Snapshot(SnapshotArgs),
+    Snapshot(Box<SnapshotArgs>),
     /// Probe from another region for a central `serve`, with an agent key; no database.
     Agent(mcpwatch::agent::AgentArgs),
     /// Servers on a running daemon: ls, add, show, rm, pause, resume, check

@@ -1,5 +1,5 @@
-//! A server's `calls` and `call_failure` fields: the synthetic tool calls each probe makes
-//! after `tools/list` (issue 16 §3). Nothing here is a credential: the API, the monitors
+//! A server's `calls`, `call_failure` and `stream_call` fields: the synthetic tool calls each
+//! probe makes after `tools/list` (issue 16 §3), and the streaming check's call (§4). Nothing here is a credential: the API, the monitors
 //! file's export and the page show the calls whole, the write overrides (`allow_write`)
 //! included, so an operator sees exactly what mcpwatch is allowed to call.
 
@@ -36,11 +36,13 @@ fn problem(field: String, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Apply `calls` (absent: unchanged; `null` or `[]`: none) and `call_failure` (absent:
-/// unchanged) to `s`; every problem is pushed, each naming the call and field.
+/// Apply `calls` (absent: unchanged; `null` or `[]`: none), `call_failure` (absent:
+/// unchanged) and `stream_call` (absent: unchanged; `null`: none) to `s`; every problem is
+/// pushed, each naming the call and field.
 pub(super) fn apply_calls(
     calls: Option<Value>,
     call_failure: Option<CallFailure>,
+    stream_call: Option<Value>,
     s: &mut ServerRecord,
     problems: &mut Vec<FieldError>,
 ) {
@@ -70,7 +72,15 @@ pub(super) fn apply_calls(
     if let Some(f) = call_failure {
         plan.failure_is_down = f == CallFailure::Down;
     }
-    s.calls = if plan.calls.is_empty() {
+    match stream_call {
+        None => {}
+        Some(Value::Null) => plan.stream = None,
+        Some(v) => match parse_call(v, "stream_call", problems) {
+            Some(call) => plan.stream = Some(call),
+            None => return,
+        },
+    }
+    s.calls = if plan.calls.is_empty() && plan.stream.is_none() {
         None
     } else {
         serde_json::to_string(&plan).ok()
@@ -82,18 +92,29 @@ fn parse_calls(items: Vec<Value>, problems: &mut Vec<FieldError>) -> Option<Vec<
     let before = problems.len();
     let mut calls = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<ToolCall>(item) {
-            Ok(call) => {
-                for p in call.problems() {
-                    let (field, message) = p.split_once(": ").unwrap_or(("", &p));
-                    problems.push(problem(format!("calls[{i}].{field}"), message));
-                }
-                calls.push(call);
-            }
-            Err(e) => problems.push(problem(format!("calls[{i}]"), e.to_string())),
+        if let Some(call) = parse_call(item, &format!("calls[{i}]"), problems) {
+            calls.push(call);
         }
     }
     (problems.len() == before).then_some(calls)
+}
+
+/// One call at `field`, or `None` after pushing what is wrong with it.
+fn parse_call(item: Value, field: &str, problems: &mut Vec<FieldError>) -> Option<ToolCall> {
+    match serde_json::from_value::<ToolCall>(item) {
+        Ok(call) => {
+            let wrong = call.problems();
+            for p in &wrong {
+                let (name, message) = p.split_once(": ").unwrap_or(("", p));
+                problems.push(problem(format!("{field}.{name}"), message));
+            }
+            wrong.is_empty().then_some(call)
+        }
+        Err(e) => {
+            problems.push(problem(field.to_string(), e.to_string()));
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +138,7 @@ mod tests {
         apply_calls(
             Some(json!([{"tool": "get-sum", "arguments": {"a": 1, "b": 2}}])),
             Some(CallFailure::Down),
+            None,
             &mut s,
             &mut problems,
         );
@@ -125,9 +147,15 @@ mod tests {
         assert_eq!(plan.calls[0].tool, "get-sum");
         assert!(plan.failure_is_down);
         // Leaving `calls` out keeps them; changing only the failure verdict keeps the calls.
-        apply_calls(None, Some(CallFailure::Degraded), &mut s, &mut problems);
+        apply_calls(
+            None,
+            Some(CallFailure::Degraded),
+            None,
+            &mut s,
+            &mut problems,
+        );
         assert_eq!(s.call_plan().unwrap().calls.len(), 1);
-        apply_calls(Some(Value::Null), None, &mut s, &mut problems);
+        apply_calls(Some(Value::Null), None, None, &mut s, &mut problems);
         assert_eq!(s.calls, None);
     }
 
@@ -142,6 +170,7 @@ mod tests {
                 {"tool": "x", "expect_pointer": {"pointer": "result", "equals": 1}},
                 {"tool": "x", "max_latency": 5},
             ])),
+            None,
             None,
             &mut s,
             &mut problems,

@@ -72,6 +72,11 @@ pub struct ServerInput {
     calls: Option<Value>,
     /// What a failed call makes the probe: `degraded` (default) or `down`.
     call_failure: Option<super::server_calls::CallFailure>,
+    /// The streaming check: a tool that reports progress as it runs (same rules as a call),
+    /// called asking for progress; `degraded` when the progress does not stream; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::probe::ToolCall>)]
+    stream_call: Option<Value>,
 }
 
 /// Distinguish "absent" (None) from "null" (Some(Null)).
@@ -125,6 +130,7 @@ pub(crate) async fn apply(
         quorum,
         calls,
         call_failure,
+        stream_call,
     } = input;
     apply_identity(
         (name, url, slug),
@@ -150,7 +156,7 @@ pub(crate) async fn apply(
     }
     apply_timing(interval_seconds, timeout_seconds, &mut s, &mut problems);
     apply_grouping(tags, regions, quorum, &mut s, &mut problems);
-    super::server_calls::apply_calls(calls, call_failure, &mut s, &mut problems);
+    super::server_calls::apply_calls(calls, call_failure, stream_call, &mut s, &mut problems);
     apply_judgement(
         Judgement {
             public,

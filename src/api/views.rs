@@ -119,6 +119,8 @@ pub struct ServerView {
     pub calls: Vec<crate::probe::ToolCall>,
     /// What a failed call makes the probe: `degraded` or `down`.
     pub call_failure: super::server_calls::CallFailure,
+    /// The streaming check's call (a tool that reports progress), if any.
+    pub stream_call: Option<crate::probe::ToolCall>,
     pub state: ServerStatus,
     /// Regions down while the server stays up (fewer than the quorum).
     pub warnings: Vec<String>,
@@ -191,6 +193,7 @@ impl ServerView {
             quorum: s.quorum,
             calls: plan.as_ref().map(|p| p.calls.clone()).unwrap_or_default(),
             call_failure: super::server_calls::CallFailure::of(plan.as_ref()),
+            stream_call: plan.as_ref().and_then(|p| p.stream.clone()),
             state: status,
             warnings,
             protected,
@@ -310,6 +313,8 @@ pub struct ResultView {
     pub trace_id: Option<String>,
     /// What each synthetic tool call did (empty when the server has none).
     pub calls: Vec<crate::probe::CallOutcome>,
+    /// What the streaming check saw (`null` when the server has none).
+    pub stream: Option<crate::probe::StreamOutcome>,
 }
 
 impl From<&ResultRecord> for ResultView {
@@ -350,6 +355,10 @@ impl From<&ResultRecord> for ResultView {
                 .as_deref()
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
+            stream: r
+                .stream
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
         }
     }
 }

@@ -49,9 +49,16 @@ pub struct CheckArgs {
     #[arg(long = "call", value_name = "'NAME {ARGS}'", value_parser = parse_call)]
     pub calls: Vec<ToolCall>,
 
-    /// Let every --call call its tool even when the server does not mark it read-only (a
-    /// call may then change data on the server).
-    #[arg(long, requires = "calls")]
+    /// The streaming check: call this tool (one that reports progress as it runs, e.g.
+    /// 'trigger-long-running-operation {"duration":2,"steps":4}') asking for progress, and
+    /// fail (exit 1, degraded) when its progress notifications do not stream: all arriving
+    /// together at the end means a proxy buffers the stream.
+    #[arg(long, value_name = "'NAME {ARGS}'", value_parser = parse_call)]
+    pub stream_call: Option<ToolCall>,
+
+    /// Let every --call (and --stream-call) call its tool even when the server does not mark
+    /// it read-only (a call may then change data on the server).
+    #[arg(long)]
     pub allow_write: bool,
 }
 
@@ -141,19 +148,15 @@ async fn check(
     err: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let (prober, mut target) = args.probe.build()?;
-    if !args.calls.is_empty() {
-        let calls = args
-            .calls
-            .iter()
-            .cloned()
-            .map(|c| ToolCall {
-                allow_write: args.allow_write,
-                ..c
-            })
-            .collect();
+    if !args.calls.is_empty() || args.stream_call.is_some() {
+        let allowed = |c: &ToolCall| ToolCall {
+            allow_write: args.allow_write,
+            ..c.clone()
+        };
         target.calls = Some(Arc::new(CallPlan {
-            calls,
+            calls: args.calls.iter().map(allowed).collect(),
             failure_is_down: false,
+            stream: args.stream_call.as_ref().map(allowed),
         }));
     }
     let baseline = match &args.baseline {

@@ -87,6 +87,9 @@ pub fn render_report(r: &ProbeReport) -> String {
             Some(f) => writeln!(out, "  call        {} FAILED{took}: {f}", c.tool),
         };
     }
+    if let Some(s) = &r.stream {
+        write_stream(&mut out, s);
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "  warning     {w}");
     }
@@ -97,6 +100,22 @@ pub fn render_report(r: &ProbeReport) -> String {
         write_failure(&mut out, f);
     }
     out
+}
+
+/// The streaming check: how its progress arrived, and the verdict.
+fn write_stream(out: &mut String, s: &crate::probe::StreamOutcome) {
+    let timing = match (s.first_ms, s.result_ms) {
+        (Some(first), Some(result)) => format!(
+            ": {} progress notifications, the first after {first:.0} ms, the result after {result:.0} ms",
+            s.notifications
+        ),
+        (None, Some(result)) => format!(": no progress, the result after {result:.0} ms"),
+        _ => String::new(),
+    };
+    let _ = match &s.failure {
+        None => writeln!(out, "  stream      {} streamed{timing}", s.tool),
+        Some(f) => writeln!(out, "  stream      {} FAILED{timing}: {f}", s.tool),
+    };
 }
 
 /// What a 401/403 said, and what to do about it.

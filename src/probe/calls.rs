@@ -36,6 +36,16 @@ pub struct CallPlan {
     /// A failed call makes the probe `down` instead of `degraded`.
     #[serde(default)]
     pub failure_is_down: bool,
+    /// The streaming check's call (`stream.rs`): a tool that reports progress as it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<ToolCall>,
+}
+
+/// What the calls and the streaming check found.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    pub calls: Vec<CallOutcome>,
+    pub stream: Option<super::stream::StreamOutcome>,
 }
 
 /// One call the operator asked for, and what its result must show.
@@ -178,20 +188,53 @@ pub struct CallOutcome {
     pub failure: Option<String>,
 }
 
-/// Make the probe's calls (if any) in order over its transport; `tools` is the listed tools.
+/// Make the probe's calls (if any) in order over its transport, then the streaming check
+/// (if asked for); `tools` is the listed tools.
 pub(crate) async fn run_calls<T: Transport>(
     transport: &mut T,
     run: &mut Run,
     tools: &[Value],
-) -> Vec<CallOutcome> {
+) -> Checked {
     let Some(plan) = run.calls.clone() else {
-        return Vec::new();
+        return Checked::default();
     };
-    let mut out = Vec::with_capacity(plan.calls.len());
+    let mut calls = Vec::with_capacity(plan.calls.len());
     for call in &plan.calls {
-        out.push(run_call(transport, run, call, tools).await);
+        calls.push(run_call(transport, run, call, tools).await);
     }
-    out
+    let stream = match &plan.stream {
+        Some(call) => Some(super::stream::check(transport, run, call, tools).await),
+        None => None,
+    };
+    Checked { calls, stream }
+}
+
+/// The listed tool `call` names, if the call may be made: the server lists it, and marks it
+/// `readOnlyHint: true` or the call carries the write override. Else why not (`not called: …`).
+pub(crate) fn permitted<'t>(call: &ToolCall, tools: &'t [Value]) -> Result<&'t Value, String> {
+    let Some(tool) = tools
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some(call.tool.as_str()))
+    else {
+        return Err(format!(
+            "not called: the server lists no tool '{}'",
+            call.tool
+        ));
+    };
+    if !call.allow_write && !is_read_only(tool) {
+        return Err(format!(
+            "not called: '{}' is not marked readOnlyHint: true (only an explicit write override on this call, --allow-write, calls it)",
+            call.tool
+        ));
+    }
+    Ok(tool)
+}
+
+/// When a call must give up: a little short of the probe's deadline, so a tool that hangs
+/// fails its call and the report still comes back with everything the probe learned before.
+pub(crate) fn call_deadline(run: &Run) -> Option<tokio::time::Instant> {
+    run.deadline
+        .map(|d| d.checked_sub(CALL_MARGIN).unwrap_or(d))
 }
 
 async fn run_call<T: Transport>(
@@ -206,32 +249,18 @@ async fn run_call<T: Transport>(
         latency_ms: None,
         failure: None,
     };
-    let Some(tool) = tools
-        .iter()
-        .find(|t| t.get("name").and_then(Value::as_str) == Some(call.tool.as_str()))
-    else {
-        outcome.failure = Some(format!(
-            "not called: the server lists no tool '{}'",
-            call.tool
-        ));
-        return outcome;
+    let tool = match permitted(call, tools) {
+        Ok(tool) => tool,
+        Err(why) => {
+            outcome.failure = Some(why);
+            return outcome;
+        }
     };
-    if !call.allow_write && !is_read_only(tool) {
-        outcome.failure = Some(format!(
-            "not called: '{}' is not marked readOnlyHint: true (only an explicit write override on this call, --allow-write, calls it)",
-            call.tool
-        ));
-        return outcome;
-    }
     let params = json!({"name": call.tool, "arguments": call.arguments});
     let headers = call_headers(&call.tool, &call.arguments, tool);
     run.enter(Phase::ToolCall);
     let started = Instant::now();
-    // Stop a little short of the probe's deadline: a tool that hangs fails its call, and the
-    // report still comes back `degraded` with everything the probe learned before.
-    let stop_at = run
-        .deadline
-        .map(|d| d.checked_sub(CALL_MARGIN).unwrap_or(d));
+    let stop_at = call_deadline(run);
     let calling = transport.call_tool(run, params, headers, Phase::ToolCall);
     let answer = match stop_at {
         Some(at) => tokio::time::timeout_at(at, calling).await.ok(),
@@ -354,7 +383,7 @@ fn content_text(result: &Value) -> String {
 }
 
 /// `s` on one line (a server's words may span many), cut at `cap` characters.
-fn truncate(s: &str, cap: usize) -> String {
+pub(crate) fn truncate(s: &str, cap: usize) -> String {
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
     match s.char_indices().nth(cap) {
         Some((at, _)) => format!("{}…", &s[..at]),
@@ -365,7 +394,7 @@ fn truncate(s: &str, cap: usize) -> String {
 /// 2026-07-28's headers for a `tools/call`: `Mcp-Name` (the tool), and `Mcp-Param-{H}` for
 /// each argument whose input-schema property carries `x-mcp-header: H` (clients must mirror
 /// them). Eras before 2026 ignore them; the stateless transport sends them.
-fn call_headers(name: &str, arguments: &Value, tool: &Value) -> HeaderMap {
+pub(crate) fn call_headers(name: &str, arguments: &Value, tool: &Value) -> HeaderMap {
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&header_value(name)) {
         h.insert("mcp-name", v);

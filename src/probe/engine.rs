@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use url::Url;
 
-use super::calls::{CallOutcome, CallPlan, run_calls};
+use super::calls::{CallPlan, Checked, run_calls};
 use super::dns::Dns;
 use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
@@ -124,7 +124,7 @@ struct Found {
     server_info: Option<ServerInfo>,
     tools: Vec<serde_json::Value>,
     pages: u32,
-    calls: Vec<CallOutcome>,
+    checked: Checked,
 }
 
 impl Prober {
@@ -463,7 +463,15 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
     } else {
         Verdict::Degraded
     };
-    report.calls = found.calls;
+    report.calls = found.checked.calls;
+    report.stream = found.checked.stream;
+    let stream_failure = report.stream.as_ref().and_then(|s| s.failure.clone());
+    if let Some(why) = stream_failure {
+        // The server works but its streaming does not: degraded. A failed call (next) is the
+        // report's failure instead, since it may make the server down.
+        report.failure = Some(Failure::new(FailureKind::Streaming, Phase::ToolCall, why));
+        report.verdict = Verdict::Degraded;
+    }
     if let Some(failed) = report.calls.iter().find(|c| c.failure.is_some()) {
         report.failure = Some(Failure::new(
             FailureKind::ToolCall,
@@ -600,40 +608,40 @@ async fn run_era(
                 p.server_info = d.server_info.clone();
             });
             let list = list_tools(&mut t, run).await?;
-            let calls = run_calls(&mut t, run, &list.tools).await;
+            let checked = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: d.protocol_version,
                 server_info: d.server_info,
                 tools: list.tools,
                 pages: list.pages,
-                calls,
+                checked,
             })
         }
         Era::StreamableHttp => {
             let (mut t, init) = streamable::handshake(run, url, may_fall_back).await?;
             let list = list_tools(&mut t, run).await?;
-            let calls = run_calls(&mut t, run, &list.tools).await;
+            let checked = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: init.protocol_version,
                 server_info: Some(init.server_info),
                 tools: list.tools,
                 pages: list.pages,
-                calls,
+                checked,
             })
         }
         Era::HttpSse => {
             let (mut t, init) = http_sse::handshake(run, url).await?;
             let list = list_tools(&mut t, run).await?;
-            let calls = run_calls(&mut t, run, &list.tools).await;
+            let checked = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
                 protocol_version: init.protocol_version,
                 server_info: Some(init.server_info),
                 tools: list.tools,
                 pages: list.pages,
-                calls,
+                checked,
             })
         }
     }

@@ -68,6 +68,8 @@ pub(crate) struct Run {
     /// When the probe's deadline passes: a call stops short of it, so a tool that hangs is
     /// that call's failure, not the probe's timeout.
     pub deadline: Option<tokio::time::Instant>,
+    /// While the streaming check's call runs: when each `notifications/progress` arrived.
+    pub progress_watch: Option<Arc<Mutex<Vec<std::time::Instant>>>>,
     next_id: u64,
 }
 
@@ -79,6 +81,7 @@ impl Run {
             max_pages,
             calls: None,
             deadline: None,
+            progress_watch: None,
             next_id: 0,
         }
     }
@@ -202,7 +205,9 @@ impl Run {
         if let Some(challenge) = self.auth_challenge(&resp, url).await {
             return Err(Stop::Auth(Box::new(challenge)));
         }
-        let reply = jsonrpc::read_reply(&self.http, &mut resp, Some(id), phase).await?;
+        let watch = self.progress_watch.as_deref();
+        let reply =
+            jsonrpc::read_reply_watching(&self.http, &mut resp, Some(id), phase, watch).await?;
         match (status.is_success(), reply) {
             (_, Reply::Message(msg)) => {
                 if let Some(err) = RpcError::from_value(&msg) {

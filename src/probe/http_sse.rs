@@ -43,11 +43,26 @@ impl Drop for HttpSse {
 }
 
 impl HttpSse {
-    /// Wait for the response with our id, ignoring notifications and server requests.
-    async fn wait_for(&mut self, id: u64, method: &str, phase: Phase) -> Result<Value, Stop> {
+    /// Wait for the response with our id, ignoring notifications and server requests (but
+    /// noting in `watch` when each `notifications/progress` came, for the streaming check).
+    async fn wait_for(
+        &mut self,
+        id: u64,
+        method: &str,
+        phase: Phase,
+        watch: Option<&std::sync::Mutex<Vec<std::time::Instant>>>,
+    ) -> Result<Value, Stop> {
         loop {
             match self.events.recv().await {
                 Some(StreamItem::Message(msg)) => {
+                    if let Some(w) = watch
+                        && msg.get("method").and_then(Value::as_str)
+                            == Some("notifications/progress")
+                    {
+                        w.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(std::time::Instant::now());
+                    }
                     if msg.get("id") != Some(&json!(id)) {
                         continue;
                     }
@@ -131,7 +146,8 @@ impl Transport for HttpSse {
         let id = run.next_id();
         let message = run.request(id, method, params);
         self.send(run, &message, phase).await?;
-        self.wait_for(id, method, phase).await
+        let watch = run.progress_watch.clone();
+        self.wait_for(id, method, phase, watch.as_deref()).await
     }
 }
 

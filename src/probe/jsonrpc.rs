@@ -121,6 +121,18 @@ pub(crate) async fn read_reply(
     id: Option<u64>,
     phase: Phase,
 ) -> Result<Reply, Failure> {
+    read_reply_watching(http, resp, id, phase, None).await
+}
+
+/// [`read_reply`], noting in `watch` when each `notifications/progress` of an SSE answer
+/// arrived (the streaming check times them).
+pub(crate) async fn read_reply_watching(
+    http: &Http,
+    resp: &mut Response,
+    id: Option<u64>,
+    phase: Phase,
+    watch: Option<&std::sync::Mutex<Vec<std::time::Instant>>>,
+) -> Result<Reply, Failure> {
     let content_type = resp
         .headers()
         .get(CONTENT_TYPE)
@@ -128,7 +140,7 @@ pub(crate) async fn read_reply(
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("text/event-stream") {
-        return read_sse_reply(http, resp, id, phase).await;
+        return read_sse_reply(http, resp, id, phase, watch).await;
     }
     let body = http.read_body(resp, phase).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -160,6 +172,7 @@ async fn read_sse_reply(
     resp: &mut Response,
     id: Option<u64>,
     phase: Phase,
+    watch: Option<&std::sync::Mutex<Vec<std::time::Instant>>>,
 ) -> Result<Reply, Failure> {
     let mut parser = SseParser::new();
     let mut total = 0usize;
@@ -181,6 +194,13 @@ async fn read_sse_reply(
                     ),
                 )
             })?;
+            if let Some(w) = watch
+                && value.get("method").and_then(Value::as_str) == Some("notifications/progress")
+            {
+                w.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(std::time::Instant::now());
+            }
             match pick(value, id) {
                 Reply::Message(m) => return Ok(Reply::Message(m)),
                 Reply::NoMatch { ids } => other_ids.extend(ids),

@@ -8,6 +8,8 @@
 //! - `tools.rs`: `tools/list` pagination and validation, shared by the eras.
 //! - `calls.rs`: synthetic `tools/call`s after the list (read-only tools unless overridden),
 //!   checked against the tool's `outputSchema` and the operator's expectations.
+//! - `stream.rs`: the streaming check: a progress-reporting tool's `notifications/progress`
+//!   timed against its result, to catch a proxy that buffers the stream.
 //! - `exchange.rs`: run state, POST, reply → result or failure, auth challenges.
 //! - `jsonrpc.rs`, `sse.rs`: message shapes and SSE framing.
 //! - `net.rs`: the HTTP client per probe; `recorder.rs`: its timings and connection evidence;
@@ -63,6 +65,7 @@ pub mod oauth;
 mod policy;
 mod recorder;
 mod report;
+mod stream;
 pub(crate) use report::parse_by_name;
 mod sse;
 mod stateless;
@@ -84,6 +87,7 @@ pub use report::{
     TlsCertInfo, Verdict,
 };
 pub use sse::{SseEvent, SseParser};
+pub use stream::StreamOutcome;
 pub use tls::{TlsBase, TlsSetupError, cert_not_after};
 
 /// Whether `name` is a valid HTTP field name (an RFC 9110 token). Shared by every place that

@@ -72,6 +72,10 @@ pub enum FailureKind {
     /// `isError`, output off its schema, an expectation or latency bound missed, or a tool
     /// that may not be called. The server itself answered MCP.
     ToolCall,
+    /// The streaming check (phase `tool_call`): the streaming tool's progress notifications
+    /// did not stream (all arrived together at the end: an intermediary buffers the stream),
+    /// or none arrived. The server itself answered MCP.
+    Streaming,
 }
 
 impl FailureKind {
@@ -91,6 +95,7 @@ impl FailureKind {
             FailureKind::Auth => "auth",
             FailureKind::AuthDiscovery => "auth_discovery",
             FailureKind::ToolCall => "tool_call",
+            FailureKind::Streaming => "streaming",
         }
     }
 
@@ -122,6 +127,9 @@ impl FailureKind {
             FailureKind::ToolCall => {
                 "the server is up but a tool it lists does not work as expected; see the message"
             }
+            FailureKind::Streaming => {
+                "progress does not reach clients as it happens: turn off response buffering in the proxy (nginx: proxy_buffering off)"
+            }
         }
     }
 }
@@ -152,7 +160,7 @@ pub(crate) use parse_by_name;
 parse_by_name!(Verdict [Up, Degraded, AuthRequired, Down]);
 parse_by_name!(FailureKind [
     Dns, Connect, Tls, Timeout, HttpStatus, NotMcp, Protocol, EmptyTools, Blocked, TooLarge,
-    Auth, AuthDiscovery, ToolCall,
+    Auth, AuthDiscovery, ToolCall, Streaming,
 ]);
 parse_by_name!(Phase [Dns, Connect, Tls, Handshake, ToolsList, Token, ToolCall]);
 
@@ -340,6 +348,9 @@ pub struct ProbeReport {
     /// What each synthetic tool call did, in the order configured (absent when none was).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<super::calls::CallOutcome>,
+    /// What the streaming check saw (absent when none was asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<super::stream::StreamOutcome>,
     /// The tool list as received (all pages, server order). Not part of the JSON report:
     /// `snapshot` writes its canonical form.
     #[serde(skip)]
@@ -371,6 +382,7 @@ impl ProbeReport {
             started_at,
             trace_id: None,
             calls: Vec::new(),
+            stream: None,
             tools: Vec::new(),
         }
     }
@@ -380,7 +392,10 @@ impl ProbeReport {
         match self.verdict {
             // A failed synthetic call leaves the server `degraded`, but a deploy gate that asked
             // for the call must not pass it.
-            Verdict::Up | Verdict::Degraded => self.calls.iter().all(|c| c.failure.is_none()),
+            Verdict::Up | Verdict::Degraded => {
+                self.calls.iter().all(|c| c.failure.is_none())
+                    && self.stream.as_ref().is_none_or(|s| s.failure.is_none())
+            }
             Verdict::AuthRequired => allow_auth_required,
             Verdict::Down => false,
         }

@@ -72,8 +72,13 @@ fn with_meta(mut params: Value, version: &str) -> Value {
         "io.modelcontextprotocol/clientCapabilities": client_capabilities(),
         "io.modelcontextprotocol/clientInfo": client_info(),
     });
+    // Merged into any `_meta` the request has (a call's `progressToken`).
     if let Some(obj) = params.as_object_mut() {
-        obj.insert("_meta".to_string(), meta);
+        let slot = obj.entry("_meta").or_insert_with(|| json!({}));
+        match (slot.as_object_mut(), meta) {
+            (Some(existing), Value::Object(ours)) => existing.extend(ours),
+            (_, meta) => *slot = meta,
+        }
     }
     params
 }

@@ -156,7 +156,7 @@ pub(super) fn slugs_taken(slugs: &[String]) -> Vec<Statement<'_>> {
     )
 }
 
-pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy, trace_id, calls";
+pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy, trace_id, calls, stream";
 
 /// Results for another replica's servers; a result handed off twice is kept once.
 pub(super) fn insert_handoff(rows: &[HandoffRecord]) -> Vec<Statement<'_>> {
@@ -176,7 +176,7 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
          WHERE EXISTS (SELECT 1 FROM servers s WHERE s.id = v.column2) \
          ON CONFLICT (id) DO NOTHING RETURNING id"
     );
-    over_rows(&template, 26, results, |r, a| {
+    over_rows(&template, 27, results, |r, a| {
         a.extend([
             text(&r.id),
             text(&r.server_id),
@@ -210,7 +210,11 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
             opt_text(&r.schema_hash),
         ]);
         a.extend([Arg::Int(r.tls_not_after), Arg::Bool(r.vantage_unhealthy)]);
-        a.extend([opt_text(&r.trace_id), opt_text(&r.calls)]);
+        a.extend([
+            opt_text(&r.trace_id),
+            opt_text(&r.calls),
+            opt_text(&r.stream),
+        ]);
     })
 }
 

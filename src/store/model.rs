@@ -178,6 +178,9 @@ pub struct ResultRecord {
     /// JSON `[CallOutcome]`: what each synthetic tool call did (`None`: none were asked for).
     #[serde(default)]
     pub calls: Option<String>,
+    /// JSON `StreamOutcome`: what the streaming check saw (`None`: none was asked for).
+    #[serde(default)]
+    pub stream: Option<String>,
 }
 
 impl ResultRecord {
@@ -218,6 +221,10 @@ impl ResultRecord {
             trace_id: r.trace_id.clone(),
             calls: (!r.calls.is_empty())
                 .then(|| serde_json::to_string(&r.calls).unwrap_or_default()),
+            stream: r
+                .stream
+                .as_ref()
+                .map(|s| serde_json::to_string(s).unwrap_or_default()),
         }
     }
 }

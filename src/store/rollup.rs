@@ -237,6 +237,7 @@ mod tests {
             vantage_unhealthy: false,
             trace_id: None,
             calls: None,
+            stream: None,
         }
     }
 

@@ -1,9 +1,9 @@
 //! A server's synthetic tool calls on its page (issue 16 §3): each call the operator set, with
 //! the write override shown where one is set, what its last probe's call did, and a chart of
-//! its latency over the recent probes. The charts read the newest stored results (at most
+//! its latency over the recent probes; and its streaming check (§4), if it has one. The charts read the newest stored results (at most
 //! [`PROBES_CHARTED`]); only servers with calls pay for that read.
 
-use crate::probe::{CallOutcome, CallPlan};
+use crate::probe::{CallOutcome, CallPlan, StreamOutcome};
 use crate::store::ResultRecord;
 
 use super::svg::{self, Chart};
@@ -15,6 +15,8 @@ pub const PROBES_CHARTED: u32 = 60;
 /// One configured call as the page shows it.
 pub struct CallRow {
     pub tool: String,
+    /// The streaming check's call rather than a synthetic call.
+    pub streaming: bool,
     /// Whether the operator allowed calling it though the server does not mark it read-only.
     pub write_override: bool,
     /// The last probe's outcome in words: "ok", or the expectation that failed.
@@ -51,6 +53,7 @@ pub fn rows(plan: &CallPlan, recent: &[ResultRecord]) -> Vec<CallRow> {
             };
             CallRow {
                 tool: call.tool.clone(),
+                streaming: false,
                 write_override: call.allow_write,
                 outcome,
                 look,
@@ -61,7 +64,38 @@ pub fn rows(plan: &CallPlan, recent: &[ResultRecord]) -> Vec<CallRow> {
                 chart: chart(&outcomes, &call.tool, recent),
             }
         })
+        .chain(plan.stream.as_ref().map(|call| stream_row(call, recent)))
         .collect()
+}
+
+/// The streaming check's row: how its progress arrived at the last probe that made it.
+fn stream_row(call: &crate::probe::ToolCall, recent: &[ResultRecord]) -> CallRow {
+    let last: Option<StreamOutcome> = recent.iter().find_map(|r| {
+        r.stream
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+    });
+    let (outcome, look) = match &last {
+        None => ("not checked yet".to_string(), "none"),
+        Some(s) => match &s.failure {
+            None => (
+                format!("progress streamed ({} notifications)", s.notifications),
+                "ok",
+            ),
+            Some(f) => (f.clone(), "failed"),
+        },
+    };
+    CallRow {
+        tool: call.tool.clone(),
+        streaming: true,
+        write_override: call.allow_write,
+        outcome,
+        look,
+        latency: last
+            .and_then(|s| s.result_ms)
+            .map_or("—".into(), words::latency),
+        chart: None,
+    }
 }
 
 /// The tool's latency per probe, oldest first; `None` when it never answered.
@@ -108,6 +142,7 @@ mod tests {
         let plan = CallPlan {
             calls: vec![ToolCall::new("get-sum", json!({"a": 1})), write],
             failure_is_down: false,
+            stream: None,
         };
         // Newest first: the last probe's get-sum failed; reset was never answered.
         let recent = [
@@ -144,5 +179,25 @@ mod tests {
         assert!(rows[1].write_override);
         assert_eq!(rows[1].look, "failed");
         assert!(rows[1].chart.is_none());
+    }
+
+    #[test]
+    fn the_streaming_check_has_its_own_row() {
+        let plan = CallPlan {
+            stream: Some(ToolCall::new("long-op", json!({}))),
+            ..CallPlan::default()
+        };
+        assert_eq!(rows(&plan, &[])[0].outcome, "not checked yet");
+        let mut r = result(1_000, None);
+        r.stream = Some(
+            json!({"tool": "long-op", "called": true, "notifications": 4, "first_ms": 1990.0,
+                   "result_ms": 2000.0, "max_gap_ms": 1990.0,
+                   "failure": "progress did not stream: all 4 …"})
+            .to_string(),
+        );
+        let row = &rows(&plan, &[r])[0];
+        assert!(row.streaming);
+        assert_eq!((row.look, row.latency.as_str()), ("failed", "2.0 s"));
+        assert!(row.outcome.starts_with("progress did not stream"));
     }
 }

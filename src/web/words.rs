@@ -54,6 +54,9 @@ pub fn failure_words(r: &LastSeen) -> String {
             "its OAuth discovery is broken: clients cannot log in".to_string()
         }
         Some(FailureKind::ToolCall) => "a tool call it is checked with failed".to_string(),
+        Some(FailureKind::Streaming) => {
+            "streaming tool calls do not stream: progress arrives only at the end".to_string()
+        }
         _ if r.verdict == Verdict::AuthRequired => "credentials are required".to_string(),
         _ => format!("the probe failed during {phase}"),
     }

@@ -260,6 +260,90 @@ for line in "${cases[@]}"; do
   esac
 done
 
+# --- the streaming check -----------------------------------------------------------------
+# A real nginx (Debian's) in front of two real servers whose tool reports progress: the Python
+# SDK 1.x (`count_slowly`, our corpus script) and the reference server
+# (`trigger-long-running-operation`). Straight, through nginx with proxy_buffering off, and
+# through nginx's defaults (proxy_buffering on), progress streams: both SDKs answer their
+# streams with `X-Accel-Buffering: no` (the Python SDK through sse-starlette), which nginx
+# honours, so the check must pass (no false alarm). Through nginx told to buffer regardless
+# (`proxy_ignore_headers X-Accel-Buffering`, as a proxy set up for caching does) every
+# notification is held to the end and the check must say so.
+echo "== mcpwatch check --stream-call, straight and through nginx"
+start py1-progress "$work/venv-py1/bin/python" "$here/python/sdk1_server.py" @PORT@ stateful-sse progress
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+ngx="$work/nginx"
+mkdir -p "$ngx"
+declare -A proxied
+declare -A nginx_location=(
+  [off]="proxy_buffering off;"
+  [default]="proxy_buffering on;"
+  [forced]="proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;"
+)
+nginx_servers=""
+for upstream in py1-progress everything-http; do
+  for variant in off default forced; do
+    p=$(free_port)
+    proxied[$upstream-$variant]=$p
+    nginx_servers+="server { listen 127.0.0.1:$p; location / { proxy_pass http://127.0.0.1:${port[$upstream]}; ${nginx_location[$variant]} } }"$'\n'
+  done
+done
+cat >"$ngx/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1; pid $ngx/nginx.pid;
+error_log $ngx/error.log warn; events { worker_connections 64; }
+http { access_log off; client_body_temp_path $ngx/body; proxy_temp_path $ngx/proxy;
+  fastcgi_temp_path $ngx/fastcgi; uwsgi_temp_path $ngx/uwsgi; scgi_temp_path $ngx/scgi;
+$nginx_servers}
+NGINX
+"$nginx_bin" -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" >"$work/nginx.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:${proxied[py1-progress-off]}/" && break
+  sleep 0.1
+done
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:${port[py1-progress]}/mcp" && break
+  sleep 0.1
+done
+stream_case() { # NAME PORT PATH EXPECT(streamed|buffered) SPEC
+  local name="$1" p="$2" path="$3" expect="$4" spec="$5"
+  local report="$work/$name.stream.json"
+  "$bin" check "http://127.0.0.1:$p$path" --json --timeout 10s --stream-call "$spec" \
+    >"$report" 2>>"$work/$name.stderr" || true
+  if out=$(python3 - "$report" "$expect" <<'PY'
+import json, sys
+path, expect = sys.argv[1], sys.argv[2]
+try:
+    r = json.load(open(path))
+except ValueError as e:
+    print(f"no JSON report ({e})"); sys.exit(1)
+s = r.get("stream") or {}
+seen = f"{s.get('notifications')} notifications, first {s.get('first_ms')} ms, result {s.get('result_ms')} ms"
+kind = (r.get("failure") or {}).get("kind")
+if expect == "streamed" and (r.get("verdict") != "up" or s.get("failure") or s.get("notifications", 0) < 2):
+    print(f"verdict {r.get('verdict')}: {seen}: {s.get('failure')}"); sys.exit(1)
+if expect == "buffered" and (r.get("verdict") != "degraded" or kind != "streaming"):
+    print(f"verdict {r.get('verdict')}, kind {kind}: {seen}"); sys.exit(1)
+print(f"{expect}: {seen}")
+PY
+  ); then
+    ok "$name --stream-call: $out"
+  else
+    fail "$name --stream-call: $out (report in $report)"
+  fi
+}
+py_spec='count_slowly {"steps":4}'
+ev_spec='trigger-long-running-operation {"duration":1,"steps":4}'
+stream_case py1-progress "${port[py1-progress]}" /mcp streamed "$py_spec"
+stream_case everything-http "${port[everything-http]}" /mcp streamed "$ev_spec"
+for variant in off default forced; do
+  expect=streamed
+  [ "$variant" = forced ] && expect=buffered
+  stream_case "py1-progress-nginx-$variant" "${proxied[py1-progress-$variant]}" /mcp "$expect" "$py_spec"
+  stream_case "everything-http-nginx-$variant" "${proxied[everything-http-$variant]}" /mcp "$expect" "$ev_spec"
+done
+stream_case everything-sse "${port[everything-sse]}" /sse streamed "$ev_spec"
+
 # --- the daemon ---------------------------------------------------------------------------
 echo "== mcpwatch serve: every auto-detected case registered through the API"
 data="$work/serve-data"

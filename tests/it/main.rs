@@ -28,6 +28,7 @@ mod probe_eras;
 mod probe_faults;
 mod probe_oauth;
 mod probe_rmcp;
+mod probe_stream;
 mod probe_tls;
 mod probe_trace;
 mod registry;

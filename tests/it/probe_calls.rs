@@ -40,6 +40,7 @@ async fn probe_calling(fake: &FakeServer, calls: Vec<ToolCall>) -> ProbeReport {
         t.calls = Some(Arc::new(CallPlan {
             calls,
             failure_is_down: false,
+            stream: None,
         }));
         t.timeout = Duration::from_secs(2);
     })
@@ -149,6 +150,7 @@ async fn expectations_and_the_down_setting() {
         t.calls = Some(Arc::new(CallPlan {
             calls: vec![call.clone()],
             failure_is_down: true,
+            stream: None,
         }));
     })
     .await;

@@ -60,6 +60,8 @@ pub struct ExportedServer {
     pub calls: Vec<crate::probe::ToolCall>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_failure: Option<crate::api::server_calls::CallFailure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_call: Option<crate::probe::ToolCall>,
 }
 
 /// A server's OAuth identity as `POST /servers` takes it, its secret or key as a reference.
@@ -253,6 +255,7 @@ fn server(s: &ServerRecord, vars: &mut Variables) -> ExportedServer {
         call_failure: plan
             .as_ref()
             .map(|p| crate::api::server_calls::CallFailure::of(Some(p))),
+        stream_call: plan.as_ref().and_then(|p| p.stream.clone()),
     }
 }
 

@@ -94,6 +94,7 @@ pub(super) fn server_fields(s: &ServerRecord, sealer: &Sealer) -> Fields {
         plain(&mut f, "calls", json!(plan.calls));
         let failure = crate::api::server_calls::CallFailure::of(Some(&plan));
         plain(&mut f, "call_failure", json!(failure));
+        plain(&mut f, "stream_call", json!(plan.stream));
     }
     f
 }

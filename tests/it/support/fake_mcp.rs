@@ -120,6 +120,10 @@ pub struct FakeConfig {
     pub refuse_regions: Vec<String>,
     /// The result every `tools/call` gets.
     pub call_result: Value,
+    /// A `tools/call` carrying a `progressToken` is answered as an SSE stream of this many
+    /// `notifications/progress`, one every interval, then the result (a long-running
+    /// operation, like the reference server's).
+    pub progress: Option<(u32, Duration)>,
 }
 
 impl Default for FakeConfig {
@@ -144,6 +148,7 @@ impl Default for FakeConfig {
             issuer: None,
             introspect: None,
             call_result: json!({"content": [{"type": "text", "text": "ok"}]}),
+            progress: None,
         }
     }
 }
@@ -568,6 +573,13 @@ async fn mcp(
     if let Some(resp) = early_fault(&cfg, &rpc_method).await {
         return resp;
     }
+    if let (Some((steps, every)), Some(token)) =
+        (cfg.progress, msg.pointer("/params/_meta/progressToken"))
+        && rpc_method == "tools/call"
+    {
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        return progress_stream(steps, every, token.clone(), id, cfg.call_result.clone());
+    }
     let id = msg.get("id").cloned();
     let meta_version = msg
         .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
@@ -764,6 +776,28 @@ async fn early_fault(cfg: &FakeConfig, method: &str) -> Option<Response> {
         }
         _ => return None,
     })
+}
+
+/// `steps` progress notifications, `every` apart, each written and flushed as it happens,
+/// then the call's result: a tool that streams its progress.
+fn progress_stream(
+    steps: u32,
+    every: Duration,
+    token: Value,
+    id: Value,
+    result: Value,
+) -> Response {
+    let stream = async_stream::stream! {
+        for step in 1..=steps {
+            tokio::time::sleep(every).await;
+            let note = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": step, "total": steps}});
+            yield Ok::<_, Infallible>(Bytes::from(format!("event: message\ndata: {note}\n\n")));
+        }
+        let reply = json!({"jsonrpc": "2.0", "id": id, "result": result});
+        yield Ok(Bytes::from(format!("event: message\ndata: {reply}\n\n")));
+    };
+    sse_response(Body::from_stream(stream))
 }
 
 fn sse_response(body: Body) -> Response {

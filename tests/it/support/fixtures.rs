@@ -122,5 +122,6 @@ pub fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord 
         vantage_unhealthy: false,
         trace_id: None,
         calls: Some(r#"[{"tool":"get-sum","called":true,"latency_ms":1.5,"failure":null}]"#.into()),
+        stream: Some(r#"{"tool":"long-op","called":true,"notifications":4,"first_ms":250.0,"result_ms":1000.0,"max_gap_ms":250.0,"failure":null}"#.into()),
     }
 }

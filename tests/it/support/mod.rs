@@ -32,6 +32,8 @@ pub mod browser;
 pub mod contract;
 pub mod db;
 pub mod fixtures;
+pub mod foreign;
+pub mod nginx;
 pub mod oauth_as;
 pub mod opsgenie;
 pub mod pagerduty;

@@ -6,28 +6,16 @@
 //! PgBouncer refuses to run as root: as root the tests run it as the `postgres` user.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use super::db::admin_url;
+use super::foreign::{Foreign, free_port};
 
-pub struct PgBouncer {
-    pub port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
+pub struct PgBouncer(Foreign);
 
 unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Host and port of the test Postgres, from its admin URL.
@@ -87,56 +75,23 @@ impl PgBouncer {
         } else {
             Command::new(bin)
         };
-        let stderr = std::fs::File::create(dir.path().join("stderr.txt")).unwrap();
-        let child = cmd
-            .arg(&ini)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("PgBouncer tests need pgbouncer on PATH ({e}): apt-get install pgbouncer")
-            });
-        let mut bouncer = PgBouncer { port, child, dir };
-        bouncer.wait_until_listening();
-        bouncer
+        cmd.arg(&ini);
+        PgBouncer(Foreign::start(
+            "pgbouncer",
+            cmd,
+            port,
+            dir,
+            "pgbouncer.log",
+            "apt-get install pgbouncer",
+        ))
     }
 
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self.child.try_wait().ok().flatten();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "pgbouncer did not listen on {} ({}); it said: {} {}",
-                self.port,
-                exited.map_or("not within 10 s".to_string(), |s| format!("it exited: {s}")),
-                self.read("stderr.txt"),
-                self.read("pgbouncer.log"),
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default()
+    pub fn port(&self) -> u16 {
+        self.0.port
     }
 
     /// `url` (a test database on the shared Postgres) as reached through this bouncer.
     pub fn url_for(&self, url: &str) -> String {
-        let mut through = url::Url::parse(url).unwrap();
-        through.set_host(Some("127.0.0.1")).unwrap();
-        through.set_port(Some(self.port)).unwrap();
-        through.to_string()
-    }
-}
-
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        // As root the child is `runuser`, which passes SIGTERM on to pgbouncer.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        self.0.url_for(url)
     }
 }
