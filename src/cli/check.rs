@@ -56,6 +56,11 @@ pub struct CheckArgs {
     #[arg(long, value_name = "'NAME {ARGS}'", value_parser = parse_call)]
     pub stream_call: Option<ToolCall>,
 
+    /// Do not list resources, resource templates and prompts (listed and hashed by default
+    /// when the server advertises them).
+    #[arg(long)]
+    pub no_contract: bool,
+
     /// Let every --call (and --stream-call) call its tool even when the server does not mark
     /// it read-only (a call may then change data on the server).
     #[arg(long)]
@@ -148,6 +153,7 @@ async fn check(
     err: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let (prober, mut target) = args.probe.build()?;
+    target.list_contract = !args.no_contract;
     if !args.calls.is_empty() || args.stream_call.is_some() {
         let allowed = |c: &ToolCall| ToolCall {
             allow_write: args.allow_write,

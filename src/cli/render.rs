@@ -87,6 +87,13 @@ pub fn render_report(r: &ProbeReport) -> String {
             Some(f) => writeln!(out, "  call        {} FAILED{took}: {f}", c.tool),
         };
     }
+    for k in &r.contract {
+        let label = match k.kind.as_str() {
+            "resource_templates" => "templates",
+            other => other,
+        };
+        let _ = writeln!(out, "  {label:<11} {} · {}", k.count, k.hash);
+    }
     if let Some(s) = &r.stream {
         write_stream(&mut out, s);
     }

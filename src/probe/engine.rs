@@ -12,6 +12,7 @@ use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use super::calls::{CallPlan, Checked, run_calls};
+use super::contract::{ListedKind, list_contract};
 use super::dns::Dns;
 use super::era::Era;
 use super::exchange::{Progress, Run, Stop};
@@ -68,6 +69,9 @@ pub struct ProbeTarget {
     /// Synthetic tool calls to make after `tools/list` (`calls.rs`); one pointer, since the
     /// scheduler holds a target per server and most have none.
     pub calls: Option<Arc<CallPlan>>,
+    /// List resources, resource templates and prompts when the server advertises them
+    /// (`contract.rs`): the CLI does by default; the daemon does not yet keep them.
+    pub list_contract: bool,
 }
 
 impl std::fmt::Debug for ProbeTarget {
@@ -95,6 +99,7 @@ impl ProbeTarget {
             follow_post_redirects: false,
             oauth: None,
             calls: None,
+            list_contract: false,
         }
     }
 }
@@ -124,6 +129,7 @@ struct Found {
     server_info: Option<ServerInfo>,
     tools: Vec<serde_json::Value>,
     pages: u32,
+    contract: Vec<ListedKind>,
     checked: Checked,
 }
 
@@ -224,6 +230,7 @@ impl Prober {
         let mut run = Run::new(http.clone(), progress.clone(), target.max_pages);
         let deadline = tokio::time::Instant::now() + target.timeout;
         run.calls = target.calls.clone();
+        run.list_contract = target.list_contract;
         run.deadline = Some(deadline);
         let outcome = tokio::time::timeout_at(
             deadline,
@@ -463,6 +470,7 @@ fn finish_up(report: &mut ProbeReport, found: Found, target: &ProbeTarget) {
     } else {
         Verdict::Degraded
     };
+    report.contract = found.contract;
     report.calls = found.checked.calls;
     report.stream = found.checked.stream;
     let stream_failure = report.stream.as_ref().and_then(|s| s.failure.clone());
@@ -608,9 +616,11 @@ async fn run_era(
                 p.server_info = d.server_info.clone();
             });
             let list = list_tools(&mut t, run).await?;
+            let contract = contract_of(&mut t, run, d.advertised).await;
             let checked = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
+                contract,
                 protocol_version: d.protocol_version,
                 server_info: d.server_info,
                 tools: list.tools,
@@ -621,9 +631,11 @@ async fn run_era(
         Era::StreamableHttp => {
             let (mut t, init) = streamable::handshake(run, url, may_fall_back).await?;
             let list = list_tools(&mut t, run).await?;
+            let contract = contract_of(&mut t, run, init.advertised).await;
             let checked = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
+                contract,
                 protocol_version: init.protocol_version,
                 server_info: Some(init.server_info),
                 tools: list.tools,
@@ -634,9 +646,11 @@ async fn run_era(
         Era::HttpSse => {
             let (mut t, init) = http_sse::handshake(run, url).await?;
             let list = list_tools(&mut t, run).await?;
+            let contract = contract_of(&mut t, run, init.advertised).await;
             let checked = run_calls(&mut t, run, &list.tools).await;
             Ok(Found {
                 era,
+                contract,
                 protocol_version: init.protocol_version,
                 server_info: Some(init.server_info),
                 tools: list.tools,
@@ -644,6 +658,19 @@ async fn run_era(
                 checked,
             })
         }
+    }
+}
+
+/// The other lists, when the target asks for them.
+async fn contract_of<T: super::tools::Transport>(
+    t: &mut T,
+    run: &mut Run,
+    advertised: super::contract::Advertised,
+) -> Vec<ListedKind> {
+    if run.list_contract {
+        list_contract(t, run, advertised).await
+    } else {
+        Vec::new()
     }
 }
 

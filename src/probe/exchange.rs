@@ -70,6 +70,8 @@ pub(crate) struct Run {
     pub deadline: Option<tokio::time::Instant>,
     /// While the streaming check's call runs: when each `notifications/progress` arrived.
     pub progress_watch: Option<Arc<Mutex<Vec<std::time::Instant>>>>,
+    /// List resources, templates and prompts when advertised (`contract.rs`).
+    pub list_contract: bool,
     next_id: u64,
 }
 
@@ -82,6 +84,7 @@ impl Run {
             calls: None,
             deadline: None,
             progress_watch: None,
+            list_contract: false,
             next_id: 0,
         }
     }

@@ -8,6 +8,8 @@
 //! - `tools.rs`: `tools/list` pagination and validation, shared by the eras.
 //! - `calls.rs`: synthetic `tools/call`s after the list (read-only tools unless overridden),
 //!   checked against the tool's `outputSchema` and the operator's expectations.
+//! - `contract.rs`: resources, resource templates and prompts, listed and hashed when the
+//!   server advertises them (beside the tools, whose hash they never touch).
 //! - `stream.rs`: the streaming check: a progress-reporting tool's `notifications/progress`
 //!   timed against its result, to catch a proxy that buffers the stream.
 //! - `exchange.rs`: run state, POST, reply → result or failure, auth challenges.
@@ -53,6 +55,7 @@
 //! us.
 
 mod calls;
+mod contract;
 pub mod discovery;
 mod dns;
 mod engine;
@@ -75,6 +78,7 @@ mod tools;
 mod trace;
 
 pub use calls::{CallOutcome, CallPlan, MAX_CALLS, PointerExpectation, ToolCall};
+pub use contract::ListedKind;
 pub use engine::{
     DEFAULT_BODY_CAP, DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, EraChoice, ProbeTarget, Prober,
     ProberConfig, now_rfc3339, now_rfc3339_millis,

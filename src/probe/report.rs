@@ -348,6 +348,10 @@ pub struct ProbeReport {
     /// What each synthetic tool call did, in the order configured (absent when none was).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<super::calls::CallOutcome>,
+    /// The server's other lists (resources, resource templates, prompts) when it advertises
+    /// them and the target lists them: each kind's count and canonical hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contract: Vec<super::contract::ListedKind>,
     /// What the streaming check saw (absent when none was asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<super::stream::StreamOutcome>,
@@ -383,6 +387,7 @@ impl ProbeReport {
             trace_id: None,
             calls: Vec::new(),
             stream: None,
+            contract: Vec::new(),
             tools: Vec::new(),
         }
     }

@@ -31,6 +31,8 @@ pub(crate) struct Stateless {
 pub(crate) struct Discovered {
     pub protocol_version: String,
     pub server_info: Option<ServerInfo>,
+    /// The lists beside tools its capabilities advertise.
+    pub advertised: super::contract::Advertised,
 }
 
 impl Transport for Stateless {
@@ -303,5 +305,6 @@ fn validate(run: &Run, result: &Value, version: &str) -> Result<Discovered, Fail
     Ok(Discovered {
         protocol_version: version.to_string(),
         server_info,
+        advertised: super::contract::Advertised::from_capabilities(&Value::Object(caps.clone())),
     })
 }

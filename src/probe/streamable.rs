@@ -29,6 +29,8 @@ pub(crate) struct Streamable {
 pub(crate) struct Initialized {
     pub protocol_version: String,
     pub server_info: ServerInfo,
+    /// The lists beside tools its capabilities advertise.
+    pub advertised: super::contract::Advertised,
 }
 
 impl Streamable {
@@ -231,15 +233,16 @@ pub(crate) fn validate_initialize(result: &Value) -> Result<Initialized, Failure
             INITIALIZE_VERSIONS.join(", ")
         )));
     }
-    if !result.get("capabilities").is_some_and(Value::is_object) {
+    let Some(capabilities) = result.get("capabilities").filter(|c| c.is_object()) else {
         return Err(invalid("has no capabilities object".into()));
-    }
+    };
     let info = result
         .get("serverInfo")
         .ok_or_else(|| invalid("has no serverInfo".into()))?;
     Ok(Initialized {
         protocol_version: version.to_string(),
         server_info: parse_server_info(info, "initialize")?,
+        advertised: super::contract::Advertised::from_capabilities(capabilities),
     })
 }
 

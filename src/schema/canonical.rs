@@ -66,6 +66,23 @@ pub fn canonical_value(tools: &[Value]) -> Result<Value, CanonicalError> {
     serde_json::from_slice(&bytes).map_err(|e| CanonicalError::Jcs(e.to_string()))
 }
 
+/// `sha256:<hex>` of a resource, template or prompt list: RFC 8785 over the items sorted by
+/// their `key` member (`uri`, `uriTemplate`, `name`), as tools are by name.
+pub fn list_hash(items: &[Value], key: &str) -> Result<String, CanonicalError> {
+    let mut keyed = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let k = item
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or(CanonicalError::Unnamed { index })?;
+        keyed.push((k, item));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(b.0));
+    let sorted: Vec<&Value> = keyed.into_iter().map(|(_, item)| item).collect();
+    let bytes = serde_jcs::to_vec(&sorted).map_err(|e| CanonicalError::Jcs(e.to_string()))?;
+    Ok(sha256_tagged(&bytes))
+}
+
 fn sha256_tagged(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(7 + 64);

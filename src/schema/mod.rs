@@ -16,7 +16,8 @@ mod memo;
 mod snapshot;
 
 pub use canonical::{
-    CanonicalError, canonical_bytes, canonical_value, interface_hash, schema_hash, sorted_tools,
+    CanonicalError, canonical_bytes, canonical_value, interface_hash, list_hash, schema_hash,
+    sorted_tools,
 };
 pub use diff::{FailOn, SchemaDiff, ToolChange, diff};
 pub use memo::identities;

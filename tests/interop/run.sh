@@ -207,6 +207,29 @@ for line in "${cases[@]}"; do
   fi
 done
 
+# --- the whole contract ------------------------------------------------------------------
+# `check` lists resources, resource templates and prompts when a server advertises them (every
+# case above passed `up` with them listed). The reference server has all three: the same
+# server over Streamable HTTP and HTTP+SSE must give the same count and hash for each kind.
+echo "== the contract: resources, templates and prompts of the reference server, both eras"
+if out=$(python3 - "$work/everything-http.json" "$work/everything-sse.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+ka = {k["kind"]: (k["count"], k["hash"]) for k in a.get("contract", [])}
+kb = {k["kind"]: (k["count"], k["hash"]) for k in b.get("contract", [])}
+want = ["resources", "resource_templates", "prompts"]
+if sorted(ka) != sorted(want) or ka != kb:
+    print(f"streamable {ka} vs sse {kb}"); sys.exit(1)
+if ka["resources"][0] == 0 or ka["prompts"][0] == 0:
+    print(f"empty lists: {ka}"); sys.exit(1)
+print(", ".join(f"{k} {ka[k][0]} {ka[k][1][:19]}…" for k in want))
+PY
+); then
+  ok "everything contract: $out, the same over both eras"
+else
+  fail "everything contract: $out"
+fi
+
 # --- synthetic tool calls -----------------------------------------------------------------
 # Every SDK's `add` through `check --call` (with --allow-write: the corpus servers do not mark
 # it read-only), with its 2026-07-28 Mcp-Name header where the case speaks 2026; the reference

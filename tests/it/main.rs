@@ -23,6 +23,7 @@ mod pages;
 mod pgbouncer;
 mod posts;
 mod probe_calls;
+mod probe_contract;
 mod probe_era_table;
 mod probe_eras;
 mod probe_faults;

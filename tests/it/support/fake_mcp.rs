@@ -124,6 +124,12 @@ pub struct FakeConfig {
     /// `notifications/progress`, one every interval, then the result (a long-running
     /// operation, like the reference server's).
     pub progress: Option<(u32, Duration)>,
+    /// Resources it lists (two a page) and advertises; none: the capability is not declared.
+    pub resources: Vec<Value>,
+    /// Prompts it lists and advertises; none: the capability is not declared.
+    pub prompts: Vec<Value>,
+    /// `resources/list` sends its first cursor again forever.
+    pub resource_cursor_cycle: bool,
 }
 
 impl Default for FakeConfig {
@@ -149,6 +155,9 @@ impl Default for FakeConfig {
             introspect: None,
             call_result: json!({"content": [{"type": "text", "text": "ok"}]}),
             progress: None,
+            resources: Vec::new(),
+            prompts: Vec::new(),
+            resource_cursor_cycle: false,
         }
     }
 }
@@ -629,9 +638,12 @@ async fn mcp(
                 json!({"jsonrpc": "2.0", "id": id, "result": {}})
             }
             "server/discover" => json!({"jsonrpc": "2.0", "id": id, "result": {
-                "resultType": "complete", "supportedVersions": cfg.modern_versions, "capabilities": {"tools": {}},
+                "resultType": "complete", "supportedVersions": cfg.modern_versions, "capabilities": capabilities(&cfg),
                 "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-mcp", "version": "1.2.3"}}, "ttlMs": 60000}}),
             "tools/list" => tools_page(&cfg, id.clone().unwrap_or(Value::Null), &msg),
+            m if contract_page(&cfg, m, Value::Null, &msg).is_some() => {
+                contract_page(&cfg, m, id.clone().unwrap_or(Value::Null), &msg).unwrap()
+            }
             "tools/call" => json!({"jsonrpc": "2.0", "id": id, "result": cfg.call_result}),
             _ => {
                 return json_response(
@@ -839,7 +851,9 @@ fn legacy(
             s.live_sessions.lock().unwrap().insert(sid.clone());
             sid
         });
-        let result = json!({"protocolVersion": version, "capabilities": {"tools": {"listChanged": true}}, "serverInfo": {"name": "fake-mcp", "version": "1.2.3"}});
+        let mut caps = capabilities(cfg);
+        caps["tools"] = json!({"listChanged": true});
+        let result = json!({"protocolVersion": version, "capabilities": caps, "serverInfo": {"name": "fake-mcp", "version": "1.2.3"}});
         return Ok(Some((
             json!({"jsonrpc": "2.0", "id": id, "result": result}),
             session,
@@ -877,6 +891,9 @@ fn legacy(
             &rpc_error(id, -32600, "missing MCP-Protocol-Version", None),
         ));
     }
+    if let Some(page) = contract_page(cfg, method, id.clone(), msg) {
+        return Ok(Some((page, None)));
+    }
     match method {
         "tools/list" => Ok(Some((tools_page(cfg, id, msg), None))),
         "tools/call" => Ok(Some((
@@ -895,6 +912,45 @@ fn legacy(
 }
 
 /// One page of tools, with the fault (if any) applied to its content.
+/// The capabilities it declares: tools, and resources / prompts when it has any.
+fn capabilities(cfg: &FakeConfig) -> Value {
+    let mut caps = json!({"tools": {}});
+    if !cfg.resources.is_empty() {
+        caps["resources"] = json!({});
+    }
+    if !cfg.prompts.is_empty() {
+        caps["prompts"] = json!({});
+    }
+    caps
+}
+
+/// A page of `resources/list` (two a page), `resources/templates/list` (none) or
+/// `prompts/list`; `None` for any other method.
+fn contract_page(cfg: &FakeConfig, method: &str, id: Value, msg: &Value) -> Option<Value> {
+    let result = match method {
+        "resources/list" => {
+            let start: usize = msg
+                .pointer("/params/cursor")
+                .and_then(Value::as_str)
+                .and_then(|c| c.strip_prefix("r-"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let end = (start + 2).min(cfg.resources.len());
+            let mut r = json!({"resources": cfg.resources.get(start..end).unwrap_or_default()});
+            if cfg.resource_cursor_cycle {
+                r["nextCursor"] = json!("r-0");
+            } else if end < cfg.resources.len() {
+                r["nextCursor"] = json!(format!("r-{end}"));
+            }
+            r
+        }
+        "resources/templates/list" => json!({"resourceTemplates": []}),
+        "prompts/list" => json!({"prompts": cfg.prompts}),
+        _ => return None,
+    };
+    Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+}
+
 fn tools_page(cfg: &FakeConfig, id: Value, msg: &Value) -> Value {
     let mut tools = cfg.tools.clone();
     match cfg.fault {
