@@ -115,6 +115,7 @@ fn server(i: usize, now: i64) -> ServerRecord {
         oauth_enc: None,
         bearer_expires_at: None,
         calls: None,
+        list_contract: true,
         managed_by: None,
         id: format!("bench-{i:04}"),
         slug: format!("server-{i:04}"),

@@ -58,6 +58,7 @@ pub fn agent_server(s: &ServerRecord, sealer: &Sealer) -> Result<AgentServer, Ta
         era_hint: s.era_hint.clone(),
         oauth,
         calls: s.call_plan(),
+        list_contract: s.list_contract,
     })
 }
 

@@ -47,6 +47,13 @@ pub struct AgentServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub calls: Option<crate::probe::CallPlan>,
+    /// List resources, resource templates and prompts when the server advertises them.
+    #[serde(default = "listing")]
+    pub list_contract: bool,
+}
+
+fn listing() -> bool {
+    true
 }
 
 impl AgentServer {
@@ -57,6 +64,7 @@ impl AgentServer {
         target.headers = self.headers.clone();
         target.oauth = self.oauth.clone().map(Arc::new);
         target.calls = self.calls.clone().map(Arc::new);
+        target.list_contract = self.list_contract;
         target.timeout = Duration::from_secs(u64::from(self.timeout_seconds));
         target.degraded_after = self.degraded_latency_ms.map(Duration::from_millis);
         target.era = match self.era_hint.as_deref().and_then(|e| e.parse::<Era>().ok()) {

@@ -163,6 +163,7 @@ mod tests {
             oauth_enc: None,
             bearer_expires_at: None,
             calls: None,
+            list_contract: true,
             managed_by: None,
             id: id.into(),
             slug: id.into(),

@@ -77,6 +77,9 @@ pub struct ServerInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<crate::probe::ToolCall>)]
     stream_call: Option<Value>,
+    /// List its resources, resource templates and prompts when it advertises them, and
+    /// raise `schema.changed` (with the kind) when one changes; default true.
+    list_contract: Option<bool>,
 }
 
 /// Distinguish "absent" (None) from "null" (Some(Null)).
@@ -131,6 +134,7 @@ pub(crate) async fn apply(
         calls,
         call_failure,
         stream_call,
+        list_contract,
     } = input;
     apply_identity(
         (name, url, slug),
@@ -157,6 +161,9 @@ pub(crate) async fn apply(
     apply_timing(interval_seconds, timeout_seconds, &mut s, &mut problems);
     apply_grouping(tags, regions, quorum, &mut s, &mut problems);
     super::server_calls::apply_calls(calls, call_failure, stream_call, &mut s, &mut problems);
+    if let Some(l) = list_contract {
+        s.list_contract = l;
+    }
     apply_judgement(
         Judgement {
             public,
@@ -533,6 +540,7 @@ pub(crate) fn defaults(app: &AppState) -> ServerRecord {
         oauth_enc: None,
         bearer_expires_at: None,
         calls: None,
+        list_contract: true,
         id: uuid::Uuid::now_v7().to_string(),
         slug: String::new(),
         name: String::new(),

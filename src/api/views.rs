@@ -121,6 +121,8 @@ pub struct ServerView {
     pub call_failure: super::server_calls::CallFailure,
     /// The streaming check's call (a tool that reports progress), if any.
     pub stream_call: Option<crate::probe::ToolCall>,
+    /// Probes list its resources, resource templates and prompts (when advertised).
+    pub list_contract: bool,
     pub state: ServerStatus,
     /// Regions down while the server stays up (fewer than the quorum).
     pub warnings: Vec<String>,
@@ -194,6 +196,7 @@ impl ServerView {
             calls: plan.as_ref().map(|p| p.calls.clone()).unwrap_or_default(),
             call_failure: super::server_calls::CallFailure::of(plan.as_ref()),
             stream_call: plan.as_ref().and_then(|p| p.stream.clone()),
+            list_contract: s.list_contract,
             state: status,
             warnings,
             protected,
@@ -315,6 +318,9 @@ pub struct ResultView {
     pub calls: Vec<crate::probe::CallOutcome>,
     /// What the streaming check saw (`null` when the server has none).
     pub stream: Option<crate::probe::StreamOutcome>,
+    /// Its resources, resource templates and prompts: each kind's count and hash (empty when
+    /// none were listed).
+    pub contract: Vec<crate::probe::ListedKind>,
 }
 
 impl From<&ResultRecord> for ResultView {
@@ -359,6 +365,11 @@ impl From<&ResultRecord> for ResultView {
                 .stream
                 .as_deref()
                 .and_then(|j| serde_json::from_str(j).ok()),
+            contract: r
+                .contract
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
         }
     }
 }

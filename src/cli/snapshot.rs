@@ -1,4 +1,5 @@
-//! `mcpwatch snapshot`: write the canonical tool list and its hash (a baseline to commit), or
+//! `mcpwatch snapshot`: write the canonical tool list and its hash (a baseline to commit), with
+//! the server's resources, resource templates and prompts when it advertises them, or
 //! `--check` a committed one and exit 3 with the structural diff when the live schema differs.
 
 use std::io::Write;
@@ -9,7 +10,7 @@ use clap::Args;
 use super::render::render_report;
 use super::{CliError, ExitCode, ProbeArgs};
 use crate::probe::now_rfc3339;
-use crate::schema::{Snapshot, diff};
+use crate::schema::{FailOn, ListSnapshot, Snapshot, contract_drift, diff};
 
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
@@ -28,6 +29,31 @@ pub struct SnapshotArgs {
     /// comma-separated list; other drift is printed and passes.
     #[arg(long, value_name = "KINDS", default_value = "any", value_parser = super::options::parse_fail_on, requires = "check")]
     pub fail_on: std::vec::Vec<crate::schema::FailOn>,
+
+    /// Leave out resources, resource templates and prompts (kept, and compared by --check,
+    /// by default when the server advertises them).
+    #[arg(long)]
+    pub no_contract: bool,
+}
+
+/// The lists' drift, printed; whether any of it fails.
+fn compare_lists(out: &mut dyn Write, base: &Snapshot, live: &Snapshot, on: &[FailOn]) -> bool {
+    let mut fails = false;
+    for (kind, d) in contract_drift(base, live) {
+        let failing = d.fails(on);
+        fails |= failing;
+        let _ = writeln!(
+            out,
+            "{}{}",
+            d.summary(&kind),
+            if failing {
+                ""
+            } else {
+                " (not failing: --fail-on)"
+            }
+        );
+    }
+    fails
 }
 
 pub async fn run_snapshot(
@@ -52,6 +78,7 @@ fn compare(
     path: &Path,
     args: &SnapshotArgs,
 ) -> ExitCode {
+    let lists_fail = compare_lists(out, base, live, &args.fail_on);
     if base.schema_hash == live.schema_hash {
         let _ = writeln!(
             out,
@@ -60,7 +87,11 @@ fn compare(
             live.schema_hash,
             live.tools.len()
         );
-        return ExitCode::Healthy;
+        return if lists_fail {
+            ExitCode::Drift
+        } else {
+            ExitCode::Healthy
+        };
     }
     let d = diff(&base.tools, &live.tools);
     let _ = writeln!(
@@ -77,7 +108,7 @@ fn compare(
     };
     let _ = writeln!(out, "{interface}");
     let _ = write!(out, "{}", d.render());
-    if !d.fails(&args.fail_on) {
+    if !d.fails(&args.fail_on) && !lists_fail {
         let _ = writeln!(
             out,
             "not failing: --fail-on does not include this kind of change"
@@ -92,7 +123,8 @@ async fn snapshot(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let (prober, target) = args.probe.build()?;
+    let (prober, mut target) = args.probe.build()?;
+    target.list_contract = !args.no_contract;
     let baseline = match &args.check {
         Some(path) => Some(Snapshot::read(path).map_err(|e| CliError::File(e.to_string()))?),
         None => None,
@@ -107,7 +139,7 @@ async fn snapshot(
         );
         return Ok(ExitCode::Unhealthy);
     }
-    let live = Snapshot::from_tools(
+    let mut live = Snapshot::from_tools(
         &report.tools,
         &report.url,
         &now_rfc3339(),
@@ -115,6 +147,13 @@ async fn snapshot(
         report.server_info.as_ref().map(|s| s.version.clone()),
     )
     .map_err(|e| CliError::Usage(e.to_string()))?;
+    for listed in &report.contract {
+        let list = ListSnapshot {
+            hash: listed.hash.clone(),
+            items: listed.items.clone(),
+        };
+        live.contract.insert(listed.kind.clone(), list);
+    }
 
     if let (Some(base), Some(path)) = (baseline, &args.check) {
         return Ok(compare(out, &base, &live, path, args));

@@ -14,6 +14,7 @@
 //! through this replica, a probe that finished after its bucket moved) is handed off to the
 //! owner through the database (`handoff.rs`), in the same transaction as the batch.
 //!
+//! - `contract.rs`: drift of resources, resource templates and prompts (per kind).
 //! - `regions.rs`: which regions a server's quorum counts (the live ones meant to probe it).
 //! - `handoff.rs`: a result for another replica, as a row of the `handoff` table.
 //! - `spill.rs`: the overflow to disk, bounded by bytes, read back oldest first.
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod contract;
 pub mod handoff;
 mod regions;
 pub mod spill;
@@ -315,6 +317,8 @@ struct Cached {
     /// from the database would decide them again (a second "first" tool list, a second
     /// `server.up`).
     settings_stale: bool,
+    /// The resource, template and prompt lists it serves now (`None`: not read yet).
+    contract: Option<Box<contract::Served>>,
 }
 
 /// Start the ingest task. It runs until `stop` is cancelled and the channel is drained.
@@ -670,6 +674,7 @@ async fn prefetch(
             server,
             monitor,
             settings_stale: false,
+            contract: None,
         };
         cache.insert(cached.server.id.clone(), Box::new(cached));
     }
@@ -779,6 +784,7 @@ async fn context<'a>(
             server: for_cache(server),
             monitor: Monitor::new(state, regions),
             settings_stale: false,
+            contract: None,
         };
         cache.insert(server_id.to_string(), Box::new(cached));
     }
@@ -830,7 +836,7 @@ async fn evaluate_item(
     };
     let prev = previous_tools.as_ref().and_then(Value::as_array);
     let incident_id = uuid::Uuid::now_v7().to_string();
-    let outcome = ctx.monitor.observe(
+    let mut outcome = ctx.monitor.observe(
         &policy,
         interval_ms,
         &reporting,
@@ -838,6 +844,8 @@ async fn evaluate_item(
         prev.map(Vec::as_slice),
         &incident_id,
     );
+    let list_changes = contract::judge(store, &mut ctx.contract, item, writes).await?;
+    outcome.events.extend(list_changes);
     record_tools(item, canonical_tools, &outcome, writes);
     record_incident(item, &outcome, writes);
     let events = event_records(&ctx.server, item, &outcome);

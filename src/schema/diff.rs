@@ -72,34 +72,16 @@ impl SchemaDiff {
         if self.is_empty() {
             return "no changes".to_string();
         }
-        let mut parts = Vec::new();
-        if !self.added.is_empty() {
-            parts.push(format!(
-                "{} added ({})",
-                self.added.len(),
-                self.added.join(", ")
-            ));
-        }
-        if !self.removed.is_empty() {
-            parts.push(format!(
-                "{} removed ({})",
-                self.removed.len(),
-                self.removed.join(", ")
-            ));
-        }
-        if !self.changed.is_empty() {
-            let list: Vec<String> = self
-                .changed
-                .iter()
-                .map(|c| format!("{}: {}", c.name, c.fields.join("+")))
-                .collect();
-            parts.push(format!(
-                "{} changed ({})",
-                self.changed.len(),
-                list.join(", ")
-            ));
-        }
-        format!("{}: {}", self.class(), parts.join(", "))
+        let changed: Vec<String> = self
+            .changed
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.fields.join("+")))
+            .collect();
+        format!(
+            "{}: {}",
+            self.class(),
+            summary_parts(&self.added, &self.removed, &changed)
+        )
     }
 
     /// Several lines, for a terminal or an email body.
@@ -126,6 +108,18 @@ impl SchemaDiff {
         }
         out
     }
+}
+
+/// "1 added (a), 1 removed (b), 1 changed (c: inputSchema)", leaving out the empty parts
+/// (shared with the resource and prompt lists' diff).
+pub(crate) fn summary_parts(added: &[String], removed: &[String], changed: &[String]) -> String {
+    let mut parts = Vec::new();
+    for (what, items) in [("added", added), ("removed", removed), ("changed", changed)] {
+        if !items.is_empty() {
+            parts.push(format!("{} {what} ({})", items.len(), items.join(", ")));
+        }
+    }
+    parts.join(", ")
 }
 
 /// Diff `old` against `new`. Tools are matched by name; items without a name are ignored

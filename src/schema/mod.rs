@@ -4,6 +4,7 @@
 //! - `canonical.rs`: sorting, JCS bytes, `schema_hash` and `interface_hash`.
 //! - `memo.rs`: both identities of a list seen before, without canonicalizing it again.
 //! - `diff.rs`: added / removed / changed tools, classed breaking or compatible.
+//! - `lists.rs`: the same for resource, resource-template and prompt lists (by their key).
 //! - `history.rs`: a server's history of changes (returns included), each with its diff.
 //! - `snapshot.rs`: the snapshot file `mcpwatch snapshot` writes and `--check` reads.
 //!
@@ -12,6 +13,7 @@
 mod canonical;
 mod diff;
 pub mod history;
+mod lists;
 mod memo;
 mod snapshot;
 
@@ -20,5 +22,7 @@ pub use canonical::{
     sorted_tools,
 };
 pub use diff::{FailOn, SchemaDiff, ToolChange, diff};
+pub use lists::{ListDiff, diff_lists};
 pub use memo::identities;
+pub use snapshot::{ListSnapshot, contract_drift, list_key};
 pub use snapshot::{Snapshot, SnapshotError};

@@ -4,6 +4,7 @@
 //! load: a hand-edited file whose `schema_hash` no longer matches its tools is refused instead
 //! of silently comparing against the wrong baseline.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,52 @@ pub struct Snapshot {
     pub server_version: Option<String>,
     /// Canonical tool list: sorted by name, JCS number forms.
     pub tools: Vec<Value>,
+    /// The server's resources, resource templates and prompts, by kind (absent in files
+    /// from before they were listed: then only the tools are compared).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contract: BTreeMap<String, ListSnapshot>,
+}
+
+/// One listed kind in a snapshot: its hash and items (as served).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListSnapshot {
+    pub hash: String,
+    pub items: Vec<Value>,
+}
+
+/// The member that names an item of a listed kind.
+pub fn list_key(kind: &str) -> &'static str {
+    match kind {
+        "resources" => "uri",
+        "resource_templates" => "uriTemplate",
+        _ => "name",
+    }
+}
+
+/// Each kind whose list moved from `base` to `live`, with its diff (a kind no longer listed
+/// counts as all its items removed). Empty when `base` has no lists (an older file).
+pub fn contract_drift(base: &Snapshot, live: &Snapshot) -> Vec<(String, super::ListDiff)> {
+    if base.contract.is_empty() {
+        return Vec::new();
+    }
+    let mut kinds: Vec<&String> = base.contract.keys().chain(live.contract.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+        .into_iter()
+        .filter_map(|kind| {
+            let (b, l) = (base.contract.get(kind), live.contract.get(kind));
+            if b.map(|x| &x.hash) == l.map(|x| &x.hash) {
+                return None;
+            }
+            let (b, l) = (
+                b.map(|s| s.items.as_slice()).unwrap_or_default(),
+                l.map(|s| s.items.as_slice()).unwrap_or_default(),
+            );
+            let d = super::diff_lists(list_key(kind), b, l);
+            Some((kind.clone(), d))
+        })
+        .collect()
 }
 
 /// Reading or writing a snapshot file failed.
@@ -50,6 +97,16 @@ pub enum SnapshotError {
     )]
     HashMismatch {
         path: String,
+        stated: String,
+        actual: String,
+    },
+    /// A listed kind's items do not hash to its `hash`.
+    #[error(
+        "{path}: the {kind} hash {stated} does not match its items ({actual}); re-create it with `mcpwatch snapshot`"
+    )]
+    ListHashMismatch {
+        path: String,
+        kind: String,
         stated: String,
         actual: String,
     },
@@ -77,6 +134,7 @@ impl Snapshot {
             protocol_version,
             server_version,
             tools: canonical.as_array().cloned().unwrap_or_default(),
+            contract: BTreeMap::new(),
         })
     }
 
@@ -122,6 +180,17 @@ impl Snapshot {
                 stated: snap.schema_hash,
                 actual,
             });
+        }
+        for (kind, list) in &snap.contract {
+            let actual = super::list_hash(&list.items, list_key(kind))?;
+            if actual != list.hash {
+                return Err(SnapshotError::ListHashMismatch {
+                    path: shown,
+                    kind: kind.clone(),
+                    stated: list.hash.clone(),
+                    actual,
+                });
+            }
         }
         Ok(snap)
     }

@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::model::{
-    BatchWrites, DeliveryRecord, EventRecord, HandoffRecord, HeldRecord, IncidentRecord,
-    ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord,
+    BatchWrites, ContractSnapshot, ContractState, DeliveryRecord, EventRecord, HandoffRecord,
+    HeldRecord, IncidentRecord, ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord,
 };
 use super::rollup::Rollup;
 use super::statement::{Arg, Statement};
@@ -108,13 +108,13 @@ fn first_per_key<'a, T, K: std::hash::Hash + Eq>(
     items.iter().filter(|i| seen.insert(key(i))).collect()
 }
 
-pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc, managed_by, registry, paused_reason, oauth, oauth_enc, bearer_expires_at, calls";
+pub(super) const SERVER_COLS: &str = "id, slug, name, url, headers_enc, header_names, interval_seconds, timeout_seconds, tags, public, paused, failures_to_down, successes_to_up, degraded_latency_ms, expect_auth, era_hint, created_at, updated_at, regions, quorum, url_enc, managed_by, registry, paused_reason, oauth, oauth_enc, bearer_expires_at, calls, list_contract";
 
 /// New servers (a bulk registration), in the column order of [`SERVER_COLS`].
 pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
     let template = format!("INSERT INTO servers ({SERVER_COLS}) {{values}}");
     let json = |v: &Vec<String>| owned(serde_json::to_string(v).unwrap_or_default());
-    over_rows(&template, 28, servers, |s, a| {
+    over_rows(&template, 29, servers, |s, a| {
         a.extend([text(&s.id), text(&s.slug), text(&s.name), text(&s.url)]);
         a.extend([opt_text(&s.headers_enc), json(&s.header_names)]);
         a.extend([
@@ -142,6 +142,7 @@ pub(super) fn insert_servers(servers: &[ServerRecord]) -> Vec<Statement<'_>> {
             opt_text(&s.oauth_enc),
             Arg::Int(s.bearer_expires_at),
             opt_text(&s.calls),
+            Arg::Bool(s.list_contract),
         ]);
     })
 }
@@ -156,7 +157,7 @@ pub(super) fn slugs_taken(slugs: &[String]) -> Vec<Statement<'_>> {
     )
 }
 
-pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy, trace_id, calls, stream";
+pub(super) const RESULT_COLS: &str = "id, server_id, region, started_at, duration_ms, dns_ms, connect_ms, tls_ms, handshake_ms, tools_list_ms, verdict, failure_kind, failure_phase, failure_message, http_status, jsonrpc_code, era, protocol_version, server_name, server_version, tool_count, schema_hash, tls_not_after, vantage_unhealthy, trace_id, calls, stream, contract";
 
 /// Results for another replica's servers; a result handed off twice is kept once.
 pub(super) fn insert_handoff(rows: &[HandoffRecord]) -> Vec<Statement<'_>> {
@@ -176,7 +177,7 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
          WHERE EXISTS (SELECT 1 FROM servers s WHERE s.id = v.column2) \
          ON CONFLICT (id) DO NOTHING RETURNING id"
     );
-    over_rows(&template, 27, results, |r, a| {
+    over_rows(&template, 28, results, |r, a| {
         a.extend([
             text(&r.id),
             text(&r.server_id),
@@ -214,6 +215,7 @@ pub(super) fn insert_results(results: &[ResultRecord]) -> Vec<Statement<'_>> {
             opt_text(&r.trace_id),
             opt_text(&r.calls),
             opt_text(&r.stream),
+            opt_text(&r.contract),
         ]);
     })
 }
@@ -380,6 +382,33 @@ pub(super) fn insert_snapshots<'a>(snapshots: &[&'a SnapshotRecord]) -> Vec<Stat
             ]);
         },
     )
+}
+
+/// Resource, template and prompt lists first seen (a list seen before is kept as it was).
+pub(super) fn insert_contract_snapshots(rows: &[ContractSnapshot]) -> Vec<Statement<'_>> {
+    let template = "INSERT INTO contract_snapshots (server_id, kind, hash, items, first_seen) \
+         SELECT * FROM ({values}) AS v WHERE EXISTS (SELECT 1 FROM servers s WHERE s.id = v.column1) \
+         ON CONFLICT (server_id, kind, hash) DO NOTHING";
+    over_rows(template, 5, rows, |c, a| {
+        a.extend([text(&c.server_id), text(&c.kind), text(&c.hash)]);
+        a.extend([owned(c.items.to_string()), int(c.first_seen)]);
+    })
+}
+
+/// The list of each kind each server serves now, and since when.
+pub(super) fn upsert_contract_states(rows: &[ContractState]) -> Vec<Statement<'_>> {
+    let template = "INSERT INTO contract_state (server_id, kind, hash, since) \
+         SELECT * FROM ({values}) AS v WHERE EXISTS (SELECT 1 FROM servers s WHERE s.id = v.column1) \
+         ON CONFLICT (server_id, kind) DO UPDATE SET hash = excluded.hash, since = excluded.since";
+    let rows = last_per_key(rows, |c| (c.server_id.as_str(), c.kind.as_str()));
+    over_rows(template, 4, rows, |c: &ContractState, a| {
+        a.extend([
+            text(&c.server_id),
+            text(&c.kind),
+            text(&c.hash),
+            int(c.since),
+        ]);
+    })
 }
 
 /// One row per (server, hash): the earliest `first_seen` and the latest `last_seen`.

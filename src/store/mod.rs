@@ -58,10 +58,10 @@ use async_trait::async_trait;
 pub use cluster_sql::{ClusterStore, LEASE_TTL_SECONDS, LeaderLease, LeaseCheck};
 pub use credential_sql::{CredentialStore, CredentialWarning};
 pub use model::{
-    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelKind, ChannelRecord, DeliveryRecord,
-    DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord, IncidentRecord, MonitorWrites,
-    OAuthShown, Page, RegistryOrigin, ResultQuery, ResultRecord, SchemaChangeRecord, ServerFilter,
-    ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
+    ApiKeyRecord, AttemptRecord, BatchWrites, ChannelKind, ChannelRecord, ContractSnapshot,
+    ContractState, DeliveryRecord, DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord,
+    IncidentRecord, MonitorWrites, OAuthShown, Page, RegistryOrigin, ResultQuery, ResultRecord,
+    SchemaChangeRecord, ServerFilter, ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
 };
 pub use page_sql::{PageRecord, PageStore};
 pub use post_sql::{PostRecord, PostStore, PostUpdateRecord};
@@ -212,6 +212,15 @@ pub trait Store:
 
     async fn list_results(&self, q: &ResultQuery) -> StoreResult<Vec<ResultRecord>>;
     async fn last_result(&self, server_id: &str) -> StoreResult<Option<ResultRecord>>;
+    /// The list of each kind (`kind`, `hash`) the server serves now.
+    async fn contract_state(&self, server_id: &str) -> StoreResult<Vec<(String, String)>>;
+    /// The items of one resource, template or prompt list seen before.
+    async fn get_contract_snapshot(
+        &self,
+        server_id: &str,
+        kind: &str,
+        hash: &str,
+    ) -> StoreResult<Option<serde_json::Value>>;
     async fn get_snapshot(
         &self,
         server_id: &str,

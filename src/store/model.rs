@@ -74,6 +74,13 @@ pub struct ServerRecord {
     /// none). Not a credential: the API and the page show it, write overrides included.
     #[serde(default)]
     pub calls: Option<String>,
+    /// Probes list its resources, resource templates and prompts when it advertises them.
+    #[serde(default = "yes")]
+    pub list_contract: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A server's OAuth client-credentials identity as shown (the secret or key never is).
@@ -181,6 +188,9 @@ pub struct ResultRecord {
     /// JSON `StreamOutcome`: what the streaming check saw (`None`: none was asked for).
     #[serde(default)]
     pub stream: Option<String>,
+    /// JSON `[ListedKind]`: each listed kind's count and hash (`None`: none listed).
+    #[serde(default)]
+    pub contract: Option<String>,
 }
 
 impl ResultRecord {
@@ -225,6 +235,8 @@ impl ResultRecord {
                 .stream
                 .as_ref()
                 .map(|s| serde_json::to_string(s).unwrap_or_default()),
+            contract: (!r.contract.is_empty())
+                .then(|| serde_json::to_string(&r.contract).unwrap_or_default()),
         }
     }
 }
@@ -243,6 +255,26 @@ fn auth_words(r: &ProbeReport) -> Option<String> {
         DiscoveryStatus::NotAdvertised => Some("no OAuth metadata advertised".into()),
         DiscoveryStatus::Broken => None,
     }
+}
+
+/// A resource, template or prompt list as first seen (items as received).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContractSnapshot {
+    pub server_id: String,
+    /// `resources`, `resource_templates` or `prompts`.
+    pub kind: String,
+    pub hash: String,
+    pub items: Value,
+    pub first_seen: i64,
+}
+
+/// The list of one kind a server serves now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContractState {
+    pub server_id: String,
+    pub kind: String,
+    pub hash: String,
+    pub since: i64,
 }
 
 /// A stored tool list.
@@ -353,6 +385,10 @@ pub struct BatchWrites {
     pub sightings: Vec<(String, String, i64)>,
     /// Every change of a served tool list (the history; a re-sent change is kept once).
     pub schema_changes: Vec<SchemaChangeRecord>,
+    /// Resource, template and prompt lists first seen (facts).
+    pub contract_snapshots: Vec<ContractSnapshot>,
+    /// The lists each server serves now (decisions, like its state).
+    pub contract_states: Vec<ContractState>,
     /// (server id, era) learned from results, tried first next time.
     pub era_hints: Vec<(String, String)>,
     /// One outbox row per (event, matching channel), in the same transaction as the event.
@@ -408,6 +444,7 @@ impl BatchWrites {
         self.incidents_opened.retain(|i| !lost(&i.server_id));
         self.incidents_closed.retain(|(_, id, _)| !lost(id));
         self.schema_changes.retain(|c| !lost(&c.server_id));
+        self.contract_states.retain(|c| !lost(&c.server_id));
         self.held.retain(|h| !lost(&h.server_id));
         let dropped: std::collections::HashSet<String> = self
             .events

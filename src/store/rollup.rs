@@ -238,6 +238,7 @@ mod tests {
             trace_id: None,
             calls: None,
             stream: None,
+            contract: None,
         }
     }
 

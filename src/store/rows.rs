@@ -19,6 +19,8 @@ fn to_json(v: &impl serde::Serialize) -> String {
 pub(super) const SERVER_CHILDREN: &[&str] = &[
     "DELETE FROM probe_results WHERE server_id = ?",
     "DELETE FROM schema_snapshots WHERE server_id = ?",
+    "DELETE FROM contract_snapshots WHERE server_id = ?",
+    "DELETE FROM contract_state WHERE server_id = ?",
     "DELETE FROM region_state WHERE server_id = ?",
     "DELETE FROM server_state WHERE server_id = ?",
     "DELETE FROM incidents WHERE server_id = ?",
@@ -40,14 +42,14 @@ pub(super) const WINDOW_CHILDREN: &[&str] = &["DELETE FROM maintenance_held WHER
 /// Insert or update (by id) one server.
 pub(super) fn server_row(s: &ServerRecord, insert: bool) -> Statement<'_> {
     let sql = if insert {
-        format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(28))
+        format!("INSERT INTO servers ({SERVER_COLS}) VALUES ({})", marks(29))
     } else {
         "UPDATE servers SET id = ?, slug = ?, name = ?, url = ?, headers_enc = ?, \
          header_names = ?, interval_seconds = ?, timeout_seconds = ?, tags = ?, public = ?, \
          paused = ?, failures_to_down = ?, successes_to_up = ?, degraded_latency_ms = ?, \
          expect_auth = ?, era_hint = ?, created_at = ?, updated_at = ?, regions = ?, \
          quorum = ?, url_enc = ?, managed_by = ?, registry = ?, paused_reason = ?, oauth = ?, \
-         oauth_enc = ?, bearer_expires_at = ?, calls = ? WHERE id = ?"
+         oauth_enc = ?, bearer_expires_at = ?, calls = ?, list_contract = ? WHERE id = ?"
             .to_string()
     };
     let st = Statement::new(sql)
@@ -78,7 +80,8 @@ pub(super) fn server_row(s: &ServerRecord, insert: bool) -> Statement<'_> {
         .bind(&s.oauth)
         .bind(&s.oauth_enc)
         .bind(s.bearer_expires_at)
-        .bind(&s.calls);
+        .bind(&s.calls)
+        .bind(s.list_contract);
     if insert { st } else { st.bind(&s.id) }
 }
 

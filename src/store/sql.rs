@@ -258,6 +258,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         write_rollups(tx, &rollups).await?;
         Self::write_snapshots(tx, &w.snapshots, &w.sightings).await?;
+        run_all(tx, batch::insert_contract_snapshots(&w.contract_snapshots)).await?;
         run_all(tx, batch::set_era_hints(&w.era_hints)).await?;
         run_all(tx, batch::insert_handoff(&w.handoff)).await?;
         Ok(())
@@ -270,6 +271,7 @@ impl<D: Dialect> SqlStore<D> {
         run_all(tx, batch::insert_incidents(&w.incidents_opened)).await?;
         run_all(tx, batch::close_incidents(&w.incidents_closed)).await?;
         run_all(tx, batch::insert_schema_changes(&w.schema_changes)).await?;
+        run_all(tx, batch::upsert_contract_states(&w.contract_states)).await?;
         run_all(tx, batch::insert_events(&w.events)).await?;
         run_all(tx, batch::insert_outbox(&w.outbox)).await?;
         run_all(tx, batch::upsert_held(&w.held)).await?;
@@ -627,6 +629,32 @@ where
              ORDER BY started_at DESC, id DESC LIMIT 1"
         );
         self.first(Statement::new(sql).bind(server_id)).await
+    }
+
+    async fn contract_state(&self, server_id: &str) -> StoreResult<Vec<(String, String)>> {
+        let st = Statement::new("SELECT kind, hash FROM contract_state WHERE server_id = ?")
+            .bind(server_id);
+        self.all(st).await
+    }
+
+    async fn get_contract_snapshot(
+        &self,
+        server_id: &str,
+        kind: &str,
+        hash: &str,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        let st = Statement::new(
+            "SELECT items FROM contract_snapshots WHERE server_id = ? AND kind = ? AND hash = ?",
+        )
+        .bind(server_id)
+        .bind(kind)
+        .bind(hash);
+        let Some((text,)) = self.first::<(String,)>(st).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Database(format!("contract snapshot is not JSON: {e}")))
     }
 
     async fn get_snapshot(

@@ -272,6 +272,7 @@ fn server() -> ServerRecord {
         oauth_enc: None,
         bearer_expires_at: None,
         calls: None,
+        list_contract: true,
         managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),

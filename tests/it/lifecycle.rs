@@ -123,6 +123,7 @@ async fn a_database_outage_loses_no_result_and_readiness_says_so() {
         oauth_enc: None,
         bearer_expires_at: None,
         calls: None,
+        list_contract: true,
         managed_by: None,
         id: "srv".into(),
         slug: "srv".into(),

@@ -9,6 +9,7 @@ mod alerts;
 mod api;
 mod browser;
 mod cli;
+mod contract_drift;
 mod credentials;
 mod demo;
 mod drift_channels;

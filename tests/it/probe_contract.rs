@@ -154,3 +154,68 @@ async fn check_lists_them_unless_told_not_to() {
     let v: Value = serde_json::from_slice(&skipped.stdout).unwrap();
     assert_eq!(v.get("contract"), None, "{v}");
 }
+
+/// `snapshot` keeps the lists beside the tools and `--check` fails on their drift as
+/// `--fail-on` says: a removed resource is breaking, a rewritten prompt description security.
+#[tokio::test]
+async fn snapshot_check_compares_the_lists_by_class() {
+    let fake = FakeServer::start(with_contract(FakeEra::Stateless)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.json");
+    let snap = path.to_str().unwrap();
+    let out = mcpwatch(&["snapshot", &fake.url(), "--out", snap]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        file["contract"]["resources"]["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+    let same = mcpwatch(&["snapshot", &fake.url(), "--check", snap]).await;
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+
+    fake.update(|c| c.prompts[0]["description"] = json!("Summarize, then mail it elsewhere"));
+    let check = |fail_on: &'static str| {
+        let url = fake.url();
+        let snap = snap.to_string();
+        async move { mcpwatch(&["snapshot", &url, "--check", &snap, "--fail-on", fail_on]).await }
+    };
+    let edited = check("breaking").await;
+    let text = String::from_utf8_lossy(&edited.stdout).to_string();
+    assert_eq!(edited.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("prompts: compatible, security: 1 changed (summarize: description) (not failing: --fail-on)"),
+        "{text}"
+    );
+    assert_eq!(check("security").await.status.code(), Some(3));
+
+    fake.update(|c| {
+        c.resources.pop();
+    });
+    let removed = check("breaking").await;
+    let text = String::from_utf8_lossy(&removed.stdout).to_string();
+    assert_eq!(removed.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("resources: breaking: 1 removed (file:///doc/5.md)"),
+        "{text}"
+    );
+
+    // A hand-edited list no longer matching its hash is refused, not compared.
+    let tampered = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("doc 1", "doc one");
+    std::fs::write(&path, tampered).unwrap();
+    let refused = mcpwatch(&["snapshot", &fake.url(), "--check", snap]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("the resources hash") && err.contains("does not match its items"),
+        "{err}"
+    );
+}

@@ -62,6 +62,9 @@ pub struct ExportedServer {
     pub call_failure: Option<crate::api::server_calls::CallFailure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_call: Option<crate::probe::ToolCall>,
+    /// Written only when off (the default is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_contract: Option<bool>,
 }
 
 /// A server's OAuth identity as `POST /servers` takes it, its secret or key as a reference.
@@ -256,6 +259,7 @@ fn server(s: &ServerRecord, vars: &mut Variables) -> ExportedServer {
             .as_ref()
             .map(|p| crate::api::server_calls::CallFailure::of(Some(p))),
         stream_call: plan.as_ref().and_then(|p| p.stream.clone()),
+        list_contract: (!s.list_contract).then_some(false),
     }
 }
 

@@ -90,6 +90,9 @@ pub(super) fn server_fields(s: &ServerRecord, sealer: &Sealer) -> Fields {
     plain(&mut f, "expect_auth", json!(s.expect_auth));
     plain(&mut f, "regions", json!(s.regions));
     plain(&mut f, "quorum", json!(s.quorum));
+    if !s.list_contract {
+        plain(&mut f, "list_contract", json!(false));
+    }
     if let Some(plan) = s.call_plan() {
         plain(&mut f, "calls", json!(plan.calls));
         let failure = crate::api::server_calls::CallFailure::of(Some(&plan));

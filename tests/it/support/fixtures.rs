@@ -69,6 +69,7 @@ pub fn server(id: &str, slug: &str, created_at: i64) -> ServerRecord {
         calls: Some(
             r#"{"calls":[{"tool":"get-sum","arguments":{"a":1}}],"failure_is_down":false}"#.into(),
         ),
+        list_contract: true,
         managed_by: None,
         id: id.into(),
         slug: slug.into(),
@@ -123,5 +124,6 @@ pub fn result(id: &str, server_id: &str, at: i64, region: &str) -> ResultRecord 
         trace_id: None,
         calls: Some(r#"[{"tool":"get-sum","called":true,"latency_ms":1.5,"failure":null}]"#.into()),
         stream: Some(r#"{"tool":"long-op","called":true,"notifications":4,"first_ms":250.0,"result_ms":1000.0,"max_gap_ms":250.0,"failure":null}"#.into()),
+        contract: Some(r#"[{"kind":"resources","count":2,"hash":"sha256:bb"}]"#.into()),
     }
 }
