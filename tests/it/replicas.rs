@@ -221,7 +221,10 @@ async fn replicas_share_the_fleet_by_buckets_take_over_a_killed_ones_and_alert_o
     // servers by the change feed. One more server on its own target, to fail later.
     let n = fleet_size();
     let servers: Vec<Value> = (0..n)
-        .map(|i| json!({"name": format!("fleet-{i}"), "url": fleet.url(), "interval_seconds": 10, "timeout_seconds": 5}))
+        // The fleet's timeout is 8 s: at a take-over, four debug daemons, Postgres and this
+        // process share two cores, and the fake fleet (3,000 servers on one port) once
+        // answered no probe for over 5 s, so healthy servers went down; the victim keeps 5 s.
+        .map(|i| json!({"name": format!("fleet-{i}"), "url": fleet.url(), "interval_seconds": 10, "timeout_seconds": 8}))
         .chain([json!({"name": "victim", "url": victim.url(), "interval_seconds": 10, "timeout_seconds": 5, "failures_to_down": 1})])
         .collect();
     let (s, v) = post(
