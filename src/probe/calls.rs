@@ -232,7 +232,7 @@ pub(crate) fn permitted<'t>(call: &ToolCall, tools: &'t [Value]) -> Result<&'t V
 
 /// When a call must give up: a little short of the probe's deadline, so a tool that hangs
 /// fails its call and the report still comes back with everything the probe learned before.
-pub(crate) fn call_deadline(run: &Run) -> Option<tokio::time::Instant> {
+fn call_deadline(run: &Run) -> Option<tokio::time::Instant> {
     run.deadline
         .map(|d| d.checked_sub(CALL_MARGIN).unwrap_or(d))
 }
@@ -258,33 +258,49 @@ async fn run_call<T: Transport>(
     };
     let params = json!({"name": call.tool, "arguments": call.arguments});
     let headers = call_headers(&call.tool, &call.arguments, tool);
+    let (answer, _, latency) = timed_call(transport, run, params, headers).await;
+    outcome.called = true;
+    outcome.latency_ms = Some(round_ms(latency.as_secs_f64() * 1000.0));
+    outcome.failure = match answer {
+        Some(Ok(result)) => check_result(&result, tool, call, latency).err(),
+        Some(Err(stop)) => Some(stopped_words(&stop)),
+        None => Some(format!(
+            "no answer within the probe's deadline ({} ms after the call)",
+            latency.as_millis()
+        )),
+    };
+    outcome
+}
+
+/// One `tools/call` in phase `tool_call`, given up a little short of the probe's deadline:
+/// the answer (`None` when there was none in time), when it was sent, and how long it took.
+pub(crate) async fn timed_call<T: Transport>(
+    transport: &mut T,
+    run: &mut Run,
+    params: Value,
+    headers: HeaderMap,
+) -> (Option<Result<Value, Stop>>, Instant, Duration) {
     run.enter(Phase::ToolCall);
-    let started = Instant::now();
     let stop_at = call_deadline(run);
+    let started = Instant::now();
     let calling = transport.call_tool(run, params, headers, Phase::ToolCall);
     let answer = match stop_at {
         Some(at) => tokio::time::timeout_at(at, calling).await.ok(),
         None => Some(calling.await),
     };
-    let latency = started.elapsed();
+    let took = started.elapsed();
     run.leave(Phase::ToolCall);
-    outcome.called = true;
-    outcome.latency_ms = Some(round_ms(latency.as_secs_f64() * 1000.0));
-    outcome.failure = match answer {
-        None => Some(format!(
-            "no answer within the probe's deadline ({} ms after the call)",
-            latency.as_millis()
-        )),
-        Some(Ok(result)) => check_result(&result, tool, call, latency).err(),
-        Some(Err(Stop::Failed(f) | Stop::NotThisEra(f))) => Some(format!(
-            "the call failed: {}",
-            truncate(&f.message, WORDS_CAP)
-        )),
-        Some(Err(Stop::Auth(_))) => {
-            Some("the call was refused: the server asks for credentials".into())
+    (answer, started, took)
+}
+
+/// A call that stopped short of a result, in words (the server's own, cut to length).
+pub(crate) fn stopped_words(stop: &Stop) -> String {
+    match stop {
+        Stop::Failed(f) | Stop::NotThisEra(f) => {
+            format!("the call failed: {}", truncate(&f.message, WORDS_CAP))
         }
-    };
-    outcome
+        Stop::Auth(_) => "the call was refused: the server asks for credentials".into(),
+    }
 }
 
 /// `annotations.readOnlyHint` is `true` (absent means false, as the spec defaults it).
@@ -383,7 +399,7 @@ fn content_text(result: &Value) -> String {
 }
 
 /// `s` on one line (a server's words may span many), cut at `cap` characters.
-pub(crate) fn truncate(s: &str, cap: usize) -> String {
+fn truncate(s: &str, cap: usize) -> String {
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
     match s.char_indices().nth(cap) {
         Some((at, _)) => format!("{}…", &s[..at]),

@@ -9,15 +9,14 @@
 //! client behind it suffers. That is `degraded`, with the likely fix in the message.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::calls::{ToolCall, call_deadline, call_headers, permitted, truncate};
-use super::exchange::{Run, Stop};
+use super::calls::{ToolCall, call_headers, permitted, stopped_words, timed_call};
+use super::exchange::Run;
 use super::recorder::round_ms;
-use super::report::Phase;
 use super::tools::Transport;
 
 /// Below this the call is too quick to tell streaming from buffering.
@@ -76,16 +75,7 @@ pub(crate) async fn check<T: Transport>(
     let headers = call_headers(&call.tool, &call.arguments, tool);
     let watch = Arc::new(Mutex::new(Vec::new()));
     run.progress_watch = Some(watch.clone());
-    run.enter(Phase::ToolCall);
-    let stop_at = call_deadline(run);
-    let started = Instant::now();
-    let calling = transport.call_tool(run, params, headers, Phase::ToolCall);
-    let answer = match stop_at {
-        Some(at) => tokio::time::timeout_at(at, calling).await.ok(),
-        None => Some(calling.await),
-    };
-    let took = started.elapsed();
-    run.leave(Phase::ToolCall);
+    let (answer, started, took) = timed_call(transport, run, params, headers).await;
     run.progress_watch = None;
     out.called = true;
     let arrivals: Vec<Duration> = watch
@@ -104,15 +94,8 @@ pub(crate) async fn check<T: Transport>(
                 arrivals.len()
             ));
         }
-        Some(Err(Stop::Failed(f) | Stop::NotThisEra(f))) => {
-            out.failure = Some(format!(
-                "the streaming call failed: {}",
-                truncate(&f.message, 300)
-            ));
-        }
-        Some(Err(Stop::Auth(_))) => {
-            out.failure =
-                Some("the streaming call was refused: the server asks for credentials".into());
+        Some(Err(stop)) => {
+            out.failure = Some(format!("streaming check: {}", stopped_words(&stop)));
         }
         Some(Ok(_)) => {
             out.result_ms = Some(ms(&took));
