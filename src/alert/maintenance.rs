@@ -12,8 +12,6 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::store::ServerRecord;
-
 /// A window's schedule, parsed and validated.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -131,10 +129,12 @@ pub fn schedule_of(w: &crate::store::WindowRecord) -> Result<Schedule, ScheduleE
 }
 
 /// Whether a window naming `server_ids` and `tags` covers `server` (both empty: every server).
-pub fn covers(server_ids: &[String], tags: &[String], server: &ServerRecord) -> bool {
-    (server_ids.is_empty() && tags.is_empty())
-        || server_ids.contains(&server.id)
-        || tags.iter().any(|t| server.tags.contains(t))
+pub fn covers<S: super::Scoped + ?Sized>(
+    server_ids: &[String],
+    tags: &[String],
+    server: &S,
+) -> bool {
+    (server_ids.is_empty() && tags.is_empty()) || super::names_server(server_ids, tags, server)
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub const EVENT_TYPES: [&str; 13] = [
 ];
 
 /// Whether `channel` wants event `kind` about `server`.
-pub fn routes_to(channel: &ChannelRecord, kind: &str, server: &ServerRecord) -> bool {
+pub fn routes_to<S: Scoped + ?Sized>(channel: &ChannelRecord, kind: &str, server: &S) -> bool {
     // Flapping and settling speak for the state alerts they replace.
     let wanted = match kind {
         "server.flapping" | "server.settled" => channel
@@ -78,7 +78,28 @@ pub fn routes_to(channel: &ChannelRecord, kind: &str, server: &ServerRecord) -> 
     if channel.server_ids.is_empty() && channel.tags.is_empty() {
         return true;
     }
-    channel.server_ids.contains(&server.id) || channel.tags.iter().any(|t| server.tags.contains(t))
+    names_server(&channel.server_ids, &channel.tags, server)
+}
+
+/// What routing reads of a server: its id and tags. The ingest keeps a compact copy of each
+/// server's settings (not a whole [`ServerRecord`]), and routes by it.
+pub trait Scoped {
+    fn id(&self) -> &str;
+    fn tags(&self) -> &[String];
+}
+
+impl Scoped for ServerRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
+/// Whether a list of server ids or tags names `server`.
+fn names_server<S: Scoped + ?Sized>(server_ids: &[String], tags: &[String], server: &S) -> bool {
+    server_ids.iter().any(|id| id == server.id()) || tags.iter().any(|t| server.tags().contains(t))
 }
 
 /// The classes of schema change a channel may choose (`drift`): a change may be several.

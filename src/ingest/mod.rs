@@ -18,6 +18,8 @@
 //! - `regions.rs`: which regions a server's quorum counts (the live ones meant to probe it).
 //! - `handoff.rs`: a result for another replica, as a row of the `handoff` table.
 //! - `spill.rs`: the overflow to disk, bounded by bytes, read back oldest first.
+//! - `watched.rs`: the compact copy of each server's settings the cache keeps (what deciding,
+//!   routing and alerts read).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +34,9 @@ mod contract;
 pub mod handoff;
 mod regions;
 pub mod spill;
+mod watched;
+
+use watched::Watched;
 
 pub use spill::Spill;
 
@@ -44,7 +49,7 @@ use crate::probe::{ProbeReport, Verdict};
 use crate::schema;
 use crate::store::{
     BatchWrites, ChannelRecord, DeliveryRecord, EventRecord, HeldRecord, IncidentRecord,
-    ResultRecord, SchemaChangeRecord, ServerRecord, SnapshotRecord, Store, WindowRecord,
+    ResultRecord, SchemaChangeRecord, SnapshotRecord, Store, WindowRecord,
 };
 
 /// Result ids remembered to drop a re-sent result that is not committed yet (the store
@@ -59,7 +64,7 @@ struct RecentIds {
     order: std::collections::VecDeque<u128>,
 }
 
-/// A result id as a 128-bit key.
+/// A result or server id as a 128-bit key.
 fn id_key(id: &str) -> u128 {
     if let Ok(uuid) = uuid::Uuid::parse_str(id) {
         return uuid.as_u128();
@@ -294,7 +299,7 @@ impl Routing {
     }
 
     /// The window (and its occurrence) holding `server`'s alerts at `at`, if any.
-    fn window_for(&self, server: &ServerRecord, at: i64) -> Option<(&WindowRecord, (i64, i64))> {
+    fn window_for(&self, server: &Watched, at: i64) -> Option<(&WindowRecord, (i64, i64))> {
         self.windows.iter().find_map(|(w, schedule)| {
             if !crate::alert::maintenance::covers(&w.server_ids, &w.tags, server) {
                 return None;
@@ -305,12 +310,13 @@ impl Routing {
 }
 
 /// The evaluation contexts by server id.
-type Cache = HashMap<String, Box<Cached>>;
+/// Keyed by [`id_key`]: 16 bytes, where the id as a string took 72.
+type Cache = HashMap<u128, Box<Cached>>;
 
 /// Cached evaluation context of one server (boxed in the cache: the table's spare room
 /// then costs a pointer, not the whole context).
 struct Cached {
-    server: ServerRecord,
+    server: watched::Watched,
     monitor: Monitor,
     /// The settings changed: reload `server` before the next use. Only the settings: the
     /// monitor may hold this batch's decisions, not committed yet, and reloading its state
@@ -487,12 +493,12 @@ impl Worker {
                     taken.push(Msg::Result(item));
                 }
                 Msg::Invalidate(id) => {
-                    if let Some(c) = self.cache.get_mut(&id) {
+                    if let Some(c) = self.cache.get_mut(&id_key(&id)) {
                         c.settings_stale = true;
                     }
                 }
                 Msg::Forget(id) => {
-                    self.cache.remove(&id);
+                    self.cache.remove(&id_key(&id));
                 }
                 Msg::RoutingChanged => self.routing = None,
                 // Another replica's server: its owner follows the change (`cluster`).
@@ -641,7 +647,7 @@ async fn prefetch(
         .iter()
         .filter_map(|m| match m {
             Msg::Result(item)
-                if !cache.contains_key(&item.server_id) && owned.owns(&item.server_id) =>
+                if !cache.contains_key(&id_key(&item.server_id)) && owned.owns(&item.server_id) =>
             {
                 Some(item.server_id.clone())
             }
@@ -669,21 +675,20 @@ async fn prefetch(
             .state
             .unwrap_or_else(|| ServerState::new(row.server.created_at));
         let monitor = Monitor::new(state, row.regions);
-        let server = for_cache(row.server);
         let cached = Cached {
-            server,
+            server: row.server.into(),
             monitor,
             settings_stale: false,
             contract: None,
         };
-        cache.insert(cached.server.id.clone(), Box::new(cached));
+        cache.insert(id_key(&cached.server.id), Box::new(cached));
     }
 }
 
 /// Server states and schema changes of a committed batch, for `/metrics`.
 fn record_metrics(metrics: &Metrics, cache: &Cache, writes: &BatchWrites) {
     for (id, state) in &writes.server_states {
-        if let Some(c) = cache.get(id) {
+        if let Some(c) = cache.get(&id_key(id)) {
             metrics.server_state(&c.server.slug, state.status);
         }
     }
@@ -692,7 +697,7 @@ fn record_metrics(metrics: &Metrics, cache: &Cache, writes: &BatchWrites) {
         .iter()
         .filter(|e| e.kind == EventKind::SchemaChanged.as_str())
     {
-        if let Some(c) = e.server_id.as_ref().and_then(|id| cache.get(id)) {
+        if let Some(c) = e.server_id.as_ref().and_then(|id| cache.get(&id_key(id))) {
             metrics.schema_changed(&c.server.slug);
         }
     }
@@ -741,54 +746,40 @@ async fn commit(
     }
 }
 
-/// A server as the ingest keeps it for every server between results: without its sealed
-/// URL, headers and OAuth secret (probes read those from the store; deciding never needs them), nor which
-/// monitors file manages it, nor its registry origin, pause reason and tool calls.
-fn for_cache(mut server: ServerRecord) -> ServerRecord {
-    server.url_enc = None;
-    server.calls = None;
-    server.headers_enc = None;
-    server.oauth_enc = None;
-    server.managed_by = None;
-    server.registry = None;
-    server.paused_reason = None;
-    server
-}
-
 async fn context<'a>(
     store: &Arc<dyn Store>,
     cache: &'a mut Cache,
     server_id: &str,
 ) -> Result<Option<&'a mut Cached>, crate::store::StoreError> {
-    if cache.get(server_id).is_some_and(|c| c.settings_stale) {
+    let key = id_key(server_id);
+    if cache.get(&key).is_some_and(|c| c.settings_stale) {
         match store.get_server(server_id).await? {
             Some(server) => {
-                if let Some(c) = cache.get_mut(server_id) {
-                    c.server = for_cache(server);
+                if let Some(c) = cache.get_mut(&key) {
+                    c.server = server.into();
                     c.settings_stale = false;
                 }
             }
             None => {
-                cache.remove(server_id);
+                cache.remove(&key);
                 return Ok(None);
             }
         }
     }
-    if !cache.contains_key(server_id) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(key) {
         let Some(server) = store.get_server(server_id).await? else {
             return Ok(None);
         };
         let (state, regions) = store.load_state(server_id).await?;
         let state = state.unwrap_or_else(|| ServerState::new(server.created_at));
-        let cached = Cached {
-            server: for_cache(server),
+        slot.insert(Box::new(Cached {
+            server: server.into(),
             monitor: Monitor::new(state, regions),
             settings_stale: false,
             contract: None,
-        };
-        cache.insert(server_id.to_string(), Box::new(cached));
+        }));
     }
-    Ok(cache.get_mut(server_id).map(|c| &mut **c))
+    Ok(cache.get_mut(&key).map(|c| &mut **c))
 }
 
 /// Evaluate one result and add everything it changes to `writes`.
@@ -831,7 +822,12 @@ async fn evaluate_item(
         .reporting(&item.region, item.started_at, interval_ms);
     liveness.refresh(store.as_ref()).await?;
     let policy = Policy {
-        quorum: Some(liveness.quorum(&ctx.server, &reporting, item.started_at)),
+        quorum: Some(liveness.quorum(
+            &ctx.server.regions,
+            ctx.server.quorum,
+            &reporting,
+            item.started_at,
+        )),
         ..policy_of(&ctx.server)
     };
     let prev = previous_tools.as_ref().and_then(Value::as_array);
@@ -869,12 +865,12 @@ async fn evaluate_item(
 }
 
 /// The era a server answered in is tried first next time.
-fn learn_era(server: &mut ServerRecord, item: &IngestItem, writes: &mut BatchWrites) {
+fn learn_era(server: &mut Watched, item: &IngestItem, writes: &mut BatchWrites) {
     let report = &item.report;
     if let Some(era) = report.era.filter(|_| report.verdict != Verdict::Down)
-        && server.era_hint.as_deref() != Some(era.as_str())
+        && server.era_hint != Some(era)
     {
-        server.era_hint = Some(era.as_str().to_string());
+        server.era_hint = Some(era);
         writes
             .era_hints
             .push((item.server_id.clone(), era.as_str().to_string()));
@@ -909,11 +905,11 @@ async fn previous_tools(
 }
 
 /// The server's settings the state machine judges by (the quorum is resolved per result).
-fn policy_of(server: &ServerRecord) -> Policy {
+fn policy_of(server: &Watched) -> Policy {
     Policy {
         failures_to_down: server.failures_to_down,
         successes_to_up: server.successes_to_up,
-        has_credentials: server.has_credentials(),
+        has_credentials: server.has_credentials,
         expect_auth: server.expect_auth,
         quorum: server.quorum,
     }
@@ -1001,7 +997,7 @@ fn record_incident(item: &IngestItem, outcome: &Outcome, writes: &mut BatchWrite
 
 /// The outcome's events as stored: with the server as alerts show it, the result that
 /// decided them, and `held_by_flapping` on those flapping holds.
-fn event_records(server: &ServerRecord, item: &IngestItem, outcome: &Outcome) -> Vec<EventRecord> {
+fn event_records(server: &Watched, item: &IngestItem, outcome: &Outcome) -> Vec<EventRecord> {
     let server_json = server.event_json();
     outcome
         .events
@@ -1030,7 +1026,7 @@ fn event_records(server: &ServerRecord, item: &IngestItem, outcome: &Outcome) ->
 /// remembered for the summary when it ends).
 fn route(
     routing: Option<&Routing>,
-    server: &ServerRecord,
+    server: &Watched,
     status_before: ServerStatus,
     mut events: Vec<EventRecord>,
     writes: &mut BatchWrites,
@@ -1046,7 +1042,7 @@ fn route(
                 window_id: window.id.clone(),
                 occurrence_start: start,
                 occurrence_end: end,
-                server_id: server.id.clone(),
+                server_id: server.id.to_string(),
                 state_before: status_before.as_str().to_string(),
             });
             continue;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::monitor::RegionState;
-use crate::store::{RegionRecord, ServerRecord, Store, StoreError};
+use crate::store::{RegionRecord, Store, StoreError};
 
 /// How long the copy of the regions table is trusted.
 const REFRESH: Duration = Duration::from_secs(5);
@@ -46,17 +46,23 @@ impl Liveness {
         })
     }
 
-    /// The quorum for `server` at `now`, given the region states that are fresh.
-    pub fn quorum(&self, server: &ServerRecord, reporting: &[RegionState], now: i64) -> u32 {
-        let mut expected: BTreeSet<&str> = if server.regions.is_empty() {
+    /// The quorum at `now` for a server probed by `regions` (empty: every region) with its
+    /// `quorum` setting, given the region states that are fresh.
+    pub fn quorum(
+        &self,
+        regions: &[String],
+        quorum: Option<u32>,
+        reporting: &[RegionState],
+        now: i64,
+    ) -> u32 {
+        let mut expected: BTreeSet<&str> = if regions.is_empty() {
             self.regions
                 .iter()
                 .filter(|r| !self.silent(&r.name, now))
                 .map(|r| r.name.as_str())
                 .collect()
         } else {
-            server
-                .regions
+            regions
                 .iter()
                 .filter(|r| !self.silent(r, now))
                 .map(String::as_str)
@@ -64,7 +70,7 @@ impl Liveness {
         };
         expected.extend(reporting.iter().map(|r| r.region.as_str()));
         let n = expected.len().max(1) as u32;
-        match server.quorum {
+        match quorum {
             Some(q) => q.clamp(1, n),
             None => n / 2 + 1,
         }
@@ -75,8 +81,8 @@ impl Liveness {
 mod tests {
     use super::*;
 
-    fn server(regions: &[&str], quorum: Option<u32>) -> ServerRecord {
-        let mut s: ServerRecord = serde_json::from_value(serde_json::json!({
+    fn server(regions: &[&str], quorum: Option<u32>) -> crate::store::ServerRecord {
+        let mut s: crate::store::ServerRecord = serde_json::from_value(serde_json::json!({
             "id": "s", "slug": "s", "name": "s", "url": "https://x.example/mcp", "header_names": [],
             "interval_seconds": 60, "timeout_seconds": 10, "tags": [], "public": false, "paused": false,
             "failures_to_down": 2, "successes_to_up": 1, "degraded_latency_ms": null,
@@ -103,7 +109,7 @@ mod tests {
         let s = server(&["eu", "us", "ap"], None);
         let only_ap = [RegionState::new("ap")];
         assert_eq!(
-            l.quorum(&s, &only_ap, 1_000),
+            l.quorum(&s.regions, s.quorum, &only_ap, 1_000),
             2,
             "a majority of the three listed"
         );
@@ -119,20 +125,25 @@ mod tests {
             seen("ap", now - 500_000, false),
         ];
         let listed = server(&["eu", "us", "ap"], None);
-        assert_eq!(l.quorum(&listed, &[], now), 2, "two alive: both needed");
+        assert_eq!(
+            l.quorum(&listed.regions, listed.quorum, &[], now),
+            2,
+            "two alive: both needed"
+        );
         let all = server(&[], None);
         assert_eq!(
-            l.quorum(&all, &[RegionState::new("local")], now),
+            l.quorum(&all.regions, all.quorum, &[RegionState::new("local")], now),
             2,
             "eu, us and local"
         );
         let strict = server(&["eu", "us", "ap"], Some(3));
         assert_eq!(
-            l.quorum(&strict, &[], now),
+            l.quorum(&strict.regions, strict.quorum, &[], now),
             2,
             "capped by the regions alive"
         );
         l.regions = vec![seen("eu", now, true)];
-        assert_eq!(l.quorum(&server(&["eu", "us"], None), &[], now), 1);
+        let two = server(&["eu", "us"], None);
+        assert_eq!(l.quorum(&two.regions, two.quorum, &[], now), 1);
     }
 }

@@ -62,6 +62,7 @@ pub use model::{
     ContractState, DeliveryRecord, DeliveryStatus, EventRecord, Fence, HandoffRecord, HeldRecord,
     IncidentRecord, MonitorWrites, OAuthShown, Page, RegistryOrigin, ResultQuery, ResultRecord,
     SchemaChangeRecord, ServerFilter, ServerRecord, ServerWithState, SnapshotRecord, WindowRecord,
+    server_event_json,
 };
 pub use page_sql::{PageRecord, PageStore};
 pub use post_sql::{PostRecord, PostStore, PostUpdateRecord};

@@ -143,11 +143,16 @@ impl ServerRecord {
 
     /// The server as events and alerts show it: never credentials or the query string.
     pub fn event_json(&self) -> Value {
-        let url = url::Url::parse(&self.url)
-            .map(|u| crate::probe::redact_url(&u))
-            .unwrap_or_default();
-        serde_json::json!({"id": self.id, "slug": self.slug, "name": self.name, "url": url})
+        server_event_json(&self.id, &self.slug, &self.name, &self.url)
     }
+}
+
+/// A server as events and alerts show it (its URL redacted once more, as a safety net).
+pub fn server_event_json(id: &str, slug: &str, name: &str, url: &str) -> Value {
+    let url = url::Url::parse(url)
+        .map(|u| crate::probe::redact_url(&u))
+        .unwrap_or_default();
+    serde_json::json!({"id": id, "slug": slug, "name": name, "url": url})
 }
 
 /// One probe result from one region.
