@@ -99,7 +99,7 @@ impl Sink for LocalSink {
         );
         let item = IngestItem {
             result_id,
-            server_id: job.server_id.clone(),
+            server_id: job.server_id.to_string(),
             region: self.region.clone(),
             started_at: started_at_ms,
             report,

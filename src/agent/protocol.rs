@@ -72,7 +72,7 @@ impl AgentServer {
             None => EraChoice::Detect,
         };
         Ok(Job {
-            server_id: self.id.clone(),
+            server_id: self.id.as_str().into(),
             slug: self.slug.clone(),
             target,
             interval: Duration::from_secs(u64::from(self.interval_seconds)),

@@ -105,7 +105,7 @@ impl Sink for AgentSink {
                 }
                 None => uuid::Uuid::now_v7().to_string(),
             },
-            server_id: job.server_id.clone(),
+            server_id: job.server_id.to_string(),
             started_at: started_at_ms,
             lag_ms: lag.as_millis() as u64,
             vantage_unhealthy: blind,

@@ -9,6 +9,7 @@
 //! and the ingest forgets their states (the database has what the other owner decided).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ClusterParts;
@@ -39,8 +40,9 @@ enum Found {
 
 #[derive(Default)]
 pub(super) struct Feed {
-    /// Server id → the `updated_at` it was last seen with (every server, owned or not).
-    seen: HashMap<String, i64>,
+    /// Server id → the `updated_at` it was last seen with (every server, owned or not). The
+    /// id is shared with the scheduler's job: one copy a server, not one per holder.
+    seen: HashMap<Arc<str>, i64>,
     /// When the previous look started (unix ms, this node's clock).
     looked_at: i64,
     /// When every server was last compared; `None` before the first load.
@@ -94,7 +96,7 @@ impl Feed {
         let versions = app.store.server_versions(since).await?;
         let stale: Vec<String> = versions
             .iter()
-            .filter(|(id, at)| self.seen.get(id) != Some(at))
+            .filter(|(id, at)| self.seen.get(id.as_str()) != Some(at))
             .map(|(id, _)| id.clone())
             .collect();
         // The first load keeps every server's regular offset, and so does a bulk registration
@@ -102,7 +104,7 @@ impl Feed {
         // through another replica are probed at once.
         let unseen = stale
             .iter()
-            .filter(|id| !self.seen.contains_key(*id))
+            .filter(|id| !self.seen.contains_key(id.as_str()))
             .count();
         let found = if self.reconciled_at.is_none() || unseen > AT_ONCE_AT_MOST {
             Found::Regular
@@ -117,10 +119,10 @@ impl Feed {
             return Ok(changed);
         }
         let present: HashSet<&str> = versions.iter().map(|(id, _)| id.as_str()).collect();
-        let gone: Vec<String> = self
+        let gone: Vec<Arc<str>> = self
             .seen
             .keys()
-            .filter(|id| !present.contains(id.as_str()))
+            .filter(|id| !present.contains(&***id))
             .cloned()
             .collect();
         for id in &gone {
@@ -135,7 +137,8 @@ impl Feed {
 
     /// Schedule (or stop probing) one server as written; false if already seen so.
     async fn apply(&mut self, app: &ClusterParts, s: &ServerRecord, found: Found) -> bool {
-        let known = match self.seen.insert(s.id.clone(), s.updated_at) {
+        let id = self.key(&s.id);
+        let known = match self.seen.insert(id.clone(), s.updated_at) {
             Some(at) if at == s.updated_at => return false,
             Some(_) => true,
             None => false,
@@ -149,17 +152,28 @@ impl Feed {
             // Paused or resumed through another replica: the owner's ingest records it.
             app.ingest.set_paused(&s.id, s.paused, s.updated_at).await;
         }
-        Self::schedule(app, s, if known { Found::Regular } else { found });
+        Self::schedule(app, s, id, if known { Found::Regular } else { found });
         true
     }
 
+    /// The shared copy of a server id (a new one for a server not seen yet).
+    fn key(&self, id: &str) -> Arc<str> {
+        self.seen
+            .get_key_value(id)
+            .map_or_else(|| Arc::from(id), |(k, _)| k.clone())
+    }
+
     /// Hand `s` to the scheduler (or take it away if paused or not probed here).
-    fn schedule(app: &ClusterParts, s: &ServerRecord, found: Found) {
+    fn schedule(app: &ClusterParts, s: &ServerRecord, id: Arc<str>, found: Found) {
         if s.paused || !app.probes_locally(s) {
             app.scheduler.remove(&s.id);
             return;
         }
-        match crate::targets::job_for(s, &app.sealer) {
+        let job = crate::targets::job_for(s, &app.sealer).map(|mut job| {
+            job.server_id = id;
+            job
+        });
+        match job {
             Ok(job) if found == Found::Regular => app.scheduler.upsert(job, false),
             // New since the last look: the API that registered it may have probed it
             // already; the scheduler probes it now only if it did not.
@@ -191,17 +205,18 @@ impl Feed {
             .seen
             .keys()
             .filter(|id| gained.contains(&bucket_of(id)))
-            .cloned()
+            .map(|id| id.to_string())
             .collect();
         // Unseen until loaded: if the load fails, the next look finds them (the count
         // differs) and schedules them then.
         for id in &arriving {
-            self.seen.remove(id);
+            self.seen.remove(id.as_str());
         }
         for s in &app.store.servers_by_id(&arriving).await? {
             app.ingest.forget(&s.id).await;
-            self.seen.insert(s.id.clone(), s.updated_at);
-            Self::schedule(app, s, Found::Regular);
+            let id: Arc<str> = Arc::from(s.id.as_str());
+            self.seen.insert(id.clone(), s.updated_at);
+            Self::schedule(app, s, id, Found::Regular);
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ impl Runner for StubRunner {
     async fn run(&self, job: &Job) -> ProbeReport {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
-        if let Some(d) = self.delays.get(&job.server_id) {
+        if let Some(d) = self.delays.get(&*job.server_id) {
             tokio::time::sleep(*d).await;
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
@@ -57,11 +57,11 @@ impl Sink for Recorder {
         self.slots
             .lock()
             .unwrap()
-            .push((job.server_id.clone(), slot));
+            .push((job.server_id.to_string(), slot));
         self.seen
             .lock()
             .unwrap()
-            .push((job.server_id.clone(), self.start.elapsed()));
+            .push((job.server_id.to_string(), self.start.elapsed()));
     }
 }
 
