@@ -61,6 +61,11 @@ impl Flap {
         false
     }
 
+    /// Not flapping, and no change within the window left to count at `now`.
+    pub fn is_calm(&self, now: i64) -> bool {
+        self.since.is_none() && self.changes.back().is_none_or(|t| now - t > WINDOW)
+    }
+
     /// Changes counted in the current window.
     pub fn recent_changes(&self) -> usize {
         self.changes.len()
