@@ -387,6 +387,9 @@ async fn run(backend: &str, servers: usize, interval: u64, window: u64) {
     let (mut daemon, base) = start_daemon(&db.url, dir.path());
     let pid = daemon.id();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    // The daemon's fixed memory (runtimes, pools, templates), before it holds any server.
+    let _ = scrape(&client, &base).await;
+    let idle_rss = rss_bytes(pid);
     let t = Instant::now();
     register(&client, &base, &targets, servers, interval).await;
     eprintln!(
@@ -418,6 +421,12 @@ async fn run(backend: &str, servers: usize, interval: u64, window: u64) {
         (idle1 - idle0) * 100.0 / secs,
     );
     let rss = rss_bytes(pid);
+    eprintln!(
+        "{backend}: RSS {:.0} MiB with no server, {:.0} MiB at the end: {:.2} KiB a server above the fixed memory",
+        idle_rss as f64 / 1048576.0,
+        rss as f64 / 1048576.0,
+        rss.saturating_sub(idle_rss) as f64 / 1024.0 / servers as f64,
+    );
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
         .status();
