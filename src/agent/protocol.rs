@@ -59,6 +59,21 @@ fn listing() -> bool {
 impl AgentServer {
     /// The scheduler's job for this server, probed the same way `serve` probes it.
     pub fn job(&self) -> Result<Job, String> {
+        Ok(self.job_probing(self.target()?))
+    }
+
+    /// The job for this server with `target` (this server's, perhaps with a header added).
+    pub fn job_probing(&self, target: ProbeTarget) -> Job {
+        Job::new(
+            self.id.as_str().into(),
+            &self.slug,
+            target,
+            Duration::from_secs(u64::from(self.interval_seconds)),
+        )
+    }
+
+    /// How a probe of this server reaches it.
+    pub fn target(&self) -> Result<ProbeTarget, String> {
         let url = url::Url::parse(&self.url).map_err(|e| format!("{}: {e}", self.slug))?;
         let mut target = ProbeTarget::new(url);
         target.headers = self.headers.clone();
@@ -71,12 +86,7 @@ impl AgentServer {
             Some(e) => EraChoice::Prefer(e),
             None => EraChoice::Detect,
         };
-        Ok(Job {
-            server_id: self.id.as_str().into(),
-            slug: self.slug.clone(),
-            target,
-            interval: Duration::from_secs(u64::from(self.interval_seconds)),
-        })
+        Ok(target)
     }
 }
 

@@ -224,12 +224,10 @@ pub async fn run(
 
 /// The job for a server as this region probes it: tagged with the region header.
 fn job_of(server: &AgentServer, region: &str) -> Option<Job> {
-    match server.job() {
-        Ok(mut job) => {
-            job.target
-                .headers
-                .push((REGION_HEADER.into(), region.into()));
-            Some(job)
+    match server.target() {
+        Ok(mut target) => {
+            target.headers.push((REGION_HEADER.into(), region.into()));
+            Some(server.job_probing(target))
         }
         Err(e) => {
             tracing::error!(server = %server.slug, error = %e, "server skipped: bad URL from the central");

@@ -990,7 +990,7 @@ pub async fn check_now(
     let s = find(&app, &id).await?;
     let job = crate::targets::job_for(&s, &app.sealer)?;
     let started_at = now_ms();
-    let report = app.prober.probe(&job.target).await;
+    let report = app.prober.probe(&job.target()).await;
     let result_id = uuid::Uuid::now_v7().to_string();
     // The answer without the tool list (not part of the JSON report); the ingest takes both.
     let mut report = report;

@@ -23,17 +23,103 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use url::Url;
+
 use crate::probe::{Era, EraChoice, ProbeReport, ProbeTarget, Prober};
 
-/// One server to probe, as the scheduler needs it.
-#[derive(Debug, Clone)]
+/// One server to probe, as the scheduler holds it: compact, since it holds one for every
+/// server (issue 12: about 2 KiB a server in all). A whole [`ProbeTarget`] with its parsed URL
+/// is about 330 bytes with its strings; this keeps the URL as text and the rarely set options
+/// behind one pointer, and rebuilds the target for each probe (about a microsecond).
+#[derive(Clone)]
 pub struct Job {
     /// Shared with the scheduler's table and heap (one allocation a server).
     pub server_id: Arc<str>,
     /// For metrics labels and logs.
-    pub slug: String,
-    pub target: ProbeTarget,
+    pub slug: Box<str>,
     pub interval: Duration,
+    target: CompactTarget,
+}
+
+/// A [`ProbeTarget`] with only the URL and the common options inline.
+#[derive(Clone)]
+struct CompactTarget {
+    url: Box<str>,
+    timeout: Duration,
+    era: EraChoice,
+    degraded_after: Option<Duration>,
+    list_contract: bool,
+    /// The whole target when it has anything else (headers, OAuth, calls, other limits, or
+    /// a URL whose text would not parse back to it): most servers have none of these.
+    rare: Option<Box<ProbeTarget>>,
+}
+
+impl CompactTarget {
+    fn new(target: ProbeTarget) -> Self {
+        let plain = ProbeTarget::new(target.url.clone());
+        let common = target.headers.is_empty()
+            && target.oauth.is_none()
+            && target.calls.is_none()
+            && target.body_cap == plain.body_cap
+            && target.max_pages == plain.max_pages
+            && target.follow_post_redirects == plain.follow_post_redirects
+            && Url::parse(target.url.as_str()).as_ref() == Ok(&target.url);
+        CompactTarget {
+            url: target.url.as_str().into(),
+            timeout: target.timeout,
+            era: target.era,
+            degraded_after: target.degraded_after,
+            list_contract: target.list_contract,
+            rare: (!common).then(|| Box::new(target)),
+        }
+    }
+
+    fn expand(&self) -> ProbeTarget {
+        let mut target = match (&self.rare, Url::parse(&self.url)) {
+            (Some(whole), _) => (**whole).clone(),
+            (None, Ok(url)) => ProbeTarget::new(url),
+            // Not reached: `new` keeps the whole target unless its URL's text parses back.
+            (None, Err(_)) => unreachable!("a compact target's URL parses"),
+        };
+        target.timeout = self.timeout;
+        target.era = self.era;
+        target.degraded_after = self.degraded_after;
+        target.list_contract = self.list_contract;
+        target
+    }
+}
+
+impl Job {
+    pub fn new(server_id: Arc<str>, slug: &str, target: ProbeTarget, interval: Duration) -> Self {
+        Job {
+            server_id,
+            slug: slug.into(),
+            interval,
+            target: CompactTarget::new(target),
+        }
+    }
+
+    /// The target to probe (built anew for each probe).
+    pub fn target(&self) -> ProbeTarget {
+        self.target.expand()
+    }
+
+    /// The era the next probe tries first.
+    pub fn era(&self) -> EraChoice {
+        self.target.era
+    }
+}
+
+impl std::fmt::Debug for Job {
+    // The URL may hold secrets (an opened sealed URL): `ProbeTarget`'s own Debug redacts it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("server_id", &self.server_id)
+            .field("slug", &self.slug)
+            .field("interval", &self.interval)
+            .field("target", &self.target())
+            .finish()
+    }
 }
 
 /// The next probe of this job starts with the era its last probe found, so a server known to
@@ -57,7 +143,7 @@ pub trait Runner: Send + Sync + 'static {
 #[async_trait]
 impl Runner for Prober {
     async fn run(&self, job: &Job) -> ProbeReport {
-        self.probe(&job.target).await
+        self.probe(&job.target()).await
     }
 }
 
@@ -483,5 +569,62 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> ProbeTarget {
+        let mut t = ProbeTarget::new(url.parse().unwrap());
+        t.timeout = Duration::from_secs(7);
+        t.era = EraChoice::Prefer(Era::StreamableHttp);
+        t.degraded_after = Some(Duration::from_millis(1500));
+        t.list_contract = true;
+        t
+    }
+
+    fn job(t: ProbeTarget) -> Job {
+        Job::new("s1".into(), "docs", t, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_compact_job_gives_back_the_target_it_was_made_from() {
+        let made = job(target("https://x.example:8443/mcp?key=s3cret#f")).target();
+        assert_eq!(made.url.as_str(), "https://x.example:8443/mcp?key=s3cret#f");
+        assert_eq!(made.timeout, Duration::from_secs(7));
+        assert_eq!(made.era, EraChoice::Prefer(Era::StreamableHttp));
+        assert_eq!(made.degraded_after, Some(Duration::from_millis(1500)));
+        assert!(made.list_contract);
+        assert!(made.headers.is_empty() && made.oauth.is_none() && made.calls.is_none());
+
+        let mut rare = target("http://127.0.0.1:9/mcp");
+        rare.headers
+            .push(("Authorization".into(), "Bearer t".into()));
+        rare.max_pages = 3;
+        rare.follow_post_redirects = true;
+        let mut j = Arc::new(job(rare));
+        learn_era(&mut j, Era::Stateless);
+        let made = j.target();
+        assert_eq!(made.headers, [("Authorization".into(), "Bearer t".into())]);
+        assert_eq!((made.max_pages, made.follow_post_redirects), (3, true));
+        assert_eq!(
+            made.era,
+            EraChoice::Prefer(Era::Stateless),
+            "a learned era wins"
+        );
+    }
+
+    #[test]
+    fn a_job_is_small_and_its_debug_hides_the_url_secret() {
+        // The scheduler holds one a server: a whole ProbeTarget inline was ~200 bytes.
+        assert!(
+            std::mem::size_of::<Job>() <= 112,
+            "{}",
+            std::mem::size_of::<Job>()
+        );
+        let shown = format!("{:?}", job(target("https://x.example/mcp?key=s3cret")));
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

@@ -31,7 +31,7 @@ impl Runner for StubRunner {
             tokio::time::sleep(*d).await;
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
-        let mut r = ProbeReport::new(job.target.url.to_string(), String::new());
+        let mut r = ProbeReport::new(job.target().url.to_string(), String::new());
         r.verdict = Verdict::Up;
         r
     }
@@ -78,12 +78,12 @@ impl Recorder {
 }
 
 fn job(id: &str, interval_s: u64) -> Job {
-    Job {
-        server_id: id.into(),
-        slug: id.into(),
-        target: ProbeTarget::new(format!("http://127.0.0.1:1/{id}").parse().unwrap()),
-        interval: Duration::from_secs(interval_s),
-    }
+    Job::new(
+        id.into(),
+        id,
+        ProbeTarget::new(format!("http://127.0.0.1:1/{id}").parse().unwrap()),
+        Duration::from_secs(interval_s),
+    )
 }
 
 fn start<R: Runner>(
@@ -225,8 +225,8 @@ struct EraRunner {
 #[async_trait]
 impl Runner for EraRunner {
     async fn run(&self, job: &Job) -> ProbeReport {
-        self.choices.lock().unwrap().push(job.target.era);
-        let mut r = ProbeReport::new(job.target.url.to_string(), String::new());
+        self.choices.lock().unwrap().push(job.era());
+        let mut r = ProbeReport::new(job.target().url.to_string(), String::new());
         r.verdict = Verdict::Up;
         r.era = Some(self.found);
         r
@@ -246,9 +246,12 @@ async fn the_era_a_probe_found_is_where_the_next_one_starts() {
         10,
     );
     h.upsert(job("a", 10), true);
-    let mut forced = job("b", 10);
-    forced.target.era = EraChoice::Force(Era::Stateless);
-    h.upsert(forced, true);
+    let mut target = job("b", 10).target();
+    target.era = EraChoice::Force(Era::Stateless);
+    h.upsert(
+        Job::new("b".into(), "b", target, Duration::from_secs(10)),
+        true,
+    );
     tokio::time::sleep(Duration::from_secs(25)).await;
     let choices = runner.choices.lock().unwrap().clone();
     let of = |want: fn(&EraChoice) -> bool| choices.iter().filter(|c| want(c)).count();
