@@ -28,6 +28,9 @@ const RECONCILE: Duration = Duration::from_secs(300);
 /// their interval instead of probed in one burst.
 const AT_ONCE_AT_MOST: usize = 50;
 
+/// Most servers loaded whole by one read.
+const LOAD_AT_ONCE: usize = 1_000;
+
 /// How a server found by the feed is scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
@@ -112,8 +115,12 @@ impl Feed {
             Found::New
         };
         let mut changed = false;
-        for s in &app.store.servers_by_id(&stale).await? {
-            changed |= self.apply(app, s, found).await;
+        // In chunks: a start or a bulk registration finds every server at once, and 100,000
+        // whole records in memory together were ~100 MB the allocator then keeps for a while.
+        for chunk in stale.chunks(LOAD_AT_ONCE) {
+            for s in &app.store.servers_by_id(chunk).await? {
+                changed |= self.apply(app, s, found).await;
+            }
         }
         if since.is_some() {
             return Ok(changed);
