@@ -75,11 +75,15 @@ impl CompactTarget {
     }
 
     fn expand(&self) -> ProbeTarget {
-        let mut target = match (&self.rare, Url::parse(&self.url)) {
-            (Some(whole), _) => (**whole).clone(),
-            (None, Ok(url)) => ProbeTarget::new(url),
-            // Not reached: `new` keeps the whole target unless its URL's text parses back.
-            (None, Err(_)) => unreachable!("a compact target's URL parses"),
+        // The URL is parsed only when no whole target is kept: that is the common case, and a
+        // kept target already holds its parsed URL.
+        let mut target = match &self.rare {
+            Some(whole) => (**whole).clone(),
+            None => match Url::parse(&self.url) {
+                Ok(url) => ProbeTarget::new(url),
+                // Not reached: `new` keeps the whole target unless its URL's text parses back.
+                Err(_) => unreachable!("a compact target's URL parses"),
+            },
         };
         target.timeout = self.timeout;
         target.era = self.era;
@@ -194,7 +198,8 @@ pub enum Command {
     Remove(String),
     /// Internal: a probe finished, having found this era (if any).
     Done {
-        server_id: String,
+        /// The job's own id (shared: no copy per probe).
+        server_id: Arc<str>,
         generation: u64,
         era: Option<Era>,
     },
@@ -510,7 +515,7 @@ impl Probing {
             .await;
         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         let _ = self.tx.send(Command::Done {
-            server_id: d.job.server_id.to_string(),
+            server_id: d.job.server_id.clone(),
             generation: d.generation,
             era,
         });
