@@ -8,6 +8,7 @@
 
 mod servers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -416,11 +417,29 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        let mut text = String::from_utf8(out).unwrap_or_default();
+        let mut text = self.registry_text();
         self.servers.render(&mut text);
         text
+    }
+
+    /// The exposition in pieces, for a streamed scrape: the registry's families, then the
+    /// per-server ones a chunk of servers at a time (see `servers.rs`).
+    pub fn chunks(self: Arc<Self>) -> impl Iterator<Item = String> + Send + 'static {
+        let head = self.registry_text();
+        let mut cursor = servers::Cursor::default();
+        std::iter::once(head).chain(std::iter::from_fn(move || {
+            let mut out = String::new();
+            self.servers
+                .render_next(&mut cursor, &mut out)
+                .then_some(out)
+        }))
+    }
+
+    /// The families the `prometheus` registry holds (aggregates: small at any fleet size).
+    fn registry_text(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
