@@ -202,7 +202,7 @@ impl ServerView {
             protected,
             state_since: state.map(|st| rfc3339(st.since)),
             last_result_at: state.and_then(|st| st.last_result_at).map(rfc3339),
-            schema_hash: state.and_then(|st| st.schema_hash.clone()),
+            schema_hash: state.and_then(|st| st.schema_hash.as_deref().map(String::from)),
             open_incident_id: state.and_then(|st| st.open_incident_id.clone()),
             managed_by: s.managed_by.clone(),
             paused_reason: s.paused_reason.clone(),

@@ -883,7 +883,7 @@ fn learn_era(server: &mut Watched, item: &IngestItem, writes: &mut BatchWrites) 
 /// daemon's CPU.
 fn new_tool_list(state: &ServerState, report: &ProbeReport) -> Option<Value> {
     let hash = report.schema_hash.as_ref()?;
-    if state.schema_hash.as_ref() == Some(hash) {
+    if state.schema_hash.as_deref() == Some(hash.as_str()) {
         return None;
     }
     schema::canonical_value(&report.tools).ok()
@@ -897,7 +897,7 @@ async fn previous_tools(
     report: &ProbeReport,
 ) -> Result<Option<Value>, crate::store::StoreError> {
     match (&state.schema_hash, &report.schema_hash) {
-        (Some(old), Some(new)) if old != new => {
+        (Some(old), Some(new)) if **old != **new => {
             Ok(store.get_snapshot(server_id, old).await?.map(|s| s.tools))
         }
         _ => Ok(None),
@@ -926,7 +926,7 @@ fn observation(item: &IngestItem, canonical_tools: Option<&Value>) -> Observatio
             .failure
             .as_ref()
             .map(|f| json!({"kind": f.kind, "phase": f.phase, "message": f.message})),
-        schema_hash: report.schema_hash.clone(),
+        schema_hash: report.schema_hash.as_deref().map(Arc::from),
         server_version: report.server_info.as_ref().map(|s| s.version.clone()),
         protocol_version: report.protocol_version.clone(),
         tools: canonical_tools

@@ -18,11 +18,11 @@ impl Consistency {
     /// have disagreed for at least `interval_ms` and it was not reported yet.
     pub fn observe(
         &mut self,
-        hashes: &BTreeMap<String, String>,
+        hashes: &BTreeMap<String, std::sync::Arc<str>>,
         at: i64,
         interval_ms: i64,
     ) -> Option<Value> {
-        let distinct: BTreeSet<&String> = hashes.values().collect();
+        let distinct: BTreeSet<&str> = hashes.values().map(|h| &**h).collect();
         if distinct.len() < 2 {
             *self = Consistency::default();
             return None;
@@ -44,10 +44,10 @@ impl Consistency {
 mod tests {
     use super::*;
 
-    fn hashes(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn hashes(pairs: &[(&str, &str)]) -> BTreeMap<String, std::sync::Arc<str>> {
         pairs
             .iter()
-            .map(|(r, h)| (r.to_string(), h.to_string()))
+            .map(|(r, h)| (r.to_string(), std::sync::Arc::from(*h)))
             .collect()
     }
 

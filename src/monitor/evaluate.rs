@@ -6,6 +6,8 @@
 //! alive (up, flagged protected); with one it is `auth_failed`. Drift and version changes are
 //! judged on every successful result.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::state::{Event, EventKind, RegionState, RegionStatus, ServerState, ServerStatus};
@@ -33,7 +35,7 @@ pub struct Observation {
     pub verdict: Verdict,
     /// `{kind, phase, message}` of a down result.
     pub failure: Option<Value>,
-    pub schema_hash: Option<String>,
+    pub schema_hash: Option<Arc<str>>,
     pub server_version: Option<String>,
     pub protocol_version: Option<String>,
     /// The tool list of this result (for the diff when the hash moves).
@@ -109,18 +111,22 @@ pub fn evaluate(
     let mut next = server.clone();
     next.last_result_at = Some(obs.at);
     let mut events = Vec::new();
-    let base = json!({
-        "region": obs.region,
-        "verdict": obs.verdict.as_str(),
-        "failure": obs.failure,
-        "protected": obs.verdict == Verdict::AuthRequired && !policy.has_credentials,
-        "expect_auth": policy.expect_auth,
-        "auth_expected_but_not_required": tally.auth_lost,
-    });
+    // What every event of this result carries, built only for an event: most results raise
+    // none, and building it for each was a dozen allocations a probe.
+    let base = || {
+        json!({
+            "region": obs.region,
+            "verdict": obs.verdict.as_str(),
+            "failure": obs.failure,
+            "protected": obs.verdict == Verdict::AuthRequired && !policy.has_credentials,
+            "expect_auth": policy.expect_auth,
+            "auth_expected_but_not_required": tally.auth_lost,
+        })
+    };
     let with = |mut extra: Value| {
-        if let (Some(e), Some(b)) = (extra.as_object_mut(), base.as_object()) {
+        if let (Some(e), Value::Object(b)) = (extra.as_object_mut(), base()) {
             for (k, v) in b {
-                e.entry(k.clone()).or_insert_with(|| v.clone());
+                e.entry(k).or_insert(v);
             }
         }
         extra
@@ -155,6 +161,10 @@ pub fn evaluate(
         }
         _ => (false, None),
     };
+    // One copy of the hash a server: the region's is the server's when they name one list.
+    if region.last_schema_hash.is_some() && region.last_schema_hash == next.schema_hash {
+        region.last_schema_hash = next.schema_hash.clone();
+    }
     Evaluation {
         region,
         server: next,
@@ -334,7 +344,7 @@ fn transition(
 
 /// A result's tool list against the one the server serves.
 struct Drift<'a> {
-    hash: &'a String,
+    hash: &'a Arc<str>,
     /// What the observed region saw last (a region catching up is not a change).
     previous_region_hash: Option<&'a str>,
     previous_tools: Option<&'a [Value]>,
@@ -360,9 +370,7 @@ impl Drift<'_> {
                     new_snapshot = true;
                     next.schema_hash = Some(hash.clone());
                 }
-                Some(current)
-                    if current != hash && self.previous_region_hash != Some(hash.as_str()) =>
-                {
+                Some(current) if current != hash && self.previous_region_hash != Some(&**hash) => {
                     new_snapshot = true;
                     let d = schema::diff(self.previous_tools.unwrap_or(&[]), &obs.tools);
                     events.push(Event {

@@ -46,7 +46,7 @@ mod tests {
             verdict,
             failure: (verdict == Verdict::Down)
                 .then(|| json!({"kind": "timeout", "phase": "tools_list", "message": "no answer"})),
-            schema_hash: hash.map(String::from),
+            schema_hash: hash.map(std::sync::Arc::from),
             server_version: Some("1.0.0".into()),
             protocol_version: Some("2026-07-28".into()),
             tools: vec![json!({"name": "a", "inputSchema": {}})],
@@ -286,5 +286,27 @@ mod tests {
             kinds(&e2.events)
         );
         assert_eq!(e2.region.last_schema_hash.as_deref(), Some("sha256:y"));
+    }
+
+    #[test]
+    fn a_region_seeing_the_served_list_shares_its_hash_with_the_server() {
+        // As loaded from the database: two copies of one hash.
+        let mut state = ServerState::new(0);
+        state.schema_hash = Some("sha256:x".into());
+        let mut region = crate::monitor::RegionState::new("a");
+        region.last_schema_hash = Some("sha256:x".into());
+        let e = evaluate(
+            &policy(),
+            &state,
+            &[region],
+            &obs("a", 1, Verdict::Up, Some("sha256:x")),
+            None,
+            "i",
+        );
+        let (server, region) = (e.server.schema_hash, e.region.last_schema_hash);
+        assert!(
+            std::sync::Arc::ptr_eq(server.as_ref().unwrap(), region.as_ref().unwrap()),
+            "one copy a server"
+        );
     }
 }

@@ -148,8 +148,8 @@ impl Monitor {
             .and(eval.server.schema_hash.as_ref())
             .filter(|to| self.state.schema_hash.as_ref() != Some(*to))
             .map(|to| SchemaMove {
-                from: self.state.schema_hash.clone(),
-                to: to.clone(),
+                from: self.state.schema_hash.as_deref().map(String::from),
+                to: to.to_string(),
                 class: eval.diff.as_ref().map(|d| d.class().to_string()),
                 summary: eval.diff.as_ref().map(|d| d.summary()),
             });
@@ -202,7 +202,7 @@ impl Monitor {
         interval_ms: i64,
     ) -> Option<Decided> {
         let fresh_after = obs.at - STALE_INTERVALS * interval_ms;
-        let hashes: BTreeMap<String, String> = self
+        let hashes: BTreeMap<String, std::sync::Arc<str>> = self
             .regions
             .iter()
             .filter(|r| r.region != observed.region)
@@ -287,7 +287,7 @@ mod tests {
             verdict,
             failure: (verdict == Verdict::Down)
                 .then(|| json!({"kind": "timeout", "phase": "tools_list", "message": "no answer"})),
-            schema_hash: (verdict != Verdict::Down).then(|| hash.to_string()),
+            schema_hash: (verdict != Verdict::Down).then(|| std::sync::Arc::from(hash)),
             server_version: Some("1.0.0".into()),
             protocol_version: Some("2026-07-28".into()),
             tools: vec![json!({"name": hash, "inputSchema": {}})],

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +132,8 @@ pub struct RegionState {
     pub consecutive_successes: u32,
     pub last_result_at: Option<i64>,
     pub last_verdict: Option<Verdict>,
-    pub last_schema_hash: Option<String>,
+    /// Shared with the server's state when they are the same list (one copy a server).
+    pub last_schema_hash: Option<Arc<str>>,
 }
 
 impl RegionState {
@@ -155,7 +157,8 @@ pub struct ServerState {
     pub status: ServerStatus,
     /// Unix ms of the last status change.
     pub since: i64,
-    pub schema_hash: Option<String>,
+    /// Shared with the regions' states that saw the same list.
+    pub schema_hash: Option<Arc<str>>,
     pub server_version: Option<String>,
     pub protocol_version: Option<String>,
     pub last_result_at: Option<i64>,

@@ -25,8 +25,8 @@ fn text(v: &str) -> Arg<'_> {
     Arg::Text(Some(Cow::Borrowed(v)))
 }
 
-fn opt_text(v: &Option<String>) -> Arg<'_> {
-    Arg::Text(v.as_deref().map(Cow::Borrowed))
+fn opt_text<S: AsRef<str>>(v: &Option<S>) -> Arg<'_> {
+    Arg::Text(v.as_ref().map(|s| Cow::Borrowed(s.as_ref())))
 }
 
 fn opt_name<T: Copy>(v: Option<T>, name: fn(T) -> &'static str) -> Arg<'static> {

@@ -225,7 +225,7 @@ fn region_view<D: Dialect>(row: &D::Row) -> StoreResult<RegionView> {
             jsonrpc_code: cols.last_jsonrpc_code,
             duration_ms: cols.last_duration_ms.unwrap_or(0.0),
             tool_count: cols.last_tool_count.unwrap_or(0),
-            schema_hash: state.last_schema_hash.clone(),
+            schema_hash: state.last_schema_hash.as_deref().map(String::from),
         }),
         _ => None,
     };

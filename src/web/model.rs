@@ -320,7 +320,10 @@ fn summarize(
     Summary {
         look,
         since: row.state.as_ref().map(|s| s.since),
-        schema_hash: row.state.as_ref().and_then(|s| s.schema_hash.clone()),
+        schema_hash: row
+            .state
+            .as_ref()
+            .and_then(|s| s.schema_hash.as_deref().map(String::from)),
         reason,
         warning,
         failing_regions,
