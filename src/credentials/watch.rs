@@ -42,7 +42,7 @@ impl CredentialWatch {
     /// Look at every server's credentials once; the warnings this call sent.
     pub async fn tick(&self) -> StoreResult<Vec<EventRecord>> {
         let now = (self.clock)();
-        let servers = self.store.all_servers().await?;
+        let servers = self.store.servers_with_expiring_credentials().await?;
         if let Some(m) = &self.metrics {
             m.credential_expiry.reset();
         }

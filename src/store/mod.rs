@@ -183,6 +183,10 @@ pub trait Store:
     /// Ordered by (created_at, id); `page.after` continues after a row.
     async fn list_servers(&self, page: &Page) -> StoreResult<Vec<ServerRecord>>;
     async fn all_servers(&self) -> StoreResult<Vec<ServerRecord>>;
+    /// The servers with a probe credential whose expiry is known (a bearer token's, or an
+    /// OAuth identity's): the credential watchdog's minute-by-minute look, which must not
+    /// read the whole fleet (100 MB of records at 100,000 servers).
+    async fn servers_with_expiring_credentials(&self) -> StoreResult<Vec<ServerRecord>>;
     /// The id and `updated_at` of every server (`since` `None`), or of those written at or
     /// after `since` (unix ms, by the writer's clock): the change feed that keeps the
     /// scheduler in line without re-reading every server.

@@ -432,6 +432,16 @@ where
         self.all(Statement::new(sql)).await
     }
 
+    async fn servers_with_expiring_credentials(&self) -> StoreResult<Vec<ServerRecord>> {
+        // Every server whose `expiries` could be non-empty: an OAuth identity's expiry is in
+        // its JSON, read by the caller.
+        let sql = format!(
+            "SELECT {SERVER_COLS} FROM servers WHERE bearer_expires_at IS NOT NULL \
+             OR oauth IS NOT NULL ORDER BY created_at, id"
+        );
+        self.all(Statement::new(sql)).await
+    }
+
     async fn server_versions(&self, since: Option<i64>) -> StoreResult<Vec<(String, i64)>> {
         let st = Statement::new("SELECT id, updated_at FROM servers WHERE updated_at >= ?")
             .bind(since.unwrap_or(i64::MIN));

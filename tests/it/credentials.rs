@@ -79,6 +79,24 @@ async fn a_bearer_jwt_warns_once_at_each_lead_time_and_when_it_expires(backend: 
         json!([{"credential": "bearer", "expires_at": mcpwatch::clock::rfc3339(EXP)}])
     );
 
+    // The watchdog reads only servers with a known expiry, not the whole fleet.
+    let (s, _) = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "Plain", "slug": "plain", "url": "https://plain.example.com/mcp"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let watched: Vec<String> = app
+        .store
+        .servers_with_expiring_credentials()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.slug)
+        .collect();
+    assert_eq!(watched, ["weather"], "{backend:?}");
+
     let now = Arc::new(AtomicI64::new(0));
     let reader = now.clone();
     let metrics = Arc::new(mcpwatch::metrics::Metrics::new().unwrap());
