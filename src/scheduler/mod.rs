@@ -29,15 +29,19 @@ use crate::probe::{Era, EraChoice, ProbeReport, ProbeTarget, Prober};
 
 /// One server to probe, as the scheduler holds it: compact, since it holds one for every
 /// server (issue 12: about 2 KiB a server in all). A whole [`ProbeTarget`] with its parsed URL
-/// is about 330 bytes with its strings; this keeps the URL as text and the rarely set options
-/// behind one pointer, and rebuilds the target for each probe (about a microsecond).
+/// is about 330 bytes with its strings; this keeps the URL as text, the times as milliseconds
+/// and the rarely set options behind one pointer (80 bytes, 96 with its `Arc`), and rebuilds
+/// the target for each probe (about a microsecond).
 #[derive(Clone)]
 pub struct Job {
     /// Shared with the scheduler's table and heap (one allocation a server).
     pub server_id: Arc<str>,
     /// For metrics labels and logs.
     pub slug: Box<str>,
-    pub interval: Duration,
+    /// The interval and the server's offset within it, in milliseconds (the offset is a
+    /// SHA-256 of the id: computed once here, not twice a probe).
+    interval_ms: u32,
+    offset_ms: u32,
     target: CompactTarget,
 }
 
@@ -45,13 +49,18 @@ pub struct Job {
 #[derive(Clone)]
 struct CompactTarget {
     url: Box<str>,
-    timeout: Duration,
-    era: EraChoice,
-    degraded_after: Option<Duration>,
-    list_contract: bool,
     /// The whole target when it has anything else (headers, OAuth, calls, other limits, or
     /// a URL whose text would not parse back to it): most servers have none of these.
     rare: Option<Box<ProbeTarget>>,
+    timeout_ms: u32,
+    degraded_after_ms: Option<u32>,
+    era: EraChoice,
+    list_contract: bool,
+}
+
+/// A duration in whole milliseconds, saturating (about 49 days: past any interval).
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 impl CompactTarget {
@@ -63,12 +72,16 @@ impl CompactTarget {
             && target.body_cap == plain.body_cap
             && target.max_pages == plain.max_pages
             && target.follow_post_redirects == plain.follow_post_redirects
-            && Url::parse(target.url.as_str()).as_ref() == Ok(&target.url);
+            && Url::parse(target.url.as_str()).as_ref() == Ok(&target.url)
+            && Duration::from_millis(millis(target.timeout).into()) == target.timeout
+            && target
+                .degraded_after
+                .is_none_or(|d| Duration::from_millis(millis(d).into()) == d);
         CompactTarget {
             url: target.url.as_str().into(),
-            timeout: target.timeout,
+            timeout_ms: millis(target.timeout),
             era: target.era,
-            degraded_after: target.degraded_after,
+            degraded_after_ms: target.degraded_after.map(millis),
             list_contract: target.list_contract,
             rare: (!common).then(|| Box::new(target)),
         }
@@ -76,29 +89,39 @@ impl CompactTarget {
 
     fn expand(&self) -> ProbeTarget {
         // The URL is parsed only when no whole target is kept: that is the common case, and a
-        // kept target already holds its parsed URL.
-        let mut target = match &self.rare {
-            Some(whole) => (**whole).clone(),
+        // kept target already holds its parsed URL (and its times to the nanosecond).
+        match &self.rare {
+            Some(whole) => {
+                let mut target = (**whole).clone();
+                target.era = self.era;
+                target
+            }
             None => match Url::parse(&self.url) {
-                Ok(url) => ProbeTarget::new(url),
+                Ok(url) => {
+                    let mut target = ProbeTarget::new(url);
+                    target.timeout = Duration::from_millis(self.timeout_ms.into());
+                    target.era = self.era;
+                    target.degraded_after = self
+                        .degraded_after_ms
+                        .map(|ms| Duration::from_millis(ms.into()));
+                    target.list_contract = self.list_contract;
+                    target
+                }
                 // Not reached: `new` keeps the whole target unless its URL's text parses back.
                 Err(_) => unreachable!("a compact target's URL parses"),
             },
-        };
-        target.timeout = self.timeout;
-        target.era = self.era;
-        target.degraded_after = self.degraded_after;
-        target.list_contract = self.list_contract;
-        target
+        }
     }
 }
 
 impl Job {
     pub fn new(server_id: Arc<str>, slug: &str, target: ProbeTarget, interval: Duration) -> Self {
+        let interval_ms = millis(interval).max(1);
         Job {
+            offset_ms: offset_ms(&server_id, interval_ms),
             server_id,
             slug: slug.into(),
-            interval,
+            interval_ms,
             target: CompactTarget::new(target),
         }
     }
@@ -112,6 +135,10 @@ impl Job {
     pub fn era(&self) -> EraChoice {
         self.target.era
     }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.into())
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -120,7 +147,7 @@ impl std::fmt::Debug for Job {
         f.debug_struct("Job")
             .field("server_id", &self.server_id)
             .field("slug", &self.slug)
-            .field("interval", &self.interval)
+            .field("interval", &self.interval())
             .field("target", &self.target())
             .finish()
     }
@@ -265,19 +292,26 @@ impl SchedulerHandle {
 
 /// The deterministic offset of a server within its interval (same in every region).
 pub fn offset_of(server_id: &str, interval: Duration) -> Duration {
+    Duration::from_millis(offset_ms(server_id, millis(interval).max(1)).into())
+}
+
+/// [`offset_of`] in milliseconds, for an interval of `interval_ms` (at least 1).
+fn offset_ms(server_id: &str, interval_ms: u32) -> u32 {
     let digest = Sha256::digest(server_id.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
-    let ms = (interval.as_millis() as u64).max(1);
-    Duration::from_millis(u64::from_be_bytes(first) % ms)
+    // Below `interval_ms`, so it fits.
+    (u64::from_be_bytes(first) % u64::from(interval_ms)) as u32
 }
 
+/// One job in the table: 32 bytes (with an `Instant` it was 40, and the table holds one a
+/// server).
 struct Entry {
     job: Arc<Job>,
     generation: u64,
+    /// When it runs next ([`Clock::tick`]).
+    due: u64,
     in_flight: bool,
-    /// When it runs next.
-    due: Instant,
 }
 
 /// Maps tokio time to wall-clock alignment (fixed at start, so paused-time tests work).
@@ -287,14 +321,25 @@ struct Clock {
 }
 
 impl Clock {
+    /// `at` as nanoseconds since the anchor: 8 bytes where an `Instant` takes 16, for the
+    /// table and the heap, which hold one or two a server. (Scheduled times are never
+    /// before the anchor; 2^64 ns is 584 years.)
+    fn tick(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.anchor).as_nanos() as u64
+    }
+
+    /// The instant of a [`Clock::tick`].
+    fn instant(&self, tick: u64) -> Instant {
+        self.anchor + Duration::from_nanos(tick)
+    }
+
     fn unix_ms(&self, at: Instant) -> u64 {
         self.anchor_unix_ms + at.saturating_duration_since(self.anchor).as_millis() as u64
     }
 
     /// `at` as unix ms if it is one of `job`'s aligned ticks.
     fn is_tick(&self, job: &Job, at: Instant) -> Option<i64> {
-        let interval = (job.interval.as_millis() as u64).max(1);
-        let offset = offset_of(&job.server_id, job.interval).as_millis() as u64;
+        let (interval, offset) = (u64::from(job.interval_ms), u64::from(job.offset_ms));
         let ms = self.unix_ms(at);
         (ms + interval - offset % interval)
             .is_multiple_of(interval)
@@ -303,8 +348,7 @@ impl Clock {
 
     /// The first aligned tick of `job` strictly after `now`.
     fn next_tick(&self, job: &Job, now: Instant) -> Instant {
-        let interval = (job.interval.as_millis() as u64).max(1);
-        let offset = offset_of(&job.server_id, job.interval).as_millis() as u64;
+        let (interval, offset) = (u64::from(job.interval_ms), u64::from(job.offset_ms));
         let now_ms = self.unix_ms(now);
         let since_phase = (now_ms + interval - offset % interval) % interval;
         let wait = interval - since_phase;
@@ -354,7 +398,8 @@ pub fn spawn(
 struct Table {
     clock: Clock,
     entries: HashMap<Arc<str>, Entry>,
-    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    /// Due tick, generation, server id: 32 bytes an item.
+    heap: BinaryHeap<Reverse<(u64, u64, Arc<str>)>>,
     generation: u64,
 }
 
@@ -378,7 +423,9 @@ impl Table {
     }
 
     fn next_due(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.heap
+            .peek()
+            .map(|Reverse((at, _, _))| self.clock.instant(*at))
     }
 
     fn upsert(&mut self, job: Job, probe_now: ProbeNow) {
@@ -398,9 +445,10 @@ impl Table {
         };
         // A replaced job keeps a sooner run it already had (a probe-now that has not started
         // yet is not pushed back to the next tick).
-        if let Some(k) = known.filter(|k| !k.in_flight && k.due < due) {
-            due = k.due.max(now);
+        if let Some(k) = known.filter(|k| !k.in_flight && self.clock.instant(k.due) < due) {
+            due = self.clock.instant(k.due).max(now);
         }
+        let due = self.clock.tick(due);
         let key = self
             .entries
             .get_key_value(&*job.server_id)
@@ -447,10 +495,12 @@ impl Table {
     /// still runs skips this tick (counted in `skipped`).
     fn take_due(&mut self, now: Instant, region: &str, skipped: &AtomicU64) -> Vec<Due> {
         let mut out = Vec::new();
-        while let Some(Reverse((due, g, id))) = self.heap.peek().cloned() {
-            if due > now {
+        let now_tick = self.clock.tick(now);
+        while let Some(Reverse((due_tick, g, id))) = self.heap.peek().cloned() {
+            if due_tick > now_tick {
                 break;
             }
+            let due = self.clock.instant(due_tick);
             self.heap.pop();
             let Some(entry) = self.entries.get_mut(&*id) else {
                 continue;
@@ -458,7 +508,9 @@ impl Table {
             if entry.generation != g {
                 continue; // replaced or rescheduled
             }
-            let next = self.clock.next_tick(&entry.job, due.max(now));
+            let next = self
+                .clock
+                .tick(self.clock.next_tick(&entry.job, due.max(now)));
             self.heap.push(Reverse((next, g, id.clone())));
             entry.due = next;
             if entry.in_flight {
@@ -604,6 +656,11 @@ mod tests {
         assert!(made.list_contract);
         assert!(made.headers.is_empty() && made.oauth.is_none() && made.calls.is_none());
 
+        // A time finer than a millisecond is kept whole, in the whole target.
+        let mut fine = target("http://127.0.0.1:9/mcp");
+        fine.timeout = Duration::from_micros(7_500_250);
+        assert_eq!(job(fine).target().timeout, Duration::from_micros(7_500_250));
+
         let mut rare = target("http://127.0.0.1:9/mcp");
         rare.headers
             .push(("Authorization".into(), "Bearer t".into()));
@@ -622,13 +679,30 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_offset_is_the_one_every_region_computes() {
+        for id in ["s1", "0193a8e4-7c1d-7000-8000-000000000001", "another"] {
+            let j = Job::new(
+                id.into(),
+                "x",
+                target("http://h/mcp"),
+                Duration::from_secs(60),
+            );
+            let offset = offset_of(id, Duration::from_secs(60));
+            assert_eq!(Duration::from_millis(j.offset_ms.into()), offset);
+            assert!(offset < Duration::from_secs(60));
+        }
+    }
+
+    #[test]
     fn a_job_is_small_and_its_debug_hides_the_url_secret() {
-        // The scheduler holds one a server: a whole ProbeTarget inline was ~200 bytes.
+        // The scheduler holds one a server: a whole ProbeTarget inline was ~200 bytes; 80
+        // with the Arc's counts is 96, a size class of its own.
         assert!(
-            std::mem::size_of::<Job>() <= 112,
+            std::mem::size_of::<Job>() <= 80,
             "{}",
             std::mem::size_of::<Job>()
         );
+        assert!(std::mem::size_of::<Entry>() <= 32);
         let shown = format!("{:?}", job(target("https://x.example/mcp?key=s3cret")));
         assert!(!shown.contains("s3cret"), "{shown}");
     }
