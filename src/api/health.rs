@@ -179,7 +179,7 @@ pub async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        // Streamed: at 100,000 servers the text is ~20 MB, written a thousand servers at a
+        // Streamed: at 100,000 servers the text is ~20 MB, written a few hundred servers at a
         // time as the client reads it.
         axum::body::Body::from_stream(futures_util::stream::iter(
             app.metrics

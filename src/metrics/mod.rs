@@ -428,7 +428,9 @@ impl Metrics {
         let head = self.registry_text();
         let mut cursor = servers::Cursor::default();
         std::iter::once(head).chain(std::iter::from_fn(move || {
-            let mut out = String::new();
+            // Room for a whole piece at once: a string grown by doubling left a trail of
+            // freed blocks of every size at each scrape.
+            let mut out = String::with_capacity(servers::PIECE_BYTES);
             self.servers
                 .render_next(&mut cursor, &mut out)
                 .then_some(out)
