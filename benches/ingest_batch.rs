@@ -52,7 +52,7 @@ fn add_result(w: &mut BatchWrites, i: usize, round: usize, now: i64, tools: &ser
     result.duration_ms = 12.0 + (i % 7) as f64;
     result.schema_hash = Some("sha256:bench".into());
     w.results.push(result);
-    let mut region = RegionState::new("local");
+    let mut region = RegionState::new("local".into());
     region.status = RegionStatus::Up;
     region.consecutive_successes = round as u32 + 1;
     region.last_result_at = Some(at);

@@ -276,7 +276,7 @@ impl Dispatcher {
         let windows = self.store.list_windows().await?;
         for row in self.store.all_states().await? {
             let Some(state) = row.state else { continue };
-            let Some(incident) = state.open_incident_id.clone() else {
+            let Some(incident) = state.open_incident_id.as_deref().map(String::from) else {
                 continue;
             };
             let in_maintenance = windows.iter().any(|w| {

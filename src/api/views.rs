@@ -203,7 +203,7 @@ impl ServerView {
             state_since: state.map(|st| rfc3339(st.since)),
             last_result_at: state.and_then(|st| st.last_result_at).map(rfc3339),
             schema_hash: state.and_then(|st| st.schema_hash.as_deref().map(String::from)),
-            open_incident_id: state.and_then(|st| st.open_incident_id.clone()),
+            open_incident_id: state.and_then(|st| st.open_incident_id.as_deref().map(String::from)),
             managed_by: s.managed_by.clone(),
             paused_reason: s.paused_reason.clone(),
             registry: s
@@ -228,7 +228,7 @@ pub struct RegionView {
 impl From<&RegionState> for RegionView {
     fn from(r: &RegionState) -> Self {
         RegionView {
-            region: r.region.clone(),
+            region: r.region.to_string(),
             state: r.status,
             last_result_at: r.last_result_at.map(rfc3339),
             consecutive_failures: r.consecutive_failures,

@@ -68,7 +68,7 @@ impl Liveness {
                 .map(String::as_str)
                 .collect()
         };
-        expected.extend(reporting.iter().map(|r| r.region.as_str()));
+        expected.extend(reporting.iter().map(|r| &*r.region));
         let n = expected.len().max(1) as u32;
         match quorum {
             Some(q) => q.clamp(1, n),
@@ -107,7 +107,7 @@ mod tests {
     fn the_first_region_to_report_does_not_decide_alone() {
         let l = Liveness::new(Duration::from_secs(180));
         let s = server(&["eu", "us", "ap"], None);
-        let only_ap = [RegionState::new("ap")];
+        let only_ap = [RegionState::new("ap".into())];
         assert_eq!(
             l.quorum(&s.regions, s.quorum, &only_ap, 1_000),
             2,
@@ -132,7 +132,12 @@ mod tests {
         );
         let all = server(&[], None);
         assert_eq!(
-            l.quorum(&all.regions, all.quorum, &[RegionState::new("local")], now),
+            l.quorum(
+                &all.regions,
+                all.quorum,
+                &[RegionState::new("local".into())],
+                now
+            ),
             2,
             "eu, us and local"
         );

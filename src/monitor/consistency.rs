@@ -18,7 +18,7 @@ impl Consistency {
     /// have disagreed for at least `interval_ms` and it was not reported yet.
     pub fn observe(
         &mut self,
-        hashes: &BTreeMap<String, std::sync::Arc<str>>,
+        hashes: &BTreeMap<std::sync::Arc<str>, std::sync::Arc<str>>,
         at: i64,
         interval_ms: i64,
     ) -> Option<Value> {
@@ -44,10 +44,10 @@ impl Consistency {
 mod tests {
     use super::*;
 
-    fn hashes(pairs: &[(&str, &str)]) -> BTreeMap<String, std::sync::Arc<str>> {
+    fn hashes(pairs: &[(&str, &str)]) -> BTreeMap<std::sync::Arc<str>, std::sync::Arc<str>> {
         pairs
             .iter()
-            .map(|(r, h)| (r.to_string(), std::sync::Arc::from(*h)))
+            .map(|(r, h)| (std::sync::Arc::from(*r), std::sync::Arc::from(*h)))
             .collect()
     }
 

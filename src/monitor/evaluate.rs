@@ -30,14 +30,14 @@ pub struct Policy {
 /// One result, reduced to what the state machine judges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
-    pub region: String,
+    pub region: Arc<str>,
     pub at: i64,
     pub verdict: Verdict,
     /// `{kind, phase, message}` of a down result.
     pub failure: Option<Value>,
     pub schema_hash: Option<Arc<str>>,
-    pub server_version: Option<String>,
-    pub protocol_version: Option<String>,
+    pub server_version: Option<Arc<str>>,
+    pub protocol_version: Option<Arc<str>>,
     /// The tool list of this result (for the diff when the hash moves).
     pub tools: Vec<Value>,
 }
@@ -103,7 +103,7 @@ pub fn evaluate(
         .iter()
         .find(|r| r.region == obs.region)
         .cloned()
-        .unwrap_or_else(|| RegionState::new(&obs.region));
+        .unwrap_or_else(|| RegionState::new(obs.region.clone()));
     let previous_region_hash = region.last_schema_hash.clone();
     let before_region = region.status;
     step_region(&mut region, result, policy, obs);
@@ -284,7 +284,7 @@ fn transition(
         match status {
             ServerStatus::Down | ServerStatus::AuthFailed => {
                 let id = match &server.open_incident_id {
-                    Some(open) => open.clone(),
+                    Some(open) => open.to_string(),
                     None => {
                         let cause = cause_text(obs, status);
                         incident = Some(IncidentChange::Open {
@@ -295,7 +295,7 @@ fn transition(
                         new_incident_id.to_string()
                     }
                 };
-                next.open_incident_id = Some(id.clone());
+                next.open_incident_id = Some(id.as_str().into());
                 let kind = if status == ServerStatus::Down {
                     EventKind::ServerDown
                 } else {
@@ -311,9 +311,9 @@ fn transition(
             }
             ServerStatus::Up if server.status != ServerStatus::Unknown => {
                 let mut data = with(transition);
-                if let Some(id) = server.open_incident_id.clone() {
+                if let Some(id) = server.open_incident_id.as_deref() {
                     data["incident_id"] = json!(id);
-                    incident = Some(IncidentChange::Close { id });
+                    incident = Some(IncidentChange::Close { id: id.into() });
                 }
                 next.open_incident_id = None;
                 events.push(Event {
@@ -324,10 +324,10 @@ fn transition(
             }
             ServerStatus::Degraded => {
                 let mut data = with(transition);
-                if let Some(id) = server.open_incident_id.clone() {
+                if let Some(id) = server.open_incident_id.as_deref() {
                     // Recovered from an outage into a partial state: the outage is over.
                     data["incident_id"] = json!(id);
-                    incident = Some(IncidentChange::Close { id });
+                    incident = Some(IncidentChange::Close { id: id.into() });
                     next.open_incident_id = None;
                 }
                 events.push(Event {
@@ -399,7 +399,10 @@ impl Drift<'_> {
                 ),
             ] {
                 if let Some(seen) = seen {
-                    if let Some(old) = known.as_ref().filter(|old| *old != seen) {
+                    if known.as_ref() == Some(seen) {
+                        continue;
+                    }
+                    if let Some(old) = known.as_ref() {
                         events.push(Event {
                             kind: EventKind::VersionChanged,
                             at: obs.at,

@@ -293,7 +293,7 @@ mod tests {
         // As loaded from the database: two copies of one hash.
         let mut state = ServerState::new(0);
         state.schema_hash = Some("sha256:x".into());
-        let mut region = crate::monitor::RegionState::new("a");
+        let mut region = crate::monitor::RegionState::new("a".into());
         region.last_schema_hash = Some("sha256:x".into());
         let e = evaluate(
             &policy(),

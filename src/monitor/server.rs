@@ -54,7 +54,8 @@ pub struct Outcome {
 #[derive(Debug, Clone)]
 pub struct Monitor {
     state: ServerState,
-    regions: Vec<RegionState>,
+    /// A boxed slice: no spare room, and 8 bytes less than a vector in every cached server.
+    regions: Box<[RegionState]>,
     /// Recent unrest, held only while there is some: most servers are calm, and an empty
     /// one for each of 100,000 servers cost about 100 bytes apiece.
     unrest: Option<Box<Unrest>>,
@@ -77,13 +78,10 @@ impl Unrest {
 }
 
 impl Monitor {
-    pub fn new(state: ServerState, mut regions: Vec<RegionState>) -> Self {
-        // Held for every server between results: no spare room (a vector filled by pushes
-        // has room for four regions).
-        regions.shrink_to_fit();
+    pub fn new(state: ServerState, regions: Vec<RegionState>) -> Self {
         Monitor {
             state,
-            regions,
+            regions: regions.into_boxed_slice(),
             unrest: None,
         }
     }
@@ -110,7 +108,7 @@ impl Monitor {
     pub fn superseded(&self, region: &str, at: i64) -> bool {
         self.regions
             .iter()
-            .any(|r| r.region == region && r.last_result_at.is_some_and(|t| t > at))
+            .any(|r| &*r.region == region && r.last_result_at.is_some_and(|t| t > at))
     }
 
     /// The regions whose word counts for a result of `region` at `at`: the region itself and
@@ -119,7 +117,7 @@ impl Monitor {
         let fresh_after = at - STALE_INTERVALS * interval_ms;
         self.regions
             .iter()
-            .filter(|r| r.region == region || r.last_result_at.is_some_and(|t| t >= fresh_after))
+            .filter(|r| &*r.region == region || r.last_result_at.is_some_and(|t| t >= fresh_after))
             .cloned()
             .collect()
     }
@@ -175,8 +173,10 @@ impl Monitor {
         {
             Some(r) => r.clone_from(&eval.region),
             None => {
-                self.regions.reserve_exact(1);
-                self.regions.push(eval.region.clone());
+                let mut regions = std::mem::take(&mut self.regions).into_vec();
+                regions.reserve_exact(1);
+                regions.push(eval.region.clone());
+                self.regions = regions.into_boxed_slice();
             }
         }
         self.state = eval.server.clone();
@@ -202,7 +202,7 @@ impl Monitor {
         interval_ms: i64,
     ) -> Option<Decided> {
         let fresh_after = obs.at - STALE_INTERVALS * interval_ms;
-        let hashes: BTreeMap<String, std::sync::Arc<str>> = self
+        let hashes: BTreeMap<std::sync::Arc<str>, std::sync::Arc<str>> = self
             .regions
             .iter()
             .filter(|r| r.region != observed.region)
@@ -389,7 +389,11 @@ mod tests {
         let mut m = Monitor::new(ServerState::new(0), vec![]);
         step(&mut m, &obs("eu", 0, Verdict::Up, "a"));
         step(&mut m, &obs("us", 0, Verdict::Up, "a"));
-        let names = |r: Vec<RegionState>| r.into_iter().map(|r| r.region).collect::<Vec<_>>();
+        let names = |r: Vec<RegionState>| {
+            r.into_iter()
+                .map(|r| r.region.to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(m.reporting("us", 3 * MIN, MIN)), vec!["eu", "us"]);
         assert_eq!(names(m.reporting("us", 3 * MIN + 1, MIN)), vec!["us"]);
     }

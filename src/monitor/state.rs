@@ -123,7 +123,8 @@ impl EventKind {
 /// Per (server, region) state, persisted between results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct RegionState {
-    pub region: String,
+    /// Shared by every server probed from it (the ingest's interner).
+    pub region: Arc<str>,
     #[sqlx(rename = "state")]
     pub status: RegionStatus,
     #[sqlx(try_from = "i64")]
@@ -137,9 +138,9 @@ pub struct RegionState {
 }
 
 impl RegionState {
-    pub fn new(region: &str) -> Self {
+    pub fn new(region: Arc<str>) -> Self {
         RegionState {
-            region: region.to_string(),
+            region,
             status: RegionStatus::Unknown,
             consecutive_failures: 0,
             consecutive_successes: 0,
@@ -159,10 +160,12 @@ pub struct ServerState {
     pub since: i64,
     /// Shared with the regions' states that saw the same list.
     pub schema_hash: Option<Arc<str>>,
-    pub server_version: Option<String>,
-    pub protocol_version: Option<String>,
+    /// Shared by every server reporting the same (the ingest's interner).
+    pub server_version: Option<Arc<str>>,
+    pub protocol_version: Option<Arc<str>>,
     pub last_result_at: Option<i64>,
-    pub open_incident_id: Option<String>,
+    /// Boxed, not a `String`: 8 bytes less in every cached server.
+    pub open_incident_id: Option<Box<str>>,
 }
 
 impl ServerState {

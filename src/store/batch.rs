@@ -251,11 +251,11 @@ pub(super) fn upsert_region_states(w: &BatchWrites) -> Vec<Statement<'_>> {
          ON CONFLICT (server_id, region) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures, consecutive_successes = excluded.consecutive_successes, last_result_at = excluded.last_result_at, last_verdict = excluded.last_verdict, last_schema_hash = excluded.last_schema_hash, {}",
         kept.join(", ")
     );
-    let rows = last_per_key(&w.region_states, |(id, r)| (id.as_str(), r.region.as_str()));
+    let rows = last_per_key(&w.region_states, |(id, r)| (id.as_str(), &*r.region));
     over_rows(&template, 14, rows, |(id, r): &(String, RegionState), a| {
         let last = r
             .last_result_at
-            .and_then(|at| last_of.get(&(id.as_str(), r.region.as_str(), at)).copied());
+            .and_then(|at| last_of.get(&(id.as_str(), &*r.region, at)).copied());
         a.extend([text(id), text(&r.region), text(r.status.as_str())]);
         a.extend([int(i64::from(r.consecutive_failures))]);
         a.extend([

@@ -376,13 +376,13 @@ fn explain(state: &str, regions: &[RegionView]) -> (Option<String>, Option<Strin
             )
         })
         .collect();
-    let failing_regions: Vec<String> = failing.iter().map(|r| r.state.region.clone()).collect();
+    let failing_regions: Vec<String> = failing.iter().map(|r| r.state.region.to_string()).collect();
     let words_of = |r: &RegionView| r.last.as_ref().map(words::failure_words);
     let first_words = failing.iter().find_map(|r| words_of(r));
     let same: Vec<String> = failing
         .iter()
         .filter(|r| words_of(r) == first_words)
-        .map(|r| r.state.region.clone())
+        .map(|r| r.state.region.to_string())
         .collect();
     let explained = first_words.map(|w| words::reason(&w, &same));
     let (reason, warning) = match state {

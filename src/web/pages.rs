@@ -435,7 +435,7 @@ pub fn server(i: ServerInputs<'_>, now: i64) -> Result<String, askama::Error> {
 /// One region's line: its state, last check, latency and what went wrong.
 fn region_row(r: &RegionView, now: i64) -> RegionRow {
     RegionRow {
-        name: r.state.region.clone(),
+        name: r.state.region.to_string(),
         look: words::state_look(r.state.status.as_str()),
         last_check: r
             .state

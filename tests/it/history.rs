@@ -102,7 +102,7 @@ async fn status_reads_cover_public_servers_only(backend: Backend) {
     fail.failure_phase = Some(mcpwatch::probe::Phase::ToolsList);
     let mut w = batch(vec![fail, result("p1", "priv", T0, "eu-west")]);
     for id in ["pub", "priv"] {
-        let mut rs = RegionState::new("eu-west");
+        let mut rs = RegionState::new("eu-west".into());
         rs.status = RegionStatus::Down;
         rs.last_result_at = Some(T0);
         rs.last_verdict = Some(mcpwatch::probe::Verdict::Down);

@@ -133,7 +133,7 @@ async fn a_batch_writes_everything_and_reads_back(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = db.store().await;
     s.insert_server(&server("srv", "srv", 1)).await.unwrap();
-    let mut region = RegionState::new("local");
+    let mut region = RegionState::new("local".into());
     region.status = RegionStatus::Down;
     region.consecutive_failures = 2;
     let state = ServerState {
@@ -298,7 +298,7 @@ async fn a_batch_merges_repeated_keys_and_spans_statements(backend: Backend) {
     let results: Vec<_> = (0..1_300)
         .map(|i| result(&format!("r{i}"), "srv", hour + i, "local"))
         .collect();
-    let mut first = RegionState::new("local");
+    let mut first = RegionState::new("local".into());
     first.status = RegionStatus::Up;
     let mut last = first.clone();
     last.status = RegionStatus::Down;

@@ -120,7 +120,7 @@ pub async fn seed(store: &dyn Store, s: &Seed<'_>, now: i64) -> String {
             region,
             *fail,
         ));
-        let mut rs = RegionState::new(region);
+        let mut rs = RegionState::new((*region).into());
         rs.status = *status;
         rs.last_result_at = Some(last_at);
         rs.last_verdict = Some(if fail.is_some() {
